@@ -1,0 +1,754 @@
+//! The engine: registered kinds, the client API, and the workers that run jobs.
+//!
+//! # Invariants
+//! - `running` holds exactly the attempts whose task is alive on this engine.
+//! - Token tree: `root` (engine shutdown) → group token (one per tenant and group with jobs
+//!   running here) → one token per attempt. A group slot is removed before its group is
+//!   cancelled, so a job spawned later never inherits a tripped token.
+//! - `shutting_down` is set before `root` trips.
+
+mod context;
+mod kind;
+mod subscribe;
+mod worker;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_core::Stream;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use context::{Delivered, JobContext};
+pub use kind::{JobError, JobErrorKind, JobKind, KindOptions, StopCause};
+
+use context::RunShared;
+use kind::{ErasedKind, Registered};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::store::{CancelRequest, ListQuery, ResultsQuery, Store, Submitted};
+use crate::types::{
+    CancelMode, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, NewJob, OnCancel, Page,
+    TenantId, Timestamp,
+};
+
+/// Engine-wide settings; see [`EngineBuilder`] for each.
+#[derive(Debug, Clone)]
+struct EngineConfig {
+    concurrency: usize,
+    lease: Duration,
+    poll_interval: Duration,
+    reap_interval: Duration,
+    claim_batch: usize,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    progress_interval: Duration,
+    store_retry: Duration,
+    worker_id: Arc<str>,
+}
+
+/// Builds an [`Engine`].
+#[must_use]
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    kinds: HashMap<KindName, Arc<dyn ErasedKind>>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("kinds", &self.kinds.keys().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl EngineBuilder {
+    /// Registers a job kind with its own options.
+    pub fn register<K: JobKind>(mut self, kind: K) -> Self {
+        let options = kind.options();
+        self.kinds.insert(
+            KindName::from(K::NAME),
+            Arc::new(Registered {
+                kind: Arc::new(kind),
+                options,
+            }),
+        );
+        self
+    }
+
+    /// At most this many jobs run at once on this engine (default 10,000).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.concurrency = n.max(1);
+        self
+    }
+
+    /// Lease length (default 30 s). Leases are renewed every third of it.
+    pub fn lease(mut self, ttl: Duration) -> Self {
+        self.config.lease = ttl.max(Duration::from_millis(30));
+        self
+    }
+
+    /// How often idle workers look for ready jobs without a wakeup (default 100 ms).
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.config.poll_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often expired leases and deadlines are recovered (default 1 s).
+    pub fn reap_interval(mut self, every: Duration) -> Self {
+        self.config.reap_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Most jobs claimed in one store call (default 512).
+    pub fn claim_batch(mut self, n: usize) -> Self {
+        self.config.claim_batch = n.max(1);
+        self
+    }
+
+    /// Retry backoff: `base * 2^(failures-1)` with ±25% jitter, at most `max`
+    /// (default 1 s, 10 min).
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.config.backoff_base = base;
+        self.config.backoff_max = max.max(base);
+        self
+    }
+
+    /// At most one progress write per job per interval (default 250 ms).
+    pub fn progress_interval(mut self, every: Duration) -> Self {
+        self.config.progress_interval = every;
+        self
+    }
+
+    /// How long transient store errors are retried before a call gives up (default 30 s).
+    pub fn store_retry(mut self, window: Duration) -> Self {
+        self.config.store_retry = window;
+        self
+    }
+
+    /// This engine's worker id, recorded on the jobs it claims (default: random).
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.config.worker_id = id.into().into();
+        self
+    }
+
+    /// The clock (default: the system clock). Tests use [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the engine. It serves the client API at once; call [`Engine::start`] to run jobs.
+    pub fn build(self) -> Engine {
+        Engine {
+            inner: Arc::new(EngineInner {
+                store: self.store,
+                kinds: self.kinds,
+                config: self.config,
+                clock: self.clock,
+                root: CancellationToken::new(),
+                shutting_down: AtomicBool::new(false),
+                started: AtomicBool::new(false),
+                running: Mutex::new(HashMap::new()),
+                groups: Mutex::new(HashMap::new()),
+                kind_running: Mutex::new(HashMap::new()),
+                total_running: AtomicUsize::new(0),
+                wake: Notify::new(),
+                metrics: Metrics::default(),
+                jobs: TaskTracker::new(),
+                background: TaskTracker::new(),
+            }),
+        }
+    }
+}
+
+/// Counters of what this engine did, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Jobs submitted (new ones, not idempotent repeats).
+    pub submitted: AtomicU64,
+    /// Jobs claimed.
+    pub claimed: AtomicU64,
+    /// Attempts that ended with the job completed.
+    pub completed: AtomicU64,
+    /// Attempts that ended with the job failed.
+    pub failed: AtomicU64,
+    /// Attempts that ended with the job cancelled, and queued jobs cancelled.
+    pub cancelled: AtomicU64,
+    /// Attempts that ended with the job back in the queue.
+    pub requeued: AtomicU64,
+    /// Ledger entries appended (duplicates not counted).
+    pub appended: AtomicU64,
+    /// Cancel requests accepted.
+    pub cancel_requests: AtomicU64,
+}
+
+impl Metrics {
+    /// Jobs this engine brought to a terminal state.
+    #[must_use]
+    pub fn finished(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+            + self.failed.load(Ordering::Relaxed)
+            + self.cancelled.load(Ordering::Relaxed)
+    }
+
+    fn count_terminal(&self, state: JobState) {
+        let c = match state {
+            JobState::Completed => &self.completed,
+            JobState::Failed => &self.failed,
+            JobState::Cancelled => &self.cancelled,
+            JobState::Queued => &self.requeued,
+            _ => return,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct EngineInner {
+    store: Arc<dyn Store>,
+    kinds: HashMap<KindName, Arc<dyn ErasedKind>>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    root: CancellationToken,
+    shutting_down: AtomicBool,
+    started: AtomicBool,
+    running: Mutex<HashMap<JobId, Arc<RunShared>>>,
+    groups: Mutex<HashMap<(TenantId, GroupId), (CancellationToken, usize)>>,
+    kind_running: Mutex<HashMap<KindName, usize>>,
+    total_running: AtomicUsize,
+    wake: Notify,
+    metrics: Metrics,
+    jobs: TaskTracker,
+    background: TaskTracker,
+}
+
+impl EngineInner {
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Runs a store call, retrying transient errors with backoff for the `store_retry` window.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match call().await {
+                Err(e) if e.is_transient() && started.elapsed() < self.config.store_retry => {
+                    tracing::warn!(error = %e, call = what, "store unavailable; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The job engine. Cheap to clone; clones share one engine.
+///
+/// ```
+/// use haltway_core::{Engine, JobContext, JobError, JobKind, MemoryStore, SubmitOptions};
+///
+/// struct Hello;
+/// impl JobKind for Hello {
+///     const NAME: &'static str = "hello";
+///     type Input = String;
+///     type Item = String;
+///     fn item_cost(&self, _: &String) -> u64 { 1 }
+///     async fn run(&self, ctx: JobContext<Self>, name: String) -> Result<(), JobError> {
+///         ctx.deliver(format!("hello, {name}")).await?;
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let engine = Engine::builder(MemoryStore::new()).register(Hello).build();
+/// engine.start();
+/// let job = engine.submit::<Hello>("acme", &"world".to_string(), SubmitOptions::new()).await?.job;
+/// let job = engine.wait(&"acme".into(), job.id).await?;
+/// assert_eq!(job.usage, 1);
+/// let items = engine.results(&"acme".into(), job.id, 0, 10).await?;
+/// assert_eq!(&*items.data[0].payload, "\"hello, world\"");
+/// engine.shutdown().await;
+/// # Ok::<(), haltway_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("worker", &self.inner.config.worker_id)
+            .field("kinds", &self.inner.kinds.keys().collect::<Vec<_>>())
+            .field("store", &self.inner.store)
+            .finish()
+    }
+}
+
+/// Options of a submit.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use]
+pub struct SubmitOptions {
+    group: Option<GroupId>,
+    metadata: Option<Arc<str>>,
+    limit: Option<u64>,
+    cancel_mode: Option<CancelMode>,
+    on_cancel: Option<OnCancel>,
+    idempotency_key: Option<String>,
+    delay: Option<Duration>,
+    deadline: Option<Duration>,
+    max_attempts: Option<u32>,
+}
+
+impl SubmitOptions {
+    /// No options: the kind's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts the job in a group.
+    pub fn group(mut self, group: impl Into<GroupId>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Attaches JSON metadata.
+    pub fn metadata(mut self, metadata: &serde_json::Value) -> Self {
+        self.metadata = Some(metadata.to_string().into());
+        self
+    }
+
+    /// Limits the ledger to `limit` entries (at least 1).
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Overrides the kind's cancel mode.
+    pub fn cancel_mode(mut self, mode: CancelMode) -> Self {
+        self.cancel_mode = Some(mode);
+        self
+    }
+
+    /// Overrides the kind's keep/discard policy.
+    pub fn on_cancel(mut self, policy: OnCancel) -> Self {
+        self.on_cancel = Some(policy);
+        self
+    }
+
+    /// The same key and tenant return the same job.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Starts no earlier than `delay` from now.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Fails with `timeout` if not started within `deadline` from now.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Overrides the kind's failed attempts allowed.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Engine {
+    /// Starts building an engine on `store`.
+    pub fn builder(store: impl Store) -> EngineBuilder {
+        Self::builder_shared(Arc::new(store))
+    }
+
+    /// Starts building an engine on a store shared with other engines.
+    pub fn builder_shared(store: Arc<dyn Store>) -> EngineBuilder {
+        EngineBuilder {
+            store,
+            kinds: HashMap::new(),
+            config: EngineConfig {
+                concurrency: 10_000,
+                lease: Duration::from_secs(30),
+                poll_interval: Duration::from_millis(100),
+                reap_interval: Duration::from_secs(1),
+                claim_batch: 512,
+                backoff_base: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(600),
+                progress_interval: Duration::from_millis(250),
+                store_retry: Duration::from_secs(30),
+                worker_id: format!("worker-{}", uuid::Uuid::now_v7().as_simple()).into(),
+            },
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The store this engine runs on.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The engine's counters.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The names of the registered kinds.
+    #[must_use]
+    pub fn kinds(&self) -> Vec<KindName> {
+        self.inner.kinds.keys().cloned().collect()
+    }
+
+    /// Jobs running on this engine now.
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.inner.total_running.load(Ordering::Acquire)
+    }
+
+    /// Starts the workers: the dispatcher, the lease keeper, the reaper and the notice
+    /// listener. Must be called within a tokio runtime; a second call does nothing.
+    pub fn start(&self) {
+        if self.inner.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        worker::start(&self.inner);
+    }
+
+    /// Stops taking work and stops the running jobs at their next checkpoint; they go back to
+    /// `queued` with their ledger. A handler that does not return within its kind's grace is
+    /// aborted (and requeued all the same). Returns when every job task has ended.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.shutting_down.store(true, Ordering::Release);
+        inner.root.cancel();
+        inner.background.close();
+        inner.jobs.close();
+        inner.jobs.wait().await;
+        inner.background.wait().await;
+    }
+
+    /// Submits a job of kind `K`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownKind`] if `K` is not registered, [`Error::InvalidInput`] for a bad
+    /// option, [`Error::ShuttingDown`], or a store error.
+    pub async fn submit<K: JobKind>(
+        &self,
+        tenant: impl Into<TenantId>,
+        input: &K::Input,
+        options: SubmitOptions,
+    ) -> Result<Submitted>
+    where
+        K::Input: Serialize,
+    {
+        let input = serde_json::to_string(input)?;
+        self.submit_json(&tenant.into(), K::NAME, &input, options)
+            .await
+    }
+
+    /// Submits a job by kind name with its input as JSON text (the path transports take).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit); the input must decode into the kind's input type.
+    pub async fn submit_json(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        input: &str,
+        options: SubmitOptions,
+    ) -> Result<Submitted> {
+        let inner = &self.inner;
+        if inner.is_shutting_down() {
+            return Err(Error::ShuttingDown);
+        }
+        let k = inner
+            .kinds
+            .get(kind)
+            .ok_or_else(|| Error::UnknownKind(kind.to_owned()))?;
+        k.check_input(input).map_err(|reason| Error::InvalidInput {
+            field: "input",
+            reason,
+        })?;
+        let kopts = k.options();
+        let limit = options.limit.or(kopts.default_limit);
+        if limit == Some(0) {
+            return Err(Error::InvalidInput {
+                field: "limit",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if options.max_attempts == Some(0) {
+            return Err(Error::InvalidInput {
+                field: "max_attempts",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if options
+            .idempotency_key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > 255)
+        {
+            return Err(Error::InvalidInput {
+                field: "idempotency_key",
+                reason: "must be 1 to 255 bytes".into(),
+            });
+        }
+        let now = inner.clock.now();
+        let new = NewJob {
+            id: JobId::new(),
+            tenant: tenant.clone(),
+            kind: KindName::from(kind),
+            input: input.into(),
+            group: options.group,
+            metadata: options.metadata,
+            limit,
+            cancel_mode: options.cancel_mode.unwrap_or(kopts.cancel_mode),
+            on_cancel: options.on_cancel.unwrap_or(kopts.on_cancel),
+            max_attempts: options.max_attempts.unwrap_or(kopts.max_attempts),
+            fixed_cost: kopts.fixed_cost,
+            run_at: now.plus_ms(options.delay.map_or(0, duration_ms)),
+            deadline: options.deadline.map(|d| now.plus_ms(duration_ms(d))),
+            idempotency_key: options.idempotency_key,
+        };
+        let submitted = inner
+            .retrying("submit", || inner.store.submit(new.clone(), now))
+            .await?;
+        if submitted.created {
+            inner.metrics.submitted.fetch_add(1, Ordering::Relaxed);
+            inner.wake.notify_one();
+        }
+        Ok(submitted)
+    }
+
+    /// Reads a job.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown job or another tenant's.
+    pub async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
+        self.inner.store.get(tenant, id).await
+    }
+
+    /// Lists a tenant's jobs, newest first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a page size outside 1–1000.
+    pub async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>> {
+        self.inner.store.list(tenant, query).await
+    }
+
+    /// Cancels a job: a queued one at once, a running one through its token (it moves to
+    /// `cancelling` and to `cancelled` when its handler returns); a cancelling one is returned
+    /// as it stands.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Conflict`] for a job already terminal.
+    pub async fn cancel(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        request: &CancelRequest,
+    ) -> Result<Job> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let job = inner.store.cancel(tenant, id, request, now).await?;
+        inner
+            .metrics
+            .cancel_requests
+            .fetch_add(1, Ordering::Relaxed);
+        match job.state {
+            JobState::Cancelling => self.stop_local(id),
+            JobState::Cancelled if job.finished_at == Some(now) => {
+                inner.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        Ok(job)
+    }
+
+    fn stop_local(&self, id: JobId) {
+        let run = self.inner.running.lock().get(&id).cloned();
+        if let Some(run) = run {
+            run.stop(StopCause::Cancelled);
+        }
+    }
+
+    /// Cancels every active job of a group (reason `group_cancelled`); returns those jobs.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn cancel_group(
+        &self,
+        tenant: &TenantId,
+        group: &GroupId,
+        request: &CancelRequest,
+    ) -> Result<Vec<Job>> {
+        let inner = &self.inner;
+        let slot = inner.groups.lock().remove(&(tenant.clone(), group.clone()));
+        let now = inner.clock.now();
+        let jobs = inner
+            .store
+            .cancel_group(tenant, group, request, now)
+            .await?;
+        if let Some((token, _)) = slot {
+            token.cancel();
+        }
+        for job in &jobs {
+            inner
+                .metrics
+                .cancel_requests
+                .fetch_add(1, Ordering::Relaxed);
+            if job.state == JobState::Cancelling {
+                self.stop_local(job.id);
+            } else if job.state == JobState::Cancelled {
+                inner.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Raises a job's limit. A running job sees it at its next checkpoint; a
+    /// `completed(limit_met)` job runs again with the same ledger, without a new fixed cost.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] for a failed, cancelled, cancelling or `completed(exhausted)` job;
+    /// [`Error::InvalidInput`] when `limit` is not above the current limit.
+    pub async fn extend(&self, tenant: &TenantId, id: JobId, limit: u64) -> Result<Job> {
+        let inner = &self.inner;
+        let job = inner
+            .store
+            .extend(tenant, id, limit, inner.clock.now())
+            .await?;
+        if job.state == JobState::Queued {
+            inner.wake.notify_one();
+        }
+        if let Some(run) = inner.running.lock().get(&id) {
+            run.set_limit(job.limit);
+        }
+        Ok(job)
+    }
+
+    /// A page of a job's ledger after sequence number `after`; readable while it runs. An empty
+    /// page does not mean the job finished: read its state for that.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::InvalidInput`] for a page size outside 1–10000.
+    pub async fn results(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Page<Entry>> {
+        self.inner
+            .store
+            .results(tenant, id, &ResultsQuery { after, limit })
+            .await
+    }
+
+    /// The whole ledger as it stands now.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub async fn snapshot(&self, tenant: &TenantId, id: JobId) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        loop {
+            let after = out.last().map_or(0, |e: &Entry| e.seq);
+            let page = self.results(tenant, id, after, 10_000).await?;
+            let more = page.has_more;
+            out.extend(page.data);
+            if !more {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// A job's events after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub async fn events(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<JobEvent>> {
+        self.inner.store.events(tenant, id, after, limit).await
+    }
+
+    /// Streams a job's events after `after`: replays the stored ones, then follows new ones, and
+    /// ends after the terminal status event. Nothing is missed across reconnects: pass the last
+    /// event id seen.
+    ///
+    /// # Errors
+    /// The stream yields [`Error::NotFound`] for an unknown job, or a store error, and ends.
+    pub fn subscribe(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        after: u64,
+    ) -> impl Stream<Item = Result<JobEvent>> + Send + 'static {
+        subscribe::follow(self.inner.store.clone(), tenant.clone(), id, after)
+    }
+
+    /// Waits until the job is terminal and returns it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or a store error.
+    pub async fn wait(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
+        use futures_util::StreamExt;
+        let job = self.get(tenant, id).await?;
+        if job.state.is_terminal() {
+            return Ok(job);
+        }
+        let stream = self.subscribe(tenant, id, job.last_event_id);
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            ev?;
+        }
+        self.get(tenant, id).await
+    }
+
+    /// Runs one recovery pass now (what the reaper does every `reap_interval`).
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn recover_now(&self) -> Result<Vec<Job>> {
+        worker::recover(&self.inner).await
+    }
+
+    /// The current time of the engine's clock.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+}

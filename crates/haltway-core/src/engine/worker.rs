@@ -1,0 +1,350 @@
+//! The engine's workers: the dispatcher that claims and spawns jobs, the supervisor of each
+//! attempt, the lease keeper, the reaper and the notice listener.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::Instrument;
+
+use super::context::RunShared;
+use super::kind::{JobError, JobErrorKind, StopCause};
+use super::{EngineInner, duration_ms};
+use crate::error::{Error, Result};
+use crate::store::{ClaimRequest, Finish, LeaseStatus, Notice};
+use crate::types::{CancelMode, Job, JobState, KindName, Lease};
+
+pub(super) fn start(inner: &Arc<EngineInner>) {
+    let bg = &inner.background;
+    bg.spawn(dispatch(inner.clone()));
+    bg.spawn(keep_leases(inner.clone()));
+    bg.spawn(reap(inner.clone()));
+    bg.spawn(listen(inner.clone()));
+}
+
+/// Free slots per kind, bounded by the kind's and the engine's concurrency.
+fn free_slots(inner: &EngineInner) -> Vec<(KindName, usize)> {
+    let running = inner.kind_running.lock();
+    let mut global = inner
+        .config
+        .concurrency
+        .saturating_sub(inner.total_running.load(Ordering::Acquire));
+    let mut out = Vec::new();
+    for (name, kind) in &inner.kinds {
+        let used = running.get(name).copied().unwrap_or(0);
+        let free = kind
+            .options()
+            .concurrency
+            .saturating_sub(used)
+            .min(global)
+            .min(inner.config.claim_batch);
+        if free > 0 {
+            global -= free;
+            out.push((name.clone(), free));
+        }
+    }
+    out
+}
+
+async fn dispatch(inner: Arc<EngineInner>) {
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if inner.root.is_cancelled() {
+            return;
+        }
+        let kinds = free_slots(&inner);
+        let wanted: usize = kinds.iter().map(|(_, n)| n).sum();
+        let mut got = 0;
+        if wanted > 0 {
+            let request = ClaimRequest {
+                worker: inner.config.worker_id.clone(),
+                lease_ms: duration_ms(inner.config.lease),
+                kinds,
+            };
+            match inner.store.claim(&request, inner.clock.now()).await {
+                Ok(jobs) => {
+                    pause = Duration::from_millis(10);
+                    got = jobs.len();
+                    for job in jobs {
+                        spawn_job(&inner, job);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claim failed; backing off");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = inner.root.cancelled() => return,
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        }
+        if got == 0 || got < wanted {
+            tokio::select! {
+                () = inner.wake.notified() => {}
+                () = tokio::time::sleep(inner.config.poll_interval) => {}
+                () = inner.root.cancelled() => return,
+            }
+        }
+    }
+}
+
+fn spawn_job(inner: &Arc<EngineInner>, job: Job) {
+    let Some(kind) = inner.kinds.get(&job.kind).cloned() else {
+        tracing::error!(job = %job.id, kind = %job.kind, "claimed a job of an unregistered kind");
+        return;
+    };
+    let parent = match &job.group {
+        Some(g) => {
+            let mut groups = inner.groups.lock();
+            let slot = groups
+                .entry((job.tenant.clone(), g.clone()))
+                .or_insert_with(|| (inner.root.child_token(), 0));
+            slot.1 += 1;
+            slot.0.clone()
+        }
+        None => inner.root.clone(),
+    };
+    let token = parent.child_token();
+    let grace = kind.options().grace;
+    let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempt);
+    let run = Arc::new(RunShared::new(inner.clone(), job, token));
+    inner.metrics.claimed.fetch_add(1, Ordering::Relaxed);
+    inner.total_running.fetch_add(1, Ordering::AcqRel);
+    *inner
+        .kind_running
+        .lock()
+        .entry(run.job.kind.clone())
+        .or_insert(0) += 1;
+    inner.running.lock().insert(run.lease.job, run.clone());
+    if run.job.state == JobState::Cancelling {
+        run.stop(StopCause::Cancelled);
+    }
+    let fut = kind.start(run.clone());
+    inner
+        .jobs
+        .spawn(supervise(run, fut, grace).instrument(span));
+}
+
+enum Ended {
+    Returned(Result<(), JobError>),
+    Aborted,
+}
+
+/// Runs one attempt to its end and records how it ended.
+async fn supervise(run: Arc<RunShared>, mut fut: super::kind::BoxFuture, grace: Duration) {
+    let ended = tokio::select! {
+        biased;
+        r = &mut fut => Ended::Returned(r),
+        () = run.token.cancelled() => {
+            let abort_now = match run.cause() {
+                Some(StopCause::LeaseLost) => true,
+                Some(StopCause::Cancelled) => run.job.cancel_mode == CancelMode::Abort,
+                _ => false,
+            };
+            if abort_now {
+                Ended::Aborted
+            } else {
+                tokio::select! {
+                    r = &mut fut => Ended::Returned(r),
+                    () = tokio::time::sleep(grace) => {
+                        tracing::warn!(?grace, "handler did not stop within its grace; aborted");
+                        Ended::Aborted
+                    }
+                }
+            }
+        }
+    };
+    drop(fut);
+    let inner = run.engine.clone();
+    let cause = run.cause();
+    let finish = match (cause, ended) {
+        (Some(StopCause::LeaseLost), _) => None,
+        (Some(StopCause::Shutdown), _) => Some(Finish::Shutdown),
+        (Some(StopCause::Cancelled), Ended::Aborted) => Some(Finish::Aborted),
+        (Some(StopCause::Cancelled | StopCause::LimitMet), _) => Some(Finish::Done),
+        (None, Ended::Returned(Ok(()))) => Some(Finish::Done),
+        (None, Ended::Returned(Err(e))) => Some(failure(&inner, &run, e)),
+        // The token trips only after a cause is set, so an abort always has one.
+        (None, Ended::Aborted) => Some(Finish::Aborted),
+    };
+    if let Some(finish) = finish {
+        if !matches!(cause, Some(StopCause::LeaseLost)) {
+            run.flush_progress(true).await;
+        }
+        let lease = run.lease;
+        let result = inner
+            .retrying("finish", || {
+                inner.store.finish(lease, &finish, inner.clock.now())
+            })
+            .await;
+        match result {
+            Ok(job) => {
+                tracing::debug!(state = %job.state, reason = ?job.reason, "attempt ended");
+                inner.metrics.count_terminal(job.state);
+            }
+            Err(Error::LeaseLost { .. }) => {
+                tracing::info!("attempt ended after its lease was lost; nothing written");
+            }
+            Err(e) => tracing::error!(error = %e, "could not record the end of an attempt"),
+        }
+    }
+    release(&inner, &run);
+}
+
+fn failure(inner: &EngineInner, run: &RunShared, e: JobError) -> Finish {
+    let retry_at = match e.kind {
+        JobErrorKind::Retryable { retry_after } => {
+            let delay = retry_after.unwrap_or_else(|| backoff(inner, run.job.failures + 1));
+            Some(inner.clock.now().plus_ms(duration_ms(delay)))
+        }
+        JobErrorKind::Fatal => None,
+        JobErrorKind::Stopped(_) => {
+            return Finish::Failed {
+                error: "handler returned a stop error without a stop".into(),
+                retry_at: None,
+            };
+        }
+    };
+    tracing::info!(error = %e.message, retry = retry_at.is_some(), "attempt failed");
+    Finish::Failed {
+        error: e.message,
+        retry_at,
+    }
+}
+
+/// `base * 2^(failures-1)`, capped, with ±25% jitter.
+fn backoff(inner: &EngineInner, failures: u32) -> Duration {
+    let base = inner.config.backoff_base.as_secs_f64();
+    let exp = base
+        * 2f64.powi(
+            i32::try_from(failures.saturating_sub(1))
+                .unwrap_or(30)
+                .min(30),
+        );
+    let capped = exp.min(inner.config.backoff_max.as_secs_f64());
+    let jitter = rand::rng().random_range(0.75..=1.25);
+    Duration::from_secs_f64(capped * jitter)
+}
+
+fn release(inner: &EngineInner, run: &RunShared) {
+    inner.running.lock().remove(&run.lease.job);
+    if let Some(n) = inner.kind_running.lock().get_mut(&run.job.kind) {
+        *n = n.saturating_sub(1);
+    }
+    inner.total_running.fetch_sub(1, Ordering::AcqRel);
+    if let Some(g) = &run.job.group {
+        let mut groups = inner.groups.lock();
+        let key = (run.job.tenant.clone(), g.clone());
+        if let Some(slot) = groups.get_mut(&key) {
+            slot.1 = slot.1.saturating_sub(1);
+            if slot.1 == 0 {
+                groups.remove(&key);
+            }
+        }
+    }
+    inner.wake.notify_one();
+}
+
+/// Renews every lease held here each third of the lease, and reconciles cancels and extends
+/// that arrived without a notice.
+async fn keep_leases(inner: Arc<EngineInner>) {
+    let every = inner.config.lease / 3;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = inner.root.cancelled() => return,
+        }
+        renew_all(&inner).await;
+    }
+}
+
+async fn renew_all(inner: &EngineInner) {
+    let runs: Vec<Arc<RunShared>> = inner.running.lock().values().cloned().collect();
+    if runs.is_empty() {
+        return;
+    }
+    let leases: Vec<Lease> = runs.iter().map(|r| r.lease).collect();
+    let now = inner.clock.now();
+    match inner
+        .store
+        .renew(&leases, duration_ms(inner.config.lease), now)
+        .await
+    {
+        Ok(statuses) => {
+            for (run, status) in runs.iter().zip(statuses) {
+                match status {
+                    LeaseStatus::Held {
+                        cancel_requested,
+                        limit,
+                    } => {
+                        run.set_limit(limit);
+                        if cancel_requested {
+                            run.stop(StopCause::Cancelled);
+                        }
+                    }
+                    LeaseStatus::Lost => {
+                        tracing::warn!(job = %run.lease.job, "lease lost; stopping the handler");
+                        run.stop(StopCause::LeaseLost);
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+    }
+}
+
+async fn reap(inner: Arc<EngineInner>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(inner.config.reap_interval) => {}
+            () = inner.root.cancelled() => return,
+        }
+        if let Err(e) = recover(&inner).await {
+            tracing::warn!(error = %e, "recovery pass failed");
+        }
+    }
+}
+
+pub(super) async fn recover(inner: &EngineInner) -> Result<Vec<Job>> {
+    let jobs = inner.store.recover(inner.clock.now()).await?;
+    for job in &jobs {
+        tracing::info!(job = %job.id, state = %job.state, reason = ?job.reason, "recovered");
+    }
+    if jobs.iter().any(|j| j.state == JobState::Queued) {
+        inner.wake.notify_one();
+    }
+    Ok(jobs)
+}
+
+async fn listen(inner: Arc<EngineInner>) {
+    let mut rx = inner.store.notices();
+    loop {
+        let notice = tokio::select! {
+            n = rx.recv() => n,
+            () = inner.root.cancelled() => return,
+        };
+        match notice {
+            Ok(Notice::Available(_)) => inner.wake.notify_one(),
+            Ok(Notice::CancelRequested(id)) => {
+                let run = inner.running.lock().get(&id).cloned();
+                if let Some(run) = run {
+                    run.stop(StopCause::Cancelled);
+                }
+            }
+            Ok(Notice::Extended { job, limit }) => {
+                if let Some(run) = inner.running.lock().get(&job) {
+                    run.set_limit(Some(limit));
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                inner.wake.notify_one();
+                renew_all(&inner).await;
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

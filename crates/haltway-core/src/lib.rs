@@ -1,0 +1,39 @@
+//! haltway-core: an embeddable engine for long-running, cancellable, partially-billable jobs.
+//!
+//! A job is submitted, claimed by a worker under a lease, streams partial results into a
+//! durable, append-only ledger, reports progress, and ends `completed`, `failed` or
+//! `cancelled`. A cancel is a signal: the handler stops cooperatively, what it delivered is
+//! kept (or discarded, by policy) and billed exactly once. See `SEMANTICS.md` for the whole
+//! lifecycle and `docs/state_machine.md` for the state diagram.
+//!
+//! The parts:
+//! - [`transition`]: the state machine as one pure function;
+//! - [`Store`]: the seam to storage, with [`MemoryStore`] here and SQLite and PostgreSQL stores
+//!   in their own crates;
+//! - [`Engine`]: the client API (submit, get, list, cancel, extend, results, subscribe) and the
+//!   workers that run [`JobKind`] handlers with a [`JobContext`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod clock;
+mod engine;
+mod error;
+mod state;
+mod store;
+mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{
+    Delivered, Engine, EngineBuilder, JobContext, JobError, JobErrorKind, JobKind, KindOptions,
+    Metrics, StopCause, SubmitOptions,
+};
+pub use error::{Error, Result, StoreErrorKind};
+pub use state::{ALL_TRANSITIONS, Refusal, Step, Transition, transition};
+pub use store::{
+    Append, Appended, CancelRequest, ClaimRequest, EventNotice, Fault, Finish, LeaseStatus,
+    ListQuery, MemoryStore, Notice, ResultsQuery, Store, Submitted,
+};
+pub use types::{
+    CancelInfo, CancelMode, Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName,
+    Lease, NewJob, OnCancel, Page, Progress, Reason, TenantId, Timestamp,
+};

@@ -1,0 +1,274 @@
+//! The one seam between the engine and storage.
+
+mod memory;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+pub use memory::{Fault, MemoryStore};
+
+use crate::error::Result;
+use crate::types::{
+    Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page, Progress,
+    Reason, TenantId, Timestamp,
+};
+
+/// Storage for jobs, their ledgers and their events.
+///
+/// # Stability
+/// This trait is the seam between `haltway-core` and the store crates of this workspace
+/// (`MemoryStore` here, SQLite and PostgreSQL in their own crates). Applications *use* a store
+/// by handing it to the engine; they should not implement it. Its methods may change in a minor
+/// release (new methods get default bodies where possible), and such changes are not considered
+/// breaking. Every implementation must pass the conformance suite in `haltway-testkit`.
+///
+/// # Contract
+/// - Every method that changes a job applies [`transition`](crate::transition) and writes the
+///   new state, its events, and (on a terminal state) the usage total in one atomic step.
+/// - Writes from a worker carry a [`Lease`]; a lease whose attempt is not the job's current
+///   attempt, or whose job is not `running`/`cancelling`, gets [`Error::LeaseLost`]
+///   (fencing).
+/// - A method returns only once its write is durable (for stores that persist).
+/// - Stores never read a clock: `now` comes from the caller.
+/// - Tenancy: every call that names a tenant treats another tenant's job as not found.
+///
+/// [`Error::LeaseLost`]: crate::Error::LeaseLost
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates a queued job, or returns the existing one when the tenant already has a job with
+    /// the same idempotency key (`created` is then false).
+    async fn submit(&self, job: NewJob, now: Timestamp) -> Result<Submitted>;
+
+    /// Reads one job.
+    async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job>;
+
+    /// Lists a tenant's jobs, newest first, after the cursor of a previous page.
+    async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>>;
+
+    /// Claims up to the requested number of ready jobs of each kind for `worker`, in one batch.
+    async fn claim(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>>;
+
+    /// Renews many leases in one batch, reporting for each whether it is still held and whether
+    /// a cancel or an extend arrived meanwhile.
+    async fn renew(
+        &self,
+        leases: &[Lease],
+        lease_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<LeaseStatus>>;
+
+    /// Appends a batch of ledger entries (of one or many jobs), in order. Each gets its own
+    /// result: appended, a duplicate of an entry with the same key, or refused
+    /// ([`Error::LeaseLost`](crate::Error::LeaseLost), [`Error::LimitReached`](crate::Error::LimitReached)).
+    async fn append(&self, batch: &[Append], now: Timestamp) -> Result<Vec<Result<Appended>>>;
+
+    /// Records the handler's progress (coalesced by the engine) and a `job.progress` event.
+    async fn progress(&self, lease: Lease, progress: &Progress, now: Timestamp) -> Result<()>;
+
+    /// Records how an attempt ended and moves the job on (to a terminal state, back to the
+    /// queue, or, if a cancel is pending, to `cancelled`).
+    async fn finish(&self, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Job>;
+
+    /// Requests a cancel: a queued job is cancelled at once, a running one becomes
+    /// `cancelling`, a cancelling one is returned as it stands.
+    async fn cancel(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        request: &CancelRequest,
+        now: Timestamp,
+    ) -> Result<Job>;
+
+    /// Cancels every active job of a group with reason `group_cancelled`; returns those jobs.
+    async fn cancel_group(
+        &self,
+        tenant: &TenantId,
+        group: &GroupId,
+        request: &CancelRequest,
+        now: Timestamp,
+    ) -> Result<Vec<Job>>;
+
+    /// Raises a job's limit: a queued or running job keeps going, a `completed(limit_met)` job
+    /// goes back to the queue with the same ledger.
+    async fn extend(&self, tenant: &TenantId, id: JobId, limit: u64, now: Timestamp)
+    -> Result<Job>;
+
+    /// Requeues or fails running jobs whose lease expired, finalises cancelling ones as
+    /// cancelled, and fails queued jobs whose deadline passed. Returns the jobs it changed.
+    async fn recover(&self, now: Timestamp) -> Result<Vec<Job>>;
+
+    /// A page of a job's ledger after sequence number `query.after`.
+    async fn results(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        query: &ResultsQuery,
+    ) -> Result<Page<Entry>>;
+
+    /// A job's events with ids greater than `after`, oldest first, at most `limit`.
+    async fn events(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<JobEvent>>;
+
+    /// Control notices: new work, cancels and extends, from this process or (for shared
+    /// stores) any other.
+    fn notices(&self) -> broadcast::Receiver<Notice>;
+
+    /// Event notices: a job wrote an event. Subscribers re-read the store on each notice, so a
+    /// lagged receiver loses nothing.
+    fn event_notices(&self) -> broadcast::Receiver<EventNotice>;
+}
+
+/// The result of [`Store::submit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    /// The job.
+    pub job: Job,
+    /// `false` when an existing job was returned for the idempotency key.
+    pub created: bool,
+}
+
+/// Filters and cursor for [`Store::list`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this kind.
+    pub kind: Option<KindName>,
+    /// Only jobs of this group.
+    pub group: Option<GroupId>,
+    /// Only jobs older than this one (the previous page's `next_cursor`).
+    pub after: Option<JobId>,
+    /// Page size (1–1000).
+    pub limit: usize,
+}
+
+/// Cursor for [`Store::results`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultsQuery {
+    /// Only entries with a sequence number greater than this.
+    pub after: u64,
+    /// Page size (1–10000).
+    pub limit: usize,
+}
+
+/// What [`Store::claim`] asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    /// The claiming worker's id.
+    pub worker: Arc<str>,
+    /// Lease length in milliseconds.
+    pub lease_ms: u64,
+    /// For each kind, how many jobs at most.
+    pub kinds: Vec<(KindName, usize)>,
+}
+
+/// One ledger append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Append {
+    /// The writer's lease.
+    pub lease: Lease,
+    /// Dedup key.
+    pub key: Option<String>,
+    /// The item as JSON text.
+    pub payload: Arc<str>,
+    /// Its cost.
+    pub cost: u64,
+}
+
+/// The result of one append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The entry's sequence number (the existing one for a duplicate).
+    pub seq: u64,
+    /// `true` when an entry with the same key was already in the ledger.
+    pub duplicate: bool,
+    /// `true` when the ledger has reached the job's limit.
+    pub limit_reached: bool,
+    /// `true` when a cancel is pending on the job.
+    pub cancel_requested: bool,
+    /// The job's limit now (raised by an extend).
+    pub limit: Option<u64>,
+}
+
+/// A lease's state, from [`Store::renew`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    /// Still held.
+    Held {
+        /// A cancel is pending.
+        cancel_requested: bool,
+        /// The job's limit now.
+        limit: Option<u64>,
+    },
+    /// A newer attempt owns the job, or it ended.
+    Lost,
+}
+
+/// How an attempt ended, from the worker's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// The handler returned `Ok` (or stopped because the limit was met).
+    Done,
+    /// The handler failed; `retry_at` is `None` for a fatal error.
+    Failed {
+        /// The error message.
+        error: String,
+        /// When to retry, for a retryable error.
+        retry_at: Option<Timestamp>,
+    },
+    /// The engine shut down: back to the queue, not a failure.
+    Shutdown,
+    /// The grace deadline of a cancel passed and the task was aborted.
+    Aborted,
+}
+
+/// A cancel request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelRequest {
+    /// `user_cancelled` (default) or `insufficient_budget`; group cancels use
+    /// `group_cancelled`.
+    pub reason: Reason,
+    /// Who asked.
+    pub requested_by: Option<String>,
+}
+
+impl Default for CancelRequest {
+    fn default() -> Self {
+        CancelRequest {
+            reason: Reason::UserCancelled,
+            requested_by: None,
+        }
+    }
+}
+
+/// A control notice from a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Jobs of this kind may be ready.
+    Available(KindName),
+    /// A cancel was requested for a running job.
+    CancelRequested(JobId),
+    /// A running job's limit was raised.
+    Extended {
+        /// The job.
+        job: JobId,
+        /// Its new limit.
+        limit: u64,
+    },
+}
+
+/// A job wrote event `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventNotice {
+    /// The job.
+    pub job: JobId,
+    /// The event's id.
+    pub id: u64,
+}

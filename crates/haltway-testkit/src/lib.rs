@@ -1,0 +1,109 @@
+//! The store conformance suite of haltway: every store runs it with one line.
+//!
+//! ```text
+//! haltway_testkit::store_conformance!(async || {
+//!     haltway_testkit::Fixture::new(haltway_core::MemoryStore::new())
+//! });
+//! ```
+//!
+//! The macro expands to one `#[tokio::test]` per behaviour in [`suite`], each on a fresh store
+//! from the factory, plus `model_property`, the model-based property test of [`model`]: random
+//! interleavings of every store operation checked after each step against a reference model.
+//! `HALTWAY_PROPTEST_CASES` sets its number of cases (default 2,000).
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod model;
+pub mod suite;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use haltway_core::Store;
+
+/// A store under test, with whatever must live as long as it (a temporary folder, a schema).
+pub struct Fixture {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fixture")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fixture {
+    /// A fixture around `store`.
+    pub fn new(store: impl Store) -> Self {
+        Fixture {
+            store: Arc::new(store),
+            guard: None,
+        }
+    }
+
+    /// Keeps `guard` alive as long as the fixture.
+    #[must_use]
+    pub fn with_guard(mut self, guard: impl Any + Send + Sync) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
+    }
+}
+
+/// Number of property-test cases: `HALTWAY_PROPTEST_CASES`, default 2,000.
+#[must_use]
+pub fn proptest_cases() -> u32 {
+    std::env::var("HALTWAY_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
+
+/// Expands to the whole conformance suite for the stores a factory makes.
+///
+/// `$make` is an async closure returning a [`Fixture`]; it is called once per test (and once
+/// for the property test, whose cases isolate themselves by tenant and kind).
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@tests $make;
+            submit_and_get, tenancy_hides_other_tenants_jobs, idempotency_key_returns_same_job,
+            list_pages_newest_first_with_filters, claim_respects_kind_count_and_run_at,
+            claim_skips_jobs_past_deadline, append_sequences_dedups_and_meters,
+            stale_attempt_is_fenced, limit_met_completes, cancel_queued_is_immediate,
+            cancel_running_goes_through_cancelling, cancel_terminal_is_conflict,
+            discard_hides_and_does_not_bill, cancel_group_cancels_active_members,
+            extend_running_and_after_limit_met, extend_refusals, retry_then_exhaust,
+            shutdown_requeues_with_ledger, recover_expired_leases_and_deadlines,
+            renew_keeps_lease_and_reports_cancel, events_are_ordered_and_replayable,
+            results_pages_by_cursor, notices_announce_work_cancels_and_events
+        );
+
+        #[test]
+        fn model_property() {
+            let rt = ::tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let fixture = rt.block_on(async { ($make)().await });
+            let cases = $crate::proptest_cases();
+            if let Err(e) = $crate::model::check(&rt, fixture.store.clone(), cases) {
+                panic!("{e}");
+            }
+        }
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let fixture = ($make)().await;
+                $crate::suite::$name(fixture.store.clone()).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,900 @@
+//! The model-based property test: random interleavings of every store operation, checked
+//! after each step against a small reference model of SEMANTICS.md.
+//!
+//! The model is written independently of `haltway_core::transition`, so a mistake in the
+//! engine's transition table shows up as a difference here, not as a shared blind spot.
+//!
+//! Invariants asserted after every step, for every job of the case:
+//! 1. the job's state, reason, attempt, failures, limit, usage, progress and cycle equal the
+//!    model's (so a fenced write that got through, or a lost one, is a difference);
+//! 2. exactly one terminal status event per finished extend cycle, none more;
+//! 3. the ledger equals the model's: no entry lost, duplicated (keys unique), or written by a
+//!    fenced attempt; sequence numbers 1..n without gaps;
+//! 4. usage = fixed cost + sum of kept entry costs (fixed alone once discarded);
+//! 5. event ids 1..n without gaps, in the model's order, with the model's contents;
+//! 6. terminal states are absorbing: only an extend of a `completed(limit_met)` job changes one.
+//!
+//! Cases share one store: each uses its own tenant and kind, so cases cannot see each other.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use haltway_core::{
+    Append, CancelMode, CancelRequest, ClaimRequest, Error, EventData, Finish, GroupId, Job, JobId,
+    JobState, KindName, Lease, LeaseStatus, NewJob, OnCancel, Progress, Reason, ResultsQuery,
+    Store, TenantId, Timestamp,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+
+const LEASE_MS: u64 = 1_000;
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+/// One operation of a case.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Submit a job.
+    Submit {
+        /// Group 0–1, if any.
+        group: Option<u8>,
+        /// Ledger limit.
+        limit: Option<u64>,
+        /// Discard on cancel.
+        discard: bool,
+        /// Failed attempts allowed.
+        max_attempts: u32,
+        /// Fixed cost.
+        fixed: u64,
+        /// Deadline from now, ms.
+        deadline: Option<u64>,
+        /// Idempotency key 0–2, if any.
+        idem: Option<u8>,
+    },
+    /// Claim up to `n` jobs.
+    Claim {
+        /// How many.
+        n: usize,
+    },
+    /// Append an entry (with a stale lease if `stale`).
+    Deliver {
+        /// Job index.
+        job: usize,
+        /// Use a wrong attempt.
+        stale: bool,
+        /// Key 0–5, if any.
+        key: Option<u8>,
+        /// Cost.
+        cost: u64,
+    },
+    /// Report progress.
+    Progress {
+        /// Job index.
+        job: usize,
+        /// Use a wrong attempt.
+        stale: bool,
+        /// Candidates analyzed.
+        analyzed: u64,
+    },
+    /// Cancel a job (as another tenant if `foreign`).
+    Cancel {
+        /// Job index.
+        job: usize,
+        /// Ask as another tenant.
+        foreign: bool,
+    },
+    /// Cancel group 0–1.
+    CancelGroup {
+        /// Group.
+        group: u8,
+    },
+    /// Raise (or, for `by <= 0`, try to lower) a job's limit.
+    Extend {
+        /// Job index.
+        job: usize,
+        /// Change of limit.
+        by: i64,
+    },
+    /// End an attempt: 0 done, 1 retryable, 2 fatal, 3 shutdown, 4 aborted.
+    Finish {
+        /// Job index.
+        job: usize,
+        /// Use a wrong attempt.
+        stale: bool,
+        /// How.
+        how: u8,
+        /// Retry delay, ms.
+        delay: u64,
+    },
+    /// Renew a lease.
+    Renew {
+        /// Job index.
+        job: usize,
+        /// Use a wrong attempt.
+        stale: bool,
+    },
+    /// Let time pass, then run recovery (expired leases, deadlines).
+    Advance {
+        /// How long.
+        ms: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let job = 0usize..8;
+    prop_oneof![
+        3 => (
+            proptest::option::of(0u8..2),
+            proptest::option::of(1u64..5),
+            any::<bool>(),
+            1u32..4,
+            0u64..3,
+            proptest::option::weighted(0.2, 0u64..1500),
+            proptest::option::weighted(0.2, 0u8..3),
+        )
+            .prop_map(|(group, limit, discard, max_attempts, fixed, deadline, idem)| Op::Submit {
+                group, limit, discard, max_attempts, fixed, deadline, idem,
+            }),
+        3 => (1usize..4).prop_map(|n| Op::Claim { n }),
+        5 => (job.clone(), proptest::bool::weighted(0.15), proptest::option::weighted(0.8, 0u8..6), 0u64..4)
+            .prop_map(|(job, stale, key, cost)| Op::Deliver { job, stale, key, cost }),
+        1 => (job.clone(), proptest::bool::weighted(0.2), 0u64..100)
+            .prop_map(|(job, stale, analyzed)| Op::Progress { job, stale, analyzed }),
+        2 => (job.clone(), proptest::bool::weighted(0.1)).prop_map(|(job, foreign)| Op::Cancel { job, foreign }),
+        1 => (0u8..2).prop_map(|group| Op::CancelGroup { group }),
+        2 => (job.clone(), -1i64..3).prop_map(|(job, by)| Op::Extend { job, by }),
+        4 => (job.clone(), proptest::bool::weighted(0.15), 0u8..5, 0u64..800)
+            .prop_map(|(job, stale, how, delay)| Op::Finish { job, stale, how, delay }),
+        1 => (job.clone(), proptest::bool::weighted(0.2)).prop_map(|(job, stale)| Op::Renew { job, stale }),
+        2 => (0u64..1200).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+/// What a call returned, reduced to what the model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Res {
+    Ok,
+    NotFound,
+    Conflict,
+    LeaseLost,
+    LimitReached,
+    Invalid,
+    Other,
+}
+
+fn res<T>(r: &haltway_core::Result<T>) -> Res {
+    match r {
+        Ok(_) => Res::Ok,
+        Err(Error::NotFound) => Res::NotFound,
+        Err(Error::Conflict(_)) => Res::Conflict,
+        Err(Error::LeaseLost { .. }) => Res::LeaseLost,
+        Err(Error::LimitReached) => Res::LimitReached,
+        Err(Error::InvalidInput { .. }) => Res::Invalid,
+        Err(_) => Res::Other,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Ev {
+    Status(JobState, Option<Reason>),
+    Item(u64),
+    Progress(u64),
+}
+
+#[derive(Debug, Clone)]
+struct MJob {
+    id: JobId,
+    group: Option<u8>,
+    state: JobState,
+    reason: Option<Reason>,
+    attempt: u32,
+    failures: u32,
+    max_attempts: u32,
+    limit: Option<u64>,
+    discard: bool,
+    fixed: u64,
+    run_at: Timestamp,
+    deadline: Option<Timestamp>,
+    started: bool,
+    lease_until: Option<Timestamp>,
+    ledger: Vec<(Option<String>, u64, u32)>,
+    events: Vec<Ev>,
+    cycle: u32,
+    analyzed: u64,
+}
+
+impl MJob {
+    fn active_lease(&self, attempt: u32) -> bool {
+        matches!(self.state, JobState::Running | JobState::Cancelling) && attempt == self.attempt
+    }
+
+    fn set(&mut self, state: JobState, reason: Option<Reason>) {
+        self.state = state;
+        self.reason = reason;
+        if !matches!(state, JobState::Running | JobState::Cancelling) {
+            self.lease_until = None;
+        }
+        self.events.push(Ev::Status(state, reason));
+    }
+
+    /// The attempt ended while `cancelling`, or for a running job `running_to`.
+    fn end_attempt(&mut self, running_to: (JobState, Option<Reason>)) {
+        if self.state == JobState::Cancelling {
+            let r = self.reason;
+            self.set(JobState::Cancelled, r);
+        } else {
+            self.set(running_to.0, running_to.1);
+        }
+    }
+
+    fn usage(&self) -> u64 {
+        if self.state == JobState::Cancelled && self.discard {
+            self.fixed
+        } else {
+            self.fixed + self.ledger.iter().map(|e| e.1).sum::<u64>()
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.limit.is_some_and(|l| self.ledger.len() as u64 >= l)
+    }
+}
+
+struct Case {
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+    foreign: TenantId,
+    kind: KindName,
+    now: Timestamp,
+    jobs: Vec<MJob>,
+    idem: HashMap<u8, usize>,
+}
+
+static CASE: AtomicU64 = AtomicU64::new(0);
+
+fn fresh_id(case: u64, n: usize) -> JobId {
+    let hi = u128::from(std::process::id()) << 96 | u128::from(case) << 32;
+    JobId(uuid::Uuid::from_u128(hi | n as u128))
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)*) => {
+        if !$cond {
+            return Err(TestCaseError::fail(format!($($fmt)*)));
+        }
+    };
+}
+
+impl Case {
+    fn pick(&self, i: usize) -> Option<usize> {
+        (!self.jobs.is_empty()).then(|| i % self.jobs.len())
+    }
+
+    fn lease(&self, j: usize, stale: bool) -> Lease {
+        let m = &self.jobs[j];
+        let attempt = if stale {
+            if m.attempt > 0 {
+                m.attempt - 1
+            } else {
+                m.attempt + 1
+            }
+        } else {
+            m.attempt
+        };
+        Lease { job: m.id, attempt }
+    }
+
+    async fn step(&mut self, op: &Op, case: u64) -> Result<(), TestCaseError> {
+        let now = self.now;
+        let store = self.store.clone();
+        match op {
+            Op::Submit {
+                group,
+                limit,
+                discard,
+                max_attempts,
+                fixed,
+                deadline,
+                idem,
+            } => {
+                let new = NewJob {
+                    id: fresh_id(case, self.jobs.len()),
+                    tenant: self.tenant.clone(),
+                    kind: self.kind.clone(),
+                    input: "{}".into(),
+                    group: group.map(|g| GroupId::from(format!("g{g}"))),
+                    metadata: None,
+                    limit: *limit,
+                    cancel_mode: CancelMode::Checkpoint,
+                    on_cancel: if *discard {
+                        OnCancel::Discard
+                    } else {
+                        OnCancel::Keep
+                    },
+                    max_attempts: *max_attempts,
+                    fixed_cost: *fixed,
+                    run_at: now,
+                    deadline: deadline.map(|d| now.plus_ms(d)),
+                    idempotency_key: idem.map(|k| format!("idem-{k}")),
+                };
+                let out = store.submit(new.clone(), now).await;
+                let got = out.map_err(|e| TestCaseError::fail(format!("submit: {e}")))?;
+                if let Some(&existing) = idem.and_then(|k| self.idem.get(&k)) {
+                    ensure!(
+                        !got.created && got.job.id == self.jobs[existing].id,
+                        "idempotent submit returned {:?}",
+                        got.job.id
+                    );
+                    return Ok(());
+                }
+                ensure!(
+                    got.created && got.job.id == new.id,
+                    "submit created {:?}",
+                    got.job.id
+                );
+                if let Some(k) = idem {
+                    self.idem.insert(*k, self.jobs.len());
+                }
+                self.jobs.push(MJob {
+                    id: new.id,
+                    group: *group,
+                    state: JobState::Queued,
+                    reason: None,
+                    attempt: 0,
+                    failures: 0,
+                    max_attempts: *max_attempts,
+                    limit: *limit,
+                    discard: *discard,
+                    fixed: *fixed,
+                    run_at: now,
+                    deadline: new.deadline,
+                    started: false,
+                    lease_until: None,
+                    ledger: Vec::new(),
+                    events: vec![Ev::Status(JobState::Queued, None)],
+                    cycle: 0,
+                    analyzed: 0,
+                });
+            }
+            Op::Claim { n } => {
+                let mut ready: Vec<usize> = (0..self.jobs.len())
+                    .filter(|&i| {
+                        let m = &self.jobs[i];
+                        m.state == JobState::Queued
+                            && m.run_at <= now
+                            && (m.started || m.deadline.is_none_or(|d| d > now))
+                    })
+                    .collect();
+                ready.sort_by_key(|&i| (self.jobs[i].run_at, self.jobs[i].id));
+                ready.truncate(*n);
+                let req = ClaimRequest {
+                    worker: "model".into(),
+                    lease_ms: LEASE_MS,
+                    kinds: vec![(self.kind.clone(), *n)],
+                };
+                let got = store
+                    .claim(&req, now)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("claim: {e}")))?;
+                let got: BTreeSet<JobId> = got.iter().map(|j| j.id).collect();
+                let want: BTreeSet<JobId> = ready.iter().map(|&i| self.jobs[i].id).collect();
+                ensure!(
+                    got == want,
+                    "claim returned {got:?}, model expected {want:?}"
+                );
+                for i in ready {
+                    let m = &mut self.jobs[i];
+                    m.attempt += 1;
+                    m.started = true;
+                    m.lease_until = Some(now.plus_ms(LEASE_MS));
+                    m.set(JobState::Running, None);
+                }
+            }
+            Op::Deliver {
+                job,
+                stale,
+                key,
+                cost,
+            } => {
+                let Some(j) = self.pick(*job) else {
+                    return Ok(());
+                };
+                let lease = self.lease(j, *stale);
+                let key = key.map(|k| format!("key-{k}"));
+                let a = Append {
+                    lease,
+                    key: key.clone(),
+                    payload: "1".into(),
+                    cost: *cost,
+                };
+                let mut out = store
+                    .append(&[a], now)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("append batch: {e}")))?;
+                let r = out
+                    .pop()
+                    .ok_or_else(|| TestCaseError::fail("no append result"))?;
+                let m = &mut self.jobs[j];
+                let existing = key.as_ref().and_then(|k| {
+                    m.ledger
+                        .iter()
+                        .position(|e| e.0.as_ref() == Some(k))
+                        .map(|p| p as u64 + 1)
+                });
+                let expect = if !m.active_lease(lease.attempt) {
+                    Res::LeaseLost
+                } else if existing.is_some() {
+                    Res::Ok
+                } else if m.full() {
+                    Res::LimitReached
+                } else {
+                    Res::Ok
+                };
+                ensure!(
+                    res(&r) == expect,
+                    "deliver: store {:?}, model {expect:?}",
+                    res(&r)
+                );
+                if let Ok(a) = r {
+                    if let Some(seq) = existing {
+                        ensure!(a.duplicate && a.seq == seq, "duplicate reported as {a:?}");
+                    } else {
+                        m.ledger.push((key, *cost, lease.attempt));
+                        let seq = m.ledger.len() as u64;
+                        ensure!(
+                            !a.duplicate && a.seq == seq,
+                            "append reported {a:?}, model seq {seq}"
+                        );
+                        m.events.push(Ev::Item(seq));
+                    }
+                    ensure!(
+                        a.limit_reached == m.full(),
+                        "limit_reached {} vs model {}",
+                        a.limit_reached,
+                        m.full()
+                    );
+                    ensure!(
+                        a.cancel_requested == (m.state == JobState::Cancelling),
+                        "cancel_requested flag"
+                    );
+                    ensure!(a.limit == m.limit, "limit in ack");
+                }
+            }
+            Op::Progress {
+                job,
+                stale,
+                analyzed,
+            } => {
+                let Some(j) = self.pick(*job) else {
+                    return Ok(());
+                };
+                let lease = self.lease(j, *stale);
+                let p = Progress {
+                    analyzed: *analyzed,
+                    ..Progress::default()
+                };
+                let r = store.progress(lease, &p, now).await;
+                let m = &mut self.jobs[j];
+                let expect = if m.active_lease(lease.attempt) {
+                    Res::Ok
+                } else {
+                    Res::LeaseLost
+                };
+                ensure!(
+                    res(&r) == expect,
+                    "progress: store {:?}, model {expect:?}",
+                    res(&r)
+                );
+                if r.is_ok() {
+                    m.analyzed = *analyzed;
+                    m.events.push(Ev::Progress(*analyzed));
+                }
+            }
+            Op::Cancel { job, foreign } => {
+                let Some(j) = self.pick(*job) else {
+                    return Ok(());
+                };
+                let tenant = if *foreign {
+                    &self.foreign
+                } else {
+                    &self.tenant
+                };
+                let r = store
+                    .cancel(tenant, self.jobs[j].id, &CancelRequest::default(), now)
+                    .await;
+                let m = &mut self.jobs[j];
+                let expect = if *foreign {
+                    Res::NotFound
+                } else if m.state.is_terminal() {
+                    Res::Conflict
+                } else {
+                    Res::Ok
+                };
+                ensure!(
+                    res(&r) == expect,
+                    "cancel: store {:?}, model {expect:?}",
+                    res(&r)
+                );
+                if !*foreign {
+                    cancel_model(m, Reason::UserCancelled);
+                }
+            }
+            Op::CancelGroup { group } => {
+                let g = GroupId::from(format!("g{group}"));
+                let got = store
+                    .cancel_group(&self.tenant, &g, &CancelRequest::default(), now)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("cancel_group: {e}")))?;
+                let got: BTreeSet<JobId> = got.iter().map(|j| j.id).collect();
+                let mut want = BTreeSet::new();
+                for m in &mut self.jobs {
+                    if m.group == Some(*group)
+                        && matches!(m.state, JobState::Queued | JobState::Running)
+                    {
+                        want.insert(m.id);
+                        cancel_model(m, Reason::GroupCancelled);
+                    }
+                }
+                ensure!(got == want, "group cancel returned {got:?}, model {want:?}");
+            }
+            Op::Extend { job, by } => {
+                let Some(j) = self.pick(*job) else {
+                    return Ok(());
+                };
+                let m = &self.jobs[j];
+                let target = match m.limit {
+                    Some(l) => {
+                        u64::try_from((i64::try_from(l).unwrap_or(0) + by).max(1)).unwrap_or(1)
+                    }
+                    None => u64::try_from((*by).max(1)).unwrap_or(1),
+                };
+                let r = store.extend(&self.tenant, m.id, target, now).await;
+                let m = &mut self.jobs[j];
+                let allowed = match m.state {
+                    JobState::Queued | JobState::Running => true,
+                    JobState::Completed => m.reason == Some(Reason::LimitMet),
+                    _ => false,
+                };
+                let expect = if !allowed {
+                    Res::Conflict
+                } else if m.limit.is_none_or(|l| target <= l) {
+                    Res::Invalid
+                } else {
+                    Res::Ok
+                };
+                ensure!(
+                    res(&r) == expect,
+                    "extend: store {:?}, model {expect:?}",
+                    res(&r)
+                );
+                if expect == Res::Ok {
+                    m.limit = Some(target);
+                    if m.state == JobState::Completed {
+                        m.cycle += 1;
+                        m.run_at = now;
+                        m.set(JobState::Queued, None);
+                    }
+                }
+            }
+            Op::Finish {
+                job,
+                stale,
+                how,
+                delay,
+            } => {
+                let Some(j) = self.pick(*job) else {
+                    return Ok(());
+                };
+                let lease = self.lease(j, *stale);
+                let finish = match how {
+                    0 => Finish::Done,
+                    1 => Finish::Failed {
+                        error: "retry".into(),
+                        retry_at: Some(now.plus_ms(*delay)),
+                    },
+                    2 => Finish::Failed {
+                        error: "fatal".into(),
+                        retry_at: None,
+                    },
+                    3 => Finish::Shutdown,
+                    _ => Finish::Aborted,
+                };
+                let r = store.finish(lease, &finish, now).await;
+                let m = &mut self.jobs[j];
+                let expect = if !m.active_lease(lease.attempt) {
+                    Res::LeaseLost
+                } else if matches!(finish, Finish::Aborted) && m.state == JobState::Running {
+                    Res::Conflict
+                } else {
+                    Res::Ok
+                };
+                ensure!(
+                    res(&r) == expect,
+                    "finish {finish:?}: store {:?}, model {expect:?}",
+                    res(&r)
+                );
+                if expect == Res::Ok {
+                    let running = m.state == JobState::Running;
+                    match finish {
+                        Finish::Done if m.full() => {
+                            m.end_attempt((JobState::Completed, Some(Reason::LimitMet)));
+                        }
+                        Finish::Done => {
+                            m.end_attempt((JobState::Completed, Some(Reason::Exhausted)))
+                        }
+                        Finish::Failed { retry_at, .. } => {
+                            let left = retry_at.is_some() && m.failures + 1 < m.max_attempts;
+                            if running {
+                                m.failures += 1;
+                                m.run_at = retry_at.unwrap_or(now);
+                            }
+                            if left {
+                                m.end_attempt((JobState::Queued, None));
+                            } else {
+                                m.end_attempt((JobState::Failed, Some(Reason::Error)));
+                            }
+                        }
+                        Finish::Shutdown => {
+                            m.run_at = now;
+                            m.end_attempt((JobState::Queued, None));
+                        }
+                        Finish::Aborted => m.end_attempt((JobState::Cancelled, m.reason)),
+                    }
+                }
+            }
+            Op::Renew { job, stale } => {
+                let Some(j) = self.pick(*job) else {
+                    return Ok(());
+                };
+                let lease = self.lease(j, *stale);
+                let got = store
+                    .renew(&[lease], LEASE_MS, now)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("renew: {e}")))?;
+                let m = &mut self.jobs[j];
+                let want = if m.active_lease(lease.attempt) {
+                    m.lease_until = Some(now.plus_ms(LEASE_MS));
+                    LeaseStatus::Held {
+                        cancel_requested: m.state == JobState::Cancelling,
+                        limit: m.limit,
+                    }
+                } else {
+                    LeaseStatus::Lost
+                };
+                ensure!(got == vec![want], "renew returned {got:?}, model {want:?}");
+            }
+            Op::Advance { ms } => {
+                self.now = now.plus_ms(*ms);
+                let now = self.now;
+                let got = store
+                    .recover(now)
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("recover: {e}")))?;
+                let ours: BTreeSet<JobId> = self.jobs.iter().map(|m| m.id).collect();
+                let got: BTreeSet<JobId> = got
+                    .iter()
+                    .map(|j| j.id)
+                    .filter(|id| ours.contains(id))
+                    .collect();
+                let mut want = BTreeSet::new();
+                for m in &mut self.jobs {
+                    let expired = m.lease_until.is_some_and(|u| u <= now);
+                    match m.state {
+                        JobState::Running if expired => {
+                            let left = m.failures + 1 < m.max_attempts;
+                            m.failures += 1;
+                            m.run_at = now;
+                            if left {
+                                m.set(JobState::Queued, None);
+                            } else {
+                                m.set(JobState::Failed, Some(Reason::Error));
+                            }
+                            want.insert(m.id);
+                        }
+                        JobState::Cancelling if expired => {
+                            let r = m.reason;
+                            m.set(JobState::Cancelled, r);
+                            want.insert(m.id);
+                        }
+                        _ => {}
+                    }
+                }
+                for m in &mut self.jobs {
+                    if m.state == JobState::Queued
+                        && !m.started
+                        && m.deadline.is_some_and(|d| d <= now)
+                    {
+                        m.set(JobState::Failed, Some(Reason::Timeout));
+                        want.insert(m.id);
+                    }
+                }
+                ensure!(got == want, "recover changed {got:?}, model {want:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares every job of the case with the model and checks the invariants.
+    async fn verify(&self, before: &[Job], op: &Op) -> Result<Vec<Job>, TestCaseError> {
+        let mut now_jobs = Vec::with_capacity(self.jobs.len());
+        for (i, m) in self.jobs.iter().enumerate() {
+            let job = self
+                .store
+                .get(&self.tenant, m.id)
+                .await
+                .map_err(|e| TestCaseError::fail(format!("get: {e}")))?;
+            let got = (
+                job.state,
+                job.reason,
+                job.attempt,
+                job.failures,
+                job.limit,
+                job.cycle,
+            );
+            let want = (m.state, m.reason, m.attempt, m.failures, m.limit, m.cycle);
+            ensure!(
+                got == want,
+                "job {i}: (state, reason, attempt, failures, limit, cycle) store {got:?}, model {want:?}"
+            );
+            ensure!(
+                job.usage == m.usage(),
+                "job {i}: usage {} vs model {} (invariant 4)",
+                job.usage,
+                m.usage()
+            );
+            ensure!(
+                job.progress.found == m.ledger.len() as u64,
+                "job {i}: found {}",
+                job.progress.found
+            );
+            ensure!(job.progress.analyzed == m.analyzed, "job {i}: analyzed");
+            if job.state.is_active() && job.state != JobState::Queued {
+                ensure!(
+                    job.lease_until == m.lease_until,
+                    "job {i}: lease {:?} vs {:?}",
+                    job.lease_until,
+                    m.lease_until
+                );
+            }
+            // Invariant 5: events gapless and equal to the model's.
+            let events = self
+                .store
+                .events(&self.tenant, m.id, 0, 100_000)
+                .await
+                .map_err(|e| TestCaseError::fail(format!("events: {e}")))?;
+            for (k, e) in events.iter().enumerate() {
+                ensure!(
+                    e.id == k as u64 + 1,
+                    "job {i}: event ids not 1..n: {:?}",
+                    events.iter().map(|e| e.id).collect::<Vec<_>>()
+                );
+            }
+            ensure!(
+                job.last_event_id == events.len() as u64,
+                "job {i}: last_event_id"
+            );
+            let evs: Vec<Ev> = events
+                .iter()
+                .map(|e| match &e.data {
+                    EventData::Status { state, reason } => Ev::Status(*state, *reason),
+                    EventData::ItemDelivered { entry } => Ev::Item(entry.seq),
+                    EventData::Progress { progress } => Ev::Progress(progress.analyzed),
+                })
+                .collect();
+            ensure!(
+                evs == m.events,
+                "job {i}: events {evs:?}, model {:?}",
+                m.events
+            );
+            // Invariant 2: one terminal write per finished cycle.
+            let terminal = evs
+                .iter()
+                .filter(|e| matches!(e, Ev::Status(s, _) if s.is_terminal()))
+                .count();
+            let cycles_done = job.cycle as usize + usize::from(job.state.is_terminal());
+            ensure!(
+                terminal == cycles_done,
+                "job {i}: {terminal} terminal writes for {cycles_done} finished cycles"
+            );
+            // Invariant 3: the ledger.
+            let page = self
+                .store
+                .results(
+                    &self.tenant,
+                    m.id,
+                    &ResultsQuery {
+                        after: 0,
+                        limit: 10_000,
+                    },
+                )
+                .await
+                .map_err(|e| TestCaseError::fail(format!("results: {e}")))?;
+            if job.state == JobState::Cancelled && m.discard {
+                ensure!(page.data.is_empty(), "job {i}: discarded entries visible");
+            } else {
+                let got: Vec<(u64, Option<String>, u64, u32)> = page
+                    .data
+                    .iter()
+                    .map(|e| (e.seq, e.key.clone(), e.cost, e.attempt))
+                    .collect();
+                let want: Vec<(u64, Option<String>, u64, u32)> = m
+                    .ledger
+                    .iter()
+                    .enumerate()
+                    .map(|(k, e)| (k as u64 + 1, e.0.clone(), e.1, e.2))
+                    .collect();
+                ensure!(got == want, "job {i}: ledger {got:?}, model {want:?}");
+                let keys: BTreeSet<&String> =
+                    page.data.iter().filter_map(|e| e.key.as_ref()).collect();
+                let keyed = page.data.iter().filter(|e| e.key.is_some()).count();
+                ensure!(keys.len() == keyed, "job {i}: duplicate keys in ledger");
+            }
+            // Invariant 6: terminal states are absorbing.
+            if let Some(prev) = before.get(i).filter(|p| p.state.is_terminal()) {
+                let extended = matches!(op, Op::Extend { job, .. } if self.pick(*job) == Some(i));
+                if !(extended && prev.reason == Some(Reason::LimitMet)) {
+                    ensure!(&job == prev, "job {i}: terminal job changed by {op:?}");
+                }
+            }
+            now_jobs.push(job);
+        }
+        Ok(now_jobs)
+    }
+}
+
+fn cancel_model(m: &mut MJob, reason: Reason) {
+    match m.state {
+        JobState::Queued => m.set(JobState::Cancelled, Some(reason)),
+        JobState::Running => m.set(JobState::Cancelling, Some(reason)),
+        _ => {}
+    }
+}
+
+async fn run_case(store: Arc<dyn Store>, ops: &[Op]) -> Result<(), TestCaseError> {
+    let case = CASE.fetch_add(1, Ordering::Relaxed);
+    let mut c = Case {
+        store,
+        tenant: format!("model-{case}").into(),
+        foreign: format!("model-{case}-other").into(),
+        kind: format!("kind-{case}").into(),
+        now: T0,
+        jobs: Vec::new(),
+        idem: HashMap::new(),
+    };
+    let mut before = Vec::new();
+    for (n, op) in ops.iter().enumerate() {
+        c.step(op, case)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("step {n} {op:?}: {e}")))?;
+        before = c
+            .verify(&before, op)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("after step {n} {op:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Runs `cases` random cases against `store` on the runtime `rt`.
+///
+/// # Errors
+/// The minimal failing sequence of operations and the first difference, as text.
+pub fn check(
+    rt: &tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+    cases: u32,
+) -> Result<(), String> {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 2_000,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let strategy = proptest::collection::vec(op(), 1..40);
+    let result = runner.run(&strategy, |ops| rt.block_on(run_case(store.clone(), &ops)));
+    match result {
+        Ok(()) => Ok(()),
+        Err(TestError::Fail(why, ops)) => Err(format!("model check failed: {why}\nops: {ops:#?}")),
+        Err(TestError::Abort(why)) => Err(format!("model check aborted: {why}")),
+    }
+}

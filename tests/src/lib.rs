@@ -1,0 +1,1 @@
+//! Behaviour tests for haltway live in `tests/tests/`.

@@ -1,0 +1,530 @@
+//! The rest of the lifecycle: limits and extend, shutdown and resume, lease recovery, retries,
+//! concurrency, idempotency, deadlines and subscriptions.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use haltway_core::{
+    Append, CancelMode, ClaimRequest, Clock, EventData, JobState, ManualClock, Reason, Store,
+    SubmitOptions, Timestamp,
+};
+use support::{Behaviour, Script, Signal, engine_on, options, script, setup, setup_with};
+
+#[tokio::test]
+async fn limit_met_completes_then_extend_resumes_with_the_same_ledger() {
+    let mut b = setup(options(CancelMode::Checkpoint));
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(10), SubmitOptions::new().limit(2))
+        .await
+        .expect("submit")
+        .job;
+    b.release(2);
+    let done = b.engine.wait(&b.tenant, job.id).await.expect("wait");
+    assert_eq!(
+        (done.state, done.reason),
+        (JobState::Completed, Some(Reason::LimitMet))
+    );
+    assert_eq!(done.usage, 5 + 20);
+    let ext = b.engine.extend(&b.tenant, job.id, 4).await.expect("extend");
+    assert_eq!(
+        (ext.state, ext.limit, ext.cycle),
+        (JobState::Queued, Some(4), 1)
+    );
+    b.until(Signal::Started {
+        attempt: 2,
+        found: 2,
+    })
+    .await;
+    b.release(2);
+    let done = b.engine.wait(&b.tenant, job.id).await.expect("wait");
+    assert_eq!(
+        (done.state, done.reason),
+        (JobState::Completed, Some(Reason::LimitMet))
+    );
+    let keys: Vec<String> = b
+        .engine
+        .snapshot(&b.tenant, job.id)
+        .await
+        .expect("snapshot")
+        .into_iter()
+        .map(|e| e.key.expect("key"))
+        .collect();
+    assert_eq!(keys, vec!["item-0", "item-1", "item-2", "item-3"]);
+    assert_eq!(
+        done.usage,
+        5 + 40,
+        "the fixed cost is billed once across extends"
+    );
+    b.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn extend_while_running_raises_the_limit_the_handler_sees() {
+    let mut b = setup(options(CancelMode::Checkpoint));
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(10), SubmitOptions::new().limit(2))
+        .await
+        .expect("submit")
+        .job;
+    b.until(Signal::Limit(Some(2))).await;
+    b.release(1);
+    b.until(Signal::Delivered(0)).await;
+    let ext = b
+        .engine
+        .extend(&b.tenant, job.id, 3)
+        .await
+        .expect("extend running");
+    assert_eq!((ext.state, ext.limit), (JobState::Running, Some(3)));
+    b.release(5);
+    b.until(Signal::Limit(Some(3))).await;
+    let done = b.engine.wait(&b.tenant, job.id).await.expect("wait");
+    assert_eq!(
+        (done.state, done.reason),
+        (JobState::Completed, Some(Reason::LimitMet))
+    );
+    assert_eq!(done.progress.found, 3);
+    assert_eq!(done.attempt, 1, "extended in place, no new attempt");
+    b.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_requeues_running_jobs_and_another_engine_resumes_them() {
+    let mut b = setup(options(CancelMode::Checkpoint));
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(4), SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    b.release(2);
+    b.until(Signal::Delivered(1)).await;
+    b.until(Signal::Unit(2)).await;
+    let engine = b.engine.clone();
+    let shutdown = tokio::spawn(async move { engine.shutdown().await });
+    b.release(1);
+    shutdown.await.expect("shutdown");
+    let parked = b.engine.get(&b.tenant, job.id).await.expect("get");
+    assert_eq!(
+        (parked.state, parked.reason, parked.failures),
+        (JobState::Queued, None, 0)
+    );
+    assert_eq!(
+        parked.progress.found, 2,
+        "ledger kept; the unit in flight was not delivered"
+    );
+    assert!(matches!(
+        b.engine
+            .submit::<support::Scripted>(b.tenant.clone(), &script(1), SubmitOptions::new())
+            .await,
+        Err(haltway_core::Error::ShuttingDown)
+    ));
+
+    let (mut b2, engine2) = engine_on(&b.store, options(CancelMode::Checkpoint), |x| x);
+    engine2.start();
+    b2.until(Signal::Started {
+        attempt: 2,
+        found: 2,
+    })
+    .await;
+    b2.release(2);
+    let done = engine2.wait(&b.tenant, job.id).await.expect("wait");
+    assert_eq!(
+        (done.state, done.reason),
+        (JobState::Completed, Some(Reason::Exhausted))
+    );
+    let entries = engine2.snapshot(&b.tenant, job.id).await.expect("snapshot");
+    let keys: Vec<String> = entries
+        .iter()
+        .map(|e| e.key.clone().expect("key"))
+        .collect();
+    assert_eq!(keys, vec!["item-0", "item-1", "item-2", "item-3"]);
+    let attempts: Vec<u32> = entries.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, vec![1, 1, 2, 2]);
+    assert_eq!(done.usage, 5 + 40);
+    engine2.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_recovered_without_duplicate_entries() {
+    let clock = ManualClock::new(Timestamp(1_000_000));
+    let store = haltway_core::MemoryStore::new();
+    let c = clock.clone();
+    let (mut b, engine) = engine_on(&store, options(CancelMode::Checkpoint), move |x| {
+        x.clock(Arc::new(c)).lease(Duration::from_secs(5))
+    });
+    let job = engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(5), SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    // A worker claims the job, delivers two items, and dies.
+    let req = ClaimRequest {
+        worker: "doomed".into(),
+        lease_ms: 5_000,
+        kinds: vec![("scripted".into(), 1)],
+    };
+    let claimed = store.claim(&req, clock.now()).await.expect("claim");
+    let lease = claimed[0].lease().expect("lease");
+    let batch: Vec<Append> = (0..2)
+        .map(|n| Append {
+            lease,
+            key: Some(format!("item-{n}")),
+            payload: format!("{{\"n\":{n}}}").into(),
+            cost: 10,
+        })
+        .collect();
+    store.append(&batch, clock.now()).await.expect("append");
+    assert!(
+        engine.recover_now().await.expect("recover").is_empty(),
+        "lease still valid"
+    );
+    clock.advance(5_000);
+    let recovered = engine.recover_now().await.expect("recover");
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(
+        (recovered[0].state, recovered[0].failures),
+        (JobState::Queued, 1)
+    );
+    engine.start();
+    b.until(Signal::Started {
+        attempt: 2,
+        found: 2,
+    })
+    .await;
+    b.release(3);
+    let done = engine.wait(&b.tenant, job.id).await.expect("wait");
+    assert_eq!(done.state, JobState::Completed);
+    let entries = engine.snapshot(&b.tenant, job.id).await.expect("snapshot");
+    let keys: Vec<String> = entries
+        .iter()
+        .map(|e| e.key.clone().expect("key"))
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["item-0", "item-1", "item-2", "item-3", "item-4"],
+        "no duplicates"
+    );
+    assert_eq!(done.usage, 5 + 50);
+    // The dead worker's late write is fenced.
+    let late = store.append(&batch[..1], clock.now()).await.expect("batch");
+    assert!(matches!(
+        late[0],
+        Err(haltway_core::Error::LeaseLost { .. })
+    ));
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn retryable_errors_back_off_and_retry_fatal_ones_fail() {
+    let mut b = setup(options(CancelMode::Checkpoint).max_attempts(3));
+    let flaky = Script {
+        items: 1,
+        behaviour: Behaviour::FailUntil {
+            ok_from: 3,
+            fatal: false,
+        },
+    };
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &flaky, SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    b.until(Signal::Started {
+        attempt: 3,
+        found: 0,
+    })
+    .await;
+    b.release(1);
+    let done = b.engine.wait(&b.tenant, job.id).await.expect("wait");
+    assert_eq!(
+        (done.state, done.attempt, done.failures),
+        (JobState::Completed, 3, 2)
+    );
+    assert_eq!(done.last_error.as_deref(), Some("scripted retryable error"));
+    let statuses: Vec<JobState> = b
+        .engine
+        .events(&b.tenant, job.id, 0, 100)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter_map(|e| match e.data {
+            EventData::Status { state, .. } => Some(state),
+            _ => None,
+        })
+        .collect();
+    use JobState::*;
+    assert_eq!(
+        statuses,
+        vec![Queued, Running, Queued, Running, Queued, Running, Completed]
+    );
+
+    let exhausted = Script {
+        items: 1,
+        behaviour: Behaviour::FailUntil {
+            ok_from: 10,
+            fatal: false,
+        },
+    };
+    let job = b
+        .engine
+        .submit::<support::Scripted>(
+            b.tenant.clone(),
+            &exhausted,
+            SubmitOptions::new().max_attempts(2),
+        )
+        .await
+        .expect("submit")
+        .job;
+    let failed = b.engine.wait(&b.tenant, job.id).await.expect("wait");
+    assert_eq!(
+        (failed.state, failed.reason, failed.attempt),
+        (Failed, Some(Reason::Error), 2)
+    );
+
+    let fatal = Script {
+        items: 1,
+        behaviour: Behaviour::FailUntil {
+            ok_from: 10,
+            fatal: true,
+        },
+    };
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &fatal, SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    let failed = b.engine.wait(&b.tenant, job.id).await.expect("wait");
+    assert_eq!(
+        (failed.state, failed.attempt),
+        (Failed, 1),
+        "fatal: no retry"
+    );
+    assert_eq!(failed.last_error.as_deref(), Some("scripted fatal error"));
+    b.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn kind_concurrency_bounds_running_jobs() {
+    let mut b = setup(options(CancelMode::Checkpoint).concurrency(2));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            b.engine
+                .submit::<support::Scripted>(b.tenant.clone(), &script(1), SubmitOptions::new())
+                .await
+                .expect("submit")
+                .job
+                .id,
+        );
+    }
+    b.until(Signal::Started {
+        attempt: 1,
+        found: 0,
+    })
+    .await;
+    b.until(Signal::Started {
+        attempt: 1,
+        found: 0,
+    })
+    .await;
+    assert_eq!(b.engine.running(), 2);
+    let q = haltway_core::ListQuery {
+        state: Some(JobState::Queued),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        b.engine.list(&b.tenant, &q).await.expect("list").data.len(),
+        3
+    );
+    b.release(5);
+    for id in ids {
+        assert_eq!(
+            b.engine.wait(&b.tenant, id).await.expect("wait").state,
+            JobState::Completed
+        );
+    }
+    b.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn global_concurrency_bounds_running_jobs() {
+    let mut b = setup_with(options(CancelMode::Checkpoint), |x| x.concurrency(1));
+    for _ in 0..3 {
+        b.engine
+            .submit::<support::Scripted>(b.tenant.clone(), &script(1), SubmitOptions::new())
+            .await
+            .expect("submit");
+    }
+    b.until(Signal::Started {
+        attempt: 1,
+        found: 0,
+    })
+    .await;
+    assert_eq!(b.engine.running(), 1);
+    b.release(1);
+    b.until(Signal::Started {
+        attempt: 1,
+        found: 0,
+    })
+    .await;
+    assert_eq!(b.engine.running(), 1);
+    b.release(2);
+    b.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_same_job() {
+    let b = setup(options(CancelMode::Checkpoint));
+    let opts = SubmitOptions::new().idempotency_key("order-42");
+    let first = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(1), opts.clone())
+        .await
+        .expect("submit");
+    let second = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(1), opts)
+        .await
+        .expect("submit");
+    assert!(first.created && !second.created);
+    assert_eq!(first.job.id, second.job.id);
+    assert_eq!(
+        b.engine
+            .metrics()
+            .submitted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    b.release(1);
+    b.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_submissions_are_refused_clearly() {
+    let b = setup(options(CancelMode::Checkpoint));
+    let e = b
+        .engine
+        .submit_json(&b.tenant, "nope", "{}", SubmitOptions::new())
+        .await
+        .expect_err("unknown kind");
+    assert!(
+        matches!(e, haltway_core::Error::UnknownKind(ref k) if k == "nope"),
+        "{e}"
+    );
+    let e = b
+        .engine
+        .submit_json(
+            &b.tenant,
+            "scripted",
+            "{\"items\":\"many\"}",
+            SubmitOptions::new(),
+        )
+        .await
+        .expect_err("bad input");
+    assert!(
+        matches!(e, haltway_core::Error::InvalidInput { field: "input", .. }),
+        "{e}"
+    );
+    let e = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(1), SubmitOptions::new().limit(0))
+        .await
+        .expect_err("zero limit");
+    assert!(
+        matches!(e, haltway_core::Error::InvalidInput { field: "limit", .. }),
+        "{e}"
+    );
+    b.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_job_not_started_by_its_deadline_times_out() {
+    let clock = ManualClock::new(Timestamp(5_000_000));
+    let store = haltway_core::MemoryStore::new();
+    let c = clock.clone();
+    let (b, engine) = engine_on(&store, options(CancelMode::Checkpoint), move |x| {
+        x.clock(Arc::new(c))
+    });
+    let job = engine
+        .submit::<support::Scripted>(
+            b.tenant.clone(),
+            &script(1),
+            SubmitOptions::new().deadline(Duration::from_secs(1)),
+        )
+        .await
+        .expect("submit")
+        .job;
+    clock.advance(1_000);
+    let changed = engine.recover_now().await.expect("recover");
+    assert_eq!(changed.len(), 1);
+    let j = engine.get(&b.tenant, job.id).await.expect("get");
+    assert_eq!(
+        (j.state, j.reason),
+        (JobState::Failed, Some(Reason::Timeout))
+    );
+}
+
+#[tokio::test]
+async fn subscribe_replays_then_follows_and_resumes_from_any_event() {
+    let mut b = setup(options(CancelMode::Checkpoint));
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(3), SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    b.release(1);
+    b.until(Signal::Delivered(0)).await;
+    let live = b.engine.subscribe(&b.tenant, job.id, 0);
+    let collect =
+        tokio::spawn(async move { live.map(|e| e.expect("event")).collect::<Vec<_>>().await });
+    b.release(2);
+    let events = tokio::time::timeout(Duration::from_secs(30), collect)
+        .await
+        .expect("stream ends after the terminal event")
+        .expect("task");
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "ordered, no gaps"
+    );
+    let items: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::ItemDelivered { entry } => Some(entry.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(items, vec![1, 2, 3]);
+    assert!(events.last().expect("events").data.is_terminal());
+    let mid = events[events.len() / 2].id;
+    let rest: Vec<u64> = b
+        .engine
+        .subscribe(&b.tenant, job.id, mid)
+        .map(|e| e.expect("event").id)
+        .collect()
+        .await;
+    assert_eq!(
+        rest,
+        ((mid + 1)..=*ids.last().expect("last")).collect::<Vec<_>>()
+    );
+    let missing = b
+        .engine
+        .subscribe(&"globex".into(), job.id, 0)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(matches!(
+        missing.as_slice(),
+        [Err(haltway_core::Error::NotFound)]
+    ));
+    b.engine.shutdown().await;
+}

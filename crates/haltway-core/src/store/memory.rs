@@ -17,15 +17,15 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
+use super::kernel::{self, AppendOutcome, Changed};
 use super::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Finish, LeaseStatus, ListQuery,
     Notice, ResultsQuery, Store, Submitted,
 };
 use crate::error::{Error, Result};
-use crate::state::{Transition, transition};
 use crate::types::{
-    CancelInfo, Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob,
-    OnCancel, Page, Progress, Reason, TenantId, Timestamp,
+    Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page,
+    Progress, Reason, TenantId, Timestamp,
 };
 
 /// A [`Store`] in memory: fast, shared by every engine of one process, lost on exit.
@@ -166,8 +166,9 @@ impl MemoryStore {
 }
 
 impl Record {
+    /// Records the event with id `job.last_event_id` (the kernel counted it).
     fn event(&mut self, now: Timestamp, what: Stored, outbox: &mut Outbox) {
-        self.job.last_event_id += 1;
+        debug_assert_eq!(self.events.len() as u64 + 1, self.job.last_event_id);
         self.events.push(StoredEvent { at: now, what });
         if outbox.want_events {
             outbox.events.push(EventNotice {
@@ -175,11 +176,6 @@ impl Record {
                 id: self.job.last_event_id,
             });
         }
-    }
-
-    fn status_event(&mut self, now: Timestamp, outbox: &mut Outbox) {
-        let what = Stored::Status(self.job.state, self.job.reason);
-        self.event(now, what, outbox);
     }
 
     /// The stored event at `index` as a `JobEvent`.
@@ -203,26 +199,6 @@ impl Record {
             at: e.at,
             data,
         }
-    }
-
-    fn fenced(&self, lease: Lease) -> Result<()> {
-        let j = &self.job;
-        if j.attempt == lease.attempt && matches!(j.state, JobState::Running | JobState::Cancelling)
-        {
-            Ok(())
-        } else {
-            Err(Error::LeaseLost {
-                attempt: lease.attempt,
-            })
-        }
-    }
-
-    fn ledger_cost(&self) -> u64 {
-        self.ledger.iter().map(|e| e.cost).sum()
-    }
-
-    fn discarded(&self) -> bool {
-        self.job.state == JobState::Cancelled && self.job.on_cancel == OnCancel::Discard
     }
 }
 
@@ -249,147 +225,85 @@ impl Inner {
         }
     }
 
-    fn dequeue(&mut self, id: JobId) {
-        let job = &self.jobs[&id].job;
-        if let Some(q) = self.ready.get_mut(&job.kind) {
-            q.remove(&(job.run_at, id));
-        }
-    }
-
-    /// Applies `event` to job `id`, with the bookkeeping every transition shares: queue,
-    /// active set, lease, terminal fields, usage and the status event.
-    fn apply(
+    /// Runs a kernel function on job `id`, then keeps the indexes in step with the change and
+    /// records its status event.
+    fn change<T>(
         &mut self,
         id: JobId,
-        event: Transition,
         now: Timestamp,
         outbox: &mut Outbox,
-    ) -> Result<Job> {
+        f: impl FnOnce(&mut Job) -> Result<(T, Changed)>,
+    ) -> Result<T> {
         let rec = self.jobs.get_mut(&id).ok_or(Error::NotFound)?;
-        let from = rec.job.state;
-        let step = match transition(from, rec.job.reason, event) {
-            Err(_) if self.fault == Fault::DoubleTerminal && from.is_terminal() => {
-                crate::state::Step {
-                    state: JobState::Cancelled,
-                    reason: Some(Reason::UserCancelled),
-                    changed: true,
-                }
-            }
-            other => other?,
+        let (kind, old_run_at) = (rec.job.kind.clone(), rec.job.run_at);
+        let (out, changed) = f(&mut rec.job)?;
+        let Some(from) = changed else {
+            return Ok(out);
         };
-        if !step.changed {
-            return Ok(rec.job.clone());
+        let to = rec.job.state;
+        if self.fault == Fault::BillDiscarded && kernel::discarded(&rec.job) {
+            rec.job.usage = rec.job.fixed_cost + rec.ledger.iter().map(|e| e.cost).sum::<u64>();
         }
+        rec.event(now, Stored::Status(to, rec.job.reason), outbox);
+        let group = rec.job.group.clone().map(|g| (rec.job.tenant.clone(), g));
         if from == JobState::Queued {
-            self.dequeue(id);
-        }
-        let rec = self.jobs.get_mut(&id).ok_or(Error::NotFound)?;
-        let job = &mut rec.job;
-        job.state = step.state;
-        job.reason = step.reason;
-        match step.state {
-            JobState::Running | JobState::Cancelling => {
-                self.active.insert(id);
-            }
-            _ => {
-                self.active.remove(&id);
-                job.lease_until = None;
-                job.worker = None;
+            if let Some(q) = self.ready.get_mut(&kind) {
+                q.remove(&(old_run_at, id));
             }
         }
-        if step.state.is_terminal() {
-            job.finished_at = Some(now);
-            if let Some(g) = &job.group {
-                let key = (job.tenant.clone(), g.clone());
+        if matches!(to, JobState::Running | JobState::Cancelling) {
+            self.active.insert(id);
+        } else {
+            self.active.remove(&id);
+        }
+        if let Some(key) = group {
+            if to.is_terminal() {
                 if let Some(set) = self.groups.get_mut(&key) {
                     set.remove(&id);
                     if set.is_empty() {
                         self.groups.remove(&key);
                     }
                 }
+            } else if from.is_terminal() {
+                self.groups.entry(key).or_default().insert(id);
             }
-            rec.job.usage = if rec.discarded() && self.fault != Fault::BillDiscarded {
-                rec.job.fixed_cost
-            } else {
-                rec.job.fixed_cost + rec.ledger_cost()
-            };
         }
-        rec.status_event(now, outbox);
-        let job = rec.job.clone();
-        if step.state == JobState::Queued {
+        if to == JobState::Queued {
             self.enqueue(id, outbox);
         }
-        Ok(job)
-    }
-
-    fn claim_one(
-        &mut self,
-        id: JobId,
-        req: &ClaimRequest,
-        now: Timestamp,
-        outbox: &mut Outbox,
-    ) -> Result<Job> {
-        let rec = self.jobs.get_mut(&id).ok_or(Error::NotFound)?;
-        rec.job.attempt += 1;
-        rec.job.lease_until = Some(now.plus_ms(req.lease_ms));
-        rec.job.worker = Some(req.worker.clone());
-        rec.job.started_at.get_or_insert(now);
-        self.apply(id, Transition::Claim, now, outbox)
+        Ok(out)
     }
 
     fn append_one(&mut self, a: &Append, now: Timestamp, outbox: &mut Outbox) -> Result<Appended> {
         let rec = self.jobs.get_mut(&a.lease.job).ok_or(Error::NotFound)?;
-        if self.fault != Fault::SkipFence || !rec.job.state.is_active() {
-            rec.fenced(a.lease)?;
-        }
-        let cancel_requested = rec.job.state == JobState::Cancelling;
-        let limit = rec.job.limit;
-        let len = rec.ledger.len() as u64;
-        if let Some(seq) = a.key.as_ref().and_then(|k| rec.keys.get(k)) {
-            return Ok(Appended {
-                seq: *seq,
-                duplicate: true,
-                limit_reached: limit.is_some_and(|l| len >= l),
-                cancel_requested,
-                limit,
-            });
-        }
-        if limit.is_some_and(|l| len >= l) {
-            return Err(Error::LimitReached);
-        }
-        let entry = Entry {
-            seq: len + 1,
-            key: a.key.clone(),
-            payload: a.payload.clone(),
-            cost: a.cost,
-            attempt: a.lease.attempt,
-            at: now,
-        };
         self.appends += 1;
-        if self.fault == Fault::LoseAppend && self.appends % 3 == 0 {
+        let mut a = a.clone();
+        if self.fault == Fault::SkipFence && rec.job.state.is_active() {
+            a.lease.attempt = rec.job.attempt;
+        }
+        let existing = a.key.as_ref().and_then(|k| rec.keys.get(k)).copied();
+        if self.fault == Fault::LoseAppend && self.appends % 3 == 0 && existing.is_none() {
+            kernel::check_lease(&rec.job, a.lease)?;
+            let seq = rec.job.progress.found + 1;
             return Ok(Appended {
-                seq: entry.seq,
+                seq,
                 duplicate: false,
-                limit_reached: limit.is_some_and(|l| entry.seq >= l),
-                cancel_requested,
-                limit,
+                limit_reached: rec.job.limit.is_some_and(|l| seq >= l),
+                cancel_requested: rec.job.state == JobState::Cancelling,
+                limit: rec.job.limit,
             });
         }
-        if let Some(k) = &a.key {
-            rec.keys.insert(k.clone(), entry.seq);
+        match kernel::append(&mut rec.job, &a, existing, now)? {
+            AppendOutcome::Duplicate(ack) => Ok(ack),
+            AppendOutcome::New(entry, ack) => {
+                if let Some(k) = &entry.key {
+                    rec.keys.insert(k.clone(), entry.seq);
+                }
+                rec.ledger.push(entry);
+                rec.event(now, Stored::Item(ack.seq), outbox);
+                Ok(ack)
+            }
         }
-        rec.job.usage += entry.cost;
-        rec.job.progress.found = entry.seq;
-        let seq = entry.seq;
-        rec.ledger.push(entry);
-        rec.event(now, Stored::Item(seq), outbox);
-        Ok(Appended {
-            seq,
-            duplicate: false,
-            limit_reached: limit.is_some_and(|l| seq >= l),
-            cancel_requested,
-            limit,
-        })
     }
 
     fn cancel_one(
@@ -399,28 +313,24 @@ impl Inner {
         now: Timestamp,
         outbox: &mut Outbox,
     ) -> Result<Job> {
-        let rec = self.jobs.get_mut(&id).ok_or(Error::NotFound)?;
-        let prior = rec.job.cancel.clone();
-        if rec.job.state.is_active() && rec.job.state != JobState::Cancelling {
-            rec.job.cancel = Some(CancelInfo {
-                reason: request.reason,
-                requested_by: request.requested_by.clone(),
-                requested_at: now,
-            });
-        }
-        let result = self.apply(id, Transition::Cancel(request.reason), now, outbox);
-        match &result {
-            Ok(job) if job.state == JobState::Cancelling => {
-                outbox.notices.push(Notice::CancelRequested(id));
-            }
-            Ok(_) => {}
-            Err(_) => {
-                if let Some(rec) = self.jobs.get_mut(&id) {
-                    rec.job.cancel = prior;
+        let fault = self.fault;
+        let job = self.change(id, now, outbox, |job| {
+            let changed = match kernel::cancel(job, request, now) {
+                Err(_) if fault == Fault::DoubleTerminal && job.state.is_terminal() => {
+                    let from = job.state;
+                    job.state = JobState::Cancelled;
+                    job.reason = Some(request.reason);
+                    job.last_event_id += 1;
+                    Some(from)
                 }
-            }
+                other => other?,
+            };
+            Ok((job.clone(), changed))
+        })?;
+        if job.state == JobState::Cancelling {
+            outbox.notices.push(Notice::CancelRequested(id));
         }
-        result
+        Ok(job)
     }
 }
 
@@ -467,37 +377,7 @@ impl Store for MemoryStore {
                     reason: "a job with this id exists".into(),
                 });
             }
-            let job = Job {
-                id: new.id,
-                tenant: new.tenant,
-                kind: new.kind,
-                group: new.group,
-                input: new.input,
-                metadata: new.metadata,
-                state: JobState::Queued,
-                reason: None,
-                cancel: None,
-                cancel_mode: new.cancel_mode,
-                on_cancel: new.on_cancel,
-                limit: new.limit,
-                attempt: 0,
-                failures: 0,
-                max_attempts: new.max_attempts,
-                cycle: 0,
-                run_at: new.run_at,
-                deadline: new.deadline,
-                lease_until: None,
-                worker: None,
-                fixed_cost: new.fixed_cost,
-                usage: new.fixed_cost,
-                progress: Progress::default(),
-                last_error: None,
-                idempotency_key: new.idempotency_key,
-                created_at: now,
-                started_at: None,
-                finished_at: None,
-                last_event_id: 0,
-            };
+            let job = kernel::new_job(new, now);
             let id = job.id;
             if let Some(key) = &job.idempotency_key {
                 inner
@@ -522,7 +402,7 @@ impl Store for MemoryStore {
                 keys: HashMap::default(),
                 events: Vec::with_capacity(4),
             };
-            rec.status_event(now, outbox);
+            rec.event(now, Stored::Status(JobState::Queued, None), outbox);
             let job = rec.job.clone();
             inner.jobs.insert(id, Box::new(rec));
             inner.enqueue(id, outbox);
@@ -571,7 +451,10 @@ impl Store for MemoryStore {
                     None => continue,
                 };
                 for id in ids {
-                    claimed.push(inner.claim_one(id, req, now, outbox)?);
+                    claimed.push(inner.change(id, now, outbox, |job| {
+                        let changed = kernel::claim(job, &req.worker, req.lease_ms, now)?;
+                        Ok((job.clone(), changed))
+                    })?);
                 }
             }
             Ok(claimed)
@@ -588,14 +471,8 @@ impl Store for MemoryStore {
         Ok(leases
             .iter()
             .map(|l| match inner.jobs.get_mut(&l.job) {
-                Some(rec) if rec.fenced(*l).is_ok() => {
-                    rec.job.lease_until = Some(now.plus_ms(lease_ms));
-                    LeaseStatus::Held {
-                        cancel_requested: rec.job.state == JobState::Cancelling,
-                        limit: rec.job.limit,
-                    }
-                }
-                _ => LeaseStatus::Lost,
+                Some(rec) => kernel::renew(&mut rec.job, *l, lease_ms, now),
+                None => LeaseStatus::Lost,
             })
             .collect())
     }
@@ -612,48 +489,19 @@ impl Store for MemoryStore {
     async fn progress(&self, lease: Lease, progress: &Progress, now: Timestamp) -> Result<()> {
         self.write(|inner, outbox| {
             let rec = inner.jobs.get_mut(&lease.job).ok_or(Error::NotFound)?;
-            rec.fenced(lease)?;
-            let found = rec.job.progress.found;
-            rec.job.progress = Progress {
-                found,
-                ..progress.clone()
-            };
-            let progress = rec.job.progress.clone();
-            rec.event(now, Stored::Progress(Box::new(progress)), outbox);
+            kernel::progress(&mut rec.job, lease, progress)?;
+            let p = Box::new(rec.job.progress.clone());
+            rec.event(now, Stored::Progress(p), outbox);
             Ok(())
         })
     }
 
     async fn finish(&self, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Job> {
         self.write(|inner, outbox| {
-            let rec = inner.jobs.get_mut(&lease.job).ok_or(Error::NotFound)?;
-            rec.fenced(lease)?;
-            let job = &mut rec.job;
-            let event = match finish {
-                Finish::Done => {
-                    let full = job.limit.is_some_and(|l| job.progress.found >= l);
-                    if full {
-                        Transition::LimitReached
-                    } else {
-                        Transition::HandlerDone
-                    }
-                }
-                Finish::Failed { error, retry_at } => {
-                    let attempts_left = retry_at.is_some() && job.failures + 1 < job.max_attempts;
-                    if job.state == JobState::Running {
-                        job.failures += 1;
-                        job.last_error = Some(error.clone());
-                        job.run_at = retry_at.unwrap_or(now);
-                    }
-                    Transition::HandlerFailed { attempts_left }
-                }
-                Finish::Shutdown => {
-                    job.run_at = now;
-                    Transition::Shutdown
-                }
-                Finish::Aborted => Transition::GraceExpired,
-            };
-            inner.apply(lease.job, event, now, outbox)
+            inner.change(lease.job, now, outbox, |job| {
+                let changed = kernel::finish(job, lease, finish, now)?;
+                Ok((job.clone(), changed))
+            })
         })
     }
 
@@ -705,49 +553,21 @@ impl Store for MemoryStore {
         now: Timestamp,
     ) -> Result<Job> {
         self.write(|inner, outbox| {
-            let rec = inner.record(tenant, id)?;
-            let state = rec.job.state;
-            transition(state, rec.job.reason, Transition::Extend)?;
-            match rec.job.limit {
-                Some(current) if limit > current => {}
-                Some(current) => {
-                    return Err(Error::InvalidInput {
-                        field: "limit",
-                        reason: format!("must be greater than the current limit {current}"),
-                    });
-                }
-                None => {
-                    return Err(Error::InvalidInput {
-                        field: "limit",
-                        reason: "the job has no limit to extend".into(),
-                    });
-                }
+            inner.record(tenant, id)?;
+            let job = inner.change(id, now, outbox, |job| {
+                let changed = kernel::extend(job, limit, now)?;
+                Ok((job.clone(), changed))
+            })?;
+            if job.state == JobState::Running {
+                outbox.notices.push(Notice::Extended { job: id, limit });
             }
-            rec.job.limit = Some(limit);
-            if state == JobState::Completed {
-                rec.job.cycle += 1;
-                rec.job.run_at = now;
-                rec.job.finished_at = None;
-                if let Some(g) = rec.job.group.clone() {
-                    inner
-                        .groups
-                        .entry((tenant.clone(), g))
-                        .or_default()
-                        .insert(id);
-                }
-                inner.apply(id, Transition::Extend, now, outbox)
-            } else {
-                if state == JobState::Running {
-                    outbox.notices.push(Notice::Extended { job: id, limit });
-                }
-                Ok(rec.job.clone())
-            }
+            Ok(job)
         })
     }
 
     async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
         self.write(|inner, outbox| {
-            let expired: Vec<JobId> = inner
+            let mut due: Vec<JobId> = inner
                 .active
                 .iter()
                 .filter(|id| {
@@ -758,33 +578,22 @@ impl Store for MemoryStore {
                 })
                 .copied()
                 .collect();
-            let mut changed = Vec::new();
-            for id in expired {
-                let job = &mut inner.jobs.get_mut(&id).ok_or(Error::NotFound)?.job;
-                let attempts_left = job.failures + 1 < job.max_attempts;
-                if job.state == JobState::Running {
-                    job.failures += 1;
-                    job.last_error = Some("lease expired".into());
-                    job.run_at = now;
-                }
-                changed.push(inner.apply(
-                    id,
-                    Transition::LeaseExpired { attempts_left },
-                    now,
-                    outbox,
-                )?);
-            }
-            let due: Vec<(Timestamp, JobId)> = inner
+            let deadlines: Vec<(Timestamp, JobId)> = inner
                 .deadlines
                 .range(..=(now, JobId(uuid::Uuid::max())))
                 .copied()
                 .collect();
-            for key in due {
+            for key in deadlines {
                 inner.deadlines.remove(&key);
-                let job = &inner.jobs[&key.1].job;
-                if job.state == JobState::Queued && job.missed_deadline(now) {
-                    changed.push(inner.apply(key.1, Transition::DeadlinePassed, now, outbox)?);
-                }
+                due.push(key.1);
+            }
+            let mut changed = Vec::new();
+            for id in due {
+                let job = inner.change(id, now, outbox, |job| {
+                    let changed = kernel::expire(job, now);
+                    Ok((changed.map(|_| job.clone()), changed))
+                })?;
+                changed.extend(job);
             }
             Ok(changed)
         })
@@ -794,7 +603,7 @@ impl Store for MemoryStore {
         check_page_size(q.limit, 10_000)?;
         let mut inner = self.shared.inner.lock();
         let rec = inner.record(tenant, id)?;
-        if rec.discarded() {
+        if kernel::discarded(&rec.job) {
             return Ok(cursor_page(Vec::new(), q.limit, |_: &Entry| String::new()));
         }
         let start = usize::try_from(q.after)

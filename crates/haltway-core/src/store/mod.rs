@@ -1,5 +1,6 @@
 //! The one seam between the engine and storage.
 
+pub mod kernel;
 mod memory;
 
 use std::sync::Arc;

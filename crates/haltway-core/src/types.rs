@@ -86,6 +86,12 @@ macro_rules! shared_name {
             }
         }
 
+        impl From<Arc<str>> for $name {
+            fn from(s: Arc<str>) -> Self {
+                $name(s)
+            }
+        }
+
         impl From<String> for $name {
             fn from(s: String) -> Self {
                 $name(Arc::from(s))

@@ -16,7 +16,7 @@ use super::{Append, Appended, CancelRequest, Finish, LeaseStatus};
 use crate::error::{Error, Result};
 use crate::state::{Transition, transition};
 use crate::types::{
-    CancelInfo, Entry, Job, JobState, Lease, NewJob, OnCancel, Progress, Timestamp,
+    CancelInfo, Entry, Job, JobState, Lease, NewJob, OnCancel, Page, Progress, Timestamp,
 };
 
 /// A status change: the state the job left. The new state is `job.state`; the store writes a
@@ -309,4 +309,35 @@ pub fn expire(job: &mut Job, now: Timestamp) -> Changed {
 #[must_use]
 pub fn discarded(job: &Job) -> bool {
     job.state == JobState::Cancelled && job.on_cancel == OnCancel::Discard
+}
+
+/// A page of at most `limit` items from `data` (read with one extra item to learn whether more
+/// exist), its cursor made by `cursor` from the last item.
+pub fn page<T>(mut data: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let has_more = data.len() > limit;
+    data.truncate(limit);
+    let next_cursor = if has_more {
+        data.last().map(cursor)
+    } else {
+        None
+    };
+    Page {
+        data,
+        has_more,
+        next_cursor,
+    }
+}
+
+/// Checks a page size.
+///
+/// # Errors
+/// [`Error::InvalidInput`] on field `limit` outside `1..=max`.
+pub fn check_page_size(limit: usize, max: usize) -> Result<()> {
+    if limit == 0 || limit > max {
+        return Err(Error::InvalidInput {
+            field: "limit",
+            reason: format!("must be between 1 and {max}"),
+        });
+    }
+    Ok(())
 }

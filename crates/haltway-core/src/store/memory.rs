@@ -334,31 +334,6 @@ impl Inner {
     }
 }
 
-fn cursor_page<T>(mut data: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
-    let has_more = data.len() > limit;
-    data.truncate(limit);
-    let next_cursor = if has_more {
-        data.last().map(cursor)
-    } else {
-        None
-    };
-    Page {
-        data,
-        has_more,
-        next_cursor,
-    }
-}
-
-fn check_page_size(limit: usize, max: usize) -> Result<()> {
-    if limit == 0 || limit > max {
-        return Err(Error::InvalidInput {
-            field: "limit",
-            reason: format!("must be between 1 and {max}"),
-        });
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Store for MemoryStore {
     async fn submit(&self, new: NewJob, now: Timestamp) -> Result<Submitted> {
@@ -416,10 +391,10 @@ impl Store for MemoryStore {
     }
 
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
-        check_page_size(q.limit, 1000)?;
+        kernel::check_page_size(q.limit, 1000)?;
         let inner = self.shared.inner.lock();
         let Some(ids) = inner.by_tenant.get(tenant) else {
-            return Ok(cursor_page(Vec::new(), q.limit, |_: &Job| String::new()));
+            return Ok(kernel::page(Vec::new(), q.limit, |_: &Job| String::new()));
         };
         let hi = q.after.unwrap_or(JobId(uuid::Uuid::max()));
         let data: Vec<Job> = ids
@@ -432,7 +407,7 @@ impl Store for MemoryStore {
             .take(q.limit + 1)
             .cloned()
             .collect();
-        Ok(cursor_page(data, q.limit, |j| j.id.to_string()))
+        Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
     }
 
     async fn claim(&self, req: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {
@@ -600,18 +575,18 @@ impl Store for MemoryStore {
     }
 
     async fn results(&self, tenant: &TenantId, id: JobId, q: &ResultsQuery) -> Result<Page<Entry>> {
-        check_page_size(q.limit, 10_000)?;
+        kernel::check_page_size(q.limit, 10_000)?;
         let mut inner = self.shared.inner.lock();
         let rec = inner.record(tenant, id)?;
         if kernel::discarded(&rec.job) {
-            return Ok(cursor_page(Vec::new(), q.limit, |_: &Entry| String::new()));
+            return Ok(kernel::page(Vec::new(), q.limit, |_: &Entry| String::new()));
         }
         let start = usize::try_from(q.after)
             .unwrap_or(usize::MAX)
             .min(rec.ledger.len());
         let end = start.saturating_add(q.limit + 1).min(rec.ledger.len());
         let data = rec.ledger[start..end].to_vec();
-        Ok(cursor_page(data, q.limit, |e| e.seq.to_string()))
+        Ok(kernel::page(data, q.limit, |e| e.seq.to_string()))
     }
 
     async fn events(

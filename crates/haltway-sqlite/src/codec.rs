@@ -1,0 +1,393 @@
+//! Rows to values and back.
+
+use std::sync::Arc;
+
+use haltway_core::{
+    CancelInfo, CancelMode, Entry, Error, EventData, Job, JobEvent, JobId, JobState, OnCancel,
+    Progress, Reason, Result, Timestamp,
+};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, Row, params};
+
+use crate::error::sql;
+
+/// A job id as a 16-byte blob.
+pub(crate) fn id_blob(id: JobId) -> [u8; 16] {
+    *id.0.as_bytes()
+}
+
+fn id_from(bytes: &[u8]) -> FromSqlResult<JobId> {
+    uuid::Uuid::from_slice(bytes)
+        .map(JobId)
+        .map_err(|e| FromSqlError::Other(Box::new(e)))
+}
+
+pub(crate) fn state_code(s: JobState) -> i64 {
+    match s {
+        JobState::Queued => 0,
+        JobState::Running => 1,
+        JobState::Cancelling => 2,
+        JobState::Completed => 3,
+        JobState::Failed => 4,
+        JobState::Cancelled => 5,
+    }
+}
+
+fn state_from(c: i64) -> FromSqlResult<JobState> {
+    JobState::ALL
+        .into_iter()
+        .find(|s| state_code(*s) == c)
+        .ok_or(FromSqlError::OutOfRange(c))
+}
+
+const REASONS: [Reason; 7] = [
+    Reason::Exhausted,
+    Reason::LimitMet,
+    Reason::UserCancelled,
+    Reason::GroupCancelled,
+    Reason::Error,
+    Reason::Timeout,
+    Reason::InsufficientBudget,
+];
+
+pub(crate) fn reason_code(r: Reason) -> i64 {
+    REASONS.iter().position(|x| *x == r).unwrap_or(0) as i64
+}
+
+fn reason_from(c: i64) -> FromSqlResult<Reason> {
+    usize::try_from(c)
+        .ok()
+        .and_then(|i| REASONS.get(i).copied())
+        .ok_or(FromSqlError::OutOfRange(c))
+}
+
+/// A u64 as a SQLite integer.
+///
+/// # Errors
+/// [`Error::InvalidInput`] above `i64::MAX`.
+pub(crate) fn int(v: u64, field: &'static str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::InvalidInput {
+        field,
+        reason: format!("{v} is larger than {}", i64::MAX),
+    })
+}
+
+fn uint(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Columns of `jobs`, in the order [`job_from_row`] reads them.
+pub(crate) const JOB_COLUMNS: &str = "id, tenant, kind, grp, input, metadata, state, reason, \
+    cancel_reason, cancel_by, cancel_at, cancel_mode, on_cancel, lim, attempt, failures, \
+    max_attempts, cycle, run_at, deadline, lease_until, worker, fixed_cost, usage, found, \
+    analyzed, completion, time_left_ms, stage, recall, last_error, idem_key, created_at, \
+    started_at, finished_at, last_event_id";
+
+struct Arcstr(Arc<str>);
+
+impl FromSql for Arcstr {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        v.as_str().map(|s| Arcstr(Arc::from(s)))
+    }
+}
+
+fn arc(row: &Row<'_>, i: usize) -> rusqlite::Result<Arc<str>> {
+    Ok(row.get::<_, Arcstr>(i)?.0)
+}
+
+fn opt_arc(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Arc<str>>> {
+    Ok(row.get::<_, Option<Arcstr>>(i)?.map(|a| a.0))
+}
+
+fn ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
+    Ok(row.get::<_, Option<i64>>(i)?.map(Timestamp))
+}
+
+fn conv<T>(i: usize, r: FromSqlResult<T>) -> rusqlite::Result<T> {
+    r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, Box::new(e)))
+}
+
+/// A `jobs` row (selected with [`JOB_COLUMNS`]) as a job.
+pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
+    let id: Vec<u8> = row.get(0)?;
+    let cancel = match row.get::<_, Option<i64>>(8)? {
+        Some(code) => Some(CancelInfo {
+            reason: conv(8, reason_from(code))?,
+            requested_by: row.get(9)?,
+            requested_at: Timestamp(row.get::<_, Option<i64>>(10)?.unwrap_or(0)),
+        }),
+        None => None,
+    };
+    Ok(Job {
+        id: conv(0, id_from(&id))?,
+        tenant: arc(row, 1)?.into(),
+        kind: arc(row, 2)?.into(),
+        group: opt_arc(row, 3)?.map(Into::into),
+        input: arc(row, 4)?,
+        metadata: opt_arc(row, 5)?,
+        state: conv(6, state_from(row.get(6)?))?,
+        reason: match row.get::<_, Option<i64>>(7)? {
+            Some(c) => Some(conv(7, reason_from(c))?),
+            None => None,
+        },
+        cancel,
+        cancel_mode: match row.get::<_, i64>(11)? {
+            1 => CancelMode::Drain,
+            2 => CancelMode::Abort,
+            _ => CancelMode::Checkpoint,
+        },
+        on_cancel: if row.get::<_, i64>(12)? == 1 {
+            OnCancel::Discard
+        } else {
+            OnCancel::Keep
+        },
+        limit: row.get::<_, Option<i64>>(13)?.map(uint),
+        attempt: row.get(14)?,
+        failures: row.get(15)?,
+        max_attempts: row.get(16)?,
+        cycle: row.get(17)?,
+        run_at: Timestamp(row.get(18)?),
+        deadline: ts(row, 19)?,
+        lease_until: ts(row, 20)?,
+        worker: opt_arc(row, 21)?,
+        fixed_cost: uint(row.get(22)?),
+        usage: uint(row.get(23)?),
+        progress: Progress {
+            found: uint(row.get(24)?),
+            analyzed: uint(row.get(25)?),
+            completion: row.get(26)?,
+            time_left_ms: row.get::<_, Option<i64>>(27)?.map(uint),
+            stage: row.get(28)?,
+            recall: row.get(29)?,
+        },
+        last_error: row.get(30)?,
+        idempotency_key: row.get(31)?,
+        created_at: Timestamp(row.get(32)?),
+        started_at: ts(row, 33)?,
+        finished_at: ts(row, 34)?,
+        last_event_id: uint(row.get(35)?),
+    })
+}
+
+struct Str<'a>(Option<&'a str>);
+
+impl ToSql for Str<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+fn s(v: &Option<Arc<str>>) -> Str<'_> {
+    Str(v.as_deref())
+}
+
+fn t(v: Option<Timestamp>) -> Option<i64> {
+    v.map(|t| t.0)
+}
+
+/// Inserts a new job row.
+pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<()> {
+    let sql_text = format!(
+        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
+         ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
+    );
+    let mut stmt = conn.prepare_cached(&sql_text).map_err(sql)?;
+    let group = job.group.as_ref().map(|g| g.0.clone());
+    stmt.execute(params![
+        id_blob(job.id),
+        job.tenant.as_str(),
+        job.kind.as_str(),
+        s(&group),
+        &*job.input,
+        s(&job.metadata),
+        state_code(job.state),
+        job.reason.map(reason_code),
+        job.cancel.as_ref().map(|c| reason_code(c.reason)),
+        job.cancel.as_ref().and_then(|c| c.requested_by.as_deref()),
+        job.cancel.as_ref().map(|c| c.requested_at.0),
+        match job.cancel_mode {
+            CancelMode::Checkpoint => 0,
+            CancelMode::Drain => 1,
+            CancelMode::Abort => 2,
+        },
+        i64::from(job.on_cancel == OnCancel::Discard),
+        job.limit.map(|l| int(l, "limit")).transpose()?,
+        job.attempt,
+        job.failures,
+        job.max_attempts,
+        job.cycle,
+        job.run_at.0,
+        t(job.deadline),
+        t(job.lease_until),
+        s(&job.worker),
+        int(job.fixed_cost, "fixed_cost")?,
+        int(job.usage, "usage")?,
+        int(job.progress.found, "found")?,
+        int(job.progress.analyzed, "analyzed")?,
+        job.progress.completion,
+        job.progress.time_left_ms.map(|v| int(v, "time_left_ms")).transpose()?,
+        job.progress.stage.as_deref(),
+        job.progress.recall,
+        job.last_error.as_deref(),
+        job.idempotency_key.as_deref(),
+        job.created_at.0,
+        t(job.started_at),
+        t(job.finished_at),
+        int(job.last_event_id, "last_event_id")?,
+    ])
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Writes every field of a job that can change after submit.
+pub(crate) fn update_job(conn: &Connection, job: &Job) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE jobs SET state = ?2, reason = ?3, cancel_reason = ?4, cancel_by = ?5, \
+             cancel_at = ?6, lim = ?7, attempt = ?8, failures = ?9, cycle = ?10, run_at = ?11, \
+             lease_until = ?12, worker = ?13, usage = ?14, found = ?15, analyzed = ?16, \
+             completion = ?17, time_left_ms = ?18, stage = ?19, recall = ?20, last_error = ?21, \
+             started_at = ?22, finished_at = ?23, last_event_id = ?24 WHERE id = ?1",
+        )
+        .map_err(sql)?;
+    stmt.execute(params![
+        id_blob(job.id),
+        state_code(job.state),
+        job.reason.map(reason_code),
+        job.cancel.as_ref().map(|c| reason_code(c.reason)),
+        job.cancel.as_ref().and_then(|c| c.requested_by.as_deref()),
+        job.cancel.as_ref().map(|c| c.requested_at.0),
+        job.limit.map(|l| int(l, "limit")).transpose()?,
+        job.attempt,
+        job.failures,
+        job.cycle,
+        job.run_at.0,
+        t(job.lease_until),
+        s(&job.worker),
+        int(job.usage, "usage")?,
+        int(job.progress.found, "found")?,
+        int(job.progress.analyzed, "analyzed")?,
+        job.progress.completion,
+        job.progress.time_left_ms.map(|v| int(v, "time_left_ms")).transpose()?,
+        job.progress.stage.as_deref(),
+        job.progress.recall,
+        job.last_error.as_deref(),
+        t(job.started_at),
+        t(job.finished_at),
+        int(job.last_event_id, "last_event_id")?,
+    ])
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Event row types.
+pub(crate) const EV_STATUS: i64 = 0;
+pub(crate) const EV_PROGRESS: i64 = 1;
+pub(crate) const EV_ITEM: i64 = 2;
+
+/// Inserts event `job.last_event_id`.
+pub(crate) fn insert_event(
+    conn: &Connection,
+    job: &Job,
+    at: Timestamp,
+    kind: i64,
+    a: Option<i64>,
+    b: Option<i64>,
+    data: Option<&str>,
+) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events (job, id, at, type, a, b, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(sql)?;
+    stmt.execute(params![
+        id_blob(job.id),
+        int(job.last_event_id, "event id")?,
+        at.0,
+        kind,
+        a,
+        b,
+        data
+    ])
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Inserts the status event of the job's current state.
+pub(crate) fn status_event(conn: &Connection, job: &Job, at: Timestamp) -> Result<()> {
+    insert_event(
+        conn,
+        job,
+        at,
+        EV_STATUS,
+        Some(state_code(job.state)),
+        job.reason.map(reason_code),
+        None,
+    )
+}
+
+/// Inserts a ledger entry.
+pub(crate) fn insert_entry(conn: &Connection, job: JobId, e: &Entry) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO ledger (job, seq, key, payload, cost, attempt, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(sql)?;
+    stmt.execute(params![
+        id_blob(job),
+        int(e.seq, "seq")?,
+        e.key.as_deref(),
+        &*e.payload,
+        int(e.cost, "cost")?,
+        e.attempt,
+        e.at.0
+    ])
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Columns of a ledger row as [`entry_from_row`] reads them, at `offset`.
+pub(crate) fn entry_from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        seq: uint(row.get(offset)?),
+        key: row.get(offset + 1)?,
+        payload: arc(row, offset + 2)?,
+        cost: uint(row.get(offset + 3)?),
+        attempt: row.get(offset + 4)?,
+        at: Timestamp(row.get(offset + 5)?),
+    })
+}
+
+/// An `events` row joined with its ledger entry (for item events) as a `JobEvent`.
+///
+/// Columns: id, at, type, a, b, data, then the ledger columns of [`entry_from_row`].
+pub(crate) fn event_from_row(job: JobId, row: &Row<'_>) -> rusqlite::Result<JobEvent> {
+    let kind: i64 = row.get(2)?;
+    let data = match kind {
+        EV_STATUS => EventData::Status {
+            state: conv(3, state_from(row.get(3)?))?,
+            reason: match row.get::<_, Option<i64>>(4)? {
+                Some(c) => Some(conv(4, reason_from(c))?),
+                None => None,
+            },
+        },
+        EV_PROGRESS => {
+            let text: String = row.get(5)?;
+            let progress: Progress = serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
+            })?;
+            EventData::Progress { progress }
+        }
+        _ => EventData::ItemDelivered {
+            entry: entry_from_row(row, 6)?,
+        },
+    };
+    Ok(JobEvent {
+        id: uint(row.get(0)?),
+        job,
+        at: Timestamp(row.get(1)?),
+        data,
+    })
+}

@@ -1,0 +1,196 @@
+//! Opening a database file: pragmas, the checks that it is ours, and versioned migrations.
+//!
+//! # Invariants
+//! - `haltway_meta.schema_version` is the number of migrations applied; migrations only ever
+//!   append to [`MIGRATIONS`], so version N always means the same schema.
+//! - A database written by a newer schema is refused, never used or downgraded.
+
+use std::path::Path;
+
+use haltway_core::{Error, Result, StoreErrorKind};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::{sql, sql_at};
+use crate::Synchronous;
+
+/// `PRAGMA application_id` of a haltway database ("HLTW").
+pub(crate) const APPLICATION_ID: i64 = 0x484c_5457;
+
+/// Every schema change, in order. Never edit one that has shipped: add another.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: jobs, ledger, events.
+    r"
+    CREATE TABLE jobs (
+        id            BLOB PRIMARY KEY,
+        tenant        TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        grp           TEXT,
+        input         TEXT NOT NULL,
+        metadata      TEXT,
+        state         INTEGER NOT NULL,
+        reason        INTEGER,
+        cancel_reason INTEGER,
+        cancel_by     TEXT,
+        cancel_at     INTEGER,
+        cancel_mode   INTEGER NOT NULL,
+        on_cancel     INTEGER NOT NULL,
+        lim           INTEGER,
+        attempt       INTEGER NOT NULL,
+        failures      INTEGER NOT NULL,
+        max_attempts  INTEGER NOT NULL,
+        cycle         INTEGER NOT NULL,
+        run_at        INTEGER NOT NULL,
+        deadline      INTEGER,
+        lease_until   INTEGER,
+        worker        TEXT,
+        fixed_cost    INTEGER NOT NULL,
+        usage         INTEGER NOT NULL,
+        found         INTEGER NOT NULL,
+        analyzed      INTEGER NOT NULL,
+        completion    REAL,
+        time_left_ms  INTEGER,
+        stage         TEXT,
+        recall        REAL,
+        last_error    TEXT,
+        idem_key      TEXT,
+        created_at    INTEGER NOT NULL,
+        started_at    INTEGER,
+        finished_at   INTEGER,
+        last_event_id INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_ready ON jobs (kind, run_at, id) WHERE state = 0;
+    CREATE INDEX jobs_tenant ON jobs (tenant, id);
+    CREATE UNIQUE INDEX jobs_idem ON jobs (tenant, idem_key) WHERE idem_key IS NOT NULL;
+    CREATE INDEX jobs_leased ON jobs (lease_until) WHERE state IN (1, 2);
+    CREATE INDEX jobs_deadline ON jobs (deadline)
+        WHERE state = 0 AND started_at IS NULL AND deadline IS NOT NULL;
+    CREATE INDEX jobs_group ON jobs (tenant, grp) WHERE grp IS NOT NULL AND state IN (0, 1, 2);
+
+    CREATE TABLE ledger (
+        job     BLOB NOT NULL,
+        seq     INTEGER NOT NULL,
+        key     TEXT,
+        payload TEXT NOT NULL,
+        cost    INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        at      INTEGER NOT NULL,
+        PRIMARY KEY (job, seq)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX ledger_key ON ledger (job, key) WHERE key IS NOT NULL;
+
+    CREATE TABLE events (
+        job  BLOB NOT NULL,
+        id   INTEGER NOT NULL,
+        at   INTEGER NOT NULL,
+        type INTEGER NOT NULL,
+        a    INTEGER,
+        b    INTEGER,
+        data TEXT,
+        PRIMARY KEY (job, id)
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it
+/// is a haltway database (or empty), and migrates it.
+pub(crate) fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection> {
+    let describe = |e: rusqlite::Error| sql_at(e, &format!("opening {}", path.display()));
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(describe)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(describe)?;
+    // The first read of the file: a file that is not a database fails here.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(describe)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::store(
+            StoreErrorKind::Unavailable,
+            format!(
+                "{}: cannot switch to WAL mode (got `{mode}`); is the folder writable?",
+                path.display()
+            ),
+        ));
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;",
+        sync.pragma()
+    ))
+    .map_err(describe)?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a read connection on a database the writer has opened and migrated.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| sql_at(e, &format!("opening {} for reading", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let app: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(sql)?;
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    if app != APPLICATION_ID && tables > 0 {
+        return Err(Error::store(
+            StoreErrorKind::Incompatible,
+            format!(
+                "{} is a SQLite database of another application (application_id {app:#x}), not a haltway database",
+                path.display()
+            ),
+        ));
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS haltway_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    )
+    .map_err(sql)?;
+    let version: i64 = conn
+        .query_row(
+            "SELECT value FROM haltway_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql)?
+        .unwrap_or(0);
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(Error::store(
+            StoreErrorKind::Incompatible,
+            format!(
+                "{} has schema version {version}, newer than this haltway knows ({known}); \
+                 upgrade haltway to open it",
+                path.display()
+            ),
+        ));
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let next = i as i64 + 1;
+        let batch = format!(
+            "BEGIN IMMEDIATE;
+             {migration}
+             INSERT INTO haltway_meta (key, value) VALUES ('schema_version', {next})
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+             PRAGMA application_id = {APPLICATION_ID};
+             COMMIT;"
+        );
+        if let Err(e) = conn.execute_batch(&batch) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(sql_at(e, &format!("migrating {} to version {next}", path.display())));
+        }
+        tracing::info!(path = %path.display(), version = next, "database migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,624 @@
+//! `SqliteStore`: the `Store` trait on the writer thread and the read pool.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+
+use async_trait::async_trait;
+use haltway_core::kernel::{self, AppendOutcome};
+use haltway_core::{
+    Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId,
+    Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
+    Progress, Reason, Result, ResultsQuery, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
+};
+use parking_lot::Mutex;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use tokio::sync::broadcast;
+
+use crate::codec::{self, EV_ITEM, EV_PROGRESS, JOB_COLUMNS, id_blob, int, state_code};
+use crate::error::sql;
+use crate::writer::{self, Msg, Tx, Writer};
+use crate::{SqliteOptions, schema};
+
+/// A [`Store`] on one SQLite file.
+///
+/// Cheap to clone; clones share the writer thread and the read pool. The writer stops when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    writer: mpsc::Sender<Msg>,
+    readers: Mutex<Vec<Connection>>,
+    max_readers: usize,
+    notices: broadcast::Sender<Notice>,
+    events: broadcast::Sender<EventNotice>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with default options.
+    ///
+    /// # Errors
+    /// A store error with a clear message when the file is not a database, belongs to another
+    /// application, was written by a newer schema, or its folder is missing or read-only.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens the database at `path` with `options`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let conn = schema::open_writer(&path, options.synchronous)?;
+        let first_reader = schema::open_reader(&path)?;
+        let (tx, rx) = mpsc::channel();
+        let notices = broadcast::channel(1024).0;
+        let events = broadcast::channel(4096).0;
+        let writer = Writer {
+            conn,
+            rx,
+            notices: notices.clone(),
+            events: events.clone(),
+            max_batch: options.max_batch.max(1),
+        };
+        std::thread::Builder::new()
+            .name("haltway-sqlite-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| Error::store(StoreErrorKind::Other, format!("spawning the writer: {e}")))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let poll_tx = tx.clone();
+        let poll_stop = stop.clone();
+        let every = options.foreign_poll;
+        std::thread::Builder::new()
+            .name("haltway-sqlite-poll".into())
+            .spawn(move || {
+                while !poll_stop.load(Ordering::Acquire) {
+                    std::thread::sleep(every);
+                    if poll_tx.send(Msg::Poll).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::store(StoreErrorKind::Other, format!("spawning the poller: {e}")))?;
+        Ok(SqliteStore {
+            shared: Arc::new(Shared {
+                path,
+                writer: tx,
+                readers: Mutex::new(vec![first_reader]),
+                max_readers: options.readers.max(1),
+                notices,
+                events,
+                stop,
+            }),
+        })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        writer::run(&self.shared.writer, f).await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = shared.readers.lock().pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => schema::open_reader(&shared.path)?,
+            };
+            let out = f(&conn);
+            let mut pool = shared.readers.lock();
+            if pool.len() < shared.max_readers {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::store(StoreErrorKind::Other, format!("read task failed: {e}")))?
+    }
+}
+
+/// Reads the tenant and visibility of a job; `NotFound` for another tenant's.
+fn visible(conn: &Connection, tenant: &TenantId, id: JobId) -> Result<bool> {
+    let row: Option<(String, i64, i64)> = conn
+        .prepare_cached("SELECT tenant, state, on_cancel FROM jobs WHERE id = ?1")
+        .map_err(sql)?
+        .query_row([id_blob(id)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()
+        .map_err(sql)?;
+    match row {
+        Some((t, state, on_cancel)) if t == tenant.as_str() => {
+            Ok(!(state == state_code(JobState::Cancelled) && on_cancel == 1))
+        }
+        _ => Err(Error::NotFound),
+    }
+}
+
+fn ids(tx: &Tx<'_>, sql_text: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<JobId>> {
+    let mut stmt = tx.conn.prepare_cached(sql_text).map_err(sql)?;
+    let rows = stmt
+        .query_map(args, |r| r.get::<_, Vec<u8>>(0))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|b| uuid::Uuid::from_slice(&b).ok().map(JobId))
+        .collect())
+}
+
+/// After a kernel change of `job`: its status event, notices, and back into the cache.
+fn changed(tx: &mut Tx<'_>, job: Job, from: Option<JobState>, now: Timestamp) -> Result<Job> {
+    if from.is_some() {
+        codec::status_event(tx.conn, &job, now)?;
+        tx.event_notice(&job);
+        match job.state {
+            JobState::Queued => tx.announce(&job.kind.0),
+            JobState::Cancelling => tx.notices.push(Notice::CancelRequested(job.id)),
+            _ => {}
+        }
+    }
+    tx.put(job.clone(), from.is_some());
+    Ok(job)
+}
+
+fn cancel_in(tx: &mut Tx<'_>, job: Job, request: &CancelRequest, now: Timestamp) -> Result<Job> {
+    let mut job = job;
+    match kernel::cancel(&mut job, request, now) {
+        Ok(from) => changed(tx, job, from, now),
+        Err(e) => {
+            tx.put(job, false);
+            Err(e)
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn submit(&self, new: NewJob, now: Timestamp) -> Result<Submitted> {
+        self.write(move |tx| {
+            if let Some(key) = &new.idempotency_key {
+                let existing = ids(
+                    tx,
+                    "SELECT id FROM jobs WHERE tenant = ?1 AND idem_key = ?2",
+                    &[&new.tenant.as_str(), &key.as_str()],
+                )?;
+                if let Some(id) = existing.first() {
+                    let job = tx.take(*id)?.ok_or(Error::NotFound)?;
+                    tx.put(job.clone(), false);
+                    return Ok(Submitted {
+                        job,
+                        created: false,
+                    });
+                }
+            }
+            if let Some(job) = tx.take(new.id)? {
+                tx.put(job, false);
+                return Err(Error::InvalidInput {
+                    field: "id",
+                    reason: "a job with this id exists".into(),
+                });
+            }
+            let job = kernel::new_job(new, now);
+            codec::insert_job(tx.conn, &job)?;
+            codec::status_event(tx.conn, &job, now)?;
+            tx.event_notice(&job);
+            tx.announce(&job.kind.0);
+            tx.put(job.clone(), false);
+            Ok(Submitted { job, created: true })
+        })
+        .await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
+        let tenant = tenant.clone();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND tenant = ?2"
+            ))
+            .map_err(sql)?
+            .query_row(params![id_blob(id), tenant.as_str()], codec::job_from_row)
+            .optional()
+            .map_err(sql)?
+            .ok_or(Error::NotFound)
+        })
+        .await
+    }
+
+    async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
+        kernel::check_page_size(q.limit, 1000)?;
+        let tenant = tenant.clone();
+        let q = q.clone();
+        self.read(move |conn| {
+            let mut text = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?");
+            let mut args: Vec<Value> = vec![Value::Text(tenant.as_str().to_owned())];
+            if let Some(after) = q.after {
+                text.push_str(" AND id < ?");
+                args.push(Value::Blob(id_blob(after).to_vec()));
+            }
+            if let Some(state) = q.state {
+                text.push_str(" AND state = ?");
+                args.push(Value::Integer(state_code(state)));
+            }
+            if let Some(kind) = &q.kind {
+                text.push_str(" AND kind = ?");
+                args.push(Value::Text(kind.as_str().to_owned()));
+            }
+            if let Some(group) = &q.group {
+                text.push_str(" AND grp = ?");
+                args.push(Value::Text(group.as_str().to_owned()));
+            }
+            text.push_str(" ORDER BY id DESC LIMIT ?");
+            args.push(Value::Integer(q.limit as i64 + 1));
+            let data = conn
+                .prepare_cached(&text)
+                .map_err(sql)?
+                .query_map(params_from_iter(args), codec::job_from_row)
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql)?;
+            Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
+        })
+        .await
+    }
+
+    async fn claim(&self, req: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {
+        let req = req.clone();
+        self.write(move |tx| {
+            tx.flush()?;
+            let mut out = Vec::new();
+            for (kind, want) in &req.kinds {
+                if *want == 0 {
+                    continue;
+                }
+                let mut stmt = tx
+                    .conn
+                    .prepare_cached(&format!(
+                        "UPDATE jobs SET state = 1, attempt = attempt + 1, lease_until = ?1, \
+                         worker = ?2, started_at = COALESCE(started_at, ?3), \
+                         last_event_id = last_event_id + 1 \
+                         WHERE id IN (SELECT id FROM jobs WHERE state = 0 AND kind = ?4 \
+                             AND run_at <= ?3 \
+                             AND NOT (started_at IS NULL AND deadline IS NOT NULL AND deadline <= ?3) \
+                             ORDER BY run_at, id LIMIT ?5) \
+                         RETURNING {JOB_COLUMNS}"
+                    ))
+                    .map_err(sql)?;
+                let jobs = stmt
+                    .query_map(
+                        params![
+                            now.plus_ms(req.lease_ms).0,
+                            &*req.worker,
+                            now.0,
+                            kind.as_str(),
+                            i64::try_from(*want).unwrap_or(i64::MAX)
+                        ],
+                        codec::job_from_row,
+                    )
+                    .map_err(sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(sql)?;
+                drop(stmt);
+                for job in jobs {
+                    codec::status_event(tx.conn, &job, now)?;
+                    tx.event_notice(&job);
+                    tx.put(job.clone(), false);
+                    out.push(job);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn renew(
+        &self,
+        leases: &[Lease],
+        lease_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<LeaseStatus>> {
+        let leases = leases.to_vec();
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(leases.len());
+            for lease in leases {
+                match tx.take(lease.job)? {
+                    Some(mut job) => {
+                        let status = kernel::renew(&mut job, lease, lease_ms, now);
+                        tx.put(job, matches!(status, LeaseStatus::Held { .. }));
+                        out.push(status);
+                    }
+                    None => out.push(LeaseStatus::Lost),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn append(&self, batch: &[Append], now: Timestamp) -> Result<Vec<Result<Appended>>> {
+        let batch = batch.to_vec();
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(batch.len());
+            for a in &batch {
+                let Some(mut job) = tx.take(a.lease.job)? else {
+                    out.push(Err(Error::NotFound));
+                    continue;
+                };
+                let existing = match &a.key {
+                    Some(key) => tx
+                        .conn
+                        .prepare_cached("SELECT seq FROM ledger WHERE job = ?1 AND key = ?2")
+                        .map_err(sql)?
+                        .query_row(params![id_blob(a.lease.job), key], |r| r.get::<_, i64>(0))
+                        .optional()
+                        .map_err(sql)?
+                        .map(|s| u64::try_from(s).unwrap_or(0)),
+                    None => None,
+                };
+                match kernel::append(&mut job, a, existing, now) {
+                    Ok(AppendOutcome::Duplicate(ack)) => {
+                        tx.put(job, false);
+                        out.push(Ok(ack));
+                    }
+                    Ok(AppendOutcome::New(entry, ack)) => {
+                        codec::insert_entry(tx.conn, job.id, &entry)?;
+                        codec::insert_event(
+                            tx.conn,
+                            &job,
+                            now,
+                            EV_ITEM,
+                            Some(int(entry.seq, "seq")?),
+                            None,
+                            None,
+                        )?;
+                        tx.event_notice(&job);
+                        tx.put(job, true);
+                        out.push(Ok(ack));
+                    }
+                    Err(e) => {
+                        tx.put(job, false);
+                        out.push(Err(e));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn progress(&self, lease: Lease, progress: &Progress, now: Timestamp) -> Result<()> {
+        let progress = progress.clone();
+        self.write(move |tx| {
+            let mut job = tx.take(lease.job)?.ok_or(Error::NotFound)?;
+            if let Err(e) = kernel::progress(&mut job, lease, &progress) {
+                tx.put(job, false);
+                return Err(e);
+            }
+            let data = serde_json::to_string(&job.progress)?;
+            codec::insert_event(tx.conn, &job, now, EV_PROGRESS, None, None, Some(&data))?;
+            tx.event_notice(&job);
+            tx.put(job, true);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish(&self, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Job> {
+        let finish = finish.clone();
+        self.write(move |tx| {
+            let mut job = tx.take(lease.job)?.ok_or(Error::NotFound)?;
+            match kernel::finish(&mut job, lease, &finish, now) {
+                Ok(from) => changed(tx, job, from, now),
+                Err(e) => {
+                    tx.put(job, false);
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn cancel(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        request: &CancelRequest,
+        now: Timestamp,
+    ) -> Result<Job> {
+        let (tenant, request) = (tenant.clone(), request.clone());
+        self.write(move |tx| {
+            let job = tx.take_for(&tenant, id)?;
+            cancel_in(tx, job, &request, now)
+        })
+        .await
+    }
+
+    async fn cancel_group(
+        &self,
+        tenant: &TenantId,
+        group: &GroupId,
+        request: &CancelRequest,
+        now: Timestamp,
+    ) -> Result<Vec<Job>> {
+        let (tenant, group) = (tenant.clone(), group.clone());
+        let request = CancelRequest {
+            reason: Reason::GroupCancelled,
+            ..request.clone()
+        };
+        self.write(move |tx| {
+            tx.flush()?;
+            let members = ids(
+                tx,
+                "SELECT id FROM jobs WHERE tenant = ?1 AND grp = ?2 AND state IN (0, 1)",
+                &[&tenant.as_str(), &group.as_str()],
+            )?;
+            let mut out = Vec::with_capacity(members.len());
+            for id in members {
+                let job = tx.take_for(&tenant, id)?;
+                out.push(cancel_in(tx, job, &request, now)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        limit: u64,
+        now: Timestamp,
+    ) -> Result<Job> {
+        int(limit, "limit")?;
+        let tenant = tenant.clone();
+        self.write(move |tx| {
+            let mut job = tx.take_for(&tenant, id)?;
+            match kernel::extend(&mut job, limit, now) {
+                Ok(from) => {
+                    if job.state == JobState::Running {
+                        tx.notices.push(Notice::Extended { job: id, limit });
+                    }
+                    let job = changed(tx, job, from, now)?;
+                    // The limit changed even when the state did not.
+                    tx.put(job.clone(), true);
+                    Ok(job)
+                }
+                Err(e) => {
+                    tx.put(job, false);
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
+        self.write(move |tx| {
+            tx.flush()?;
+            let mut due = ids(
+                tx,
+                "SELECT id FROM jobs WHERE state IN (1, 2) AND lease_until <= ?1",
+                &[&now.0],
+            )?;
+            due.extend(ids(
+                tx,
+                "SELECT id FROM jobs WHERE state = 0 AND started_at IS NULL \
+                 AND deadline IS NOT NULL AND deadline <= ?1",
+                &[&now.0],
+            )?);
+            let mut out = Vec::new();
+            for id in due {
+                let Some(mut job) = tx.take(id)? else { continue };
+                let from = kernel::expire(&mut job, now);
+                let job = changed(tx, job, from, now)?;
+                if from.is_some() {
+                    out.push(job);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn results(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        q: &ResultsQuery,
+    ) -> Result<Page<Entry>> {
+        kernel::check_page_size(q.limit, 10_000)?;
+        let (tenant, q) = (tenant.clone(), *q);
+        self.read(move |conn| {
+            if !visible(conn, &tenant, id)? {
+                return Ok(kernel::page(Vec::new(), q.limit, |_: &Entry| String::new()));
+            }
+            let after = i64::try_from(q.after).unwrap_or(i64::MAX);
+            let data = conn
+                .prepare_cached(
+                    "SELECT seq, key, payload, cost, attempt, at FROM ledger \
+                     WHERE job = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )
+                .map_err(sql)?
+                .query_map(
+                    params![id_blob(id), after, q.limit as i64 + 1],
+                    |r| codec::entry_from_row(r, 0),
+                )
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql)?;
+            Ok(kernel::page(data, q.limit, |e| e.seq.to_string()))
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<JobEvent>> {
+        let tenant = tenant.clone();
+        self.read(move |conn| {
+            visible(conn, &tenant, id)?;
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            conn.prepare_cached(
+                "SELECT e.id, e.at, e.type, e.a, e.b, e.data, \
+                        l.seq, l.key, l.payload, l.cost, l.attempt, l.at \
+                 FROM events e LEFT JOIN ledger l \
+                     ON e.type = 2 AND l.job = e.job AND l.seq = e.a \
+                 WHERE e.job = ?1 AND e.id > ?2 ORDER BY e.id LIMIT ?3",
+            )
+            .map_err(sql)?
+            .query_map(params![id_blob(id), after, limit], |r| {
+                codec::event_from_row(id, r)
+            })
+            .map_err(sql)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql)
+        })
+        .await
+    }
+
+    fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.shared.notices.subscribe()
+    }
+
+    fn event_notices(&self) -> broadcast::Receiver<EventNotice> {
+        self.shared.events.subscribe()
+    }
+}

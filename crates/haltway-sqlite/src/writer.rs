@@ -1,0 +1,297 @@
+//! The writer thread: every write of the store runs here, in group-committed transactions.
+//!
+//! Commands queue on a channel. The thread takes every command waiting (up to a batch size),
+//! runs them in one `BEGIN IMMEDIATE … COMMIT`, and only then answers each one, so a write is
+//! acknowledged only once it is committed, and a burst of writes shares one commit.
+//!
+//! # Invariants
+//! - A command's answer is sent after the commit of its transaction; if the transaction fails,
+//!   every command in it gets the error (none of their writes happened).
+//! - Within a transaction, jobs are read once into `Tx::cache` and written back (when changed)
+//!   before any set-based query and before the commit, so SQL always sees the current rows.
+//! - Notices go out only after a successful commit.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use haltway_core::{EventNotice, Job, JobId, Notice, Result, TenantId, Error};
+use rusqlite::{Connection, OptionalExtension};
+use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::codec::{self, JOB_COLUMNS, id_blob};
+use crate::error::sql;
+
+/// What a command leaves to do after the commit: answer its caller.
+pub(crate) type Reply = Box<dyn FnOnce(Option<&Error>) + Send>;
+
+/// A command: runs inside the transaction (`None` when the transaction could not begin) and
+/// returns its reply.
+pub(crate) type Command = Box<dyn FnOnce(Option<&mut Tx<'_>>) -> Reply + Send>;
+
+pub(crate) enum Msg {
+    Run(Command),
+    /// Look for commits by other processes (see `Tx::foreign_changes`).
+    Poll,
+}
+
+/// The state of one transaction.
+pub(crate) struct Tx<'c> {
+    pub(crate) conn: &'c Connection,
+    cache: FxHashMap<JobId, Job>,
+    dirty: FxHashSet<JobId>,
+    pub(crate) notices: Vec<Notice>,
+    announced: FxHashSet<Arc<str>>,
+    pub(crate) events: Vec<EventNotice>,
+    pub(crate) want_events: bool,
+    /// A SQL error inside a command: the transaction is rolled back whole.
+    poisoned: Option<Error>,
+}
+
+impl Tx<'_> {
+    /// Takes a job out of the cache (loading it if needed); `put` it back when done.
+    pub(crate) fn take(&mut self, id: JobId) -> Result<Option<Job>> {
+        if let Some(job) = self.cache.remove(&id) {
+            return Ok(Some(job));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))
+            .map_err(sql)?;
+        stmt.query_row([id_blob(id)], codec::job_from_row)
+            .optional()
+            .map_err(sql)
+    }
+
+    /// Takes a job of `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown job or another tenant's.
+    pub(crate) fn take_for(&mut self, tenant: &TenantId, id: JobId) -> Result<Job> {
+        match self.take(id)? {
+            Some(job) if &job.tenant == tenant => Ok(job),
+            Some(job) => {
+                self.put(job, false);
+                Err(Error::NotFound)
+            }
+            None => Err(Error::NotFound),
+        }
+    }
+
+    /// Puts a job back; `dirty` if it changed and must be written.
+    pub(crate) fn put(&mut self, job: Job, dirty: bool) {
+        if dirty {
+            self.dirty.insert(job.id);
+        }
+        self.cache.insert(job.id, job);
+    }
+
+    /// Writes every changed job back.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        for id in self.dirty.drain() {
+            if let Some(job) = self.cache.get(&id) {
+                codec::update_job(self.conn, job)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Announces that `kind` may have ready jobs (once per transaction).
+    pub(crate) fn announce(&mut self, kind: &Arc<str>) {
+        if self.announced.insert(kind.clone()) {
+            self.notices.push(Notice::Available(kind.clone().into()));
+        }
+    }
+
+    /// Notes that event `job.last_event_id` was written.
+    pub(crate) fn event_notice(&mut self, job: &Job) {
+        if self.want_events {
+            self.events.push(EventNotice {
+                job: job.id,
+                id: job.last_event_id,
+            });
+        }
+    }
+
+    /// Notices for what other processes may have changed: ready kinds and pending cancels.
+    fn foreign_changes(&mut self) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT kind FROM jobs WHERE state = 0")
+            .map_err(sql)?;
+        let kinds: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql)?;
+        for k in kinds {
+            self.announce(&Arc::from(k));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM jobs WHERE state = 2")
+            .map_err(sql)?;
+        let ids: Vec<Vec<u8>> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql)?;
+        for id in ids {
+            if let Ok(u) = uuid::Uuid::from_slice(&id) {
+                self.notices.push(Notice::CancelRequested(JobId(u)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends a command and waits for its committed answer.
+pub(crate) async fn run<T: Send + 'static>(
+    tx: &mpsc::Sender<Msg>,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (answer, wait) = oneshot::channel();
+    let cmd: Command = Box::new(move |tx: Option<&mut Tx<'_>>| {
+        let out = match tx {
+            Some(tx) => {
+                let out = f(tx);
+                if let Err(e @ Error::Store { .. }) = &out {
+                    tx.poisoned.get_or_insert_with(|| same_error(e));
+                }
+                out
+            }
+            None => Err(closed()),
+        };
+        Box::new(move |failed: Option<&Error>| {
+            let out = match failed {
+                Some(e) => Err(same_error(e)),
+                None => out,
+            };
+            let _ = answer.send(out);
+        })
+    });
+    tx.send(Msg::Run(cmd)).map_err(|_| closed())?;
+    wait.await.map_err(|_| closed())?
+}
+
+fn closed() -> Error {
+    Error::store(
+        haltway_core::StoreErrorKind::Unavailable,
+        "sqlite writer has stopped",
+    )
+}
+
+/// A copy of a transaction's error for each command in it.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::Store { kind, message } => Error::store(*kind, message.clone()),
+        other => Error::store(haltway_core::StoreErrorKind::Other, other.to_string()),
+    }
+}
+
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) rx: mpsc::Receiver<Msg>,
+    pub(crate) notices: broadcast::Sender<Notice>,
+    pub(crate) events: broadcast::Sender<EventNotice>,
+    pub(crate) max_batch: usize,
+}
+
+impl Writer {
+    /// Runs until every sender is gone.
+    pub(crate) fn run(self) {
+        let mut data_version = self.data_version().unwrap_or(0);
+        while let Ok(first) = self.rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match self.rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let mut poll = false;
+            let commands: Vec<Command> = batch
+                .into_iter()
+                .filter_map(|m| match m {
+                    Msg::Run(c) => Some(c),
+                    Msg::Poll => {
+                        poll = true;
+                        None
+                    }
+                })
+                .collect();
+            if poll {
+                let now = self.data_version().unwrap_or(data_version);
+                if now != data_version {
+                    data_version = now;
+                    self.commit(vec![Box::new(|tx: Option<&mut Tx<'_>>| {
+                        if let Some(Err(e)) = tx.map(|tx| tx.foreign_changes()) {
+                            tracing::warn!(error = %e, "reading changes of other processes failed");
+                        }
+                        Box::new(|_: Option<&Error>| {}) as Reply
+                    })]);
+                }
+            }
+            if !commands.is_empty() {
+                self.commit(commands);
+            }
+        }
+    }
+
+    /// `PRAGMA data_version` of the writer's connection: it changes only when another
+    /// connection commits.
+    fn data_version(&self) -> Option<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .ok()
+    }
+
+    fn commit(&self, commands: Vec<Command>) {
+        let mut tx = Tx {
+            conn: &self.conn,
+            cache: FxHashMap::default(),
+            dirty: FxHashSet::default(),
+            notices: Vec::new(),
+            announced: FxHashSet::default(),
+            events: Vec::new(),
+            want_events: self.events.receiver_count() > 0,
+            poisoned: None,
+        };
+        let mut failed = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql).err();
+        let mut replies = Vec::with_capacity(commands.len());
+        if failed.is_none() {
+            for cmd in commands {
+                replies.push(cmd(Some(&mut tx)));
+            }
+            failed = match tx.poisoned.take() {
+                Some(e) => Some(e),
+                None => tx
+                    .flush()
+                    .and_then(|()| self.conn.execute_batch("COMMIT").map_err(sql))
+                    .err(),
+            };
+            if failed.is_some() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        } else {
+            // Nothing ran: every command is answered with the error.
+            for cmd in commands {
+                replies.push(cmd(None));
+            }
+        }
+        if let Some(e) = &failed {
+            tracing::error!(error = %e, "sqlite transaction failed; its writes were rolled back");
+        } else {
+            for n in tx.notices.drain(..) {
+                let _ = self.notices.send(n);
+            }
+            for n in tx.events.drain(..) {
+                let _ = self.events.send(n);
+            }
+        }
+        drop(tx);
+        for reply in replies {
+            reply(failed.as_ref());
+        }
+    }
+}

@@ -104,7 +104,9 @@ fn ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
 }
 
 fn conv<T>(i: usize, r: FromSqlResult<T>) -> rusqlite::Result<T> {
-    r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, Box::new(e)))
+    r.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, Box::new(e))
+    })
 }
 
 /// A `jobs` row (selected with [`JOB_COLUMNS`]) as a job.
@@ -226,7 +228,10 @@ pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<()> {
         int(job.progress.found, "found")?,
         int(job.progress.analyzed, "analyzed")?,
         job.progress.completion,
-        job.progress.time_left_ms.map(|v| int(v, "time_left_ms")).transpose()?,
+        job.progress
+            .time_left_ms
+            .map(|v| int(v, "time_left_ms"))
+            .transpose()?,
         job.progress.stage.as_deref(),
         job.progress.recall,
         job.last_error.as_deref(),
@@ -269,7 +274,10 @@ pub(crate) fn update_job(conn: &Connection, job: &Job) -> Result<()> {
         int(job.progress.found, "found")?,
         int(job.progress.analyzed, "analyzed")?,
         job.progress.completion,
-        job.progress.time_left_ms.map(|v| int(v, "time_left_ms")).transpose()?,
+        job.progress
+            .time_left_ms
+            .map(|v| int(v, "time_left_ms"))
+            .transpose()?,
         job.progress.stage.as_deref(),
         job.progress.recall,
         job.last_error.as_deref(),
@@ -376,7 +384,11 @@ pub(crate) fn event_from_row(job: JobId, row: &Row<'_>) -> rusqlite::Result<JobE
         EV_PROGRESS => {
             let text: String = row.get(5)?;
             let progress: Progress = serde_json::from_str(&text).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
+                rusqlite::Error::FromSqlConversionFailure(
+                    5,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
             })?;
             EventData::Progress { progress }
         }

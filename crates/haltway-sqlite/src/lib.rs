@@ -63,6 +63,9 @@ pub struct SqliteOptions {
     pub foreign_poll: Duration,
     /// Most commands in one transaction (default 2048).
     pub max_batch: usize,
+    /// A cap on the database's size in bytes (`PRAGMA max_page_count`); writes past it fail
+    /// with a store error of kind `Exhausted`, as on a full disk. Default: none.
+    pub max_size: Option<u64>,
 }
 
 impl Default for SqliteOptions {
@@ -72,6 +75,7 @@ impl Default for SqliteOptions {
             readers: 4,
             foreign_poll: Duration::from_millis(200),
             max_batch: 2048,
+            max_size: None,
         }
     }
 }
@@ -88,6 +92,13 @@ impl SqliteOptions {
     #[must_use]
     pub fn readers(mut self, n: usize) -> Self {
         self.readers = n.max(1);
+        self
+    }
+
+    /// Caps the database's size in bytes.
+    #[must_use]
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
         self
     }
 

@@ -10,8 +10,8 @@ use std::path::Path;
 use haltway_core::{Error, Result, StoreErrorKind};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use crate::SqliteOptions;
 use crate::error::{sql, sql_at};
-use crate::Synchronous;
 
 /// `PRAGMA application_id` of a haltway database ("HLTW").
 pub(crate) const APPLICATION_ID: i64 = 0x484c_5457;
@@ -93,13 +93,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 
 /// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it
 /// is a haltway database (or empty), and migrates it.
-pub(crate) fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection> {
+pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
     let describe = |e: rusqlite::Error| sql_at(e, &format!("opening {}", path.display()));
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(describe)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(describe)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(describe)?;
     // The first read of the file: a file that is not a database fails here.
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -115,10 +116,18 @@ pub(crate) fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection> 
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;",
-        sync.pragma()
+        options.synchronous.pragma()
     ))
     .map_err(describe)?;
     migrate(&conn, path)?;
+    if let Some(bytes) = options.max_size {
+        let page: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(sql)?;
+        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page.max(1);
+        conn.execute_batch(&format!("PRAGMA max_page_count = {}", pages.max(1)))
+            .map_err(sql)?;
+    }
     Ok(conn)
 }
 
@@ -188,7 +197,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         );
         if let Err(e) = conn.execute_batch(&batch) {
             let _ = conn.execute_batch("ROLLBACK");
-            return Err(sql_at(e, &format!("migrating {} to version {next}", path.display())));
+            return Err(sql_at(
+                e,
+                &format!("migrating {} to version {next}", path.display()),
+            ));
         }
         tracing::info!(path = %path.display(), version = next, "database migrated");
     }

@@ -8,9 +8,9 @@ use std::sync::{Arc, mpsc};
 use async_trait::async_trait;
 use haltway_core::kernel::{self, AppendOutcome};
 use haltway_core::{
-    Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId,
-    Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
-    Progress, Reason, Result, ResultsQuery, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
+    Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId, Job,
+    JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress,
+    Reason, Result, ResultsQuery, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
 };
 use parking_lot::Mutex;
 use rusqlite::types::Value;
@@ -71,7 +71,7 @@ impl SqliteStore {
     /// As [`open`](Self::open).
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let conn = schema::open_writer(&path, options.synchronous)?;
+        let conn = schema::open_writer(&path, &options)?;
         let first_reader = schema::open_reader(&path)?;
         let (tx, rx) = mpsc::channel();
         let notices = broadcast::channel(1024).0;
@@ -86,7 +86,9 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("haltway-sqlite-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| Error::store(StoreErrorKind::Other, format!("spawning the writer: {e}")))?;
+            .map_err(|e| {
+                Error::store(StoreErrorKind::Other, format!("spawning the writer: {e}"))
+            })?;
         let stop = Arc::new(AtomicBool::new(false));
         let poll_tx = tx.clone();
         let poll_stop = stop.clone();
@@ -101,7 +103,9 @@ impl SqliteStore {
                     }
                 }
             })
-            .map_err(|e| Error::store(StoreErrorKind::Other, format!("spawning the poller: {e}")))?;
+            .map_err(|e| {
+                Error::store(StoreErrorKind::Other, format!("spawning the poller: {e}"))
+            })?;
         Ok(SqliteStore {
             shared: Arc::new(Shared {
                 path,
@@ -541,7 +545,9 @@ impl Store for SqliteStore {
             )?);
             let mut out = Vec::new();
             for id in due {
-                let Some(mut job) = tx.take(id)? else { continue };
+                let Some(mut job) = tx.take(id)? else {
+                    continue;
+                };
                 let from = kernel::expire(&mut job, now);
                 let job = changed(tx, job, from, now)?;
                 if from.is_some() {
@@ -553,12 +559,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn results(
-        &self,
-        tenant: &TenantId,
-        id: JobId,
-        q: &ResultsQuery,
-    ) -> Result<Page<Entry>> {
+    async fn results(&self, tenant: &TenantId, id: JobId, q: &ResultsQuery) -> Result<Page<Entry>> {
         kernel::check_page_size(q.limit, 10_000)?;
         let (tenant, q) = (tenant.clone(), *q);
         self.read(move |conn| {
@@ -572,10 +573,9 @@ impl Store for SqliteStore {
                      WHERE job = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
                 )
                 .map_err(sql)?
-                .query_map(
-                    params![id_blob(id), after, q.limit as i64 + 1],
-                    |r| codec::entry_from_row(r, 0),
-                )
+                .query_map(params![id_blob(id), after, q.limit as i64 + 1], |r| {
+                    codec::entry_from_row(r, 0)
+                })
                 .map_err(sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(sql)?;

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use haltway_core::{EventNotice, Job, JobId, Notice, Result, TenantId, Error};
+use haltway_core::{Error, EventNotice, Job, JobId, Notice, Result, TenantId};
 use rusqlite::{Connection, OptionalExtension};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, oneshot};
@@ -257,7 +257,11 @@ impl Writer {
             want_events: self.events.receiver_count() > 0,
             poisoned: None,
         };
-        let mut failed = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql).err();
+        let mut failed = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql)
+            .err();
         let mut replies = Vec::with_capacity(commands.len());
         if failed.is_none() {
             for cmd in commands {

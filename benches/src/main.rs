@@ -7,6 +7,7 @@
 
 mod memory;
 mod report;
+mod sqlite;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use std::alloc::System;
@@ -24,6 +25,8 @@ pub(crate) struct Sizes {
     pub(crate) ledger_jobs: usize,
     pub(crate) ledger_items: usize,
     pub(crate) memory_jobs: usize,
+    pub(crate) sqlite_jobs: usize,
+    pub(crate) sqlite_items: usize,
 }
 
 impl Sizes {
@@ -36,6 +39,8 @@ impl Sizes {
             ledger_jobs: 200,
             ledger_items: 2_000,
             memory_jobs: 100_000,
+            sqlite_jobs: 50_000,
+            sqlite_items: 1_000,
         }
     }
 
@@ -48,6 +53,8 @@ impl Sizes {
             ledger_jobs: 4,
             ledger_items: 50,
             memory_jobs: 500,
+            sqlite_jobs: 300,
+            sqlite_items: 20,
         }
     }
 }
@@ -96,7 +103,7 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .build()
         .expect("tokio runtime");
     let mut rows = Vec::new();
-    for (name, scenario) in memory::SCENARIOS {
+    for (name, scenario) in memory::SCENARIOS.iter().chain(sqlite::SCENARIOS) {
         if only.is_none_or(|o| name.contains(o)) {
             eprintln!("running {name} …");
             rows.extend(scenario(&rt, sizes));
@@ -129,6 +136,8 @@ mod tests {
             "ledger appends",
             "memory per queued job",
             "memory per running job",
+            "no-op jobs end to end, durable",
+            "ledger appends, durable",
         ] {
             assert!(
                 names.iter().any(|n| n.starts_with(want)),

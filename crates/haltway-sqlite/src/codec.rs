@@ -187,10 +187,10 @@ fn t(v: Option<Timestamp>) -> Option<i64> {
     v.map(|t| t.0)
 }
 
-/// Inserts a new job row.
-pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<()> {
+/// Inserts a new job row; `false` when a job with its id exists.
+pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<bool> {
     let sql_text = format!(
-        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+        "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
          ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
          ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
     );
@@ -241,8 +241,8 @@ pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<()> {
         t(job.finished_at),
         int(job.last_event_id, "last_event_id")?,
     ])
-    .map_err(sql)?;
-    Ok(())
+    .map_err(sql)
+    .map(|n| n == 1)
 }
 
 /// Writes every field of a job that can change after submit.
@@ -335,12 +335,12 @@ pub(crate) fn status_event(conn: &Connection, job: &Job, at: Timestamp) -> Resul
     )
 }
 
-/// Inserts a ledger entry.
-pub(crate) fn insert_entry(conn: &Connection, job: JobId, e: &Entry) -> Result<()> {
+/// Inserts a ledger entry; `false` when its key is already in the job's ledger.
+pub(crate) fn insert_entry(conn: &Connection, job: JobId, e: &Entry) -> Result<bool> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO ledger (job, seq, key, payload, cost, attempt, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (job, key) WHERE key IS NOT NULL DO NOTHING",
         )
         .map_err(sql)?;
     stmt.execute(params![
@@ -352,8 +352,8 @@ pub(crate) fn insert_entry(conn: &Connection, job: JobId, e: &Entry) -> Result<(
         e.attempt,
         e.at.0
     ])
-    .map_err(sql)?;
-    Ok(())
+    .map_err(sql)
+    .map(|n| n == 1)
 }
 
 /// Columns of a ledger row as [`entry_from_row`] reads them, at `offset`.

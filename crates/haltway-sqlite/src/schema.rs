@@ -115,7 +115,8 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
         ));
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;",
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY; \
+         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
         options.synchronous.pragma()
     ))
     .map_err(describe)?;
@@ -137,6 +138,18 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| sql_at(e, &format!("opening {} for reading", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    Ok(conn)
+}
+
+/// Opens a read-write connection for checkpoints.
+pub(crate) fn open_reader_writer(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| sql_at(e, &format!("opening {} for checkpoints", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
         .map_err(sql)?;
     Ok(conn)
 }

@@ -90,6 +90,17 @@ impl SqliteStore {
                 Error::store(StoreErrorKind::Other, format!("spawning the writer: {e}"))
             })?;
         let stop = Arc::new(AtomicBool::new(false));
+        let checkpointer = schema::open_reader_writer(&path)?;
+        let checkpoint_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("haltway-sqlite-checkpoint".into())
+            .spawn(move || checkpoint(&checkpointer, &checkpoint_stop))
+            .map_err(|e| {
+                Error::store(
+                    StoreErrorKind::Other,
+                    format!("spawning the checkpointer: {e}"),
+                )
+            })?;
         let poll_tx = tx.clone();
         let poll_stop = stop.clone();
         let every = options.foreign_poll;
@@ -155,6 +166,34 @@ impl SqliteStore {
     }
 }
 
+/// Copies the WAL back into the database off the writer's thread, so commits never wait for
+/// it: a passive checkpoint whenever the WAL has grown, a truncating one when the store is idle
+/// (so the WAL file does not stay large).
+fn checkpoint(conn: &Connection, stop: &AtomicBool) {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+    const GROWN: i64 = 4096;
+    let mut idle_rounds = 0;
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(EVERY);
+        let frames: rusqlite::Result<(i64, i64, i64)> =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            });
+        match frames {
+            Ok((_, log, done)) if log > 0 && log == done => {
+                idle_rounds += 1;
+                if idle_rounds >= 20 || log > GROWN {
+                    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+                    idle_rounds = 0;
+                }
+            }
+            Ok(_) => idle_rounds = 0,
+            Err(e) => tracing::debug!(error = %e, "checkpoint skipped"),
+        }
+    }
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
 /// Reads the tenant and visibility of a job; `NotFound` for another tenant's.
 fn visible(conn: &Connection, tenant: &TenantId, id: JobId) -> Result<bool> {
     let row: Option<(String, i64, i64)> = conn
@@ -199,6 +238,68 @@ fn changed(tx: &mut Tx<'_>, job: Job, from: Option<JobState>, now: Timestamp) ->
     Ok(job)
 }
 
+/// One append. The common case (a new key) costs one insert: the entry goes in with
+/// `INSERT OR IGNORE` against the unique key index, and only when that finds the key taken is the
+/// earlier entry looked up and the append answered as a duplicate. The outer `Result` is a SQL
+/// failure, the inner one the append's own answer.
+fn append_one(
+    tx: &mut Tx<'_>,
+    mut job: Job,
+    a: &Append,
+    now: Timestamp,
+) -> Result<Result<Appended>> {
+    let before = (job.progress.found, job.usage, job.last_event_id);
+    let first = kernel::append(&mut job, a, None, now);
+    let taken = match (&first, &a.key) {
+        (Ok(AppendOutcome::New(entry, _)), Some(_)) => {
+            !codec::insert_entry(tx.conn, job.id, entry)?
+        }
+        (Ok(AppendOutcome::New(entry, _)), None) => {
+            codec::insert_entry(tx.conn, job.id, entry)?;
+            false
+        }
+        (Err(Error::LimitReached), Some(_)) => true,
+        _ => false,
+    };
+    let outcome = if taken {
+        (job.progress.found, job.usage, job.last_event_id) = before;
+        let key = a.key.as_deref().unwrap_or_default();
+        let seq = tx
+            .conn
+            .prepare_cached("SELECT seq FROM ledger WHERE job = ?1 AND key = ?2")
+            .map_err(sql)?
+            .query_row(params![id_blob(job.id), key], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(sql)?
+            .map(|s| u64::try_from(s).unwrap_or(0));
+        kernel::append(&mut job, a, seq, now)
+    } else {
+        first
+    };
+    match outcome {
+        Ok(AppendOutcome::Duplicate(ack)) => {
+            tx.put(job, false);
+            Ok(Ok(ack))
+        }
+        Ok(AppendOutcome::New(entry, ack)) => {
+            if taken {
+                // Only reached if the key vanished between the two statements, which cannot
+                // happen inside the transaction; insert it all the same rather than lose it.
+                codec::insert_entry(tx.conn, job.id, &entry)?;
+            }
+            let seq = int(entry.seq, "seq")?;
+            codec::insert_event(tx.conn, &job, now, EV_ITEM, Some(seq), None, None)?;
+            tx.event_notice(&job);
+            tx.put(job, true);
+            Ok(Ok(ack))
+        }
+        Err(e) => {
+            tx.put(job, false);
+            Ok(Err(e))
+        }
+    }
+}
+
 fn cancel_in(tx: &mut Tx<'_>, job: Job, request: &CancelRequest, now: Timestamp) -> Result<Job> {
     let mut job = job;
     match kernel::cancel(&mut job, request, now) {
@@ -229,15 +330,13 @@ impl Store for SqliteStore {
                     });
                 }
             }
-            if let Some(job) = tx.take(new.id)? {
-                tx.put(job, false);
+            let job = kernel::new_job(new, now);
+            if !codec::insert_job(tx.conn, &job)? {
                 return Err(Error::InvalidInput {
                     field: "id",
                     reason: "a job with this id exists".into(),
                 });
             }
-            let job = kernel::new_job(new, now);
-            codec::insert_job(tx.conn, &job)?;
             codec::status_event(tx.conn, &job, now)?;
             tx.event_notice(&job);
             tx.announce(&job.kind.0);
@@ -377,46 +476,11 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let mut out = Vec::with_capacity(batch.len());
             for a in &batch {
-                let Some(mut job) = tx.take(a.lease.job)? else {
+                let Some(job) = tx.take(a.lease.job)? else {
                     out.push(Err(Error::NotFound));
                     continue;
                 };
-                let existing = match &a.key {
-                    Some(key) => tx
-                        .conn
-                        .prepare_cached("SELECT seq FROM ledger WHERE job = ?1 AND key = ?2")
-                        .map_err(sql)?
-                        .query_row(params![id_blob(a.lease.job), key], |r| r.get::<_, i64>(0))
-                        .optional()
-                        .map_err(sql)?
-                        .map(|s| u64::try_from(s).unwrap_or(0)),
-                    None => None,
-                };
-                match kernel::append(&mut job, a, existing, now) {
-                    Ok(AppendOutcome::Duplicate(ack)) => {
-                        tx.put(job, false);
-                        out.push(Ok(ack));
-                    }
-                    Ok(AppendOutcome::New(entry, ack)) => {
-                        codec::insert_entry(tx.conn, job.id, &entry)?;
-                        codec::insert_event(
-                            tx.conn,
-                            &job,
-                            now,
-                            EV_ITEM,
-                            Some(int(entry.seq, "seq")?),
-                            None,
-                            None,
-                        )?;
-                        tx.event_notice(&job);
-                        tx.put(job, true);
-                        out.push(Ok(ack));
-                    }
-                    Err(e) => {
-                        tx.put(job, false);
-                        out.push(Err(e));
-                    }
-                }
+                out.push(append_one(tx, job, a, now)?);
             }
             Ok(out)
         })

@@ -7,14 +7,16 @@
 //! # Invariants
 //! - A command's answer is sent after the commit of its transaction; if the transaction fails,
 //!   every command in it gets the error (none of their writes happened).
-//! - Within a transaction, jobs are read once into `Tx::cache` and written back (when changed)
-//!   before any set-based query and before the commit, so SQL always sees the current rows.
+//! - Jobs are read once into the writer's cache and written back (when changed) before any
+//!   set-based query and before the commit, so SQL always sees the current rows. The cache
+//!   outlives a transaction only for running and cancelling jobs, and is dropped whole when a
+//!   transaction fails or another process has committed (`PRAGMA data_version` moved).
 //! - Notices go out only after a successful commit.
 
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use haltway_core::{Error, EventNotice, Job, JobId, Notice, Result, TenantId};
+use haltway_core::{Error, EventNotice, Job, JobId, JobState, Notice, Result, TenantId};
 use rusqlite::{Connection, OptionalExtension};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, oneshot};
@@ -38,7 +40,7 @@ pub(crate) enum Msg {
 /// The state of one transaction.
 pub(crate) struct Tx<'c> {
     pub(crate) conn: &'c Connection,
-    cache: FxHashMap<JobId, Job>,
+    cache: &'c mut FxHashMap<JobId, Job>,
     dirty: FxHashSet<JobId>,
     pub(crate) notices: Vec<Notice>,
     announced: FxHashSet<Arc<str>>,
@@ -197,10 +199,14 @@ pub(crate) struct Writer {
     pub(crate) max_batch: usize,
 }
 
+/// Most jobs the writer keeps cached between transactions.
+const CACHE_LIMIT: usize = 200_000;
+
 impl Writer {
     /// Runs until every sender is gone.
     pub(crate) fn run(self) {
-        let mut data_version = self.data_version().unwrap_or(0);
+        let mut cache = FxHashMap::default();
+        let mut version = self.data_version().unwrap_or(0);
         while let Ok(first) = self.rx.recv() {
             let mut batch = vec![first];
             while batch.len() < self.max_batch {
@@ -209,31 +215,20 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut poll = false;
             let commands: Vec<Command> = batch
                 .into_iter()
                 .filter_map(|m| match m {
                     Msg::Run(c) => Some(c),
-                    Msg::Poll => {
-                        poll = true;
-                        None
-                    }
+                    Msg::Poll => None,
                 })
                 .collect();
-            if poll {
-                let now = self.data_version().unwrap_or(data_version);
-                if now != data_version {
-                    data_version = now;
-                    self.commit(vec![Box::new(|tx: Option<&mut Tx<'_>>| {
-                        if let Some(Err(e)) = tx.map(|tx| tx.foreign_changes()) {
-                            tracing::warn!(error = %e, "reading changes of other processes failed");
-                        }
-                        Box::new(|_: Option<&Error>| {}) as Reply
-                    })]);
+            if commands.is_empty() {
+                // A poll: look for other processes' commits outside any transaction.
+                if self.data_version().is_some_and(|v| v != version) {
+                    self.commit(Vec::new(), &mut cache, &mut version);
                 }
-            }
-            if !commands.is_empty() {
-                self.commit(commands);
+            } else {
+                self.commit(commands, &mut cache, &mut version);
             }
         }
     }
@@ -246,10 +241,21 @@ impl Writer {
             .ok()
     }
 
-    fn commit(&self, commands: Vec<Command>) {
+    fn commit(&self, commands: Vec<Command>, cache: &mut FxHashMap<JobId, Job>, version: &mut i64) {
+        let mut failed = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql)
+            .err();
+        // Under the write lock now: nobody else can commit until we are done.
+        let foreign = failed.is_none() && self.data_version().is_some_and(|v| v != *version);
+        if foreign {
+            *version = self.data_version().unwrap_or(*version);
+            cache.clear();
+        }
         let mut tx = Tx {
             conn: &self.conn,
-            cache: FxHashMap::default(),
+            cache,
             dirty: FxHashSet::default(),
             notices: Vec::new(),
             announced: FxHashSet::default(),
@@ -257,13 +263,13 @@ impl Writer {
             want_events: self.events.receiver_count() > 0,
             poisoned: None,
         };
-        let mut failed = self
-            .conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(sql)
-            .err();
         let mut replies = Vec::with_capacity(commands.len());
         if failed.is_none() {
+            if foreign {
+                if let Err(e) = tx.foreign_changes() {
+                    tracing::warn!(error = %e, "reading changes of other processes failed");
+                }
+            }
             for cmd in commands {
                 replies.push(cmd(Some(&mut tx)));
             }
@@ -285,12 +291,18 @@ impl Writer {
         }
         if let Some(e) = &failed {
             tracing::error!(error = %e, "sqlite transaction failed; its writes were rolled back");
+            tx.cache.clear();
         } else {
             for n in tx.notices.drain(..) {
                 let _ = self.notices.send(n);
             }
             for n in tx.events.drain(..) {
                 let _ = self.events.send(n);
+            }
+            tx.cache
+                .retain(|_, j| matches!(j.state, JobState::Running | JobState::Cancelling));
+            if tx.cache.len() > CACHE_LIMIT {
+                tx.cache.clear();
             }
         }
         drop(tx);

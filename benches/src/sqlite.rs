@@ -1,0 +1,291 @@
+//! Scenarios on the SQLite store, each beside raw rusqlite doing the same rows.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use haltway_core::{Engine, JobContext, JobError, JobKind, SubmitOptions, TenantId};
+use haltway_sqlite::SqliteStore;
+use rusqlite::{Connection, params};
+use tokio::runtime::Runtime;
+
+use crate::Sizes;
+use crate::report::{self, Row};
+
+pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
+    ("sqlite-noop", noop_end_to_end),
+    ("sqlite-ledger", ledger_appends),
+];
+
+const STORE: &str = "sqlite";
+
+struct Noop;
+
+impl JobKind for Noop {
+    const NAME: &'static str = "noop";
+    type Input = ();
+    type Item = ();
+
+    async fn run(&self, _ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+struct Deliverer;
+
+impl JobKind for Deliverer {
+    const NAME: &'static str = "deliverer";
+    /// (items, items per `deliver_batch`).
+    type Input = (u64, u64);
+    type Item = u64;
+
+    fn item_key(&self, n: &u64) -> Option<String> {
+        Some(n.to_string())
+    }
+
+    fn item_cost(&self, _: &u64) -> u64 {
+        1
+    }
+
+    async fn run(&self, ctx: JobContext<Self>, (n, batch): (u64, u64)) -> Result<(), JobError> {
+        let mut i = 0;
+        while i < n {
+            let end = (i + batch).min(n);
+            if end - i == 1 {
+                ctx.deliver(i).await?;
+            } else {
+                ctx.deliver_batch(i..end).await?;
+            }
+            i = end;
+        }
+        Ok(())
+    }
+}
+
+async fn until(engine: &Engine, n: u64) {
+    while engine.metrics().completed.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+fn fresh(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let n = s.sqlite_jobs;
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut engine_rates, mut base_rates) = (Vec::new(), Vec::new());
+    for _ in 0..s.runs {
+        let path = fresh(dir.path(), "e2e.db");
+        engine_rates.push(rt.block_on(async {
+            let store = SqliteStore::open(&path).expect("open");
+            let engine = Engine::builder(store).register(Noop).build();
+            engine.start();
+            let tenant = TenantId::from("bench");
+            let t = Instant::now();
+            let mut pending = Vec::with_capacity(n);
+            for _ in 0..n {
+                let e = engine.clone();
+                let tenant = tenant.clone();
+                pending.push(tokio::spawn(async move {
+                    e.submit::<Noop>(tenant, &(), SubmitOptions::new())
+                        .await
+                        .expect("submit");
+                }));
+            }
+            for p in pending {
+                p.await.expect("join");
+            }
+            until(&engine, n as u64).await;
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            engine.shutdown().await;
+            rate
+        }));
+        let path = fresh(dir.path(), "raw.db");
+        drop(SqliteStore::open(&path).expect("schema"));
+        base_rates.push(raw_jobs(&path, n));
+    }
+    let e = report::median(&mut engine_rates);
+    let b = report::median(&mut base_rates);
+    let mut row = Row::new(format!("no-op jobs end to end, durable ({n} jobs)"), STORE);
+    row.median = report::rate(e, "jobs");
+    row.baseline = format!("raw rusqlite, same rows {}", report::rate(b, "jobs"));
+    row.ratio = format!("{:.0}%", 100.0 * e / b);
+    vec![row]
+}
+
+/// The rows a job writes (insert + queued event, claim + running event, complete + completed
+/// event) by hand, in transactions of 512 jobs per step.
+fn raw_jobs(path: &Path, n: usize) -> f64 {
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .expect("pragmas");
+    let t = Instant::now();
+    let ids: Vec<[u8; 16]> = (0..n).map(|_| *uuid::Uuid::now_v7().as_bytes()).collect();
+    for chunk in ids.chunks(512) {
+        conn.execute_batch("BEGIN").expect("begin");
+        {
+            let mut job = conn
+                .prepare_cached(
+                    "INSERT INTO jobs (id, tenant, kind, input, state, cancel_mode, on_cancel, \
+                     attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
+                     analyzed, created_at, last_event_id) \
+                     VALUES (?1, 'bench', 'noop', 'null', 0, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0, 1, 1)",
+                )
+                .expect("prepare");
+            let mut ev = conn
+                .prepare_cached(
+                    "INSERT INTO events (job, id, at, type, a) VALUES (?1, ?2, 1, 0, ?3)",
+                )
+                .expect("prepare");
+            for id in chunk {
+                job.execute([id]).expect("insert");
+                ev.execute(params![id, 1, 0]).expect("event");
+            }
+        }
+        conn.execute_batch("COMMIT").expect("commit");
+        conn.execute_batch("BEGIN").expect("begin");
+        {
+            let mut claim = conn
+                .prepare_cached(
+                    "UPDATE jobs SET state = 1, attempt = 1, lease_until = 2, worker = 'w', \
+                     started_at = 1, last_event_id = 2 WHERE id IN \
+                     (SELECT id FROM jobs WHERE state = 0 AND kind = 'noop' AND run_at <= 1 \
+                      ORDER BY run_at, id LIMIT 512) RETURNING id",
+                )
+                .expect("prepare");
+            let claimed: Vec<Vec<u8>> = claim
+                .query_map([], |r| r.get(0))
+                .expect("claim")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            let mut ev = conn
+                .prepare_cached(
+                    "INSERT INTO events (job, id, at, type, a) VALUES (?1, ?2, 1, 0, ?3)",
+                )
+                .expect("prepare");
+            for id in &claimed {
+                ev.execute(params![id, 2, 1]).expect("event");
+            }
+        }
+        conn.execute_batch("COMMIT").expect("commit");
+        conn.execute_batch("BEGIN").expect("begin");
+        {
+            let mut done = conn
+                .prepare_cached(
+                    "UPDATE jobs SET state = 3, reason = 0, lease_until = NULL, worker = NULL, \
+                     finished_at = 2, last_event_id = 3 WHERE id = ?1 AND attempt = 1",
+                )
+                .expect("prepare");
+            let mut ev = conn
+                .prepare_cached(
+                    "INSERT INTO events (job, id, at, type, a) VALUES (?1, ?2, 1, 0, ?3)",
+                )
+                .expect("prepare");
+            for id in chunk {
+                done.execute([id]).expect("complete");
+                ev.execute(params![id, 3, 3]).expect("event");
+            }
+        }
+        conn.execute_batch("COMMIT").expect("commit");
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let jobs = s.ledger_jobs;
+    let mut rows = Vec::new();
+    for (items, batch) in [
+        (s.sqlite_items as u64 / 10, 1),
+        (s.sqlite_items as u64, 100),
+    ] {
+        let total = jobs as f64 * items as f64;
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut engine_rates, mut base_rates) = (Vec::new(), Vec::new());
+        for _ in 0..s.runs {
+            let path = fresh(dir.path(), "ledger.db");
+            engine_rates.push(rt.block_on(async {
+                let store = SqliteStore::open(&path).expect("open");
+                let engine = Engine::builder(store).register(Deliverer).build();
+                engine.start();
+                let tenant = TenantId::from("bench");
+                let t = Instant::now();
+                for _ in 0..jobs {
+                    engine
+                        .submit::<Deliverer>(tenant.clone(), &(items, batch), SubmitOptions::new())
+                        .await
+                        .expect("submit");
+                }
+                until(&engine, jobs as u64).await;
+                let rate = total / t.elapsed().as_secs_f64();
+                engine.shutdown().await;
+                rate
+            }));
+            let path = fresh(dir.path(), "raw-ledger.db");
+            drop(SqliteStore::open(&path).expect("schema"));
+            base_rates.push(raw_ledger(&path, jobs, items, batch));
+        }
+        let e = report::median(&mut engine_rates);
+        let b = report::median(&mut base_rates);
+        let how = if batch == 1 {
+            "one deliver() per item".to_owned()
+        } else {
+            format!("deliver_batch of {batch}")
+        };
+        let mut row = Row::new(
+            format!("ledger appends, durable ({jobs} jobs × {items} keyed items, {how})"),
+            STORE,
+        );
+        row.median = report::rate(e, "items");
+        row.baseline = format!(
+            "raw rusqlite, same rows and commits {}",
+            report::rate(b, "items")
+        );
+        row.ratio = format!("{:.0}%", 100.0 * e / b);
+        rows.push(row);
+    }
+    rows
+}
+
+/// A ledger row and its event per item, by hand, committing as the engine's group commit
+/// would: every job's next `batch` items in one transaction.
+fn raw_ledger(path: &Path, jobs: usize, items: u64, batch: u64) -> f64 {
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .expect("pragmas");
+    let ids: Vec<[u8; 16]> = (0..jobs)
+        .map(|_| *uuid::Uuid::now_v7().as_bytes())
+        .collect();
+    let t = Instant::now();
+    conn.execute_batch("BEGIN").expect("begin");
+    let mut start = 0;
+    while start < items {
+        let end = (start + batch).min(items);
+        for id in &ids {
+            for i in start..end {
+                conn.prepare_cached(
+                    "INSERT INTO ledger (job, seq, key, payload, cost, attempt, at) \
+                     VALUES (?1, ?2, ?3, ?4, 1, 1, 1)",
+                )
+                .expect("prepare")
+                .execute(params![id, i as i64 + 1, i.to_string(), i.to_string()])
+                .expect("insert");
+                conn.prepare_cached(
+                    "INSERT INTO events (job, id, at, type, a) VALUES (?1, ?2, 1, 2, ?3)",
+                )
+                .expect("prepare")
+                .execute(params![id, i as i64 + 3, i as i64 + 1])
+                .expect("event");
+            }
+        }
+        conn.execute_batch("COMMIT; BEGIN").expect("commit");
+        start = end;
+    }
+    conn.execute_batch("COMMIT").expect("commit");
+    jobs as f64 * items as f64 / t.elapsed().as_secs_f64()
+}

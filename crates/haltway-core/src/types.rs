@@ -177,6 +177,26 @@ impl JobState {
         })
     }
 
+    /// A small stable number for storage: queued 0, running 1, cancelling 2, completed 3,
+    /// failed 4, cancelled 5. Stores index on it; it never changes.
+    #[must_use]
+    pub fn code(self) -> i16 {
+        match self {
+            Self::Queued => 0,
+            Self::Running => 1,
+            Self::Cancelling => 2,
+            Self::Completed => 3,
+            Self::Failed => 4,
+            Self::Cancelled => 5,
+        }
+    }
+
+    /// The state of a [`code`](Self::code).
+    #[must_use]
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| i64::from(s.code()) == code)
+    }
+
     /// All states, in lifecycle order.
     pub const ALL: [JobState; 6] = [
         Self::Queued,

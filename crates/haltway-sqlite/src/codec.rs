@@ -23,21 +23,11 @@ fn id_from(bytes: &[u8]) -> FromSqlResult<JobId> {
 }
 
 pub(crate) fn state_code(s: JobState) -> i64 {
-    match s {
-        JobState::Queued => 0,
-        JobState::Running => 1,
-        JobState::Cancelling => 2,
-        JobState::Completed => 3,
-        JobState::Failed => 4,
-        JobState::Cancelled => 5,
-    }
+    i64::from(s.code())
 }
 
 fn state_from(c: i64) -> FromSqlResult<JobState> {
-    JobState::ALL
-        .into_iter()
-        .find(|s| state_code(*s) == c)
-        .ok_or(FromSqlError::OutOfRange(c))
+    JobState::from_code(c).ok_or(FromSqlError::OutOfRange(c))
 }
 
 const REASONS: [Reason; 7] = [

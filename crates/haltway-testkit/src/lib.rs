@@ -67,9 +67,19 @@ pub fn proptest_cases() -> u32 {
 ///
 /// `$make` is an async closure returning a [`Fixture`]; it is called once per test (and once
 /// for the property test, whose cases isolate themselves by tenant and kind).
+///
+/// `store_conformance!(optional: $make)` takes a factory returning `Option<Fixture>` instead,
+/// for stores that need a server: each test returns early (after the factory has printed why)
+/// when it gets `None`.
 #[macro_export]
 macro_rules! store_conformance {
+    (optional: $make:expr) => {
+        $crate::store_conformance!(@all $make);
+    };
     ($make:expr) => {
+        $crate::store_conformance!(@all async || Some(($make)().await));
+    };
+    (@all $make:expr) => {
         $crate::store_conformance!(@tests $make;
             submit_and_get, tenancy_hides_other_tenants_jobs, idempotency_key_returns_same_job,
             list_pages_newest_first_with_filters, claim_respects_kind_count_and_run_at,
@@ -90,9 +100,17 @@ macro_rules! store_conformance {
                 .enable_all()
                 .build()
                 .expect("runtime");
-            let fixture = rt.block_on(async { ($make)().await });
+            // Four stores from the factory, so four threads of cases run at once.
+            let mut fixtures = Vec::new();
+            for _ in 0..4 {
+                let Some(fixture) = rt.block_on(async { ($make)().await }) else {
+                    return;
+                };
+                fixtures.push(fixture);
+            }
+            let stores = fixtures.iter().map(|f| f.store.clone()).collect();
             let cases = $crate::proptest_cases();
-            if let Err(e) = $crate::model::check(&rt, fixture.store.clone(), cases) {
+            if let Err(e) = $crate::model::check(&rt, stores, cases) {
                 panic!("{e}");
             }
         }
@@ -101,7 +119,9 @@ macro_rules! store_conformance {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let fixture = ($make)().await;
+                let Some(fixture) = ($make)().await else {
+                    return;
+                };
                 $crate::suite::$name(fixture.store.clone()).await;
             }
         )*

@@ -1154,11 +1154,17 @@ pub async fn notices_announce_work_cancels_and_events(store: Arc<dyn Store>) {
     let mut events = store.event_notices();
     let job = submit(&store, new_job("t1", "k")).await;
     let wait = std::time::Duration::from_secs(10);
-    let n = tokio::time::timeout(wait, notices.recv())
-        .await
-        .expect("notice")
-        .expect("open");
-    assert_eq!(n, Notice::Available("k".into()));
+    // Other notices may come first (a store that reconciles on connect sends a general
+    // wakeup); the submit's own must arrive.
+    loop {
+        let n = tokio::time::timeout(wait, notices.recv())
+            .await
+            .expect("notice")
+            .expect("open");
+        if n == Notice::Available("k".into()) {
+            break;
+        }
+    }
     let e = tokio::time::timeout(wait, events.recv())
         .await
         .expect("event")
@@ -1178,6 +1184,8 @@ pub async fn notices_announce_work_cancels_and_events(store: Arc<dyn Store>) {
             break;
         }
     }
+    // Notices may repeat or skip ids (a store may announce only a batch's last event, and
+    // deliver its own and other nodes' copies); what matters is that the latest one arrives.
     let mut last = 0;
     while last < 3 {
         let e = tokio::time::timeout(wait, events.recv())
@@ -1185,7 +1193,7 @@ pub async fn notices_announce_work_cancels_and_events(store: Arc<dyn Store>) {
             .expect("event")
             .expect("open");
         assert_eq!(e.job, job.id);
-        assert!(e.id > last);
-        last = e.id;
+        assert!(e.id <= 3, "a notice for an event that was never written");
+        last = last.max(e.id);
     }
 }

@@ -10,8 +10,10 @@ fn check(fault: Fault) -> Result<(), String> {
         .enable_all()
         .build()
         .expect("runtime");
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::with_fault(fault));
-    haltway_testkit::model::check(&rt, store, 2_000)
+    let stores: Vec<Arc<dyn Store>> = (0..4)
+        .map(|_| Arc::new(MemoryStore::with_fault(fault)) as Arc<dyn Store>)
+        .collect();
+    haltway_testkit::model::check(&rt, stores, 2_000)
 }
 
 #[test]

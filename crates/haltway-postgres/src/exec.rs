@@ -1,0 +1,834 @@
+//! The batch executor: every write of one node runs here, many commands per transaction.
+//!
+//! A batch's transaction loads every job its commands name in one query (`FOR UPDATE`, in id
+//! order, so two nodes never lock in opposite orders), applies the commands in arrival order
+//! with the shared kernel, and writes everything back set-wise: one statement each for new
+//! jobs, changed jobs, events and ledger entries, one for the notifications, then `COMMIT`.
+//! Claims, group cancels and recovery query the table after writing back what the batch changed
+//! so far, and claims skip rows other nodes hold (`FOR UPDATE SKIP LOCKED`).
+//!
+//! # Invariants
+//! - A command is answered only after its transaction committed; a failed transaction answers
+//!   every command in it with the error (none of their writes happened).
+//! - Commands are data, so a transaction that failed for a retryable reason (deadlock,
+//!   serialization, a concurrent insert of the same idempotency key) runs again from scratch.
+//! - Notifications go out with the commit (PostgreSQL delivers `NOTIFY` on commit) and to this
+//!   node's own subscribers right after it.
+
+use std::str::FromStr;
+
+use haltway_core::kernel::{self, AppendOutcome, Changed};
+use haltway_core::{
+    Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
+    GroupId, Job, JobId, JobState, Lease, LeaseStatus, NewJob, Notice, Progress, Reason, Result,
+    StoreErrorKind, Submitted, TenantId, Timestamp,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::{Client, Config, NoTls, Transaction};
+
+use crate::error::{pg, retryable};
+
+/// A write, as data.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Submit(NewJob),
+    Claim(ClaimRequest),
+    Renew(Vec<Lease>, u64),
+    Append(Vec<Append>),
+    Progress(Lease, Progress),
+    Finish(Lease, Finish),
+    Cancel(TenantId, JobId, CancelRequest),
+    CancelGroup(TenantId, GroupId, CancelRequest),
+    Extend(TenantId, JobId, u64),
+    Recover,
+}
+
+/// What a write returns.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Submitted(Submitted),
+    Job(Job),
+    Jobs(Vec<Job>),
+    Leases(Vec<LeaseStatus>),
+    Appends(Vec<Result<Appended>>),
+    Unit,
+}
+
+pub(crate) struct Cmd {
+    pub(crate) op: Op,
+    pub(crate) now: Timestamp,
+    pub(crate) reply: oneshot::Sender<Result<Out>>,
+}
+
+pub(crate) struct Executor {
+    pub(crate) config: Config,
+    pub(crate) schema: String,
+    pub(crate) rx: mpsc::UnboundedReceiver<Cmd>,
+    pub(crate) notices: broadcast::Sender<Notice>,
+    pub(crate) events: broadcast::Sender<EventNotice>,
+    pub(crate) max_batch: usize,
+}
+
+/// Connects, with the connection driven on its own task.
+pub(crate) async fn connect(config: &Config) -> Result<Client> {
+    let (client, conn) = config.connect(NoTls).await.map_err(pg)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Store { kind, message } => Error::store(*kind, message.clone()),
+        other => Error::store(StoreErrorKind::Other, other.to_string()),
+    }
+}
+
+impl Executor {
+    pub(crate) async fn run(mut self) {
+        let mut client: Option<Client> = None;
+        let mut pause = std::time::Duration::from_millis(50);
+        while let Some(first) = self.rx.recv().await {
+            let mut cmds = vec![first];
+            while cmds.len() < self.max_batch {
+                match self.rx.try_recv() {
+                    Ok(c) => cmds.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut tries = 0;
+            let result = loop {
+                let c = match client.take() {
+                    Some(c) if !c.is_closed() => c,
+                    _ => match connect(&self.config).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "postgres unavailable; the batch fails");
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                            break Err(e);
+                        }
+                    },
+                };
+                let mut c = c;
+                let r = run_batch(&mut c, &self.schema, &cmds).await;
+                let closed = c.is_closed();
+                if !closed {
+                    client = Some(c);
+                }
+                match r {
+                    Err(BatchError::Retry(e)) if tries < 5 && !closed => {
+                        tries += 1;
+                        tracing::debug!(error = %e, tries, "batch conflicted; running it again");
+                    }
+                    Err(BatchError::Retry(e) | BatchError::Fail(e)) => break Err(e),
+                    Ok(done) => {
+                        pause = std::time::Duration::from_millis(50);
+                        break Ok(done);
+                    }
+                }
+            };
+            match result {
+                Ok(done) => {
+                    for n in done.notices {
+                        let _ = self.notices.send(n);
+                    }
+                    for (job, id) in done.events {
+                        let _ = self.events.send(EventNotice { job, id });
+                    }
+                    for (cmd, out) in cmds.into_iter().zip(done.outs) {
+                        let _ = cmd.reply.send(out);
+                    }
+                }
+                Err(e) => {
+                    for cmd in cmds {
+                        let _ = cmd.reply.send(Err(copy_error(&e)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) enum BatchError {
+    Retry(Error),
+    Fail(Error),
+}
+
+impl From<tokio_postgres::Error> for BatchError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let again = e.code().is_some_and(retryable);
+        let e = pg(e);
+        if again {
+            BatchError::Retry(e)
+        } else {
+            BatchError::Fail(e)
+        }
+    }
+}
+
+impl From<Error> for BatchError {
+    fn from(e: Error) -> Self {
+        BatchError::Fail(e)
+    }
+}
+
+pub(crate) struct Done {
+    outs: Vec<Result<Out>>,
+    notices: Vec<Notice>,
+    events: FxHashMap<JobId, u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Clean,
+    Dirty,
+    New,
+}
+
+struct EventRow {
+    job: JobId,
+    id: i64,
+    at: i64,
+    seq: Option<i64>,
+    data: Option<serde_json::Value>,
+}
+
+struct Batch<'s> {
+    s: &'s str,
+    cache: FxHashMap<JobId, (Job, Mark)>,
+    keys: FxHashMap<(JobId, String), u64>,
+    idem: FxHashMap<(TenantId, String), JobId>,
+    events: Vec<EventRow>,
+    entries: Vec<(JobId, Entry)>,
+    notices: Vec<Notice>,
+    announced: FxHashSet<String>,
+    last_event: FxHashMap<JobId, u64>,
+}
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn decode(v: Json<Job>) -> Job {
+    v.0
+}
+
+async fn run_batch(client: &mut Client, schema: &str, cmds: &[Cmd]) -> Result<Done, BatchError> {
+    let s = format!("\"{schema}\"");
+    let tx = client.transaction().await?;
+    let mut b = Batch {
+        s: &s,
+        cache: FxHashMap::default(),
+        keys: FxHashMap::default(),
+        idem: FxHashMap::default(),
+        events: Vec::new(),
+        entries: Vec::new(),
+        notices: Vec::new(),
+        announced: FxHashSet::default(),
+        last_event: FxHashMap::default(),
+    };
+    b.preload(&tx, cmds).await?;
+    let mut outs = Vec::with_capacity(cmds.len());
+    for cmd in cmds {
+        outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
+    }
+    b.flush(&tx).await?;
+    b.notify(&tx, schema).await?;
+    tx.commit().await?;
+    Ok(Done {
+        outs,
+        notices: b.notices,
+        events: b.last_event,
+    })
+}
+
+impl Batch<'_> {
+    /// Loads (and locks) every job the commands name, the idempotency keys of submits and the
+    /// ledger keys of appends, in three queries.
+    async fn preload(&mut self, tx: &Transaction<'_>, cmds: &[Cmd]) -> Result<(), BatchError> {
+        let mut ids = Vec::new();
+        let (mut idem_t, mut idem_k) = (Vec::new(), Vec::new());
+        let (mut key_j, mut key_k) = (Vec::new(), Vec::new());
+        for cmd in cmds {
+            match &cmd.op {
+                Op::Submit(new) => {
+                    ids.push(new.id.0);
+                    if let Some(k) = &new.idempotency_key {
+                        idem_t.push(new.tenant.as_str().to_owned());
+                        idem_k.push(k.clone());
+                    }
+                }
+                Op::Renew(leases, _) => ids.extend(leases.iter().map(|l| l.job.0)),
+                Op::Append(items) => {
+                    for a in items {
+                        ids.push(a.lease.job.0);
+                        if let Some(k) = &a.key {
+                            key_j.push(a.lease.job.0);
+                            key_k.push(k.clone());
+                        }
+                    }
+                }
+                Op::Progress(l, _) | Op::Finish(l, _) => ids.push(l.job.0),
+                Op::Cancel(_, id, _) | Op::Extend(_, id, _) => ids.push(id.0),
+                Op::Claim(_) | Op::CancelGroup(..) | Op::Recover => {}
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT doc FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                        self.s
+                    ),
+                    &[&ids],
+                )
+                .await?;
+            for r in rows {
+                let job = decode(r.get(0));
+                self.cache.insert(job.id, (job, Mark::Clean));
+            }
+        }
+        if !idem_t.is_empty() {
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT doc FROM {}.jobs WHERE (tenant, idem_key) IN \
+                         (SELECT * FROM unnest($1::text[], $2::text[]))",
+                        self.s
+                    ),
+                    &[&idem_t, &idem_k],
+                )
+                .await?;
+            for r in rows {
+                let job = decode(r.get(0));
+                if let Some(k) = job.idempotency_key.clone() {
+                    self.idem.insert((job.tenant.clone(), k), job.id);
+                }
+                self.cache.entry(job.id).or_insert((job, Mark::Clean));
+            }
+        }
+        if !key_j.is_empty() {
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT job, key, seq FROM {}.ledger WHERE (job, key) IN \
+                         (SELECT * FROM unnest($1::uuid[], $2::text[]))",
+                        self.s
+                    ),
+                    &[&key_j, &key_k],
+                )
+                .await?;
+            for r in rows {
+                let seq: i64 = r.get(2);
+                self.keys
+                    .insert((JobId(r.get(0)), r.get(1)), u64::try_from(seq).unwrap_or(0));
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, id: JobId) -> Option<(Job, Mark)> {
+        self.cache.remove(&id)
+    }
+
+    fn take_for(&mut self, tenant: &TenantId, id: JobId) -> Result<(Job, Mark)> {
+        match self.take(id) {
+            Some((job, mark)) if &job.tenant == tenant => Ok((job, mark)),
+            Some(other) => {
+                self.cache.insert(id, other);
+                Err(Error::NotFound)
+            }
+            None => Err(Error::NotFound),
+        }
+    }
+
+    /// Puts a job back; `changed` marks it for writing.
+    fn put(&mut self, job: Job, mark: Mark, changed: bool) {
+        let mark = match (mark, changed) {
+            (Mark::New, _) => Mark::New,
+            (_, true) => Mark::Dirty,
+            (m, false) => m,
+        };
+        self.cache.insert(job.id, (job, mark));
+    }
+
+    fn event(&mut self, job: &Job, now: Timestamp, seq: Option<u64>, data: Option<EventData>) {
+        self.events.push(EventRow {
+            job: job.id,
+            id: int(job.last_event_id),
+            at: now.0,
+            seq: seq.map(int),
+            data: data.and_then(|d| serde_json::to_value(d).ok()),
+        });
+        self.last_event.insert(job.id, job.last_event_id);
+    }
+
+    fn announce(&mut self, kind: &str) {
+        if self.announced.insert(kind.to_owned()) {
+            self.notices.push(Notice::Available(kind.into()));
+        }
+    }
+
+    /// After a kernel change: the status event, the notices it implies.
+    fn changed(&mut self, job: &Job, from: Changed, now: Timestamp) {
+        if from.is_none() {
+            return;
+        }
+        let data = EventData::Status {
+            state: job.state,
+            reason: job.reason,
+        };
+        self.event(job, now, None, Some(data));
+        match job.state {
+            JobState::Queued => self.announce(job.kind.as_str()),
+            JobState::Cancelling => self.notices.push(Notice::CancelRequested(job.id)),
+            _ => {}
+        }
+    }
+
+    /// Applies one command. The outer error fails the whole batch; the inner one is the
+    /// command's own answer.
+    async fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        op: &Op,
+        now: Timestamp,
+    ) -> Result<Result<Out>, BatchError> {
+        Ok(match op {
+            Op::Submit(new) => self.submit(new, now),
+            Op::Claim(req) => Ok(Out::Jobs(self.claim(tx, req, now).await?)),
+            Op::Renew(leases, lease_ms) => {
+                let mut out = Vec::with_capacity(leases.len());
+                for l in leases {
+                    out.push(match self.take(l.job) {
+                        Some((mut job, mark)) => {
+                            let st = kernel::renew(&mut job, *l, *lease_ms, now);
+                            self.put(job, mark, matches!(st, LeaseStatus::Held { .. }));
+                            st
+                        }
+                        None => LeaseStatus::Lost,
+                    });
+                }
+                Ok(Out::Leases(out))
+            }
+            Op::Append(items) => Ok(Out::Appends(
+                items.iter().map(|a| self.append(a, now)).collect(),
+            )),
+            Op::Progress(lease, p) => self.with_job(lease.job, None, |b, job| {
+                kernel::progress(job, *lease, p)?;
+                let data = EventData::Progress {
+                    progress: job.progress.clone(),
+                };
+                b.event(job, now, None, Some(data));
+                Ok(Out::Unit)
+            }),
+            Op::Finish(lease, finish) => self.with_job(lease.job, None, |b, job| {
+                let from = kernel::finish(job, *lease, finish, now)?;
+                b.changed(job, from, now);
+                Ok(Out::Job(job.clone()))
+            }),
+            Op::Cancel(tenant, id, req) => self.with_job(*id, Some(tenant), |b, job| {
+                let from = kernel::cancel(job, req, now)?;
+                b.changed(job, from, now);
+                Ok(Out::Job(job.clone()))
+            }),
+            Op::Extend(tenant, id, limit) => self.with_job(*id, Some(tenant), |b, job| {
+                let from = kernel::extend(job, *limit, now)?;
+                b.changed(job, from, now);
+                if job.state == JobState::Running {
+                    b.notices.push(Notice::Extended {
+                        job: job.id,
+                        limit: *limit,
+                    });
+                }
+                Ok(Out::Job(job.clone()))
+            }),
+            Op::CancelGroup(tenant, group, req) => {
+                let req = CancelRequest {
+                    reason: Reason::GroupCancelled,
+                    ..req.clone()
+                };
+                self.flush(tx).await?;
+                let rows = tx
+                    .query(
+                        &format!(
+                            "SELECT doc FROM {}.jobs WHERE tenant = $1 AND grp = $2 \
+                             AND state IN (0, 1) ORDER BY id FOR UPDATE",
+                            self.s
+                        ),
+                        &[&tenant.as_str(), &group.as_str()],
+                    )
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let fresh = decode(r.get(0));
+                    let id = fresh.id;
+                    let (mut job, mark) = self.take(id).unwrap_or((fresh, Mark::Clean));
+                    match kernel::cancel(&mut job, &req, now) {
+                        Ok(from) => {
+                            self.changed(&job, from, now);
+                            out.push(job.clone());
+                            self.put(job, mark, from.is_some());
+                        }
+                        Err(_) => self.put(job, mark, false),
+                    }
+                }
+                Ok(Out::Jobs(out))
+            }
+            Op::Recover => {
+                self.flush(tx).await?;
+                let rows = tx
+                    .query(
+                        &format!(
+                            "SELECT doc FROM {}.jobs WHERE (state IN (1, 2) AND lease_until <= $1) \
+                             OR (state = 0 AND NOT started AND deadline IS NOT NULL AND deadline <= $1) \
+                             ORDER BY id FOR UPDATE SKIP LOCKED",
+                            self.s
+                        ),
+                        &[&now.0],
+                    )
+                    .await?;
+                let mut out = Vec::new();
+                for r in rows {
+                    let fresh = decode(r.get(0));
+                    let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
+                    let from = kernel::expire(&mut job, now);
+                    self.changed(&job, from, now);
+                    if from.is_some() {
+                        out.push(job.clone());
+                    }
+                    self.put(job, mark, from.is_some());
+                }
+                Ok(Out::Jobs(out))
+            }
+        })
+    }
+
+    /// Runs `f` on a cached job (loaded by `preload`), writing it back if `f` succeeds.
+    fn with_job(
+        &mut self,
+        id: JobId,
+        tenant: Option<&TenantId>,
+        f: impl FnOnce(&mut Self, &mut Job) -> Result<Out>,
+    ) -> Result<Out> {
+        let (mut job, mark) = match tenant {
+            Some(t) => self.take_for(t, id)?,
+            None => self.take(id).ok_or(Error::NotFound)?,
+        };
+        let before = job.clone();
+        match f(self, &mut job) {
+            Ok(out) => {
+                let changed = job != before;
+                self.put(job, mark, changed);
+                Ok(out)
+            }
+            Err(e) => {
+                self.put(before, mark, false);
+                Err(e)
+            }
+        }
+    }
+
+    fn submit(&mut self, new: &NewJob, now: Timestamp) -> Result<Out> {
+        if let Some(k) = &new.idempotency_key {
+            if let Some(id) = self.idem.get(&(new.tenant.clone(), k.clone())) {
+                let job = self
+                    .cache
+                    .get(id)
+                    .map(|(j, _)| j.clone())
+                    .ok_or(Error::NotFound)?;
+                return Ok(Out::Submitted(Submitted {
+                    job,
+                    created: false,
+                }));
+            }
+        }
+        if self.cache.contains_key(&new.id) {
+            return Err(Error::InvalidInput {
+                field: "id",
+                reason: "a job with this id exists".into(),
+            });
+        }
+        let job = kernel::new_job(new.clone(), now);
+        if let Some(k) = &job.idempotency_key {
+            self.idem.insert((job.tenant.clone(), k.clone()), job.id);
+        }
+        let data = EventData::Status {
+            state: JobState::Queued,
+            reason: None,
+        };
+        self.event(&job, now, None, Some(data));
+        self.announce(job.kind.as_str());
+        self.cache.insert(job.id, (job.clone(), Mark::New));
+        Ok(Out::Submitted(Submitted { job, created: true }))
+    }
+
+    fn append(&mut self, a: &Append, now: Timestamp) -> Result<Appended> {
+        let (mut job, mark) = self.take(a.lease.job).ok_or(Error::NotFound)?;
+        let existing = a
+            .key
+            .as_ref()
+            .and_then(|k| self.keys.get(&(job.id, k.clone())))
+            .copied();
+        match kernel::append(&mut job, a, existing, now) {
+            Ok(AppendOutcome::Duplicate(ack)) => {
+                self.put(job, mark, false);
+                Ok(ack)
+            }
+            Ok(AppendOutcome::New(entry, ack)) => {
+                if let Some(k) = &entry.key {
+                    self.keys.insert((job.id, k.clone()), entry.seq);
+                }
+                self.event(&job, now, Some(entry.seq), None);
+                self.entries.push((job.id, entry));
+                self.put(job, mark, true);
+                Ok(ack)
+            }
+            Err(e) => {
+                self.put(job, mark, false);
+                Err(e)
+            }
+        }
+    }
+
+    async fn claim(
+        &mut self,
+        tx: &Transaction<'_>,
+        req: &ClaimRequest,
+        now: Timestamp,
+    ) -> Result<Vec<Job>, BatchError> {
+        self.flush(tx).await?;
+        let mut out = Vec::new();
+        for (kind, want) in &req.kinds {
+            if *want == 0 {
+                continue;
+            }
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT doc FROM {s}.jobs WHERE id IN (SELECT id FROM {s}.jobs \
+                         WHERE state = 0 AND kind = $1 AND run_at <= $2 \
+                         AND NOT (NOT started AND deadline IS NOT NULL AND deadline <= $2) \
+                         ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                         ORDER BY run_at, id",
+                        s = self.s
+                    ),
+                    &[
+                        &kind.as_str(),
+                        &now.0,
+                        &i64::try_from(*want).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await?;
+            for r in rows {
+                let fresh = decode(r.get(0));
+                let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
+                match kernel::claim(&mut job, &req.worker, req.lease_ms, now) {
+                    Ok(from) => {
+                        self.changed(&job, from, now);
+                        out.push(job.clone());
+                        self.put(job, mark, true);
+                    }
+                    Err(_) => self.put(job, mark, false),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes new and changed jobs, events and ledger entries, one statement each.
+    async fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), BatchError> {
+        let mut new = Vec::new();
+        let mut dirty = Vec::new();
+        for (job, mark) in self.cache.values_mut() {
+            match *mark {
+                Mark::New => new.push(&*job),
+                Mark::Dirty => dirty.push(&*job),
+                Mark::Clean => continue,
+            }
+            *mark = Mark::Clean;
+        }
+        if !new.is_empty() {
+            let ids: Vec<uuid::Uuid> = new.iter().map(|j| j.id.0).collect();
+            let tenants: Vec<&str> = new.iter().map(|j| j.tenant.as_str()).collect();
+            let kinds: Vec<&str> = new.iter().map(|j| j.kind.as_str()).collect();
+            let groups: Vec<Option<&str>> = new
+                .iter()
+                .map(|j| j.group.as_ref().map(|g| g.as_str()))
+                .collect();
+            let states: Vec<i16> = new.iter().map(|j| j.state.code()).collect();
+            let run_at: Vec<i64> = new.iter().map(|j| j.run_at.0).collect();
+            let lease: Vec<Option<i64>> = new.iter().map(|j| j.lease_until.map(|t| t.0)).collect();
+            let deadline: Vec<Option<i64>> = new.iter().map(|j| j.deadline.map(|t| t.0)).collect();
+            let started: Vec<bool> = new.iter().map(|j| j.started_at.is_some()).collect();
+            let idem: Vec<Option<&str>> =
+                new.iter().map(|j| j.idempotency_key.as_deref()).collect();
+            let docs: Vec<Json<&Job>> = new.iter().map(|j| Json(*j)).collect();
+            let params: [&(dyn ToSql + Sync); 11] = [
+                &ids, &tenants, &kinds, &groups, &states, &run_at, &lease, &deadline, &started,
+                &idem, &docs,
+            ];
+            tx.execute(
+                &format!(
+                    "INSERT INTO {}.jobs (id, tenant, kind, grp, state, run_at, lease_until, \
+                     deadline, started, idem_key, doc) \
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
+                     $5::int2[], $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[], \
+                     $11::jsonb[])",
+                    self.s
+                ),
+                &params,
+            )
+            .await?;
+        }
+        if !dirty.is_empty() {
+            let ids: Vec<uuid::Uuid> = dirty.iter().map(|j| j.id.0).collect();
+            let states: Vec<i16> = dirty.iter().map(|j| j.state.code()).collect();
+            let run_at: Vec<i64> = dirty.iter().map(|j| j.run_at.0).collect();
+            let lease: Vec<Option<i64>> =
+                dirty.iter().map(|j| j.lease_until.map(|t| t.0)).collect();
+            let started: Vec<bool> = dirty.iter().map(|j| j.started_at.is_some()).collect();
+            let docs: Vec<Json<&Job>> = dirty.iter().map(|j| Json(*j)).collect();
+            tx.execute(
+                &format!(
+                    "UPDATE {}.jobs j SET state = u.state, run_at = u.run_at, \
+                     lease_until = u.lease_until, started = u.started, doc = u.doc \
+                     FROM unnest($1::uuid[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
+                     $6::jsonb[]) AS u(id, state, run_at, lease_until, started, doc) \
+                     WHERE j.id = u.id",
+                    self.s
+                ),
+                &[&ids, &states, &run_at, &lease, &started, &docs],
+            )
+            .await?;
+        }
+        if !self.entries.is_empty() {
+            let e = std::mem::take(&mut self.entries);
+            let jobs: Vec<uuid::Uuid> = e.iter().map(|(j, _)| j.0).collect();
+            let seqs: Vec<i64> = e.iter().map(|(_, x)| int(x.seq)).collect();
+            let keys: Vec<Option<&str>> = e.iter().map(|(_, x)| x.key.as_deref()).collect();
+            let payloads: Vec<&str> = e.iter().map(|(_, x)| &*x.payload).collect();
+            let costs: Vec<i64> = e.iter().map(|(_, x)| int(x.cost)).collect();
+            let attempts: Vec<i32> = e
+                .iter()
+                .map(|(_, x)| i32::try_from(x.attempt).unwrap_or(i32::MAX))
+                .collect();
+            let ats: Vec<i64> = e.iter().map(|(_, x)| x.at.0).collect();
+            tx.execute(
+                &format!(
+                    "INSERT INTO {}.ledger (job, seq, key, payload, cost, attempt, at) \
+                     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], \
+                     $5::int8[], $6::int4[], $7::int8[])",
+                    self.s
+                ),
+                &[&jobs, &seqs, &keys, &payloads, &costs, &attempts, &ats],
+            )
+            .await?;
+        }
+        if !self.events.is_empty() {
+            let ev = std::mem::take(&mut self.events);
+            let jobs: Vec<uuid::Uuid> = ev.iter().map(|e| e.job.0).collect();
+            let ids: Vec<i64> = ev.iter().map(|e| e.id).collect();
+            let ats: Vec<i64> = ev.iter().map(|e| e.at).collect();
+            let seqs: Vec<Option<i64>> = ev.iter().map(|e| e.seq).collect();
+            let data: Vec<Option<&serde_json::Value>> =
+                ev.iter().map(|e| e.data.as_ref()).collect();
+            tx.execute(
+                &format!(
+                    "INSERT INTO {}.events (job, id, at, seq, data) \
+                     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::jsonb[])",
+                    self.s
+                ),
+                &[&jobs, &ids, &ats, &seqs, &data],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One `pg_notify` per notice and per job with new events, delivered on commit.
+    async fn notify(&self, tx: &Transaction<'_>, schema: &str) -> Result<(), BatchError> {
+        let mut payloads: Vec<String> = self.notices.iter().map(encode_notice).collect();
+        payloads.extend(
+            self.last_event
+                .iter()
+                .map(|(job, id)| format!("e:{}:{id}", job.0)),
+        );
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+            &[&channel(schema), &payloads],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The notification channel of a schema.
+pub(crate) fn channel(schema: &str) -> String {
+    format!("haltway_{schema}")
+}
+
+fn encode_notice(n: &Notice) -> String {
+    match n {
+        Notice::Available(kind) => format!("a:{kind}"),
+        Notice::CancelRequested(id) => format!("c:{}", id.0),
+        Notice::Extended { job, limit } => format!("x:{}:{limit}", job.0),
+    }
+}
+
+/// A notification payload back into a notice or an event notice.
+pub(crate) fn decode_payload(p: &str) -> Option<Result<Notice, EventNotice>> {
+    let (tag, rest) = p.split_once(':')?;
+    let id = |s: &str| uuid::Uuid::from_str(s).ok().map(JobId);
+    Some(match tag {
+        "a" => Ok(Notice::Available(rest.into())),
+        "c" => Ok(Notice::CancelRequested(id(rest)?)),
+        "x" => {
+            let (job, limit) = rest.split_once(':')?;
+            Ok(Notice::Extended {
+                job: id(job)?,
+                limit: limit.parse().ok()?,
+            })
+        }
+        "e" => {
+            let (job, ev) = rest.split_once(':')?;
+            Err(EventNotice {
+                job: id(job)?,
+                id: ev.parse().ok()?,
+            })
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        let job = JobId::new();
+        for n in [
+            Notice::Available("find_all".into()),
+            Notice::CancelRequested(job),
+            Notice::Extended { job, limit: 42 },
+        ] {
+            assert_eq!(decode_payload(&encode_notice(&n)), Some(Ok(n)));
+        }
+        let e = decode_payload(&format!("e:{}:7", job.0));
+        assert_eq!(e, Some(Err(EventNotice { job, id: 7 })));
+        assert_eq!(decode_payload("zz"), None);
+        assert_eq!(decode_payload("c:not-a-uuid"), None);
+    }
+}

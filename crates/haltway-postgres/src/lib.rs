@@ -1,0 +1,84 @@
+//! haltway-postgres: the store for many nodes on one PostgreSQL database.
+//!
+//! Any number of haltway processes on different hosts share one database, and any of them can
+//! accept a submit, a cancel or an event subscription for any job.
+//!
+//! - **Batched writes**: each node runs its writes through one executor that puts many commands
+//!   in one transaction: jobs loaded and locked in one query, written back set-wise with
+//!   `unnest`, claims in batches with `FOR UPDATE SKIP LOCKED`. Every write returns only after
+//!   its transaction committed.
+//! - **Fencing** on every state write and ledger append, by attempt, with the job row locked.
+//! - **`LISTEN`/`NOTIFY`** wakes idle workers on submit, trips the cancellation token on the
+//!   node that runs a job when the cancel arrives on another node, and fans events out to
+//!   subscribers on every node. A dropped listener reconnects and reconciles from the tables, and
+//!   a bounded poll backs it up.
+//! - **Failures**: a lost connection fails only the writes in flight (never acknowledged); the
+//!   executor reconnects with backoff and the engine retries transient errors.
+//! - **Migrations** are versioned and applied under an advisory lock in a configurable schema.
+//!
+//! ```no_run
+//! # async fn demo() -> haltway_core::Result<()> {
+//! use haltway_postgres::{PgOptions, PgStore};
+//! let store = PgStore::connect("postgres://haltway@localhost/haltway", PgOptions::default()).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod error;
+mod exec;
+mod schema;
+mod store;
+
+use std::time::Duration;
+
+pub use store::PgStore;
+
+/// Options of a [`PgStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PgOptions {
+    /// The schema for haltway's tables (default `haltway`).
+    pub schema: String,
+    /// Read connections (default 4).
+    pub readers: usize,
+    /// Most commands in one transaction (default 4096).
+    pub max_batch: usize,
+    /// How often the listener reconciles from the tables even without notifications
+    /// (default 2 s).
+    pub safety_poll: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            schema: "haltway".into(),
+            readers: 4,
+            max_batch: 4096,
+            safety_poll: Duration::from_secs(2),
+        }
+    }
+}
+
+impl PgOptions {
+    /// Sets the schema.
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Sets the number of read connections (at least 1).
+    #[must_use]
+    pub fn readers(mut self, n: usize) -> Self {
+        self.readers = n.max(1);
+        self
+    }
+
+    /// Sets the reconciliation poll.
+    #[must_use]
+    pub fn safety_poll(mut self, every: Duration) -> Self {
+        self.safety_poll = every.max(Duration::from_millis(10));
+        self
+    }
+}

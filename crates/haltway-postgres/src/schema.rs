@@ -1,0 +1,120 @@
+//! Versioned migrations in a configurable schema, applied under an advisory lock so that nodes
+//! starting together migrate once.
+//!
+//! # Invariants
+//! - `<schema>.haltway_meta.schema_version` is the number of migrations applied; migrations
+//!   only ever append to [`MIGRATIONS`].
+//! - A database migrated by a newer haltway is refused, never downgraded.
+
+use haltway_core::{Error, Result, StoreErrorKind};
+use tokio_postgres::Client;
+
+use crate::error::pg;
+
+/// Every schema change, in order; `{s}` is the quoted schema name. Never edit one that has
+/// shipped: add another.
+const MIGRATIONS: &[&str] = &[
+    // 1: jobs (indexed columns + the whole job as JSON), ledger, events.
+    r"
+    CREATE TABLE {s}.jobs (
+        id          uuid PRIMARY KEY,
+        tenant      text NOT NULL,
+        kind        text NOT NULL,
+        grp         text,
+        state       smallint NOT NULL,
+        run_at      bigint NOT NULL,
+        lease_until bigint,
+        deadline    bigint,
+        started     boolean NOT NULL,
+        idem_key    text,
+        doc         jsonb NOT NULL
+    );
+    CREATE INDEX jobs_ready ON {s}.jobs (kind, run_at, id) WHERE state = 0;
+    CREATE INDEX jobs_tenant ON {s}.jobs (tenant, id);
+    CREATE UNIQUE INDEX jobs_idem ON {s}.jobs (tenant, idem_key) WHERE idem_key IS NOT NULL;
+    CREATE INDEX jobs_leased ON {s}.jobs (lease_until) WHERE state IN (1, 2);
+    CREATE INDEX jobs_deadline ON {s}.jobs (deadline)
+        WHERE state = 0 AND NOT started AND deadline IS NOT NULL;
+    CREATE INDEX jobs_group ON {s}.jobs (tenant, grp) WHERE grp IS NOT NULL AND state IN (0, 1, 2);
+
+    CREATE TABLE {s}.ledger (
+        job     uuid NOT NULL,
+        seq     bigint NOT NULL,
+        key     text,
+        payload text NOT NULL,
+        cost    bigint NOT NULL,
+        attempt integer NOT NULL,
+        at      bigint NOT NULL,
+        PRIMARY KEY (job, seq)
+    );
+    CREATE UNIQUE INDEX ledger_key ON {s}.ledger (job, key) WHERE key IS NOT NULL;
+
+    CREATE TABLE {s}.events (
+        job  uuid NOT NULL,
+        id   bigint NOT NULL,
+        at   bigint NOT NULL,
+        seq  bigint,
+        data jsonb,
+        PRIMARY KEY (job, id)
+    );
+    ",
+];
+
+/// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not
+/// starting with a digit, at most 40 bytes (channel names add a prefix to it).
+pub(crate) fn valid_schema(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+/// Creates the schema if needed and applies the migrations it lacks.
+pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
+    let q = format!("\"{schema}\"");
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
+        .await
+        .map_err(pg)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {q};
+         CREATE TABLE IF NOT EXISTS {q}.haltway_meta (key text PRIMARY KEY, value bigint NOT NULL);"
+    ))
+    .await
+    .map_err(pg)?;
+    let version: i64 = tx
+        .query_opt(
+            &format!("SELECT value FROM {q}.haltway_meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .map_or(0, |r| r.get(0));
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(Error::store(
+            StoreErrorKind::Incompatible,
+            format!(
+                "schema {schema} has version {version}, newer than this haltway knows ({known}); \
+                 upgrade haltway to use it"
+            ),
+        ));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(&m.replace("{s}", &q)).await.map_err(pg)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {q}.haltway_meta (key, value) VALUES ('schema_version', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            &[&(i as i64 + 1)],
+        )
+        .await
+        .map_err(pg)?;
+        tracing::info!(schema, version = i + 1, "database migrated");
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(())
+}

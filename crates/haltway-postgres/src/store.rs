@@ -1,0 +1,524 @@
+//! `PgStore`: the `Store` trait on the batch executor, a small read pool and the listener.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use haltway_core::kernel;
+use haltway_core::{
+    Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
+    GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
+    Progress, Result, ResultsQuery, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
+};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
+use tokio_postgres::types::Json;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+
+use crate::PgOptions;
+use crate::error::pg;
+use crate::exec::{self, Cmd, Executor, Op, Out};
+use crate::schema;
+
+/// A [`Store`] on PostgreSQL, shared by any number of nodes.
+///
+/// Cheap to clone; clones share the executor, the read pool and the listener, which stop when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct PgStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    schema: String,
+    q: String,
+    writes: mpsc::UnboundedSender<Cmd>,
+    readers: Vec<Mutex<Option<Client>>>,
+    next: AtomicUsize,
+    notices: broadcast::Sender<Notice>,
+    events: broadcast::Sender<EventNotice>,
+    /// Stops the listener when the last clone is dropped.
+    _stop: tokio_util_like::Stop,
+}
+
+/// A drop guard that stops the listener task.
+mod tokio_util_like {
+    use tokio::sync::watch;
+
+    pub(crate) struct Stop(pub(crate) watch::Sender<bool>);
+
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.send(true);
+        }
+    }
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.shared.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid_url(e: tokio_postgres::Error) -> Error {
+    Error::InvalidInput {
+        field: "database_url",
+        reason: e.to_string(),
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`), creates the schema
+    /// `options.schema` if needed and applies the migrations it lacks.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed URL or schema name; a store error when the
+    /// server cannot be reached or the schema was migrated by a newer haltway.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<Self> {
+        let config = Config::from_str(url).map_err(invalid_url)?;
+        if !schema::valid_schema(&options.schema) {
+            return Err(Error::InvalidInput {
+                field: "schema",
+                reason: format!(
+                    "`{}` must be 1-40 lowercase letters, digits or `_`, not starting with a digit",
+                    options.schema
+                ),
+            });
+        }
+        let mut client = exec::connect(&config).await?;
+        schema::migrate(&mut client, &options.schema).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let notices = broadcast::channel(4096).0;
+        let events = broadcast::channel(8192).0;
+        tokio::spawn(
+            Executor {
+                config: config.clone(),
+                schema: options.schema.clone(),
+                rx,
+                notices: notices.clone(),
+                events: events.clone(),
+                max_batch: options.max_batch.max(1),
+            }
+            .run(),
+        );
+        let mut readers = vec![Mutex::new(Some(client))];
+        readers.extend((1..options.readers.max(1)).map(|_| Mutex::new(None)));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let q = format!("\"{}\"", options.schema);
+        let store = PgStore {
+            shared: Arc::new(Shared {
+                config,
+                schema: options.schema,
+                q,
+                writes: tx,
+                readers,
+                next: AtomicUsize::new(0),
+                notices,
+                events,
+                _stop: tokio_util_like::Stop(stop_tx),
+            }),
+        };
+        tokio::spawn(listen(
+            Arc::downgrade(&store.shared),
+            stop_rx,
+            options.safety_poll,
+        ));
+        Ok(store)
+    }
+
+    /// The schema this store uses.
+    #[must_use]
+    pub fn schema(&self) -> &str {
+        &self.shared.schema
+    }
+
+    async fn write(&self, op: Op, now: Timestamp) -> Result<Out> {
+        let (reply, wait) = oneshot::channel();
+        self.shared
+            .writes
+            .send(Cmd { op, now, reply })
+            .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres executor stopped"))?;
+        wait.await
+            .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres executor stopped"))?
+    }
+
+    /// A read client from the pool, connecting it if needed.
+    async fn reader(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Client>> {
+        let i = self.shared.next.fetch_add(1, Ordering::Relaxed) % self.shared.readers.len();
+        let mut slot = self.shared.readers[i].lock().await;
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            *slot = Some(exec::connect(&self.shared.config).await?);
+        }
+        Ok(tokio::sync::MutexGuard::map(slot, |s| {
+            s.as_mut().expect("connected just above")
+        }))
+    }
+}
+
+fn wrong(out: Out) -> Error {
+    Error::store(
+        StoreErrorKind::Other,
+        format!("postgres executor answered {out:?}"),
+    )
+}
+
+/// Follows the schema's notifications, reconnecting when the connection drops; after every
+/// (re)connection and on a bounded poll it reconciles from the tables so that no cancel or
+/// wakeup is missed.
+async fn listen(
+    shared: std::sync::Weak<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    safety_poll: Duration,
+) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let (config, schema, q) = (s.config.clone(), s.schema.clone(), s.q.clone());
+        let (notices, events) = (s.notices.clone(), s.events.clone());
+        drop(s);
+        let (client, mut conn) = match config.connect(NoTls).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "postgres listener cannot connect; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => return,
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(50);
+        let (msg_tx, mut msgs) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(m) = stream.next().await {
+                match m {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if msg_tx.send(n.payload().to_owned()).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "postgres listener connection lost");
+                        return;
+                    }
+                }
+            }
+        });
+        let listen = format!("LISTEN \"{}\"", exec::channel(&schema));
+        if let Err(e) = client.batch_execute(&listen).await {
+            tracing::warn!(error = %e, "LISTEN failed; reconnecting");
+            driver.abort();
+            continue;
+        }
+        reconcile(&client, &q, &notices).await;
+        let mut poll = tokio::time::interval(safety_poll);
+        poll.tick().await;
+        loop {
+            tokio::select! {
+                m = msgs.recv() => match m {
+                    Some(p) => match exec::decode_payload(&p) {
+                        Some(Ok(n)) => { let _ = notices.send(n); }
+                        Some(Err(e)) => { let _ = events.send(e); }
+                        None => tracing::debug!(payload = %p, "unknown notification"),
+                    },
+                    None => break,
+                },
+                _ = poll.tick() => reconcile(&client, &q, &notices).await,
+                _ = stop.changed() => {
+                    driver.abort();
+                    return;
+                }
+            }
+        }
+        driver.abort();
+    }
+}
+
+/// Notices for what the tables say now: a wakeup, and every pending cancel.
+async fn reconcile(client: &Client, q: &str, notices: &broadcast::Sender<Notice>) {
+    let _ = notices.send(Notice::Available("*".into()));
+    match client
+        .query(&format!("SELECT id FROM {q}.jobs WHERE state = 2"), &[])
+        .await
+    {
+        Ok(rows) => {
+            for r in rows {
+                let _ = notices.send(Notice::CancelRequested(JobId(r.get(0))));
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "reconcile skipped"),
+    }
+}
+
+fn one(row: Option<tokio_postgres::Row>) -> Result<Job> {
+    row.map(|r| r.get::<_, Json<Job>>(0).0)
+        .ok_or(Error::NotFound)
+}
+
+/// `NotFound` for another tenant's job; otherwise whether its entries are visible.
+async fn visible(c: &Client, q: &str, tenant: &TenantId, id: JobId) -> Result<bool> {
+    let row = c
+        .query_opt(
+            &format!("SELECT state, doc->>'on_cancel' FROM {q}.jobs WHERE id = $1 AND tenant = $2"),
+            &[&id.0, &tenant.as_str()],
+        )
+        .await
+        .map_err(pg)?
+        .ok_or(Error::NotFound)?;
+    let state: i16 = row.get(0);
+    let on_cancel: Option<String> = row.get(1);
+    Ok(!(state == JobState::Cancelled.code() && on_cancel.as_deref() == Some("discard")))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn submit(&self, job: NewJob, now: Timestamp) -> Result<Submitted> {
+        match self.write(Op::Submit(job), now).await? {
+            Out::Submitted(s) => Ok(s),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT doc FROM {}.jobs WHERE id = $1 AND tenant = $2",
+                    self.shared.q
+                ),
+                &[&id.0, &tenant.as_str()],
+            )
+            .await
+            .map_err(pg)?;
+        one(row)
+    }
+
+    async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
+        kernel::check_page_size(q.limit, 1000)?;
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT doc FROM {}.jobs WHERE tenant = $1 \
+                     AND ($2::uuid IS NULL OR id < $2) AND ($3::int2 IS NULL OR state = $3) \
+                     AND ($4::text IS NULL OR kind = $4) AND ($5::text IS NULL OR grp = $5) \
+                     ORDER BY id DESC LIMIT $6",
+                    self.shared.q
+                ),
+                &[
+                    &tenant.as_str(),
+                    &q.after.map(|a| a.0),
+                    &q.state.map(JobState::code),
+                    &q.kind.as_ref().map(|k| k.as_str()),
+                    &q.group.as_ref().map(|g| g.as_str()),
+                    &(q.limit as i64 + 1),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        let data = rows
+            .into_iter()
+            .map(|r| r.get::<_, Json<Job>>(0).0)
+            .collect();
+        Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
+    }
+
+    async fn claim(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {
+        match self.write(Op::Claim(request.clone()), now).await? {
+            Out::Jobs(j) => Ok(j),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn renew(
+        &self,
+        leases: &[Lease],
+        lease_ms: u64,
+        now: Timestamp,
+    ) -> Result<Vec<LeaseStatus>> {
+        match self
+            .write(Op::Renew(leases.to_vec(), lease_ms), now)
+            .await?
+        {
+            Out::Leases(l) => Ok(l),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn append(&self, batch: &[Append], now: Timestamp) -> Result<Vec<Result<Appended>>> {
+        match self.write(Op::Append(batch.to_vec()), now).await? {
+            Out::Appends(a) => Ok(a),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn progress(&self, lease: Lease, progress: &Progress, now: Timestamp) -> Result<()> {
+        match self
+            .write(Op::Progress(lease, progress.clone()), now)
+            .await?
+        {
+            Out::Unit => Ok(()),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn finish(&self, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Job> {
+        match self.write(Op::Finish(lease, finish.clone()), now).await? {
+            Out::Job(j) => Ok(j),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn cancel(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        request: &CancelRequest,
+        now: Timestamp,
+    ) -> Result<Job> {
+        let op = Op::Cancel(tenant.clone(), id, request.clone());
+        match self.write(op, now).await? {
+            Out::Job(j) => Ok(j),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn cancel_group(
+        &self,
+        tenant: &TenantId,
+        group: &GroupId,
+        request: &CancelRequest,
+        now: Timestamp,
+    ) -> Result<Vec<Job>> {
+        let op = Op::CancelGroup(tenant.clone(), group.clone(), request.clone());
+        match self.write(op, now).await? {
+            Out::Jobs(j) => Ok(j),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        limit: u64,
+        now: Timestamp,
+    ) -> Result<Job> {
+        if i64::try_from(limit).is_err() {
+            return Err(Error::InvalidInput {
+                field: "limit",
+                reason: format!("{limit} is larger than {}", i64::MAX),
+            });
+        }
+        match self
+            .write(Op::Extend(tenant.clone(), id, limit), now)
+            .await?
+        {
+            Out::Job(j) => Ok(j),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
+        match self.write(Op::Recover, now).await? {
+            Out::Jobs(j) => Ok(j),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn results(&self, tenant: &TenantId, id: JobId, q: &ResultsQuery) -> Result<Page<Entry>> {
+        kernel::check_page_size(q.limit, 10_000)?;
+        let c = self.reader().await?;
+        if !visible(&c, &self.shared.q, tenant, id).await? {
+            return Ok(kernel::page(Vec::new(), q.limit, |_: &Entry| String::new()));
+        }
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT seq, key, payload, cost, attempt, at FROM {}.ledger \
+                     WHERE job = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    self.shared.q
+                ),
+                &[
+                    &id.0,
+                    &i64::try_from(q.after).unwrap_or(i64::MAX),
+                    &(q.limit as i64 + 1),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        let data = rows.iter().map(|r| entry(r, 0)).collect();
+        Ok(kernel::page(data, q.limit, |e| e.seq.to_string()))
+    }
+
+    async fn events(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<JobEvent>> {
+        let c = self.reader().await?;
+        visible(&c, &self.shared.q, tenant, id).await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT e.id, e.at, e.data, l.seq, l.key, l.payload, l.cost, l.attempt, l.at \
+                     FROM {q}.events e LEFT JOIN {q}.ledger l ON l.job = e.job AND l.seq = e.seq \
+                     WHERE e.job = $1 AND e.id > $2 ORDER BY e.id LIMIT $3",
+                    q = self.shared.q
+                ),
+                &[
+                    &id.0,
+                    &i64::try_from(after).unwrap_or(i64::MAX),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                let data = match r.get::<_, Option<Json<EventData>>>(2) {
+                    Some(Json(d)) => d,
+                    None => EventData::ItemDelivered { entry: entry(r, 3) },
+                };
+                Ok(JobEvent {
+                    id: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+                    job: id,
+                    at: Timestamp(r.get(1)),
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.shared.notices.subscribe()
+    }
+
+    fn event_notices(&self) -> broadcast::Receiver<EventNotice> {
+        self.shared.events.subscribe()
+    }
+}
+
+fn entry(r: &tokio_postgres::Row, o: usize) -> Entry {
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Entry {
+        seq: n(r.get(o)),
+        key: r.get(o + 1),
+        payload: r.get::<_, String>(o + 2).into(),
+        cost: n(r.get(o + 3)),
+        attempt: u32::try_from(r.get::<_, i32>(o + 4)).unwrap_or(0),
+        at: Timestamp(r.get(o + 5)),
+    }
+}

@@ -1,0 +1,72 @@
+//! PostgreSQL test helpers: the server's URL, and a fresh schema per test.
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the module"
+)]
+
+use haltway_postgres::{PgOptions, PgStore};
+
+/// The test server's URL from `HALTWAY_TEST_PG_URL`. Without one, prints why the test is
+/// skipped and returns `None`; in CI (`CI=true`) a missing URL fails the test instead.
+pub(crate) fn pg_url() -> Option<String> {
+    match std::env::var("HALTWAY_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true but HALTWAY_TEST_PG_URL is not set: the PostgreSQL tests must run in CI"
+            );
+            println!(
+                "SKIPPED: no PostgreSQL (set HALTWAY_TEST_PG_URL=postgres://… to run this test)"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test uses.
+pub(crate) fn fresh_schema() -> String {
+    format!("t_{}", uuid::Uuid::now_v7().as_simple())
+}
+
+/// Drops its schema when dropped, so a developer's server is left clean.
+pub(crate) struct SchemaGuard {
+    pub(crate) url: String,
+    pub(crate) schema: String,
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .await;
+                }
+            });
+            Ok::<(), std::io::Error>(())
+        })
+        .join();
+    }
+}
+
+/// A store on a fresh schema, and the guard that drops it.
+pub(crate) async fn store(url: &str) -> (PgStore, SchemaGuard) {
+    let schema = fresh_schema();
+    let store = PgStore::connect(url, PgOptions::default().schema(&schema))
+        .await
+        .expect("connect to the test server");
+    let guard = SchemaGuard {
+        url: url.to_owned(),
+        schema,
+    };
+    (store, guard)
+}

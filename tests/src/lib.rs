@@ -1,1 +1,88 @@
-//! Behaviour tests for haltway live in `tests/tests/`.
+//! Shared pieces of the behaviour tests in `tests/tests/` and of their child processes in
+//! `src/bin/`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use haltway_core::{JobContext, JobError, JobKind, KindOptions, StopCause};
+use serde::{Deserialize, Serialize};
+
+/// Where a [`Paced`] handler reports what it does, one line per fact:
+/// `RUN <job> <node>`, `ACK <job> <key> <seq>`, `STOP <job> <unix-ns> <cause>`.
+pub type Sink = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Nanoseconds since the UNIX epoch (the clock both processes of a test share).
+#[must_use]
+pub fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The input of a [`Paced`] job.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Pace {
+    /// Items to deliver in all (keys `item-0`, `item-1`, …).
+    pub items: u64,
+    /// Pause before each item, in milliseconds.
+    pub delay_ms: u64,
+}
+
+/// Delivers keyed items at a steady pace, resuming after what the ledger holds, and reports
+/// each step to its sink. Stops as soon as it is told to.
+pub struct Paced {
+    /// This node's name.
+    pub node: String,
+    /// Where it reports.
+    pub sink: Sink,
+    /// Jobs of this kind running at once on one engine.
+    pub concurrency: usize,
+}
+
+impl std::fmt::Debug for Paced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paced")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobKind for Paced {
+    const NAME: &'static str = "paced";
+    type Input = Pace;
+    type Item = u64;
+
+    fn options(&self) -> KindOptions {
+        KindOptions::default()
+            .concurrency(self.concurrency)
+            .fixed_cost(5)
+            .max_attempts(100)
+            .grace(Duration::from_secs(2))
+    }
+
+    fn item_key(&self, n: &u64) -> Option<String> {
+        Some(format!("item-{n}"))
+    }
+
+    fn item_cost(&self, _: &u64) -> u64 {
+        2
+    }
+
+    async fn run(&self, ctx: JobContext<Self>, pace: Pace) -> Result<(), JobError> {
+        let id = ctx.job_id();
+        (self.sink)(format!("RUN {id} {}", self.node));
+        for n in ctx.found()..pace.items {
+            tokio::select! {
+                () = ctx.cancelled() => {
+                    let cause = ctx.stop_cause().unwrap_or(StopCause::Cancelled);
+                    (self.sink)(format!("STOP {id} {} {cause:?}", unix_ns()));
+                    return Err(JobError::stopped(cause));
+                }
+                () = tokio::time::sleep(Duration::from_millis(pace.delay_ms)) => {}
+            }
+            let d = ctx.deliver(n).await?;
+            (self.sink)(format!("ACK {id} item-{n} {}", d.seq));
+        }
+        Ok(())
+    }
+}

@@ -6,6 +6,7 @@
 //! ```
 
 mod memory;
+mod postgres;
 mod report;
 mod sqlite;
 
@@ -27,6 +28,8 @@ pub(crate) struct Sizes {
     pub(crate) memory_jobs: usize,
     pub(crate) sqlite_jobs: usize,
     pub(crate) sqlite_items: usize,
+    pub(crate) pg_jobs: usize,
+    pub(crate) pg_items: u64,
 }
 
 impl Sizes {
@@ -41,6 +44,8 @@ impl Sizes {
             memory_jobs: 100_000,
             sqlite_jobs: 50_000,
             sqlite_items: 1_000,
+            pg_jobs: 30_000,
+            pg_items: 1_000,
         }
     }
 
@@ -55,6 +60,8 @@ impl Sizes {
             memory_jobs: 500,
             sqlite_jobs: 300,
             sqlite_items: 20,
+            pg_jobs: 200,
+            pg_items: 20,
         }
     }
 }
@@ -103,7 +110,11 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .build()
         .expect("tokio runtime");
     let mut rows = Vec::new();
-    for (name, scenario) in memory::SCENARIOS.iter().chain(sqlite::SCENARIOS) {
+    let all = memory::SCENARIOS
+        .iter()
+        .chain(sqlite::SCENARIOS)
+        .chain(postgres::SCENARIOS);
+    for (name, scenario) in all {
         if only.is_none_or(|o| name.contains(o)) {
             eprintln!("running {name} …");
             rows.extend(scenario(&rt, sizes));

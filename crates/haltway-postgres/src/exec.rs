@@ -26,7 +26,7 @@ use haltway_core::{
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::{Client, Config, NoTls, Transaction};
+use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use crate::error::{pg, retryable};
 
@@ -89,16 +89,38 @@ fn copy_error(e: &Error) -> Error {
     }
 }
 
+/// How long a batch waits for more commands after its first one.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
+
 impl Executor {
     pub(crate) async fn run(mut self) {
         let mut client: Option<Client> = None;
+        let stmts = parking_lot::Mutex::new(FxHashMap::default());
         let mut pause = std::time::Duration::from_millis(50);
         while let Some(first) = self.rx.recv().await {
             let mut cmds = vec![first];
-            while cmds.len() < self.max_batch {
-                match self.rx.try_recv() {
-                    Ok(c) => cmds.push(c),
-                    Err(_) => break,
+            // Group commit: a commit costs the same for one command or a thousand, so give the
+            // commands that are about to arrive (other handlers' deliveries, woken by the last
+            // commit) a moment to join, bounded by `LINGER`.
+            let linger = tokio::time::Instant::now() + LINGER;
+            loop {
+                while cmds.len() < self.max_batch {
+                    match self.rx.try_recv() {
+                        Ok(c) => cmds.push(c),
+                        Err(_) => break,
+                    }
+                }
+                if cmds.len() >= self.max_batch || tokio::time::Instant::now() >= linger {
+                    break;
+                }
+                let before = cmds.len();
+                tokio::task::yield_now().await;
+                if self.rx.is_empty() && cmds.len() == before {
+                    // Nothing new after a yield: wait a little, or run what we have.
+                    match tokio::time::timeout_at(linger, self.rx.recv()).await {
+                        Ok(Some(c)) => cmds.push(c),
+                        _ => break,
+                    }
                 }
             }
             let mut tries = 0;
@@ -106,7 +128,10 @@ impl Executor {
                 let c = match client.take() {
                     Some(c) if !c.is_closed() => c,
                     _ => match connect(&self.config).await {
-                        Ok(c) => c,
+                        Ok(c) => {
+                            stmts.lock().clear();
+                            c
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "postgres unavailable; the batch fails");
                             tokio::time::sleep(pause).await;
@@ -116,7 +141,7 @@ impl Executor {
                     },
                 };
                 let mut c = c;
-                let r = run_batch(&mut c, &self.schema, &cmds).await;
+                let r = run_batch(&mut c, &stmts, &self.schema, &cmds).await;
                 let closed = c.is_closed();
                 if !closed {
                     client = Some(c);
@@ -152,6 +177,42 @@ impl Executor {
                 }
             }
         }
+    }
+}
+
+/// The batch's transaction, with the connection's prepared statements: each SQL text is
+/// prepared once per connection, then only bound and executed (one round trip, no planning).
+pub(crate) struct Db<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    stmts: &'t parking_lot::Mutex<FxHashMap<String, Statement>>,
+}
+
+impl Db<'_, '_> {
+    async fn stmt(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.stmts.lock().get(sql).cloned() {
+            return Ok(s);
+        }
+        let s = self.tx.prepare(sql).await?;
+        self.stmts.lock().insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let s = self.stmt(sql).await?;
+        self.tx.query(&s, params).await
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let s = self.stmt(sql).await?;
+        self.tx.execute(&s, params).await
     }
 }
 
@@ -219,9 +280,15 @@ fn decode(v: Json<Job>) -> Job {
     v.0
 }
 
-async fn run_batch(client: &mut Client, schema: &str, cmds: &[Cmd]) -> Result<Done, BatchError> {
+async fn run_batch(
+    client: &mut Client,
+    stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+    schema: &str,
+    cmds: &[Cmd],
+) -> Result<Done, BatchError> {
     let s = format!("\"{schema}\"");
-    let tx = client.transaction().await?;
+    let txn = client.transaction().await?;
+    let tx = Db { tx: &txn, stmts };
     let mut b = Batch {
         s: &s,
         cache: FxHashMap::default(),
@@ -240,7 +307,7 @@ async fn run_batch(client: &mut Client, schema: &str, cmds: &[Cmd]) -> Result<Do
     }
     b.flush(&tx).await?;
     b.notify(&tx, schema).await?;
-    tx.commit().await?;
+    txn.commit().await?;
     Ok(Done {
         outs,
         notices: b.notices,
@@ -251,7 +318,7 @@ async fn run_batch(client: &mut Client, schema: &str, cmds: &[Cmd]) -> Result<Do
 impl Batch<'_> {
     /// Loads (and locks) every job the commands name, the idempotency keys of submits and the
     /// ledger keys of appends, in three queries.
-    async fn preload(&mut self, tx: &Transaction<'_>, cmds: &[Cmd]) -> Result<(), BatchError> {
+    async fn preload(&mut self, tx: &Db<'_, '_>, cmds: &[Cmd]) -> Result<(), BatchError> {
         let mut ids = Vec::new();
         let (mut idem_t, mut idem_k) = (Vec::new(), Vec::new());
         let (mut key_j, mut key_k) = (Vec::new(), Vec::new());
@@ -398,7 +465,7 @@ impl Batch<'_> {
     /// command's own answer.
     async fn apply(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Db<'_, '_>,
         op: &Op,
         now: Timestamp,
     ) -> Result<Result<Out>, BatchError> {
@@ -601,7 +668,7 @@ impl Batch<'_> {
 
     async fn claim(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Db<'_, '_>,
         req: &ClaimRequest,
         now: Timestamp,
     ) -> Result<Vec<Job>, BatchError> {
@@ -645,7 +712,7 @@ impl Batch<'_> {
     }
 
     /// Writes new and changed jobs, events and ledger entries, one statement each.
-    async fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), BatchError> {
+    async fn flush(&mut self, tx: &Db<'_, '_>) -> Result<(), BatchError> {
         let mut new = Vec::new();
         let mut dirty = Vec::new();
         for (job, mark) in self.cache.values_mut() {
@@ -755,7 +822,7 @@ impl Batch<'_> {
     }
 
     /// One `pg_notify` per notice and per job with new events, delivered on commit.
-    async fn notify(&self, tx: &Transaction<'_>, schema: &str) -> Result<(), BatchError> {
+    async fn notify(&self, tx: &Db<'_, '_>, schema: &str) -> Result<(), BatchError> {
         let mut payloads: Vec<String> = self.notices.iter().map(encode_notice).collect();
         payloads.extend(
             self.last_event

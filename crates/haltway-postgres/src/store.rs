@@ -37,7 +37,7 @@ struct Shared {
     schema: String,
     q: String,
     writes: mpsc::UnboundedSender<Cmd>,
-    readers: Vec<Mutex<Option<Client>>>,
+    readers: Vec<Mutex<Option<Reader>>>,
     next: AtomicUsize,
     notices: broadcast::Sender<Notice>,
     events: broadcast::Sender<EventNotice>,
@@ -107,7 +107,7 @@ impl PgStore {
             }
             .run(),
         );
-        let mut readers = vec![Mutex::new(Some(client))];
+        let mut readers = vec![Mutex::new(Some(Reader::new(client)))];
         readers.extend((1..options.readers.max(1)).map(|_| Mutex::new(None)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let q = format!("\"{}\"", options.schema);
@@ -148,16 +148,55 @@ impl PgStore {
             .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres executor stopped"))?
     }
 
-    /// A read client from the pool, connecting it if needed.
-    async fn reader(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Client>> {
+    /// A read connection from the pool, connecting it if needed.
+    async fn reader(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Reader>> {
         let i = self.shared.next.fetch_add(1, Ordering::Relaxed) % self.shared.readers.len();
         let mut slot = self.shared.readers[i].lock().await;
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(exec::connect(&self.shared.config).await?);
+        if slot.as_ref().is_none_or(|r| r.client.is_closed()) {
+            *slot = Some(Reader::new(exec::connect(&self.shared.config).await?));
         }
         Ok(tokio::sync::MutexGuard::map(slot, |s| {
             s.as_mut().expect("connected just above")
         }))
+    }
+}
+
+/// A read connection and its prepared statements.
+struct Reader {
+    client: Client,
+    stmts: rustc_hash::FxHashMap<String, tokio_postgres::Statement>,
+}
+
+impl Reader {
+    fn new(client: Client) -> Self {
+        Reader {
+            client,
+            stmts: rustc_hash::FxHashMap::default(),
+        }
+    }
+
+    async fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let stmt = match self.stmts.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.client.prepare(sql).await?;
+                self.stmts.insert(sql.to_owned(), s.clone());
+                s
+            }
+        };
+        self.client.query(&stmt, params).await
+    }
+
+    async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+        Ok(self.query(sql, params).await?.into_iter().next())
     }
 }
 
@@ -265,7 +304,7 @@ fn one(row: Option<tokio_postgres::Row>) -> Result<Job> {
 }
 
 /// `NotFound` for another tenant's job; otherwise whether its entries are visible.
-async fn visible(c: &Client, q: &str, tenant: &TenantId, id: JobId) -> Result<bool> {
+async fn visible(c: &mut Reader, q: &str, tenant: &TenantId, id: JobId) -> Result<bool> {
     let row = c
         .query_opt(
             &format!("SELECT state, doc->>'on_cancel' FROM {q}.jobs WHERE id = $1 AND tenant = $2"),
@@ -289,7 +328,7 @@ impl Store for PgStore {
     }
 
     async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
-        let c = self.reader().await?;
+        let mut c = self.reader().await?;
         let row = c
             .query_opt(
                 &format!(
@@ -305,7 +344,7 @@ impl Store for PgStore {
 
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
         kernel::check_page_size(q.limit, 1000)?;
-        let c = self.reader().await?;
+        let mut c = self.reader().await?;
         let rows = c
             .query(
                 &format!(
@@ -438,8 +477,8 @@ impl Store for PgStore {
 
     async fn results(&self, tenant: &TenantId, id: JobId, q: &ResultsQuery) -> Result<Page<Entry>> {
         kernel::check_page_size(q.limit, 10_000)?;
-        let c = self.reader().await?;
-        if !visible(&c, &self.shared.q, tenant, id).await? {
+        let mut c = self.reader().await?;
+        if !visible(&mut c, &self.shared.q, tenant, id).await? {
             return Ok(kernel::page(Vec::new(), q.limit, |_: &Entry| String::new()));
         }
         let rows = c
@@ -468,8 +507,8 @@ impl Store for PgStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<JobEvent>> {
-        let c = self.reader().await?;
-        visible(&c, &self.shared.q, tenant, id).await?;
+        let mut c = self.reader().await?;
+        visible(&mut c, &self.shared.q, tenant, id).await?;
         let rows = c
             .query(
                 &format!(

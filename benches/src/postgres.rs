@@ -1,0 +1,463 @@
+//! Scenarios on PostgreSQL (`HALTWAY_BENCH_PG_URL`, else `HALTWAY_TEST_PG_URL`), each beside
+//! raw SQL doing the same work by hand in the same run.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use haltway_core::{
+    CancelRequest, Engine, JobContext, JobError, JobId, JobKind, SubmitOptions, TenantId,
+};
+use haltway_postgres::{PgOptions, PgStore};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::Sizes;
+use crate::report::{self, Row};
+
+pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
+    ("pg-noop", noop_end_to_end),
+    ("pg-ledger", ledger_appends),
+    ("pg-cancel", cross_node_cancel),
+];
+
+const STORE: &str = "postgres";
+
+fn url() -> Option<String> {
+    ["HALTWAY_BENCH_PG_URL", "HALTWAY_TEST_PG_URL"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+fn skipped(name: &str) -> Vec<Row> {
+    let mut row = Row::new(
+        format!("{name}: skipped, no PostgreSQL (set HALTWAY_BENCH_PG_URL)"),
+        STORE,
+    );
+    row.median = "skipped".into();
+    vec![row]
+}
+
+fn schema() -> String {
+    format!("bench_{}", uuid::Uuid::now_v7().as_simple())
+}
+
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    c
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let c = client(url).await;
+    let _ = c
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await;
+}
+
+struct Noop;
+
+impl JobKind for Noop {
+    const NAME: &'static str = "noop";
+    type Input = ();
+    type Item = ();
+
+    async fn run(&self, _ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+struct Deliverer;
+
+impl JobKind for Deliverer {
+    const NAME: &'static str = "deliverer";
+    type Input = (u64, u64);
+    type Item = u64;
+
+    fn item_key(&self, n: &u64) -> Option<String> {
+        Some(n.to_string())
+    }
+
+    fn item_cost(&self, _: &u64) -> u64 {
+        1
+    }
+
+    async fn run(&self, ctx: JobContext<Self>, (n, batch): (u64, u64)) -> Result<(), JobError> {
+        let mut i = 0;
+        while i < n {
+            let end = (i + batch).min(n);
+            if end - i == 1 {
+                ctx.deliver(i).await?;
+            } else {
+                ctx.deliver_batch(i..end).await?;
+            }
+            i = end;
+        }
+        Ok(())
+    }
+}
+
+async fn until(engine: &Engine, n: u64) {
+    while engine.metrics().completed.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let Some(url) = url() else {
+        return skipped("no-op jobs end to end");
+    };
+    let n = s.pg_jobs;
+    let (mut engine_rates, mut base_rates) = (Vec::new(), Vec::new());
+    for _ in 0..s.runs {
+        let sch = schema();
+        engine_rates.push(rt.block_on(async {
+            let store = PgStore::connect(&url, PgOptions::default().schema(&sch))
+                .await
+                .expect("connect");
+            let engine = Engine::builder(store).register(Noop).build();
+            engine.start();
+            let tenant = TenantId::from("bench");
+            let t = Instant::now();
+            let mut pending = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (e, tenant) = (engine.clone(), tenant.clone());
+                pending.push(tokio::spawn(async move {
+                    e.submit::<Noop>(tenant, &(), SubmitOptions::new())
+                        .await
+                        .expect("submit");
+                }));
+            }
+            for p in pending {
+                p.await.expect("join");
+            }
+            until(&engine, n as u64).await;
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            engine.shutdown().await;
+            rate
+        }));
+        base_rates.push(rt.block_on(raw_jobs(&url, &sch, n)));
+        rt.block_on(drop_schema(&url, &sch));
+    }
+    let e = report::median(&mut engine_rates);
+    let b = report::median(&mut base_rates);
+    let mut row = Row::new(format!("no-op jobs end to end, durable ({n} jobs)"), STORE);
+    row.median = report::rate(e, "jobs");
+    row.baseline = format!(
+        "raw SQL, SKIP LOCKED claim/complete by hand {}",
+        report::rate(b, "jobs")
+    );
+    row.ratio = format!("{:.0}%", 100.0 * e / b);
+    vec![row]
+}
+
+/// The same rows by hand, in the same tables: insert 512 jobs and their events, claim them with
+/// `FOR UPDATE SKIP LOCKED`, complete them, each step one transaction.
+async fn raw_jobs(url: &str, sch: &str, n: usize) -> f64 {
+    let mut c = client(url).await;
+    let s = format!("\"{sch}\"");
+    let t = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(512);
+        left -= k;
+        let ids: Vec<uuid::Uuid> = (0..k).map(|_| uuid::Uuid::now_v7()).collect();
+        let tx = c.transaction().await.expect("begin");
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, doc) \
+                 SELECT i, 'raw', 'raw', 0, 1, false, '{{}}'::jsonb FROM unnest($1::uuid[]) i"
+            ),
+            &[&ids],
+        )
+        .await
+        .expect("insert");
+        tx.execute(
+            &format!("INSERT INTO {s}.events (job, id, at, data) SELECT i, 1, 1, '{{}}'::jsonb FROM unnest($1::uuid[]) i"),
+            &[&ids],
+        )
+        .await
+        .expect("events");
+        tx.commit().await.expect("commit");
+        let tx = c.transaction().await.expect("begin");
+        let rows = tx
+            .query(
+                &format!(
+                    "UPDATE {s}.jobs SET state = 1, lease_until = 2, started = true \
+                     WHERE id IN (SELECT id FROM {s}.jobs WHERE state = 0 AND kind = 'raw' \
+                     AND run_at <= 1 ORDER BY run_at, id LIMIT 512 FOR UPDATE SKIP LOCKED) RETURNING id"
+                ),
+                &[],
+            )
+            .await
+            .expect("claim");
+        let claimed: Vec<uuid::Uuid> = rows.iter().map(|r| r.get(0)).collect();
+        tx.execute(
+            &format!("INSERT INTO {s}.events (job, id, at, data) SELECT i, 2, 1, '{{}}'::jsonb FROM unnest($1::uuid[]) i"),
+            &[&claimed],
+        )
+        .await
+        .expect("events");
+        tx.commit().await.expect("commit");
+        let tx = c.transaction().await.expect("begin");
+        tx.execute(
+            &format!("UPDATE {s}.jobs SET state = 3, lease_until = NULL WHERE id = ANY($1)"),
+            &[&claimed],
+        )
+        .await
+        .expect("complete");
+        tx.execute(
+            &format!("INSERT INTO {s}.events (job, id, at, data) SELECT i, 3, 1, '{{}}'::jsonb FROM unnest($1::uuid[]) i"),
+            &[&claimed],
+        )
+        .await
+        .expect("events");
+        tx.commit().await.expect("commit");
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let Some(url) = url() else {
+        return skipped("ledger appends");
+    };
+    let jobs = s.ledger_jobs;
+    let mut rows = Vec::new();
+    for (items, batch) in [(s.pg_items / 10, 1), (s.pg_items, 100)] {
+        let total = jobs as f64 * items as f64;
+        let (mut engine_rates, mut base_rates) = (Vec::new(), Vec::new());
+        for _ in 0..s.runs {
+            let sch = schema();
+            engine_rates.push(rt.block_on(async {
+                let store = PgStore::connect(&url, PgOptions::default().schema(&sch))
+                    .await
+                    .expect("connect");
+                let engine = Engine::builder(store).register(Deliverer).build();
+                engine.start();
+                let tenant = TenantId::from("bench");
+                let t = Instant::now();
+                let mut pending = Vec::with_capacity(jobs);
+                for _ in 0..jobs {
+                    let (e, tenant) = (engine.clone(), tenant.clone());
+                    pending.push(tokio::spawn(async move {
+                        e.submit::<Deliverer>(tenant, &(items, batch), SubmitOptions::new())
+                            .await
+                            .expect("submit");
+                    }));
+                }
+                for p in pending {
+                    p.await.expect("join");
+                }
+                until(&engine, jobs as u64).await;
+                let rate = total / t.elapsed().as_secs_f64();
+                engine.shutdown().await;
+                rate
+            }));
+            base_rates.push(rt.block_on(raw_ledger(&url, &sch, jobs, items, batch)));
+            rt.block_on(drop_schema(&url, &sch));
+        }
+        let e = report::median(&mut engine_rates);
+        let b = report::median(&mut base_rates);
+        let how = if batch == 1 {
+            "one deliver() per item".to_owned()
+        } else {
+            format!("deliver_batch of {batch}")
+        };
+        let mut row = Row::new(
+            format!("ledger appends, durable ({jobs} jobs × {items} keyed items, {how})"),
+            STORE,
+        );
+        row.median = report::rate(e, "items");
+        row.baseline = format!(
+            "raw SQL, same rows and commits {}",
+            report::rate(b, "items")
+        );
+        row.ratio = format!("{:.0}%", 100.0 * e / b);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Ledger rows and their events by hand: every job's next `batch` items per transaction.
+async fn raw_ledger(url: &str, sch: &str, jobs: usize, items: u64, batch: u64) -> f64 {
+    let mut c = client(url).await;
+    let s = format!("\"{sch}\"");
+    let ids: Vec<uuid::Uuid> = (0..jobs).map(|_| uuid::Uuid::now_v7()).collect();
+    let t = Instant::now();
+    let mut start = 0;
+    while start < items {
+        let end = (start + batch).min(items);
+        let mut job = Vec::new();
+        let mut seq = Vec::new();
+        for id in &ids {
+            for i in start..end {
+                job.push(*id);
+                seq.push(i as i64 + 1);
+            }
+        }
+        let keys: Vec<String> = seq.iter().map(|s| (s - 1).to_string()).collect();
+        let tx = c.transaction().await.expect("begin");
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.ledger (job, seq, key, payload, cost, attempt, at) \
+                 SELECT j, q, k, k, 1, 1, 1 FROM unnest($1::uuid[], $2::int8[], $3::text[]) AS u(j, q, k)"
+            ),
+            &[&job, &seq, &keys],
+        )
+        .await
+        .expect("ledger");
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.events (job, id, at, seq) \
+                 SELECT j, q + 2, 1, q FROM unnest($1::uuid[], $2::int8[]) AS u(j, q)"
+            ),
+            &[&job, &seq],
+        )
+        .await
+        .expect("events");
+        tx.commit().await.expect("commit");
+        start = end;
+    }
+    jobs as f64 * items as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Waits for its stop signal and reports when it saw it.
+struct Waiter {
+    observed: mpsc::UnboundedSender<(JobId, Instant)>,
+}
+
+impl JobKind for Waiter {
+    const NAME: &'static str = "waiter";
+    type Input = ();
+    type Item = ();
+
+    async fn run(&self, ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
+        ctx.cancelled().await;
+        let _ = self.observed.send((ctx.job_id(), Instant::now()));
+        Ok(())
+    }
+}
+
+fn cross_node_cancel(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let Some(url) = url() else {
+        return skipped("cross-node cancel");
+    };
+    let mut samples = Vec::new();
+    let mut base = Vec::new();
+    for _ in 0..s.runs {
+        let sch = schema();
+        samples.extend(rt.block_on(async {
+            // Node A only submits and cancels; node B runs everything.
+            let a = Engine::builder(
+                PgStore::connect(&url, PgOptions::default().schema(&sch))
+                    .await
+                    .expect("connect"),
+            )
+            .register(Waiter {
+                observed: mpsc::unbounded_channel().0,
+            })
+            .build();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let total = s.running + s.cancel_samples;
+            let b = Engine::builder(
+                PgStore::connect(&url, PgOptions::default().schema(&sch))
+                    .await
+                    .expect("connect"),
+            )
+            .register(Waiter { observed: tx })
+            .concurrency(total + 10)
+            .build();
+            b.start();
+            let tenant = TenantId::from("bench");
+            let mut ids = Vec::with_capacity(total);
+            for _ in 0..total {
+                ids.push(
+                    a.submit::<Waiter>(tenant.clone(), &(), SubmitOptions::new())
+                        .await
+                        .expect("submit")
+                        .job
+                        .id,
+                );
+            }
+            while b.running() < total {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let mut out = Vec::new();
+            for id in ids.iter().take(s.cancel_samples) {
+                let t = Instant::now();
+                a.cancel(&tenant, *id, &CancelRequest::default())
+                    .await
+                    .expect("cancel");
+                let (seen, at) = rx.recv().await.expect("observed");
+                assert_eq!(seen, *id);
+                out.push(at - t);
+            }
+            b.shutdown().await;
+            out
+        }));
+        base.extend(rt.block_on(raw_notify(&url, s.cancel_samples)));
+        rt.block_on(drop_schema(&url, &sch));
+    }
+    let p50 = report::quantile(&mut samples, 0.5);
+    let p99 = report::quantile(&mut samples, 0.99);
+    let b99 = report::quantile(&mut base, 0.99);
+    let b50 = report::quantile(&mut base, 0.5);
+    let mut row = Row::new(
+        format!(
+            "cross-node cancel → handler observes ({} others running on the other node)",
+            s.running
+        ),
+        STORE,
+    );
+    row.median = report::dur(p50);
+    row.p50 = report::dur(p50);
+    row.p99 = report::dur(p99);
+    row.baseline = format!(
+        "raw NOTIFY → LISTEN p50 {} / p99 {}",
+        report::dur(b50),
+        report::dur(b99)
+    );
+    row.ratio = format!(
+        "p99 {:.1}×",
+        p99.as_secs_f64() / b99.as_secs_f64().max(1e-9)
+    );
+    vec![row]
+}
+
+/// The bare transport a cross-node cancel rides on: `pg_notify` on one connection until
+/// `LISTEN` on another sees it.
+async fn raw_notify(url: &str, n: usize) -> Vec<Duration> {
+    let sender = client(url).await;
+    let (listener, mut conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut s = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = s.next().await {
+            if let AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.payload().to_owned(), Instant::now()));
+            }
+        }
+    });
+    listener
+        .batch_execute("LISTEN haltway_bench_raw")
+        .await
+        .expect("listen");
+    let listener = Arc::new(listener);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        sender
+            .execute(
+                "SELECT pg_notify('haltway_bench_raw', $1)",
+                &[&i.to_string()],
+            )
+            .await
+            .expect("notify");
+        let (_, at) = rx.recv().await.expect("notification");
+        out.push(at - t);
+    }
+    drop(listener);
+    out
+}

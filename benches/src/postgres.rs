@@ -167,8 +167,8 @@ async fn raw_jobs(url: &str, sch: &str, n: usize) -> f64 {
         let tx = c.transaction().await.expect("begin");
         tx.execute(
             &format!(
-                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, doc) \
-                 SELECT i, 'raw', 'raw', 0, 1, false, '{{}}'::jsonb FROM unnest($1::uuid[]) i"
+                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+                 SELECT i, 'raw', 'raw', 0, 1, false, false, '{{}}' FROM unnest($1::uuid[]) i"
             ),
             &[&ids],
         )

@@ -25,7 +25,7 @@ use haltway_core::{
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use crate::error::{pg, retryable};
@@ -276,8 +276,20 @@ fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn decode(v: Json<Job>) -> Job {
-    v.0
+/// The job in column `i` of a row (its JSON text).
+pub(crate) fn job_at(r: &tokio_postgres::Row, i: usize) -> Result<Job> {
+    let text: &str = r.try_get(i).map_err(pg)?;
+    serde_json::from_str(text).map_err(|e| {
+        Error::store(
+            StoreErrorKind::Incompatible,
+            format!("a stored job does not decode: {e}"),
+        )
+    })
+}
+
+/// A job as the JSON text stored in `jobs.doc`.
+fn doc(job: &Job) -> String {
+    serde_json::to_string(job).unwrap_or_default()
 }
 
 async fn run_batch(
@@ -359,7 +371,7 @@ impl Batch<'_> {
                 )
                 .await?;
             for r in rows {
-                let job = decode(r.get(0));
+                let job = job_at(&r, 0)?;
                 self.cache.insert(job.id, (job, Mark::Clean));
             }
         }
@@ -375,7 +387,7 @@ impl Batch<'_> {
                 )
                 .await?;
             for r in rows {
-                let job = decode(r.get(0));
+                let job = job_at(&r, 0)?;
                 if let Some(k) = job.idempotency_key.clone() {
                     self.idem.insert((job.tenant.clone(), k), job.id);
                 }
@@ -536,7 +548,7 @@ impl Batch<'_> {
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
-                    let fresh = decode(r.get(0));
+                    let fresh = job_at(&r, 0)?;
                     let id = fresh.id;
                     let (mut job, mark) = self.take(id).unwrap_or((fresh, Mark::Clean));
                     match kernel::cancel(&mut job, &req, now) {
@@ -565,7 +577,7 @@ impl Batch<'_> {
                     .await?;
                 let mut out = Vec::new();
                 for r in rows {
-                    let fresh = decode(r.get(0));
+                    let fresh = job_at(&r, 0)?;
                     let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
                     let from = kernel::expire(&mut job, now);
                     self.changed(&job, from, now);
@@ -696,7 +708,7 @@ impl Batch<'_> {
                 )
                 .await?;
             for r in rows {
-                let fresh = decode(r.get(0));
+                let fresh = job_at(&r, 0)?;
                 let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
                 match kernel::claim(&mut job, &req.worker, req.lease_ms, now) {
                     Ok(from) => {
@@ -738,18 +750,22 @@ impl Batch<'_> {
             let started: Vec<bool> = new.iter().map(|j| j.started_at.is_some()).collect();
             let idem: Vec<Option<&str>> =
                 new.iter().map(|j| j.idempotency_key.as_deref()).collect();
-            let docs: Vec<Json<&Job>> = new.iter().map(|j| Json(*j)).collect();
-            let params: [&(dyn ToSql + Sync); 11] = [
+            let discard: Vec<bool> = new
+                .iter()
+                .map(|j| j.on_cancel == haltway_core::OnCancel::Discard)
+                .collect();
+            let docs: Vec<String> = new.iter().map(|j| doc(j)).collect();
+            let params: [&(dyn ToSql + Sync); 12] = [
                 &ids, &tenants, &kinds, &groups, &states, &run_at, &lease, &deadline, &started,
-                &idem, &docs,
+                &idem, &discard, &docs,
             ];
             tx.execute(
                 &format!(
                     "INSERT INTO {}.jobs (id, tenant, kind, grp, state, run_at, lease_until, \
-                     deadline, started, idem_key, doc) \
+                     deadline, started, idem_key, discard, doc) \
                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
                      $5::int2[], $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[], \
-                     $11::jsonb[])",
+                     $11::bool[], $12::text[])",
                     self.s
                 ),
                 &params,
@@ -763,13 +779,13 @@ impl Batch<'_> {
             let lease: Vec<Option<i64>> =
                 dirty.iter().map(|j| j.lease_until.map(|t| t.0)).collect();
             let started: Vec<bool> = dirty.iter().map(|j| j.started_at.is_some()).collect();
-            let docs: Vec<Json<&Job>> = dirty.iter().map(|j| Json(*j)).collect();
+            let docs: Vec<String> = dirty.iter().map(|j| doc(j)).collect();
             tx.execute(
                 &format!(
                     "UPDATE {}.jobs j SET state = u.state, run_at = u.run_at, \
                      lease_until = u.lease_until, started = u.started, doc = u.doc \
                      FROM unnest($1::uuid[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
-                     $6::jsonb[]) AS u(id, state, run_at, lease_until, started, doc) \
+                     $6::text[]) AS u(id, state, run_at, lease_until, started, doc) \
                      WHERE j.id = u.id",
                     self.s
                 ),

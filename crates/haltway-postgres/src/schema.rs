@@ -14,7 +14,7 @@ use crate::error::pg;
 /// Every schema change, in order; `{s}` is the quoted schema name. Never edit one that has
 /// shipped: add another.
 const MIGRATIONS: &[&str] = &[
-    // 1: jobs (indexed columns + the whole job as JSON), ledger, events.
+    // 1: jobs (the columns queries filter on, and the whole job as JSON text), ledger, events.
     r"
     CREATE TABLE {s}.jobs (
         id          uuid PRIMARY KEY,
@@ -27,7 +27,8 @@ const MIGRATIONS: &[&str] = &[
         deadline    bigint,
         started     boolean NOT NULL,
         idem_key    text,
-        doc         jsonb NOT NULL
+        discard     boolean NOT NULL,
+        doc         text NOT NULL
     );
     CREATE INDEX jobs_ready ON {s}.jobs (kind, run_at, id) WHERE state = 0;
     CREATE INDEX jobs_tenant ON {s}.jobs (tenant, id);

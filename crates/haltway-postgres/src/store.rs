@@ -299,23 +299,22 @@ async fn reconcile(client: &Client, q: &str, notices: &broadcast::Sender<Notice>
 }
 
 fn one(row: Option<tokio_postgres::Row>) -> Result<Job> {
-    row.map(|r| r.get::<_, Json<Job>>(0).0)
-        .ok_or(Error::NotFound)
+    exec::job_at(&row.ok_or(Error::NotFound)?, 0)
 }
 
 /// `NotFound` for another tenant's job; otherwise whether its entries are visible.
 async fn visible(c: &mut Reader, q: &str, tenant: &TenantId, id: JobId) -> Result<bool> {
     let row = c
         .query_opt(
-            &format!("SELECT state, doc->>'on_cancel' FROM {q}.jobs WHERE id = $1 AND tenant = $2"),
+            &format!("SELECT state, discard FROM {q}.jobs WHERE id = $1 AND tenant = $2"),
             &[&id.0, &tenant.as_str()],
         )
         .await
         .map_err(pg)?
         .ok_or(Error::NotFound)?;
     let state: i16 = row.get(0);
-    let on_cancel: Option<String> = row.get(1);
-    Ok(!(state == JobState::Cancelled.code() && on_cancel.as_deref() == Some("discard")))
+    let discard: bool = row.get(1);
+    Ok(!(state == JobState::Cancelled.code() && discard))
 }
 
 #[async_trait]
@@ -366,9 +365,9 @@ impl Store for PgStore {
             .await
             .map_err(pg)?;
         let data = rows
-            .into_iter()
-            .map(|r| r.get::<_, Json<Job>>(0).0)
-            .collect();
+            .iter()
+            .map(|r| exec::job_at(r, 0))
+            .collect::<Result<Vec<_>>>()?;
         Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
     }
 

@@ -5,6 +5,7 @@
 //! cargo run --release -p haltway-benches --bin haltway-load -- [--runs 5] [--only NAME] [--smoke]
 //! ```
 
+mod kinds;
 mod memory;
 mod postgres;
 mod report;

@@ -4,10 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use haltway_core::{
-    CancelRequest, Engine, JobContext, JobError, JobId, JobKind, MemoryStore, SubmitOptions,
-    TenantId,
-};
+use haltway_core::{CancelRequest, Engine, MemoryStore, SubmitOptions, TenantId};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use tokio::runtime::Runtime;
@@ -15,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Sizes;
+use crate::kinds::{Deliverer, Noop, Waiter};
 use crate::report::{self, Row};
 
 /// The baseline's ledger: entries by job.
@@ -31,55 +29,6 @@ pub(crate) const SCENARIOS: &[(&str, Scenario)] = &[
 ];
 
 const STORE: &str = "memory";
-
-struct Noop;
-
-impl JobKind for Noop {
-    const NAME: &'static str = "noop";
-    type Input = ();
-    type Item = ();
-
-    async fn run(&self, _ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
-        Ok(())
-    }
-}
-
-/// Waits for its stop signal and reports when it saw it.
-struct Waiter {
-    observed: mpsc::UnboundedSender<(JobId, Instant)>,
-}
-
-impl JobKind for Waiter {
-    const NAME: &'static str = "waiter";
-    type Input = serde_json::Value;
-    type Item = ();
-
-    async fn run(&self, ctx: JobContext<Self>, _input: serde_json::Value) -> Result<(), JobError> {
-        ctx.cancelled().await;
-        let _ = self.observed.send((ctx.job_id(), Instant::now()));
-        Ok(())
-    }
-}
-
-/// Delivers `n` items of cost 1.
-struct Deliverer;
-
-impl JobKind for Deliverer {
-    const NAME: &'static str = "deliverer";
-    type Input = u64;
-    type Item = u64;
-
-    fn item_cost(&self, _: &u64) -> u64 {
-        1
-    }
-
-    async fn run(&self, ctx: JobContext<Self>, n: u64) -> Result<(), JobError> {
-        for i in 0..n {
-            ctx.deliver(i).await?;
-        }
-        Ok(())
-    }
-}
 
 fn tenant() -> TenantId {
     static TENANT: std::sync::OnceLock<TenantId> = std::sync::OnceLock::new();
@@ -330,7 +279,7 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
             let t = Instant::now();
             for _ in 0..jobs {
                 engine
-                    .submit::<Deliverer>(tenant(), &items, SubmitOptions::new())
+                    .submit::<Deliverer>(tenant(), &(items, 1), SubmitOptions::new())
                     .await
                     .expect("submit");
             }
@@ -349,8 +298,10 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
                 .map(|j| {
                     let ledger = ledger.clone();
                     tokio::spawn(async move {
+                        let mut keys = std::collections::HashSet::new();
                         for i in 0..items {
                             let payload = serde_json::to_string(&i).expect("json");
+                            keys.insert(i.to_string());
                             ledger.lock().entry(j).or_default().push((i, payload));
                             tokio::task::yield_now().await;
                         }
@@ -366,11 +317,11 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let e = report::median(&mut engine_rates);
     let b = report::median(&mut base_rates);
     let mut row = Row::new(
-        format!("ledger appends ({jobs} jobs × {items} items)"),
+        format!("ledger appends ({jobs} jobs × {items} keyed items)"),
         STORE,
     );
     row.median = report::rate(e, "items");
-    row.baseline = format!("mutex+vec push {}", report::rate(b, "items"));
+    row.baseline = format!("mutex+vec push, key set {}", report::rate(b, "items"));
     row.ratio = format!("{:.1}%", 100.0 * e / b);
     vec![row]
 }

@@ -2,19 +2,17 @@
 //! raw SQL doing the same work by hand in the same run.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use haltway_core::{
-    CancelRequest, Engine, JobContext, JobError, JobId, JobKind, SubmitOptions, TenantId,
-};
+use haltway_core::{CancelRequest, Engine, SubmitOptions, TenantId};
 use haltway_postgres::{PgOptions, PgStore};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::Sizes;
+use crate::kinds::{Deliverer, Noop, Waiter, completed as until};
 use crate::report::{self, Row};
 
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
@@ -55,54 +53,6 @@ async fn drop_schema(url: &str, schema: &str) {
     let _ = c
         .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .await;
-}
-
-struct Noop;
-
-impl JobKind for Noop {
-    const NAME: &'static str = "noop";
-    type Input = ();
-    type Item = ();
-
-    async fn run(&self, _ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
-        Ok(())
-    }
-}
-
-struct Deliverer;
-
-impl JobKind for Deliverer {
-    const NAME: &'static str = "deliverer";
-    type Input = (u64, u64);
-    type Item = u64;
-
-    fn item_key(&self, n: &u64) -> Option<String> {
-        Some(n.to_string())
-    }
-
-    fn item_cost(&self, _: &u64) -> u64 {
-        1
-    }
-
-    async fn run(&self, ctx: JobContext<Self>, (n, batch): (u64, u64)) -> Result<(), JobError> {
-        let mut i = 0;
-        while i < n {
-            let end = (i + batch).min(n);
-            if end - i == 1 {
-                ctx.deliver(i).await?;
-            } else {
-                ctx.deliver_batch(i..end).await?;
-            }
-            i = end;
-        }
-        Ok(())
-    }
-}
-
-async fn until(engine: &Engine, n: u64) {
-    while engine.metrics().completed.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
 }
 
 fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
@@ -323,23 +273,6 @@ async fn raw_ledger(url: &str, sch: &str, jobs: usize, items: u64, batch: u64) -
     jobs as f64 * items as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Waits for its stop signal and reports when it saw it.
-struct Waiter {
-    observed: mpsc::UnboundedSender<(JobId, Instant)>,
-}
-
-impl JobKind for Waiter {
-    const NAME: &'static str = "waiter";
-    type Input = ();
-    type Item = ();
-
-    async fn run(&self, ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
-        ctx.cancelled().await;
-        let _ = self.observed.send((ctx.job_id(), Instant::now()));
-        Ok(())
-    }
-}
-
 fn cross_node_cancel(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let Some(url) = url() else {
         return skipped("cross-node cancel");
@@ -374,11 +307,15 @@ fn cross_node_cancel(rt: &Runtime, s: Sizes) -> Vec<Row> {
             let mut ids = Vec::with_capacity(total);
             for _ in 0..total {
                 ids.push(
-                    a.submit::<Waiter>(tenant.clone(), &(), SubmitOptions::new())
-                        .await
-                        .expect("submit")
-                        .job
-                        .id,
+                    a.submit::<Waiter>(
+                        tenant.clone(),
+                        &serde_json::Value::Null,
+                        SubmitOptions::new(),
+                    )
+                    .await
+                    .expect("submit")
+                    .job
+                    .id,
                 );
             }
             while b.running() < total {

@@ -1,15 +1,15 @@
 //! Scenarios on the SQLite store, each beside raw rusqlite doing the same rows.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use haltway_core::{Engine, JobContext, JobError, JobKind, SubmitOptions, TenantId};
+use haltway_core::{Engine, SubmitOptions, TenantId};
 use haltway_sqlite::SqliteStore;
 use rusqlite::{Connection, params};
 use tokio::runtime::Runtime;
 
 use crate::Sizes;
+use crate::kinds::{Deliverer, Noop, completed as until};
 use crate::report::{self, Row};
 
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
@@ -18,55 +18,6 @@ pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
 ];
 
 const STORE: &str = "sqlite";
-
-struct Noop;
-
-impl JobKind for Noop {
-    const NAME: &'static str = "noop";
-    type Input = ();
-    type Item = ();
-
-    async fn run(&self, _ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
-        Ok(())
-    }
-}
-
-struct Deliverer;
-
-impl JobKind for Deliverer {
-    const NAME: &'static str = "deliverer";
-    /// (items, items per `deliver_batch`).
-    type Input = (u64, u64);
-    type Item = u64;
-
-    fn item_key(&self, n: &u64) -> Option<String> {
-        Some(n.to_string())
-    }
-
-    fn item_cost(&self, _: &u64) -> u64 {
-        1
-    }
-
-    async fn run(&self, ctx: JobContext<Self>, (n, batch): (u64, u64)) -> Result<(), JobError> {
-        let mut i = 0;
-        while i < n {
-            let end = (i + batch).min(n);
-            if end - i == 1 {
-                ctx.deliver(i).await?;
-            } else {
-                ctx.deliver_batch(i..end).await?;
-            }
-            i = end;
-        }
-        Ok(())
-    }
-}
-
-async fn until(engine: &Engine, n: u64) {
-    while engine.metrics().completed.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
-}
 
 fn fresh(dir: &Path, name: &str) -> std::path::PathBuf {
     let path = dir.join(name);

@@ -1,0 +1,77 @@
+//! The job kinds the scenarios run, shared by every store's scenarios.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use haltway_core::{Engine, JobContext, JobError, JobId, JobKind};
+use tokio::sync::mpsc;
+
+/// Does nothing.
+pub(crate) struct Noop;
+
+impl JobKind for Noop {
+    const NAME: &'static str = "noop";
+    type Input = ();
+    type Item = ();
+
+    async fn run(&self, _ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// Delivers `items` keyed items of cost 1, `batch` per call (`deliver` when 1, else
+/// `deliver_batch`).
+pub(crate) struct Deliverer;
+
+impl JobKind for Deliverer {
+    const NAME: &'static str = "deliverer";
+    /// (items, items per call).
+    type Input = (u64, u64);
+    type Item = u64;
+
+    fn item_key(&self, n: &u64) -> Option<String> {
+        Some(n.to_string())
+    }
+
+    fn item_cost(&self, _: &u64) -> u64 {
+        1
+    }
+
+    async fn run(&self, ctx: JobContext<Self>, (n, batch): (u64, u64)) -> Result<(), JobError> {
+        let mut i = 0;
+        while i < n {
+            let end = (i + batch.max(1)).min(n);
+            if end - i == 1 {
+                ctx.deliver(i).await?;
+            } else {
+                ctx.deliver_batch(i..end).await?;
+            }
+            i = end;
+        }
+        Ok(())
+    }
+}
+
+/// Waits for its stop signal and reports when it saw it.
+pub(crate) struct Waiter {
+    pub(crate) observed: mpsc::UnboundedSender<(JobId, Instant)>,
+}
+
+impl JobKind for Waiter {
+    const NAME: &'static str = "waiter";
+    type Input = serde_json::Value;
+    type Item = ();
+
+    async fn run(&self, ctx: JobContext<Self>, _input: serde_json::Value) -> Result<(), JobError> {
+        ctx.cancelled().await;
+        let _ = self.observed.send((ctx.job_id(), Instant::now()));
+        Ok(())
+    }
+}
+
+/// Waits until `engine` has completed `n` jobs.
+pub(crate) async fn completed(engine: &Engine, n: u64) {
+    while engine.metrics().completed.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}

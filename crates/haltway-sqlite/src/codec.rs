@@ -284,45 +284,49 @@ pub(crate) const EV_STATUS: i64 = 0;
 pub(crate) const EV_PROGRESS: i64 = 1;
 pub(crate) const EV_ITEM: i64 = 2;
 
-/// Inserts event `job.last_event_id`.
-pub(crate) fn insert_event(
-    conn: &Connection,
-    job: &Job,
-    at: Timestamp,
-    kind: i64,
-    a: Option<i64>,
-    b: Option<i64>,
-    data: Option<&str>,
-) -> Result<()> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO events (job, id, at, type, a, b, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .map_err(sql)?;
-    stmt.execute(params![
-        id_blob(job.id),
-        int(job.last_event_id, "event id")?,
-        at.0,
-        kind,
-        a,
-        b,
-        data
-    ])
-    .map_err(sql)?;
-    Ok(())
+/// An `events` row waiting to be inserted.
+pub(crate) struct EventRow {
+    pub(crate) job: [u8; 16],
+    pub(crate) id: i64,
+    pub(crate) at: i64,
+    pub(crate) kind: i64,
+    pub(crate) a: Option<i64>,
+    pub(crate) b: Option<i64>,
+    pub(crate) data: Option<String>,
 }
 
-/// Inserts the status event of the job's current state.
-pub(crate) fn status_event(conn: &Connection, job: &Job, at: Timestamp) -> Result<()> {
-    insert_event(
-        conn,
-        job,
-        at,
-        EV_STATUS,
-        Some(state_code(job.state)),
-        job.reason.map(reason_code),
-        None,
-    )
+/// Inserts events, many rows per statement (chunks of 256, 64, 16, 4 and 1 rows, so a handful
+/// of prepared statements serve every count).
+pub(crate) fn insert_events(conn: &Connection, rows: &[EventRow]) -> Result<()> {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = [256, 64, 16, 4, 1]
+            .into_iter()
+            .find(|n| *n <= rest.len())
+            .unwrap_or(1);
+        let (chunk, tail) = rest.split_at(n);
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "INSERT INTO events (job, id, at, type, a, b, data) VALUES {values}"
+            ))
+            .map_err(sql)?;
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(n * 7);
+        for r in chunk {
+            params.extend([
+                &r.job as &dyn ToSql,
+                &r.id,
+                &r.at,
+                &r.kind,
+                &r.a,
+                &r.b,
+                &r.data,
+            ]);
+        }
+        stmt.execute(params.as_slice()).map_err(sql)?;
+        rest = tail;
+    }
+    Ok(())
 }
 
 /// Inserts a ledger entry; `false` when its key is already in the job's ledger.

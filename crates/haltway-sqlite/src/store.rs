@@ -226,8 +226,7 @@ fn ids(tx: &Tx<'_>, sql_text: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec
 /// After a kernel change of `job`: its status event, notices, and back into the cache.
 fn changed(tx: &mut Tx<'_>, job: Job, from: Option<JobState>, now: Timestamp) -> Result<Job> {
     if from.is_some() {
-        codec::status_event(tx.conn, &job, now)?;
-        tx.event_notice(&job);
+        tx.status_event(&job, now)?;
         match job.state {
             JobState::Queued => tx.announce(&job.kind.0),
             JobState::Cancelling => tx.notices.push(Notice::CancelRequested(job.id)),
@@ -288,8 +287,7 @@ fn append_one(
                 codec::insert_entry(tx.conn, job.id, &entry)?;
             }
             let seq = int(entry.seq, "seq")?;
-            codec::insert_event(tx.conn, &job, now, EV_ITEM, Some(seq), None, None)?;
-            tx.event_notice(&job);
+            tx.event(&job, now, EV_ITEM, Some(seq), None, None)?;
             tx.put(job, true);
             Ok(Ok(ack))
         }
@@ -337,8 +335,7 @@ impl Store for SqliteStore {
                     reason: "a job with this id exists".into(),
                 });
             }
-            codec::status_event(tx.conn, &job, now)?;
-            tx.event_notice(&job);
+            tx.status_event(&job, now)?;
             tx.announce(&job.kind.0);
             tx.put(job.clone(), false);
             Ok(Submitted { job, created: true })
@@ -436,8 +433,7 @@ impl Store for SqliteStore {
                     .map_err(sql)?;
                 drop(stmt);
                 for job in jobs {
-                    codec::status_event(tx.conn, &job, now)?;
-                    tx.event_notice(&job);
+                    tx.status_event(&job, now)?;
                     tx.put(job.clone(), false);
                     out.push(job);
                 }
@@ -496,8 +492,7 @@ impl Store for SqliteStore {
                 return Err(e);
             }
             let data = serde_json::to_string(&job.progress)?;
-            codec::insert_event(tx.conn, &job, now, EV_PROGRESS, None, None, Some(&data))?;
-            tx.event_notice(&job);
+            tx.event(&job, now, EV_PROGRESS, None, None, Some(data))?;
             tx.put(job, true);
             Ok(())
         })

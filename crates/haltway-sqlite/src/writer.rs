@@ -42,6 +42,8 @@ pub(crate) struct Tx<'c> {
     pub(crate) conn: &'c Connection,
     cache: &'c mut FxHashMap<JobId, Job>,
     dirty: FxHashSet<JobId>,
+    /// Events to insert at the next flush, many rows per statement.
+    events_out: Vec<codec::EventRow>,
     pub(crate) notices: Vec<Notice>,
     announced: FxHashSet<Arc<str>>,
     pub(crate) events: Vec<EventNotice>,
@@ -88,14 +90,46 @@ impl Tx<'_> {
         self.cache.insert(job.id, job);
     }
 
-    /// Writes every changed job back.
+    /// Writes every changed job back, and the pending events.
     pub(crate) fn flush(&mut self) -> Result<()> {
         for id in self.dirty.drain() {
             if let Some(job) = self.cache.get(&id) {
                 codec::update_job(self.conn, job)?;
             }
         }
+        codec::insert_events(self.conn, &std::mem::take(&mut self.events_out))
+    }
+
+    /// Queues event `job.last_event_id` for the next flush and notes it for subscribers.
+    pub(crate) fn event(
+        &mut self,
+        job: &Job,
+        at: haltway_core::Timestamp,
+        kind: i64,
+        a: Option<i64>,
+        b: Option<i64>,
+        data: Option<String>,
+    ) -> Result<()> {
+        self.events_out.push(codec::EventRow {
+            job: codec::id_blob(job.id),
+            id: codec::int(job.last_event_id, "event id")?,
+            at: at.0,
+            kind,
+            a,
+            b,
+            data,
+        });
+        self.event_notice(job);
         Ok(())
+    }
+
+    /// Queues the status event of the job's current state.
+    pub(crate) fn status_event(&mut self, job: &Job, at: haltway_core::Timestamp) -> Result<()> {
+        let (state, reason) = (
+            codec::state_code(job.state),
+            job.reason.map(codec::reason_code),
+        );
+        self.event(job, at, codec::EV_STATUS, Some(state), reason, None)
     }
 
     /// Announces that `kind` may have ready jobs (once per transaction).
@@ -257,6 +291,7 @@ impl Writer {
             conn: &self.conn,
             cache,
             dirty: FxHashSet::default(),
+            events_out: Vec::new(),
             notices: Vec::new(),
             announced: FxHashSet::default(),
             events: Vec::new(),

@@ -227,35 +227,15 @@ async fn two_nodes_share_jobs_cancels_events_and_recovery() {
     while let Ok((n, l)) = lines.rx.try_recv() {
         lines.seen.push((n, l));
     }
-    let mut acked: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for (_, l) in &lines.seen {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        if w.first() == Some(&"ACK") {
-            acked.insert(
-                (w[1].to_owned(), w[2].to_owned()),
-                w[3].parse().expect("seq"),
-            );
-        }
-    }
+    let acked = pg_support::acked(lines.seen.iter().map(|(_, l)| l.as_str()));
     let mut recovered_on_a = BTreeSet::new();
     for id in &jobs {
         let job = a.get(&tenant, *id).await.expect("get");
         let ledger = a.snapshot(&tenant, *id).await.expect("ledger");
         let keys: BTreeSet<&str> = ledger.iter().filter_map(|e| e.key.as_deref()).collect();
         assert_eq!(keys.len(), ledger.len(), "no duplicate entries");
+        pg_support::assert_acked_kept(&acked, *id, &ledger);
         let ids = id.to_string();
-        for ((j, key), seq) in &acked {
-            if *j == ids {
-                let e = ledger
-                    .iter()
-                    .find(|e| e.key.as_deref() == Some(key.as_str()));
-                assert_eq!(
-                    e.map(|e| e.seq),
-                    Some(*seq),
-                    "acknowledged {key} of {j} kept once"
-                );
-            }
-        }
         if *id == victim || *id == watched {
             assert_eq!(job.state, JobState::Cancelled);
             assert_eq!(job.usage, 5 + 2 * ledger.len() as u64);

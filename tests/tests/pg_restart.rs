@@ -3,7 +3,7 @@
 
 mod pg_support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,16 +101,7 @@ async fn jobs_survive_a_database_restart_without_losing_or_duplicating_items() {
     while let Ok(l) = rx.try_recv() {
         lines.push(l);
     }
-    let mut acked: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for l in &lines {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        if w.first() == Some(&"ACK") {
-            acked.insert(
-                (w[1].to_owned(), w[2].to_owned()),
-                w[3].parse().expect("seq"),
-            );
-        }
-    }
+    let acked = pg_support::acked(lines.iter().map(String::as_str));
     for id in &jobs {
         let job = engine.get(&tenant, *id).await.expect("get");
         let ledger = engine.snapshot(&tenant, *id).await.expect("ledger");
@@ -120,19 +111,7 @@ async fn jobs_survive_a_database_restart_without_losing_or_duplicating_items() {
         let seqs: Vec<u64> = ledger.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=150).collect::<Vec<_>>());
         assert_eq!(job.usage, 5 + 2 * 150);
-        let ids = id.to_string();
-        for ((j, key), seq) in &acked {
-            if *j == ids {
-                let e = ledger
-                    .iter()
-                    .find(|e| e.key.as_deref() == Some(key.as_str()));
-                assert_eq!(
-                    e.map(|e| e.seq),
-                    Some(*seq),
-                    "acknowledged {key} kept with its seq"
-                );
-            }
-        }
+        pg_support::assert_acked_kept(&acked, *id, &ledger);
     }
     println!("{} acknowledged items checked", acked.len());
     engine.shutdown().await;

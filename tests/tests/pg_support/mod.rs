@@ -70,3 +70,44 @@ pub(crate) async fn store(url: &str) -> (PgStore, SchemaGuard) {
     };
     (store, guard)
 }
+
+/// Acknowledged items from `ACK <job> <key> <seq>` lines: (job, key) → seq.
+pub(crate) fn acked<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+) -> std::collections::BTreeMap<(String, String), u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in lines {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.first() == Some(&"ACK") {
+            out.insert(
+                (w[1].to_owned(), w[2].to_owned()),
+                w[3].parse().expect("seq"),
+            );
+        }
+    }
+    out
+}
+
+/// Asserts that every item acknowledged for `job` is in its ledger, once, with its sequence
+/// number.
+pub(crate) fn assert_acked_kept(
+    acked: &std::collections::BTreeMap<(String, String), u64>,
+    job: haltway_core::JobId,
+    ledger: &[haltway_core::Entry],
+) {
+    let id = job.to_string();
+    for ((j, key), seq) in acked {
+        if *j == id {
+            let found: Vec<u64> = ledger
+                .iter()
+                .filter(|e| e.key.as_deref() == Some(key.as_str()))
+                .map(|e| e.seq)
+                .collect();
+            assert_eq!(
+                found,
+                vec![*seq],
+                "acknowledged {key} of {j} is in the ledger once"
+            );
+        }
+    }
+}

@@ -102,7 +102,8 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(describe)?;
     // Takes effect only on a new file (before its first table), and is ignored otherwise.
-    conn.execute_batch("PRAGMA page_size = 16384").map_err(describe)?;
+    conn.execute_batch("PRAGMA page_size = 16384")
+        .map_err(describe)?;
     // The first read of the file: a file that is not a database fails here.
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))

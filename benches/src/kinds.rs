@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use haltway_core::{Engine, JobContext, JobError, JobId, JobKind};
+use haltway_core::{Engine, JobContext, JobError, JobId, JobKind, SubmitOptions, TenantId};
 use tokio::sync::mpsc;
 
 /// Does nothing.
@@ -67,6 +67,39 @@ impl JobKind for Waiter {
         let _ = self.observed.send((ctx.job_id(), Instant::now()));
         Ok(())
     }
+}
+
+/// Starts `engine`, submits `n` jobs of `K` with `input` concurrently (so a store can batch
+/// them), waits until all completed and shuts the engine down. Returns `units` per second over
+/// that span (`units` is the job count, or the item count for ledger scenarios).
+pub(crate) async fn run_all<K: JobKind>(
+    engine: Engine,
+    n: usize,
+    input: K::Input,
+    units: f64,
+) -> f64
+where
+    K::Input: serde::Serialize + Clone + Send + Sync,
+{
+    engine.start();
+    let tenant = TenantId::from("bench");
+    let t = Instant::now();
+    let mut pending = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (e, tenant, input) = (engine.clone(), tenant.clone(), input.clone());
+        pending.push(tokio::spawn(async move {
+            e.submit::<K>(tenant, &input, SubmitOptions::new())
+                .await
+                .expect("submit");
+        }));
+    }
+    for p in pending {
+        p.await.expect("join");
+    }
+    completed(&engine, n as u64).await;
+    let rate = units / t.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    rate
 }
 
 /// Waits until `engine` has completed `n` jobs.

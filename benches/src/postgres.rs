@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::Sizes;
-use crate::kinds::{Deliverer, Noop, Waiter, completed as until};
+use crate::kinds::{Deliverer, Noop, Waiter, run_all};
 use crate::report::{self, Row};
 
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
@@ -68,25 +68,7 @@ fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
                 .await
                 .expect("connect");
             let engine = Engine::builder(store).register(Noop).build();
-            engine.start();
-            let tenant = TenantId::from("bench");
-            let t = Instant::now();
-            let mut pending = Vec::with_capacity(n);
-            for _ in 0..n {
-                let (e, tenant) = (engine.clone(), tenant.clone());
-                pending.push(tokio::spawn(async move {
-                    e.submit::<Noop>(tenant, &(), SubmitOptions::new())
-                        .await
-                        .expect("submit");
-                }));
-            }
-            for p in pending {
-                p.await.expect("join");
-            }
-            until(&engine, n as u64).await;
-            let rate = n as f64 / t.elapsed().as_secs_f64();
-            engine.shutdown().await;
-            rate
+            run_all::<Noop>(engine, n, (), n as f64).await
         }));
         base_rates.push(rt.block_on(raw_jobs(&url, &sch, n)));
         rt.block_on(drop_schema(&url, &sch));
@@ -185,25 +167,7 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
                     .await
                     .expect("connect");
                 let engine = Engine::builder(store).register(Deliverer).build();
-                engine.start();
-                let tenant = TenantId::from("bench");
-                let t = Instant::now();
-                let mut pending = Vec::with_capacity(jobs);
-                for _ in 0..jobs {
-                    let (e, tenant) = (engine.clone(), tenant.clone());
-                    pending.push(tokio::spawn(async move {
-                        e.submit::<Deliverer>(tenant, &(items, batch), SubmitOptions::new())
-                            .await
-                            .expect("submit");
-                    }));
-                }
-                for p in pending {
-                    p.await.expect("join");
-                }
-                until(&engine, jobs as u64).await;
-                let rate = total / t.elapsed().as_secs_f64();
-                engine.shutdown().await;
-                rate
+                run_all::<Deliverer>(engine, jobs, (items, batch), total).await
             }));
             base_rates.push(rt.block_on(raw_ledger(&url, &sch, jobs, items, batch)));
             rt.block_on(drop_schema(&url, &sch));

@@ -3,13 +3,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use haltway_core::{Engine, SubmitOptions, TenantId};
+use haltway_core::Engine;
 use haltway_sqlite::SqliteStore;
 use rusqlite::{Connection, params};
 use tokio::runtime::Runtime;
 
 use crate::Sizes;
-use crate::kinds::{Deliverer, Noop, completed as until};
+use crate::kinds::{Deliverer, Noop, run_all};
 use crate::report::{self, Row};
 
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
@@ -36,26 +36,7 @@ fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
         engine_rates.push(rt.block_on(async {
             let store = SqliteStore::open(&path).expect("open");
             let engine = Engine::builder(store).register(Noop).build();
-            engine.start();
-            let tenant = TenantId::from("bench");
-            let t = Instant::now();
-            let mut pending = Vec::with_capacity(n);
-            for _ in 0..n {
-                let e = engine.clone();
-                let tenant = tenant.clone();
-                pending.push(tokio::spawn(async move {
-                    e.submit::<Noop>(tenant, &(), SubmitOptions::new())
-                        .await
-                        .expect("submit");
-                }));
-            }
-            for p in pending {
-                p.await.expect("join");
-            }
-            until(&engine, n as u64).await;
-            let rate = n as f64 / t.elapsed().as_secs_f64();
-            engine.shutdown().await;
-            rate
+            run_all::<Noop>(engine, n, (), n as f64).await
         }));
         let path = fresh(dir.path(), "raw.db");
         drop(SqliteStore::open(&path).expect("schema"));
@@ -163,19 +144,7 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
             engine_rates.push(rt.block_on(async {
                 let store = SqliteStore::open(&path).expect("open");
                 let engine = Engine::builder(store).register(Deliverer).build();
-                engine.start();
-                let tenant = TenantId::from("bench");
-                let t = Instant::now();
-                for _ in 0..jobs {
-                    engine
-                        .submit::<Deliverer>(tenant.clone(), &(items, batch), SubmitOptions::new())
-                        .await
-                        .expect("submit");
-                }
-                until(&engine, jobs as u64).await;
-                let rate = total / t.elapsed().as_secs_f64();
-                engine.shutdown().await;
-                rate
+                run_all::<Deliverer>(engine, jobs, (items, batch), total).await
             }));
             let path = fresh(dir.path(), "raw-ledger.db");
             drop(SqliteStore::open(&path).expect("schema"));

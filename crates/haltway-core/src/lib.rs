@@ -24,8 +24,8 @@ mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    Delivered, Engine, EngineBuilder, JobContext, JobError, JobErrorKind, JobKind, KindOptions,
-    Metrics, StopCause, SubmitOptions,
+    Delivered, Engine, EngineBuilder, Histogram, JobContext, JobError, JobErrorKind, JobKind,
+    KindOptions, Metrics, StopCause, SubmitOptions,
 };
 pub use error::{Error, Result, StoreErrorKind};
 pub use state::{ALL_TRANSITIONS, Refusal, Step, Transition, transition};

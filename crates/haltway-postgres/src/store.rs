@@ -341,6 +341,29 @@ impl Store for PgStore {
         one(row)
     }
 
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]> {
+        let mut c = self.reader().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT state::int8, count(*) FROM {}.jobs \
+                     WHERE $1::text IS NULL OR tenant = $1 GROUP BY state",
+                    self.shared.q
+                ),
+                &[&tenant.map(TenantId::as_str)],
+            )
+            .await
+            .map_err(pg)?;
+        let mut out = [0u64; 6];
+        for row in rows {
+            let (state, n): (i64, i64) = (row.get(0), row.get(1));
+            if let Some(slot) = usize::try_from(state).ok().and_then(|i| out.get_mut(i)) {
+                *slot = u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
         kernel::check_page_size(q.limit, 1000)?;
         let mut c = self.reader().await?;

@@ -358,6 +358,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]> {
+        let tenant = tenant.map(|t| t.as_str().to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT state, count(*) FROM jobs WHERE ?1 IS NULL OR tenant = ?1 \
+                     GROUP BY state",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map([tenant], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(sql)?;
+            let mut out = [0u64; 6];
+            for row in rows {
+                let (state, n) = row.map_err(sql)?;
+                if let Some(slot) = usize::try_from(state).ok().and_then(|i| out.get_mut(i)) {
+                    *slot = u64::try_from(n).unwrap_or(0);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
         kernel::check_page_size(q.limit, 1000)?;
         let tenant = tenant.clone();

@@ -90,7 +90,8 @@ macro_rules! store_conformance {
             extend_running_and_after_limit_met, extend_refusals, retry_then_exhaust,
             shutdown_requeues_with_ledger, recover_expired_leases_and_deadlines,
             renew_keeps_lease_and_reports_cancel, events_are_ordered_and_replayable,
-            results_pages_by_cursor, notices_announce_work_cancels_and_events
+            results_pages_by_cursor, notices_announce_work_cancels_and_events,
+            count_by_state_counts_per_tenant
         );
 
         #[test]

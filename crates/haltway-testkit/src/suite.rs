@@ -1197,3 +1197,34 @@ pub async fn notices_announce_work_cancels_and_events(store: Arc<dyn Store>) {
         last = last.max(e.id);
     }
 }
+
+/// State counts follow the jobs, per tenant and over all tenants.
+pub async fn count_by_state_counts_per_tenant(store: Arc<dyn Store>) {
+    assert_eq!(store.count_by_state(None).await.expect("count"), [0; 6]);
+    for _ in 0..3 {
+        submit(&store, new_job("t1", "k")).await;
+    }
+    submit(&store, new_job("t2", "k")).await;
+    let running = claim_one(&store, "k").await;
+    let queued = claim_one(&store, "k").await;
+    store
+        .finish(lease(&queued), &Finish::Done, T0)
+        .await
+        .expect("finish");
+    let code = |s: JobState| usize::try_from(s.code()).expect("small code");
+    let all = store.count_by_state(None).await.expect("count all");
+    assert_eq!(all.iter().sum::<u64>(), 4);
+    assert_eq!(all[code(JobState::Running)], 1, "{running:?}");
+    assert_eq!(all[code(JobState::Completed)], 1);
+    assert_eq!(all[code(JobState::Queued)], 2);
+    let t2 = store
+        .count_by_state(Some(&tenant("t2")))
+        .await
+        .expect("count t2");
+    assert_eq!(t2.iter().sum::<u64>(), 1);
+    let t3 = store
+        .count_by_state(Some(&tenant("t3")))
+        .await
+        .expect("count t3");
+    assert_eq!(t3, [0; 6]);
+}

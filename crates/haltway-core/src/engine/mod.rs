@@ -194,6 +194,53 @@ pub struct Metrics {
     pub appended: AtomicU64,
     /// Cancel requests accepted.
     pub cancel_requests: AtomicU64,
+    /// Milliseconds from a cancel request to the job's `cancelled` state, for jobs this
+    /// engine cancelled.
+    pub cancel_latency: Histogram,
+}
+
+/// A histogram of milliseconds with fixed bucket bounds, for metrics exports.
+#[derive(Debug)]
+pub struct Histogram {
+    counts: [AtomicU64; Histogram::BOUNDS_MS.len() + 1],
+    sum_ms: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    /// Upper bounds of the buckets, in milliseconds; a last bucket takes the rest.
+    pub const BOUNDS_MS: [u64; 12] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30_000, 60_000];
+
+    /// Records one observation.
+    pub fn record(&self, ms: u64) {
+        let i = Self::BOUNDS_MS.partition_point(|&b| b < ms);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket (as Prometheus wants them), the last one being the total.
+    #[must_use]
+    pub fn cumulative(&self) -> [u64; Histogram::BOUNDS_MS.len() + 1] {
+        let mut total = 0;
+        std::array::from_fn(|i| {
+            total += self.counts[i].load(Ordering::Relaxed);
+            total
+        })
+    }
+
+    /// Sum of the observations, in milliseconds.
+    #[must_use]
+    pub fn sum_ms(&self) -> u64 {
+        self.sum_ms.load(Ordering::Relaxed)
+    }
 }
 
 impl Metrics {
@@ -205,8 +252,14 @@ impl Metrics {
             + self.cancelled.load(Ordering::Relaxed)
     }
 
-    fn count_terminal(&self, state: JobState) {
-        let c = match state {
+    fn count_terminal(&self, job: &Job) {
+        if let (JobState::Cancelled, Some(cancel), Some(done)) =
+            (job.state, &job.cancel, job.finished_at)
+        {
+            let ms = u64::try_from(done.0.saturating_sub(cancel.requested_at.0)).unwrap_or(0);
+            self.cancel_latency.record(ms);
+        }
+        let c = match job.state {
             JobState::Completed => &self.completed,
             JobState::Failed => &self.failed,
             JobState::Cancelled => &self.cancelled,
@@ -603,7 +656,7 @@ impl Engine {
         match job.state {
             JobState::Cancelling => self.stop_local(id),
             JobState::Cancelled if job.finished_at == Some(now) => {
-                inner.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+                inner.metrics.count_terminal(&job);
             }
             _ => {}
         }
@@ -645,7 +698,7 @@ impl Engine {
             if job.state == JobState::Cancelling {
                 self.stop_local(job.id);
             } else if job.state == JobState::Cancelled {
-                inner.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+                inner.metrics.count_terminal(job);
             }
         }
         Ok(jobs)
@@ -732,7 +785,7 @@ impl Engine {
         tenant: &TenantId,
         id: JobId,
         after: u64,
-    ) -> impl Stream<Item = Result<JobEvent>> + Send + 'static {
+    ) -> impl Stream<Item = Result<JobEvent>> + Send + use<> {
         subscribe::follow(self.inner.store.clone(), tenant.clone(), id, after)
     }
 

@@ -183,7 +183,7 @@ async fn supervise(run: Arc<RunShared>, mut fut: super::kind::BoxFuture, grace: 
         match result {
             Ok(job) => {
                 tracing::debug!(state = %job.state, reason = ?job.reason, "attempt ended");
-                inner.metrics.count_terminal(job.state);
+                inner.metrics.count_terminal(&job);
             }
             Err(Error::LeaseLost { .. }) => {
                 tracing::info!("attempt ended after its lease was lost; nothing written");

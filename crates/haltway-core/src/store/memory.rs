@@ -410,6 +410,17 @@ impl Store for MemoryStore {
         Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
     }
 
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]> {
+        let inner = self.shared.inner.lock();
+        let mut out = [0u64; 6];
+        for slot in inner.jobs.values() {
+            if tenant.is_none_or(|t| &slot.job.tenant == t) {
+                out[usize::try_from(slot.job.state.code()).unwrap_or(0)] += 1;
+            }
+        }
+        Ok(out)
+    }
+
     async fn claim(&self, req: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {
         self.write(|inner, outbox| {
             let mut claimed = Vec::new();

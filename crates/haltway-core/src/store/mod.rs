@@ -117,6 +117,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<JobEvent>>;
 
+    /// How many jobs are in each state, indexed by [`JobState::code`]: one tenant's, or every
+    /// tenant's for `None`. Reads every matching job, so it is meant for metrics scrapes and
+    /// tools, not for a hot path.
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]>;
+
     /// Control notices: new work, cancels and extends, from this process or (for shared
     /// stores) any other.
     fn notices(&self) -> broadcast::Receiver<Notice>;

@@ -1,0 +1,162 @@
+//! `/metrics` in the Prometheus text format, and the HTTP request counters behind it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use haltway_core::{Histogram, JobState};
+use parking_lot::Mutex;
+
+use crate::AppState;
+
+/// Requests answered, by method, route and status.
+#[derive(Debug, Default)]
+pub(crate) struct HttpCounters {
+    counts: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+/// Middleware: counts every answer under its route template (not its concrete path).
+pub(crate) async fn track(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    let key = (method, route, resp.status().as_u16());
+    *state.http.counts.lock().entry(key).or_insert(0) += 1;
+    resp
+}
+
+/// Renders every metric. `by_state` is the store's job count per state code.
+pub(crate) fn render(state: &AppState, by_state: [u64; 6]) -> String {
+    let m = state.engine.metrics();
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(
+        out,
+        "# HELP haltway_jobs Jobs in the store by state (all tenants).\n# TYPE haltway_jobs gauge"
+    );
+    for s in JobState::ALL {
+        let n = by_state[usize::try_from(s.code()).unwrap_or(0)];
+        let _ = writeln!(out, "haltway_jobs{{state=\"{s}\"}} {n}");
+    }
+    let counters: [(&str, &str, u64); 8] = [
+        (
+            "haltway_jobs_submitted_total",
+            "Jobs submitted through this engine.",
+            m.submitted.load(Ordering::Relaxed),
+        ),
+        (
+            "haltway_claims_total",
+            "Jobs claimed by this engine.",
+            m.claimed.load(Ordering::Relaxed),
+        ),
+        (
+            "haltway_claim_batches_total",
+            "Claim calls made to the store (each claims a batch).",
+            m.claim_batches.load(Ordering::Relaxed),
+        ),
+        (
+            "haltway_cancel_requests_total",
+            "Cancel requests accepted by this engine.",
+            m.cancel_requests.load(Ordering::Relaxed),
+        ),
+        (
+            "haltway_ledger_appends_total",
+            "Ledger entries appended by this engine's handlers (duplicates not counted).",
+            m.appended.load(Ordering::Relaxed),
+        ),
+        (
+            "haltway_jobs_requeued_total",
+            "Attempts that ended with the job back in the queue.",
+            m.requeued.load(Ordering::Relaxed),
+        ),
+        (
+            "haltway_jobs_running",
+            "Jobs running on this engine now.",
+            state.engine.running() as u64,
+        ),
+        (
+            "haltway_keys",
+            "API keys configured.",
+            state.keys.list(None).len() as u64,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP haltway_jobs_finished_total Jobs this engine brought to a terminal state.\n\
+         # TYPE haltway_jobs_finished_total counter"
+    );
+    for (s, c) in [
+        ("completed", &m.completed),
+        ("failed", &m.failed),
+        ("cancelled", &m.cancelled),
+    ] {
+        let _ = writeln!(
+            out,
+            "haltway_jobs_finished_total{{state=\"{s}\"}} {}",
+            c.load(Ordering::Relaxed)
+        );
+    }
+    histogram(
+        &mut out,
+        "haltway_cancel_latency_seconds",
+        "Time from a cancel request to the job's cancelled state.",
+        &m.cancel_latency,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP haltway_http_requests_total HTTP requests answered, by method, route and status.\n\
+         # TYPE haltway_http_requests_total counter"
+    );
+    for ((method, route, status), n) in state.http.counts.lock().iter() {
+        let _ = writeln!(
+            out,
+            "haltway_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+            escape(route)
+        );
+    }
+    out
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let counts = h.cumulative();
+    for (bound, n) in Histogram::BOUNDS_MS.iter().zip(counts) {
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {n}",
+            *bound as f64 / 1000.0
+        );
+    }
+    let total = counts[counts.len() - 1];
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "{name}_sum {}", h.sum_ms() as f64 / 1000.0);
+    let _ = writeln!(out, "{name}_count {total}");
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

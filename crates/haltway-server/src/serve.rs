@@ -1,0 +1,417 @@
+//! `haltway serve`: the engine, a store, the HTTP API and the demo kind in one process.
+//!
+//! Settings come from flags, then environment variables (`HALTWAY_*`), then an optional TOML
+//! file (`--config`), then defaults: the first that gives a value wins.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use haltway_core::{Engine, Store};
+use haltway_http::{ApiConfig, Keys, RateLimit};
+use haltway_postgres::{PgOptions, PgStore};
+use haltway_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::demo::DemoFindAll;
+
+/// Flags of `haltway serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (flags and environment win over it).
+    #[arg(long, env = "HALTWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long, env = "HALTWAY_LISTEN")]
+    pub listen: Option<String>,
+    /// SQLite database file [default: ./haltway.db].
+    #[arg(long, env = "HALTWAY_DATABASE")]
+    pub database: Option<PathBuf>,
+    /// A PostgreSQL URL (postgres://…) instead of SQLite, for several nodes on one database.
+    #[arg(long, env = "HALTWAY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema for haltway's tables [default: haltway].
+    #[arg(long, env = "HALTWAY_PG_SCHEMA")]
+    pub pg_schema: Option<String>,
+    /// SQLite `synchronous`: `normal` survives a process crash, `full` also a power loss
+    /// [default: normal].
+    #[arg(long, env = "HALTWAY_SYNCHRONOUS")]
+    pub synchronous: Option<String>,
+    /// API key file [default: the database file with `.keys.json`, or ./haltway.keys.json].
+    #[arg(long, env = "HALTWAY_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Jobs running at once on this node [default: 1000].
+    #[arg(long, env = "HALTWAY_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Requests per second per tenant (429 above) [default: no limit].
+    #[arg(long, env = "HALTWAY_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
+    /// Burst of the rate limit [default: twice the rate].
+    #[arg(long, env = "HALTWAY_RATE_BURST")]
+    pub rate_burst: Option<f64>,
+    /// Active jobs per tenant (429 above) [default: no limit].
+    #[arg(long, env = "HALTWAY_MAX_ACTIVE_JOBS")]
+    pub max_active_jobs: Option<u64>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "HALTWAY_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Do not register the `demo.find_all` job kind.
+    #[arg(long, env = "HALTWAY_NO_DEMO")]
+    pub no_demo: bool,
+}
+
+/// The TOML file: the same settings, by the same names (with `_`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database: Option<PathBuf>,
+    database_url: Option<String>,
+    pg_schema: Option<String>,
+    synchronous: Option<String>,
+    keys_file: Option<PathBuf>,
+    concurrency: Option<usize>,
+    rate_limit: Option<f64>,
+    rate_burst: Option<f64>,
+    max_active_jobs: Option<u64>,
+    body_limit: Option<usize>,
+    demo: Option<bool>,
+}
+
+/// The settings after merging flags, environment, file and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: String,
+    /// Where the jobs live.
+    pub store: StoreSettings,
+    /// The key file.
+    pub keys_file: PathBuf,
+    /// Concurrency.
+    pub concurrency: usize,
+    /// Rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Active-job cap.
+    pub max_active_jobs: Option<u64>,
+    /// Body limit.
+    pub body_limit: usize,
+    /// Register the demo kind.
+    pub demo: bool,
+}
+
+/// Which store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreSettings {
+    /// A SQLite file.
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// Its `synchronous` setting.
+        synchronous: Synchronous,
+    },
+    /// A PostgreSQL database.
+    Postgres {
+        /// The URL.
+        url: String,
+        /// The schema.
+        schema: String,
+    },
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ServeArgs {
+    /// Merges flags and environment (already in `self`) over the file over the defaults.
+    ///
+    /// # Errors
+    /// An unreadable or invalid config file, or an invalid value.
+    pub fn settings(&self) -> Result<Settings, StartError> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    StartError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| StartError(format!("config file {}: {e}", path.display())))?
+            }
+            None => FileConfig::default(),
+        };
+        let synchronous = match self
+            .synchronous
+            .clone()
+            .or(file.synchronous)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("normal") => Synchronous::Normal,
+            Some("full") => Synchronous::Full,
+            Some(other) => {
+                return Err(StartError(format!(
+                    "synchronous must be `normal` or `full`, not `{other}`"
+                )));
+            }
+        };
+        let database = self.database.clone().or(file.database);
+        let url = self.database_url.clone().or(file.database_url);
+        let store = match url {
+            Some(url) => {
+                if database.is_some() {
+                    return Err(StartError(
+                        "give either a SQLite database file or a PostgreSQL URL, not both".into(),
+                    ));
+                }
+                if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                    return Err(StartError(
+                        "the database URL must start with postgres:// or postgresql://".into(),
+                    ));
+                }
+                StoreSettings::Postgres {
+                    url,
+                    schema: self
+                        .pg_schema
+                        .clone()
+                        .or(file.pg_schema)
+                        .unwrap_or_else(|| "haltway".into()),
+                }
+            }
+            None => StoreSettings::Sqlite {
+                path: database.unwrap_or_else(|| PathBuf::from("haltway.db")),
+                synchronous,
+            },
+        };
+        let keys_file = self
+            .keys_file
+            .clone()
+            .or(file.keys_file)
+            .unwrap_or_else(|| match &store {
+                StoreSettings::Sqlite { path, .. } => path.with_extension("keys.json"),
+                StoreSettings::Postgres { .. } => PathBuf::from("haltway.keys.json"),
+            });
+        let rate = self.rate_limit.or(file.rate_limit);
+        let burst = self.rate_burst.or(file.rate_burst);
+        let rate_limit = match rate {
+            None => None,
+            Some(r) if r.is_finite() && r > 0.0 => {
+                let burst = burst.unwrap_or(r * 2.0).max(1.0);
+                Some(RateLimit {
+                    per_second: r,
+                    burst,
+                })
+            }
+            Some(r) => return Err(StartError(format!("rate limit must be above 0, not {r}"))),
+        };
+        let concurrency = self.concurrency.or(file.concurrency).unwrap_or(1000);
+        if concurrency == 0 {
+            return Err(StartError("concurrency must be at least 1".into()));
+        }
+        Ok(Settings {
+            listen: self
+                .listen
+                .clone()
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            store,
+            keys_file,
+            concurrency,
+            rate_limit,
+            max_active_jobs: self.max_active_jobs.or(file.max_active_jobs),
+            body_limit: self.body_limit.or(file.body_limit).unwrap_or(1 << 20),
+            demo: !self.no_demo && file.demo.unwrap_or(true),
+        })
+    }
+}
+
+async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartError> {
+    match settings {
+        StoreSettings::Sqlite { path, synchronous } => {
+            let options = SqliteOptions::default().synchronous(*synchronous);
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
+                .await
+                .map_err(|e| StartError(format!("opening the database failed: {e}")))?
+                .map_err(|e| StartError(format!("cannot open the SQLite database: {e}")))?;
+            Ok(Arc::new(store))
+        }
+        StoreSettings::Postgres { url, schema } => {
+            let store = PgStore::connect(url, PgOptions::default().schema(schema.clone()))
+                .await
+                .map_err(|e| StartError(format!("cannot use the PostgreSQL database: {e}")))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn describe(store: &StoreSettings) -> String {
+    match store {
+        StoreSettings::Sqlite { path, .. } => format!("SQLite file {}", path.display()),
+        StoreSettings::Postgres { schema, .. } => format!("PostgreSQL (schema `{schema}`)"),
+    }
+}
+
+/// Opens the key file; with no key at all, creates an admin key for tenant `default` and
+/// prints it (the only time it is shown).
+fn open_keys(path: &Path, now_ms: i64) -> Result<Arc<Keys>, StartError> {
+    let keys = Keys::open(path).map_err(|e| StartError(e.to_string()))?;
+    if keys.is_empty() {
+        let (_, key) = keys
+            .create(&"default".into(), "admin", true, now_ms)
+            .map_err(|e| StartError(e.to_string()))?;
+        println!(
+            "haltway: created the first API key (tenant `default`, admin), kept hashed in {}.\n\
+             It is shown only this once:\n\n    export HALTWAY_KEY={key}\n",
+            path.display()
+        );
+    }
+    Ok(Arc::new(keys))
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, then shuts down gracefully: no new requests, open
+/// event streams end, running jobs stop at their next checkpoint and go back to the queue with
+/// their results (SEMANTICS.md §3).
+///
+/// # Errors
+/// A bad setting, a store or key file that cannot be opened, or an address that cannot be
+/// bound.
+pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
+    let settings = args.settings()?;
+    let store = open_store(&settings.store).await?;
+    let mut builder = Engine::builder_shared(store).concurrency(settings.concurrency);
+    if settings.demo {
+        builder = builder.register(DemoFindAll);
+    }
+    let engine = builder.build();
+    let keys = open_keys(&settings.keys_file, engine.now().0)?;
+    let shutdown = CancellationToken::new();
+    let config = ApiConfig::default()
+        .body_limit(settings.body_limit)
+        .rate_limit(settings.rate_limit)
+        .max_active_jobs(settings.max_active_jobs)
+        .shutdown(shutdown.clone());
+    let app = haltway_http::router(engine.clone(), keys, config);
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let addr: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| StartError(format!("no local address: {e}")))?;
+    engine.start();
+    tracing::info!(%addr, store = %describe(&settings.store), kinds = ?engine.kinds(), "haltway serving");
+    // A line for people and for scripts that start the server on port 0.
+    println!(
+        "haltway: listening on http://{addr} ({})",
+        describe(&settings.store)
+    );
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing requests, requeueing running jobs");
+        stop.cancel();
+        // Everything acknowledged is already durable, so exiting is safe if a connection or a
+        // handler will not let go.
+        tokio::time::sleep(SHUTDOWN_LIMIT).await;
+        tracing::error!(limit = ?SHUTDOWN_LIMIT, "graceful shutdown took too long; exiting");
+        std::process::exit(1);
+    });
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let (served, ()) = tokio::join!(server.into_future(), async {
+        shutdown.cancelled().await;
+        engine.shutdown().await;
+    });
+    served.map_err(|e| StartError(format!("server error: {e}")))?;
+    println!("haltway: stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGTERM handler; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// How long a graceful shutdown may take before the process exits anyway.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_over_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("haltway.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\nconcurrency = 7\nrate_limit = 5.0\ndemo = false\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            concurrency: Some(3),
+            ..ServeArgs::default()
+        };
+        let s = args.settings().expect("settings");
+        assert_eq!(s.listen, "0.0.0.0:9000", "from the file");
+        assert_eq!(s.concurrency, 3, "the flag wins");
+        assert_eq!(
+            s.rate_limit,
+            Some(RateLimit {
+                per_second: 5.0,
+                burst: 10.0
+            })
+        );
+        assert!(!s.demo);
+        assert_eq!(
+            s.store,
+            StoreSettings::Sqlite {
+                path: "haltway.db".into(),
+                synchronous: Synchronous::Normal
+            }
+        );
+        assert_eq!(s.keys_file, PathBuf::from("haltway.keys.json"));
+
+        std::fs::write(&file, "colour = \"red\"\n").expect("write");
+        let e = args.settings().expect_err("unknown setting");
+        assert!(e.0.contains("colour"), "{e}");
+        let both = ServeArgs {
+            database: Some("a.db".into()),
+            database_url: Some("postgres://x".into()),
+            ..ServeArgs::default()
+        };
+        assert!(both.settings().is_err());
+        let bad_sync = ServeArgs {
+            synchronous: Some("sometimes".into()),
+            ..ServeArgs::default()
+        };
+        assert!(bad_sync.settings().is_err());
+    }
+}

@@ -1,0 +1,288 @@
+//! The real `haltway` binary end to end: `haltway serve` on a free port with a fresh SQLite
+//! file, a demo run followed over SSE and cancelled mid-run, the ledger and the bill checked
+//! against what the stream showed, a resumed stream from the middle, the CLI's exit codes, and
+//! a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use haltway_server::{SseEvent, SseParser};
+use serde_json::{Value, json};
+
+/// Builds the binary (a no-op when `cargo test` already did) and returns its path.
+fn haltway_binary() -> PathBuf {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "haltway-server",
+            "--bin",
+            "haltway",
+        ])
+        .current_dir(root)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the haltway binary failed");
+    // This test runs from <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("test path");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("profile dir");
+    let bin = profile_dir.join(format!("haltway{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "no binary at {}", bin.display());
+    bin
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    key: String,
+    bin: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &std::path::Path) -> Server {
+    let bin = haltway_binary();
+    let mut child = Command::new(&bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.join("e2e.db"))
+        .env("HALTWAY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("haltway serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut key, mut url) = (None, None);
+    while url.is_none() {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .expect("stdout line");
+        if let Some(k) = line.trim().strip_prefix("export HALTWAY_KEY=") {
+            key = Some(k.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("haltway: listening on ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Server {
+        child,
+        url: url.expect("url"),
+        key: key.expect("the first start prints a key"),
+        bin,
+    }
+}
+
+/// Reads an SSE response until it ends or `stop` says so; returns the events read.
+async fn read_events(
+    resp: reqwest::Response,
+    mut stop: impl FnMut(&[SseEvent]) -> bool,
+) -> Vec<SseEvent> {
+    let mut parser = SseParser::default();
+    let mut events = Vec::new();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), body.next())
+        .await
+        .expect("an event or a heartbeat within 30 s")
+    {
+        events.extend(parser.feed(&chunk.expect("chunk")));
+        if stop(&events) {
+            break;
+        }
+    }
+    events
+}
+
+fn items(events: &[SseEvent]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e.event.as_deref() == Some("item.delivered"))
+        .map(|e| serde_json::from_str::<Value>(&e.data).expect("json")["result"].clone())
+        .collect()
+}
+
+fn cli(server: &Server, args: &[&str]) -> (i32, String) {
+    let out = Command::new(&server.bin)
+        .args(args)
+        .env("HALTWAY_URL", &server.url)
+        .env("HALTWAY_KEY", &server.key)
+        .output()
+        .expect("cli runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_run_streams_cancels_and_bills_what_was_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path());
+    let http = reqwest::Client::new();
+    let auth = format!("Bearer {}", server.key);
+
+    let created = http
+        .post(format!("{}/v1/jobs", server.url))
+        .header("authorization", &auth)
+        .json(&json!({"kind": "demo.find_all", "input": {"query": "everyone", "latency_ms": 40}}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 202);
+    let job: Value = created.json().await.expect("job");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let events_url = format!("{}/v1/jobs/{id}/events", server.url);
+
+    // Follow until some results arrived, cancel, and read on to the end of the stream.
+    let resp = http
+        .get(&events_url)
+        .header("authorization", &auth)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let mut parser = SseParser::default();
+    let mut events: Vec<SseEvent> = Vec::new();
+    let mut cancelled = false;
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), body.next())
+        .await
+        .expect("progress within 30 s")
+    {
+        events.extend(parser.feed(&chunk.expect("chunk")));
+        if !cancelled && items(&events).len() >= 5 {
+            let c = http
+                .post(format!("{}/v1/jobs/{id}/cancel", server.url))
+                .header("authorization", &auth)
+                .send()
+                .await
+                .expect("cancel");
+            assert_eq!(c.status(), 200);
+            cancelled = true;
+        }
+    }
+    assert!(cancelled, "the stream ended before five results");
+    let last: Value = serde_json::from_str(&events.last().expect("events").data).expect("json");
+    assert_eq!(last["type"], "job.status");
+    assert_eq!(
+        last["state"], "cancelled",
+        "the stream ends with the terminal event"
+    );
+
+    let job: Value = http
+        .get(format!("{}/v1/jobs/{id}", server.url))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("job");
+    assert_eq!(job["state"], "cancelled");
+    assert_eq!(job["reason"], "user_cancelled");
+
+    // The results seen on the stream are exactly the ledger.
+    let page: Value = http
+        .get(format!("{}/v1/jobs/{id}/results?limit=1000", server.url))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .expect("results")
+        .json()
+        .await
+        .expect("page");
+    let ledger = page["data"].as_array().expect("data").clone();
+    let seen = items(&events);
+    assert!(seen.len() >= 5);
+    assert_eq!(seen, ledger, "SSE items == ledger");
+    let costs: u64 = ledger
+        .iter()
+        .map(|r| r["cost"].as_u64().expect("cost"))
+        .sum();
+    assert_eq!(job["usage"]["fixed"], 25);
+    assert_eq!(
+        job["usage"]["total"].as_u64(),
+        Some(25 + costs),
+        "usage = fixed + kept costs"
+    );
+    assert_eq!(job["progress"]["found"].as_u64(), Some(ledger.len() as u64));
+
+    // Resuming from the middle gives exactly the rest.
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e.id.as_deref().expect("id").parse().expect("number"))
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "ids from 1, no gaps"
+    );
+    let mid = ids[ids.len() / 2];
+    let resp = http
+        .get(&events_url)
+        .header("authorization", &auth)
+        .header("last-event-id", mid.to_string())
+        .send()
+        .await
+        .expect("resume");
+    let rest = read_events(resp, |_| false).await;
+    assert_eq!(
+        rest,
+        events[ids.len() / 2 + 1..].to_vec(),
+        "exactly the events after {mid}"
+    );
+
+    // The CLI against the same server, with the exit codes scripts rely on.
+    let (code, out) = cli(&server, &["get", &id, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("json")["state"],
+        "cancelled"
+    );
+    let (code, out) = cli(&server, &["results", &id, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), ledger.len());
+    assert_eq!(
+        cli(&server, &["cancel", &id]).0,
+        4,
+        "cancelling a cancelled job: conflict"
+    );
+    assert_eq!(
+        cli(&server, &["get", "01a20663135a73e9ad5a7ce25c262e5b"]).0,
+        3,
+        "not found"
+    );
+    assert_eq!(
+        cli(&server, &["submit", "no.such.kind"]).0,
+        2,
+        "unknown kind: bad input"
+    );
+    let (code, _) = cli(&server, &["watch", &id]);
+    assert_eq!(
+        code, 9,
+        "watching a cancelled job ends at once with its exit code"
+    );
+
+    // SIGTERM stops the server gracefully.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = server.child.wait().expect("wait");
+    assert!(status.success(), "graceful exit, got {status}");
+}

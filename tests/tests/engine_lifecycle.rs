@@ -528,3 +528,50 @@ async fn subscribe_replays_then_follows_and_resumes_from_any_event() {
     ));
     b.engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_subscribers_of_one_job_each_see_every_event_once() {
+    let mut b = setup(options(CancelMode::Checkpoint));
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(40), SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    b.release(5);
+    b.until(Signal::Delivered(4)).await;
+    // Subscribers join at different points (they share one feed and its cache), while another
+    // tenant asks for the same job id.
+    let mut tasks = Vec::new();
+    for i in 0..60u64 {
+        let after = i % 7;
+        let stream = b.engine.subscribe(&b.tenant, job.id, after);
+        tasks.push(tokio::spawn(async move {
+            let ids: Vec<u64> = stream.map(|e| e.expect("event").id).collect().await;
+            (after, ids)
+        }));
+        if i % 10 == 0 {
+            b.release(5);
+        }
+    }
+    let stranger = b.engine.subscribe(&"globex".into(), job.id, 0);
+    let stranger: Vec<_> = stranger.collect().await;
+    assert!(matches!(
+        stranger.as_slice(),
+        [Err(haltway_core::Error::NotFound)]
+    ));
+    b.release(100);
+    let end = b.engine.wait(&b.tenant, job.id).await.expect("wait");
+    for t in tasks {
+        let (after, ids) = tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .expect("every stream ends after the terminal event")
+            .expect("task");
+        assert_eq!(
+            ids,
+            ((after + 1)..=end.last_event_id).collect::<Vec<_>>(),
+            "from {after}: every event once, in order"
+        );
+    }
+    b.engine.shutdown().await;
+}

@@ -152,9 +152,10 @@ impl EngineBuilder {
 
     /// Builds the engine. It serves the client API at once; call [`Engine::start`] to run jobs.
     pub fn build(self) -> Engine {
+        let store = self.store;
         Engine {
             inner: Arc::new(EngineInner {
-                store: self.store,
+                store: store.clone(),
                 kinds: self.kinds,
                 config: self.config,
                 clock: self.clock,
@@ -166,6 +167,7 @@ impl EngineBuilder {
                 total_running: AtomicUsize::new(0),
                 wake: Notify::new(),
                 metrics: Metrics::default(),
+                hub: subscribe::Hub::new(store.clone()),
                 jobs: TaskTracker::new(),
                 background: TaskTracker::new(),
             }),
@@ -283,6 +285,7 @@ pub(crate) struct EngineInner {
     total_running: AtomicUsize,
     wake: Notify,
     metrics: Metrics,
+    hub: Arc<subscribe::Hub>,
     jobs: TaskTracker,
     background: TaskTracker,
 }
@@ -786,7 +789,7 @@ impl Engine {
         id: JobId,
         after: u64,
     ) -> impl Stream<Item = Result<JobEvent>> + Send + use<> {
-        subscribe::follow(self.inner.store.clone(), tenant.clone(), id, after)
+        subscribe::follow(self.inner.hub.clone(), tenant.clone(), id, after)
     }
 
     /// Waits until the job is terminal and returns it.

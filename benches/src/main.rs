@@ -5,6 +5,7 @@
 //! cargo run --release -p haltway-benches --bin haltway-load -- [--runs 5] [--only NAME] [--smoke]
 //! ```
 
+mod http;
 mod kinds;
 mod memory;
 mod postgres;
@@ -31,6 +32,10 @@ pub(crate) struct Sizes {
     pub(crate) sqlite_items: usize,
     pub(crate) pg_jobs: usize,
     pub(crate) pg_items: u64,
+    pub(crate) http_requests: usize,
+    pub(crate) sse_jobs: usize,
+    pub(crate) sse_subscribers: usize,
+    pub(crate) sse_items: u64,
 }
 
 impl Sizes {
@@ -47,6 +52,10 @@ impl Sizes {
             sqlite_items: 1_000,
             pg_jobs: 30_000,
             pg_items: 1_000,
+            http_requests: 20_000,
+            sse_jobs: 100,
+            sse_subscribers: 1_000,
+            sse_items: 50,
         }
     }
 
@@ -63,6 +72,10 @@ impl Sizes {
             sqlite_items: 20,
             pg_jobs: 200,
             pg_items: 20,
+            http_requests: 200,
+            sse_jobs: 4,
+            sse_subscribers: 20,
+            sse_items: 3,
         }
     }
 }
@@ -114,7 +127,8 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
     let all = memory::SCENARIOS
         .iter()
         .chain(sqlite::SCENARIOS)
-        .chain(postgres::SCENARIOS);
+        .chain(postgres::SCENARIOS)
+        .chain(http::SCENARIOS);
     for (name, scenario) in all {
         if only.is_none_or(|o| name.contains(o)) {
             eprintln!("running {name} …");
@@ -150,6 +164,9 @@ mod tests {
             "memory per running job",
             "no-op jobs end to end, durable",
             "ledger appends, durable",
+            "POST /v1/jobs (durable create)",
+            "GET /v1/jobs/{id}",
+            "SSE fan-out",
         ] {
             assert!(
                 names.iter().any(|n| n.starts_with(want)),

@@ -9,7 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use haltway_server::{SseEvent, SseParser};
+
+#[path = "pg_support/mod.rs"]
+mod pg_support;
+use haltway_server::{Condition, SseEvent, SseParser};
 use serde_json::{Value, json};
 
 /// Builds the binary (a no-op when `cargo test` already did) and returns its path.
@@ -51,10 +54,15 @@ impl Drop for Server {
 }
 
 fn start(dir: &std::path::Path) -> Server {
+    let db = dir.join("e2e.db");
+    start_with(&["--database", db.to_str().expect("utf-8 path")])
+}
+
+fn start_with(store_args: &[&str]) -> Server {
     let bin = haltway_binary();
     let mut child = Command::new(&bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-        .arg(dir.join("e2e.db"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(store_args)
         .env("HALTWAY_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -285,4 +293,97 @@ async fn demo_run_streams_cancels_and_bills_what_was_kept() {
     );
     let status = server.child.wait().expect("wait");
     assert!(status.success(), "graceful exit, got {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_runs_a_demo_job_to_the_expected_matches() {
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let guard = pg_support::SchemaGuard {
+        url: url.clone(),
+        schema: pg_support::fresh_schema(),
+    };
+    let keys = dir.path().join("keys.json");
+    let mut server = start_with(&[
+        "--database-url",
+        &url,
+        "--pg-schema",
+        &guard.schema,
+        "--keys-file",
+        keys.to_str().expect("utf-8 path"),
+    ]);
+    let conditions = json!([
+        {"field": "industry", "any_of": ["fintech", "climate"]},
+        {"field": "founded", "after": 2010}
+    ]);
+    let parsed: Vec<Condition> = serde_json::from_value(conditions.clone()).expect("conditions");
+    let expected: Vec<String> = haltway_server::catalog()
+        .iter()
+        .filter(|c| {
+            parsed.iter().all(|cond| match cond {
+                Condition::Industry { any_of } => any_of.contains(&c.industry),
+                Condition::Founded { after, .. } => after.is_none_or(|a| c.founded >= a),
+                other => panic!("not in this test: {other:?}"),
+            })
+        })
+        .map(|c| c.domain.clone())
+        .collect();
+    assert!(!expected.is_empty());
+
+    let http = reqwest::Client::new();
+    let auth = format!("Bearer {}", server.key);
+    let job: Value = http
+        .post(format!("{}/v1/jobs", server.url))
+        .header("authorization", &auth)
+        .json(
+            &json!({"kind": "demo.find_all", "input": {"conditions": conditions, "latency_ms": 2}}),
+        )
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("job");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let resp = http
+        .get(format!("{}/v1/jobs/{id}/events", server.url))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .expect("events");
+    let events = read_events(resp, |_| false).await;
+    let seen: Vec<String> = items(&events)
+        .iter()
+        .map(|r| r["item"]["domain"].as_str().expect("domain").to_owned())
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "every matching company, in catalog order, once"
+    );
+    let job: Value = http
+        .get(format!("{}/v1/jobs/{id}", server.url))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("job");
+    assert_eq!(job["state"], "completed");
+    assert_eq!(job["reason"], "exhausted");
+    assert_eq!(
+        job["usage"]["total"].as_u64(),
+        Some(25 + 5 * expected.len() as u64)
+    );
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert!(server.child.wait().expect("wait").success());
 }

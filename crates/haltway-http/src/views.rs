@@ -342,7 +342,14 @@ impl From<&Job> for JobView {
             limit: job.limit,
             cancel_mode: job.cancel_mode,
             on_cancel: job.on_cancel,
-            progress: (&job.progress).into(),
+            progress: {
+                let mut p = ProgressView::from(&job.progress);
+                if job.state.is_terminal() {
+                    // An estimate of time left means nothing once the job has ended.
+                    p.time_left_ms = None;
+                }
+                p
+            },
             usage: UsageView {
                 fixed: job.fixed_cost,
                 items: job.usage.saturating_sub(job.fixed_cost),

@@ -886,3 +886,68 @@ async fn operations_routes_and_unknown_routes() {
         .await
         .assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn illegal_transitions_of_failed_and_cancelling_jobs_conflict() {
+    let api = api();
+    let failed = api
+        .create(
+            &api.acme,
+            json!({"kind": "steps", "input": {"items": 1, "fail": true}, "limit": 5}),
+        )
+        .await;
+    let fid = id_of(&failed);
+    wait_terminal(&api, "acme", &fid).await;
+    let job = api
+        .call("GET", &format!("/v1/jobs/{fid}"), &api.acme, None)
+        .await
+        .json();
+    assert_eq!(
+        (job["state"].as_str(), job["reason"].as_str()),
+        (Some("failed"), Some("error"))
+    );
+    assert_eq!(job["last_error"], "told to fail");
+    api.call("POST", &format!("/v1/jobs/{fid}/cancel"), &api.acme, None)
+        .await
+        .assert_error(StatusCode::CONFLICT, "conflict");
+    api.call(
+        "POST",
+        &format!("/v1/jobs/{fid}/extend"),
+        &api.acme,
+        Some(json!({"limit": 9})),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "conflict");
+
+    let slow = api
+        .create(
+            &api.acme,
+            json!({"kind": "steps", "input": {"items": 1000, "pause_ms": 5, "linger_ms": 60_000}, "limit": 2000}),
+        )
+        .await;
+    let sid = id_of(&slow);
+    api.until(&api.acme, &sid, |j| j["state"] == "running")
+        .await;
+    let first = api
+        .call("POST", &format!("/v1/jobs/{sid}/cancel"), &api.acme, None)
+        .await
+        .json();
+    assert_eq!(first["state"], "cancelling");
+    let again = api
+        .call("POST", &format!("/v1/jobs/{sid}/cancel"), &api.acme, None)
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "a cancelling job is answered as it stands"
+    );
+    assert_eq!(again.json()["state"], "cancelling");
+    api.call(
+        "POST",
+        &format!("/v1/jobs/{sid}/extend"),
+        &api.acme,
+        Some(json!({"limit": 3000})),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "conflict");
+}

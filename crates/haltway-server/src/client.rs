@@ -476,8 +476,8 @@ async fn ls(c: &Client, a: LsArgs) -> Outcome<Exit> {
                 text(&j["kind"]),
                 text(&j["state"]),
                 text(&j["reason"]),
-                j["progress"]["found"],
-                j["usage"]["total"],
+                text(&j["progress"]["found"]),
+                text(&j["usage"]["total"]),
                 text(&j["created_at"]),
             ));
         }
@@ -602,7 +602,7 @@ async fn keys(c: &Client, k: KeysCmd) -> Outcome<Exit> {
                         text(&k["id"]),
                         text(&k["tenant"]),
                         text(&k["name"]),
-                        k["admin"],
+                        text(&k["admin"]),
                         text(&k["created_at"])
                     ));
                 }

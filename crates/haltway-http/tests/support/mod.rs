@@ -23,6 +23,12 @@ pub struct StepsInput {
     pub items: u64,
     #[serde(default)]
     pub pause_ms: u64,
+    /// Fail fatally after the items.
+    #[serde(default)]
+    pub fail: bool,
+    /// Once told to stop, take this long to return (the job stays `cancelling`).
+    #[serde(default)]
+    pub linger_ms: u64,
 }
 
 impl JobKind for Steps {
@@ -44,6 +50,9 @@ impl JobKind for Steps {
 
     async fn run(&self, ctx: JobContext<Self>, input: StepsInput) -> Result<(), JobError> {
         for n in 0..input.items {
+            if ctx.is_stopping() {
+                tokio::time::sleep(Duration::from_millis(input.linger_ms)).await;
+            }
             ctx.checkpoint().await?;
             ctx.deliver(serde_json::json!({ "n": n })).await?;
             if input.pause_ms > 0 {
@@ -52,6 +61,9 @@ impl JobKind for Steps {
                     () = ctx.cancelled() => {}
                 }
             }
+        }
+        if input.fail {
+            return Err(JobError::fatal("told to fail"));
         }
         Ok(())
     }

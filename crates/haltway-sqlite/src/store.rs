@@ -36,6 +36,9 @@ struct Shared {
     writer: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Connection>>,
     max_readers: usize,
+    /// One permit per read connection: reads beyond the pool wait for a connection instead of
+    /// opening (and parsing the schema of) a new one each time.
+    read_permits: tokio::sync::Semaphore,
     notices: broadcast::Sender<Notice>,
     events: broadcast::Sender<EventNotice>,
     stop: Arc<AtomicBool>,
@@ -123,6 +126,7 @@ impl SqliteStore {
                 writer: tx,
                 readers: Mutex::new(vec![first_reader]),
                 max_readers: options.readers.max(1),
+                read_permits: tokio::sync::Semaphore::new(options.readers.max(1)),
                 notices,
                 events,
                 stop,
@@ -148,6 +152,12 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let shared = self.shared.clone();
+        let _permit = self
+            .shared
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| Error::store(StoreErrorKind::Other, "the read pool is closed"))?;
         tokio::task::spawn_blocking(move || {
             let pooled = shared.readers.lock().pop();
             let conn = match pooled {

@@ -92,6 +92,89 @@ fn start_with(store_args: &[&str]) -> Server {
     }
 }
 
+/// `haltway watch` and Ctrl-C: with `--cancel-on-interrupt` the job is cancelled and watch exits
+/// 9 having printed exactly the kept results; without it (and no terminal to ask on), watch
+/// exits 130 and the job goes on.
+async fn watch_then_interrupt(server: &Server, http: &reqwest::Client, auth: &str) {
+    for cancel in [true, false] {
+        let job: Value = http
+            .post(format!("{}/v1/jobs", server.url))
+            .header("authorization", auth)
+            .json(&json!({"kind": "demo.find_all", "input": {"latency_ms": 30}}))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("job");
+        let id = job["id"].as_str().expect("id").to_owned();
+        let mut args = vec!["watch", id.as_str()];
+        if cancel {
+            args.push("--cancel-on-interrupt");
+        }
+        let mut child = Command::new(&server.bin)
+            .args(&args)
+            .env("HALTWAY_URL", &server.url)
+            .env("HALTWAY_KEY", &server.key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("watch runs");
+        let pid = child.id().to_string();
+        let (printed, code) = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            let mut printed = Vec::new();
+            let mut interrupted = false;
+            for line in lines.by_ref() {
+                let line = line.expect("line");
+                if line.starts_with('#') {
+                    printed.push(line.split_whitespace().next().expect("seq").to_owned());
+                }
+                if printed.len() == 3 && !interrupted {
+                    assert!(
+                        Command::new("kill")
+                            .args(["-INT", &pid])
+                            .status()
+                            .expect("kill")
+                            .success()
+                    );
+                    interrupted = true;
+                }
+            }
+            (printed, child.wait().expect("wait").code())
+        })
+        .await
+        .expect("watch task");
+        let job: Value = http
+            .get(format!("{}/v1/jobs/{id}", server.url))
+            .header("authorization", auth)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("job");
+        if cancel {
+            assert_eq!(code, Some(9), "watch exits 9 for a cancelled job");
+            assert_eq!(job["state"], "cancelled");
+            let found = job["progress"]["found"].as_u64().expect("found");
+            let want: Vec<String> = (1..=found).map(|n| format!("#{n}")).collect();
+            assert_eq!(printed, want, "watch printed exactly the kept results");
+        } else {
+            assert_eq!(code, Some(130), "interrupted without cancelling");
+            assert_eq!(job["state"], "running", "the job goes on");
+            let c = http
+                .post(format!("{}/v1/jobs/{id}/cancel", server.url))
+                .header("authorization", auth)
+                .send()
+                .await
+                .expect("cancel");
+            assert_eq!(c.status(), 200);
+        }
+    }
+}
+
 /// Reads an SSE response until it ends or `stop` says so; returns the events read.
 async fn read_events(
     resp: reqwest::Response,
@@ -281,6 +364,7 @@ async fn demo_run_streams_cancels_and_bills_what_was_kept() {
         code, 9,
         "watching a cancelled job ends at once with its exit code"
     );
+    watch_then_interrupt(&server, &http, &auth).await;
 
     // SIGTERM stops the server gracefully.
     let pid = server.child.id().to_string();

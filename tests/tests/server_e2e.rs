@@ -97,16 +97,13 @@ fn start_with(store_args: &[&str]) -> Server {
 /// exits 130 and the job goes on.
 async fn watch_then_interrupt(server: &Server, http: &reqwest::Client, auth: &str) {
     for cancel in [true, false] {
-        let job: Value = http
-            .post(format!("{}/v1/jobs", server.url))
-            .header("authorization", auth)
-            .json(&json!({"kind": "demo.find_all", "input": {"latency_ms": 30}}))
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("job");
+        let job = call(
+            server,
+            reqwest::Method::POST,
+            "/v1/jobs",
+            Some(json!({"kind": "demo.find_all", "input": {"latency_ms": 30}})),
+        )
+        .await;
         let id = job["id"].as_str().expect("id").to_owned();
         let mut args = vec!["watch", id.as_str()];
         if cancel {
@@ -146,15 +143,13 @@ async fn watch_then_interrupt(server: &Server, http: &reqwest::Client, auth: &st
         })
         .await
         .expect("watch task");
-        let job: Value = http
-            .get(format!("{}/v1/jobs/{id}", server.url))
-            .header("authorization", auth)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("job");
+        let job = call(
+            server,
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{id}"),
+            None,
+        )
+        .await;
         if cancel {
             assert_eq!(code, Some(9), "watch exits 9 for a cancelled job");
             assert_eq!(job["state"], "cancelled");
@@ -173,6 +168,18 @@ async fn watch_then_interrupt(server: &Server, http: &reqwest::Client, auth: &st
             assert_eq!(c.status(), 200);
         }
     }
+}
+
+/// A JSON request to the server with its key; returns the answer's JSON.
+async fn call(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{}{path}", server.url))
+        .bearer_auth(&server.key);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.expect("request");
+    resp.json().await.expect("JSON answer")
 }
 
 /// Reads an SSE response until it ends or `stop` says so; returns the events read.
@@ -271,28 +278,24 @@ async fn demo_run_streams_cancels_and_bills_what_was_kept() {
         "the stream ends with the terminal event"
     );
 
-    let job: Value = http
-        .get(format!("{}/v1/jobs/{id}", server.url))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("job");
+    let job = call(
+        &server,
+        reqwest::Method::GET,
+        &format!("/v1/jobs/{id}"),
+        None,
+    )
+    .await;
     assert_eq!(job["state"], "cancelled");
     assert_eq!(job["reason"], "user_cancelled");
 
     // The results seen on the stream are exactly the ledger.
-    let page: Value = http
-        .get(format!("{}/v1/jobs/{id}/results?limit=1000", server.url))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .expect("results")
-        .json()
-        .await
-        .expect("page");
+    let page = call(
+        &server,
+        reqwest::Method::GET,
+        &format!("/v1/jobs/{id}/results?limit=1000"),
+        None,
+    )
+    .await;
     let ledger = page["data"].as_array().expect("data").clone();
     let seen = items(&events);
     assert!(seen.len() >= 5);
@@ -446,15 +449,13 @@ async fn serve_on_postgres_runs_a_demo_job_to_the_expected_matches() {
         seen, expected,
         "every matching company, in catalog order, once"
     );
-    let job: Value = http
-        .get(format!("{}/v1/jobs/{id}", server.url))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("job");
+    let job = call(
+        &server,
+        reqwest::Method::GET,
+        &format!("/v1/jobs/{id}"),
+        None,
+    )
+    .await;
     assert_eq!(job["state"], "completed");
     assert_eq!(job["reason"], "exhausted");
     assert_eq!(

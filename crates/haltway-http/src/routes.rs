@@ -729,15 +729,24 @@ async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the store answers a read.
+/// Readiness: the store answers a read and the server is not shutting down.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready.", body = Health),
-        (status = 503, description = "The store does not answer.", body = Health),
+        (status = 503, description = "The store does not answer, or the server is shutting down.", body = Health),
     )
 )]
 async fn readyz(State(state): St) -> (StatusCode, Json<Health>) {
+    let unavailable = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Health {
+            status: "unavailable",
+        }),
+    );
+    if state.config.shutdown.is_cancelled() {
+        return unavailable;
+    }
     let probe = ListQuery {
         limit: 1,
         ..ListQuery::default()
@@ -746,12 +755,7 @@ async fn readyz(State(state): St) -> (StatusCode, Json<Health>) {
     let read = state.engine.list(&tenant, &probe);
     match tokio::time::timeout(std::time::Duration::from_secs(2), read).await {
         Ok(Ok(_)) => (StatusCode::OK, Json(Health { status: "ready" })),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "unavailable",
-            }),
-        ),
+        _ => unavailable,
     }
 }
 

@@ -951,3 +951,39 @@ async fn illegal_transitions_of_failed_and_cancelling_jobs_conflict() {
     .await
     .assert_error(StatusCode::CONFLICT, "conflict");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_turns_unavailable_on_shutdown_and_event_streams_end() {
+    let token = tokio_util::sync::CancellationToken::new();
+    let api = api_with(ApiConfig::default().shutdown(token.clone()));
+    let ready = || {
+        Request::get("/readyz")
+            .body(Body::empty())
+            .expect("request")
+    };
+    assert_eq!(api.send(ready()).await.status, StatusCode::OK);
+    let job = api
+        .create(
+            &api.acme,
+            json!({"kind": "steps", "input": {"items": 1}, "delay_ms": 60_000}),
+        )
+        .await;
+    let req = Request::get(format!("/v1/jobs/{}/events", id_of(&job)))
+        .header("x-api-key", &api.acme)
+        .body(Body::empty())
+        .expect("request");
+    let router = api.router.clone();
+    let stream = tokio::spawn(async move {
+        use tower::ServiceExt;
+        support::answer(router.oneshot(req).await.expect("infallible")).await
+    });
+    token.cancel();
+    let a = api.send(ready()).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.json()["status"], "unavailable");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), stream)
+        .await
+        .expect("the stream of a queued job ends on shutdown")
+        .expect("task");
+    assert_eq!(ended.status, StatusCode::OK);
+}

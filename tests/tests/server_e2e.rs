@@ -369,6 +369,51 @@ async fn demo_run_streams_cancels_and_bills_what_was_kept() {
     );
     watch_then_interrupt(&server, &http, &auth).await;
 
+    // Keys through the CLI: a new tenant's key works, sees none of `default`'s jobs, and stops
+    // working once revoked.
+    let (code, out) = cli(
+        &server,
+        &[
+            "keys", "create", "--tenant", "initech", "--name", "ci", "--json",
+        ],
+    );
+    assert_eq!(code, 0);
+    let created: Value = serde_json::from_str(&out).expect("json");
+    let key = created["key"].as_str().expect("key").to_owned();
+    let kid = created["id"].as_str().expect("id").to_owned();
+    let as_initech = |args: &[&str]| {
+        let out = Command::new(&server.bin)
+            .args(args)
+            .env("HALTWAY_URL", &server.url)
+            .env("HALTWAY_KEY", &key)
+            .output()
+            .expect("cli runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        as_initech(&["get", &id]).0,
+        Some(3),
+        "another tenant's job is not found"
+    );
+    let (code, out) = as_initech(&["ls", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("json")["data"],
+        json!([])
+    );
+    assert_eq!(as_initech(&["keys", "list"]).0, Some(5), "not an admin key");
+    let (code, out) = cli(&server, &["keys", "list", "--tenant", "initech", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("json")["data"][0]["id"],
+        kid.as_str()
+    );
+    assert_eq!(cli(&server, &["keys", "revoke", &kid]).0, 0);
+    assert_eq!(as_initech(&["ls"]).0, Some(5), "a revoked key is refused");
+
     // SIGTERM stops the server gracefully.
     let pid = server.child.id().to_string();
     assert!(

@@ -152,15 +152,13 @@ impl Caller {
     }
 }
 
-/// Decodes a JSON body: 413 over the limit, 415 without a JSON content type, 400 for text
-/// that is not JSON, 422 (with the field's path) for JSON of the wrong shape. An empty body is
-/// `None` when `optional`.
+/// Decodes a JSON object body: 413 over the limit, 415 without a JSON content type, 400 for
+/// text that is not JSON, 422 (with the field's path) for JSON of the wrong shape.
 fn json_body<T: DeserializeOwned>(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    optional: bool,
-) -> AppResult<Option<T>> {
+) -> AppResult<T> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(state.config.body_limit)
@@ -168,9 +166,6 @@ fn json_body<T: DeserializeOwned>(
             ApiError::invalid_json(format!("the body could not be read: {e}"))
         }
     })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) && optional {
-        return Ok(None);
-    }
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -205,7 +200,7 @@ fn json_body<T: DeserializeOwned>(
     })?;
     de.end()
         .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
-    Ok(Some(value))
+    Ok(value)
 }
 
 /// Decodes a query string; 422 names the parameter.
@@ -283,8 +278,7 @@ async fn create_job(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Response> {
-    let req: CreateJob = json_body(&state, &headers, body, false)?
-        .ok_or_else(|| ApiError::invalid("body", "a job is required"))?;
+    let req: CreateJob = json_body(&state, &headers, body)?;
     let mut options = SubmitOptions::new();
     if let Some(group) = &req.group {
         name_field("group", group)?;
@@ -487,8 +481,7 @@ async fn extend_job(
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<JobView>> {
     let id = job_id(&id)?;
-    let req: ExtendJob = json_body(&state, &headers, body, false)?
-        .ok_or_else(|| ApiError::invalid("limit", "a new limit is required"))?;
+    let req: ExtendJob = json_body(&state, &headers, body)?;
     let job = state.engine.extend(&caller.tenant, id, req.limit).await?;
     Ok(Json(JobView::from(&job)))
 }
@@ -652,8 +645,7 @@ async fn create_key(
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<(StatusCode, Json<KeyView>)> {
     caller.admin()?;
-    let req: CreateKey = json_body(&state, &headers, body, false)?
-        .ok_or_else(|| ApiError::invalid("body", "a key is required"))?;
+    let req: CreateKey = json_body(&state, &headers, body)?;
     let now = state.engine.now().0;
     let (record, key) = state
         .keys

@@ -414,7 +414,32 @@ async fn demo_run_streams_cancels_and_bills_what_was_kept() {
     assert_eq!(cli(&server, &["keys", "revoke", &kid]).0, 0);
     assert_eq!(as_initech(&["ls"]).0, Some(5), "a revoked key is refused");
 
-    // SIGTERM stops the server gracefully.
+    // SIGTERM stops the server gracefully, and a job running then goes back to the queue with
+    // its results (SEMANTICS.md §3).
+    let running = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/jobs",
+        Some(json!({"kind": "demo.find_all", "input": {"latency_ms": 30}})),
+    )
+    .await;
+    let rid = running["id"].as_str().expect("id").to_owned();
+    let mut found = 0;
+    for _ in 0..500 {
+        let job = call(
+            &server,
+            reqwest::Method::GET,
+            &format!("/v1/jobs/{rid}"),
+            None,
+        )
+        .await;
+        found = job["progress"]["found"].as_u64().expect("found");
+        if found >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(found >= 2, "the run delivered");
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -425,6 +450,18 @@ async fn demo_run_streams_cancels_and_bills_what_was_kept() {
     );
     let status = server.child.wait().expect("wait");
     assert!(status.success(), "graceful exit, got {status}");
+    let store = haltway_sqlite::SqliteStore::open(dir.path().join("e2e.db")).expect("reopen");
+    let tenant = haltway_core::TenantId::from("default");
+    let job = haltway_core::Store::get(&store, &tenant, rid.parse().expect("id"))
+        .await
+        .expect("job");
+    assert_eq!(
+        job.state,
+        haltway_core::JobState::Queued,
+        "requeued on shutdown"
+    );
+    assert_eq!(job.failures, 0, "a shutdown is not a failure");
+    assert!(job.progress.found >= found, "its results stay");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

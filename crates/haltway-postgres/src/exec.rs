@@ -16,6 +16,7 @@
 //!   node's own subscribers right after it.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use haltway_core::kernel::{self, AppendOutcome, Changed};
 use haltway_core::{
@@ -65,7 +66,8 @@ pub(crate) struct Cmd {
 pub(crate) struct Executor {
     pub(crate) config: Config,
     pub(crate) schema: String,
-    pub(crate) rx: mpsc::UnboundedReceiver<Cmd>,
+    /// Shared by the store's executors: one gathers a batch while the others run theirs.
+    pub(crate) rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Cmd>>>,
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) max_batch: usize,
@@ -93,36 +95,46 @@ fn copy_error(e: &Error) -> Error {
 const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
 
 impl Executor {
-    pub(crate) async fn run(mut self) {
+    /// Takes the next batch off the shared queue; `None` when the store is gone.
+    async fn gather(&self) -> Option<Vec<Cmd>> {
+        let mut rx = self.rx.lock().await;
+        let first = rx.recv().await?;
+        let mut cmds = vec![first];
+        // Group commit: a commit costs the same for one command or a thousand, so give the
+        // commands that are about to arrive (other handlers' deliveries, woken by the last
+        // commit) a moment to join, bounded by `LINGER`.
+        let linger = tokio::time::Instant::now() + LINGER;
+        loop {
+            while cmds.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(c) => cmds.push(c),
+                    Err(_) => break,
+                }
+            }
+            if cmds.len() >= self.max_batch || tokio::time::Instant::now() >= linger {
+                break;
+            }
+            let before = cmds.len();
+            tokio::task::yield_now().await;
+            if rx.is_empty() && cmds.len() == before {
+                // Nothing new after a yield: wait a little, or run what we have.
+                match tokio::time::timeout_at(linger, rx.recv()).await {
+                    Ok(Some(c)) => cmds.push(c),
+                    _ => break,
+                }
+            }
+        }
+        Some(cmds)
+    }
+
+    pub(crate) async fn run(self) {
         let mut client: Option<Client> = None;
         let stmts = parking_lot::Mutex::new(FxHashMap::default());
         let mut pause = std::time::Duration::from_millis(50);
-        while let Some(first) = self.rx.recv().await {
-            let mut cmds = vec![first];
-            // Group commit: a commit costs the same for one command or a thousand, so give the
-            // commands that are about to arrive (other handlers' deliveries, woken by the last
-            // commit) a moment to join, bounded by `LINGER`.
-            let linger = tokio::time::Instant::now() + LINGER;
-            loop {
-                while cmds.len() < self.max_batch {
-                    match self.rx.try_recv() {
-                        Ok(c) => cmds.push(c),
-                        Err(_) => break,
-                    }
-                }
-                if cmds.len() >= self.max_batch || tokio::time::Instant::now() >= linger {
-                    break;
-                }
-                let before = cmds.len();
-                tokio::task::yield_now().await;
-                if self.rx.is_empty() && cmds.len() == before {
-                    // Nothing new after a yield: wait a little, or run what we have.
-                    match tokio::time::timeout_at(linger, self.rx.recv()).await {
-                        Ok(Some(c)) => cmds.push(c),
-                        _ => break,
-                    }
-                }
-            }
+        loop {
+            let Some(cmds) = self.gather().await else {
+                return;
+            };
             let mut tries = 0;
             let result = loop {
                 let c = match client.take() {

@@ -42,6 +42,10 @@ pub struct PgOptions {
     pub schema: String,
     /// Read connections (default 4).
     pub readers: usize,
+    /// Write connections, each running its own batches (default 2): while one batch waits for
+    /// its commit, the next one runs. Conflicting batches are serialized by row locks, as
+    /// batches of different nodes are.
+    pub writers: usize,
     /// Most commands in one transaction (default 4096).
     pub max_batch: usize,
     /// How often the listener reconciles from the tables even without notifications
@@ -54,6 +58,7 @@ impl Default for PgOptions {
         PgOptions {
             schema: "haltway".into(),
             readers: 4,
+            writers: 2,
             max_batch: 4096,
             safety_poll: Duration::from_secs(2),
         }
@@ -72,6 +77,13 @@ impl PgOptions {
     #[must_use]
     pub fn readers(mut self, n: usize) -> Self {
         self.readers = n.max(1);
+        self
+    }
+
+    /// Sets the number of write connections (at least 1).
+    #[must_use]
+    pub fn writers(mut self, n: usize) -> Self {
+        self.writers = n.max(1);
         self
     }
 

@@ -96,17 +96,20 @@ impl PgStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let notices = broadcast::channel(4096).0;
         let events = broadcast::channel(8192).0;
-        tokio::spawn(
-            Executor {
-                config: config.clone(),
-                schema: options.schema.clone(),
-                rx,
-                notices: notices.clone(),
-                events: events.clone(),
-                max_batch: options.max_batch.max(1),
-            }
-            .run(),
-        );
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..options.writers.max(1) {
+            tokio::spawn(
+                Executor {
+                    config: config.clone(),
+                    schema: options.schema.clone(),
+                    rx: rx.clone(),
+                    notices: notices.clone(),
+                    events: events.clone(),
+                    max_batch: options.max_batch.max(1),
+                }
+                .run(),
+            );
+        }
         let mut readers = vec![Mutex::new(Some(Reader::new(client)))];
         readers.extend((1..options.readers.max(1)).map(|_| Mutex::new(None)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

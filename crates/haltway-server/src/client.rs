@@ -288,10 +288,16 @@ impl Client {
 
     /// Sends and decodes a JSON answer; an error answer is printed and becomes its exit code.
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Outcome<Value> {
-        let mut req = self.request(method, path)?.timeout(Duration::from_secs(60));
+        let mut req = self.request(method, path)?;
         if let Some(body) = body {
             req = req.json(body);
         }
+        self.send(req).await
+    }
+
+    /// Sends a built request; as [`call`](Self::call).
+    async fn send(&self, req: reqwest::RequestBuilder) -> Outcome<Value> {
+        let req = req.timeout(Duration::from_secs(60));
         let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
         let text = resp
@@ -417,22 +423,7 @@ async fn submit(c: &Client, a: SubmitArgs) -> Outcome<Exit> {
     if let Some(k) = &a.idempotency_key {
         req = req.header("idempotency-key", k);
     }
-    let resp = req.send().await.map_err(|e| c.unreachable(&e))?;
-    let status = resp.status();
-    let value: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let msg = value["error"]["message"]
-            .as_str()
-            .unwrap_or("request failed");
-        let field = value["error"]["field"]
-            .as_str()
-            .map(|f| format!(" (field `{f}`)"))
-            .unwrap_or_default();
-        if c.json {
-            println!("{value}");
-        }
-        return Err(fail(Exit::of_status(status), &format!("{msg}{field}")));
-    }
+    let value = c.send(req).await?;
     let id = value["id"].as_str().unwrap_or_default().to_owned();
     if a.watch {
         if !c.json {
@@ -757,8 +748,44 @@ impl Bar {
     }
 }
 
+/// Ctrl-C presses, from one listener made once: a press between two waits is kept, not lost
+/// (a fresh `ctrl_c()` future per wait would miss it, and the handler installed by the first
+/// one would keep the default action from ending the process).
+struct Interrupts {
+    #[cfg(unix)]
+    inner: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> Outcome<Self> {
+        #[cfg(unix)]
+        {
+            let inner =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                    .map_err(|e| fail(Exit::Failure, &format!("cannot listen for Ctrl-C: {e}")))?;
+            Ok(Interrupts { inner })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Interrupts {})
+        }
+    }
+
+    /// The next press.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            self.inner.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Asks on the terminal whether to cancel; `None` when there is no terminal to ask on.
-async fn ask_cancel(id: &str) -> Option<bool> {
+async fn ask_cancel(id: &str, interrupts: &mut Interrupts) -> Option<bool> {
     if !std::io::stdin().is_terminal() {
         return None;
     }
@@ -770,7 +797,7 @@ async fn ask_cancel(id: &str) -> Option<bool> {
     });
     tokio::select! {
         a = answer => Some(matches!(a, Ok(Ok(l)) if l.trim().eq_ignore_ascii_case("y") || l.trim().eq_ignore_ascii_case("yes"))),
-        _ = tokio::signal::ctrl_c() => Some(false),
+        () = interrupts.next() => Some(false),
     }
 }
 
@@ -782,6 +809,7 @@ async fn watch(c: &Client, id: &str, after: u64, cancel_on_interrupt: bool) -> O
     };
     let mut last = after;
     let mut interrupted = false;
+    let mut interrupts = Interrupts::new()?;
     let mut retries = 0;
     bar.draw(&job);
     'connect: loop {
@@ -812,9 +840,9 @@ async fn watch(c: &Client, id: &str, after: u64, cancel_on_interrupt: bool) -> O
         loop {
             let chunk = tokio::select! {
                 chunk = stream.next() => chunk,
-                _ = tokio::signal::ctrl_c(), if !interrupted => {
+                () = interrupts.next(), if !interrupted => {
                     bar.clear();
-                    let cancel = if cancel_on_interrupt { Some(true) } else { ask_cancel(id).await };
+                    let cancel = if cancel_on_interrupt { Some(true) } else { ask_cancel(id, &mut interrupts).await };
                     if cancel == Some(true) {
                         interrupted = true;
                         c.call(Method::POST, &format!("{path}/cancel"), None).await?;

@@ -304,6 +304,29 @@ fn doc(job: &Job) -> String {
     serde_json::to_string(job).unwrap_or_default()
 }
 
+/// The jobs with the given (tenant, idempotency key) pairs (`$1`, `$2`), from schema `s`.
+///
+/// This and [`key_lookup`] are lateral joins with `LIMIT 1`, so each pair is one index probe
+/// whatever the table statistics say. Written as `(a, b) IN (SELECT * FROM unnest(…))`, the
+/// planner hash-joined a scan of the whole table while it was young, a cost that grew with
+/// every job and item.
+fn idem_lookup(s: &str) -> String {
+    format!(
+        "SELECT j.doc FROM unnest($1::text[], $2::text[]) AS u(t, k) \
+         CROSS JOIN LATERAL (SELECT doc FROM {s}.jobs \
+         WHERE tenant = u.t AND idem_key = u.k LIMIT 1) j"
+    )
+}
+
+/// The ledger entries with the given (job, key) pairs (`$1`, `$2`), from schema `s`.
+fn key_lookup(s: &str) -> String {
+    format!(
+        "SELECT u.j, u.k, l.seq FROM unnest($1::uuid[], $2::text[]) AS u(j, k) \
+         CROSS JOIN LATERAL (SELECT seq FROM {s}.ledger \
+         WHERE job = u.j AND key = u.k LIMIT 1) l"
+    )
+}
+
 async fn run_batch(
     client: &mut Client,
     stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
@@ -388,16 +411,7 @@ impl Batch<'_> {
             }
         }
         if !idem_t.is_empty() {
-            let rows = tx
-                .query(
-                    &format!(
-                        "SELECT doc FROM {}.jobs WHERE (tenant, idem_key) IN \
-                         (SELECT * FROM unnest($1::text[], $2::text[]))",
-                        self.s
-                    ),
-                    &[&idem_t, &idem_k],
-                )
-                .await?;
+            let rows = tx.query(&idem_lookup(self.s), &[&idem_t, &idem_k]).await?;
             for r in rows {
                 let job = job_at(&r, 0)?;
                 if let Some(k) = job.idempotency_key.clone() {
@@ -407,16 +421,7 @@ impl Batch<'_> {
             }
         }
         if !key_j.is_empty() {
-            let rows = tx
-                .query(
-                    &format!(
-                        "SELECT job, key, seq FROM {}.ledger WHERE (job, key) IN \
-                         (SELECT * FROM unnest($1::uuid[], $2::text[]))",
-                        self.s
-                    ),
-                    &[&key_j, &key_k],
-                )
-                .await?;
+            let rows = tx.query(&key_lookup(self.s), &[&key_j, &key_k]).await?;
             for r in rows {
                 let seq: i64 = r.get(2);
                 self.keys
@@ -910,6 +915,94 @@ pub(crate) fn decode_payload(p: &str) -> Option<Result<Notice, EventNotice>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The test server's URL; `None` (with a `SKIPPED` line) without one, a failure in CI.
+    fn pg_url() -> Option<String> {
+        match std::env::var("HALTWAY_TEST_PG_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "CI=true but HALTWAY_TEST_PG_URL is not set"
+                );
+                println!("SKIPPED: no PostgreSQL (set HALTWAY_TEST_PG_URL=postgres://… to run)");
+                None
+            }
+        }
+    }
+
+    /// On a young ledger (bulk-loaded, never analyzed: the state of a new deployment or a
+    /// benchmark), the key lookup must probe the `ledger_key` index per pair and never scan the
+    /// ledger, and the idempotency lookup likewise the `jobs_idem` index.
+    #[tokio::test]
+    async fn key_lookups_probe_indexes_on_young_tables() {
+        let Some(url) = pg_url() else { return };
+        let mut client = connect(&url.parse().expect("url")).await.expect("connect");
+        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+        crate::schema::migrate(&mut client, &schema)
+            .await
+            .expect("migrate");
+        let s = format!("\"{schema}\"");
+        let jobs: Vec<uuid::Uuid> = (0..50).map(|_| uuid::Uuid::now_v7()).collect();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.ledger (job, seq, key, payload, cost, attempt, at) \
+                     SELECT j, n, n::text, 'x', 1, 1, 1 FROM unnest($1::uuid[]) j, \
+                     generate_series(1, 100) n"
+                ),
+                &[&jobs],
+            )
+            .await
+            .expect("ledger rows");
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, idem_key, \
+                     discard, doc) SELECT gen_random_uuid(), 't', 'k', 3, 1, true, n::text, \
+                     false, '{{}}' FROM generate_series(1, 5000) n"
+                ),
+                &[],
+            )
+            .await
+            .expect("job rows");
+        let plan = |rows: Vec<tokio_postgres::Row>| {
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let key_j: Vec<uuid::Uuid> = jobs.iter().cycle().take(200).copied().collect();
+        let key_k: Vec<String> = (0..200).map(|i| (i % 150).to_string()).collect();
+        let keys = plan(
+            client
+                .query(
+                    &format!("EXPLAIN (COSTS OFF) {}", key_lookup(&s)),
+                    &[&key_j, &key_k],
+                )
+                .await
+                .expect("explain"),
+        );
+        assert!(keys.contains("ledger_key"), "{keys}");
+        assert!(!keys.contains("Seq Scan"), "{keys}");
+        let tenants = vec!["t"; 200];
+        let idem_k: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+        let idem = plan(
+            client
+                .query(
+                    &format!("EXPLAIN (COSTS OFF) {}", idem_lookup(&s)),
+                    &[&tenants, &idem_k],
+                )
+                .await
+                .expect("explain"),
+        );
+        assert!(idem.contains("jobs_idem"), "{idem}");
+        assert!(!idem.contains("Seq Scan"), "{idem}");
+        client
+            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+            .await
+            .expect("drop schema");
+    }
 
     #[test]
     fn payloads_round_trip() {

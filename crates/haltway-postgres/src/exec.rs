@@ -10,6 +10,12 @@
 //! # Invariants
 //! - A command is answered only after its transaction committed; a failed transaction answers
 //!   every command in it with the error (none of their writes happened).
+//! - When the connection breaks during `COMMIT`, the executor does not guess: it asks the
+//!   database whether that transaction (its id taken at the start) committed. If it did, the
+//!   commands get their answers; if it aborted, the batch runs again; only when the database
+//!   cannot tell within a bounded wait do the commands get the error. So a lost reply never
+//!   turns committed work into a failure that a handler would repeat (an unkeyed item billed
+//!   twice).
 //! - Commands are data, so a transaction that failed for a retryable reason (deadlock,
 //!   serialization, a concurrent insert of the same idempotency key) runs again from scratch.
 //! - Notifications go out with the commit (PostgreSQL delivers `NOTIFY` on commit) and to this
@@ -71,6 +77,46 @@ pub(crate) struct Executor {
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) max_batch: usize,
+    pub(crate) faults: Arc<Faults>,
+}
+
+/// Test signals: faults that haltway's own tests inject into the executor. They are no-ops
+/// unless a test sets them.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Faults {
+    lost_replies: std::sync::atomic::AtomicUsize,
+    abandoned_commits: std::sync::atomic::AtomicUsize,
+}
+
+impl Faults {
+    /// The next `n` batches commit, but their `COMMIT` reply is treated as lost.
+    pub fn lose_commit_replies(&self, n: usize) {
+        self.lost_replies
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The next `n` batches roll back instead of committing, and report the `COMMIT` as lost.
+    pub fn abandon_commits(&self, n: usize) {
+        self.abandoned_commits
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn take(counter: &std::sync::atomic::AtomicUsize) -> bool {
+        counter
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+    }
+}
+
+/// What the database says of a transaction whose `COMMIT` reply was lost.
+enum Outcome {
+    Committed,
+    Aborted,
 }
 
 /// Connects, with the connection driven on its own task.
@@ -153,7 +199,7 @@ impl Executor {
                     },
                 };
                 let mut c = c;
-                let r = run_batch(&mut c, &stmts, &self.schema, &cmds).await;
+                let r = run_batch(&mut c, &stmts, &self.schema, &cmds, &self.faults).await;
                 let closed = c.is_closed();
                 if !closed {
                     client = Some(c);
@@ -162,6 +208,27 @@ impl Executor {
                     Err(BatchError::Retry(e)) if tries < 5 && !closed => {
                         tries += 1;
                         tracing::debug!(error = %e, tries, "batch conflicted; running it again");
+                    }
+                    Err(BatchError::Unknown { xid, done, error }) => {
+                        match self.outcome(&mut client, &stmts, xid).await {
+                            Some(Outcome::Committed) => {
+                                tracing::warn!(
+                                    error = %error,
+                                    "the COMMIT reply was lost, but the transaction committed"
+                                );
+                                pause = std::time::Duration::from_millis(50);
+                                break Ok(*done);
+                            }
+                            Some(Outcome::Aborted) if tries < 5 => {
+                                tries += 1;
+                                tracing::warn!(
+                                    error = %error,
+                                    "the COMMIT reply was lost and the transaction did not \
+                                     commit; running the batch again"
+                                );
+                            }
+                            _ => break Err(error),
+                        }
                     }
                     Err(BatchError::Retry(e) | BatchError::Fail(e)) => break Err(e),
                     Ok(done) => {
@@ -189,6 +256,58 @@ impl Executor {
                 }
             }
         }
+    }
+}
+
+impl Executor {
+    /// Asks the database whether transaction `xid` committed, reconnecting if needed. Waits
+    /// (bounded, about 15 s) while the server is unreachable or the transaction is still in
+    /// progress on the old connection's backend; `None` if it cannot tell by then. A batch
+    /// that wrote nothing (no `xid`) has nothing to lose: its answers stand.
+    async fn outcome(
+        &self,
+        client: &mut Option<Client>,
+        stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+        xid: Option<i64>,
+    ) -> Option<Outcome> {
+        let Some(xid) = xid else {
+            return Some(Outcome::Committed);
+        };
+        let mut pause = std::time::Duration::from_millis(20);
+        for _ in 0..40 {
+            let c = match client.take() {
+                Some(c) if !c.is_closed() => Some(c),
+                _ => match connect(&self.config).await {
+                    Ok(c) => {
+                        stmts.lock().clear();
+                        Some(c)
+                    }
+                    Err(_) => None,
+                },
+            };
+            if let Some(c) = c {
+                let status = c
+                    .query_one("SELECT txid_status($1)", &[&xid])
+                    .await
+                    .map(|r| r.get::<_, Option<String>>(0));
+                if !c.is_closed() {
+                    *client = Some(c);
+                }
+                match status.as_ref().map(Option::as_deref) {
+                    Ok(Some("committed")) => return Some(Outcome::Committed),
+                    Ok(Some("aborted")) => return Some(Outcome::Aborted),
+                    // Too old to know (never the case for a transaction just run).
+                    Ok(None) => return None,
+                    // In progress on a backend that has not yet noticed its client is gone,
+                    // or the server is unreachable: wait and ask again.
+                    Ok(Some(_)) | Err(_) => {}
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
+        }
+        tracing::error!(xid, "could not learn whether a transaction committed");
+        None
     }
 }
 
@@ -231,6 +350,13 @@ impl Db<'_, '_> {
 pub(crate) enum BatchError {
     Retry(Error),
     Fail(Error),
+    /// The connection broke during `COMMIT` of transaction `xid` (`None`: it wrote nothing):
+    /// it may or may not have committed. `done` holds the answers, valid if it did.
+    Unknown {
+        xid: Option<i64>,
+        done: Box<Done>,
+        error: Error,
+    },
 }
 
 impl From<tokio_postgres::Error> for BatchError {
@@ -332,6 +458,7 @@ async fn run_batch(
     stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
     schema: &str,
     cmds: &[Cmd],
+    faults: &Faults,
 ) -> Result<Done, BatchError> {
     let s = format!("\"{schema}\"");
     let txn = client.transaction().await?;
@@ -353,13 +480,44 @@ async fn run_batch(
         outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
     }
     b.flush(&tx).await?;
-    b.notify(&tx, schema).await?;
-    txn.commit().await?;
-    Ok(Done {
+    // The transaction's id, to ask about it should the `COMMIT` reply be lost (none if the
+    // batch wrote nothing); sent in the same round trip as the notifications.
+    let (xid, ()) = tokio::try_join!(
+        async {
+            let row = tx.query("SELECT txid_current_if_assigned()", &[]).await?;
+            Ok::<Option<i64>, BatchError>(row.first().and_then(|r| r.get(0)))
+        },
+        b.notify(&tx, schema),
+    )?;
+    let done = Done {
         outs,
         notices: b.notices,
         events: b.last_event,
-    })
+    };
+    let unknown = |done: Done, error: Error| BatchError::Unknown {
+        xid,
+        done: Box::new(done),
+        error,
+    };
+    if Faults::take(&faults.abandoned_commits) {
+        txn.rollback().await?;
+        return Err(unknown(done, simulated()));
+    }
+    match txn.commit().await {
+        Ok(()) if Faults::take(&faults.lost_replies) => Err(unknown(done, simulated())),
+        Ok(()) => Ok(done),
+        // The connection broke: the `COMMIT` may or may not have reached the server.
+        Err(e) if client.is_closed() => Err(unknown(done, pg(e))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The error of an injected lost `COMMIT` reply (tests only).
+fn simulated() -> Error {
+    Error::store(
+        StoreErrorKind::Unavailable,
+        "postgres: connection lost during COMMIT (injected)",
+    )
 }
 
 impl Batch<'_> {

@@ -13,7 +13,8 @@
 //!   subscribers on every node. A dropped listener reconnects and reconciles from the tables, and
 //!   a bounded poll backs it up.
 //! - **Failures**: a lost connection fails only the writes in flight (never acknowledged); the
-//!   executor reconnects with backoff and the engine retries transient errors.
+//!   executor reconnects with backoff and the engine retries transient errors. A connection lost
+//!   during `COMMIT` is settled by asking the database whether that transaction committed.
 //! - **Migrations** are versioned and applied under an advisory lock in a configurable schema.
 //!
 //! ```no_run
@@ -32,6 +33,7 @@ mod store;
 
 use std::time::Duration;
 
+pub use exec::Faults;
 pub use store::PgStore;
 
 /// Options of a [`PgStore`].

@@ -20,7 +20,7 @@ use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use crate::PgOptions;
 use crate::error::pg;
-use crate::exec::{self, Cmd, Executor, Op, Out};
+use crate::exec::{self, Cmd, Executor, Faults, Op, Out};
 use crate::schema;
 
 /// A [`Store`] on PostgreSQL, shared by any number of nodes.
@@ -41,6 +41,7 @@ struct Shared {
     next: AtomicUsize,
     notices: broadcast::Sender<Notice>,
     events: broadcast::Sender<EventNotice>,
+    faults: Arc<Faults>,
     /// Stops the listener when the last clone is dropped.
     _stop: tokio_util_like::Stop,
 }
@@ -97,6 +98,7 @@ impl PgStore {
         let notices = broadcast::channel(4096).0;
         let events = broadcast::channel(8192).0;
         let rx = Arc::new(Mutex::new(rx));
+        let faults = Arc::new(Faults::default());
         for _ in 0..options.writers.max(1) {
             tokio::spawn(
                 Executor {
@@ -106,6 +108,7 @@ impl PgStore {
                     notices: notices.clone(),
                     events: events.clone(),
                     max_batch: options.max_batch.max(1),
+                    faults: faults.clone(),
                 }
                 .run(),
             );
@@ -124,6 +127,7 @@ impl PgStore {
                 next: AtomicUsize::new(0),
                 notices,
                 events,
+                faults,
                 _stop: tokio_util_like::Stop(stop_tx),
             }),
         };
@@ -133,6 +137,13 @@ impl PgStore {
             options.safety_poll,
         ));
         Ok(store)
+    }
+
+    /// Test signals: faults haltway's own tests inject. Not part of the API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
     }
 
     /// The schema this store uses.

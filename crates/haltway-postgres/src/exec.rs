@@ -274,7 +274,7 @@ impl Executor {
             return Some(Outcome::Committed);
         };
         let mut pause = std::time::Duration::from_millis(20);
-        for _ in 0..40 {
+        for _ in 0..20 {
             let c = match client.take() {
                 Some(c) if !c.is_closed() => Some(c),
                 _ => match connect(&self.config).await {

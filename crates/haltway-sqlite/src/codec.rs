@@ -7,7 +7,7 @@ use haltway_core::{
     Progress, Reason, Result, Timestamp,
 };
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, Row, Statement, params};
 
 use crate::error::sql;
 
@@ -177,14 +177,17 @@ fn t(v: Option<Timestamp>) -> Option<i64> {
     v.map(|t| t.0)
 }
 
-/// Inserts a new job row; `false` when a job with its id exists.
-pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<bool> {
-    let sql_text = format!(
-        "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
-         ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
-    );
-    let mut stmt = conn.prepare_cached(&sql_text).map_err(sql)?;
+/// The statement of [`insert_job`].
+pub(crate) static INSERT_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+         ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, \
+         ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
+    )
+});
+
+/// Inserts a new job row with [`INSERT_JOB`]; `false` when a job with its id exists.
+pub(crate) fn insert_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool> {
     let group = job.group.as_ref().map(|g| g.0.clone());
     stmt.execute(params![
         id_blob(job.id),
@@ -235,17 +238,35 @@ pub(crate) fn insert_job(conn: &Connection, job: &Job) -> Result<bool> {
     .map(|n| n == 1)
 }
 
-/// Writes every field of a job that can change after submit.
-pub(crate) fn update_job(conn: &Connection, job: &Job) -> Result<()> {
-    let mut stmt = conn
-        .prepare_cached(
-            "UPDATE jobs SET state = ?2, reason = ?3, cancel_reason = ?4, cancel_by = ?5, \
-             cancel_at = ?6, lim = ?7, attempt = ?8, failures = ?9, cycle = ?10, run_at = ?11, \
-             lease_until = ?12, worker = ?13, usage = ?14, found = ?15, analyzed = ?16, \
-             completion = ?17, time_left_ms = ?18, stage = ?19, recall = ?20, last_error = ?21, \
-             started_at = ?22, finished_at = ?23, last_event_id = ?24 WHERE id = ?1",
-        )
-        .map_err(sql)?;
+/// The statement of [`claim_job`].
+pub(crate) const CLAIM_JOB: &str = "UPDATE jobs SET state = ?2, reason = ?3, attempt = ?4, \
+    lease_until = ?5, worker = ?6, started_at = ?7, last_event_id = ?8 WHERE id = ?1";
+
+/// Writes the fields a claim changes, with [`CLAIM_JOB`].
+pub(crate) fn claim_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
+    stmt.execute(params![
+        id_blob(job.id),
+        state_code(job.state),
+        job.reason.map(reason_code),
+        job.attempt,
+        t(job.lease_until),
+        s(&job.worker),
+        t(job.started_at),
+        int(job.last_event_id, "event id")?,
+    ])
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// The statement of [`update_job`].
+pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, reason = ?3, \
+    cancel_reason = ?4, cancel_by = ?5, cancel_at = ?6, lim = ?7, attempt = ?8, failures = ?9, \
+    cycle = ?10, run_at = ?11, lease_until = ?12, worker = ?13, usage = ?14, found = ?15, \
+    analyzed = ?16, completion = ?17, time_left_ms = ?18, stage = ?19, recall = ?20, \
+    last_error = ?21, started_at = ?22, finished_at = ?23, last_event_id = ?24 WHERE id = ?1";
+
+/// Writes every field of a job that can change after submit, with [`UPDATE_JOB`].
+pub(crate) fn update_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
     stmt.execute(params![
         id_blob(job.id),
         state_code(job.state),

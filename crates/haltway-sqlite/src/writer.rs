@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use haltway_core::{Error, EventNotice, Job, JobId, JobState, Notice, Result, TenantId};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{CachedStatement, Connection, OptionalExtension};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, oneshot};
 
@@ -50,6 +50,23 @@ pub(crate) struct Tx<'c> {
     pub(crate) want_events: bool,
     /// A SQL error inside a command: the transaction is rolled back whole.
     poisoned: Option<Error>,
+    /// The statements every job goes through, taken from the connection's cache once per
+    /// transaction rather than once per row (each trip through the cache hashes the SQL text).
+    insert_job: Option<CachedStatement<'c>>,
+    claim_job: Option<CachedStatement<'c>>,
+    update_job: Option<CachedStatement<'c>>,
+}
+
+/// The statement in `slot`, taken from `conn`'s cache on first use.
+fn held<'a, 'c>(
+    conn: &'c Connection,
+    slot: &'a mut Option<CachedStatement<'c>>,
+    text: &str,
+) -> Result<&'a mut CachedStatement<'c>> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(text).map_err(sql)?);
+    }
+    Ok(slot.as_mut().expect("filled above"))
 }
 
 impl Tx<'_> {
@@ -90,11 +107,27 @@ impl Tx<'_> {
         self.cache.insert(job.id, job);
     }
 
+    /// Inserts a new job row; `false` when a job with its id exists.
+    pub(crate) fn insert_job(&mut self, job: &Job) -> Result<bool> {
+        codec::insert_job(
+            held(self.conn, &mut self.insert_job, &codec::INSERT_JOB)?,
+            job,
+        )
+    }
+
+    /// Writes the fields a claim changed.
+    pub(crate) fn claim_job(&mut self, job: &Job) -> Result<()> {
+        codec::claim_job(held(self.conn, &mut self.claim_job, codec::CLAIM_JOB)?, job)
+    }
+
     /// Writes every changed job back, and the pending events.
     pub(crate) fn flush(&mut self) -> Result<()> {
         for id in self.dirty.drain() {
             if let Some(job) = self.cache.get(&id) {
-                codec::update_job(self.conn, job)?;
+                codec::update_job(
+                    held(self.conn, &mut self.update_job, codec::UPDATE_JOB)?,
+                    job,
+                )?;
             }
         }
         codec::insert_events(self.conn, &std::mem::take(&mut self.events_out))
@@ -297,6 +330,9 @@ impl Writer {
             events: Vec::new(),
             want_events: self.events.receiver_count() > 0,
             poisoned: None,
+            insert_job: None,
+            claim_job: None,
+            update_job: None,
         };
         let mut replies = Vec::with_capacity(commands.len());
         if failed.is_none() {

@@ -186,6 +186,69 @@ pub(crate) static INSERT_JOB: std::sync::LazyLock<String> = std::sync::LazyLock:
     )
 });
 
+/// The statement of [`insert_new_job`]: the fields every new job starts with are constants,
+/// so only the 17 that vary are bound (binding is a good part of an insert's cost).
+pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, NULL, \
+         NULL, NULL, NULL, ?7, ?8, ?9, 0, 0, ?10, 0, ?11, ?12, NULL, NULL, ?13, ?14, 0, 0, NULL, \
+         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17)"
+    )
+});
+
+/// `true` for a job as `kernel::new_job` makes it: queued, never run, nothing recorded, so
+/// [`insert_new_job`] stores it whole.
+pub(crate) fn is_new(job: &Job) -> bool {
+    job.state == JobState::Queued
+        && job.reason.is_none()
+        && job.cancel.is_none()
+        && job.attempt == 0
+        && job.failures == 0
+        && job.cycle == 0
+        && job.lease_until.is_none()
+        && job.worker.is_none()
+        && job.progress == Progress::default()
+        && job.last_error.is_none()
+        && job.started_at.is_none()
+        && job.finished_at.is_none()
+}
+
+/// Inserts a job for which [`is_new`] holds, with [`INSERT_NEW_JOB`]; `false` when a job with
+/// its id exists.
+pub(crate) fn insert_new_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool> {
+    debug_assert!(is_new(job));
+    let group = job.group.as_ref().map(|g| g.0.clone());
+    stmt.execute(params![
+        id_blob(job.id),
+        job.tenant.as_str(),
+        job.kind.as_str(),
+        s(&group),
+        &*job.input,
+        s(&job.metadata),
+        cancel_mode_code(job.cancel_mode),
+        i64::from(job.on_cancel == OnCancel::Discard),
+        job.limit.map(|l| int(l, "limit")).transpose()?,
+        job.max_attempts,
+        job.run_at.0,
+        t(job.deadline),
+        int(job.fixed_cost, "fixed_cost")?,
+        int(job.usage, "usage")?,
+        job.idempotency_key.as_deref(),
+        job.created_at.0,
+        int(job.last_event_id, "last_event_id")?,
+    ])
+    .map_err(sql)
+    .map(|n| n == 1)
+}
+
+fn cancel_mode_code(m: CancelMode) -> i64 {
+    match m {
+        CancelMode::Checkpoint => 0,
+        CancelMode::Drain => 1,
+        CancelMode::Abort => 2,
+    }
+}
+
 /// Inserts a new job row with [`INSERT_JOB`]; `false` when a job with its id exists.
 pub(crate) fn insert_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool> {
     let group = job.group.as_ref().map(|g| g.0.clone());
@@ -201,11 +264,7 @@ pub(crate) fn insert_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool> {
         job.cancel.as_ref().map(|c| reason_code(c.reason)),
         job.cancel.as_ref().and_then(|c| c.requested_by.as_deref()),
         job.cancel.as_ref().map(|c| c.requested_at.0),
-        match job.cancel_mode {
-            CancelMode::Checkpoint => 0,
-            CancelMode::Drain => 1,
-            CancelMode::Abort => 2,
-        },
+        cancel_mode_code(job.cancel_mode),
         i64::from(job.on_cancel == OnCancel::Discard),
         job.limit.map(|l| int(l, "limit")).transpose()?,
         job.attempt,
@@ -253,6 +312,31 @@ pub(crate) fn claim_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
         s(&job.worker),
         t(job.started_at),
         int(job.last_event_id, "event id")?,
+    ])
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// The statement of [`finish_job`].
+pub(crate) const FINISH_JOB: &str = "UPDATE jobs SET state = ?2, reason = ?3, failures = ?4, \
+    run_at = ?5, lease_until = ?6, worker = ?7, usage = ?8, last_error = ?9, finished_at = ?10, \
+    last_event_id = ?11 WHERE id = ?1";
+
+/// Writes the fields that ending an attempt changes (`kernel::finish`), with [`FINISH_JOB`].
+/// Only for a job whose row held every other field before the finish.
+pub(crate) fn finish_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
+    stmt.execute(params![
+        id_blob(job.id),
+        state_code(job.state),
+        job.reason.map(reason_code),
+        job.failures,
+        job.run_at.0,
+        t(job.lease_until),
+        s(&job.worker),
+        int(job.usage, "usage")?,
+        job.last_error.as_deref(),
+        t(job.finished_at),
+        int(job.last_event_id, "last_event_id")?,
     ])
     .map_err(sql)?;
     Ok(())

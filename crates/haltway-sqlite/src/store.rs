@@ -347,7 +347,7 @@ impl Store for SqliteStore {
             }
             tx.status_event(&job, now)?;
             tx.announce(&job.kind.0);
-            tx.put(job.clone(), false);
+            // Not cached: the row is written, and only running jobs stay in the cache.
             Ok(Submitted { job, created: true })
         })
         .await
@@ -545,7 +545,16 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let mut job = tx.take(lease.job)?.ok_or(Error::NotFound)?;
             match kernel::finish(&mut job, lease, &finish, now) {
-                Ok(from) => changed(tx, job, from, now),
+                Ok(Some(from)) => {
+                    tx.status_event(&job, now)?;
+                    if job.state == JobState::Queued {
+                        tx.announce(&job.kind.0);
+                    }
+                    debug_assert!(from != job.state && job.state != JobState::Cancelling);
+                    tx.put_finished(&job)?;
+                    Ok(job)
+                }
+                Ok(None) => changed(tx, job, None, now),
                 Err(e) => {
                     tx.put(job, false);
                     Err(e)

@@ -13,6 +13,7 @@
 //!   transaction fails or another process has committed (`PRAGMA data_version` moved).
 //! - Notices go out only after a successful commit.
 
+use std::ops::DerefMut;
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -52,8 +53,9 @@ pub(crate) struct Tx<'c> {
     poisoned: Option<Error>,
     /// The statements every job goes through, taken from the connection's cache once per
     /// transaction rather than once per row (each trip through the cache hashes the SQL text).
-    insert_job: Option<CachedStatement<'c>>,
+    insert_new_job: Option<CachedStatement<'c>>,
     claim_job: Option<CachedStatement<'c>>,
+    finish_job: Option<CachedStatement<'c>>,
     update_job: Option<CachedStatement<'c>>,
 }
 
@@ -109,15 +111,39 @@ impl Tx<'_> {
 
     /// Inserts a new job row; `false` when a job with its id exists.
     pub(crate) fn insert_job(&mut self, job: &Job) -> Result<bool> {
-        codec::insert_job(
-            held(self.conn, &mut self.insert_job, &codec::INSERT_JOB)?,
-            job,
-        )
+        if codec::is_new(job) {
+            codec::insert_new_job(
+                held(self.conn, &mut self.insert_new_job, &codec::INSERT_NEW_JOB)?,
+                job,
+            )
+        } else {
+            codec::insert_job(
+                self.conn
+                    .prepare_cached(&codec::INSERT_JOB)
+                    .map_err(sql)?
+                    .deref_mut(),
+                job,
+            )
+        }
     }
 
     /// Writes the fields a claim changed.
     pub(crate) fn claim_job(&mut self, job: &Job) -> Result<()> {
         codec::claim_job(held(self.conn, &mut self.claim_job, codec::CLAIM_JOB)?, job)
+    }
+
+    /// Writes a job that an attempt's end just changed. A job with no earlier pending change
+    /// is written at once with the narrow statement, and not kept: ended attempts leave the
+    /// cache anyway. Otherwise it is marked for the full write at the next flush.
+    pub(crate) fn put_finished(&mut self, job: &Job) -> Result<()> {
+        if self.dirty.contains(&job.id) {
+            self.put(job.clone(), true);
+            return Ok(());
+        }
+        codec::finish_job(
+            held(self.conn, &mut self.finish_job, codec::FINISH_JOB)?,
+            job,
+        )
     }
 
     /// Writes every changed job back, and the pending events.
@@ -330,8 +356,9 @@ impl Writer {
             events: Vec::new(),
             want_events: self.events.receiver_count() > 0,
             poisoned: None,
-            insert_job: None,
+            insert_new_job: None,
             claim_job: None,
+            finish_job: None,
             update_job: None,
         };
         let mut replies = Vec::with_capacity(commands.len());

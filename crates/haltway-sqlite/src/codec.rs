@@ -434,14 +434,13 @@ pub(crate) fn insert_events(conn: &Connection, rows: &[EventRow]) -> Result<()> 
     Ok(())
 }
 
+/// The statement of [`insert_entry`].
+pub(crate) const INSERT_ENTRY: &str = "INSERT INTO ledger (job, seq, key, payload, cost, \
+    attempt, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+    ON CONFLICT (job, key) WHERE key IS NOT NULL DO NOTHING";
+
 /// Inserts a ledger entry; `false` when its key is already in the job's ledger.
-pub(crate) fn insert_entry(conn: &Connection, job: JobId, e: &Entry) -> Result<bool> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO ledger (job, seq, key, payload, cost, attempt, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (job, key) WHERE key IS NOT NULL DO NOTHING",
-        )
-        .map_err(sql)?;
+pub(crate) fn insert_entry(stmt: &mut Statement<'_>, job: JobId, e: &Entry) -> Result<bool> {
     stmt.execute(params![
         id_blob(job),
         int(e.seq, "seq")?,

@@ -260,11 +260,9 @@ fn append_one(
     let before = (job.progress.found, job.usage, job.last_event_id);
     let first = kernel::append(&mut job, a, None, now);
     let taken = match (&first, &a.key) {
-        (Ok(AppendOutcome::New(entry, _)), Some(_)) => {
-            !codec::insert_entry(tx.conn, job.id, entry)?
-        }
+        (Ok(AppendOutcome::New(entry, _)), Some(_)) => !tx.insert_entry(job.id, entry)?,
         (Ok(AppendOutcome::New(entry, _)), None) => {
-            codec::insert_entry(tx.conn, job.id, entry)?;
+            tx.insert_entry(job.id, entry)?;
             false
         }
         (Err(Error::LimitReached), Some(_)) => true,
@@ -294,7 +292,7 @@ fn append_one(
             if taken {
                 // Only reached if the key vanished between the two statements, which cannot
                 // happen inside the transaction; insert it all the same rather than lose it.
-                codec::insert_entry(tx.conn, job.id, &entry)?;
+                tx.insert_entry(job.id, &entry)?;
             }
             let seq = int(entry.seq, "seq")?;
             tx.event(&job, now, EV_ITEM, Some(seq), None, None)?;

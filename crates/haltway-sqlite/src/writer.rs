@@ -55,6 +55,7 @@ pub(crate) struct Tx<'c> {
     /// transaction rather than once per row (each trip through the cache hashes the SQL text).
     insert_new_job: Option<CachedStatement<'c>>,
     claim_job: Option<CachedStatement<'c>>,
+    insert_entry: Option<CachedStatement<'c>>,
     finish_job: Option<CachedStatement<'c>>,
     update_job: Option<CachedStatement<'c>>,
 }
@@ -125,6 +126,15 @@ impl Tx<'_> {
                 job,
             )
         }
+    }
+
+    /// Inserts a ledger entry of `job`; `false` when its key is already in the job's ledger.
+    pub(crate) fn insert_entry(&mut self, job: JobId, entry: &haltway_core::Entry) -> Result<bool> {
+        codec::insert_entry(
+            held(self.conn, &mut self.insert_entry, codec::INSERT_ENTRY)?,
+            job,
+            entry,
+        )
     }
 
     /// Writes the fields a claim changed.
@@ -358,6 +368,7 @@ impl Writer {
             poisoned: None,
             insert_new_job: None,
             claim_job: None,
+            insert_entry: None,
             finish_job: None,
             update_job: None,
         };

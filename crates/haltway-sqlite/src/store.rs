@@ -85,6 +85,7 @@ impl SqliteStore {
             notices: notices.clone(),
             events: events.clone(),
             max_batch: options.max_batch.max(1),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         };
         std::thread::Builder::new()
             .name("haltway-sqlite-writer".into())

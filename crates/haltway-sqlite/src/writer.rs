@@ -294,12 +294,29 @@ fn same_error(e: &Error) -> Error {
     }
 }
 
+/// The answers of a finished transaction. Dropping it sends them, so no caller is ever left
+/// without its answer, wherever and whenever that happens.
+struct Answers {
+    replies: Vec<Reply>,
+    failed: Option<Error>,
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        for reply in self.replies.drain(..) {
+            reply(self.failed.as_ref());
+        }
+    }
+}
+
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) rx: mpsc::Receiver<Msg>,
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) max_batch: usize,
+    /// The runtime the store was opened in, if any: where answers are sent from.
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Most jobs the writer keeps cached between transactions.
@@ -415,8 +432,16 @@ impl Writer {
             }
         }
         drop(tx);
-        for reply in replies {
-            reply(failed.as_ref());
+        let answers = Answers { replies, failed };
+        match &self.runtime {
+            // Each wake from outside the runtime takes the runtime's queue lock and may wake a
+            // parked worker; one spawned task does the waking on a worker instead, off this
+            // thread. `Answers` answers on drop, so if the task never runs (the runtime is
+            // gone), the answers are sent right here all the same.
+            Some(rt) if answers.replies.len() > 1 => {
+                rt.spawn(async move { drop(answers) });
+            }
+            _ => drop(answers),
         }
     }
 }

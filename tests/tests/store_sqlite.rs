@@ -49,3 +49,37 @@ fn answers_reach_callers_after_the_opening_runtime_is_gone() {
         }
     });
 }
+
+/// A store opened inside a current-thread runtime that then sits idle (nobody blocks on it)
+/// still answers callers on another runtime.
+#[test]
+fn answers_do_not_wait_for_an_idle_current_thread_runtime() {
+    use haltway_core::Store;
+    use haltway_testkit::suite::{T0, new_job};
+
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = dir.path().join("haltway.db");
+    let idle = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = idle.block_on(async { SqliteStore::open(&path).expect("open") });
+    let other = tokio::runtime::Runtime::new().expect("runtime");
+    other.block_on(async {
+        let mut pending = Vec::new();
+        for _ in 0..50 {
+            let store = store.clone();
+            pending.push(tokio::spawn(async move {
+                store.submit(new_job("t", "k"), T0).await
+            }));
+        }
+        for p in pending {
+            tokio::time::timeout(std::time::Duration::from_secs(30), p)
+                .await
+                .expect("answered while the opening runtime is idle")
+                .expect("join")
+                .expect("submitted");
+        }
+    });
+    drop(idle);
+}

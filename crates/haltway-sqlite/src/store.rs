@@ -85,7 +85,11 @@ impl SqliteStore {
             notices: notices.clone(),
             events: events.clone(),
             max_batch: options.max_batch.max(1),
-            runtime: tokio::runtime::Handle::try_current().ok(),
+            // Only a multi-thread runtime runs its tasks without someone blocking on it; on a
+            // current-thread one the task could wait for a `block_on` that never comes.
+            runtime: tokio::runtime::Handle::try_current()
+                .ok()
+                .filter(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread),
         };
         std::thread::Builder::new()
             .name("haltway-sqlite-writer".into())

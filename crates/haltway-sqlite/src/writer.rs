@@ -315,7 +315,7 @@ pub(crate) struct Writer {
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) max_batch: usize,
-    /// The runtime the store was opened in, if any: where answers are sent from.
+    /// The multi-thread runtime the store was opened in, if any: where answers are sent from.
     pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 

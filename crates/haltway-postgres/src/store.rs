@@ -67,6 +67,20 @@ impl fmt::Debug for PgStore {
     }
 }
 
+/// The time limit of a connection attempt when the URL sets none (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connection settings of `url`, with [`CONNECT_TIMEOUT`] unless it sets its own.
+fn parse_url(url: &str) -> Result<Config> {
+    let mut config = Config::from_str(url).map_err(invalid_url)?;
+    if config.get_connect_timeout().is_none() {
+        // Without one, a connection attempt to a host that drops packets waits for the
+        // operating system's TCP timeout (minutes), and so does every reconnect.
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
+
 fn invalid_url(e: tokio_postgres::Error) -> Error {
     Error::InvalidInput {
         field: "database_url",
@@ -76,13 +90,14 @@ fn invalid_url(e: tokio_postgres::Error) -> Error {
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`), creates the schema
-    /// `options.schema` if needed and applies the migrations it lacks.
+    /// `options.schema` if needed and applies the migrations it lacks. Each connection attempt
+    /// gives up after 10 s unless the URL sets `connect_timeout` (in seconds).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed URL or schema name; a store error when the
     /// server cannot be reached or the schema was migrated by a newer haltway.
     pub async fn connect(url: &str, options: PgOptions) -> Result<Self> {
-        let config = Config::from_str(url).map_err(invalid_url)?;
+        let config = parse_url(url)?;
         if !schema::valid_schema(&options.schema) {
             return Err(Error::InvalidInput {
                 field: "schema",
@@ -595,5 +610,25 @@ fn entry(r: &tokio_postgres::Row, o: usize) -> Entry {
         cost: n(r.get(o + 3)),
         attempt: u32::try_from(r.get::<_, i32>(o + 4)).unwrap_or(0),
         at: Timestamp(r.get(o + 5)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_attempts_time_out_unless_the_url_says_otherwise() {
+        let default = parse_url("postgres://u@db.example/haltway").expect("url");
+        assert_eq!(default.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        let own = parse_url("postgres://u@db.example/haltway?connect_timeout=3").expect("url");
+        assert_eq!(own.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert!(matches!(
+            parse_url("postgres://u@db.example/haltway?connect_timeout=soon"),
+            Err(Error::InvalidInput {
+                field: "database_url",
+                ..
+            })
+        ));
     }
 }

@@ -183,20 +183,14 @@ impl Executor {
             };
             let mut tries = 0;
             let result = loop {
-                let c = match client.take() {
-                    Some(c) if !c.is_closed() => c,
-                    _ => match connect(&self.config).await {
-                        Ok(c) => {
-                            stmts.lock().clear();
-                            c
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "postgres unavailable; the batch fails");
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(std::time::Duration::from_secs(2));
-                            break Err(e);
-                        }
-                    },
+                let c = match self.open(&mut client, &stmts).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "postgres unavailable; the batch fails");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                        break Err(e);
+                    }
                 };
                 let mut c = c;
                 let r = run_batch(&mut c, &stmts, &self.schema, &cmds, &self.faults).await;
@@ -260,6 +254,22 @@ impl Executor {
 }
 
 impl Executor {
+    /// The open connection in `client`, or a new one (whose prepared statements start empty).
+    async fn open(
+        &self,
+        client: &mut Option<Client>,
+        stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+    ) -> Result<Client> {
+        match client.take() {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => {
+                let c = connect(&self.config).await?;
+                stmts.lock().clear();
+                Ok(c)
+            }
+        }
+    }
+
     /// Asks the database whether transaction `xid` committed, reconnecting if needed. Waits
     /// (bounded, about 15 s) while the server is unreachable or the transaction is still in
     /// progress on the old connection's backend; `None` if it cannot tell by then. A batch
@@ -275,17 +285,7 @@ impl Executor {
         };
         let mut pause = std::time::Duration::from_millis(20);
         for _ in 0..20 {
-            let c = match client.take() {
-                Some(c) if !c.is_closed() => Some(c),
-                _ => match connect(&self.config).await {
-                    Ok(c) => {
-                        stmts.lock().clear();
-                        Some(c)
-                    }
-                    Err(_) => None,
-                },
-            };
-            if let Some(c) = c {
+            if let Ok(c) = self.open(client, stmts).await {
                 let status = c
                     .query_one("SELECT txid_status($1)", &[&xid])
                     .await

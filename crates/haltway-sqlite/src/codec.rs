@@ -177,15 +177,6 @@ fn t(v: Option<Timestamp>) -> Option<i64> {
     v.map(|t| t.0)
 }
 
-/// The statement of [`insert_job`].
-pub(crate) static INSERT_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-         ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, \
-         ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"
-    )
-});
-
 /// The statement of [`insert_new_job`]: the fields every new job starts with are constants,
 /// so only the 17 that vary are bound (binding is a good part of an insert's cost).
 pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -247,54 +238,6 @@ fn cancel_mode_code(m: CancelMode) -> i64 {
         CancelMode::Drain => 1,
         CancelMode::Abort => 2,
     }
-}
-
-/// Inserts a new job row with [`INSERT_JOB`]; `false` when a job with its id exists.
-pub(crate) fn insert_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool> {
-    let group = job.group.as_ref().map(|g| g.0.clone());
-    stmt.execute(params![
-        id_blob(job.id),
-        job.tenant.as_str(),
-        job.kind.as_str(),
-        s(&group),
-        &*job.input,
-        s(&job.metadata),
-        state_code(job.state),
-        job.reason.map(reason_code),
-        job.cancel.as_ref().map(|c| reason_code(c.reason)),
-        job.cancel.as_ref().and_then(|c| c.requested_by.as_deref()),
-        job.cancel.as_ref().map(|c| c.requested_at.0),
-        cancel_mode_code(job.cancel_mode),
-        i64::from(job.on_cancel == OnCancel::Discard),
-        job.limit.map(|l| int(l, "limit")).transpose()?,
-        job.attempt,
-        job.failures,
-        job.max_attempts,
-        job.cycle,
-        job.run_at.0,
-        t(job.deadline),
-        t(job.lease_until),
-        s(&job.worker),
-        int(job.fixed_cost, "fixed_cost")?,
-        int(job.usage, "usage")?,
-        int(job.progress.found, "found")?,
-        int(job.progress.analyzed, "analyzed")?,
-        job.progress.completion,
-        job.progress
-            .time_left_ms
-            .map(|v| int(v, "time_left_ms"))
-            .transpose()?,
-        job.progress.stage.as_deref(),
-        job.progress.recall,
-        job.last_error.as_deref(),
-        job.idempotency_key.as_deref(),
-        job.created_at.0,
-        t(job.started_at),
-        t(job.finished_at),
-        int(job.last_event_id, "last_event_id")?,
-    ])
-    .map_err(sql)
-    .map(|n| n == 1)
 }
 
 /// The statement of [`claim_job`].

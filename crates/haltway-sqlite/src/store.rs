@@ -342,7 +342,7 @@ impl Store for SqliteStore {
                 }
             }
             let job = kernel::new_job(new, now);
-            if !tx.insert_job(&job)? {
+            if !tx.insert_new_job(&job)? {
                 return Err(Error::InvalidInput {
                     field: "id",
                     reason: "a job with this id exists".into(),

@@ -13,7 +13,6 @@
 //!   transaction fails or another process has committed (`PRAGMA data_version` moved).
 //! - Notices go out only after a successful commit.
 
-use std::ops::DerefMut;
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -51,8 +50,13 @@ pub(crate) struct Tx<'c> {
     pub(crate) want_events: bool,
     /// A SQL error inside a command: the transaction is rolled back whole.
     poisoned: Option<Error>,
-    /// The statements every job goes through, taken from the connection's cache once per
-    /// transaction rather than once per row (each trip through the cache hashes the SQL text).
+    held: Held<'c>,
+}
+
+/// The statements every job goes through, taken from the connection's cache once per
+/// transaction rather than once per row (each trip through the cache hashes the SQL text).
+#[derive(Default)]
+struct Held<'c> {
     insert_new_job: Option<CachedStatement<'c>>,
     claim_job: Option<CachedStatement<'c>>,
     insert_entry: Option<CachedStatement<'c>>,
@@ -110,28 +114,20 @@ impl Tx<'_> {
         self.cache.insert(job.id, job);
     }
 
-    /// Inserts a new job row; `false` when a job with its id exists.
-    pub(crate) fn insert_job(&mut self, job: &Job) -> Result<bool> {
-        if codec::is_new(job) {
-            codec::insert_new_job(
-                held(self.conn, &mut self.insert_new_job, &codec::INSERT_NEW_JOB)?,
-                job,
-            )
-        } else {
-            codec::insert_job(
-                self.conn
-                    .prepare_cached(&codec::INSERT_JOB)
-                    .map_err(sql)?
-                    .deref_mut(),
-                job,
-            )
-        }
+    /// Inserts a job as `kernel::new_job` made it; `false` when a job with its id exists.
+    pub(crate) fn insert_new_job(&mut self, job: &Job) -> Result<bool> {
+        let stmt = held(
+            self.conn,
+            &mut self.held.insert_new_job,
+            &codec::INSERT_NEW_JOB,
+        )?;
+        codec::insert_new_job(stmt, job)
     }
 
     /// Inserts a ledger entry of `job`; `false` when its key is already in the job's ledger.
     pub(crate) fn insert_entry(&mut self, job: JobId, entry: &haltway_core::Entry) -> Result<bool> {
         codec::insert_entry(
-            held(self.conn, &mut self.insert_entry, codec::INSERT_ENTRY)?,
+            held(self.conn, &mut self.held.insert_entry, codec::INSERT_ENTRY)?,
             job,
             entry,
         )
@@ -139,7 +135,10 @@ impl Tx<'_> {
 
     /// Writes the fields a claim changed.
     pub(crate) fn claim_job(&mut self, job: &Job) -> Result<()> {
-        codec::claim_job(held(self.conn, &mut self.claim_job, codec::CLAIM_JOB)?, job)
+        codec::claim_job(
+            held(self.conn, &mut self.held.claim_job, codec::CLAIM_JOB)?,
+            job,
+        )
     }
 
     /// Writes a job that an attempt's end just changed. A job with no earlier pending change
@@ -151,7 +150,7 @@ impl Tx<'_> {
             return Ok(());
         }
         codec::finish_job(
-            held(self.conn, &mut self.finish_job, codec::FINISH_JOB)?,
+            held(self.conn, &mut self.held.finish_job, codec::FINISH_JOB)?,
             job,
         )
     }
@@ -161,7 +160,7 @@ impl Tx<'_> {
         for id in self.dirty.drain() {
             if let Some(job) = self.cache.get(&id) {
                 codec::update_job(
-                    held(self.conn, &mut self.update_job, codec::UPDATE_JOB)?,
+                    held(self.conn, &mut self.held.update_job, codec::UPDATE_JOB)?,
                     job,
                 )?;
             }
@@ -383,11 +382,7 @@ impl Writer {
             events: Vec::new(),
             want_events: self.events.receiver_count() > 0,
             poisoned: None,
-            insert_new_job: None,
-            claim_job: None,
-            insert_entry: None,
-            finish_job: None,
-            update_job: None,
+            held: Held::default(),
         };
         let mut replies = Vec::with_capacity(commands.len());
         if failed.is_none() {

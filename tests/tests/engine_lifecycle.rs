@@ -380,6 +380,43 @@ async fn global_concurrency_bounds_running_jobs() {
     b.engine.shutdown().await;
 }
 
+/// With several claims in flight, each reserves its slots: jobs all queued before the engine
+/// starts are claimed only up to the kind's and the engine's concurrency.
+#[tokio::test]
+async fn claims_in_flight_never_take_more_than_the_free_slots() {
+    for (kind_limit, engine_limit, expect) in [(2, 10_000, 2), (usize::MAX, 3, 3)] {
+        let store = haltway_core::MemoryStore::new();
+        let (mut b, engine) = engine_on(
+            &store,
+            options(CancelMode::Checkpoint).concurrency(kind_limit),
+            |x| x.concurrency(engine_limit).claims_in_flight(4),
+        );
+        for _ in 0..8 {
+            engine
+                .submit::<support::Scripted>(b.tenant.clone(), &script(1), SubmitOptions::new())
+                .await
+                .expect("submit");
+        }
+        engine.start();
+        for _ in 0..expect {
+            b.until(Signal::Started {
+                attempt: 1,
+                found: 0,
+            })
+            .await;
+        }
+        // Give any claim beyond the limit time to land before looking.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let claimed = engine
+            .metrics()
+            .claimed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!((engine.running(), claimed), (expect, expect as u64));
+        b.release(8);
+        engine.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn idempotency_key_returns_the_same_job() {
     let b = setup(options(CancelMode::Checkpoint));

@@ -48,6 +48,7 @@ struct EngineConfig {
     poll_interval: Duration,
     reap_interval: Duration,
     claim_batch: usize,
+    claims_in_flight: usize,
     backoff_base: Duration,
     backoff_max: Duration,
     progress_interval: Duration,
@@ -115,6 +116,15 @@ impl EngineBuilder {
     /// Most jobs claimed in one store call (default 512).
     pub fn claim_batch(mut self, n: usize) -> Self {
         self.config.claim_batch = n.max(1);
+        self
+    }
+
+    /// Most claims outstanding at once (default 2). With more than one, the next claim is on
+    /// its way while the store commits the last, which keeps a store with several write
+    /// connections busy when jobs are short; slots are reserved per claim, so the engine never
+    /// takes more jobs than its concurrency allows.
+    pub fn claims_in_flight(mut self, n: usize) -> Self {
+        self.config.claims_in_flight = n.max(1);
         self
     }
 
@@ -457,6 +467,7 @@ impl Engine {
                 poll_interval: Duration::from_millis(100),
                 reap_interval: Duration::from_secs(1),
                 claim_batch: 512,
+                claims_in_flight: 2,
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(600),
                 progress_interval: Duration::from_millis(250),
@@ -508,9 +519,11 @@ impl Engine {
         inner.shutting_down.store(true, Ordering::Release);
         inner.root.cancel();
         inner.background.close();
+        // The dispatcher first: it spawns the jobs of claims still in flight, which must be
+        // among the jobs waited for.
+        inner.background.wait().await;
         inner.jobs.close();
         inner.jobs.wait().await;
-        inner.background.wait().await;
     }
 
     /// Submits a job of kind `K`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use rand::Rng;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument;
@@ -24,15 +25,17 @@ pub(super) fn start(inner: &Arc<EngineInner>) {
     bg.spawn(listen(inner.clone()));
 }
 
-/// Free slots per kind, bounded by the kind's and the engine's concurrency.
-fn free_slots(inner: &EngineInner) -> Vec<(KindName, usize)> {
+/// Free slots per kind, bounded by the kind's and the engine's concurrency, less the slots that
+/// claims in flight have reserved.
+fn free_slots(inner: &EngineInner, reserved: &Reserved) -> Vec<(KindName, usize)> {
     let mut global = inner
         .config
         .concurrency
-        .saturating_sub(inner.total_running.load(Ordering::Acquire));
+        .saturating_sub(inner.total_running.load(Ordering::Acquire))
+        .saturating_sub(reserved.total);
     let mut out = Vec::new();
     for (name, kind) in &inner.kinds {
-        let used = kind.running().load(Ordering::Acquire);
+        let used = kind.running().load(Ordering::Acquire) + reserved.of(name);
         let free = kind
             .options()
             .concurrency
@@ -47,50 +50,129 @@ fn free_slots(inner: &EngineInner) -> Vec<(KindName, usize)> {
     out
 }
 
+/// Slots held by claims in flight, so that two claims never take more jobs than there are
+/// slots for.
+#[derive(Default)]
+struct Reserved {
+    total: usize,
+    by_kind: Vec<(KindName, usize)>,
+}
+
+impl Reserved {
+    fn of(&self, kind: &KindName) -> usize {
+        self.by_kind
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn add(&mut self, kinds: &[(KindName, usize)]) {
+        for (kind, n) in kinds {
+            self.total += n;
+            match self.by_kind.iter_mut().find(|(k, _)| k == kind) {
+                Some(slot) => slot.1 += n,
+                None => self.by_kind.push((kind.clone(), *n)),
+            }
+        }
+    }
+
+    fn remove(&mut self, kinds: &[(KindName, usize)]) {
+        for (kind, n) in kinds {
+            self.total -= n;
+            if let Some(slot) = self.by_kind.iter_mut().find(|(k, _)| k == kind) {
+                slot.1 -= n;
+            }
+        }
+        self.by_kind.retain(|(_, n)| *n > 0);
+    }
+}
+
+type ClaimFuture =
+    std::pin::Pin<Box<dyn Future<Output = (Vec<(KindName, usize)>, Result<Vec<Job>>)> + Send>>;
+
+fn claim(inner: &Arc<EngineInner>, kinds: Vec<(KindName, usize)>) -> ClaimFuture {
+    let inner = inner.clone();
+    Box::pin(async move {
+        let request = ClaimRequest {
+            worker: inner.config.worker_id.clone(),
+            lease_ms: duration_ms(inner.config.lease),
+            kinds,
+        };
+        let result = inner.store.claim(&request, inner.clock.now()).await;
+        (request.kinds, result)
+    })
+}
+
+/// Claims ready jobs and spawns them, with up to `claims_in_flight` claims outstanding: while
+/// the store commits one claim, the next is already on its way, so short jobs never wait for
+/// a claim round trip. After a claim comes back short (the queue is empty) or fails, no new
+/// claim starts until a wakeup, the poll interval or the backoff.
 async fn dispatch(inner: Arc<EngineInner>) {
     let mut pause = Duration::from_millis(10);
+    let mut reserved = Reserved::default();
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+    // Whether the last claim found the queue drained, and until when a failure holds claims.
+    let mut drained = false;
+    let mut hold: Option<tokio::time::Instant> = None;
     loop {
         if inner.root.is_cancelled() {
-            return;
+            break;
         }
-        let kinds = free_slots(&inner);
-        let wanted: usize = kinds.iter().map(|(_, n)| n).sum();
-        let mut got = 0;
-        if wanted > 0 {
-            let request = ClaimRequest {
-                worker: inner.config.worker_id.clone(),
-                lease_ms: duration_ms(inner.config.lease),
-                kinds,
-            };
-            match inner.store.claim(&request, inner.clock.now()).await {
-                Ok(jobs) => {
-                    inner.metrics.claim_batches.fetch_add(1, Ordering::Relaxed);
-                    pause = Duration::from_millis(10);
-                    got = jobs.len();
-                    for job in jobs {
-                        spawn_job(&inner, job);
+        if hold.is_some_and(|t| tokio::time::Instant::now() >= t) {
+            hold = None;
+        }
+        while !drained && hold.is_none() && in_flight.len() < inner.config.claims_in_flight {
+            let kinds = free_slots(&inner, &reserved);
+            if kinds.is_empty() {
+                break;
+            }
+            reserved.add(&kinds);
+            in_flight.push(claim(&inner, kinds));
+        }
+        let idle = drained || hold.is_some() || in_flight.is_empty();
+        let sleep_until =
+            hold.unwrap_or_else(|| tokio::time::Instant::now() + inner.config.poll_interval);
+        tokio::select! {
+            Some((kinds, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                reserved.remove(&kinds);
+                let wanted: usize = kinds.iter().map(|(_, n)| n).sum();
+                match result {
+                    Ok(jobs) => {
+                        inner.metrics.claim_batches.fetch_add(1, Ordering::Relaxed);
+                        pause = Duration::from_millis(10);
+                        drained = jobs.len() < wanted;
+                        for job in jobs {
+                            spawn_job(&inner, job);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claim failed; backing off");
+                        hold = Some(tokio::time::Instant::now() + pause);
+                        pause = (pause * 2).min(Duration::from_secs(5));
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "claim failed; backing off");
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = inner.root.cancelled() => return,
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                    continue;
+                if !drained && hold.is_none() {
+                    // Let the other ready tasks run (submitters, finishing jobs) before the
+                    // next claim, so that it takes a batch instead of a single job.
+                    tokio::task::yield_now().await;
                 }
             }
-        }
-        if got == 0 || got < wanted {
-            tokio::select! {
-                () = inner.wake.notified() => {}
-                () = tokio::time::sleep(inner.config.poll_interval) => {}
-                () = inner.root.cancelled() => return,
+            () = inner.wake.notified(), if idle => {
+                drained = false;
+                tokio::task::yield_now().await;
             }
-            // Let the other ready tasks run (submitters, finishing jobs) before claiming, so
-            // one claim takes a batch instead of a single job.
-            tokio::task::yield_now().await;
+            () = tokio::time::sleep_until(sleep_until), if idle => drained = false,
+            () = inner.root.cancelled() => break,
+        }
+    }
+    // Shutting down: the claims already sent may commit; their jobs run and stop at once, so
+    // they go back to the queue instead of waiting out their leases.
+    while let Some((_, result)) = in_flight.next().await {
+        if let Ok(jobs) = result {
+            for job in jobs {
+                spawn_job(&inner, job);
+            }
         }
     }
 }

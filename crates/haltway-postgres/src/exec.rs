@@ -73,11 +73,18 @@ pub(crate) struct Executor {
     pub(crate) config: Config,
     pub(crate) schema: String,
     /// Shared by the store's executors: one gathers a batch while the others run theirs.
-    pub(crate) rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Cmd>>>,
+    pub(crate) rx: Arc<tokio::sync::Mutex<Queue>>,
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) max_batch: usize,
     pub(crate) faults: Arc<Faults>,
+}
+
+/// The store's write queue, shared by its executors.
+pub(crate) struct Queue {
+    pub(crate) rx: mpsc::UnboundedReceiver<Cmd>,
+    /// A command taken off `rx` that the next batch starts with.
+    pub(crate) carry: Option<Cmd>,
 }
 
 /// Test signals: faults that haltway's own tests inject into the executor. They are no-ops
@@ -142,18 +149,43 @@ const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
 
 impl Executor {
     /// Takes the next batch off the shared queue; `None` when the store is gone.
+    ///
+    /// A batch holds at most one claim: a second one is left for the next batch, which the
+    /// other write connection runs at the same time, so an engine with two claims in flight
+    /// has them committed side by side instead of one after the other.
     async fn gather(&self) -> Option<Vec<Cmd>> {
-        let mut rx = self.rx.lock().await;
-        let first = rx.recv().await?;
+        let mut queue = self.rx.lock().await;
+        let Queue { rx, carry } = &mut *queue;
+        let first = match carry.take() {
+            Some(c) => c,
+            None => rx.recv().await?,
+        };
+        let mut claims = usize::from(matches!(first.op, Op::Claim(_)));
         let mut cmds = vec![first];
+        // Adds `c` to the batch, or leaves it for the next one (`false`: the batch is done).
+        let mut take = |c: Cmd, cmds: &mut Vec<Cmd>, carry: &mut Option<Cmd>| {
+            if matches!(c.op, Op::Claim(_)) {
+                if claims > 0 {
+                    *carry = Some(c);
+                    return false;
+                }
+                claims += 1;
+            }
+            cmds.push(c);
+            true
+        };
         // Group commit: a commit costs the same for one command or a thousand, so give the
         // commands that are about to arrive (other handlers' deliveries, woken by the last
         // commit) a moment to join, bounded by `LINGER`.
         let linger = tokio::time::Instant::now() + LINGER;
-        loop {
+        'gather: loop {
             while cmds.len() < self.max_batch {
                 match rx.try_recv() {
-                    Ok(c) => cmds.push(c),
+                    Ok(c) => {
+                        if !take(c, &mut cmds, carry) {
+                            break 'gather;
+                        }
+                    }
                     Err(_) => break,
                 }
             }
@@ -165,7 +197,11 @@ impl Executor {
             if rx.is_empty() && cmds.len() == before {
                 // Nothing new after a yield: wait a little, or run what we have.
                 match tokio::time::timeout_at(linger, rx.recv()).await {
-                    Ok(Some(c)) => cmds.push(c),
+                    Ok(Some(c)) => {
+                        if !take(c, &mut cmds, carry) {
+                            break;
+                        }
+                    }
                     _ => break,
                 }
             }
@@ -1160,6 +1196,44 @@ mod tests {
             .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
             .await
             .expect("drop schema");
+    }
+
+    /// A batch takes at most one claim; the next batch starts with the one left over, and the
+    /// commands keep their order.
+    #[tokio::test]
+    async fn a_batch_holds_at_most_one_claim() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let executor = Executor {
+            config: Config::new(),
+            schema: "s".into(),
+            rx: Arc::new(tokio::sync::Mutex::new(Queue { rx, carry: None })),
+            notices: broadcast::channel(1).0,
+            events: broadcast::channel(1).0,
+            max_batch: 100,
+            faults: Arc::new(Faults::default()),
+        };
+        let claim = || {
+            Op::Claim(ClaimRequest {
+                worker: "w".into(),
+                lease_ms: 1000,
+                kinds: vec![("k".into(), 1)],
+            })
+        };
+        let ops = [Op::Recover, claim(), Op::Recover, claim(), claim(), Op::Recover];
+        for (i, op) in ops.into_iter().enumerate() {
+            tx.send(Cmd {
+                op,
+                now: Timestamp(i64::try_from(i).expect("small")),
+                reply: oneshot::channel().0,
+            })
+            .expect("send");
+        }
+        drop(tx);
+        let mut batches = Vec::new();
+        while let Some(cmds) = executor.gather().await {
+            batches.push(cmds.iter().map(|c| c.now.0).collect::<Vec<_>>());
+        }
+        assert_eq!(batches, vec![vec![0, 1, 2], vec![3], vec![4, 5]]);
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl PgStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let notices = broadcast::channel(4096).0;
         let events = broadcast::channel(8192).0;
-        let rx = Arc::new(Mutex::new(rx));
+        let rx = Arc::new(Mutex::new(exec::Queue { rx, carry: None }));
         let faults = Arc::new(Faults::default());
         for _ in 0..options.writers.max(1) {
             tokio::spawn(

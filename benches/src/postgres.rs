@@ -9,6 +9,8 @@ use haltway_core::{CancelRequest, Engine, SubmitOptions, TenantId};
 use haltway_postgres::{PgOptions, PgStore};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::Sizes;
@@ -46,6 +48,40 @@ async fn client(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
     tokio::spawn(conn);
     c
+}
+
+/// `COPY … FROM STDIN (FORMAT binary)` of `rows` on `tx`, as the store writes new rows.
+async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &tokio_postgres::Statement,
+    types: &[Type],
+    rows: impl Iterator<Item = Vec<&(dyn ToSql + Sync)>>,
+) {
+    let sink = tx.copy_in(sql).await.expect("copy");
+    let writer = BinaryCopyInWriter::new(sink, types);
+    tokio::pin!(writer);
+    for row in rows {
+        writer.as_mut().write(&row).await.expect("copy row");
+    }
+    writer.finish().await.expect("copy finish");
+}
+
+/// A status event for each job in `ids`, as the event with id `id`.
+async fn raw_events(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &tokio_postgres::Statement,
+    ids: &[uuid::Uuid],
+    id: i64,
+) {
+    let (at, data) = (1i64, serde_json::json!({}));
+    copy_rows(
+        tx,
+        sql,
+        &[Type::UUID, Type::INT8, Type::INT8, Type::JSONB],
+        ids.iter()
+            .map(|i| vec![i as &(dyn ToSql + Sync), &id, &at, &data]),
+    )
+    .await;
 }
 
 async fn drop_schema(url: &str, schema: &str) {
@@ -86,10 +122,36 @@ fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
 }
 
 /// The same rows by hand, in the same tables: insert 512 jobs and their events, claim them with
-/// `FOR UPDATE SKIP LOCKED`, complete them, each step one transaction.
+/// `FOR UPDATE SKIP LOCKED`, complete them, each step one transaction. New rows go in with
+/// binary `COPY`, as the store writes them.
 async fn raw_jobs(url: &str, sch: &str, n: usize) -> f64 {
     let mut c = client(url).await;
     let s = format!("\"{sch}\"");
+    let jobs_copy = c
+        .prepare(&format!(
+            "COPY {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+             FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .expect("prepare");
+    let job_types = [
+        Type::UUID,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT2,
+        Type::INT8,
+        Type::BOOL,
+        Type::BOOL,
+        Type::TEXT,
+    ];
+    let events_copy = c
+        .prepare(&format!(
+            "COPY {s}.events (job, id, at, data) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .expect("prepare");
+    let (raw, queued, one, no) = ("raw", 0i16, 1i64, false);
+    let doc = "{}";
     let t = Instant::now();
     let mut left = n;
     while left > 0 {
@@ -97,21 +159,25 @@ async fn raw_jobs(url: &str, sch: &str, n: usize) -> f64 {
         left -= k;
         let ids: Vec<uuid::Uuid> = (0..k).map(|_| uuid::Uuid::now_v7()).collect();
         let tx = c.transaction().await.expect("begin");
-        tx.execute(
-            &format!(
-                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
-                 SELECT i, 'raw', 'raw', 0, 1, false, false, '{{}}' FROM unnest($1::uuid[]) i"
-            ),
-            &[&ids],
+        copy_rows(
+            &tx,
+            &jobs_copy,
+            &job_types,
+            ids.iter().map(|i| {
+                vec![
+                    i as &(dyn ToSql + Sync),
+                    &raw,
+                    &raw,
+                    &queued,
+                    &one,
+                    &no,
+                    &no,
+                    &doc,
+                ]
+            }),
         )
-        .await
-        .expect("insert");
-        tx.execute(
-            &format!("INSERT INTO {s}.events (job, id, at, data) SELECT i, 1, 1, '{{}}'::jsonb FROM unnest($1::uuid[]) i"),
-            &[&ids],
-        )
-        .await
-        .expect("events");
+        .await;
+        raw_events(&tx, &events_copy, &ids, 1).await;
         tx.commit().await.expect("commit");
         let tx = c.transaction().await.expect("begin");
         let rows = tx
@@ -126,12 +192,7 @@ async fn raw_jobs(url: &str, sch: &str, n: usize) -> f64 {
             .await
             .expect("claim");
         let claimed: Vec<uuid::Uuid> = rows.iter().map(|r| r.get(0)).collect();
-        tx.execute(
-            &format!("INSERT INTO {s}.events (job, id, at, data) SELECT i, 2, 1, '{{}}'::jsonb FROM unnest($1::uuid[]) i"),
-            &[&claimed],
-        )
-        .await
-        .expect("events");
+        raw_events(&tx, &events_copy, &claimed, 2).await;
         tx.commit().await.expect("commit");
         let tx = c.transaction().await.expect("begin");
         tx.execute(
@@ -140,12 +201,7 @@ async fn raw_jobs(url: &str, sch: &str, n: usize) -> f64 {
         )
         .await
         .expect("complete");
-        tx.execute(
-            &format!("INSERT INTO {s}.events (job, id, at, data) SELECT i, 3, 1, '{{}}'::jsonb FROM unnest($1::uuid[]) i"),
-            &[&claimed],
-        )
-        .await
-        .expect("events");
+        raw_events(&tx, &events_copy, &claimed, 3).await;
         tx.commit().await.expect("commit");
     }
     n as f64 / t.elapsed().as_secs_f64()
@@ -194,11 +250,25 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
     rows
 }
 
-/// Ledger rows and their events by hand: every job's next `batch` items per transaction.
+/// Ledger rows and their events by hand (binary `COPY`, as the store writes them): every job's
+/// next `batch` items per transaction.
 async fn raw_ledger(url: &str, sch: &str, jobs: usize, items: u64, batch: u64) -> f64 {
     let mut c = client(url).await;
     let s = format!("\"{sch}\"");
     let ids: Vec<uuid::Uuid> = (0..jobs).map(|_| uuid::Uuid::now_v7()).collect();
+    let ledger_copy = c
+        .prepare(&format!(
+            "COPY {s}.ledger (job, seq, key, payload, cost, attempt, at) \
+             FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .expect("prepare");
+    let events_copy = c
+        .prepare(&format!(
+            "COPY {s}.events (job, id, at, seq) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .expect("prepare");
     let t = Instant::now();
     let mut start = 0;
     while start < items {
@@ -212,25 +282,36 @@ async fn raw_ledger(url: &str, sch: &str, jobs: usize, items: u64, batch: u64) -
             }
         }
         let keys: Vec<String> = seq.iter().map(|s| (s - 1).to_string()).collect();
+        let event_ids: Vec<i64> = seq.iter().map(|s| s + 2).collect();
         let tx = c.transaction().await.expect("begin");
-        tx.execute(
-            &format!(
-                "INSERT INTO {s}.ledger (job, seq, key, payload, cost, attempt, at) \
-                 SELECT j, q, k, k, 1, 1, 1 FROM unnest($1::uuid[], $2::int8[], $3::text[]) AS u(j, q, k)"
-            ),
-            &[&job, &seq, &keys],
+        copy_rows(
+            &tx,
+            &ledger_copy,
+            &[
+                Type::UUID,
+                Type::INT8,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT8,
+                Type::INT4,
+                Type::INT8,
+            ],
+            job.iter()
+                .zip(&seq)
+                .zip(&keys)
+                .map(|((j, q), k)| vec![j as &(dyn ToSql + Sync), q, k, k, &1i64, &1i32, &1i64]),
         )
-        .await
-        .expect("ledger");
-        tx.execute(
-            &format!(
-                "INSERT INTO {s}.events (job, id, at, seq) \
-                 SELECT j, q + 2, 1, q FROM unnest($1::uuid[], $2::int8[]) AS u(j, q)"
-            ),
-            &[&job, &seq],
+        .await;
+        copy_rows(
+            &tx,
+            &events_copy,
+            &[Type::UUID, Type::INT8, Type::INT8, Type::INT8],
+            job.iter()
+                .zip(&event_ids)
+                .zip(&seq)
+                .map(|((j, e), q)| vec![j as &(dyn ToSql + Sync), e, &1i64, q]),
         )
-        .await
-        .expect("events");
+        .await;
         tx.commit().await.expect("commit");
         start = end;
     }

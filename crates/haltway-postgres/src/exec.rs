@@ -32,7 +32,8 @@ use haltway_core::{
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use crate::error::{pg, retryable};
@@ -373,6 +374,24 @@ impl Db<'_, '_> {
         self.tx.query(&s, params).await
     }
 
+    /// Writes `rows` with `COPY … FROM STDIN (FORMAT binary)`: the server inserts them in
+    /// page-sized groups, cheaper per row than an `INSERT … SELECT FROM unnest(…)`.
+    async fn copy<'r>(
+        &self,
+        sql: &str,
+        types: &[Type],
+        rows: impl Iterator<Item = Vec<&'r (dyn ToSql + Sync)>>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let s = self.stmt(sql).await?;
+        let sink = self.tx.copy_in(&s).await?;
+        let writer = BinaryCopyInWriter::new(sink, types);
+        tokio::pin!(writer);
+        for row in rows {
+            writer.as_mut().write(&row).await?;
+        }
+        writer.finish().await
+    }
+
     async fn execute(
         &self,
         sql: &str,
@@ -459,6 +478,58 @@ pub(crate) fn job_at(r: &tokio_postgres::Row, i: usize) -> Result<Job> {
             format!("a stored job does not decode: {e}"),
         )
     })
+}
+
+/// The columns of a new job's row.
+struct NewRow<'j> {
+    id: uuid::Uuid,
+    tenant: &'j str,
+    kind: &'j str,
+    group: Option<&'j str>,
+    state: i16,
+    run_at: i64,
+    lease_until: Option<i64>,
+    deadline: Option<i64>,
+    started: bool,
+    idem: Option<&'j str>,
+    discard: bool,
+    doc: String,
+}
+
+impl<'j> NewRow<'j> {
+    fn of(j: &'j Job) -> Self {
+        NewRow {
+            id: j.id.0,
+            tenant: j.tenant.as_str(),
+            kind: j.kind.as_str(),
+            group: j.group.as_ref().map(|g| g.as_str()),
+            state: j.state.code(),
+            run_at: j.run_at.0,
+            lease_until: j.lease_until.map(|t| t.0),
+            deadline: j.deadline.map(|t| t.0),
+            started: j.started_at.is_some(),
+            idem: j.idempotency_key.as_deref(),
+            discard: j.on_cancel == haltway_core::OnCancel::Discard,
+            doc: doc(j),
+        }
+    }
+
+    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.id,
+            &self.tenant,
+            &self.kind,
+            &self.group,
+            &self.state,
+            &self.run_at,
+            &self.lease_until,
+            &self.deadline,
+            &self.started,
+            &self.idem,
+            &self.discard,
+            &self.doc,
+        ]
+    }
 }
 
 /// A job as the JSON text stored in `jobs.doc`.
@@ -947,39 +1018,28 @@ impl Batch<'_> {
             *mark = Mark::Clean;
         }
         if !new.is_empty() {
-            let ids: Vec<uuid::Uuid> = new.iter().map(|j| j.id.0).collect();
-            let tenants: Vec<&str> = new.iter().map(|j| j.tenant.as_str()).collect();
-            let kinds: Vec<&str> = new.iter().map(|j| j.kind.as_str()).collect();
-            let groups: Vec<Option<&str>> = new
-                .iter()
-                .map(|j| j.group.as_ref().map(|g| g.as_str()))
-                .collect();
-            let states: Vec<i16> = new.iter().map(|j| j.state.code()).collect();
-            let run_at: Vec<i64> = new.iter().map(|j| j.run_at.0).collect();
-            let lease: Vec<Option<i64>> = new.iter().map(|j| j.lease_until.map(|t| t.0)).collect();
-            let deadline: Vec<Option<i64>> = new.iter().map(|j| j.deadline.map(|t| t.0)).collect();
-            let started: Vec<bool> = new.iter().map(|j| j.started_at.is_some()).collect();
-            let idem: Vec<Option<&str>> =
-                new.iter().map(|j| j.idempotency_key.as_deref()).collect();
-            let discard: Vec<bool> = new
-                .iter()
-                .map(|j| j.on_cancel == haltway_core::OnCancel::Discard)
-                .collect();
-            let docs: Vec<String> = new.iter().map(|j| doc(j)).collect();
-            let params: [&(dyn ToSql + Sync); 12] = [
-                &ids, &tenants, &kinds, &groups, &states, &run_at, &lease, &deadline, &started,
-                &idem, &discard, &docs,
-            ];
-            tx.execute(
+            let rows: Vec<NewRow<'_>> = new.iter().map(|j| NewRow::of(j)).collect();
+            tx.copy(
                 &format!(
-                    "INSERT INTO {}.jobs (id, tenant, kind, grp, state, run_at, lease_until, \
-                     deadline, started, idem_key, discard, doc) \
-                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
-                     $5::int2[], $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[], \
-                     $11::bool[], $12::text[])",
+                    "COPY {}.jobs (id, tenant, kind, grp, state, run_at, lease_until, \
+                     deadline, started, idem_key, discard, doc) FROM STDIN (FORMAT binary)",
                     self.s
                 ),
-                &params,
+                &[
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT2,
+                    Type::INT8,
+                    Type::INT8,
+                    Type::INT8,
+                    Type::BOOL,
+                    Type::TEXT,
+                    Type::BOOL,
+                    Type::TEXT,
+                ],
+                rows.iter().map(NewRow::values),
             )
             .await?;
         }
@@ -1006,42 +1066,60 @@ impl Batch<'_> {
         }
         if !self.entries.is_empty() {
             let e = std::mem::take(&mut self.entries);
-            let jobs: Vec<uuid::Uuid> = e.iter().map(|(j, _)| j.0).collect();
-            let seqs: Vec<i64> = e.iter().map(|(_, x)| int(x.seq)).collect();
-            let keys: Vec<Option<&str>> = e.iter().map(|(_, x)| x.key.as_deref()).collect();
-            let payloads: Vec<&str> = e.iter().map(|(_, x)| &*x.payload).collect();
-            let costs: Vec<i64> = e.iter().map(|(_, x)| int(x.cost)).collect();
-            let attempts: Vec<i32> = e
+            let rows: Vec<(uuid::Uuid, i64, &str, i64, i32, i64)> = e
                 .iter()
-                .map(|(_, x)| i32::try_from(x.attempt).unwrap_or(i32::MAX))
+                .map(|(j, x)| {
+                    (
+                        j.0,
+                        int(x.seq),
+                        &*x.payload,
+                        int(x.cost),
+                        i32::try_from(x.attempt).unwrap_or(i32::MAX),
+                        x.at.0,
+                    )
+                })
                 .collect();
-            let ats: Vec<i64> = e.iter().map(|(_, x)| x.at.0).collect();
-            tx.execute(
+            tx.copy(
                 &format!(
-                    "INSERT INTO {}.ledger (job, seq, key, payload, cost, attempt, at) \
-                     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], \
-                     $5::int8[], $6::int4[], $7::int8[])",
+                    "COPY {}.ledger (job, seq, key, payload, cost, attempt, at) \
+                     FROM STDIN (FORMAT binary)",
                     self.s
                 ),
-                &[&jobs, &seqs, &keys, &payloads, &costs, &attempts, &ats],
+                &[
+                    Type::UUID,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::INT4,
+                    Type::INT8,
+                ],
+                e.iter().zip(&rows).map(|((_, x), r)| {
+                    vec![
+                        &r.0 as &(dyn ToSql + Sync),
+                        &r.1,
+                        &x.key,
+                        &r.2,
+                        &r.3,
+                        &r.4,
+                        &r.5,
+                    ]
+                }),
             )
             .await?;
         }
         if !self.events.is_empty() {
             let ev = std::mem::take(&mut self.events);
             let jobs: Vec<uuid::Uuid> = ev.iter().map(|e| e.job.0).collect();
-            let ids: Vec<i64> = ev.iter().map(|e| e.id).collect();
-            let ats: Vec<i64> = ev.iter().map(|e| e.at).collect();
-            let seqs: Vec<Option<i64>> = ev.iter().map(|e| e.seq).collect();
-            let data: Vec<Option<&serde_json::Value>> =
-                ev.iter().map(|e| e.data.as_ref()).collect();
-            tx.execute(
+            tx.copy(
                 &format!(
-                    "INSERT INTO {}.events (job, id, at, seq, data) \
-                     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::jsonb[])",
+                    "COPY {}.events (job, id, at, seq, data) FROM STDIN (FORMAT binary)",
                     self.s
                 ),
-                &[&jobs, &ids, &ats, &seqs, &data],
+                &[Type::UUID, Type::INT8, Type::INT8, Type::INT8, Type::JSONB],
+                ev.iter()
+                    .zip(&jobs)
+                    .map(|(e, j)| vec![j as &(dyn ToSql + Sync), &e.id, &e.at, &e.seq, &e.data]),
             )
             .await?;
         }
@@ -1219,7 +1297,14 @@ mod tests {
                 kinds: vec![("k".into(), 1)],
             })
         };
-        let ops = [Op::Recover, claim(), Op::Recover, claim(), claim(), Op::Recover];
+        let ops = [
+            Op::Recover,
+            claim(),
+            Op::Recover,
+            claim(),
+            claim(),
+            Op::Recover,
+        ];
         for (i, op) in ops.into_iter().enumerate() {
             tx.send(Cmd {
                 op,

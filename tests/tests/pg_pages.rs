@@ -1,0 +1,68 @@
+//! The jobs table keeps room on each page, so a job that streams items one `deliver()` at a
+//! time is rewritten in place (a HOT update: no new index entries per item) instead of leaving
+//! a trail of dead row versions and index entries across the table.
+
+mod pg_support;
+
+use haltway_core::{Append, ClaimRequest, KindName, Store};
+use haltway_testkit::suite::{LEASE_MS, T0, new_job};
+
+/// The page of the job's current row version.
+async fn page(client: &tokio_postgres::Client, schema: &str, job: uuid::Uuid) -> String {
+    let row = client
+        .query_one(
+            &format!("SELECT ctid::text FROM \"{schema}\".jobs WHERE id = $1"),
+            &[&job],
+        )
+        .await
+        .expect("ctid");
+    let ctid: String = row.get(0);
+    // "(page,item)"
+    ctid.trim_matches(['(', ')'])
+        .split(',')
+        .next()
+        .expect("page")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn deliveries_rewrite_the_job_row_on_its_own_page() {
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (store, guard) = pg_support::store(&url).await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    // Full pages around the job: queued jobs before it and after its claim.
+    for _ in 0..30 {
+        store.submit(new_job("t", "k"), T0).await.expect("submit");
+    }
+    let request = ClaimRequest {
+        worker: "w".into(),
+        lease_ms: LEASE_MS,
+        kinds: vec![(KindName::from("k"), 1)],
+    };
+    let claimed = store.claim(&request, T0).await.expect("claim");
+    let lease = claimed[0].lease().expect("a lease");
+    for _ in 0..30 {
+        store.submit(new_job("t", "k"), T0).await.expect("submit");
+    }
+    let home = page(&client, &guard.schema, lease.job.0).await;
+    for n in 0..40u64 {
+        let a = Append {
+            lease,
+            key: Some(format!("item-{n}")),
+            payload: format!("{{\"n\":{n}}}").into(),
+            cost: 1,
+        };
+        let out = store.append(&[a], T0).await.expect("append");
+        assert!(out[0].is_ok(), "{out:?}");
+        assert_eq!(
+            page(&client, &guard.schema, lease.job.0).await,
+            home,
+            "after delivery {n}, the job's row left its page"
+        );
+    }
+}

@@ -381,15 +381,20 @@ async fn global_concurrency_bounds_running_jobs() {
 }
 
 /// With several claims in flight, each reserves its slots: jobs all queued before the engine
-/// starts are claimed only up to the kind's and the engine's concurrency.
+/// starts are claimed only up to the kind's and the engine's concurrency. Small claim batches
+/// make the first full claim send several more at once.
 #[tokio::test]
 async fn claims_in_flight_never_take_more_than_the_free_slots() {
-    for (kind_limit, engine_limit, expect) in [(2, 10_000, 2), (usize::MAX, 3, 3)] {
+    for (kind_limit, engine_limit, batch, expect) in [(4, 10_000, 2, 4), (usize::MAX, 3, 1, 3)] {
         let store = haltway_core::MemoryStore::new();
         let (mut b, engine) = engine_on(
             &store,
             options(CancelMode::Checkpoint).concurrency(kind_limit),
-            |x| x.concurrency(engine_limit).claims_in_flight(4),
+            |x| {
+                x.concurrency(engine_limit)
+                    .claim_batch(batch)
+                    .claims_in_flight(4)
+            },
         );
         for _ in 0..8 {
             engine
@@ -415,6 +420,24 @@ async fn claims_in_flight_never_take_more_than_the_free_slots() {
         b.release(8);
         engine.shutdown().await;
     }
+}
+
+/// An idle engine polls the store with one claim at a time, not `claims_in_flight` of them.
+#[tokio::test(start_paused = true)]
+async fn an_idle_engine_polls_with_one_claim() {
+    let store = haltway_core::MemoryStore::new();
+    let (_b, engine) = engine_on(&store, options(CancelMode::Checkpoint), |x| {
+        x.claims_in_flight(4).poll_interval(Duration::from_millis(100))
+    });
+    engine.start();
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
+    let claims = engine
+        .metrics()
+        .claim_batches
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // One at the start and one per poll interval: 11 (one claim per wakeup, not four).
+    assert!((10..=12).contains(&claims), "{claims} claims");
+    engine.shutdown().await;
 }
 
 #[tokio::test]

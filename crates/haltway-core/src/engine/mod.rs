@@ -121,7 +121,8 @@ impl EngineBuilder {
 
     /// Most claims outstanding at once (default 2). With more than one, the next claim is on
     /// its way while the store commits the last, which keeps a store with several write
-    /// connections busy when jobs are short; slots are reserved per claim, so the engine never
+    /// connections busy when jobs are short. Extra claims go out only while claims come back
+    /// full, so an idle engine polls with one; slots are reserved per claim, so the engine never
     /// takes more jobs than its concurrency allows.
     pub fn claims_in_flight(mut self, n: usize) -> Self {
         self.config.claims_in_flight = n.max(1);

@@ -104,10 +104,11 @@ fn claim(inner: &Arc<EngineInner>, kinds: Vec<(KindName, usize)>) -> ClaimFuture
     })
 }
 
-/// Claims ready jobs and spawns them, with up to `claims_in_flight` claims outstanding: while
-/// the store commits one claim, the next is already on its way, so short jobs never wait for
-/// a claim round trip. After a claim comes back short (the queue is empty) or fails, no new
-/// claim starts until a wakeup, the poll interval or the backoff.
+/// Claims ready jobs and spawns them, with up to `claims_in_flight` claims outstanding while
+/// claims come back full: as the store commits one claim, the next is already on its way, so
+/// short jobs never wait for a claim round trip. After a claim comes back short (the queue is
+/// empty) or fails, no new claim starts until a wakeup, the poll interval or the backoff, and
+/// then one at a time until a claim comes back full again.
 async fn dispatch(inner: Arc<EngineInner>) {
     let mut pause = Duration::from_millis(10);
     let mut reserved = Reserved::default();
@@ -115,6 +116,9 @@ async fn dispatch(inner: Arc<EngineInner>) {
     // Whether the last claim found the queue drained, and until when a failure holds claims.
     let mut drained = false;
     let mut hold: Option<tokio::time::Instant> = None;
+    // Whether the last claim came back full: only then is a second claim worth sending, so an
+    // idle engine polls the store with one claim at a time.
+    let mut full = false;
     loop {
         if inner.root.is_cancelled() {
             break;
@@ -122,7 +126,12 @@ async fn dispatch(inner: Arc<EngineInner>) {
         if hold.is_some_and(|t| tokio::time::Instant::now() >= t) {
             hold = None;
         }
-        while !drained && hold.is_none() && in_flight.len() < inner.config.claims_in_flight {
+        let most = if full {
+            inner.config.claims_in_flight
+        } else {
+            1
+        };
+        while !drained && hold.is_none() && in_flight.len() < most {
             let kinds = free_slots(&inner, &reserved);
             if kinds.is_empty() {
                 break;
@@ -142,12 +151,14 @@ async fn dispatch(inner: Arc<EngineInner>) {
                         inner.metrics.claim_batches.fetch_add(1, Ordering::Relaxed);
                         pause = Duration::from_millis(10);
                         drained = jobs.len() < wanted;
+                        full = !drained;
                         for job in jobs {
                             spawn_job(&inner, job);
                         }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "claim failed; backing off");
+                        full = false;
                         hold = Some(tokio::time::Instant::now() + pause);
                         pause = (pause * 2).min(Duration::from_secs(5));
                     }

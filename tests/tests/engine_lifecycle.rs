@@ -149,6 +149,56 @@ async fn shutdown_requeues_running_jobs_and_another_engine_resumes_them() {
     engine2.shutdown().await;
 }
 
+/// Dropping every handle without `shutdown()` stops the engine as `shutdown()` does, without
+/// waiting: the running job goes back to the queue with its ledger instead of running on an
+/// engine nobody holds.
+#[tokio::test]
+async fn dropping_every_handle_stops_the_engine() {
+    let store = haltway_core::MemoryStore::new();
+    let (b, engine) = engine_on(&store, options(CancelMode::Checkpoint), |x| x);
+    engine.start();
+    let support::Bundle {
+        engine: other,
+        mut rx,
+        gate,
+        tenant,
+        ..
+    } = b;
+    let job = engine
+        .submit::<support::Scripted>(tenant.clone(), &script(4), SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    gate.add_permits(2);
+    let mut seen = Vec::new();
+    while !seen.contains(&Signal::Unit(2)) {
+        seen.push(
+            tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("a signal")
+                .expect("open"),
+        );
+    }
+    drop(engine);
+    drop(other);
+    gate.add_permits(1);
+    let parked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let job = store.get(&tenant, job.id).await.expect("get");
+            if job.state != JobState::Running && job.state != JobState::Cancelling {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the job leaves `running` once the handles are gone");
+    assert_eq!(
+        (parked.state, parked.failures, parked.progress.found),
+        (JobState::Queued, 0, 2)
+    );
+}
+
 #[tokio::test]
 async fn an_expired_lease_is_recovered_without_duplicate_entries() {
     let clock = ManualClock::new(Timestamp(1_000_000));
@@ -427,7 +477,8 @@ async fn claims_in_flight_never_take_more_than_the_free_slots() {
 async fn an_idle_engine_polls_with_one_claim() {
     let store = haltway_core::MemoryStore::new();
     let (_b, engine) = engine_on(&store, options(CancelMode::Checkpoint), |x| {
-        x.claims_in_flight(4).poll_interval(Duration::from_millis(100))
+        x.claims_in_flight(4)
+            .poll_interval(Duration::from_millis(100))
     });
     engine.start();
     tokio::time::sleep(Duration::from_millis(1_050)).await;

@@ -164,24 +164,26 @@ impl EngineBuilder {
     /// Builds the engine. It serves the client API at once; call [`Engine::start`] to run jobs.
     pub fn build(self) -> Engine {
         let store = self.store;
+        let inner = Arc::new(EngineInner {
+            store: store.clone(),
+            kinds: self.kinds,
+            config: self.config,
+            clock: self.clock,
+            root: CancellationToken::new(),
+            shutting_down: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            running: Mutex::new(HashMap::default()),
+            groups: Mutex::new(HashMap::default()),
+            total_running: AtomicUsize::new(0),
+            wake: Notify::new(),
+            metrics: Metrics::default(),
+            hub: subscribe::Hub::new(store.clone()),
+            jobs: TaskTracker::new(),
+            background: TaskTracker::new(),
+        });
         Engine {
-            inner: Arc::new(EngineInner {
-                store: store.clone(),
-                kinds: self.kinds,
-                config: self.config,
-                clock: self.clock,
-                root: CancellationToken::new(),
-                shutting_down: AtomicBool::new(false),
-                started: AtomicBool::new(false),
-                running: Mutex::new(HashMap::default()),
-                groups: Mutex::new(HashMap::default()),
-                total_running: AtomicUsize::new(0),
-                wake: Notify::new(),
-                metrics: Metrics::default(),
-                hub: subscribe::Hub::new(store.clone()),
-                jobs: TaskTracker::new(),
-                background: TaskTracker::new(),
-            }),
+            _handle: Arc::new(Handle(inner.clone())),
+            inner,
         }
     }
 }
@@ -356,9 +358,25 @@ impl EngineInner {
 /// # Ok::<(), haltway_core::Error>(())
 /// # }).unwrap();
 /// ```
+///
+/// Dropping the last handle without [`shutdown`](Self::shutdown) stops the engine the same way
+/// but waits for nothing: it takes no more work, and its running jobs stop at their next
+/// checkpoint and go back to the queue on the runtime they run on.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<EngineInner>,
+    /// Shared by the handles users hold, never by the engine's own tasks.
+    _handle: Arc<Handle>,
+}
+
+/// Stops the engine when the last [`Engine`] handle is dropped.
+struct Handle(Arc<EngineInner>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.shutting_down.store(true, Ordering::Release);
+        self.0.root.cancel();
+    }
 }
 
 impl fmt::Debug for Engine {

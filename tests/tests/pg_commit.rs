@@ -4,8 +4,8 @@
 
 mod pg_support;
 
-use haltway_core::{Append, ClaimRequest, Finish, JobState, KindName, ResultsQuery, Store};
-use haltway_testkit::suite::{LEASE_MS, T0, new_job};
+use haltway_core::{Append, Finish, JobState, ResultsQuery, Store};
+use haltway_testkit::suite::{T0, claim_one, new_job};
 
 #[tokio::test]
 async fn lost_commit_replies_are_resolved_from_the_database() {
@@ -16,13 +16,7 @@ async fn lost_commit_replies_are_resolved_from_the_database() {
     let mut new = new_job("t", "k");
     new.fixed_cost = 5;
     let job = store.submit(new, T0).await.expect("submit").job;
-    let request = ClaimRequest {
-        worker: "w".into(),
-        lease_ms: LEASE_MS,
-        kinds: vec![(KindName::from("k"), 1)],
-    };
-    let claimed = store.claim(&request, T0).await.expect("claim");
-    let lease = claimed[0].lease().expect("a lease");
+    let lease = claim_one(&store, "k").await.lease().expect("a lease");
     let item = |n: u64| Append {
         lease,
         key: None,

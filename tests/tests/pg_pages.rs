@@ -4,8 +4,8 @@
 
 mod pg_support;
 
-use haltway_core::{Append, ClaimRequest, KindName, Store};
-use haltway_testkit::suite::{LEASE_MS, T0, new_job};
+use haltway_core::{Append, Store};
+use haltway_testkit::suite::{T0, claim_one, new_job};
 
 /// The page of the job's current row version.
 async fn page(client: &tokio_postgres::Client, schema: &str, job: uuid::Uuid) -> String {
@@ -39,13 +39,7 @@ async fn deliveries_rewrite_the_job_row_on_its_own_page() {
     for _ in 0..30 {
         store.submit(new_job("t", "k"), T0).await.expect("submit");
     }
-    let request = ClaimRequest {
-        worker: "w".into(),
-        lease_ms: LEASE_MS,
-        kinds: vec![(KindName::from("k"), 1)],
-    };
-    let claimed = store.claim(&request, T0).await.expect("claim");
-    let lease = claimed[0].lease().expect("a lease");
+    let lease = claim_one(&store, "k").await.lease().expect("a lease");
     for _ in 0..30 {
         store.submit(new_job("t", "k"), T0).await.expect("submit");
     }

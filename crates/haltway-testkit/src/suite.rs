@@ -44,7 +44,7 @@ async fn submit(store: &Arc<dyn Store>, job: NewJob) -> Job {
     store.submit(job, T0).await.expect("submit").job
 }
 
-async fn claim(store: &Arc<dyn Store>, kind: &str, n: usize, now: Timestamp) -> Vec<Job> {
+async fn claim(store: &dyn Store, kind: &str, n: usize, now: Timestamp) -> Vec<Job> {
     let req = ClaimRequest {
         worker: "w1".into(),
         lease_ms: LEASE_MS,
@@ -53,7 +53,11 @@ async fn claim(store: &Arc<dyn Store>, kind: &str, n: usize, now: Timestamp) -> 
     store.claim(&req, now).await.expect("claim")
 }
 
-async fn claim_one(store: &Arc<dyn Store>, kind: &str) -> Job {
+/// Claims the one ready job of `kind` at [`T0`] as worker `w1`, with a [`LEASE_MS`] lease.
+///
+/// # Panics
+/// If the claim fails or does not return exactly one job.
+pub async fn claim_one(store: &dyn Store, kind: &str) -> Job {
     let mut jobs = claim(store, kind, 1, T0).await;
     assert_eq!(jobs.len(), 1, "one job claimed");
     jobs.remove(0)
@@ -230,7 +234,7 @@ pub async fn list_pages_newest_first_with_filters(store: Arc<dyn Store>) {
         ..ListQuery::default()
     };
     assert_eq!(store.list(&t, &q).await.expect("list").data.len(), 3);
-    claim(&store, "even", 2, T0).await;
+    claim(&*store, "even", 2, T0).await;
     let q = ListQuery {
         limit: 100,
         state: Some(JobState::Running),
@@ -259,7 +263,7 @@ pub async fn claim_respects_kind_count_and_run_at(store: Arc<dyn Store>) {
     later.run_at = T0.plus_ms(5_000);
     let later = submit(&store, later).await;
     let b = submit(&store, new_job("t1", "b")).await;
-    let got = claim(&store, "a", 10, T0).await;
+    let got = claim(&*store, "a", 10, T0).await;
     let ids: Vec<JobId> = got.iter().map(|j| j.id).collect();
     assert_eq!(
         ids,
@@ -278,11 +282,11 @@ pub async fn claim_respects_kind_count_and_run_at(store: Arc<dyn Store>) {
         );
     }
     assert!(
-        claim(&store, "a", 10, T0).await.is_empty(),
+        claim(&*store, "a", 10, T0).await.is_empty(),
         "nothing else ready"
     );
     assert_eq!(get(&store, &b).await.state, JobState::Queued);
-    let got = claim(&store, "a", 10, T0.plus_ms(5_000)).await;
+    let got = claim(&*store, "a", 10, T0.plus_ms(5_000)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, later.id);
     let req = ClaimRequest {
@@ -302,7 +306,7 @@ pub async fn claim_skips_jobs_past_deadline(store: Arc<dyn Store>) {
     j.deadline = Some(T0.plus_ms(100));
     let j = submit(&store, j).await;
     let late = T0.plus_ms(100);
-    assert!(claim(&store, "k", 5, late).await.is_empty());
+    assert!(claim(&*store, "k", 5, late).await.is_empty());
     let changed = store.recover(late).await.expect("recover");
     assert!(changed.iter().any(|c| c.id == j.id));
     let j = get(&store, &j).await;
@@ -318,7 +322,7 @@ pub async fn append_sequences_dedups_and_meters(store: Arc<dyn Store>) {
     let mut j = new_job("t1", "k");
     j.fixed_cost = 10;
     submit(&store, j).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     let l = lease(&job);
     let batch = vec![
         item(l, Some("a"), 2),
@@ -349,7 +353,7 @@ pub async fn append_sequences_dedups_and_meters(store: Arc<dyn Store>) {
         )
         .await
         .expect("retry");
-    let job2 = claim_one(&store, "k").await;
+    let job2 = claim_one(&*store, "k").await;
     assert_eq!(job2.attempt, 2);
     assert_eq!(job2.progress.found, 3, "the new attempt sees the ledger");
     let l2 = lease(&job2);
@@ -385,13 +389,13 @@ pub async fn append_sequences_dedups_and_meters(store: Arc<dyn Store>) {
 /// A stale attempt's writes are refused and change nothing.
 pub async fn stale_attempt_is_fenced(store: Arc<dyn Store>) {
     submit(&store, new_job("t1", "k")).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     let old = lease(&job);
     store
         .finish(old, &Finish::Shutdown, T0)
         .await
         .expect("requeue");
-    let job2 = claim_one(&store, "k").await;
+    let job2 = claim_one(&*store, "k").await;
     assert_eq!(job2.attempt, 2);
     let before = get(&store, &job2).await;
     assert!(matches!(
@@ -444,7 +448,7 @@ pub async fn limit_met_completes(store: Arc<dyn Store>) {
     let mut j = new_job("t1", "k");
     j.limit = Some(2);
     submit(&store, j).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     let l = lease(&job);
     let a = append(&store, item(l, Some("1"), 1)).await.expect("1");
     assert!(!a.limit_reached);
@@ -488,7 +492,7 @@ pub async fn cancel_queued_is_immediate(store: Arc<dyn Store>) {
     assert_eq!(c.finished_at, Some(T0.plus_ms(1)));
     assert_eq!(c.usage, 5);
     assert!(
-        claim(&store, "k", 5, T0.plus_ms(2)).await.is_empty(),
+        claim(&*store, "k", 5, T0.plus_ms(2)).await.is_empty(),
         "never claimed"
     );
     assert_eq!(
@@ -513,7 +517,7 @@ pub async fn cancel_running_goes_through_cancelling(store: Arc<dyn Store>) {
         Finish::Aborted,
     ] {
         submit(&store, new_job("t1", "k")).await;
-        let job = claim_one(&store, "k").await;
+        let job = claim_one(&*store, "k").await;
         let l = lease(&job);
         append(&store, item(l, Some("before"), 2))
             .await
@@ -553,7 +557,7 @@ pub async fn cancel_running_goes_through_cancelling(store: Arc<dyn Store>) {
     }
     // A running job cannot report Aborted without a cancel.
     submit(&store, new_job("t1", "k")).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     assert!(matches!(
         store.finish(lease(&job), &Finish::Aborted, T0).await,
         Err(Error::Conflict(_))
@@ -564,7 +568,7 @@ pub async fn cancel_running_goes_through_cancelling(store: Arc<dyn Store>) {
 /// Cancel of a terminal job is a conflict and changes nothing.
 pub async fn cancel_terminal_is_conflict(store: Arc<dyn Store>) {
     submit(&store, new_job("t1", "k")).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     let done = store
         .finish(lease(&job), &Finish::Done, T0)
         .await
@@ -592,7 +596,7 @@ pub async fn discard_hides_and_does_not_bill(store: Arc<dyn Store>) {
     j.on_cancel = OnCancel::Discard;
     j.fixed_cost = 4;
     submit(&store, j).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     append(&store, item(lease(&job), Some("a"), 10))
         .await
         .expect("append");
@@ -636,7 +640,7 @@ pub async fn cancel_group_cancels_active_members(store: Arc<dyn Store>) {
     };
     let done = submit(&store, mk("g")).await;
     let done = {
-        let j = claim_one(&store, "k").await;
+        let j = claim_one(&*store, "k").await;
         assert_eq!(j.id, done.id);
         store
             .finish(lease(&j), &Finish::Done, T0)
@@ -645,7 +649,7 @@ pub async fn cancel_group_cancels_active_members(store: Arc<dyn Store>) {
     };
     let running = submit(&store, mk("g")).await;
     let running = {
-        let j = claim_one(&store, "k").await;
+        let j = claim_one(&*store, "k").await;
         assert_eq!(j.id, running.id);
         j
     };
@@ -693,7 +697,7 @@ pub async fn extend_running_and_after_limit_met(store: Arc<dyn Store>) {
     j.limit = Some(1);
     j.fixed_cost = 100;
     submit(&store, j).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     let t = job.tenant.clone();
     let ext = store
         .extend(&t, job.id, 2, T0)
@@ -721,7 +725,7 @@ pub async fn extend_running_and_after_limit_met(store: Arc<dyn Store>) {
     assert_eq!(again.cycle, 1);
     assert_eq!(again.finished_at, None);
     assert_eq!(again.usage, 102, "no new fixed cost");
-    let job2 = claim(&store, "k", 1, later)
+    let job2 = claim(&*store, "k", 1, later)
         .await
         .pop()
         .expect("claimed again");
@@ -782,7 +786,7 @@ pub async fn extend_refusals(store: Arc<dyn Store>) {
     j2.id = JobId::new();
     j2.max_attempts = 1;
     submit(&store, j2).await;
-    let running = claim_one(&store, "k").await;
+    let running = claim_one(&*store, "k").await;
     store
         .cancel(&t, running.id, &req, T0)
         .await
@@ -799,7 +803,7 @@ pub async fn extend_refusals(store: Arc<dyn Store>) {
     j3.id = JobId::new();
     j3.max_attempts = 1;
     submit(&store, j3).await;
-    let failing = claim_one(&store, "k").await;
+    let failing = claim_one(&*store, "k").await;
     let failed = store
         .finish(
             lease(&failing),
@@ -819,7 +823,7 @@ pub async fn extend_refusals(store: Arc<dyn Store>) {
     let mut j4 = j;
     j4.id = JobId::new();
     submit(&store, j4).await;
-    let exhausting = claim_one(&store, "k").await;
+    let exhausting = claim_one(&*store, "k").await;
     let exhausted = store
         .finish(lease(&exhausting), &Finish::Done, T0)
         .await
@@ -836,7 +840,7 @@ pub async fn retry_then_exhaust(store: Arc<dyn Store>) {
     let mut j = new_job("t1", "k");
     j.max_attempts = 2;
     submit(&store, j).await;
-    let a1 = claim_one(&store, "k").await;
+    let a1 = claim_one(&*store, "k").await;
     let retry_at = T0.plus_ms(1_000);
     let r = store
         .finish(
@@ -855,10 +859,10 @@ pub async fn retry_then_exhaust(store: Arc<dyn Store>) {
     );
     assert_eq!(r.last_error.as_deref(), Some("e1"));
     assert!(
-        claim(&store, "k", 1, T0).await.is_empty(),
+        claim(&*store, "k", 1, T0).await.is_empty(),
         "not before run_at"
     );
-    let a2 = claim(&store, "k", 1, retry_at)
+    let a2 = claim(&*store, "k", 1, retry_at)
         .await
         .pop()
         .expect("claimed at run_at");
@@ -881,7 +885,7 @@ pub async fn retry_then_exhaust(store: Arc<dyn Store>) {
     let mut fatal = new_job("t1", "k");
     fatal.max_attempts = 5;
     submit(&store, fatal).await;
-    let a = claim(&store, "k", 1, retry_at).await.pop().expect("claim");
+    let a = claim(&*store, "k", 1, retry_at).await.pop().expect("claim");
     let f = store
         .finish(
             lease(&a),
@@ -901,7 +905,7 @@ pub async fn shutdown_requeues_with_ledger(store: Arc<dyn Store>) {
     let mut j = new_job("t1", "k");
     j.max_attempts = 1;
     submit(&store, j).await;
-    let a1 = claim_one(&store, "k").await;
+    let a1 = claim_one(&*store, "k").await;
     append(&store, item(lease(&a1), Some("a"), 3))
         .await
         .expect("append");
@@ -911,7 +915,7 @@ pub async fn shutdown_requeues_with_ledger(store: Arc<dyn Store>) {
         .expect("shutdown");
     assert_eq!((q.state, q.reason, q.failures), (JobState::Queued, None, 0));
     assert_eq!(q.usage, 3);
-    let a2 = claim_one(&store, "k").await;
+    let a2 = claim_one(&*store, "k").await;
     assert_eq!((a2.attempt, a2.progress.found), (2, 1));
     let done = store
         .finish(lease(&a2), &Finish::Done, T0)
@@ -930,7 +934,7 @@ pub async fn recover_expired_leases_and_deadlines(store: Arc<dyn Store>) {
     b.max_attempts = 1;
     let b = submit(&store, b).await;
     let c = submit(&store, new_job("t1", "k")).await;
-    let claimed = claim(&store, "k", 3, T0).await;
+    let claimed = claim(&*store, "k", 3, T0).await;
     assert_eq!(claimed.len(), 3);
     append(&store, item(lease(&claimed[0]), Some("x"), 1))
         .await
@@ -971,7 +975,7 @@ pub async fn recover_expired_leases_and_deadlines(store: Arc<dyn Store>) {
         append(&store, item(lease(old), Some("y"), 1)).await,
         Err(Error::LeaseLost { .. })
     ));
-    let a2 = claim(&store, "k", 1, expiry)
+    let a2 = claim(&*store, "k", 1, expiry)
         .await
         .pop()
         .expect("reclaimed");
@@ -984,7 +988,7 @@ pub async fn renew_keeps_lease_and_reports_cancel(store: Arc<dyn Store>) {
     let mut j = new_job("t1", "k");
     j.limit = Some(3);
     submit(&store, j).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     let l = lease(&job);
     let stale = Lease {
         job: job.id,
@@ -1037,7 +1041,7 @@ pub async fn renew_keeps_lease_and_reports_cancel(store: Arc<dyn Store>) {
 /// Events have ids 1, 2, 3… in write order, and replay from any id.
 pub async fn events_are_ordered_and_replayable(store: Arc<dyn Store>) {
     submit(&store, new_job("t1", "k")).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     let l = lease(&job);
     append(&store, item(l, Some("a"), 1)).await.expect("a");
     let p = Progress {
@@ -1103,7 +1107,7 @@ pub async fn events_are_ordered_and_replayable(store: Arc<dyn Store>) {
 /// Result pages follow the cursor with no gaps, readable while the job runs.
 pub async fn results_pages_by_cursor(store: Arc<dyn Store>) {
     submit(&store, new_job("t1", "k")).await;
-    let job = claim_one(&store, "k").await;
+    let job = claim_one(&*store, "k").await;
     let l = lease(&job);
     let batch: Vec<Append> = (0..25)
         .map(|i| item(l, Some(&format!("k{i}")), 1))
@@ -1170,7 +1174,7 @@ pub async fn notices_announce_work_cancels_and_events(store: Arc<dyn Store>) {
         .expect("event")
         .expect("open");
     assert_eq!((e.job, e.id), (job.id, 1));
-    claim_one(&store, "k").await;
+    claim_one(&*store, "k").await;
     store
         .cancel(&job.tenant, job.id, &CancelRequest::default(), T0)
         .await
@@ -1205,8 +1209,8 @@ pub async fn count_by_state_counts_per_tenant(store: Arc<dyn Store>) {
         submit(&store, new_job("t1", "k")).await;
     }
     submit(&store, new_job("t2", "k")).await;
-    let running = claim_one(&store, "k").await;
-    let queued = claim_one(&store, "k").await;
+    let running = claim_one(&*store, "k").await;
+    let queued = claim_one(&*store, "k").await;
     store
         .finish(lease(&queued), &Finish::Done, T0)
         .await

@@ -62,9 +62,8 @@ impl Reserved {
     fn of(&self, kind: &KindName) -> usize {
         self.by_kind
             .iter()
-            .filter(|(k, _)| k == kind)
-            .map(|(_, n)| n)
-            .sum()
+            .find(|(k, _)| k == kind)
+            .map_or(0, |(_, n)| *n)
     }
 
     fn add(&mut self, kinds: &[(KindName, usize)]) {

@@ -161,16 +161,16 @@ impl Executor {
             Some(c) => c,
             None => rx.recv().await?,
         };
-        let mut claims = usize::from(matches!(first.op, Op::Claim(_)));
+        let mut has_claim = matches!(first.op, Op::Claim(_));
         let mut cmds = vec![first];
         // Adds `c` to the batch, or leaves it for the next one (`false`: the batch is done).
         let mut take = |c: Cmd, cmds: &mut Vec<Cmd>, carry: &mut Option<Cmd>| {
             if matches!(c.op, Op::Claim(_)) {
-                if claims > 0 {
+                if has_claim {
                     *carry = Some(c);
                     return false;
                 }
-                claims += 1;
+                has_claim = true;
             }
             cmds.push(c);
             true

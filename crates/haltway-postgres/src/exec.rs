@@ -3,7 +3,8 @@
 //! A batch's transaction loads every job its commands name in one query (`FOR UPDATE`, in id
 //! order, so two nodes never lock in opposite orders), applies the commands in arrival order
 //! with the shared kernel, and writes everything back set-wise: one statement each for new
-//! jobs, changed jobs, events and ledger entries, one for the notifications, then `COMMIT`.
+//! jobs, changed jobs (with their new status lines), other events and ledger entries, one for
+//! the notifications, then `COMMIT`.
 //! Claims, group cancels and recovery query the table after writing back what the batch changed
 //! so far, and claims skip rows other nodes hold (`FOR UPDATE SKIP LOCKED`).
 //!
@@ -37,6 +38,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use crate::error::{pg, retryable};
+use crate::status_log;
 
 /// A write, as data.
 #[derive(Debug, Clone)]
@@ -230,7 +232,10 @@ impl Executor {
                     }
                 };
                 let mut c = c;
-                let r = run_batch(&mut c, &stmts, &self.schema, &cmds, &self.faults).await;
+                // After a failed try, look for clashing job ids before inserting (see
+                // `preload`).
+                let careful = tries > 0;
+                let r = run_batch(&mut c, &stmts, &self.schema, &cmds, &self.faults, careful).await;
                 let closed = c.is_closed();
                 if !closed {
                     client = Some(c);
@@ -456,9 +461,15 @@ struct EventRow {
 struct Batch<'s> {
     s: &'s str,
     cache: FxHashMap<JobId, (Job, Mark)>,
+    /// Where the current version of each job row this transaction locked is, so that writing
+    /// it back needs no index lookup. A locked row cannot move until the transaction ends, but
+    /// the transaction's own update moves it: `flush` forgets what it wrote.
+    tids: FxHashMap<JobId, Tid>,
     keys: FxHashMap<(JobId, String), u64>,
     idem: FxHashMap<(TenantId, String), JobId>,
     events: Vec<EventRow>,
+    /// Status-event lines not yet written, per job (see [`crate::status_log`]).
+    logs: FxHashMap<JobId, String>,
     entries: Vec<(JobId, Entry)>,
     notices: Vec<Notice>,
     announced: FxHashSet<String>,
@@ -494,10 +505,11 @@ struct NewRow<'j> {
     idem: Option<&'j str>,
     discard: bool,
     doc: String,
+    log: String,
 }
 
 impl<'j> NewRow<'j> {
-    fn of(j: &'j Job) -> Self {
+    fn of(j: &'j Job, log: String) -> Self {
         NewRow {
             id: j.id.0,
             tenant: j.tenant.as_str(),
@@ -511,6 +523,7 @@ impl<'j> NewRow<'j> {
             idem: j.idempotency_key.as_deref(),
             discard: j.on_cancel == haltway_core::OnCancel::Discard,
             doc: doc(j),
+            log,
         }
     }
 
@@ -528,6 +541,7 @@ impl<'j> NewRow<'j> {
             &self.idem,
             &self.discard,
             &self.doc,
+            &self.log,
         ]
     }
 }
@@ -566,6 +580,7 @@ async fn run_batch(
     schema: &str,
     cmds: &[Cmd],
     faults: &Faults,
+    careful: bool,
 ) -> Result<Done, BatchError> {
     let s = format!("\"{schema}\"");
     let txn = client.transaction().await?;
@@ -573,15 +588,17 @@ async fn run_batch(
     let mut b = Batch {
         s: &s,
         cache: FxHashMap::default(),
+        tids: FxHashMap::default(),
         keys: FxHashMap::default(),
         idem: FxHashMap::default(),
         events: Vec::new(),
+        logs: FxHashMap::default(),
         entries: Vec::new(),
         notices: Vec::new(),
         announced: FxHashSet::default(),
         last_event: FxHashMap::default(),
     };
-    b.preload(&tx, cmds).await?;
+    b.preload(&tx, cmds, careful).await?;
     let mut outs = Vec::with_capacity(cmds.len());
     for cmd in cmds {
         outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
@@ -630,14 +647,26 @@ fn simulated() -> Error {
 impl Batch<'_> {
     /// Loads (and locks) every job the commands name, the idempotency keys of submits and the
     /// ledger keys of appends, in three queries.
-    async fn preload(&mut self, tx: &Db<'_, '_>, cmds: &[Cmd]) -> Result<(), BatchError> {
+    ///
+    /// The ids of new jobs are looked up only when `careful`: an id is fresh (a v7 UUID) but
+    /// for a caller's mistake, and then the insert fails on the primary key, the batch runs
+    /// again carefully, and the submit gets its `InvalidInput`. So a batch of submits does not
+    /// probe the index for ids that are not there.
+    async fn preload(
+        &mut self,
+        tx: &Db<'_, '_>,
+        cmds: &[Cmd],
+        careful: bool,
+    ) -> Result<(), BatchError> {
         let mut ids = Vec::new();
         let (mut idem_t, mut idem_k) = (Vec::new(), Vec::new());
         let (mut key_j, mut key_k) = (Vec::new(), Vec::new());
         for cmd in cmds {
             match &cmd.op {
                 Op::Submit(new) => {
-                    ids.push(new.id.0);
+                    if careful {
+                        ids.push(new.id.0);
+                    }
                     if let Some(k) = &new.idempotency_key {
                         idem_t.push(new.tenant.as_str().to_owned());
                         idem_k.push(k.clone());
@@ -664,14 +693,14 @@ impl Batch<'_> {
             let rows = tx
                 .query(
                     &format!(
-                        "SELECT doc FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                        "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
                         self.s
                     ),
                     &[&ids],
                 )
                 .await?;
             for r in rows {
-                let job = job_at(&r, 0)?;
+                let job = self.locked(&r)?;
                 self.cache.insert(job.id, (job, Mark::Clean));
             }
         }
@@ -694,6 +723,13 @@ impl Batch<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The job in a row of `doc, ctid` this transaction locked; remembers where the row is.
+    fn locked(&mut self, r: &tokio_postgres::Row) -> Result<Job> {
+        let job = job_at(r, 0)?;
+        self.tids.insert(job.id, r.try_get(1).map_err(pg)?);
+        Ok(job)
     }
 
     fn take(&mut self, id: JobId) -> Option<(Job, Mark)> {
@@ -721,6 +757,7 @@ impl Batch<'_> {
         self.cache.insert(job.id, (job, mark));
     }
 
+    /// A progress or delivery event: an `events` row.
     fn event(&mut self, job: &Job, now: Timestamp, seq: Option<u64>, data: Option<EventData>) {
         self.events.push(EventRow {
             job: job.id,
@@ -729,6 +766,13 @@ impl Batch<'_> {
             seq: seq.map(int),
             data: data.and_then(|d| serde_json::to_value(d).ok()),
         });
+        self.last_event.insert(job.id, job.last_event_id);
+    }
+
+    /// A status event: a line of the job's `log`, written with the job.
+    fn status(&mut self, job: &Job, now: Timestamp, state: JobState, reason: Option<Reason>) {
+        let log = self.logs.entry(job.id).or_default();
+        status_log::push(log, job.last_event_id, now, state, reason);
         self.last_event.insert(job.id, job.last_event_id);
     }
 
@@ -743,11 +787,7 @@ impl Batch<'_> {
         if from.is_none() {
             return;
         }
-        let data = EventData::Status {
-            state: job.state,
-            reason: job.reason,
-        };
-        self.event(job, now, None, Some(data));
+        self.status(job, now, job.state, job.reason);
         match job.state {
             JobState::Queued => self.announce(job.kind.as_str()),
             JobState::Cancelling => self.notices.push(Notice::CancelRequested(job.id)),
@@ -821,7 +861,7 @@ impl Batch<'_> {
                 let rows = tx
                     .query(
                         &format!(
-                            "SELECT doc FROM {}.jobs WHERE tenant = $1 AND grp = $2 \
+                            "SELECT doc, ctid FROM {}.jobs WHERE tenant = $1 AND grp = $2 \
                              AND state IN (0, 1) ORDER BY id FOR UPDATE",
                             self.s
                         ),
@@ -830,7 +870,7 @@ impl Batch<'_> {
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
-                    let fresh = job_at(&r, 0)?;
+                    let fresh = self.locked(&r)?;
                     let id = fresh.id;
                     let (mut job, mark) = self.take(id).unwrap_or((fresh, Mark::Clean));
                     match kernel::cancel(&mut job, &req, now) {
@@ -849,7 +889,8 @@ impl Batch<'_> {
                 let rows = tx
                     .query(
                         &format!(
-                            "SELECT doc FROM {}.jobs WHERE (state IN (1, 2) AND lease_until <= $1) \
+                            "SELECT doc, ctid FROM {}.jobs \
+                             WHERE (state IN (1, 2) AND lease_until <= $1) \
                              OR (state = 0 AND NOT started AND deadline IS NOT NULL AND deadline <= $1) \
                              ORDER BY id FOR UPDATE SKIP LOCKED",
                             self.s
@@ -859,7 +900,7 @@ impl Batch<'_> {
                     .await?;
                 let mut out = Vec::new();
                 for r in rows {
-                    let fresh = job_at(&r, 0)?;
+                    let fresh = self.locked(&r)?;
                     let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
                     let from = kernel::expire(&mut job, now);
                     self.changed(&job, from, now);
@@ -922,11 +963,7 @@ impl Batch<'_> {
         if let Some(k) = &job.idempotency_key {
             self.idem.insert((job.tenant.clone(), k.clone()), job.id);
         }
-        let data = EventData::Status {
-            state: JobState::Queued,
-            reason: None,
-        };
-        self.event(&job, now, None, Some(data));
+        self.status(&job, now, JobState::Queued, None);
         self.announce(job.kind.as_str());
         self.cache.insert(job.id, (job.clone(), Mark::New));
         Ok(Out::Submitted(Submitted { job, created: true }))
@@ -975,12 +1012,10 @@ impl Batch<'_> {
             let rows = tx
                 .query(
                     &format!(
-                        "SELECT doc FROM {s}.jobs WHERE id IN (SELECT id FROM {s}.jobs \
-                         WHERE state = 0 AND kind = $1 AND run_at <= $2 \
+                        "SELECT doc, ctid FROM {}.jobs WHERE state = 0 AND kind = $1 AND run_at <= $2 \
                          AND NOT (NOT started AND deadline IS NOT NULL AND deadline <= $2) \
-                         ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                         ORDER BY run_at, id",
-                        s = self.s
+                         ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                        self.s
                     ),
                     &[
                         &kind.as_str(),
@@ -990,7 +1025,7 @@ impl Batch<'_> {
                 )
                 .await?;
             for r in rows {
-                let fresh = job_at(&r, 0)?;
+                let fresh = self.locked(&r)?;
                 let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
                 match kernel::claim(&mut job, &req.worker, req.lease_ms, now) {
                     Ok(from) => {
@@ -1009,20 +1044,26 @@ impl Batch<'_> {
     async fn flush(&mut self, tx: &Db<'_, '_>) -> Result<(), BatchError> {
         let mut new = Vec::new();
         let mut dirty = Vec::new();
+        let mut logs = std::mem::take(&mut self.logs);
         for (job, mark) in self.cache.values_mut() {
+            let log = logs.remove(&job.id).unwrap_or_default();
             match *mark {
-                Mark::New => new.push(&*job),
-                Mark::Dirty => dirty.push(&*job),
+                Mark::New => new.push((&*job, log)),
+                Mark::Dirty => dirty.push((&*job, log)),
+                // A status event always comes with a change; write it all the same.
+                Mark::Clean if !log.is_empty() => dirty.push((&*job, log)),
                 Mark::Clean => continue,
             }
             *mark = Mark::Clean;
         }
+        debug_assert!(logs.is_empty(), "status events of jobs not in the batch");
         if !new.is_empty() {
-            let rows: Vec<NewRow<'_>> = new.iter().map(|j| NewRow::of(j)).collect();
+            let rows: Vec<NewRow<'_>> =
+                new.into_iter().map(|(j, log)| NewRow::of(j, log)).collect();
             tx.copy(
                 &format!(
                     "COPY {}.jobs (id, tenant, kind, grp, state, run_at, lease_until, \
-                     deadline, started, idem_key, discard, doc) FROM STDIN (FORMAT binary)",
+                     deadline, started, idem_key, discard, doc, log) FROM STDIN (FORMAT binary)",
                     self.s
                 ),
                 &[
@@ -1038,31 +1079,29 @@ impl Batch<'_> {
                     Type::TEXT,
                     Type::BOOL,
                     Type::TEXT,
+                    Type::TEXT,
                 ],
                 rows.iter().map(NewRow::values),
             )
             .await?;
         }
         if !dirty.is_empty() {
-            let ids: Vec<uuid::Uuid> = dirty.iter().map(|j| j.id.0).collect();
-            let states: Vec<i16> = dirty.iter().map(|j| j.state.code()).collect();
-            let run_at: Vec<i64> = dirty.iter().map(|j| j.run_at.0).collect();
-            let lease: Vec<Option<i64>> =
-                dirty.iter().map(|j| j.lease_until.map(|t| t.0)).collect();
-            let started: Vec<bool> = dirty.iter().map(|j| j.started_at.is_some()).collect();
-            let docs: Vec<String> = dirty.iter().map(|j| doc(j)).collect();
-            tx.execute(
-                &format!(
-                    "UPDATE {}.jobs j SET state = u.state, run_at = u.run_at, \
-                     lease_until = u.lease_until, started = u.started, doc = u.doc \
-                     FROM unnest($1::uuid[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
-                     $6::text[]) AS u(id, state, run_at, lease_until, started, doc) \
-                     WHERE j.id = u.id",
-                    self.s
-                ),
-                &[&ids, &states, &run_at, &lease, &started, &docs],
-            )
-            .await?;
+            // Rows this transaction locked are found by where they are; any others (none
+            // today, but a row is never written unlocked) by id.
+            let (by_tid, by_id): (Vec<_>, Vec<_>) = dirty
+                .into_iter()
+                .map(|(job, log)| (self.tids.remove(&job.id), job, log))
+                .partition(|(tid, _, _)| tid.is_some());
+            if !by_tid.is_empty() {
+                let tids: Vec<Tid> = by_tid.iter().filter_map(|(t, _, _)| *t).collect();
+                let rows = by_tid.into_iter().map(|(_, j, log)| (j, log)).collect();
+                update_jobs(tx, self.s, "ctid", "tid", &tids, rows).await?;
+            }
+            if !by_id.is_empty() {
+                let ids: Vec<uuid::Uuid> = by_id.iter().map(|(_, j, _)| j.id.0).collect();
+                let rows = by_id.into_iter().map(|(_, j, log)| (j, log)).collect();
+                update_jobs(tx, self.s, "id", "uuid", &ids, rows).await?;
+            }
         }
         if !self.entries.is_empty() {
             let e = std::mem::take(&mut self.entries);
@@ -1144,6 +1183,80 @@ impl Batch<'_> {
         .await?;
         Ok(())
     }
+}
+
+/// Writes changed jobs back, each with the status lines it gained, matching rows on `column`
+/// (of SQL type `ty`) against `keys`.
+async fn update_jobs<K: ToSql + Sync>(
+    tx: &Db<'_, '_>,
+    s: &str,
+    column: &str,
+    ty: &str,
+    keys: &[K],
+    rows: Vec<(&Job, String)>,
+) -> Result<(), BatchError> {
+    let states: Vec<i16> = rows.iter().map(|(j, _)| j.state.code()).collect();
+    let run_at: Vec<i64> = rows.iter().map(|(j, _)| j.run_at.0).collect();
+    let lease: Vec<Option<i64>> = rows
+        .iter()
+        .map(|(j, _)| j.lease_until.map(|t| t.0))
+        .collect();
+    let started: Vec<bool> = rows.iter().map(|(j, _)| j.started_at.is_some()).collect();
+    let docs: Vec<String> = rows.iter().map(|(j, _)| doc(j)).collect();
+    let logs: Vec<String> = rows.into_iter().map(|(_, log)| log).collect();
+    tx.execute(
+        &format!(
+            "UPDATE {s}.jobs j SET state = u.state, run_at = u.run_at, \
+             lease_until = u.lease_until, started = u.started, doc = u.doc, log = j.log || u.log \
+             FROM unnest($1::{ty}[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
+             $6::text[], $7::text[]) AS u(k, state, run_at, lease_until, started, doc, log) \
+             WHERE j.{column} = u.k"
+        ),
+        &[&keys, &states, &run_at, &lease, &started, &docs, &logs],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Where a row version is in its table (`ctid`): the block and the item in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tid {
+    block: u32,
+    item: u16,
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Tid {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        match *raw {
+            [b0, b1, b2, b3, i0, i1] => Ok(Tid {
+                block: u32::from_be_bytes([b0, b1, b2, b3]),
+                item: u16::from_be_bytes([i0, i1]),
+            }),
+            _ => Err(format!("a tid is 6 bytes, not {}", raw.len()).into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TID
+    }
+}
+
+impl ToSql for Tid {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.block.to_be_bytes());
+        out.extend_from_slice(&self.item.to_be_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TID
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// The notification channel of a schema.

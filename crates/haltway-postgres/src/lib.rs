@@ -5,8 +5,11 @@
 //!
 //! - **Batched writes**: each node runs its writes through one executor that puts many commands
 //!   in one transaction: jobs loaded and locked in one query, written back set-wise with
-//!   `unnest`, claims in batches with `FOR UPDATE SKIP LOCKED`. Every write returns only after
+//!   `unnest` (rows the transaction locked are found again by `ctid`, without an index
+//!   lookup), claims in batches with `FOR UPDATE SKIP LOCKED`. Every write returns only after
 //!   its transaction committed.
+//! - **Status events in the job's row**: a state change appends a line to the row it writes
+//!   anyway; progress and delivery events are rows of their own. Readers merge the two.
 //! - **Fencing** on every state write and ledger append, by attempt, with the job row locked.
 //! - **`LISTEN`/`NOTIFY`** wakes idle workers on submit, trips the cancellation token on the
 //!   node that runs a job when the cancel arrives on another node, and fans events out to
@@ -29,6 +32,7 @@
 mod error;
 mod exec;
 mod schema;
+mod status_log;
 mod store;
 
 use std::time::Duration;

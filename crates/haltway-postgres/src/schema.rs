@@ -65,6 +65,11 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE {s}.jobs SET (fillfactor = 70);
     ",
+    // 3: status events as lines of the job's row (see `status_log`), not `events` rows. Rows
+    // written before keep theirs; readers merge both.
+    r"
+    ALTER TABLE {s}.jobs ADD COLUMN log text NOT NULL DEFAULT '';
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

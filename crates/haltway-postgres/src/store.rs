@@ -22,6 +22,7 @@ use crate::PgOptions;
 use crate::error::pg;
 use crate::exec::{self, Cmd, Executor, Faults, Op, Out};
 use crate::schema;
+use crate::status_log;
 
 /// A [`Store`] on PostgreSQL, shared by any number of nodes.
 ///
@@ -559,37 +560,57 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<JobEvent>> {
         let mut c = self.reader().await?;
-        visible(&mut c, &self.shared.q, tenant, id).await?;
+        // One statement, so one snapshot: the job's status lines and its event rows as of the
+        // same moment. (Read apart, a status event committed in between could be missing
+        // while a later delivery is there, and a reader resuming after that one would never
+        // see it.) The job's row is the one with a `log`.
         let rows = c
             .query(
                 &format!(
-                    "SELECT e.id, e.at, e.data, l.seq, l.key, l.payload, l.cost, l.attempt, l.at \
-                     FROM {q}.events e LEFT JOIN {q}.ledger l ON l.job = e.job AND l.seq = e.seq \
-                     WHERE e.job = $1 AND e.id > $2 ORDER BY e.id LIMIT $3",
+                    "(SELECT NULL::int8, NULL::int8, NULL::jsonb, NULL::int8, NULL::text, \
+                     NULL::text, NULL::int8, NULL::int4, NULL::int8, log \
+                     FROM {q}.jobs WHERE id = $1 AND tenant = $2) \
+                     UNION ALL \
+                     (SELECT e.id, e.at, e.data, l.seq, l.key, l.payload, l.cost, l.attempt, \
+                     l.at, NULL FROM {q}.events e \
+                     LEFT JOIN {q}.ledger l ON l.job = e.job AND l.seq = e.seq \
+                     WHERE e.job = $1 AND e.id > $3 ORDER BY e.id LIMIT $4)",
                     q = self.shared.q
                 ),
                 &[
                     &id.0,
+                    &tenant.as_str(),
                     &i64::try_from(after).unwrap_or(i64::MAX),
                     &i64::try_from(limit).unwrap_or(i64::MAX),
                 ],
             )
             .await
             .map_err(pg)?;
-        rows.iter()
-            .map(|r| {
-                let data = match r.get::<_, Option<Json<EventData>>>(2) {
-                    Some(Json(d)) => d,
-                    None => EventData::ItemDelivered { entry: entry(r, 3) },
-                };
-                Ok(JobEvent {
-                    id: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
-                    job: id,
-                    at: Timestamp(r.get(1)),
-                    data,
-                })
-            })
-            .collect()
+        let mut log = None;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(l) = r.get::<_, Option<&str>>(9) {
+                log = Some(l);
+                continue;
+            }
+            let data = match r.get::<_, Option<Json<EventData>>>(2) {
+                Some(Json(d)) => d,
+                None => EventData::ItemDelivered { entry: entry(r, 3) },
+            };
+            out.push(JobEvent {
+                id: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+                job: id,
+                at: Timestamp(r.get(1)),
+                data,
+            });
+        }
+        // Another tenant's job (or none): its event rows, if any, are not returned.
+        let log = log.ok_or(Error::NotFound)?;
+        // The first `limit` of the union: all of them are among these rows and the log's.
+        out.extend(status_log::parse(log, id, after)?);
+        out.sort_unstable_by_key(|e| e.id);
+        out.truncate(limit);
+        Ok(out)
     }
 
     fn notices(&self) -> broadcast::Receiver<Notice> {

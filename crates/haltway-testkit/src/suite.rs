@@ -189,6 +189,46 @@ pub async fn idempotency_key_returns_same_job(store: Arc<dyn Store>) {
     assert_ne!(third.job.id, first.job.id);
 }
 
+/// A new job whose id is taken is refused, alone or beside other submits, and the job that
+/// has the id is untouched; the other submits go through.
+pub async fn submit_with_a_taken_id_is_refused(store: Arc<dyn Store>) {
+    let first = submit(&store, new_job("t1", "k")).await;
+    let mut clash = new_job("t1", "other");
+    clash.id = first.id;
+    assert!(matches!(
+        store.submit(clash.clone(), T0).await,
+        Err(Error::InvalidInput { field: "id", .. })
+    ));
+    // Beside other submits (a store may write them in one batch).
+    let others: Vec<NewJob> = (0..4).map(|_| new_job("t1", "k")).collect();
+    let mut calls: Vec<NewJob> = others.clone();
+    calls.insert(2, clash);
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|j| {
+            let store = store.clone();
+            tokio::spawn(async move { store.submit(j, T0).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.expect("task") {
+            Err(Error::InvalidInput { field: "id", .. }) if i == 2 => {}
+            Ok(s) if i != 2 => assert!(s.created),
+            other => panic!("submit {i}: {other:?}"),
+        }
+    }
+    for j in &others {
+        store
+            .get(&tenant("t1"), j.id)
+            .await
+            .expect("the other submits went through");
+    }
+    let kept = get(&store, &first).await;
+    assert_eq!(kept.kind.as_str(), "k");
+    assert_eq!(kept.state, JobState::Queued);
+    assert_eq!(kept.last_event_id, first.last_event_id);
+}
+
 /// Lists are newest first, filtered, and paged by cursor without gaps or repeats.
 pub async fn list_pages_newest_first_with_filters(store: Arc<dyn Store>) {
     let mut ids = Vec::new();

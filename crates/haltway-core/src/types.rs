@@ -379,6 +379,9 @@ pub struct CancelInfo {
 }
 
 /// A job as the store holds it.
+///
+/// Serialized, a field that is `None` is left out (and read back as `None`), which keeps the
+/// stored form of a job short.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// The job's id.
@@ -388,22 +391,27 @@ pub struct Job {
     /// The registered kind that runs it.
     pub kind: KindName,
     /// Optional group, for group cancel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupId>,
     /// The input as JSON text.
     pub input: Arc<str>,
     /// Free-form JSON metadata as text, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Arc<str>>,
     /// Current state.
     pub state: JobState,
     /// Why it reached its terminal state (or the reason of a pending cancel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
     /// Set once a cancel has been requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel: Option<CancelInfo>,
     /// Cancel mode of this job.
     pub cancel_mode: CancelMode,
     /// Keep or discard delivered entries on cancel.
     pub on_cancel: OnCancel,
     /// Maximum number of ledger entries; `None` for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
     /// Number of claims so far: the fencing token of the current attempt.
     pub attempt: u32,
@@ -416,10 +424,13 @@ pub struct Job {
     /// Earliest time the job may be claimed.
     pub run_at: Timestamp,
     /// Fail with `timeout` if not started by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Timestamp>,
     /// Lease expiry while running or cancelling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<Timestamp>,
     /// The worker holding the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<Arc<str>>,
     /// Fixed cost, billed once per job.
     pub fixed_cost: u64,
@@ -428,14 +439,18 @@ pub struct Job {
     /// Latest progress.
     pub progress: Progress,
     /// The last error message, if any attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// The idempotency key the job was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// When it was submitted.
     pub created_at: Timestamp,
     /// When it first started running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,
     /// When it reached its terminal state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
     /// Id of the last event written.
     pub last_event_id: u64,
@@ -587,4 +602,66 @@ pub struct Page<T> {
     pub has_more: bool,
     /// The cursor to pass as `after` for the next page.
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::kernel;
+
+    fn job() -> Job {
+        kernel::new_job(
+            NewJob {
+                id: JobId::new(),
+                tenant: "t".into(),
+                kind: "k".into(),
+                input: "{\"q\":1}".into(),
+                group: None,
+                metadata: None,
+                limit: None,
+                cancel_mode: CancelMode::Checkpoint,
+                on_cancel: OnCancel::Keep,
+                max_attempts: 3,
+                fixed_cost: 0,
+                run_at: Timestamp(5),
+                deadline: None,
+                idempotency_key: None,
+            },
+            Timestamp(5),
+        )
+    }
+
+    #[test]
+    fn a_job_serializes_without_its_empty_fields_and_reads_back_the_same() {
+        let mut j = job();
+        let text = serde_json::to_string(&j).expect("serialize");
+        for absent in [
+            "\"group\"",
+            "\"reason\"",
+            "\"lease_until\"",
+            "\"finished_at\"",
+        ] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        assert_eq!(serde_json::from_str::<Job>(&text).expect("read"), j);
+        j.group = Some("g".into());
+        j.reason = Some(Reason::Exhausted);
+        j.lease_until = Some(Timestamp(9));
+        let text = serde_json::to_string(&j).expect("serialize");
+        assert!(text.contains("\"group\":\"g\""), "{text}");
+        assert_eq!(serde_json::from_str::<Job>(&text).expect("read"), j);
+    }
+
+    #[test]
+    fn a_job_written_with_explicit_nulls_still_reads() {
+        let j = job();
+        let mut value = serde_json::to_value(&j).expect("value");
+        let fields = value.as_object_mut().expect("object");
+        for name in [
+            "group", "metadata", "reason", "cancel", "limit", "deadline", "worker",
+        ] {
+            fields.insert(name.into(), serde_json::Value::Null);
+        }
+        assert_eq!(serde_json::from_value::<Job>(value).expect("read"), j);
+    }
 }

@@ -548,7 +548,12 @@ impl<'j> NewRow<'j> {
 
 /// A job as the JSON text stored in `jobs.doc`.
 fn doc(job: &Job) -> String {
-    serde_json::to_string(job).unwrap_or_default()
+    // Sized for a typical job up front, so the text is not copied as it grows.
+    let mut out = Vec::with_capacity(512 + job.input.len());
+    match serde_json::to_writer(&mut out, job) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// The jobs with the given (tenant, idempotency key) pairs (`$1`, `$2`), from schema `s`.

@@ -81,6 +81,8 @@ pub(crate) struct Executor {
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) max_batch: usize,
     pub(crate) faults: Arc<Faults>,
+    /// This node's id in `listeners`.
+    pub(crate) node: uuid::Uuid,
 }
 
 /// The store's write queue, shared by its executors.
@@ -235,7 +237,16 @@ impl Executor {
                 // After a failed try, look for clashing job ids before inserting (see
                 // `preload`).
                 let careful = tries > 0;
-                let r = run_batch(&mut c, &stmts, &self.schema, &cmds, &self.faults, careful).await;
+                let r = run_batch(
+                    &mut c,
+                    &stmts,
+                    &self.schema,
+                    &cmds,
+                    &self.faults,
+                    self.node,
+                    careful,
+                )
+                .await;
                 let closed = c.is_closed();
                 if !closed {
                     client = Some(c);
@@ -585,14 +596,30 @@ async fn run_batch(
     schema: &str,
     cmds: &[Cmd],
     faults: &Faults,
+    node: uuid::Uuid,
     careful: bool,
 ) -> Result<Done, BatchError> {
     let s = format!("\"{schema}\"");
     let txn = client.transaction().await?;
     let tx = Db { tx: &txn, stmts };
+    // Room for every job the batch can touch, so the map never grows (and moves its jobs).
+    let room = cmds
+        .iter()
+        .map(|c| match &c.op {
+            Op::Claim(req) => req
+                .kinds
+                .iter()
+                .map(|(_, n)| *n)
+                .fold(0, usize::saturating_add),
+            Op::Append(items) => items.len(),
+            Op::Renew(leases, _) => leases.len(),
+            _ => 1,
+        })
+        .fold(0, usize::saturating_add)
+        .min(1 << 16);
     let mut b = Batch {
         s: &s,
-        cache: FxHashMap::default(),
+        cache: FxHashMap::with_capacity_and_hasher(room, Default::default()),
         tids: FxHashMap::default(),
         keys: FxHashMap::default(),
         idem: FxHashMap::default(),
@@ -616,7 +643,7 @@ async fn run_batch(
             let row = tx.query("SELECT txid_current_if_assigned()", &[]).await?;
             Ok::<Option<i64>, BatchError>(row.first().and_then(|r| r.get(0)))
         },
-        b.notify(&tx, schema),
+        b.notify(&tx, schema, node),
     )?;
     let done = Done {
         outs,
@@ -1170,20 +1197,29 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// One `pg_notify` per notice and per job with new events, delivered on commit.
-    async fn notify(&self, tx: &Db<'_, '_>, schema: &str) -> Result<(), BatchError> {
+    /// One `pg_notify` per notice, and the jobs with new events a few hundred to a
+    /// notification, delivered on commit. Events go out only while another node follows
+    /// them (a live row in `listeners`): this node's own subscribers hear of them from the
+    /// executor, and nobody else needs them.
+    async fn notify(
+        &self,
+        tx: &Db<'_, '_>,
+        schema: &str,
+        node: uuid::Uuid,
+    ) -> Result<(), BatchError> {
         let mut payloads: Vec<String> = self.notices.iter().map(encode_notice).collect();
-        payloads.extend(
-            self.last_event
-                .iter()
-                .map(|(job, id)| format!("e:{}:{id}", job.0)),
-        );
+        payloads.extend(encode_events(&self.last_event));
         if payloads.is_empty() {
             return Ok(());
         }
         tx.execute(
-            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-            &[&channel(schema), &payloads],
+            &format!(
+                "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p \
+                 WHERE left(p, 2) <> 'e:' \
+                 OR EXISTS (SELECT 1 FROM {}.listeners WHERE until > now() AND node <> $3)",
+                self.s
+            ),
+            &[&channel(schema), &payloads, &node],
         )
         .await?;
         Ok(())
@@ -1278,26 +1314,61 @@ fn encode_notice(n: &Notice) -> String {
 }
 
 /// A notification payload back into a notice or an event notice.
-pub(crate) fn decode_payload(p: &str) -> Option<Result<Notice, EventNotice>> {
+/// The longest payload sent; PostgreSQL refuses 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7900;
+
+/// The latest event of each job, as `e:<job>:<id>,<job>:<id>,…` payloads of at most
+/// [`MAX_PAYLOAD`] bytes. One notification per job cost the server a queue entry and a message
+/// to every listener each, for what is one batch's news.
+fn encode_events(last: &FxHashMap<JobId, u64>) -> Vec<String> {
+    use std::fmt::Write as _;
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for (job, id) in last {
+        // A uuid (36), a colon, at most 20 digits, a comma.
+        if cur.len() + 58 > MAX_PAYLOAD {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push_str(if cur.is_empty() { "e:" } else { "," });
+        let _ = write!(cur, "{}:{id}", job.0);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// What a notification says.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Payload {
+    Notice(Notice),
+    Events(Vec<EventNotice>),
+}
+
+pub(crate) fn decode_payload(p: &str) -> Option<Payload> {
     let (tag, rest) = p.split_once(':')?;
     let id = |s: &str| uuid::Uuid::from_str(s).ok().map(JobId);
     Some(match tag {
-        "a" => Ok(Notice::Available(rest.into())),
-        "c" => Ok(Notice::CancelRequested(id(rest)?)),
+        "a" => Payload::Notice(Notice::Available(rest.into())),
+        "c" => Payload::Notice(Notice::CancelRequested(id(rest)?)),
         "x" => {
             let (job, limit) = rest.split_once(':')?;
-            Ok(Notice::Extended {
+            Payload::Notice(Notice::Extended {
                 job: id(job)?,
                 limit: limit.parse().ok()?,
             })
         }
-        "e" => {
-            let (job, ev) = rest.split_once(':')?;
-            Err(EventNotice {
-                job: id(job)?,
-                id: ev.parse().ok()?,
-            })
-        }
+        "e" => Payload::Events(
+            rest.split(',')
+                .map(|one| {
+                    let (job, ev) = one.split_once(':')?;
+                    Some(EventNotice {
+                        job: id(job)?,
+                        id: ev.parse().ok()?,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
         _ => return None,
     })
 }
@@ -1407,6 +1478,7 @@ mod tests {
             events: broadcast::channel(1).0,
             max_batch: 100,
             faults: Arc::new(Faults::default()),
+            node: uuid::Uuid::now_v7(),
         };
         let claim = || {
             Op::Claim(ClaimRequest {
@@ -1447,11 +1519,36 @@ mod tests {
             Notice::CancelRequested(job),
             Notice::Extended { job, limit: 42 },
         ] {
-            assert_eq!(decode_payload(&encode_notice(&n)), Some(Ok(n)));
+            assert_eq!(decode_payload(&encode_notice(&n)), Some(Payload::Notice(n)));
         }
         let e = decode_payload(&format!("e:{}:7", job.0));
-        assert_eq!(e, Some(Err(EventNotice { job, id: 7 })));
+        assert_eq!(e, Some(Payload::Events(vec![EventNotice { job, id: 7 }])));
         assert_eq!(decode_payload("zz"), None);
         assert_eq!(decode_payload("c:not-a-uuid"), None);
+        assert_eq!(decode_payload(&format!("e:{}:7,{}", job.0, job.0)), None);
+    }
+
+    /// A batch's events go out a few hundred jobs to a payload, each under the server's limit,
+    /// and read back as every job's latest event.
+    #[test]
+    fn events_are_packed_into_payloads_under_the_limit() {
+        let last: FxHashMap<JobId, u64> =
+            (0..1000u64).map(|i| (JobId::new(), u64::MAX - i)).collect();
+        let payloads = encode_events(&last);
+        assert!(
+            payloads.len() > 1 && payloads.len() < 10,
+            "{}",
+            payloads.len()
+        );
+        let mut back = FxHashMap::default();
+        for p in &payloads {
+            assert!(p.len() <= MAX_PAYLOAD, "{} bytes", p.len());
+            match decode_payload(p) {
+                Some(Payload::Events(evs)) => back.extend(evs.into_iter().map(|e| (e.job, e.id))),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, last);
+        assert!(encode_events(&FxHashMap::default()).is_empty());
     }
 }

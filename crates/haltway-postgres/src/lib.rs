@@ -14,7 +14,8 @@
 //! - **`LISTEN`/`NOTIFY`** wakes idle workers on submit, trips the cancellation token on the
 //!   node that runs a job when the cancel arrives on another node, and fans events out to
 //!   subscribers on every node. A dropped listener reconnects and reconciles from the tables, and
-//!   a bounded poll backs it up.
+//!   a bounded poll backs it up. Event notifications are packed a few hundred jobs to a payload
+//!   and sent only while another node has event subscribers (a leased row in `listeners`).
 //! - **Failures**: a lost connection fails only the writes in flight (never acknowledged); the
 //!   executor reconnects with backoff and the engine retries transient errors. A connection lost
 //!   during `COMMIT` is settled by asking the database whether that transaction committed.

@@ -70,6 +70,11 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE {s}.jobs ADD COLUMN log text NOT NULL DEFAULT '';
     ",
+    // 4: the nodes that follow events (they have event subscribers), each until its lease
+    // runs out; writers send event notifications only while another node is here.
+    r"
+    CREATE TABLE {s}.listeners (node uuid PRIMARY KEY, until timestamptz NOT NULL);
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

@@ -43,6 +43,10 @@ struct Shared {
     notices: broadcast::Sender<Notice>,
     events: broadcast::Sender<EventNotice>,
     faults: Arc<Faults>,
+    /// This node's id in `listeners`.
+    node: uuid::Uuid,
+    /// Tells the listener that a subscriber asked for events.
+    wanted: Arc<tokio::sync::Notify>,
     /// Stops the listener when the last clone is dropped.
     _stop: tokio_util_like::Stop,
 }
@@ -115,6 +119,7 @@ impl PgStore {
         let events = broadcast::channel(8192).0;
         let rx = Arc::new(Mutex::new(exec::Queue { rx, carry: None }));
         let faults = Arc::new(Faults::default());
+        let node = uuid::Uuid::now_v7();
         for _ in 0..options.writers.max(1) {
             tokio::spawn(
                 Executor {
@@ -125,6 +130,7 @@ impl PgStore {
                     events: events.clone(),
                     max_batch: options.max_batch.max(1),
                     faults: faults.clone(),
+                    node,
                 }
                 .run(),
             );
@@ -144,6 +150,8 @@ impl PgStore {
                 notices,
                 events,
                 faults,
+                node,
+                wanted: Arc::new(tokio::sync::Notify::new()),
                 _stop: tokio_util_like::Stop(stop_tx),
             }),
         };
@@ -250,7 +258,9 @@ async fn listen(
         let Some(s) = shared.upgrade() else { return };
         let (config, schema, q) = (s.config.clone(), s.schema.clone(), s.q.clone());
         let (notices, events) = (s.notices.clone(), s.events.clone());
+        let (node, wanted) = (s.node, s.wanted.clone());
         drop(s);
+        let lease = (safety_poll * 5).max(Duration::from_secs(10));
         let (client, mut conn) = match config.connect(NoTls).await {
             Ok(c) => c,
             Err(e) => {
@@ -289,26 +299,84 @@ async fn listen(
             continue;
         }
         reconcile(&client, &q, &notices).await;
+        let mut following = follow(&client, &q, node, &events, false, lease).await;
         let mut poll = tokio::time::interval(safety_poll);
         poll.tick().await;
         loop {
             tokio::select! {
                 m = msgs.recv() => match m {
                     Some(p) => match exec::decode_payload(&p) {
-                        Some(Ok(n)) => { let _ = notices.send(n); }
-                        Some(Err(e)) => { let _ = events.send(e); }
+                        Some(exec::Payload::Notice(n)) => { let _ = notices.send(n); }
+                        Some(exec::Payload::Events(evs)) => {
+                            for e in evs {
+                                let _ = events.send(e);
+                            }
+                        }
                         None => tracing::debug!(payload = %p, "unknown notification"),
                     },
                     None => break,
                 },
-                _ = poll.tick() => reconcile(&client, &q, &notices).await,
+                _ = poll.tick() => {
+                    reconcile(&client, &q, &notices).await;
+                    following = follow(&client, &q, node, &events, following, lease).await;
+                }
+                () = wanted.notified() => {
+                    following = follow(&client, &q, node, &events, following, lease).await;
+                }
                 _ = stop.changed() => {
+                    if following {
+                        let _ = client
+                            .execute(&format!("DELETE FROM {q}.listeners WHERE node = $1"), &[&node])
+                            .await;
+                    }
                     driver.abort();
                     return;
                 }
             }
         }
         driver.abort();
+    }
+}
+
+/// Keeps this node's row in `listeners` (renewed for `lease`) while it has event subscribers,
+/// and removes it when they are gone; returns whether the row is there. A failure keeps the
+/// previous answer: the next poll tries again.
+async fn follow(
+    client: &Client,
+    q: &str,
+    node: uuid::Uuid,
+    events: &broadcast::Sender<EventNotice>,
+    following: bool,
+    lease: Duration,
+) -> bool {
+    let wanted = events.receiver_count() > 0;
+    let done = if wanted {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {q}.listeners (node, until) \
+                     VALUES ($1, now() + $2::float8 * interval '1 millisecond') \
+                     ON CONFLICT (node) DO UPDATE SET until = excluded.until"
+                ),
+                &[&node, &(lease.as_millis() as f64)],
+            )
+            .await
+    } else if following {
+        client
+            .execute(
+                &format!("DELETE FROM {q}.listeners WHERE node = $1"),
+                &[&node],
+            )
+            .await
+    } else {
+        return false;
+    };
+    match done {
+        Ok(_) => wanted,
+        Err(e) => {
+            tracing::debug!(error = %e, "listeners row not updated");
+            following
+        }
     }
 }
 
@@ -618,7 +686,10 @@ impl Store for PgStore {
     }
 
     fn event_notices(&self) -> broadcast::Receiver<EventNotice> {
-        self.shared.events.subscribe()
+        let rx = self.shared.events.subscribe();
+        // Other nodes send event notifications only to nodes in `listeners`.
+        self.shared.wanted.notify_one();
+        rx
     }
 }
 

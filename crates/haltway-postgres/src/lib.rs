@@ -49,9 +49,10 @@ pub struct PgOptions {
     pub schema: String,
     /// Read connections (default 4).
     pub readers: usize,
-    /// Write connections, each running its own batches (default 2): while one batch waits for
-    /// its commit, the next one runs. Conflicting batches are serialized by row locks, as
-    /// batches of different nodes are.
+    /// Write connections, each running its own batches (default 3): while one batch waits for
+    /// its commit, the next ones run. Conflicting batches are serialized by row locks, as
+    /// batches of different nodes are. An engine keeps as many claims in flight
+    /// ([`Store::parallel_claims`](haltway_core::Store::parallel_claims)), one per batch.
     pub writers: usize,
     /// Most commands in one transaction (default 4096).
     pub max_batch: usize,
@@ -65,7 +66,7 @@ impl Default for PgOptions {
         PgOptions {
             schema: "haltway".into(),
             readers: 4,
-            writers: 2,
+            writers: 3,
             max_batch: 4096,
             safety_poll: Duration::from_secs(2),
         }

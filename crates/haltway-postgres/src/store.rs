@@ -45,6 +45,8 @@ struct Shared {
     faults: Arc<Faults>,
     /// This node's id in `listeners`.
     node: uuid::Uuid,
+    /// Write connections.
+    writers: usize,
     /// Tells the listener that a subscriber asked for events.
     wanted: Arc<tokio::sync::Notify>,
     /// Stops the listener when the last clone is dropped.
@@ -151,6 +153,7 @@ impl PgStore {
                 events,
                 faults,
                 node,
+                writers: options.writers.max(1),
                 wanted: Arc::new(tokio::sync::Notify::new()),
                 _stop: tokio_util_like::Stop(stop_tx),
             }),
@@ -690,6 +693,11 @@ impl Store for PgStore {
         // Other nodes send event notifications only to nodes in `listeners`.
         self.shared.wanted.notify_one();
         rx
+    }
+
+    /// One claim per write connection: each batch holds at most one.
+    fn parallel_claims(&self) -> usize {
+        self.shared.writers
     }
 }
 

@@ -119,9 +119,10 @@ impl EngineBuilder {
         self
     }
 
-    /// Most claims outstanding at once (default 2). With more than one, the next claim is on
-    /// its way while the store commits the last, which keeps a store with several write
-    /// connections busy when jobs are short. Extra claims go out only while claims come back
+    /// Most claims outstanding at once (default: the store's [`Store::parallel_claims`], 2
+    /// unless the store says otherwise). With more than one, the next claim is on its way while
+    /// the store commits the last, which keeps a store with several write connections busy
+    /// when jobs are short. Extra claims go out only while claims come back
     /// full, so an idle engine polls with one; slots are reserved per claim, so the engine never
     /// takes more jobs than its concurrency allows.
     pub fn claims_in_flight(mut self, n: usize) -> Self {
@@ -477,6 +478,7 @@ impl Engine {
 
     /// Starts building an engine on a store shared with other engines.
     pub fn builder_shared(store: Arc<dyn Store>) -> EngineBuilder {
+        let claims_in_flight = store.parallel_claims().max(1);
         EngineBuilder {
             store,
             kinds: HashMap::default(),
@@ -486,7 +488,7 @@ impl Engine {
                 poll_interval: Duration::from_millis(100),
                 reap_interval: Duration::from_secs(1),
                 claim_batch: 512,
-                claims_in_flight: 2,
+                claims_in_flight,
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(600),
                 progress_interval: Duration::from_millis(250),

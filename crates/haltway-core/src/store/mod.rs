@@ -129,6 +129,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Event notices: a job wrote an event. Subscribers re-read the store on each notice, so a
     /// lagged receiver loses nothing.
     fn event_notices(&self) -> broadcast::Receiver<EventNotice>;
+
+    /// How many claims the store can commit side by side (default 2). An engine keeps this many
+    /// claims in flight unless
+    /// [`EngineBuilder::claims_in_flight`](crate::EngineBuilder::claims_in_flight) says
+    /// otherwise.
+    fn parallel_claims(&self) -> usize {
+        2
+    }
 }
 
 /// The result of [`Store::submit`].

@@ -801,10 +801,10 @@ impl Batch<'_> {
         self.last_event.insert(job.id, job.last_event_id);
     }
 
-    /// A status event: a line of the job's `log`, written with the job.
-    fn status(&mut self, job: &Job, now: Timestamp, state: JobState, reason: Option<Reason>) {
+    /// A status event (the job's state and reason): a line of its `log`, written with the job.
+    fn status(&mut self, job: &Job, now: Timestamp) {
         let log = self.logs.entry(job.id).or_default();
-        status_log::push(log, job.last_event_id, now, state, reason);
+        status_log::push(log, job.last_event_id, now, job.state, job.reason);
         self.last_event.insert(job.id, job.last_event_id);
     }
 
@@ -819,7 +819,7 @@ impl Batch<'_> {
         if from.is_none() {
             return;
         }
-        self.status(job, now, job.state, job.reason);
+        self.status(job, now);
         match job.state {
             JobState::Queued => self.announce(job.kind.as_str()),
             JobState::Cancelling => self.notices.push(Notice::CancelRequested(job.id)),
@@ -995,7 +995,7 @@ impl Batch<'_> {
         if let Some(k) = &job.idempotency_key {
             self.idem.insert((job.tenant.clone(), k.clone()), job.id);
         }
-        self.status(&job, now, JobState::Queued, None);
+        self.status(&job, now);
         self.announce(job.kind.as_str());
         self.cache.insert(job.id, (job.clone(), Mark::New));
         Ok(Out::Submitted(Submitted { job, created: true }))
@@ -1118,21 +1118,26 @@ impl Batch<'_> {
             .await?;
         }
         if !dirty.is_empty() {
-            // Rows this transaction locked are found by where they are; any others (none
-            // today, but a row is never written unlocked) by id.
-            let (by_tid, by_id): (Vec<_>, Vec<_>) = dirty
-                .into_iter()
-                .map(|(job, log)| (self.tids.remove(&job.id), job, log))
-                .partition(|(tid, _, _)| tid.is_some());
+            // Rows are found where this transaction locked them; one it already rewrote (an
+            // earlier flush moved it) by id.
+            let (mut tids, mut by_tid, mut ids, mut by_id) = (vec![], vec![], vec![], vec![]);
+            for (job, log) in dirty {
+                match self.tids.remove(&job.id) {
+                    Some(tid) => {
+                        tids.push(tid);
+                        by_tid.push((job, log));
+                    }
+                    None => {
+                        ids.push(job.id.0);
+                        by_id.push((job, log));
+                    }
+                }
+            }
             if !by_tid.is_empty() {
-                let tids: Vec<Tid> = by_tid.iter().filter_map(|(t, _, _)| *t).collect();
-                let rows = by_tid.into_iter().map(|(_, j, log)| (j, log)).collect();
-                update_jobs(tx, self.s, "ctid", "tid", &tids, rows).await?;
+                update_jobs(tx, self.s, "ctid", "tid", &tids, by_tid).await?;
             }
             if !by_id.is_empty() {
-                let ids: Vec<uuid::Uuid> = by_id.iter().map(|(_, j, _)| j.id.0).collect();
-                let rows = by_id.into_iter().map(|(_, j, log)| (j, log)).collect();
-                update_jobs(tx, self.s, "id", "uuid", &ids, rows).await?;
+                update_jobs(tx, self.s, "id", "uuid", &ids, by_id).await?;
             }
         }
         if !self.entries.is_empty() {

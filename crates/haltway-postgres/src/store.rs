@@ -328,9 +328,7 @@ async fn listen(
                 }
                 _ = stop.changed() => {
                     if following {
-                        let _ = client
-                            .execute(&format!("DELETE FROM {q}.listeners WHERE node = $1"), &[&node])
-                            .await;
+                        let _ = leave(&client, &q, node).await;
                     }
                     driver.abort();
                     return;
@@ -365,12 +363,7 @@ async fn follow(
             )
             .await
     } else if following {
-        client
-            .execute(
-                &format!("DELETE FROM {q}.listeners WHERE node = $1"),
-                &[&node],
-            )
-            .await
+        leave(client, q, node).await
     } else {
         return false;
     };
@@ -381,6 +374,16 @@ async fn follow(
             following
         }
     }
+}
+
+/// Removes this node's row from `listeners`.
+async fn leave(client: &Client, q: &str, node: uuid::Uuid) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            &format!("DELETE FROM {q}.listeners WHERE node = $1"),
+            &[&node],
+        )
+        .await
 }
 
 /// Notices for what the tables say now: a wakeup, and every pending cancel.

@@ -686,3 +686,65 @@ async fn many_subscribers_of_one_job_each_see_every_event_once() {
     }
     b.engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stream_resumed_at_or_past_the_end_of_a_finished_job_ends_at_once() {
+    let b = setup(options(CancelMode::Checkpoint));
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(2), SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    b.release(2);
+    let done = b.engine.wait(&b.tenant, job.id).await.expect("wait");
+    assert!(done.state.is_terminal());
+    for after in [done.last_event_id, done.last_event_id + 5] {
+        let rest: Vec<_> = tokio::time::timeout(
+            Duration::from_secs(5),
+            b.engine
+                .subscribe(&b.tenant, job.id, after)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect("the stream of a finished job ends when nothing is left to send");
+        assert!(rest.is_empty(), "from {after}: {rest:?}");
+    }
+    // One event short of the end still gets the terminal event, then ends.
+    let last: Vec<u64> = b
+        .engine
+        .subscribe(&b.tenant, job.id, done.last_event_id - 1)
+        .map(|e| e.expect("event").id)
+        .collect()
+        .await;
+    assert_eq!(last, vec![done.last_event_id]);
+    b.engine.shutdown().await;
+}
+
+/// A handler that finishes its work while the engine shuts down is recorded as it returned:
+/// only an attempt the shutdown stopped goes back to the queue.
+#[tokio::test]
+async fn a_handler_that_returns_during_a_shutdown_is_recorded_as_it_returned() {
+    let mut b = setup(options(CancelMode::Drain));
+    let job = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(3), SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job;
+    b.release(2);
+    b.until(Signal::Unit(2)).await;
+    // The last unit is in flight when the shutdown starts; in drain mode it is delivered and
+    // the handler returns Ok: the job is done, not requeued to run again.
+    let engine = b.engine.clone();
+    let shutdown = tokio::spawn(async move { engine.shutdown().await });
+    tokio::task::yield_now().await;
+    b.release(1);
+    shutdown.await.expect("shutdown");
+    let done = b.engine.get(&b.tenant, job.id).await.expect("get");
+    assert_eq!(
+        (done.state, done.reason, done.progress.found),
+        (JobState::Completed, Some(Reason::Exhausted), 3)
+    );
+    assert_eq!(done.usage, 5 + 30);
+}

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use haltway_core::{
     CancelRequest, GroupId, JobId, JobState, KindName, ListQuery, Reason, SubmitOptions, TenantId,
 };
@@ -526,7 +526,8 @@ async fn job_results(
 /// Replays the stored events after `Last-Event-ID` (header) or `last_event_id` (query), then
 /// sends new ones as they happen: `id:` is the event id, `event:` its type, `data:` an
 /// `EventView`. A `: heartbeat` comment comes at least every 10 s. The stream ends after the
-/// terminal `job.status` event.
+/// terminal `job.status` event. A finished job with no event after the given id answers 204
+/// (no content), which tells an `EventSource` not to reconnect.
 #[utoipa::path(
     get, path = "/v1/jobs/{id}/events", tag = "jobs",
     params(
@@ -536,6 +537,7 @@ async fn job_results(
     ),
     responses(
         (status = 200, description = "An event stream.", content_type = "text/event-stream", body = EventView),
+        (status = 204, description = "The job finished and has no event after the given id."),
         (status = 401, description = "No valid API key.", body = ErrorBody),
         (status = 404, description = "No such job for this tenant.", body = ErrorBody),
         (status = 422, description = "The event id is invalid.", body = ErrorBody),
@@ -548,7 +550,7 @@ async fn job_events(
     Seg(id): Seg,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> AppResult<Response> {
     let id = job_id(&id)?;
     let p: EventParams = query(raw)?;
     let header_id = headers
@@ -561,13 +563,17 @@ async fn job_events(
         })
         .transpose()?;
     let after = header_id.or(p.last_event_id).unwrap_or(0);
-    state.engine.get(&caller.tenant, id).await?;
+    let job = state.engine.get(&caller.tenant, id).await?;
+    if job.state.is_terminal() && job.last_event_id <= after {
+        // Nothing will ever come: 204 tells an `EventSource` to stop reconnecting.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let events = state
         .engine
         .subscribe(&caller.tenant, id, after)
         .take_until(state.config.shutdown.clone().cancelled_owned())
         .map(|ev| {
-            Ok(match ev {
+            Ok::<Event, Infallible>(match ev {
                 Ok(ev) => {
                     let view = EventView::from(&ev);
                     match Event::default()
@@ -582,11 +588,13 @@ async fn job_events(
                 Err(e) => error_event(&e.to_string()),
             })
         });
-    Ok(Sse::new(events).keep_alive(
-        KeepAlive::new()
-            .interval(state.config.heartbeat)
-            .text("heartbeat"),
-    ))
+    Ok(Sse::new(events)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(state.config.heartbeat)
+                .text("heartbeat"),
+        )
+        .into_response())
 }
 
 fn error_event(message: &str) -> Event {

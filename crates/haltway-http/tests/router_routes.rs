@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use haltway_core::JobId;
@@ -469,6 +471,26 @@ async fn events_replay_and_resume_from_last_event_id() {
         )
         .await;
     assert_eq!(sse_ids(&by_query.text), sse_ids(&by_header.text));
+
+    // A browser's EventSource reconnects with the last id it saw: at the end of a finished
+    // job that must not hold the connection open with heartbeats.
+    let last = *ids.last().expect("ids");
+    for at_end in [last, last + 3] {
+        let resumed = tokio::time::timeout(
+            Duration::from_secs(5),
+            api.send(
+                Request::get(format!("/v1/jobs/{id}/events"))
+                    .header("x-api-key", &api.acme)
+                    .header("last-event-id", at_end.to_string())
+                    .body(Body::empty())
+                    .expect("request"),
+            ),
+        )
+        .await
+        .expect("answered at once");
+        assert_eq!(resumed.status, StatusCode::NO_CONTENT, "from {at_end}");
+        assert!(resumed.text.is_empty());
+    }
 
     let bad = api
         .send(

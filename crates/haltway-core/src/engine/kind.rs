@@ -162,7 +162,9 @@ pub enum StopCause {
     Cancelled,
     /// The ledger reached the job's limit.
     LimitMet,
-    /// The engine is shutting down; the job will resume elsewhere.
+    /// The engine is shutting down; the job will resume elsewhere if the handler returns the
+    /// stop error (as `checkpoint()?` does). A handler that returns `Ok` instead is recorded
+    /// as done, like any other return.
     Shutdown,
     /// Another attempt owns the job now.
     LeaseLost,

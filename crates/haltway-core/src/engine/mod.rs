@@ -534,7 +534,8 @@ impl Engine {
 
     /// Stops taking work and stops the running jobs at their next checkpoint; they go back to
     /// `queued` with their ledger. A handler that does not return within its kind's grace is
-    /// aborted (and requeued all the same). Returns when every job task has ended.
+    /// aborted (and requeued all the same); one that returns `Ok` or an error of its own
+    /// before it is stopped is recorded as it returned. Returns when every job task has ended.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
         inner.shutting_down.store(true, Ordering::Release);

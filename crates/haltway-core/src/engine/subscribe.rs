@@ -197,6 +197,26 @@ struct Follow {
     buffer: VecDeque<JobEvent>,
     feed: Option<(Arc<Feed>, watch::Receiver<u64>)>,
     done: bool,
+    /// Whether a read found nothing after `after` and the job was looked at since: then the
+    /// stream ends only on its terminal event, unless the cursor was ahead of the job.
+    checked: bool,
+    /// The cursor was at or past the job's last event when it was looked at: every empty read
+    /// looks at the job again, since the terminal event may never come after the cursor.
+    ahead: bool,
+}
+
+impl Follow {
+    /// `true` when the job is terminal and has no event after the cursor: nothing will come
+    /// (a client resuming a finished job's stream at its last event).
+    async fn drained(&mut self) -> Result<bool> {
+        if self.checked && !self.ahead {
+            return Ok(false);
+        }
+        self.checked = true;
+        let job = self.hub.store.get(&self.tenant, self.id).await?;
+        self.ahead = job.last_event_id <= self.after;
+        Ok(self.ahead && job.state.is_terminal())
+    }
 }
 
 pub(super) fn follow(
@@ -213,6 +233,8 @@ pub(super) fn follow(
         buffer: VecDeque::new(),
         feed: None,
         done: false,
+        checked: false,
+        ahead: false,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         if s.done {
@@ -235,7 +257,14 @@ pub(super) fn follow(
                     s.buffer.extend(events);
                     continue;
                 }
-                Ok(_) => {}
+                Ok(_) => match s.drained().await {
+                    Ok(true) => return None,
+                    Ok(false) => {}
+                    Err(e) => {
+                        s.done = true;
+                        return Some((Err(e), s));
+                    }
+                },
                 Err(e) => {
                     s.done = true;
                     return Some((Err(e), s));

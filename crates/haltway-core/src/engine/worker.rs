@@ -254,7 +254,15 @@ async fn supervise(run: Arc<RunShared>, mut fut: super::kind::BoxFuture, grace: 
     let cause = run.cause();
     let finish = match (cause, ended) {
         (Some(StopCause::LeaseLost), _) => None,
-        (Some(StopCause::Shutdown), _) => Some(Finish::Shutdown),
+        // A shutdown sends back to the queue only an attempt it stopped: one aborted, or one
+        // whose handler returned the stop error. A handler that returned `Ok` or its own error
+        // is recorded as it returned, so finished work is not run again.
+        (Some(StopCause::Shutdown), Ended::Aborted) => Some(Finish::Shutdown),
+        (Some(StopCause::Shutdown), Ended::Returned(Err(e))) if e.is_stopped() => {
+            Some(Finish::Shutdown)
+        }
+        (Some(StopCause::Shutdown), Ended::Returned(Ok(()))) => Some(Finish::Done),
+        (Some(StopCause::Shutdown), Ended::Returned(Err(e))) => Some(failure(&inner, &run, e)),
         (Some(StopCause::Cancelled), Ended::Aborted) => Some(Finish::Aborted),
         (Some(StopCause::Cancelled | StopCause::LimitMet), _) => Some(Finish::Done),
         (None, Ended::Returned(Ok(()))) => Some(Finish::Done),

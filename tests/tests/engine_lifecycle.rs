@@ -748,3 +748,55 @@ async fn a_handler_that_returns_during_a_shutdown_is_recorded_as_it_returned() {
     );
     assert_eq!(done.usage, 5 + 30);
 }
+
+/// An idempotency key names one request: a repeat of it returns the job, any difference in
+/// what the request asks for is refused, whatever the field.
+#[tokio::test]
+async fn an_idempotency_key_reused_for_a_different_request_is_refused() {
+    let b = setup(options(CancelMode::Checkpoint));
+    let base = || {
+        SubmitOptions::new()
+            .idempotency_key("order-7")
+            .group("g1")
+            .limit(5)
+            .metadata(&serde_json::json!({"customer": 1}))
+    };
+    let first = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(1), base())
+        .await
+        .expect("submit");
+    let repeat = b
+        .engine
+        .submit::<support::Scripted>(b.tenant.clone(), &script(1), base())
+        .await
+        .expect("a repeat");
+    assert!(first.created && !repeat.created);
+    assert_eq!(first.job.id, repeat.job.id);
+    let variants = [
+        ("input", script(2), base()),
+        ("limit", script(1), base().limit(6)),
+        ("group", script(1), base().group("g2")),
+        (
+            "metadata",
+            script(1),
+            base().metadata(&serde_json::json!({"customer": 2})),
+        ),
+        (
+            "cancel mode",
+            script(1),
+            base().cancel_mode(CancelMode::Abort),
+        ),
+        ("attempts", script(1), base().max_attempts(9)),
+    ];
+    for (what, input, opts) in variants {
+        let e = b
+            .engine
+            .submit::<support::Scripted>(b.tenant.clone(), &input, opts)
+            .await
+            .expect_err(what);
+        assert!(matches!(e, haltway_core::Error::KeyReused), "{what}: {e}");
+    }
+    b.release(1);
+    b.engine.shutdown().await;
+}

@@ -12,6 +12,10 @@ pub enum Error {
     /// The operation is not allowed in the job's current state (HTTP 409).
     #[error(transparent)]
     Conflict(#[from] Refusal),
+    /// The idempotency key was used before for a different request (HTTP 409): another kind,
+    /// input, group, metadata, limit, cancel mode, on-cancel policy or attempts.
+    #[error("this idempotency key was already used for a different request")]
+    KeyReused,
     /// The writer's lease was lost: a newer attempt owns the job, or the job ended.
     #[error("lease lost: attempt {attempt} no longer owns the job")]
     LeaseLost {

@@ -444,6 +444,12 @@ pub struct Job {
     /// The idempotency key the job was created with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// A digest of the request that created the job (see
+    /// [`kernel::request_digest`](crate::kernel::request_digest)), so that a repeat of its
+    /// idempotency key can be told from another request under the same key. `None` for jobs
+    /// stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<u64>,
     /// When it was submitted.
     pub created_at: Timestamp,
     /// When it first started running.

@@ -144,6 +144,10 @@ impl From<Error> for ApiError {
         match e {
             Error::NotFound => ApiError::not_found("job not found"),
             Error::Conflict(refusal) => ApiError::conflict(refusal.to_string()),
+            Error::KeyReused => ApiError::conflict(
+                "this Idempotency-Key was already used for a different request (kind, input, \
+                 group, metadata, limit, cancel_mode, on_cancel or max_attempts)",
+            ),
             Error::InvalidInput { field, reason } => ApiError::invalid(field, reason),
             Error::UnknownKind(kind) => {
                 ApiError::invalid("kind", format!("no job kind named `{kind}` is registered"))

@@ -254,8 +254,9 @@ fn name_field(field: &'static str, value: &str) -> AppResult<()> {
 /// Create a job.
 ///
 /// Answers 202 with the job, queued. A repeated `Idempotency-Key` (same tenant) answers with
-/// the job it created and the header `Idempotent-Replayed: true`; reusing a key for another
-/// kind or input is a 409.
+/// the job it created and the header `Idempotent-Replayed: true`; reusing a key for a
+/// different request (kind, input, group, metadata, limit, cancel mode, on-cancel policy or
+/// attempts) is a 409.
 #[utoipa::path(
     post, path = "/v1/jobs", tag = "jobs",
     request_body = CreateJob,
@@ -340,11 +341,6 @@ async fn create_job(
         .submit_json(&caller.tenant, &req.kind, &input, options)
         .await?;
     let job = submitted.job;
-    if !submitted.created && (job.kind.as_str() != req.kind || *job.input != *input) {
-        return Err(ApiError::conflict(
-            "this Idempotency-Key was already used for a job with another kind or input",
-        ));
-    }
     let mut resp = (StatusCode::ACCEPTED, Json(JobView::from(&job))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
         resp.headers_mut().insert(header::LOCATION, v);

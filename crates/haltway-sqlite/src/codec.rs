@@ -71,7 +71,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant, kind, grp, input, metadata, st
     cancel_reason, cancel_by, cancel_at, cancel_mode, on_cancel, lim, attempt, failures, \
     max_attempts, cycle, run_at, deadline, lease_until, worker, fixed_cost, usage, found, \
     analyzed, completion, time_left_ms, stage, recall, last_error, idem_key, created_at, \
-    started_at, finished_at, last_event_id";
+    started_at, finished_at, last_event_id, request_digest";
 
 struct Arcstr(Arc<str>);
 
@@ -158,6 +158,9 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         started_at: ts(row, 33)?,
         finished_at: ts(row, 34)?,
         last_event_id: uint(row.get(35)?),
+        request_digest: row
+            .get::<_, Option<i64>>(36)?
+            .map(|d| u64::from_ne_bytes(d.to_ne_bytes())),
     })
 }
 
@@ -178,12 +181,12 @@ fn t(v: Option<Timestamp>) -> Option<i64> {
 }
 
 /// The statement of [`insert_new_job`]: the fields every new job starts with are constants,
-/// so only the 17 that vary are bound (binding is a good part of an insert's cost).
+/// so only the 18 that vary are bound (binding is a good part of an insert's cost).
 pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, NULL, \
          NULL, NULL, NULL, ?7, ?8, ?9, 0, 0, ?10, 0, ?11, ?12, NULL, NULL, ?13, ?14, 0, 0, NULL, \
-         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17)"
+         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18)"
     )
 });
 
@@ -227,6 +230,8 @@ pub(crate) fn insert_new_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool
         job.idempotency_key.as_deref(),
         job.created_at.0,
         int(job.last_event_id, "last_event_id")?,
+        job.request_digest
+            .map(|d| i64::from_ne_bytes(d.to_ne_bytes())),
     ])
     .map_err(sql)
     .map(|n| n == 1)

@@ -89,6 +89,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job, id)
     ) WITHOUT ROWID;
     ",
+    // 2: the digest of the request that created a job, to check idempotent repeats.
+    r"
+    ALTER TABLE jobs ADD COLUMN request_digest INTEGER;
+    ",
 ];
 
 /// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it

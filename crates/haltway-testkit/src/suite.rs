@@ -181,6 +181,19 @@ pub async fn idempotency_key_returns_same_job(store: Arc<dyn Store>) {
     assert!(first.created);
     assert!(!second.created);
     assert_eq!(first.job.id, second.job.id);
+    // The digest of the creating request is kept, so a repeat can be told from another
+    // request under the same key.
+    assert_eq!(
+        second.job.request_digest,
+        Some(haltway_core::kernel::request_digest(&a))
+    );
+    let mut different = a.clone();
+    different.id = JobId::new();
+    different.limit = Some(7);
+    let replay = store.submit(different.clone(), T0).await.expect("same key");
+    assert!(!replay.created, "the store returns the job of the key");
+    assert!(!haltway_core::kernel::same_request(&replay.job, &different));
+    assert!(haltway_core::kernel::same_request(&replay.job, &a));
     let mut other = a;
     other.id = JobId::new();
     other.tenant = tenant("t2");

@@ -34,7 +34,7 @@ use kind::{ErasedKind, Registered};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::store::{CancelRequest, ListQuery, ResultsQuery, Store, Submitted};
+use crate::store::{CancelRequest, ListQuery, ResultsQuery, Store, Submitted, kernel};
 use crate::types::{
     CancelMode, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, NewJob, OnCancel, Page,
     TenantId, Timestamp,
@@ -649,6 +649,9 @@ impl Engine {
         let submitted = inner
             .retrying("submit", || inner.store.submit(new.clone(), now))
             .await?;
+        if !submitted.created && !kernel::same_request(&submitted.job, &new) {
+            return Err(Error::KeyReused);
+        }
         if submitted.created {
             inner.metrics.submitted.fetch_add(1, Ordering::Relaxed);
             inner.wake.notify_one();

@@ -23,9 +23,56 @@ use crate::types::{
 /// `job.status` event with id `job.last_event_id`.
 pub type Changed = Option<JobState>;
 
+/// A digest of what a create request asks for: kind, input, group, metadata, limit, cancel
+/// mode, on-cancel policy and attempts. Two requests under one idempotency key name the same
+/// job only if their digests are equal. Delay and deadline are relative to the moment of the
+/// request, so a repeat cannot restate them, and are left out.
+///
+/// The digest is stored with the job, so it must not change between releases: it is 64-bit
+/// FNV-1a over each field, length-prefixed, in the order above.
+#[must_use]
+pub fn request_digest(new: &NewJob) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    fn feed(mut h: u64, bytes: &[u8]) -> u64 {
+        for b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+        h
+    }
+    fn opt(h: u64, v: Option<&[u8]>) -> u64 {
+        match v {
+            None => feed(h, &[0]),
+            Some(b) => feed(feed(h, &[1]), b),
+        }
+    }
+    let mut h = OFFSET;
+    h = feed(h, new.kind.as_str().as_bytes());
+    h = feed(h, new.input.as_bytes());
+    h = opt(h, new.group.as_ref().map(|g| g.as_str().as_bytes()));
+    h = opt(h, new.metadata.as_deref().map(str::as_bytes));
+    h = opt(h, new.limit.map(u64::to_le_bytes).as_ref().map(|b| &b[..]));
+    h = feed(h, new.cancel_mode.as_str().as_bytes());
+    h = feed(h, new.on_cancel.as_str().as_bytes());
+    h = feed(h, &new.max_attempts.to_le_bytes());
+    h
+}
+
+/// `true` when `new` repeats the request that created `job` (its idempotency key was used
+/// again). A job stored without a digest is compared by kind and input alone.
+#[must_use]
+pub fn same_request(job: &Job, new: &NewJob) -> bool {
+    match job.request_digest {
+        Some(d) => d == request_digest(new),
+        None => job.kind == new.kind && job.input == new.input,
+    }
+}
+
 /// The job a store creates for `new`, with its first (`queued`) status event counted.
 #[must_use]
 pub fn new_job(new: NewJob, now: Timestamp) -> Job {
+    let request_digest = Some(request_digest(&new));
     Job {
         id: new.id,
         tenant: new.tenant,
@@ -52,6 +99,7 @@ pub fn new_job(new: NewJob, now: Timestamp) -> Job {
         progress: Progress::default(),
         last_error: None,
         idempotency_key: new.idempotency_key,
+        request_digest,
         created_at: now,
         started_at: None,
         finished_at: None,

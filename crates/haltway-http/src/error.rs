@@ -33,7 +33,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// One of `invalid_json`, `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
     /// `conflict`, `payload_too_large`, `unsupported_media_type`, `invalid_request`,
-    /// `rate_limited`, `internal`, `unavailable`.
+    /// `rate_limited`, `internal`, `unavailable`; and, from a server listening through
+    /// `ApiListener`, `malformed_request` (400), `uri_too_long` (414) and `headers_too_large`
+    /// (431) for requests that are not valid HTTP.
     #[serde(rename = "type")]
     pub kind: String,
     /// What went wrong.

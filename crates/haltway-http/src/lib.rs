@@ -8,7 +8,8 @@
 //! let keys = Arc::new(Keys::open("keys.json").expect("key file"));
 //! let app = haltway_http::router(engine, keys, ApiConfig::default());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await
+//! // `ApiListener` gives the HTTP layer's own error answers the API's JSON shape too.
+//! axum::serve(haltway_http::ApiListener::new(listener), app).await
 //! # }
 //! ```
 //!
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod conn;
 mod error;
 pub mod keys;
 mod limit;
@@ -41,6 +43,7 @@ use axum::extract::DefaultBodyLimit;
 use haltway_core::Engine;
 use tokio_util::sync::CancellationToken;
 
+pub use conn::{ApiIo, ApiListener};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use keys::{KeyError, KeyRecord, Keys};
 pub use views::{
@@ -151,6 +154,10 @@ pub fn router(engine: Engine, keys: Arc<Keys>, config: ApiConfig) -> Router {
         .method_not_allowed_fallback(routes::wrong_method)
         .layer(axum::Extension(routes::Spec(spec)))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            conn::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -324,8 +324,8 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         tracing::error!(limit = ?SHUTDOWN_LIMIT, "graceful shutdown took too long; exiting");
         std::process::exit(1);
     });
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(haltway_http::ApiListener::new(listener), app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let (served, ()) = tokio::join!(server.into_future(), async {
         shutdown.cancelled().await;
         engine.shutdown().await;

@@ -25,7 +25,7 @@ mod types;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     Delivered, Engine, EngineBuilder, Histogram, JobContext, JobError, JobErrorKind, JobKind,
-    KindOptions, Metrics, StopCause, SubmitOptions,
+    KindOptions, Metrics, StopCause, StoreHealthReport, SubmitOptions,
 };
 pub use error::{Error, Result, StoreErrorKind};
 pub use state::{ALL_TRANSITIONS, Refusal, Step, Transition, transition};

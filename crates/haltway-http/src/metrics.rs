@@ -36,19 +36,38 @@ pub(crate) async fn track(
     resp
 }
 
-/// Renders every metric. `by_state` is the store's job count per state code.
-pub(crate) fn render(state: &AppState, by_state: [u64; 6]) -> String {
+/// Renders every metric. `by_state` is the store's job count per state code, or `None` when
+/// the store could not be read (the rest is still worth a scrape, the store's health most).
+pub(crate) fn render(state: &AppState, by_state: Option<[u64; 6]>) -> String {
     let m = state.engine.metrics();
+    let health = state.engine.store_health();
     let mut out = String::with_capacity(4096);
-    let _ = writeln!(
-        out,
-        "# HELP haltway_jobs Jobs in the store by state (all tenants).\n# TYPE haltway_jobs gauge"
-    );
-    for s in JobState::ALL {
-        let n = by_state[usize::try_from(s.code()).unwrap_or(0)];
-        let _ = writeln!(out, "haltway_jobs{{state=\"{s}\"}} {n}");
+    if let Some(by_state) = by_state {
+        let _ = writeln!(
+            out,
+            "# HELP haltway_jobs Jobs in the store by state (all tenants).\n# TYPE haltway_jobs gauge"
+        );
+        for s in JobState::ALL {
+            let n = by_state[usize::try_from(s.code()).unwrap_or(0)];
+            let _ = writeln!(out, "haltway_jobs{{state=\"{s}\"}} {n}");
+        }
     }
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 11] = [
+        (
+            "haltway_store_errors_total",
+            "Store calls of this engine that failed (each retry counts).",
+            health.errors,
+        ),
+        (
+            "haltway_store_outages_total",
+            "Runs of failed store calls this engine met.",
+            health.outages,
+        ),
+        (
+            "haltway_store_reachable",
+            "1 while the last store call of this engine succeeded, 0 during an outage.",
+            u64::from(health.reachable),
+        ),
         (
             "haltway_jobs_submitted_total",
             "Jobs submitted through this engine.",

@@ -725,7 +725,8 @@ async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the store answers a read and the server is not shutting down.
+/// Readiness: the engine reaches its store (its last store call succeeded), the store answers
+/// a read, and the server is not shutting down.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -740,7 +741,7 @@ async fn readyz(State(state): St) -> (StatusCode, Json<Health>) {
             status: "unavailable",
         }),
     );
-    if state.config.shutdown.is_cancelled() {
+    if state.config.shutdown.is_cancelled() || !state.engine.store_health().reachable {
         return unavailable;
     }
     let probe = ListQuery {
@@ -767,7 +768,13 @@ async fn readyz(State(state): St) -> (StatusCode, Json<Health>) {
 )]
 async fn metrics_text(State(state): St, caller: Caller) -> AppResult<Response> {
     caller.admin()?;
-    let by_state = state.engine.store().count_by_state(None).await?;
+    let by_state = match state.engine.store().count_by_state(None).await {
+        Ok(counts) => Some(counts),
+        Err(e) => {
+            tracing::debug!(error = %e, "metrics without job counts: the store did not answer");
+            None
+        }
+    };
     let text = metrics::render(&state, by_state);
     Ok((
         [(

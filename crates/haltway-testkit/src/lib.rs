@@ -14,7 +14,10 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod model;
+mod outage;
 pub mod suite;
+
+pub use outage::Outage;
 
 use std::any::Any;
 use std::fmt;

@@ -8,6 +8,7 @@
 //! - `shutting_down` is set before `root` trips.
 
 mod context;
+mod health;
 mod kind;
 mod subscribe;
 mod worker;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use context::{Delivered, JobContext};
+pub use health::StoreHealthReport;
 pub use kind::{JobError, JobErrorKind, JobKind, KindOptions, StopCause};
 
 use context::RunShared;
@@ -178,6 +180,7 @@ impl EngineBuilder {
             total_running: AtomicUsize::new(0),
             wake: Notify::new(),
             metrics: Metrics::default(),
+            health: health::StoreHealth::default(),
             hub: subscribe::Hub::new(store.clone()),
             jobs: TaskTracker::new(),
             background: TaskTracker::new(),
@@ -299,6 +302,7 @@ pub(crate) struct EngineInner {
     total_running: AtomicUsize,
     wake: Notify,
     metrics: Metrics,
+    health: health::StoreHealth,
     hub: Arc<subscribe::Hub>,
     jobs: TaskTracker,
     background: TaskTracker,
@@ -318,9 +322,8 @@ impl EngineInner {
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(20);
         loop {
-            match call().await {
+            match self.health.observe(what, call().await) {
                 Err(e) if e.is_transient() && started.elapsed() < self.config.store_retry => {
-                    tracing::warn!(error = %e, call = what, "store unavailable; retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
@@ -664,7 +667,10 @@ impl Engine {
     /// # Errors
     /// [`Error::NotFound`] for an unknown job or another tenant's.
     pub async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
-        self.inner.store.get(tenant, id).await
+        let inner = &self.inner;
+        inner
+            .health
+            .observe("get", inner.store.get(tenant, id).await)
     }
 
     /// Lists a tenant's jobs, newest first.
@@ -672,7 +678,10 @@ impl Engine {
     /// # Errors
     /// [`Error::InvalidInput`] for a page size outside 1–1000.
     pub async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>> {
-        self.inner.store.list(tenant, query).await
+        let inner = &self.inner;
+        inner
+            .health
+            .observe("list", inner.store.list(tenant, query).await)
     }
 
     /// Cancels a job: a queued one at once, a running one through its token (it moves to
@@ -689,7 +698,9 @@ impl Engine {
     ) -> Result<Job> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let job = inner.store.cancel(tenant, id, request, now).await?;
+        let job = inner
+            .health
+            .observe("cancel", inner.store.cancel(tenant, id, request, now).await)?;
         inner
             .metrics
             .cancel_requests
@@ -724,10 +735,10 @@ impl Engine {
         let inner = &self.inner;
         let slot = inner.groups.lock().remove(&(tenant.clone(), group.clone()));
         let now = inner.clock.now();
-        let jobs = inner
-            .store
-            .cancel_group(tenant, group, request, now)
-            .await?;
+        let jobs = inner.health.observe(
+            "cancel_group",
+            inner.store.cancel_group(tenant, group, request, now).await,
+        )?;
         if let Some((token, _)) = slot {
             token.cancel();
         }
@@ -753,10 +764,13 @@ impl Engine {
     /// [`Error::InvalidInput`] when `limit` is not above the current limit.
     pub async fn extend(&self, tenant: &TenantId, id: JobId, limit: u64) -> Result<Job> {
         let inner = &self.inner;
-        let job = inner
-            .store
-            .extend(tenant, id, limit, inner.clock.now())
-            .await?;
+        let job = inner.health.observe(
+            "extend",
+            inner
+                .store
+                .extend(tenant, id, limit, inner.clock.now())
+                .await,
+        )?;
         if job.state == JobState::Queued {
             inner.wake.notify_one();
         }
@@ -854,6 +868,14 @@ impl Engine {
     /// A store error.
     pub async fn recover_now(&self) -> Result<Vec<Job>> {
         worker::recover(&self.inner).await
+    }
+
+    /// Whether the engine reaches its store: `reachable` is `false` from a store call that
+    /// failed until the next one that succeeds, with the errors and outages met so far. Cheap:
+    /// no store call.
+    #[must_use]
+    pub fn store_health(&self) -> StoreHealthReport {
+        self.inner.health.report()
     }
 
     /// The current time of the engine's clock.

@@ -98,7 +98,10 @@ fn claim(inner: &Arc<EngineInner>, kinds: Vec<(KindName, usize)>) -> ClaimFuture
             lease_ms: duration_ms(inner.config.lease),
             kinds,
         };
-        let result = inner.store.claim(&request, inner.clock.now()).await;
+        let result = inner.health.observe(
+            "claim",
+            inner.store.claim(&request, inner.clock.now()).await,
+        );
         (request.kinds, result)
     })
 }
@@ -156,7 +159,7 @@ async fn dispatch(inner: Arc<EngineInner>) {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "claim failed; backing off");
+                        tracing::debug!(error = %e, "claim failed; backing off");
                         full = false;
                         hold = Some(tokio::time::Instant::now() + pause);
                         pause = (pause * 2).min(Duration::from_secs(5));
@@ -369,11 +372,11 @@ async fn renew_all(inner: &EngineInner) {
     }
     let leases: Vec<Lease> = runs.iter().map(|r| r.lease).collect();
     let now = inner.clock.now();
-    match inner
+    let renewed = inner
         .store
         .renew(&leases, duration_ms(inner.config.lease), now)
-        .await
-    {
+        .await;
+    match inner.health.observe("renew", renewed) {
         Ok(statuses) => {
             for (run, status) in runs.iter().zip(statuses) {
                 match status {
@@ -393,7 +396,7 @@ async fn renew_all(inner: &EngineInner) {
                 }
             }
         }
-        Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+        Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
     }
 }
 
@@ -404,13 +407,15 @@ async fn reap(inner: Arc<EngineInner>) {
             () = inner.root.cancelled() => return,
         }
         if let Err(e) = recover(&inner).await {
-            tracing::warn!(error = %e, "recovery pass failed");
+            tracing::debug!(error = %e, "recovery pass failed");
         }
     }
 }
 
 pub(super) async fn recover(inner: &EngineInner) -> Result<Vec<Job>> {
-    let jobs = inner.store.recover(inner.clock.now()).await?;
+    let jobs = inner
+        .health
+        .observe("recover", inner.store.recover(inner.clock.now()).await)?;
     for job in &jobs {
         tracing::info!(job = %job.id, state = %job.state, reason = ?job.reason, "recovered");
     }

@@ -86,7 +86,12 @@ pub fn api() -> Api {
 }
 
 pub fn api_with(config: ApiConfig) -> Api {
-    let engine = Engine::builder(MemoryStore::new())
+    api_on(Arc::new(MemoryStore::new()), config)
+}
+
+/// The API on `store`.
+pub fn api_on(store: Arc<dyn haltway_core::Store>, config: ApiConfig) -> Api {
+    let engine = Engine::builder_shared(store)
         .register(Steps)
         .poll_interval(Duration::from_millis(20))
         .build();

@@ -303,8 +303,8 @@ impl Keys {
     }
 }
 
-fn check_label(field: &'static str, value: &str) -> Result<(), KeyError> {
-    if value.is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
+pub(crate) fn check_label(field: &'static str, value: &str) -> Result<(), KeyError> {
+    if value.is_empty() || value.chars().count() > 128 || value.chars().any(char::is_control) {
         return Err(KeyError::Invalid {
             field,
             reason: "must be 1 to 128 characters, none of them control characters".into(),

@@ -52,7 +52,7 @@ pub(crate) struct Spec(pub(crate) Arc<str>);
                        was delivered."
     ),
     modifiers(&Security),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, EventView, crate::views::StateName)),
     tags(
         (name = "jobs", description = "Create, read, cancel and extend jobs; read their results and events."),
         (name = "keys", description = "API keys (admin keys only)."),
@@ -241,11 +241,15 @@ fn job_id(raw: &str) -> AppResult<JobId> {
         .map_err(|_| ApiError::not_found("job not found"))
 }
 
+/// The largest sequence number or event id the API takes: stores keep them as signed 64-bit
+/// integers.
+const MAX_ID: u64 = i64::MAX as u64;
+
 fn name_field(field: &'static str, value: &str) -> AppResult<()> {
-    if value.is_empty() || value.len() > 255 || value.chars().any(char::is_control) {
+    if value.is_empty() || value.chars().count() > 255 || value.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             field,
-            "must be 1 to 255 bytes, without control characters",
+            "must be 1 to 255 characters, none of them control characters",
         ));
     }
     Ok(())
@@ -387,8 +391,10 @@ async fn list_jobs(
         .cursor
         .as_deref()
         .map(|c| {
-            c.parse::<JobId>()
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor returned by this API"))
+            Some(c)
+                .filter(|c| c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|c| c.parse::<JobId>().ok())
+                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor returned by this API"))
         })
         .transpose()?;
     let q = ListQuery {
@@ -463,7 +469,9 @@ async fn cancel_job(State(state): St, caller: Caller, Seg(id): Seg) -> AppResult
         (status = 200, description = "The job.", body = JobView),
         (status = 401, description = "No valid API key.", body = ErrorBody),
         (status = 404, description = "No such job for this tenant.", body = ErrorBody),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
         (status = 409, description = "The job cannot be extended in its state.", body = ErrorBody),
+        (status = 413, description = "The body is over the limit.", body = ErrorBody),
         (status = 415, description = "The body is not sent as JSON.", body = ErrorBody),
         (status = 422, description = "The limit is not above the current one.", body = ErrorBody),
     ),
@@ -506,6 +514,12 @@ async fn job_results(
     if limit == 0 || limit > 1000 {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
+    if p.after.is_some_and(|n| n > MAX_ID) {
+        return Err(ApiError::invalid(
+            "after",
+            format!("must be between 0 and {MAX_ID}"),
+        ));
+    }
     let page = state
         .engine
         .results(&caller.tenant, id, p.after.unwrap_or(0), limit)
@@ -528,11 +542,11 @@ async fn job_results(
     get, path = "/v1/jobs/{id}/events", tag = "jobs",
     params(
         ("id" = String, Path, description = "The job's id."),
-        ("Last-Event-ID" = Option<u64>, Header, description = "Replay events after this id."),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, minimum = 0, maximum = 9_223_372_036_854_775_807_i64, description = "Replay events after this id."),
         EventParams
     ),
     responses(
-        (status = 200, description = "An event stream.", content_type = "text/event-stream", body = EventView),
+        (status = 200, description = "An event stream: `id:` the event id, `event:` its type, `data:` one `EventView` as JSON (see the `EventView` schema).", content_type = "text/event-stream", body = crate::views::EventFrame),
         (status = 204, description = "The job finished and has no event after the given id."),
         (status = 401, description = "No valid API key.", body = ErrorBody),
         (status = 404, description = "No such job for this tenant.", body = ErrorBody),
@@ -555,9 +569,13 @@ async fn job_events(
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
+                .filter(|&n| n <= MAX_ID)
                 .ok_or_else(|| ApiError::invalid("Last-Event-ID", "must be an event id"))
         })
         .transpose()?;
+    if p.last_event_id.is_some_and(|n| n > MAX_ID) {
+        return Err(ApiError::invalid("last_event_id", "must be an event id"));
+    }
     let after = header_id.or(p.last_event_id).unwrap_or(0);
     let job = state.engine.get(&caller.tenant, id).await?;
     if job.state.is_terminal() && job.last_event_id <= after {
@@ -601,7 +619,7 @@ fn error_event(message: &str) -> Event {
 /// Cancel every active job of a group (reason `group_cancelled`).
 #[utoipa::path(
     post, path = "/v1/groups/{group}/cancel", tag = "jobs",
-    params(("group" = String, Path, description = "The group.")),
+    params(("group" = String, Path, min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", description = "The group (1–255 characters, none of them control characters).")),
     responses(
         (status = 200, description = "The jobs the cancel reached.", body = GroupCancelled),
         (status = 401, description = "No valid API key.", body = ErrorBody),
@@ -635,8 +653,10 @@ async fn cancel_group(
     request_body = CreateKey,
     responses(
         (status = 201, description = "The key, with the `key` itself.", body = KeyView),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
         (status = 401, description = "No valid API key.", body = ErrorBody),
         (status = 403, description = "Not an admin key.", body = ErrorBody),
+        (status = 413, description = "The body is over the limit.", body = ErrorBody),
         (status = 415, description = "The body is not sent as JSON.", body = ErrorBody),
         (status = 422, description = "A field is invalid.", body = ErrorBody),
     ),
@@ -668,6 +688,7 @@ async fn create_key(
         (status = 200, description = "The keys.", body = KeyList),
         (status = 401, description = "No valid API key.", body = ErrorBody),
         (status = 403, description = "Not an admin key.", body = ErrorBody),
+        (status = 422, description = "A filter is invalid.", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -678,6 +699,9 @@ async fn list_keys(
 ) -> AppResult<Json<KeyList>> {
     caller.admin()?;
     let p: KeyParams = query(raw)?;
+    if let Some(t) = &p.tenant {
+        crate::keys::check_label("tenant", t).map_err(key_error)?;
+    }
     let tenant = p.tenant.map(TenantId::from);
     let data = state
         .keys

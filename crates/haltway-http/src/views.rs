@@ -189,29 +189,41 @@ pub struct GroupCancelled {
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
     /// A registered job kind.
+    #[schema(min_length = 1)]
     pub kind: String,
     /// The kind's input.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub input: Value,
     /// Maximum number of results (at least 1).
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    #[serde(default, deserialize_with = "integer::opt_u64")]
     pub limit: Option<u64>,
-    /// A group, for group cancel (1–255 bytes).
+    /// A group, for group cancel (1–255 characters, none of them control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub group: Option<String>,
     /// Free-form metadata (a JSON object).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// `checkpoint` (default), `drain` or `abort`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<CancelModeName>)]
     pub cancel_mode: Option<CancelMode>,
     /// `keep` (default) or `discard`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<OnCancelName>)]
     pub on_cancel: Option<OnCancel>,
     /// Start no earlier than this many milliseconds from now.
+    #[serde(default, deserialize_with = "integer::opt_u64")]
     pub delay_ms: Option<u64>,
     /// Fail with `timeout` if not started within this many milliseconds.
+    #[serde(default, deserialize_with = "integer::opt_u64")]
     pub deadline_ms: Option<u64>,
     /// Failed attempts allowed (at least 1).
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "integer::opt_u32")]
     pub max_attempts: Option<u32>,
 }
 
@@ -220,6 +232,8 @@ pub struct CreateJob {
 #[serde(deny_unknown_fields)]
 pub struct ExtendJob {
     /// The new limit: above the current one.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    #[serde(deserialize_with = "integer::u64")]
     pub limit: u64,
 }
 
@@ -229,14 +243,17 @@ pub struct ExtendJob {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only jobs in this state.
+    #[param(value_type = Option<StateName>)]
     pub state: Option<String>,
     /// Only jobs of this kind.
     pub kind: Option<String>,
     /// Only jobs of this group.
     pub group: Option<String>,
     /// Page size, 1–1000 (default 20).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9a-fA-F]{32}$")]
     pub cursor: Option<String>,
 }
 
@@ -246,8 +263,10 @@ pub struct ListParams {
 #[into_params(parameter_in = Query)]
 pub struct ResultsParams {
     /// Only results after this sequence number (default 0).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub after: Option<u64>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -257,6 +276,7 @@ pub struct ResultsParams {
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Replay events after this id (the `Last-Event-ID` header wins if both are given).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub last_event_id: Option<u64>,
 }
 
@@ -264,9 +284,19 @@ pub struct EventParams {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// The tenant the key acts as.
+    /// The tenant the key acts as (1–128 characters, none of them control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub tenant: String,
-    /// A label.
+    /// A label (1–128 characters, none of them control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// Whether the key may manage keys and read `/metrics`.
     #[serde(default)]
@@ -279,6 +309,11 @@ pub struct CreateKey {
 #[into_params(parameter_in = Query)]
 pub struct KeyParams {
     /// Only this tenant's keys.
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub tenant: Option<String>,
 }
 
@@ -476,5 +511,109 @@ mod tests {
             "2026-11-23T03:04:05.678Z"
         );
         assert_eq!(rfc3339(Timestamp(-1)), "1969-12-31T23:59:59.999Z");
+    }
+}
+
+/// A job state, as a filter.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(
+    dead_code,
+    reason = "a schema only: filters are parsed by `JobState::parse`"
+)]
+pub(crate) enum StateName {
+    Queued,
+    Running,
+    Cancelling,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// How a cancel stops a running handler.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "a schema only: the field is a `CancelMode`")]
+pub(crate) enum CancelModeName {
+    Checkpoint,
+    Drain,
+    Abort,
+}
+
+/// What a cancel does to delivered results.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "a schema only: the field is an `OnCancel`")]
+pub(crate) enum OnCancelName {
+    Keep,
+    Discard,
+}
+
+/// One frame of the event stream of `GET /v1/jobs/{id}/events`, as Server-Sent Events frame
+/// it: `id:`, `event:` and `data:` lines. `: heartbeat` comment lines between frames carry no
+/// event.
+#[derive(Debug, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "a schema only: the stream is written by axum's `Sse`"
+)]
+pub(crate) struct EventFrame {
+    /// The event's id (decimal), to resume after with `Last-Event-ID`. Absent on an `error`
+    /// frame.
+    id: Option<String>,
+    /// `job.status`, `job.progress` or `item.delivered`; `error` when the stream fails (its
+    /// data is then a message, and the stream ends).
+    event: String,
+    /// One `EventView` as JSON text (or, on an `error` frame, the message).
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// Reads a JSON integer written either way JSON allows: `7` or `7.0`. Used for the integer
+/// fields of bodies, so that every value the OpenAPI document calls an integer is taken.
+pub(crate) mod integer {
+    use serde::de::{Deserialize, Deserializer, Error};
+    use serde_json::Number;
+
+    fn whole<E: Error>(n: &Number) -> Result<u64, E> {
+        if let Some(v) = n.as_u64() {
+            return Ok(v);
+        }
+        match n.as_f64() {
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 =>
+            {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "a whole, non-negative number below 2^64"
+                )]
+                Ok(f as u64)
+            }
+            _ => Err(E::custom(format!(
+                "invalid value: {n}, expected a whole number of at least 0"
+            ))),
+        }
+    }
+
+    /// An optional `u64` (`null` is none).
+    pub(crate) fn opt_u64<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+        Option::<Number>::deserialize(de)?
+            .map(|n| whole(&n))
+            .transpose()
+    }
+
+    /// A `u64`.
+    pub(crate) fn u64<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+        whole(&Number::deserialize(de)?)
+    }
+
+    /// An optional `u32` (`null` is none).
+    pub(crate) fn opt_u32<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error> {
+        let Some(n) = opt_u64::<D>(de)? else {
+            return Ok(None);
+        };
+        u32::try_from(n).map(Some).map_err(|_| {
+            D::Error::custom(format!("invalid value: {n}, expected at most {}", u32::MAX))
+        })
     }
 }

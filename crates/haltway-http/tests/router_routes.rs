@@ -1009,3 +1009,64 @@ async fn readyz_turns_unavailable_on_shutdown_and_event_streams_end() {
         .expect("task");
     assert_eq!(ended.status, StatusCode::OK);
 }
+
+/// What the OpenAPI document says of parameters is what the server does (the schema fuzzer
+/// checks this at large; these are the cases it found).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_are_taken_exactly_as_the_document_says() {
+    let api = api();
+    let job = api
+        .create(
+            &api.acme,
+            json!({"kind": "steps", "input": {"items": 1}, "limit": 3.0}),
+        )
+        .await;
+    assert_eq!(
+        job["limit"], 3,
+        "a whole number written as 3.0 is an integer"
+    );
+    let id = id_of(&job);
+    for (path, field) in [
+        (
+            format!("/v1/jobs/{id}/results?after=9223372036854775808"),
+            "after",
+        ),
+        (
+            format!("/v1/jobs/{id}/events?last_event_id=9223372036854775808"),
+            "last_event_id",
+        ),
+        (
+            "/v1/jobs?cursor=01a2378e-329f-721e-8187-c007a65c150d".to_owned(),
+            "cursor",
+        ),
+        ("/v1/jobs?limit=0".to_owned(), "limit"),
+        ("/v1/jobs?state=".to_owned(), "state"),
+    ] {
+        let a = api.call("GET", &path, &api.acme, None).await;
+        let body = a.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        assert_eq!(body["error"]["field"], field, "{path}");
+    }
+    let keys = api.call("GET", "/v1/keys?tenant=", &api.admin, None).await;
+    keys.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let extend = api
+        .call(
+            "POST",
+            &format!("/v1/jobs/{id}/extend"),
+            &api.acme,
+            Some(json!({"limit": 1.5})),
+        )
+        .await;
+    extend.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let group = "é".repeat(200);
+    let grouped = api
+        .create(
+            &api.acme,
+            json!({"kind": "steps", "input": {"items": 1}, "group": group}),
+        )
+        .await;
+    assert_eq!(
+        grouped["group"],
+        group.as_str(),
+        "255 characters, not bytes"
+    );
+}

@@ -22,14 +22,14 @@ fn code_edges() -> BTreeSet<(String, String, String)> {
     let mut edges = BTreeSet::new();
     for (state, reason) in situations() {
         for event in ALL_TRANSITIONS {
-            if let Ok(step) = transition(state, reason, event) {
-                if step.changed {
-                    edges.insert((
-                        state.to_string(),
-                        step.state.to_string(),
-                        event.name().to_string(),
-                    ));
-                }
+            if let Ok(step) = transition(state, reason, event)
+                && step.changed
+            {
+                edges.insert((
+                    state.to_string(),
+                    step.state.to_string(),
+                    event.name().to_string(),
+                ));
             }
         }
     }
@@ -114,14 +114,14 @@ fn cancel_rules() {
         "the first request's reason is kept"
     );
     for event in ALL_TRANSITIONS {
-        if let Ok(step) = transition(Cancelling, Some(Reason::UserCancelled), event) {
-            if step.changed {
-                assert_eq!(
-                    (step.state, step.reason),
-                    (Cancelled, Some(Reason::UserCancelled)),
-                    "{event:?}"
-                );
-            }
+        if let Ok(step) = transition(Cancelling, Some(Reason::UserCancelled), event)
+            && step.changed
+        {
+            assert_eq!(
+                (step.state, step.reason),
+                (Cancelled, Some(Reason::UserCancelled)),
+                "{event:?}"
+            );
         }
     }
     assert!(

@@ -53,6 +53,9 @@ pub(crate) enum Op {
     CancelGroup(TenantId, GroupId, CancelRequest),
     Extend(TenantId, JobId, u64),
     Recover,
+    /// Recovers the jobs a gone holder of a worker id left running (the id was registered
+    /// again, and its lock was free).
+    RecoverWorker(String),
 }
 
 /// What a write returns.
@@ -716,7 +719,7 @@ impl Batch<'_> {
                 }
                 Op::Progress(l, _) | Op::Finish(l, _) => ids.push(l.job.0),
                 Op::Cancel(_, id, _) | Op::Extend(_, id, _) => ids.push(id.0),
-                Op::Claim(_) | Op::CancelGroup(..) | Op::Recover => {}
+                Op::Claim(_) | Op::CancelGroup(..) | Op::Recover | Op::RecoverWorker(_) => {}
             }
         }
         ids.sort_unstable();
@@ -916,8 +919,31 @@ impl Batch<'_> {
                 }
                 Ok(Out::Jobs(out))
             }
+            Op::RecoverWorker(worker) => {
+                self.flush(tx).await?;
+                let mut out = Vec::new();
+                self.recover_worker(tx, worker, now, &mut out).await?;
+                Ok(Out::Jobs(out))
+            }
             Op::Recover => {
                 self.flush(tx).await?;
+                let mut out = Vec::new();
+                // Gone workers first: their jobs resume now instead of when their leases end.
+                let gone = tx
+                    .query(
+                        &crate::workers::gone_query(self.s),
+                        &[&crate::workers::schema_key(self.s)],
+                    )
+                    .await?;
+                for row in gone {
+                    let worker: String = row.try_get(0).map_err(pg)?;
+                    self.recover_worker(tx, &worker, now, &mut out).await?;
+                    tx.execute(
+                        &format!("DELETE FROM {}.workers WHERE worker = $1", self.s),
+                        &[&worker],
+                    )
+                    .await?;
+                }
                 let rows = tx
                     .query(
                         &format!(
@@ -930,7 +956,6 @@ impl Batch<'_> {
                         &[&now.0],
                     )
                     .await?;
-                let mut out = Vec::new();
                 for r in rows {
                     let fresh = self.locked(&r)?;
                     let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
@@ -944,6 +969,38 @@ impl Batch<'_> {
                 Ok(Out::Jobs(out))
             }
         })
+    }
+
+    /// Recovers the running and cancelling jobs of the gone `worker` ([`kernel::orphan`]).
+    async fn recover_worker(
+        &mut self,
+        tx: &Db<'_, '_>,
+        worker: &str,
+        now: Timestamp,
+        out: &mut Vec<Job>,
+    ) -> Result<(), BatchError> {
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT doc, ctid FROM {}.jobs \
+                     WHERE state IN (1, 2) AND (doc::jsonb ->> 'worker') = $1 \
+                     ORDER BY id FOR UPDATE SKIP LOCKED",
+                    self.s
+                ),
+                &[&worker],
+            )
+            .await?;
+        for r in rows {
+            let fresh = self.locked(&r)?;
+            let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
+            let from = kernel::orphan(&mut job, now);
+            self.changed(&job, from, now);
+            if from.is_some() {
+                out.push(job.clone());
+            }
+            self.put(job, mark, from.is_some());
+        }
+        Ok(())
     }
 
     /// Runs `f` on a cached job (loaded by `preload`), writing it back if `f` succeeds.
@@ -972,18 +1029,18 @@ impl Batch<'_> {
     }
 
     fn submit(&mut self, new: &NewJob, now: Timestamp) -> Result<Out> {
-        if let Some(k) = &new.idempotency_key {
-            if let Some(id) = self.idem.get(&(new.tenant.clone(), k.clone())) {
-                let job = self
-                    .cache
-                    .get(id)
-                    .map(|(j, _)| j.clone())
-                    .ok_or(Error::NotFound)?;
-                return Ok(Out::Submitted(Submitted {
-                    job,
-                    created: false,
-                }));
-            }
+        if let Some(k) = &new.idempotency_key
+            && let Some(id) = self.idem.get(&(new.tenant.clone(), k.clone()))
+        {
+            let job = self
+                .cache
+                .get(id)
+                .map(|(j, _)| j.clone())
+                .ok_or(Error::NotFound)?;
+            return Ok(Out::Submitted(Submitted {
+                job,
+                created: false,
+            }));
         }
         if self.cache.contains_key(&new.id) {
             return Err(Error::InvalidInput {

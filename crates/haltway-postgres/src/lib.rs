@@ -35,6 +35,7 @@ mod exec;
 mod schema;
 mod status_log;
 mod store;
+mod workers;
 
 use std::time::Duration;
 

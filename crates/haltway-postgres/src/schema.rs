@@ -75,6 +75,17 @@ const MIGRATIONS: &[&str] = &[
     r"
     CREATE TABLE {s}.listeners (node uuid PRIMARY KEY, until timestamptz NOT NULL);
     ",
+    // 5: the registered workers: each holds a session advisory lock on (schema key,
+    // `lock_key`) while its process lives and renews `seen_at` (the database's clock, in
+    // milliseconds); see `workers`.
+    r"
+    CREATE SEQUENCE {s}.worker_keys AS integer MINVALUE 1 CYCLE;
+    CREATE TABLE {s}.workers (
+        worker   text PRIMARY KEY,
+        lock_key integer NOT NULL DEFAULT nextval('{s}.worker_keys'),
+        seen_at  bigint NOT NULL
+    );
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

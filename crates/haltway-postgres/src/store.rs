@@ -49,6 +49,8 @@ struct Shared {
     writers: usize,
     /// Tells the listener that a subscriber asked for events.
     wanted: Arc<tokio::sync::Notify>,
+    /// Holds the locks of the workers registered here.
+    liveness: crate::workers::Liveness,
     /// Stops the listener when the last clone is dropped.
     _stop: tokio_util_like::Stop,
 }
@@ -141,6 +143,11 @@ impl PgStore {
         readers.extend((1..options.readers.max(1)).map(|_| Mutex::new(None)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let q = format!("\"{}\"", options.schema);
+        let liveness = crate::workers::Liveness::start(
+            config.clone(),
+            options.schema.clone(),
+            stop_rx.clone(),
+        );
         let store = PgStore {
             shared: Arc::new(Shared {
                 config,
@@ -155,6 +162,7 @@ impl PgStore {
                 node,
                 writers: options.writers.max(1),
                 wanted: Arc::new(tokio::sync::Notify::new()),
+                liveness,
                 _stop: tokio_util_like::Stop(stop_tx),
             }),
         };
@@ -590,6 +598,19 @@ impl Store for PgStore {
             .await?
         {
             Out::Job(j) => Ok(j),
+            other => Err(wrong(other)),
+        }
+    }
+
+    async fn register_worker(&self, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
+        if !self.shared.liveness.register(worker).await? {
+            return Ok(Vec::new());
+        }
+        match self
+            .write(Op::RecoverWorker(worker.to_owned()), now)
+            .await?
+        {
+            Out::Jobs(j) => Ok(j),
             other => Err(wrong(other)),
         }
     }

@@ -23,6 +23,7 @@ mod codec;
 mod error;
 mod schema;
 mod store;
+mod workers;
 mod writer;
 
 use std::time::Duration;

@@ -19,6 +19,7 @@ use tokio::sync::broadcast;
 
 use crate::codec::{self, EV_ITEM, EV_PROGRESS, JOB_COLUMNS, id_blob, int, state_code};
 use crate::error::sql;
+use crate::workers::Workers;
 use crate::writer::{self, Msg, Tx, Writer};
 use crate::{SqliteOptions, schema};
 
@@ -42,6 +43,7 @@ struct Shared {
     notices: broadcast::Sender<Notice>,
     events: broadcast::Sender<EventNotice>,
     stop: Arc<AtomicBool>,
+    workers: Arc<Workers>,
 }
 
 impl Drop for Shared {
@@ -127,7 +129,6 @@ impl SqliteStore {
             })?;
         Ok(SqliteStore {
             shared: Arc::new(Shared {
-                path,
                 writer: tx,
                 readers: Mutex::new(vec![first_reader]),
                 max_readers: options.readers.max(1),
@@ -135,6 +136,8 @@ impl SqliteStore {
                 notices,
                 events,
                 stop,
+                workers: Arc::new(Workers::new(&path)),
+                path,
             }),
         })
     }
@@ -223,6 +226,27 @@ fn visible(conn: &Connection, tenant: &TenantId, id: JobId) -> Result<bool> {
         }
         _ => Err(Error::NotFound),
     }
+}
+
+/// Recovers the running and cancelling jobs of a gone `worker` ([`kernel::orphan`]).
+fn orphans(tx: &mut Tx<'_>, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
+    let due = ids(
+        tx,
+        "SELECT id FROM jobs WHERE state IN (1, 2) AND worker = ?1",
+        &[&worker],
+    )?;
+    let mut out = Vec::new();
+    for id in due {
+        let Some(mut job) = tx.take(id)? else {
+            continue;
+        };
+        let from = kernel::orphan(&mut job, now);
+        let job = changed(tx, job, from, now)?;
+        if from.is_some() {
+            out.push(job);
+        }
+    }
+    Ok(out)
 }
 
 fn ids(tx: &Tx<'_>, sql_text: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<JobId>> {
@@ -641,9 +665,38 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
+    async fn register_worker(&self, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
+        let workers = self.shared.workers.clone();
+        let worker = worker.to_owned();
+        let had_predecessor = tokio::task::spawn_blocking({
+            let worker = worker.clone();
+            move || workers.register(&worker)
+        })
+        .await
+        .map_err(|e| Error::store(StoreErrorKind::Other, format!("registering: {e}")))??;
+        if !had_predecessor {
+            return Ok(Vec::new());
+        }
         self.write(move |tx| {
             tx.flush()?;
+            orphans(tx, &worker, now)
+        })
+        .await
+    }
+
+    async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
+        let workers = self.shared.workers.clone();
+        self.write(move |tx| {
+            tx.flush()?;
+            // Gone workers first: their jobs resume now instead of when their leases end.
+            let gone = workers.gone();
+            let mut out = Vec::new();
+            for g in &gone {
+                out.extend(orphans(tx, &g.worker, now)?);
+            }
+            for g in gone {
+                Workers::forget(g);
+            }
             let mut due = ids(
                 tx,
                 "SELECT id FROM jobs WHERE state IN (1, 2) AND lease_until <= ?1",
@@ -655,7 +708,6 @@ impl Store for SqliteStore {
                  AND deadline IS NOT NULL AND deadline <= ?1",
                 &[&now.0],
             )?);
-            let mut out = Vec::new();
             for id in due {
                 let Some(mut job) = tx.take(id)? else {
                     continue;

@@ -386,10 +386,8 @@ impl Writer {
         };
         let mut replies = Vec::with_capacity(commands.len());
         if failed.is_none() {
-            if foreign {
-                if let Err(e) = tx.foreign_changes() {
-                    tracing::warn!(error = %e, "reading changes of other processes failed");
-                }
+            if foreign && let Err(e) = tx.foreign_changes() {
+                tracing::warn!(error = %e, "reading changes of other processes failed");
             }
             for cmd in commands {
                 replies.push(cmd(Some(&mut tx)));

@@ -1,9 +1,10 @@
 //! The child process of the SQLite crash test (`tests/sqlite_crash.rs`).
 //!
-//! `crash_child DB JOBS ITEMS DELAY_MS`: submits `JOBS` jobs (idempotently, so restarts do not add
+//! `crash_child DB JOBS ITEMS DELAY_MS [LEASE_MS]`: submits `JOBS` jobs (idempotently, so restarts do not add
 //! any), runs them on an engine over the SQLite file `DB`, prints `ACK <job> <key> <seq>` for
 //! every item whose `deliver()` returned, and prints `DONE` and exits once every job is
-//! terminal. The test kills it with SIGKILL at random moments.
+//! terminal. The test kills it with SIGKILL at random moments. `LEASE_MS` is the engine's lease
+//! (default 600).
 
 use std::io::Write;
 use std::time::Duration;
@@ -56,17 +57,22 @@ impl JobKind for Stream {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, db, jobs, items, delay] = args.as_slice() else {
-        eprintln!("usage: crash_child DB JOBS ITEMS DELAY_MS");
-        std::process::exit(2);
+    let (db, jobs, items, delay, lease) = match args.as_slice() {
+        [_, db, jobs, items, delay] => (db, jobs, items, delay, "600"),
+        [_, db, jobs, items, delay, lease] => (db, jobs, items, delay, lease.as_str()),
+        _ => {
+            eprintln!("usage: crash_child DB JOBS ITEMS DELAY_MS [LEASE_MS]");
+            std::process::exit(2);
+        }
     };
+    let lease = Duration::from_millis(lease.parse().expect("LEASE_MS is a number"));
     let jobs: u64 = jobs.parse().expect("JOBS is a number");
     let items: u64 = items.parse().expect("ITEMS is a number");
     let delay = Duration::from_millis(delay.parse().expect("DELAY_MS is a number"));
     let store = SqliteStore::open(db).expect("open the database");
     let engine = Engine::builder(store)
         .register(Stream { delay })
-        .lease(Duration::from_millis(600))
+        .lease(lease)
         .reap_interval(Duration::from_millis(100))
         .poll_interval(Duration::from_millis(20))
         .build();

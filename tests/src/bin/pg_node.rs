@@ -1,6 +1,6 @@
 //! A second engine process for the PostgreSQL multi-node test (`tests/pg_multinode.rs`).
 //!
-//! `pg_node URL SCHEMA NAME`: runs an engine named NAME on the schema, with the `paced` kind,
+//! `pg_node URL SCHEMA NAME [LEASE_MS]`: runs an engine named NAME on the schema, with the `paced` kind,
 //! printing what its handlers do (see `haltway_tests::Sink`). Reads commands on stdin:
 //! `subscribe <job>` prints `EV <job> <event-id> <type>` for every event of the job, then
 //! `EVDONE <job>`; `quit` shuts the engine down.
@@ -24,10 +24,15 @@ fn say(line: String) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, url, schema, name] = args.as_slice() else {
-        eprintln!("usage: pg_node URL SCHEMA NAME");
-        std::process::exit(2);
+    let (url, schema, name, lease) = match args.as_slice() {
+        [_, url, schema, name] => (url, schema, name, "1000"),
+        [_, url, schema, name, lease] => (url, schema, name, lease.as_str()),
+        _ => {
+            eprintln!("usage: pg_node URL SCHEMA NAME [LEASE_MS]");
+            std::process::exit(2);
+        }
     };
+    let lease = Duration::from_millis(lease.parse().expect("LEASE_MS is a number"));
     let store = PgStore::connect(url, PgOptions::default().schema(schema))
         .await
         .expect("connect");
@@ -39,7 +44,7 @@ async fn main() {
             concurrency: 4,
         })
         .worker_id(name.clone())
-        .lease(Duration::from_secs(1))
+        .lease(lease)
         .reap_interval(Duration::from_millis(200))
         .poll_interval(Duration::from_millis(50))
         .build();

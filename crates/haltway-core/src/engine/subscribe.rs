@@ -163,15 +163,16 @@ impl Feed {
     /// otherwise from the store (and then into the cache).
     async fn events_after(&self, store: &dyn Store, after: u64) -> Result<Vec<JobEvent>> {
         let mut cache = self.cache.lock().await;
-        if let (Some(first), Some(last)) = (cache.front(), cache.back()) {
-            if first.id <= after + 1 && last.id > after {
-                return Ok(cache
-                    .iter()
-                    .filter(|e| e.id > after)
-                    .take(PAGE)
-                    .cloned()
-                    .collect());
-            }
+        if let (Some(first), Some(last)) = (cache.front(), cache.back())
+            && first.id <= after + 1
+            && last.id > after
+        {
+            return Ok(cache
+                .iter()
+                .filter(|e| e.id > after)
+                .take(PAGE)
+                .cloned()
+                .collect());
         }
         let events = store.events(&self.tenant, self.job, after, PAGE).await?;
         if let Some(first) = events.first() {

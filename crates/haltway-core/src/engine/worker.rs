@@ -19,10 +19,43 @@ use crate::types::{CancelMode, Job, JobState, KindName, Lease};
 
 pub(super) fn start(inner: &Arc<EngineInner>) {
     let bg = &inner.background;
-    bg.spawn(dispatch(inner.clone()));
+    let first = inner.clone();
+    bg.spawn(async move {
+        // Registered before the first claim: a registration requeues whatever an earlier
+        // holder of the worker id left running, which must not be this engine's own claims.
+        register(&first).await;
+        dispatch(first).await;
+    });
     bg.spawn(keep_leases(inner.clone()));
     bg.spawn(reap(inner.clone()));
     bg.spawn(listen(inner.clone()));
+}
+
+/// Makes the engine's worker id known to the store as live, so that its jobs can be taken
+/// over quickly if its process ends. A failure only means that they would wait out their
+/// leases.
+async fn register(inner: &Arc<EngineInner>) {
+    let worker = inner.config.worker_id.clone();
+    let result = inner
+        .retrying("register_worker", || {
+            inner.store.register_worker(&worker, inner.clock.now())
+        })
+        .await;
+    match result {
+        Ok(jobs) => {
+            for job in &jobs {
+                tracing::info!(job = %job.id, state = %job.state, "recovered from this worker id's earlier holder");
+            }
+            if !jobs.is_empty() {
+                inner.wake.notify_one();
+            }
+        }
+        Err(e) => tracing::warn!(
+            %worker,
+            error = %e,
+            "could not register the worker; if this process ends, its jobs wait out their leases"
+        ),
+    }
 }
 
 /// Free slots per kind, bounded by the kind's and the engine's concurrency, less the slots that

@@ -353,6 +353,29 @@ pub fn expire(job: &mut Job, now: Timestamp) -> Changed {
     apply(job, event, now).ok().flatten()
 }
 
+/// What recovery does to a running or cancelling job whose worker is gone (its process
+/// ended): what [`expire`] does to one whose lease expired, now. `None` for a job in another
+/// state.
+pub fn orphan(job: &mut Job, now: Timestamp) -> Changed {
+    if !matches!(job.state, JobState::Running | JobState::Cancelling) {
+        return None;
+    }
+    job.lease_until = Some(now);
+    expire(job, now)
+}
+
+/// A 64-bit FNV-1a hash of `bytes`, stable across releases and platforms: for names a store
+/// derives from data and must find again (a worker's lock), never for security.
+#[must_use]
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// `true` when the job's entries are hidden (cancelled under `discard`).
 #[must_use]
 pub fn discarded(job: &Job) -> bool {

@@ -246,10 +246,10 @@ impl Inner {
         }
         rec.event(now, Stored::Status(to, rec.job.reason), outbox);
         let group = rec.job.group.clone().map(|g| (rec.job.tenant.clone(), g));
-        if from == JobState::Queued {
-            if let Some(q) = self.ready.get_mut(&kind) {
-                q.remove(&(old_run_at, id));
-            }
+        if from == JobState::Queued
+            && let Some(q) = self.ready.get_mut(&kind)
+        {
+            q.remove(&(old_run_at, id));
         }
         if matches!(to, JobState::Running | JobState::Cancelling) {
             self.active.insert(id);
@@ -282,7 +282,7 @@ impl Inner {
             a.lease.attempt = rec.job.attempt;
         }
         let existing = a.key.as_ref().and_then(|k| rec.keys.get(k)).copied();
-        if self.fault == Fault::LoseAppend && self.appends % 3 == 0 && existing.is_none() {
+        if self.fault == Fault::LoseAppend && self.appends.is_multiple_of(3) && existing.is_none() {
             kernel::check_lease(&rec.job, a.lease)?;
             let seq = rec.job.progress.found + 1;
             return Ok(Appended {
@@ -338,13 +338,13 @@ impl Inner {
 impl Store for MemoryStore {
     async fn submit(&self, new: NewJob, now: Timestamp) -> Result<Submitted> {
         self.write(|inner, outbox| {
-            if let Some(key) = &new.idempotency_key {
-                if let Some(id) = inner.idempotency.get(&(new.tenant.clone(), key.clone())) {
-                    return Ok(Submitted {
-                        job: inner.jobs[id].job.clone(),
-                        created: false,
-                    });
-                }
+            if let Some(key) = &new.idempotency_key
+                && let Some(id) = inner.idempotency.get(&(new.tenant.clone(), key.clone()))
+            {
+                return Ok(Submitted {
+                    job: inner.jobs[id].job.clone(),
+                    created: false,
+                });
             }
             if inner.jobs.contains_key(&new.id) {
                 return Err(Error::InvalidInput {

@@ -98,7 +98,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Requeues or fails running jobs whose lease expired, finalises cancelling ones as
     /// cancelled, and fails queued jobs whose deadline passed. Returns the jobs it changed.
+    ///
+    /// A store that registers workers ([`register_worker`](Self::register_worker)) treats the
+    /// jobs of a registered worker that is gone (its process ended) as if their leases had
+    /// expired now, so they resume without waiting out the lease. A worker that is alive,
+    /// however slow, is never taken for gone.
     async fn recover(&self, now: Timestamp) -> Result<Vec<Job>>;
+
+    /// Makes `worker` known as live for as long as this store value lives (the engine calls
+    /// it once, before its first claim), so that [`recover`](Self::recover) in any process can
+    /// tell a gone worker from a slow one. Jobs that an earlier, now gone, holder of the same
+    /// id left running are requeued at once and returned, as `recover` would.
+    ///
+    /// The default registers nothing: the store learns that a worker is gone only from its
+    /// leases.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) (`worker`) when a live worker
+    /// already holds the id; a store error.
+    async fn register_worker(&self, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
+        let _ = (worker, now);
+        Ok(Vec::new())
+    }
 
     /// A page of a job's ledger after sequence number `query.after`.
     async fn results(

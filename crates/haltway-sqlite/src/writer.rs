@@ -390,7 +390,21 @@ impl Writer {
                 tracing::warn!(error = %e, "reading changes of other processes failed");
             }
             for cmd in commands {
+                if tx.poisoned.is_some() {
+                    // The transaction failed: the rest of the batch must not run. Some errors
+                    // (a full disk, an I/O error) make SQLite roll the transaction back itself,
+                    // and a statement run after that would commit on its own, half of a
+                    // command without the rest. They are all answered with the error.
+                    replies.push(cmd(None));
+                    continue;
+                }
                 replies.push(cmd(Some(&mut tx)));
+                if tx.poisoned.is_none() && self.conn.is_autocommit() {
+                    tx.poisoned = Some(Error::store(
+                        haltway_core::StoreErrorKind::Other,
+                        "sqlite ended the transaction on its own",
+                    ));
+                }
             }
             failed = match tx.poisoned.take() {
                 Some(e) => Some(e),

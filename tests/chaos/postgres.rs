@@ -1,0 +1,140 @@
+//! PostgreSQL under chaos: two worker processes on one schema; the nodes' backends killed
+//! (`pg_terminate_backend`), one node killed with `kill -9` (its jobs resume on the other),
+//! every connection slot taken by another client for a while, and PostgreSQL itself restarted
+//! (immediate stop), round after round.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use haltway_postgres::{PgOptions, PgStore};
+use tokio_util::sync::CancellationToken;
+
+use crate::checker::Checker;
+use crate::nodes::{Node, Tally, client, load, recovered};
+
+#[path = "../tests/pg_support/mod.rs"]
+mod pg_support;
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+/// Kills every other client backend of the database.
+async fn kill_backends(url: &str) -> u64 {
+    admin(url)
+        .await
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND backend_type = 'client backend'",
+            &[],
+        )
+        .await
+        .expect("terminate")
+        .len() as u64
+}
+
+/// Takes every free connection slot for `hold`.
+async fn exhaust_pool(url: &str, hold: Duration) -> usize {
+    let mut held = Vec::new();
+    while held.len() < 1000 {
+        match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                held.push(client);
+            }
+            Err(_) => break,
+        }
+    }
+    tokio::time::sleep(hold).await;
+    held.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let schema = pg_support::fresh_schema();
+    let _guard = pg_support::SchemaGuard {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
+        .await
+        .expect("connect");
+    let engine = client(Arc::new(store));
+    let checker = Arc::new(Checker::default());
+    let tally = Tally::default();
+    let args = ["postgres", url.as_str(), schema.as_str()];
+    let mut nodes = vec![
+        Node::start("n1", &args, &[], &checker),
+        Node::start("n2", &args, &[], &checker),
+    ];
+    let stop = CancellationToken::new();
+    let clients = tokio::spawn(load(engine.clone(), checker.clone(), 2, stop.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let restart = std::env::var("HALTWAY_TEST_PG_RESTART").ok();
+    if restart.is_none() {
+        println!("chaos: no HALTWAY_TEST_PG_RESTART: PostgreSQL restarts are not exercised");
+    }
+
+    for round in 0..crate::rounds() {
+        let n = kill_backends(&url).await;
+        let since = Instant::now();
+        println!("chaos: round {round}: terminated {n} backends");
+        tally.add(
+            "backends killed",
+            recovered(&checker, since, "backends killed").await,
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+
+        // kill -9 of one node: the other carries on with its jobs, then it comes back.
+        let victim = nodes.remove(round % 2);
+        let name = victim.name.clone();
+        victim.kill();
+        let since = Instant::now();
+        tally.add(
+            "kill -9 of a node",
+            recovered(&checker, since, "kill -9 of a node").await,
+        );
+        tokio::time::sleep(crate::LEASE).await;
+        nodes.insert(round % 2, Node::start(&name, &args, &[], &checker));
+
+        let held = exhaust_pool(&url, Duration::from_secs(3)).await;
+        let since = Instant::now();
+        println!("chaos: round {round}: held {held} connections for 3 s");
+        tally.add(
+            "pool exhausted",
+            recovered(&checker, since, "pool exhausted").await,
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+
+        if let Some(script) = &restart {
+            let status = tokio::process::Command::new(script)
+                .arg("1")
+                .status()
+                .await
+                .expect("restart script");
+            assert!(status.success(), "PostgreSQL restart");
+            let since = Instant::now();
+            tally.add(
+                "PostgreSQL restarted",
+                recovered(&checker, since, "PostgreSQL restarted").await,
+            );
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+
+    stop.cancel();
+    clients.await.expect("clients");
+    checker
+        .verify(&engine, crate::LEASE * 5 + Duration::from_secs(60))
+        .await;
+    tally.print("PostgreSQL");
+    drop(nodes);
+}

@@ -1,0 +1,78 @@
+//! SQLite under chaos: two worker processes on one file, each killed with `kill -9` and started
+//! again, round after round; then a full disk (the file capped at its size) that later frees.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use haltway_sqlite::SqliteStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::checker::Checker;
+use crate::nodes::{Node, Tally, client, load, recovered};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keeps_every_acknowledged_write_through_kills_and_a_full_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = match std::env::var("CHAOS_DEBUG_DIR") {
+        Ok(d) => std::path::PathBuf::from(d).join("chaos.db"),
+        Err(_) => dir.path().join("chaos.db"),
+    };
+    let path = db.to_str().expect("utf-8 path").to_owned();
+    let engine = client(Arc::new(SqliteStore::open(&db).expect("open")));
+    let checker = Arc::new(Checker::default());
+    let tally = Tally::default();
+    let args = ["sqlite", path.as_str()];
+    let mut nodes = vec![
+        Node::start("n1", &args, &[], &checker),
+        Node::start("n2", &args, &[], &checker),
+    ];
+    let stop = CancellationToken::new();
+    let clients = tokio::spawn(load(engine.clone(), checker.clone(), 2, stop.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    for round in 0..crate::rounds() * 2 {
+        // kill -9 of one node, started again at once.
+        let victim = nodes.remove(round % 2);
+        let name = victim.name.clone();
+        victim.kill();
+        let since = Instant::now();
+        nodes.insert(round % 2, Node::start(&name, &args, &[], &checker));
+        tally.add(
+            "kill -9 of a node",
+            recovered(&checker, since, "kill -9").await,
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
+    // A full disk: the workers' file capped at its size (the clients still write, so it grows
+    // past the cap), for two seconds; then the cap goes. Round after round.
+    for _ in 0..crate::rounds() {
+        let size = std::fs::metadata(&db).expect("size").len();
+        let capped = vec![("CHAOS_MAX_SIZE", size.to_string())];
+        for node in std::mem::take(&mut nodes) {
+            let name = node.name.clone();
+            node.stop();
+            nodes.push(Node::start(&name, &args, &capped, &checker));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for node in std::mem::take(&mut nodes) {
+            let name = node.name.clone();
+            node.kill();
+            nodes.push(Node::start(&name, &args, &[], &checker));
+        }
+        let since = Instant::now();
+        tally.add(
+            "full disk",
+            recovered(&checker, since, "full disk freed").await,
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
+    stop.cancel();
+    clients.await.expect("clients");
+    checker
+        .verify(&engine, crate::LEASE * 5 + Duration::from_secs(60))
+        .await;
+    tally.print("SQLite");
+    drop(nodes);
+}

@@ -13,6 +13,7 @@
 mod checker;
 mod nodes;
 mod postgres;
+mod proxy;
 mod sqlite;
 
 use std::time::Duration;

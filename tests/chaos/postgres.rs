@@ -1,7 +1,8 @@
-//! PostgreSQL under chaos: two worker processes on one schema; the nodes' backends killed
-//! (`pg_terminate_backend`), one node killed with `kill -9` (its jobs resume on the other),
-//! every connection slot taken by another client for a while, and PostgreSQL itself restarted
-//! (immediate stop), round after round.
+//! PostgreSQL under chaos: two worker processes on one schema, connected through a TCP proxy;
+//! the nodes' backends killed (`pg_terminate_backend`), one node killed with `kill -9` (its
+//! jobs resume on the other), every connection slot taken by another client for a while, every
+//! connection of the nodes blackholed by the proxy (open, but silent: the nodes must notice by
+//! their I/O timeout), and PostgreSQL itself restarted (immediate stop), round after round.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checker::Checker;
 use crate::nodes::{Node, Tally, client, load, recovered};
+use crate::proxy::Proxy;
+
+/// The nodes' I/O timeout: how long a silent connection holds them.
+const IO_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[path = "../tests/pg_support/mod.rs"]
 mod pg_support;
@@ -70,10 +75,21 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
     let engine = client(Arc::new(store));
     let checker = Arc::new(Checker::default());
     let tally = Tally::default();
-    let args = ["postgres", url.as_str(), schema.as_str()];
+    // The nodes reach the database through a proxy that can blackhole their connections.
+    let (head, rest) = url.split_once('@').expect("a URL with user@host:port");
+    let (hostport, tail) = rest.split_once('/').expect("a URL with a database");
+    let target: std::net::SocketAddr = tokio::net::lookup_host(hostport)
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let proxy = Proxy::start(target).await;
+    let proxied = format!("{head}@{}/{tail}", proxy.addr);
+    let args = ["postgres", proxied.as_str(), schema.as_str()];
+    let env = [("CHAOS_IO_TIMEOUT_MS", IO_TIMEOUT.as_millis().to_string())];
     let mut nodes = vec![
-        Node::start("n1", &args, &[], &checker),
-        Node::start("n2", &args, &[], &checker),
+        Node::start("n1", &args, &env, &checker),
+        Node::start("n2", &args, &env, &checker),
     ];
     let stop = CancellationToken::new();
     let clients = tokio::spawn(load(engine.clone(), checker.clone(), 2, stop.clone()));
@@ -103,7 +119,7 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
             recovered(&checker, since, "kill -9 of a node").await,
         );
         tokio::time::sleep(crate::LEASE).await;
-        nodes.insert(round % 2, Node::start(&name, &args, &[], &checker));
+        nodes.insert(round % 2, Node::start(&name, &args, &env, &checker));
 
         let held = exhaust_pool(&url, Duration::from_secs(3)).await;
         let since = Instant::now();
@@ -111,6 +127,14 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
         tally.add(
             "pool exhausted",
             recovered(&checker, since, "pool exhausted").await,
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+
+        proxy.blackhole();
+        let since = Instant::now();
+        tally.add(
+            "connections blackholed",
+            recovered(&checker, since, "connections blackholed").await,
         );
         tokio::time::sleep(Duration::from_millis(700)).await;
 

@@ -1,5 +1,7 @@
 //! SQLite under chaos: two worker processes on one file, each killed with `kill -9` and started
-//! again, round after round; then a full disk (the file capped at its size) that later frees.
+//! again, round after round; then a full disk (the file capped at its size) that later frees;
+//! then the database files made read-only (immutable, `chattr +i`, which refuses writes even
+//! through files already open) and writable again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use crate::checker::Checker;
 use crate::nodes::{Node, Tally, client, load, recovered};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_keeps_every_acknowledged_write_through_kills_and_a_full_disk() {
+async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_read_only_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = match std::env::var("CHAOS_DEBUG_DIR") {
         Ok(d) => std::path::PathBuf::from(d).join("chaos.db"),
@@ -68,6 +70,36 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_and_a_full_disk() {
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
 
+    // Read-only files, then writable again.
+    for _ in 0..crate::rounds() {
+        // Not the `-shm` file: it is memory-mapped, and a mapping that cannot grow faults.
+        let files: Vec<std::path::PathBuf> = ["", "-wal"]
+            .iter()
+            .map(|suffix| {
+                let mut p = db.as_os_str().to_owned();
+                p.push(suffix);
+                std::path::PathBuf::from(p)
+            })
+            .filter(|p| p.exists())
+            .collect();
+        let Some(frozen) = Immutable::set(&files) else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true: the read-only fault must run (chattr +i failed)"
+            );
+            println!("chaos: read-only files not exercised: `chattr +i` is not available here");
+            break;
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(frozen);
+        let since = Instant::now();
+        tally.add(
+            "read-only files",
+            recovered(&checker, since, "files writable again").await,
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
     stop.cancel();
     clients.await.expect("clients");
     checker
@@ -75,4 +107,30 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_and_a_full_disk() {
         .await;
     tally.print("SQLite");
     drop(nodes);
+}
+
+/// Files made immutable (`chattr +i`) until dropped, so a failed test leaves none behind.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    fn set(files: &[std::path::PathBuf]) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(files)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let frozen = Immutable(files.to_vec());
+        ok.then_some(frozen)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.0)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }

@@ -77,6 +77,11 @@ pub(crate) struct Cmd {
 
 pub(crate) struct Executor {
     pub(crate) config: Config,
+    /// How long a batch may wait for the server (see `PgOptions::io_timeout`).
+    pub(crate) io_timeout: std::time::Duration,
+    /// The backend process of this executor's connection, to end it if the connection
+    /// stops answering.
+    pub(crate) backend: parking_lot::Mutex<Option<i32>>,
     pub(crate) schema: String,
     /// Shared by the store's executors: one gathers a batch while the others run theirs.
     pub(crate) rx: Arc<tokio::sync::Mutex<Queue>>,
@@ -240,20 +245,40 @@ impl Executor {
                 // After a failed try, look for clashing job ids before inserting (see
                 // `preload`).
                 let careful = tries > 0;
-                let r = run_batch(
-                    &mut c,
-                    &stmts,
-                    &self.schema,
-                    &cmds,
-                    &self.faults,
-                    self.node,
-                    careful,
-                )
-                .await;
-                let closed = c.is_closed();
-                if !closed {
-                    client = Some(c);
-                }
+                let mut at_commit = None;
+                let batch = run_batch(&self, &mut c, &stmts, &cmds, careful, &mut at_commit);
+                let (r, closed) = match tokio::time::timeout(self.io_timeout, batch).await {
+                    Ok(r) => {
+                        let closed = c.is_closed();
+                        if !closed {
+                            client = Some(c);
+                        }
+                        (r, closed)
+                    }
+                    Err(_) => {
+                        // No answer: the connection is stuck (a partition, a stuck proxy).
+                        // It is dropped, and its backend ended so that its transaction cannot
+                        // commit later; a batch that had sent its `COMMIT` is then settled
+                        // like a lost reply, one that had not is answered with the error.
+                        let error = Error::store(
+                            StoreErrorKind::Unavailable,
+                            format!("postgres did not answer within {:?}", self.io_timeout),
+                        );
+                        tracing::warn!(%error, "dropping a connection that stopped answering");
+                        drop(c);
+                        let stuck = self.backend.lock().take();
+                        self.end_backend(&mut client, &stmts, stuck).await;
+                        let r = match at_commit.take() {
+                            Some(AtCommit { xid, done }) => Err(BatchError::Unknown {
+                                xid,
+                                done: Box::new(done),
+                                error,
+                            }),
+                            None => Err(BatchError::Fail(error)),
+                        };
+                        (r, true)
+                    }
+                };
                 match r {
                     Err(BatchError::Retry(e)) if tries < 5 && !closed => {
                         tries += 1;
@@ -321,8 +346,43 @@ impl Executor {
             _ => {
                 let c = connect(&self.config).await?;
                 stmts.lock().clear();
+                let pid = tokio::time::timeout(
+                    self.io_timeout,
+                    c.query_one("SELECT pg_backend_pid()", &[]),
+                )
+                .await
+                .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres did not answer"))?
+                .map_err(pg)?
+                .get(0);
+                *self.backend.lock() = Some(pid);
                 Ok(c)
             }
+        }
+    }
+
+    /// Ends the backend `pid` (of a connection that stopped answering) from a new connection,
+    /// so that its transaction is rolled back rather than left open (or committed late).
+    /// Best effort: if the server cannot be reached either, the backend ends when the server
+    /// notices its client is gone.
+    async fn end_backend(
+        &self,
+        client: &mut Option<Client>,
+        stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+        pid: Option<i32>,
+    ) {
+        let Some(pid) = pid else { return };
+        let Ok(Ok(c)) = tokio::time::timeout(self.io_timeout, self.open(client, stmts)).await
+        else {
+            return;
+        };
+        let ended = tokio::time::timeout(
+            self.io_timeout,
+            c.query_one("SELECT pg_terminate_backend($1)", &[&pid]),
+        )
+        .await;
+        tracing::info!(pid, ended = ?ended.map(|r| r.map(|row| row.get::<_, bool>(0))), "ended the backend of a stuck connection");
+        if !c.is_closed() {
+            *client = Some(c);
         }
     }
 
@@ -342,10 +402,20 @@ impl Executor {
         let mut pause = std::time::Duration::from_millis(20);
         for _ in 0..20 {
             if let Ok(c) = self.open(client, stmts).await {
-                let status = c
-                    .query_one("SELECT txid_status($1)", &[&xid])
-                    .await
-                    .map(|r| r.get::<_, Option<String>>(0));
+                let status = tokio::time::timeout(
+                    self.io_timeout,
+                    c.query_one("SELECT txid_status($1)", &[&xid]),
+                )
+                .await
+                .map(|r| r.map(|r| r.get::<_, Option<String>>(0)));
+                let status = match status {
+                    Ok(s) => s.map_err(|_| ()),
+                    // No answer: this connection is stuck too; try another.
+                    Err(_) => {
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                };
                 if !c.is_closed() {
                     *client = Some(c);
                 }
@@ -451,10 +521,19 @@ impl From<Error> for BatchError {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct Done {
     outs: Vec<Result<Out>>,
     notices: Vec<Notice>,
     events: FxHashMap<JobId, u64>,
+}
+
+/// What a batch holds once it sends its `COMMIT`: its transaction id and its answers, kept
+/// outside the batch so that they survive the batch being cut off by the I/O timeout.
+#[derive(Default)]
+pub(crate) struct AtCommit {
+    xid: Option<i64>,
+    done: Done,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -594,14 +673,14 @@ fn key_lookup(s: &str) -> String {
 }
 
 async fn run_batch(
+    exec: &Executor,
     client: &mut Client,
     stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
-    schema: &str,
     cmds: &[Cmd],
-    faults: &Faults,
-    node: uuid::Uuid,
     careful: bool,
+    at_commit: &mut Option<AtCommit>,
 ) -> Result<Done, BatchError> {
+    let (schema, faults, node) = (exec.schema.as_str(), &*exec.faults, exec.node);
     let s = format!("\"{schema}\"");
     let txn = client.transaction().await?;
     let tx = Db { tx: &txn, stmts };
@@ -648,26 +727,35 @@ async fn run_batch(
         },
         b.notify(&tx, schema, node),
     )?;
-    let done = Done {
-        outs,
-        notices: b.notices,
-        events: b.last_event,
-    };
-    let unknown = |done: Done, error: Error| BatchError::Unknown {
+    *at_commit = Some(AtCommit {
         xid,
-        done: Box::new(done),
-        error,
+        done: Done {
+            outs,
+            notices: b.notices,
+            events: b.last_event,
+        },
+    });
+    let unknown = |at_commit: &mut Option<AtCommit>, error: Error| {
+        let AtCommit { xid, done } = at_commit.take().unwrap_or_default();
+        BatchError::Unknown {
+            xid,
+            done: Box::new(done),
+            error,
+        }
     };
     if Faults::take(&faults.abandoned_commits) {
         txn.rollback().await?;
-        return Err(unknown(done, simulated()));
+        return Err(unknown(at_commit, simulated()));
     }
     match txn.commit().await {
-        Ok(()) if Faults::take(&faults.lost_replies) => Err(unknown(done, simulated())),
-        Ok(()) => Ok(done),
+        Ok(()) if Faults::take(&faults.lost_replies) => Err(unknown(at_commit, simulated())),
+        Ok(()) => Ok(at_commit.take().unwrap_or_default().done),
         // The connection broke: the `COMMIT` may or may not have reached the server.
-        Err(e) if client.is_closed() => Err(unknown(done, pg(e))),
-        Err(e) => Err(e.into()),
+        Err(e) if client.is_closed() => Err(unknown(at_commit, pg(e))),
+        Err(e) => {
+            at_commit.take();
+            Err(e.into())
+        }
     }
 }
 
@@ -1541,6 +1629,8 @@ mod tests {
             max_batch: 100,
             faults: Arc::new(Faults::default()),
             node: uuid::Uuid::now_v7(),
+            io_timeout: std::time::Duration::from_secs(30),
+            backend: parking_lot::Mutex::new(None),
         };
         let claim = || {
             Op::Claim(ClaimRequest {

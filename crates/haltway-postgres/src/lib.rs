@@ -60,6 +60,12 @@ pub struct PgOptions {
     /// How often the listener reconciles from the tables even without notifications
     /// (default 2 s).
     pub safety_poll: Duration,
+    /// How long a batch, a read or a liveness beat may wait for the server's answer before its
+    /// connection is taken for dead (default 30 s): a connection that stops answering without
+    /// closing (a network partition, a stuck proxy) is dropped and replaced instead of holding
+    /// the node. A batch cut off this way is settled like a lost `COMMIT` reply: its backend is
+    /// ended, then the database says whether it committed.
+    pub io_timeout: Duration,
 }
 
 impl Default for PgOptions {
@@ -70,6 +76,7 @@ impl Default for PgOptions {
             writers: 3,
             max_batch: 4096,
             safety_poll: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -93,6 +100,13 @@ impl PgOptions {
     #[must_use]
     pub fn writers(mut self, n: usize) -> Self {
         self.writers = n.max(1);
+        self
+    }
+
+    /// Sets the I/O timeout (at least 100 ms).
+    #[must_use]
+    pub fn io_timeout(mut self, limit: Duration) -> Self {
+        self.io_timeout = limit.max(Duration::from_millis(100));
         self
     }
 

@@ -47,6 +47,8 @@ struct Shared {
     node: uuid::Uuid,
     /// Write connections.
     writers: usize,
+    /// See `PgOptions::io_timeout`.
+    io_timeout: Duration,
     /// Tells the listener that a subscriber asked for events.
     wanted: Arc<tokio::sync::Notify>,
     /// Holds the locks of the workers registered here.
@@ -133,19 +135,22 @@ impl PgStore {
                     notices: notices.clone(),
                     events: events.clone(),
                     max_batch: options.max_batch.max(1),
+                    io_timeout: options.io_timeout,
+                    backend: parking_lot::Mutex::new(None),
                     faults: faults.clone(),
                     node,
                 }
                 .run(),
             );
         }
-        let mut readers = vec![Mutex::new(Some(Reader::new(client)))];
+        let mut readers = vec![Mutex::new(Some(Reader::new(client, options.io_timeout)))];
         readers.extend((1..options.readers.max(1)).map(|_| Mutex::new(None)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let q = format!("\"{}\"", options.schema);
         let liveness = crate::workers::Liveness::start(
             config.clone(),
             options.schema.clone(),
+            options.io_timeout,
             stop_rx.clone(),
         );
         let store = PgStore {
@@ -161,6 +166,7 @@ impl PgStore {
                 faults,
                 node,
                 writers: options.writers.max(1),
+                io_timeout: options.io_timeout,
                 wanted: Arc::new(tokio::sync::Notify::new()),
                 liveness,
                 _stop: tokio_util_like::Stop(stop_tx),
@@ -201,8 +207,11 @@ impl PgStore {
     async fn reader(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Reader>> {
         let i = self.shared.next.fetch_add(1, Ordering::Relaxed) % self.shared.readers.len();
         let mut slot = self.shared.readers[i].lock().await;
-        if slot.as_ref().is_none_or(|r| r.client.is_closed()) {
-            *slot = Some(Reader::new(exec::connect(&self.shared.config).await?));
+        if slot.as_ref().is_none_or(|r| r.dead || r.client.is_closed()) {
+            *slot = Some(Reader::new(
+                exec::connect(&self.shared.config).await?,
+                self.shared.io_timeout,
+            ));
         }
         Ok(tokio::sync::MutexGuard::map(slot, |s| {
             s.as_mut().expect("connected just above")
@@ -214,37 +223,57 @@ impl PgStore {
 struct Reader {
     client: Client,
     stmts: rustc_hash::FxHashMap<String, tokio_postgres::Statement>,
+    io_timeout: Duration,
+    /// It stopped answering: the next read opens another.
+    dead: bool,
 }
 
 impl Reader {
-    fn new(client: Client) -> Self {
+    fn new(client: Client, io_timeout: Duration) -> Self {
         Reader {
             client,
             stmts: rustc_hash::FxHashMap::default(),
+            io_timeout,
+            dead: false,
         }
     }
 
+    /// Runs a query, within the I/O timeout: a connection that does not answer by then is
+    /// marked dead and the read fails as unavailable.
     async fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-        let stmt = match self.stmts.get(sql) {
-            Some(s) => s.clone(),
-            None => {
-                let s = self.client.prepare(sql).await?;
-                self.stmts.insert(sql.to_owned(), s.clone());
-                s
-            }
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let limit = self.io_timeout;
+        let read = async {
+            let stmt = match self.stmts.get(sql) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = self.client.prepare(sql).await?;
+                    self.stmts.insert(sql.to_owned(), s.clone());
+                    s
+                }
+            };
+            self.client.query(&stmt, params).await
         };
-        self.client.query(&stmt, params).await
+        match tokio::time::timeout(limit, read).await {
+            Ok(rows) => rows.map_err(pg),
+            Err(_) => {
+                self.dead = true;
+                Err(Error::store(
+                    StoreErrorKind::Unavailable,
+                    format!("postgres did not answer within {limit:?}"),
+                ))
+            }
+        }
     }
 
     async fn query_opt(
         &mut self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+    ) -> Result<Option<tokio_postgres::Row>> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
 }
@@ -269,7 +298,7 @@ async fn listen(
         let Some(s) = shared.upgrade() else { return };
         let (config, schema, q) = (s.config.clone(), s.schema.clone(), s.q.clone());
         let (notices, events) = (s.notices.clone(), s.events.clone());
-        let (node, wanted) = (s.node, s.wanted.clone());
+        let (node, wanted, io) = (s.node, s.wanted.clone(), s.io_timeout);
         drop(s);
         let lease = (safety_poll * 5).max(Duration::from_secs(10));
         let (client, mut conn) = match config.connect(NoTls).await {
@@ -304,13 +333,32 @@ async fn listen(
             }
         });
         let listen = format!("LISTEN \"{}\"", exec::channel(&schema));
-        if let Err(e) = client.batch_execute(&listen).await {
-            tracing::warn!(error = %e, "LISTEN failed; reconnecting");
+        match tokio::time::timeout(io, client.batch_execute(&listen)).await {
+            Ok(Ok(())) => {}
+            failed => {
+                tracing::warn!(error = ?failed.map(|r| r.err()), "LISTEN failed; reconnecting");
+                driver.abort();
+                continue;
+            }
+        }
+        // Every query here is bounded by the I/O timeout: a connection that stops answering
+        // is dropped and replaced (it would otherwise hold the listener, and its notices, for
+        // good).
+        if tokio::time::timeout(io, reconcile(&client, &q, &notices))
+            .await
+            .is_err()
+        {
+            tracing::warn!("postgres listener connection stopped answering; reconnecting");
             driver.abort();
             continue;
         }
-        reconcile(&client, &q, &notices).await;
-        let mut following = follow(&client, &q, node, &events, false, lease).await;
+        let Ok(mut following) =
+            tokio::time::timeout(io, follow(&client, &q, node, &events, false, lease)).await
+        else {
+            tracing::warn!("postgres listener connection stopped answering; reconnecting");
+            driver.abort();
+            continue;
+        };
         let mut poll = tokio::time::interval(safety_poll);
         poll.tick().await;
         loop {
@@ -328,11 +376,27 @@ async fn listen(
                     None => break,
                 },
                 _ = poll.tick() => {
-                    reconcile(&client, &q, &notices).await;
-                    following = follow(&client, &q, node, &events, following, lease).await;
+                    let polled = tokio::time::timeout(io, async {
+                        reconcile(&client, &q, &notices).await;
+                        follow(&client, &q, node, &events, following, lease).await
+                    })
+                    .await;
+                    match polled {
+                        Ok(f) => following = f,
+                        Err(_) => {
+                            tracing::warn!("postgres listener connection stopped answering; reconnecting");
+                            break;
+                        }
+                    }
                 }
                 () = wanted.notified() => {
-                    following = follow(&client, &q, node, &events, following, lease).await;
+                    match tokio::time::timeout(io, follow(&client, &q, node, &events, following, lease)).await {
+                        Ok(f) => following = f,
+                        Err(_) => {
+                            tracing::warn!("postgres listener connection stopped answering; reconnecting");
+                            break;
+                        }
+                    }
                 }
                 _ = stop.changed() => {
                     if following {
@@ -421,8 +485,7 @@ async fn visible(c: &mut Reader, q: &str, tenant: &TenantId, id: JobId) -> Resul
             &format!("SELECT state, discard FROM {q}.jobs WHERE id = $1 AND tenant = $2"),
             &[&id.0, &tenant.as_str()],
         )
-        .await
-        .map_err(pg)?
+        .await?
         .ok_or(Error::NotFound)?;
     let state: i16 = row.get(0);
     let discard: bool = row.get(1);
@@ -448,8 +511,7 @@ impl Store for PgStore {
                 ),
                 &[&id.0, &tenant.as_str()],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         one(row)
     }
 
@@ -464,8 +526,7 @@ impl Store for PgStore {
                 ),
                 &[&tenant.map(TenantId::as_str)],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         let mut out = [0u64; 6];
         for row in rows {
             let (state, n): (i64, i64) = (row.get(0), row.get(1));
@@ -497,8 +558,7 @@ impl Store for PgStore {
                     &(q.limit as i64 + 1),
                 ],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         let data = rows
             .iter()
             .map(|r| exec::job_at(r, 0))
@@ -641,8 +701,7 @@ impl Store for PgStore {
                     &(q.limit as i64 + 1),
                 ],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         let data = rows.iter().map(|r| entry(r, 0)).collect();
         Ok(kernel::page(data, q.limit, |e| e.seq.to_string()))
     }
@@ -679,8 +738,7 @@ impl Store for PgStore {
                     &i64::try_from(limit).unwrap_or(i64::MAX),
                 ],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         let mut log = None;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {

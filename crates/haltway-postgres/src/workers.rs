@@ -60,9 +60,14 @@ pub(crate) struct Liveness {
 
 impl Liveness {
     /// Starts the task; it connects at the first registration and stops when `stop` fires.
-    pub(crate) fn start(config: Config, schema: String, stop: watch::Receiver<bool>) -> Self {
+    pub(crate) fn start(
+        config: Config,
+        schema: String,
+        io: Duration,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(config, schema, rx, stop));
+        tokio::spawn(run(config, schema, io, rx, stop));
         Liveness { tx }
     }
 
@@ -79,7 +84,29 @@ impl Liveness {
 }
 
 /// Takes the lock of `worker` and writes its row; `Ok(None)` when a live session holds it.
-async fn hold(client: &Client, q: &str, key1: i32, worker: &str) -> Result<Option<(i32, bool)>> {
+/// A connection that does not answer within `io` counts as lost (it is closed by the caller).
+async fn hold(
+    client: &Client,
+    q: &str,
+    key1: i32,
+    worker: &str,
+    io: Duration,
+) -> Result<Option<(i32, bool)>> {
+    tokio::time::timeout(io, hold_now(client, q, key1, worker))
+        .await
+        .unwrap_or_else(|_| Err(silent()))
+}
+
+fn silent() -> Error {
+    Error::store(StoreErrorKind::Unavailable, "postgres did not answer")
+}
+
+async fn hold_now(
+    client: &Client,
+    q: &str,
+    key1: i32,
+    worker: &str,
+) -> Result<Option<(i32, bool)>> {
     let row = client
         .query_one(
             &format!(
@@ -103,6 +130,7 @@ async fn hold(client: &Client, q: &str, key1: i32, worker: &str) -> Result<Optio
 async fn run(
     config: Config,
     schema: String,
+    io: Duration,
     mut rx: mpsc::UnboundedReceiver<Register>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -135,7 +163,7 @@ async fn run(
         // After a reconnection: take every lock again before anything else.
         let mut lost = false;
         for worker in &held {
-            match hold(&client, &q, key1, worker).await {
+            match hold(&client, &q, key1, worker, io).await {
                 Ok(Some(_)) => {}
                 Ok(None) => tracing::error!(
                     %worker,
@@ -163,7 +191,7 @@ async fn run(
                 },
             };
             if let Some((worker, reply)) = next {
-                match hold(&client, &q, key1, &worker).await {
+                match hold(&client, &q, key1, &worker, io).await {
                     Ok(Some((_, existed))) => {
                         if !held.contains(&worker) {
                             held.push(worker);
@@ -178,35 +206,35 @@ async fn run(
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
-                        if client.is_closed() {
-                            break;
-                        }
+                        // Closed, or silent: either way a new connection.
+                        break;
                     }
                 }
                 continue;
             }
             // The beat. A row that is missing was deleted by a node that took the worker for
             // gone (it was cut off for a while): written again, with its lock taken again.
-            let renewed = client
-                .execute(
-                    &format!("UPDATE {q}.workers SET seen_at = {DB_NOW_MS} WHERE worker = ANY($1)"),
-                    &[&held],
-                )
-                .await;
+            let update =
+                format!("UPDATE {q}.workers SET seen_at = {DB_NOW_MS} WHERE worker = ANY($1)");
+            let renewed = match tokio::time::timeout(io, client.execute(&update, &[&held])).await {
+                Ok(r) => r.map_err(Some),
+                Err(_) => Err(None),
+            };
             match renewed {
                 Ok(n) if n < held.len() as u64 => {
                     for worker in &held {
-                        if let Err(e) = hold(&client, &q, key1, worker).await {
+                        if let Err(e) = hold(&client, &q, key1, worker, io).await {
                             tracing::warn!(error = %e, %worker, "worker row not written again");
                         }
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "worker liveness beat failed");
-                    if client.is_closed() {
-                        break;
+                    match e {
+                        Some(e) => tracing::warn!(error = %e, "worker liveness beat failed"),
+                        None => tracing::warn!("worker liveness connection stopped answering"),
                     }
+                    break;
                 }
             }
         }

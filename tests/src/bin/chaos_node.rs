@@ -5,7 +5,8 @@
 //! killed.
 //!
 //! `chaos_node sqlite PATH NAME` or `chaos_node postgres URL SCHEMA NAME`. `CHAOS_LEASE_MS`
-//! sets the lease (default 2000); `CHAOS_MAX_SIZE` caps a SQLite file, in bytes.
+//! sets the lease (default 2000); `CHAOS_MAX_SIZE` caps a SQLite file, in bytes;
+//! `CHAOS_IO_TIMEOUT_MS` sets the PostgreSQL store's I/O timeout.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -40,9 +41,11 @@ async fn main() {
             (Arc::new(store), name)
         }
         [_, kind, url, schema, name] if kind == "postgres" => {
-            let store = PgStore::connect(url, PgOptions::default().schema(schema))
-                .await
-                .expect("connect");
+            let mut options = PgOptions::default().schema(schema);
+            if let Some(ms) = env_u64("CHAOS_IO_TIMEOUT_MS") {
+                options = options.io_timeout(Duration::from_millis(ms));
+            }
+            let store = PgStore::connect(url, options).await.expect("connect");
             (Arc::new(store), name)
         }
         _ => {

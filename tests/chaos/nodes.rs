@@ -191,9 +191,26 @@ pub(crate) async fn load(
     }
 }
 
+/// Stops the clients, checks everything once every job is terminal, and prints the tally.
+pub(crate) async fn finish(
+    stop: tokio_util::sync::CancellationToken,
+    clients: tokio::task::JoinHandle<()>,
+    checker: &Checker,
+    engine: &Engine,
+    tally: &Tally,
+    store: &str,
+) {
+    stop.cancel();
+    clients.await.expect("clients");
+    checker
+        .verify(engine, crate::LEASE * 5 + Duration::from_secs(60))
+        .await;
+    tally.print(store);
+}
+
 /// Waits until throughput is back after a fault ended at `since`: the first acknowledged
 /// delivery after it. Returns how long that took.
-pub(crate) async fn recovered(checker: &Checker, since: Instant, what: &str) -> Duration {
+async fn recovered(checker: &Checker, since: Instant, what: &str) -> Duration {
     let limit = since + Duration::from_secs(60);
     loop {
         if let Some(t) = checker.first_ack_after(since) {
@@ -214,7 +231,15 @@ pub(crate) async fn recovered(checker: &Checker, since: Instant, what: &str) -> 
 pub(crate) struct Tally(pub(crate) Mutex<BTreeMap<String, Vec<Duration>>>);
 
 impl Tally {
-    pub(crate) fn add(&self, fault: &str, took: Duration) {
+    /// The fault named `fault` ended at `since`: waits until deliveries resume, records how
+    /// long that took, then lets the load settle a moment before the next fault.
+    pub(crate) async fn after(&self, checker: &Checker, since: Instant, fault: &str) {
+        let took = recovered(checker, since, fault).await;
+        self.add(fault, took);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
+    fn add(&self, fault: &str, took: Duration) {
         self.0
             .lock()
             .entry(fault.to_owned())

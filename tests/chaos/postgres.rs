@@ -11,7 +11,7 @@ use haltway_postgres::{PgOptions, PgStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::checker::Checker;
-use crate::nodes::{Node, Tally, client, load, recovered};
+use crate::nodes::{Node, Tally, client, finish, load};
 use crate::proxy::Proxy;
 
 /// The nodes' I/O timeout: how long a silent connection holds them.
@@ -103,40 +103,27 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
         let n = kill_backends(&url).await;
         let since = Instant::now();
         println!("chaos: round {round}: terminated {n} backends");
-        tally.add(
-            "backends killed",
-            recovered(&checker, since, "backends killed").await,
-        );
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tally.after(&checker, since, "backends killed").await;
 
         // kill -9 of one node: the other carries on with its jobs, then it comes back.
         let victim = nodes.remove(round % 2);
         let name = victim.name.clone();
         victim.kill();
-        let since = Instant::now();
-        tally.add(
-            "kill -9 of a node",
-            recovered(&checker, since, "kill -9 of a node").await,
-        );
+        tally
+            .after(&checker, Instant::now(), "kill -9 of a node")
+            .await;
         tokio::time::sleep(crate::LEASE).await;
         nodes.insert(round % 2, Node::start(&name, &args, &env, &checker));
 
         let held = exhaust_pool(&url, Duration::from_secs(3)).await;
         let since = Instant::now();
         println!("chaos: round {round}: held {held} connections for 3 s");
-        tally.add(
-            "pool exhausted",
-            recovered(&checker, since, "pool exhausted").await,
-        );
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tally.after(&checker, since, "pool exhausted").await;
 
         proxy.blackhole();
-        let since = Instant::now();
-        tally.add(
-            "connections blackholed",
-            recovered(&checker, since, "connections blackholed").await,
-        );
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tally
+            .after(&checker, Instant::now(), "connections blackholed")
+            .await;
 
         if let Some(script) = &restart {
             let status = tokio::process::Command::new(script)
@@ -145,20 +132,12 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
                 .await
                 .expect("restart script");
             assert!(status.success(), "PostgreSQL restart");
-            let since = Instant::now();
-            tally.add(
-                "PostgreSQL restarted",
-                recovered(&checker, since, "PostgreSQL restarted").await,
-            );
-            tokio::time::sleep(Duration::from_millis(700)).await;
+            tally
+                .after(&checker, Instant::now(), "PostgreSQL restarted")
+                .await;
         }
     }
 
-    stop.cancel();
-    clients.await.expect("clients");
-    checker
-        .verify(&engine, crate::LEASE * 5 + Duration::from_secs(60))
-        .await;
-    tally.print("PostgreSQL");
+    finish(stop, clients, &checker, &engine, &tally, "PostgreSQL").await;
     drop(nodes);
 }

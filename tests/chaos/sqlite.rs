@@ -10,7 +10,7 @@ use haltway_sqlite::SqliteStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::checker::Checker;
-use crate::nodes::{Node, Tally, client, load, recovered};
+use crate::nodes::{Node, Tally, client, finish, load};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_read_only_files() {
@@ -39,11 +39,7 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_rea
         victim.kill();
         let since = Instant::now();
         nodes.insert(round % 2, Node::start(&name, &args, &[], &checker));
-        tally.add(
-            "kill -9 of a node",
-            recovered(&checker, since, "kill -9").await,
-        );
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tally.after(&checker, since, "kill -9 of a node").await;
     }
 
     // A full disk: the workers' file capped at its size (the clients still write, so it grows
@@ -62,12 +58,7 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_rea
             node.kill();
             nodes.push(Node::start(&name, &args, &[], &checker));
         }
-        let since = Instant::now();
-        tally.add(
-            "full disk",
-            recovered(&checker, since, "full disk freed").await,
-        );
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tally.after(&checker, Instant::now(), "full disk").await;
     }
 
     // Read-only files, then writable again.
@@ -92,20 +83,12 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_rea
         };
         tokio::time::sleep(Duration::from_secs(2)).await;
         drop(frozen);
-        let since = Instant::now();
-        tally.add(
-            "read-only files",
-            recovered(&checker, since, "files writable again").await,
-        );
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tally
+            .after(&checker, Instant::now(), "read-only files")
+            .await;
     }
 
-    stop.cancel();
-    clients.await.expect("clients");
-    checker
-        .verify(&engine, crate::LEASE * 5 + Duration::from_secs(60))
-        .await;
-    tally.print("SQLite");
+    finish(stop, clients, &checker, &engine, &tally, "SQLite").await;
     drop(nodes);
 }
 

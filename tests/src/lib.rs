@@ -11,6 +11,32 @@ use serde::{Deserialize, Serialize};
 /// `RUN <job> <node>`, `ACK <job> <key> <seq>`, `STOP <job> <unix-ns> <cause>`.
 pub type Sink = Arc<dyn Fn(String) + Send + Sync>;
 
+/// Starts `cmd` with its standard output piped; returns the child and its output lines, read
+/// on a thread of their own so that the child never blocks on a full pipe.
+///
+/// # Panics
+/// If the command cannot be started.
+pub fn spawn_lines(
+    cmd: &mut std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the child");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
 /// Nanoseconds since the UNIX epoch (the clock both processes of a test share).
 #[must_use]
 pub fn unix_ns() -> u128 {

@@ -4,7 +4,6 @@
 //! acknowledged item is in the ledger exactly once, and usage equals the kept costs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -35,26 +34,14 @@ impl Rng {
 
 /// Starts the child; `delay_ms` paces its deliveries.
 fn spawn(db: &Path, delay_ms: u64) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crash_child"))
-        .arg(db)
-        .arg(JOBS.to_string())
-        .arg(ITEMS.to_string())
-        .arg(delay_ms.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the child");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
+    haltway_tests::spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_crash_child"))
+            .arg(db)
+            .arg(JOBS.to_string())
+            .arg(ITEMS.to_string())
+            .arg(delay_ms.to_string())
+            .stderr(Stdio::inherit()),
+    )
 }
 
 /// Acknowledged items: (job, key) → seq.

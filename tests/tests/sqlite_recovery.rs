@@ -3,7 +3,6 @@
 //! the first running every job. Stopped (SIGSTOP), it keeps them; killed (SIGKILL), the second
 //! takes them over at once. The time from the kill to the first resumed delivery is printed.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -27,23 +26,12 @@ impl Drop for Kid {
 }
 
 fn spawn(db: &Path) -> (Kid, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crash_child"))
-        .arg(db)
-        .args(["4", "100000", "20", LEASE_MS])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the child");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (child, rx) = haltway_tests::spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_crash_child"))
+            .arg(db)
+            .args(["4", "100000", "20", LEASE_MS])
+            .stderr(Stdio::inherit()),
+    );
     (Kid(child), rx)
 }
 

@@ -132,3 +132,45 @@ macro_rules! store_conformance {
         )*
     };
 }
+
+#[cfg(test)]
+mod tests {
+    /// The names of the behaviours `store_conformance!` expands to, read from its source.
+    fn listed() -> Vec<String> {
+        let src = include_str!("lib.rs");
+        let start = src.find("@tests $make;").expect("the macro's list") + "@tests $make;".len();
+        let end = start + src[start..].find(");").expect("the end of the list");
+        src[start..end]
+            .split(',')
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+
+    /// The behaviours `suite` defines: every `pub async fn` that takes only the store.
+    fn defined() -> Vec<String> {
+        include_str!("suite.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub async fn "))
+            .filter(|rest| rest.contains("(store: Arc<dyn Store>)"))
+            .map(|rest| rest[..rest.find('(').expect("a parameter list")].to_owned())
+            .collect()
+    }
+
+    /// A behaviour added to `suite` but not listed in the macro would never run.
+    #[test]
+    fn the_macro_runs_every_behaviour_of_the_suite() {
+        let mut listed = listed();
+        let mut defined = defined();
+        assert!(
+            defined.len() > 20,
+            "found the suite's functions: {defined:?}"
+        );
+        listed.sort();
+        defined.sort();
+        assert_eq!(
+            listed, defined,
+            "store_conformance! must list exactly the behaviours of `suite`"
+        );
+    }
+}

@@ -340,7 +340,7 @@ async fn demo_run_streams_cancels_and_bills_what_was_kept() {
     assert_eq!(as_initech(&["ls"]).0, Some(5), "a revoked key is refused");
 
     // SIGTERM stops the server gracefully, and a job running then goes back to the queue with
-    // its results (SEMANTICS.md §3).
+    // its results (docs/semantics.md §3).
     let running = call(
         &server,
         reqwest::Method::POST,

@@ -1,4 +1,4 @@
-//! The transition table against SEMANTICS.md §2 and against docs/state_machine.md.
+//! The transition table against docs/semantics.md §2 and against docs/state_machine.md.
 
 use std::collections::BTreeSet;
 

@@ -3,7 +3,7 @@
 //! A job is submitted, claimed by a worker under a lease, streams partial results into a
 //! durable, append-only ledger, reports progress, and ends `completed`, `failed` or
 //! `cancelled`. A cancel is a signal: the handler stops cooperatively, what it delivered is
-//! kept (or discarded, by policy) and billed exactly once. See `SEMANTICS.md` for the whole
+//! kept (or discarded, by policy) and billed exactly once. See `docs/semantics.md` for the whole
 //! lifecycle and `docs/state_machine.md` for the state diagram.
 //!
 //! The parts:

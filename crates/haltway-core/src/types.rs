@@ -119,7 +119,7 @@ shared_name!(
     KindName
 );
 
-/// Where a job is in its lifecycle (SEMANTICS.md §2).
+/// Where a job is in its lifecycle (docs/semantics.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -280,7 +280,7 @@ impl fmt::Display for Reason {
     }
 }
 
-/// How a running handler is stopped by a cancel (SEMANTICS.md §3). *(policy)*
+/// How a running handler is stopped by a cancel (docs/semantics.md §3). *(policy)*
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelMode {
@@ -318,7 +318,7 @@ impl CancelMode {
     }
 }
 
-/// What happens to delivered entries when a job is cancelled (SEMANTICS.md §4). *(policy)*
+/// What happens to delivered entries when a job is cancelled (docs/semantics.md §4). *(policy)*
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnCancel {
@@ -350,7 +350,7 @@ impl OnCancel {
     }
 }
 
-/// Progress of a job (SEMANTICS.md §5). Not a ledger entry; updates are coalesced.
+/// Progress of a job (docs/semantics.md §5). Not a ledger entry; updates are coalesced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Ledger size (kept by the store, not the handler).
@@ -541,7 +541,7 @@ pub struct Entry {
     pub at: Timestamp,
 }
 
-/// A job's event (SEMANTICS.md §6). Ids are monotonic per job, from 1, without gaps.
+/// A job's event (docs/semantics.md §6). Ids are monotonic per job, from 1, without gaps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobEvent {
     /// Per-job event id.

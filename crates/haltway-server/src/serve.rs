@@ -279,7 +279,7 @@ fn open_keys(path: &Path, now_ms: i64) -> Result<Arc<Keys>, StartError> {
 
 /// Runs the server until SIGTERM or Ctrl-C, then shuts down gracefully: no new requests, open
 /// event streams end, running jobs stop at their next checkpoint and go back to the queue with
-/// their results (SEMANTICS.md §3).
+/// their results (docs/semantics.md §3).
 ///
 /// # Errors
 /// A bad setting, a store or key file that cannot be opened, or an address that cannot be

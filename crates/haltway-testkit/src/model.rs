@@ -1,5 +1,5 @@
 //! The model-based property test: random interleavings of every store operation, checked
-//! after each step against a small reference model of SEMANTICS.md.
+//! after each step against a small reference model of docs/semantics.md.
 //!
 //! The model is written independently of `haltway_core::transition`, so a mistake in the
 //! engine's transition table shows up as a difference here, not as a shared blind spot.

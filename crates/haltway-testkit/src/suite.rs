@@ -1,6 +1,6 @@
 //! The behaviours every store must show, one function each, each on a fresh store.
 //!
-//! Each function panics (through `assert!`) on the first difference from SEMANTICS.md.
+//! Each function panics (through `assert!`) on the first difference from docs/semantics.md.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The job state machine as one pure function (SEMANTICS.md §2).
+//! The job state machine as one pure function (docs/semantics.md §2).
 //!
 //! Every store calls [`transition`] to decide what a write does, so the table lives in one
 //! place. `docs/state_machine.md` draws the same table; `tests/state_machine.rs` checks both
@@ -89,7 +89,7 @@ pub struct Refusal {
 /// Applies `event` to a job in `state` with `reason`.
 ///
 /// # Errors
-/// [`Refusal`] when the table of SEMANTICS.md §2 does not allow the event in this state.
+/// [`Refusal`] when the table of docs/semantics.md §2 does not allow the event in this state.
 pub fn transition(
     state: JobState,
     reason: Option<Reason>,

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Engine, EngineBuilder, Entry, EventNotice,
     Finish, GroupId, Job, JobContext, JobError, JobEvent, JobId, JobKind, Lease, LeaseStatus,
-    ListQuery, MemoryStore, NewJob, Notice, Page, Progress, Result, ResultsQuery, Store,
-    SubmitOptions, Submitted, TenantId, Timestamp,
+    ListQuery, MemoryStore, NewJob, Notice, Page, Progress, Result, ResultsQuery, StateCounts,
+    Store, SubmitOptions, Submitted, TenantId, Timestamp,
 };
 use tokio::sync::broadcast;
 
@@ -97,7 +97,7 @@ impl Store for Overlapping {
     ) -> Result<Vec<JobEvent>> {
         self.inner.events(tenant, id, after, limit).await
     }
-    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]> {
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         self.inner.count_by_state(tenant).await
     }
     fn notices(&self) -> broadcast::Receiver<Notice> {

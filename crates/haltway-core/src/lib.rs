@@ -36,5 +36,5 @@ pub use store::{
 };
 pub use types::{
     CancelInfo, CancelMode, Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName,
-    Lease, NewJob, OnCancel, Page, Progress, Reason, TenantId, Timestamp,
+    Lease, NewJob, OnCancel, Page, Progress, Reason, StateCounts, TenantId, Timestamp,
 };

@@ -214,6 +214,65 @@ impl fmt::Display for JobState {
     }
 }
 
+/// How many jobs are in each state, indexed by [`JobState`].
+///
+/// ```
+/// use haltway_core::{JobState, StateCounts};
+///
+/// let mut counts = StateCounts::default();
+/// counts[JobState::Running] += 2;
+/// counts[JobState::Queued] += 1;
+/// assert_eq!(counts.active(), 3);
+/// assert_eq!(counts.total(), 3);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts([u64; 6]);
+
+impl StateCounts {
+    /// Jobs that are queued, running or cancelling.
+    #[must_use]
+    pub fn active(&self) -> u64 {
+        JobState::ALL
+            .iter()
+            .filter(|s| s.is_active())
+            .map(|s| self[*s])
+            .sum()
+    }
+
+    /// Jobs in every state.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each state with its count, in lifecycle order.
+    pub fn iter(&self) -> impl Iterator<Item = (JobState, u64)> + '_ {
+        JobState::ALL.into_iter().map(|s| (s, self[s]))
+    }
+
+    /// Adds `n` jobs in the state whose [`code`](JobState::code) is `code`; an unknown code
+    /// (a newer version's) is left out.
+    pub fn add_code(&mut self, code: i64, n: u64) {
+        if let Some(s) = JobState::from_code(code) {
+            self[s] += n;
+        }
+    }
+}
+
+impl std::ops::Index<JobState> for StateCounts {
+    type Output = u64;
+
+    fn index(&self, s: JobState) -> &u64 {
+        &self.0[usize::try_from(s.code()).unwrap_or(0)]
+    }
+}
+
+impl std::ops::IndexMut<JobState> for StateCounts {
+    fn index_mut(&mut self, s: JobState) -> &mut u64 {
+        &mut self.0[usize::try_from(s.code()).unwrap_or(0)]
+    }
+}
+
 /// Why a job reached (or is heading to) its terminal state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use haltway_core::{Histogram, JobState};
+use haltway_core::{Histogram, StateCounts};
 use parking_lot::Mutex;
 
 use crate::AppState;
@@ -38,7 +38,7 @@ pub(crate) async fn track(
 
 /// Renders every metric. `by_state` is the store's job count per state code, or `None` when
 /// the store could not be read (the rest is still worth a scrape, the store's health most).
-pub(crate) fn render(state: &AppState, by_state: Option<[u64; 6]>) -> String {
+pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String {
     let m = state.engine.metrics();
     let health = state.engine.store_health();
     let mut out = String::with_capacity(4096);
@@ -47,8 +47,7 @@ pub(crate) fn render(state: &AppState, by_state: Option<[u64; 6]>) -> String {
             out,
             "# HELP haltway_jobs Jobs in the store by state (all tenants).\n# TYPE haltway_jobs gauge"
         );
-        for s in JobState::ALL {
-            let n = by_state[usize::try_from(s.code()).unwrap_or(0)];
+        for (s, n) in by_state.iter() {
             let _ = writeln!(out, "haltway_jobs{{state=\"{s}\"}} {n}");
         }
     }

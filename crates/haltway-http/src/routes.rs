@@ -320,15 +320,11 @@ async fn create_job(
         options = options.idempotency_key(key);
     }
     if let Some(max) = state.config.max_active_jobs {
-        let counts = state
+        let active = state
             .engine
-            .store()
             .count_by_state(Some(&caller.tenant))
-            .await?;
-        let active: u64 = [JobState::Queued, JobState::Running, JobState::Cancelling]
-            .iter()
-            .map(|s| counts[usize::try_from(s.code()).unwrap_or(0)])
-            .sum();
+            .await?
+            .active();
         if active >= max {
             return Err(ApiError::rate_limited(
                 format!(
@@ -792,7 +788,7 @@ async fn readyz(State(state): St) -> (StatusCode, Json<Health>) {
 )]
 async fn metrics_text(State(state): St, caller: Caller) -> AppResult<Response> {
     caller.admin()?;
-    let by_state = match state.engine.store().count_by_state(None).await {
+    let by_state = match state.engine.count_by_state(None).await {
         Ok(counts) => Some(counts),
         Err(e) => {
             tracing::debug!(error = %e, "metrics without job counts: the store did not answer");

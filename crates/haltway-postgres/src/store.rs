@@ -12,7 +12,8 @@ use haltway_core::kernel;
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
     GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
-    Progress, Result, ResultsQuery, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
+    Progress, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId,
+    Timestamp,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio_postgres::types::Json;
@@ -515,7 +516,7 @@ impl Store for PgStore {
         one(row)
     }
 
-    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]> {
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         let mut c = self.reader().await?;
         let rows = c
             .query(
@@ -527,12 +528,10 @@ impl Store for PgStore {
                 &[&tenant.map(TenantId::as_str)],
             )
             .await?;
-        let mut out = [0u64; 6];
+        let mut out = StateCounts::default();
         for row in rows {
             let (state, n): (i64, i64) = (row.get(0), row.get(1));
-            if let Some(slot) = usize::try_from(state).ok().and_then(|i| out.get_mut(i)) {
-                *slot = u64::try_from(n).unwrap_or(0);
-            }
+            out.add_code(state, u64::try_from(n).unwrap_or(0));
         }
         Ok(out)
     }

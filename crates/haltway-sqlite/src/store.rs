@@ -10,7 +10,8 @@ use haltway_core::kernel::{self, AppendOutcome};
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId, Job,
     JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress,
-    Reason, Result, ResultsQuery, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
+    Reason, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId,
+    Timestamp,
 };
 use parking_lot::Mutex;
 use rusqlite::types::Value;
@@ -395,7 +396,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]> {
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         let tenant = tenant.map(|t| t.as_str().to_owned());
         self.read(move |conn| {
             let mut stmt = conn
@@ -407,12 +408,10 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map([tenant], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
                 .map_err(sql)?;
-            let mut out = [0u64; 6];
+            let mut out = StateCounts::default();
             for row in rows {
                 let (state, n) = row.map_err(sql)?;
-                if let Some(slot) = usize::try_from(state).ok().and_then(|i| out.get_mut(i)) {
-                    *slot = u64::try_from(n).unwrap_or(0);
-                }
+                out.add_code(state, u64::try_from(n).unwrap_or(0));
             }
             Ok(out)
         })

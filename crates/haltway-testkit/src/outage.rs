@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId, Job,
     JobEvent, JobId, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress, Result,
-    ResultsQuery, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
+    ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
 };
 use tokio::sync::broadcast;
 
@@ -128,7 +128,7 @@ impl Store for Outage {
         self.check()?;
         self.inner.events(tenant, id, after, limit).await
     }
-    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]> {
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         self.check()?;
         self.inner.count_by_state(tenant).await
     }

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::store::{CancelRequest, ListQuery, ResultsQuery, Store, Submitted, kernel};
 use crate::types::{
     CancelMode, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, NewJob, OnCancel, Page,
-    TenantId, Timestamp,
+    StateCounts, TenantId, Timestamp,
 };
 
 /// Engine-wide settings; see [`EngineBuilder`] for each.
@@ -868,6 +868,18 @@ impl Engine {
     /// A store error.
     pub async fn recover_now(&self) -> Result<Vec<Job>> {
         worker::recover(&self.inner).await
+    }
+
+    /// How many jobs are in each state: one tenant's, or every tenant's for `None`. Reads every
+    /// matching job, so it is meant for metrics scrapes and tools, not for a hot path.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
+        let inner = &self.inner;
+        inner
+            .health
+            .observe("count_by_state", inner.store.count_by_state(tenant).await)
     }
 
     /// Whether the engine reaches its store: `reachable` is `false` from a store call that

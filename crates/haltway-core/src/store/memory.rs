@@ -25,7 +25,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::types::{
     Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page,
-    Progress, Reason, TenantId, Timestamp,
+    Progress, Reason, StateCounts, TenantId, Timestamp,
 };
 
 /// A [`Store`] in memory: fast, shared by every engine of one process, lost on exit.
@@ -410,12 +410,12 @@ impl Store for MemoryStore {
         Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
     }
 
-    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]> {
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         let inner = self.shared.inner.lock();
-        let mut out = [0u64; 6];
+        let mut out = StateCounts::default();
         for slot in inner.jobs.values() {
             if tenant.is_none_or(|t| &slot.job.tenant == t) {
-                out[usize::try_from(slot.job.state.code()).unwrap_or(0)] += 1;
+                out[slot.job.state] += 1;
             }
         }
         Ok(out)

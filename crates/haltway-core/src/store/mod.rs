@@ -13,7 +13,7 @@ pub use memory::{Fault, MemoryStore};
 use crate::error::Result;
 use crate::types::{
     Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page, Progress,
-    Reason, TenantId, Timestamp,
+    Reason, StateCounts, TenantId, Timestamp,
 };
 
 /// Storage for jobs, their ledgers and their events.
@@ -138,10 +138,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<JobEvent>>;
 
-    /// How many jobs are in each state, indexed by [`JobState::code`]: one tenant's, or every
-    /// tenant's for `None`. Reads every matching job, so it is meant for metrics scrapes and
+    /// How many jobs are in each state: one tenant's, or every tenant's for `None`. Reads every matching job, so it is meant for metrics scrapes and
     /// tools, not for a hot path.
-    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<[u64; 6]>;
+    async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts>;
 
     /// Control notices: new work, cancels and extends, from this process or (for shared
     /// stores) any other.

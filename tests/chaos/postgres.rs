@@ -28,6 +28,61 @@ async fn admin(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The jobs running on node `name` now (its worker ids are `name-<pid>`).
+async fn running_on(engine: &haltway_core::Engine, name: &str) -> Vec<haltway_core::JobId> {
+    let q = haltway_core::ListQuery {
+        state: Some(haltway_core::JobState::Running),
+        limit: 1000,
+        ..Default::default()
+    };
+    let page = engine
+        .list(&haltway_core::TenantId::from("chaos"), &q)
+        .await
+        .expect("list running jobs");
+    page.data
+        .into_iter()
+        .filter(|j| {
+            j.worker
+                .as_deref()
+                .is_some_and(|w| w.starts_with(&format!("{name}-")))
+        })
+        .map(|j| j.id)
+        .collect()
+}
+
+/// Waits until none of `jobs` is still held by node `name` (each ended, or runs elsewhere, or
+/// waits in the queue for a free slot), at most `within`.
+async fn moved_within(
+    engine: &haltway_core::Engine,
+    name: &str,
+    jobs: &[haltway_core::JobId],
+    within: Duration,
+) {
+    let tenant = haltway_core::TenantId::from("chaos");
+    let deadline = Instant::now() + within;
+    loop {
+        let mut stuck = None;
+        for id in jobs {
+            let job = engine.get(&tenant, *id).await.expect("get");
+            let held = job.state.is_active()
+                && job
+                    .worker
+                    .as_deref()
+                    .is_some_and(|w| w.starts_with(&format!("{name}-")));
+            if held {
+                stuck = Some(job.id);
+                break;
+            }
+        }
+        let Some(id) = stuck else { return };
+        assert!(
+            Instant::now() < deadline,
+            "job {id} of the killed node did not move on within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Kills every other client backend of the database.
 async fn kill_backends(url: &str) -> u64 {
     admin(url)
@@ -92,7 +147,7 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
         Node::start("n2", &args, &env, &checker),
     ];
     let stop = CancellationToken::new();
-    let clients = tokio::spawn(load(engine.clone(), checker.clone(), 2, stop.clone()));
+    let clients = tokio::spawn(load(engine.clone(), checker.clone(), 3, stop.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let restart = std::env::var("HALTWAY_TEST_PG_RESTART").ok();
     if restart.is_none() {
@@ -105,14 +160,20 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
         println!("chaos: round {round}: terminated {n} backends");
         tally.after(&checker, since, "backends killed").await;
 
-        // kill -9 of one node: the other carries on with its jobs, then it comes back.
+        // kill -9 of one node: its jobs resume on the other within one lease, then it comes
+        // back.
         let victim = nodes.remove(round % 2);
         let name = victim.name.clone();
+        let held = running_on(&engine, &name).await;
         victim.kill();
-        tally
-            .after(&checker, Instant::now(), "kill -9 of a node")
-            .await;
-        tokio::time::sleep(crate::LEASE).await;
+        let killed = Instant::now();
+        tally.after(&checker, killed, "kill -9 of a node").await;
+        moved_within(&engine, &name, &held, crate::LEASE + Duration::from_secs(3)).await;
+        println!(
+            "chaos: round {round}: the {} jobs of the killed node moved on within {:?}",
+            held.len(),
+            killed.elapsed()
+        );
         nodes.insert(round % 2, Node::start(&name, &args, &env, &checker));
 
         let held = exhaust_pool(&url, Duration::from_secs(3)).await;

@@ -29,7 +29,7 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_rea
         Node::start("n2", &args, &[], &checker),
     ];
     let stop = CancellationToken::new();
-    let clients = tokio::spawn(load(engine.clone(), checker.clone(), 2, stop.clone()));
+    let clients = tokio::spawn(load(engine.clone(), checker.clone(), 3, stop.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     for round in 0..crate::rounds() * 2 {

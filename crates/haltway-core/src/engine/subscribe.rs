@@ -201,8 +201,10 @@ struct Follow {
     /// Whether a read found nothing after `after` and the job was looked at since: then the
     /// stream ends only on its terminal event, unless the cursor was ahead of the job.
     checked: bool,
-    /// The cursor was at or past the job's last event when it was looked at: every empty read
-    /// looks at the job again, since the terminal event may never come after the cursor.
+    /// The cursor was past the job's last event when it was looked at: every empty read looks
+    /// at the job again, since its terminal event may never come after the cursor. (A cursor
+    /// at the last event, the usual case of a follower, needs no second look: every later
+    /// event, the terminal one too, comes after it.)
     ahead: bool,
 }
 
@@ -215,8 +217,8 @@ impl Follow {
         }
         self.checked = true;
         let job = self.hub.store.get(&self.tenant, self.id).await?;
-        self.ahead = job.last_event_id <= self.after;
-        Ok(self.ahead && job.state.is_terminal())
+        self.ahead = job.last_event_id < self.after;
+        Ok(job.state.is_terminal() && job.last_event_id <= self.after)
     }
 }
 

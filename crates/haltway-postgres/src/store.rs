@@ -20,8 +20,8 @@ use tokio_postgres::types::Json;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use crate::PgOptions;
-use crate::error::pg;
 use crate::exec::{self, Cmd, Executor, Faults, Op, Out};
+use crate::reader::Reader;
 use crate::schema;
 use crate::status_log;
 
@@ -217,65 +217,6 @@ impl PgStore {
         Ok(tokio::sync::MutexGuard::map(slot, |s| {
             s.as_mut().expect("connected just above")
         }))
-    }
-}
-
-/// A read connection and its prepared statements.
-struct Reader {
-    client: Client,
-    stmts: rustc_hash::FxHashMap<String, tokio_postgres::Statement>,
-    io_timeout: Duration,
-    /// It stopped answering: the next read opens another.
-    dead: bool,
-}
-
-impl Reader {
-    fn new(client: Client, io_timeout: Duration) -> Self {
-        Reader {
-            client,
-            stmts: rustc_hash::FxHashMap::default(),
-            io_timeout,
-            dead: false,
-        }
-    }
-
-    /// Runs a query, within the I/O timeout: a connection that does not answer by then is
-    /// marked dead and the read fails as unavailable.
-    async fn query(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>> {
-        let limit = self.io_timeout;
-        let read = async {
-            let stmt = match self.stmts.get(sql) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = self.client.prepare(sql).await?;
-                    self.stmts.insert(sql.to_owned(), s.clone());
-                    s
-                }
-            };
-            self.client.query(&stmt, params).await
-        };
-        match tokio::time::timeout(limit, read).await {
-            Ok(rows) => rows.map_err(pg),
-            Err(_) => {
-                self.dead = true;
-                Err(Error::store(
-                    StoreErrorKind::Unavailable,
-                    format!("postgres did not answer within {limit:?}"),
-                ))
-            }
-        }
-    }
-
-    async fn query_opt(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>> {
-        Ok(self.query(sql, params).await?.into_iter().next())
     }
 }
 

@@ -1,0 +1,68 @@
+//! The store's read connections: each with its prepared statements, and every query bounded
+//! by the I/O timeout so that a connection that stops answering is replaced, not waited on.
+
+use std::time::Duration;
+
+use haltway_core::{Error, Result, StoreErrorKind};
+use tokio_postgres::Client;
+
+use crate::error::pg;
+
+/// A read connection and its prepared statements.
+pub(crate) struct Reader {
+    pub(crate) client: Client,
+    stmts: rustc_hash::FxHashMap<String, tokio_postgres::Statement>,
+    io_timeout: Duration,
+    /// It stopped answering: the next read opens another.
+    pub(crate) dead: bool,
+}
+
+impl Reader {
+    pub(crate) fn new(client: Client, io_timeout: Duration) -> Self {
+        Reader {
+            client,
+            stmts: rustc_hash::FxHashMap::default(),
+            io_timeout,
+            dead: false,
+        }
+    }
+
+    /// Runs a query, within the I/O timeout: a connection that does not answer by then is
+    /// marked dead and the read fails as unavailable.
+    pub(crate) async fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let limit = self.io_timeout;
+        let read = async {
+            let stmt = match self.stmts.get(sql) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = self.client.prepare(sql).await?;
+                    self.stmts.insert(sql.to_owned(), s.clone());
+                    s
+                }
+            };
+            self.client.query(&stmt, params).await
+        };
+        match tokio::time::timeout(limit, read).await {
+            Ok(rows) => rows.map_err(pg),
+            Err(_) => {
+                self.dead = true;
+                Err(Error::store(
+                    StoreErrorKind::Unavailable,
+                    format!("postgres did not answer within {limit:?}"),
+                ))
+            }
+        }
+    }
+
+    pub(crate) async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>> {
+        Ok(self.query(sql, params).await?.into_iter().next())
+    }
+}

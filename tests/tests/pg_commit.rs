@@ -1,14 +1,20 @@
 //! A `COMMIT` whose reply never arrives: the store asks the database whether the transaction
 //! committed, so a write is neither reported failed after it was made (a handler would repeat
 //! it, billing an unkeyed item twice) nor reported made when it was not.
+//!
+//! The tests of this file run one at a time: one restarts the server.
 
 mod pg_support;
 
 use haltway_core::{Append, Finish, JobState, ResultsQuery, Store};
 use haltway_testkit::suite::{T0, claim_one, new_job};
 
+/// One test at a time (see the module's doc).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn lost_commit_replies_are_resolved_from_the_database() {
+    let _serial = SERIAL.lock().await;
     let Some(url) = pg_support::pg_url() else {
         return;
     };
@@ -70,4 +76,145 @@ async fn lost_commit_replies_are_resolved_from_the_database() {
     let stored = store.get(&job.tenant, job.id).await.expect("get");
     assert_eq!(stored.state, JobState::Completed);
     assert_eq!(stored.usage, 5 + 1 + 2, "billed once per item");
+}
+
+/// The server stops as a crash would (immediate) while a batch's `COMMIT` is on its way, so the
+/// batch's writes may never have reached the write-ahead log. After the restart its
+/// transaction id is given out again (here to transactions that commit at once): the store
+/// must not take that for its own commit. It finds its commit marker missing, runs the batch
+/// again, and only then acknowledges.
+#[tokio::test]
+async fn a_commit_cut_off_by_a_server_crash_is_neither_lost_nor_invented() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let Ok(restart) = std::env::var("HALTWAY_TEST_PG_RESTART") else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but HALTWAY_TEST_PG_RESTART is not set"
+        );
+        println!("SKIPPED: no HALTWAY_TEST_PG_RESTART (a script that restarts the server)");
+        return;
+    };
+    let (store, _guard) = pg_support::store(&url).await;
+    let job = store
+        .submit(new_job("t", "k"), T0)
+        .await
+        .expect("submit")
+        .job;
+    let lease = claim_one(&store, "k").await.lease().expect("a lease");
+
+    for round in 1..=3u64 {
+        let (url, restart) = (url.clone(), restart.clone());
+        store.faults().crash_before_commits(1, move || {
+            let (url, restart) = (url.clone(), restart.clone());
+            Box::pin(async move {
+                let status = tokio::process::Command::new(&restart)
+                    .arg("0")
+                    .status()
+                    .await
+                    .expect("run the restart script");
+                assert!(status.success(), "the server restarted");
+                // Hand out (and commit) the transaction ids after the last one the server
+                // logged, the cut-off batch's among them.
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect after the restart");
+                tokio::spawn(conn);
+                for _ in 0..200 {
+                    client
+                        .execute("SELECT txid_current()", &[])
+                        .await
+                        .expect("a transaction");
+                }
+            })
+        });
+        let key = format!("item-{round}");
+        let mut acks = store
+            .append(
+                &[Append {
+                    lease,
+                    key: Some(key.clone()),
+                    payload: format!("{{\"n\":{round}}}").into(),
+                    cost: 1,
+                }],
+                T0,
+            )
+            .await
+            .expect("append batch");
+        let ack = acks
+            .pop()
+            .expect("one answer")
+            .expect("the append is acknowledged once the batch has run again");
+        assert_eq!(ack.seq, round, "{key} is the next entry");
+
+        let ledger = store
+            .results(
+                &job.tenant,
+                job.id,
+                &ResultsQuery {
+                    after: 0,
+                    limit: 100,
+                },
+            )
+            .await
+            .expect("results")
+            .data;
+        let keys: Vec<(u64, Option<&str>)> =
+            ledger.iter().map(|e| (e.seq, e.key.as_deref())).collect();
+        let want: Vec<(u64, String)> = (1..=round).map(|n| (n, format!("item-{n}"))).collect();
+        let want: Vec<(u64, Option<&str>)> =
+            want.iter().map(|(n, k)| (*n, Some(k.as_str()))).collect();
+        assert_eq!(keys, want, "every acknowledged item is kept, once");
+    }
+}
+
+/// Recovery deletes commit markers older than ten minutes and keeps newer ones.
+#[tokio::test]
+async fn recovery_deletes_old_commit_markers_only() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (store, guard) = pg_support::store(&url).await;
+    // A write batch leaves its marker.
+    store.submit(new_job("t", "k"), T0).await.expect("submit");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let s = &guard.schema;
+    let old = uuid::Uuid::from_u128(1);
+    client
+        .execute(
+            &format!("INSERT INTO \"{s}\".commits (token) VALUES ($1)"),
+            &[&old],
+        )
+        .await
+        .expect("an old marker");
+    let fresh: uuid::Uuid = client
+        .query_one(
+            &format!("SELECT token FROM \"{s}\".commits WHERE token <> $1"),
+            &[&old],
+        )
+        .await
+        .expect("the submit's marker")
+        .get(0);
+    store.recover(T0).await.expect("recover");
+    let left: Vec<uuid::Uuid> = client
+        .query(
+            &format!("SELECT token FROM \"{s}\".commits WHERE token IN ($1, $2)"),
+            &[&old, &fresh],
+        )
+        .await
+        .expect("markers")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        left,
+        vec![fresh],
+        "the old marker is deleted, the fresh one kept"
+    );
 }

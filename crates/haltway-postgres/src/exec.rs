@@ -103,13 +103,52 @@ pub(crate) struct Queue {
 /// Test signals: faults that haltway's own tests inject into the executor. They are no-ops
 /// unless a test sets them.
 #[doc(hidden)]
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Faults {
     lost_replies: std::sync::atomic::AtomicUsize,
     abandoned_commits: std::sync::atomic::AtomicUsize,
+    crashes: parking_lot::Mutex<Option<(usize, Crash)>>,
+}
+
+/// What a test runs in place of a `COMMIT`: something that stops the server as a crash would.
+type Crash = Arc<dyn Fn() -> CrashFuture + Send + Sync>;
+
+/// The future a [`Crash`] returns.
+type CrashFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("lost_replies", &self.lost_replies)
+            .field("abandoned_commits", &self.abandoned_commits)
+            .field("crashes", &self.crashes.lock().as_ref().map(|(n, _)| *n))
+            .finish()
+    }
 }
 
 impl Faults {
+    /// The next `n` batches run `crash` (awaited) instead of sending their `COMMIT`, then
+    /// report the `COMMIT` as lost: with a `crash` that stops the server at once, a
+    /// transaction dies with its writes perhaps not yet in the write-ahead log.
+    pub fn crash_before_commits(
+        &self,
+        n: usize,
+        crash: impl Fn() -> CrashFuture + Send + Sync + 'static,
+    ) {
+        *self.crashes.lock() = (n > 0).then(|| (n, Arc::new(crash) as Crash));
+    }
+
+    fn take_crash(&self) -> Option<Crash> {
+        let mut slot = self.crashes.lock();
+        let (n, crash) = slot.as_mut()?;
+        let crash = crash.clone();
+        *n -= 1;
+        if *n == 0 {
+            *slot = None;
+        }
+        Some(crash)
+    }
+
     /// The next `n` batches commit, but their `COMMIT` reply is treated as lost.
     pub fn lose_commit_replies(&self, n: usize) {
         self.lost_replies
@@ -269,8 +308,8 @@ impl Executor {
                         let stuck = self.backend.lock().take();
                         self.end_backend(&mut client, &stmts, stuck).await;
                         let r = match at_commit.take() {
-                            Some(AtCommit { xid, done }) => Err(BatchError::Unknown {
-                                xid,
+                            Some(AtCommit { marker, done }) => Err(BatchError::Unknown {
+                                marker,
                                 done: Box::new(done),
                                 error,
                             }),
@@ -284,27 +323,29 @@ impl Executor {
                         tries += 1;
                         tracing::debug!(error = %e, tries, "batch conflicted; running it again");
                     }
-                    Err(BatchError::Unknown { xid, done, error }) => {
-                        match self.outcome(&mut client, &stmts, xid).await {
-                            Some(Outcome::Committed) => {
-                                tracing::warn!(
-                                    error = %error,
-                                    "the COMMIT reply was lost, but the transaction committed"
-                                );
-                                pause = std::time::Duration::from_millis(50);
-                                break Ok(*done);
-                            }
-                            Some(Outcome::Aborted) if tries < 5 => {
-                                tries += 1;
-                                tracing::warn!(
-                                    error = %error,
-                                    "the COMMIT reply was lost and the transaction did not \
-                                     commit; running the batch again"
-                                );
-                            }
-                            _ => break Err(error),
+                    Err(BatchError::Unknown {
+                        marker,
+                        done,
+                        error,
+                    }) => match self.outcome(&mut client, &stmts, marker).await {
+                        Some(Outcome::Committed) => {
+                            tracing::warn!(
+                                error = %error,
+                                "the COMMIT reply was lost, but the transaction committed"
+                            );
+                            pause = std::time::Duration::from_millis(50);
+                            break Ok(*done);
                         }
-                    }
+                        Some(Outcome::Aborted) if tries < 5 => {
+                            tries += 1;
+                            tracing::warn!(
+                                error = %error,
+                                "the COMMIT reply was lost and the transaction did not \
+                                 commit; running the batch again"
+                            );
+                        }
+                        _ => break Err(error),
+                    },
                     Err(BatchError::Retry(e) | BatchError::Fail(e)) => break Err(e),
                     Ok(done) => {
                         pause = std::time::Duration::from_millis(50);
@@ -386,55 +427,110 @@ impl Executor {
         }
     }
 
-    /// Asks the database whether transaction `xid` committed, reconnecting if needed. Waits
-    /// (bounded, about 15 s) while the server is unreachable or the transaction is still in
-    /// progress on the old connection's backend; `None` if it cannot tell by then. A batch
-    /// that wrote nothing (no `xid`) has nothing to lose: its answers stand.
+    /// Asks the database whether the batch with commit marker `marker` committed, reconnecting
+    /// if needed: it did if its marker row is there. The question is an insert of the same row
+    /// (rolled back), which waits while the batch's transaction is still in progress on the old
+    /// connection's backend, so the answer is final. Waits (up to [`OUTCOME_WITHIN`]) while the
+    /// server is unreachable; `None` if it cannot tell by then. A batch that wrote nothing (no
+    /// marker) has nothing to lose: its answers stand.
+    ///
+    /// A transaction id would not do: one that never reached the write-ahead log before a
+    /// crash is given again after the restart, and then reads as the new holder's outcome.
     async fn outcome(
         &self,
         client: &mut Option<Client>,
         stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
-        xid: Option<i64>,
+        marker: Option<uuid::Uuid>,
     ) -> Option<Outcome> {
-        let Some(xid) = xid else {
+        let Some(token) = marker else {
             return Some(Outcome::Committed);
         };
+        let until = tokio::time::Instant::now() + OUTCOME_WITHIN;
         let mut pause = std::time::Duration::from_millis(20);
-        for _ in 0..20 {
-            if let Ok(c) = self.open(client, stmts).await {
-                let status = tokio::time::timeout(
-                    self.io_timeout,
-                    c.query_one("SELECT txid_status($1)", &[&xid]),
+        while tokio::time::Instant::now() < until {
+            if let Ok(mut c) = self.open(client, stmts).await {
+                let asked = tokio::time::timeout(
+                    self.io_timeout + std::time::Duration::from_secs(1),
+                    marker_there(&mut c, &self.schema, token, self.io_timeout),
                 )
-                .await
-                .map(|r| r.map(|r| r.get::<_, Option<String>>(0)));
-                let status = match status {
-                    Ok(s) => s.map_err(|_| ()),
-                    // No answer: this connection is stuck too; try another.
-                    Err(_) => {
-                        tokio::time::sleep(pause).await;
-                        continue;
-                    }
-                };
-                if !c.is_closed() {
+                .await;
+                let closed = c.is_closed();
+                if !closed {
                     *client = Some(c);
                 }
-                match status.as_ref().map(Option::as_deref) {
-                    Ok(Some("committed")) => return Some(Outcome::Committed),
-                    Ok(Some("aborted")) => return Some(Outcome::Aborted),
-                    // Too old to know (never the case for a transaction just run).
-                    Ok(None) => return None,
-                    // In progress on a backend that has not yet noticed its client is gone,
-                    // or the server is unreachable: wait and ask again.
-                    Ok(Some(_)) | Err(_) => {}
+                match asked {
+                    Ok(Ok(true)) => return Some(Outcome::Committed),
+                    Ok(Ok(false)) => return Some(Outcome::Aborted),
+                    // The old transaction still holds the row (its backend has not yet noticed
+                    // its client is gone), the server is unreachable, or this connection is
+                    // stuck too: wait and ask again.
+                    Ok(Err(e)) => tracing::debug!(error = %e, "commit marker not read; again"),
+                    Err(_) => tracing::debug!("commit marker not read in time; again"),
                 }
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(std::time::Duration::from_secs(1));
         }
-        tracing::error!(xid, "could not learn whether a transaction committed");
+        tracing::error!(%token, "could not learn whether a batch committed");
         None
     }
+}
+
+/// How long a batch whose `COMMIT` reply was lost keeps asking whether it committed. Commit
+/// markers are kept well beyond it ([`MARKERS_KEPT_MS`]).
+const OUTCOME_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long commit markers are kept: `Op::Recover` deletes older ones.
+pub(crate) const MARKERS_KEPT_MS: u64 = 10 * 60 * 1000;
+
+/// Inserts the batch's commit marker `$1` into schema `s`'s `commits`, if the transaction wrote
+/// anything (has a transaction id) before it; returns the row it wrote.
+fn mark_commit(s: &str) -> String {
+    format!(
+        "WITH x AS (SELECT txid_current_if_assigned() AS xid) \
+         INSERT INTO {s}.commits (token) SELECT $1 FROM x WHERE x.xid IS NOT NULL RETURNING token"
+    )
+}
+
+/// Whether commit marker `token` is in schema `schema`'s `commits`: tries to insert it in a
+/// transaction that is rolled back. The insert waits (at most `io`, then errs) for a
+/// transaction that holds the same row uncommitted.
+async fn marker_there(
+    c: &mut Client,
+    schema: &str,
+    token: uuid::Uuid,
+    io: std::time::Duration,
+) -> Result<bool, tokio_postgres::Error> {
+    let tx = c.transaction().await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}",
+        io.as_millis().max(1)
+    ))
+    .await?;
+    let inserted = tx
+        .query(
+            &format!(
+                "INSERT INTO \"{schema}\".commits (token) VALUES ($1) \
+                 ON CONFLICT DO NOTHING RETURNING token"
+            ),
+            &[&token],
+        )
+        .await?;
+    tx.rollback().await?;
+    Ok(inserted.is_empty())
+}
+
+/// The oldest commit marker to keep at `now` (the clock markers are made with, not the
+/// engine's): markers are time-ordered (v7) UUIDs, so this is the smallest such id of the
+/// millisecond [`MARKERS_KEPT_MS`] before.
+pub(crate) fn markers_from(now: std::time::SystemTime) -> uuid::Uuid {
+    let ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .saturating_sub(MARKERS_KEPT_MS);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    uuid::Uuid::from_bytes(bytes)
 }
 
 /// The batch's transaction, with the connection's prepared statements: each SQL text is
@@ -494,10 +590,11 @@ impl Db<'_, '_> {
 pub(crate) enum BatchError {
     Retry(Error),
     Fail(Error),
-    /// The connection broke during `COMMIT` of transaction `xid` (`None`: it wrote nothing):
-    /// it may or may not have committed. `done` holds the answers, valid if it did.
+    /// The connection broke during `COMMIT` of the batch with commit marker `marker` (`None`:
+    /// it wrote nothing): it may or may not have committed. `done` holds the answers, valid if
+    /// it did.
     Unknown {
-        xid: Option<i64>,
+        marker: Option<uuid::Uuid>,
         done: Box<Done>,
         error: Error,
     },
@@ -528,11 +625,11 @@ pub(crate) struct Done {
     events: FxHashMap<JobId, u64>,
 }
 
-/// What a batch holds once it sends its `COMMIT`: its transaction id and its answers, kept
+/// What a batch holds once it sends its `COMMIT`: its commit marker and its answers, kept
 /// outside the batch so that they survive the batch being cut off by the I/O timeout.
 #[derive(Default)]
 pub(crate) struct AtCommit {
-    xid: Option<i64>,
+    marker: Option<uuid::Uuid>,
     done: Done,
 }
 
@@ -718,17 +815,18 @@ async fn run_batch(
         outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
     }
     b.flush(&tx).await?;
-    // The transaction's id, to ask about it should the `COMMIT` reply be lost (none if the
+    // The batch's commit marker, to look for should the `COMMIT` reply be lost (none if the
     // batch wrote nothing); sent in the same round trip as the notifications.
-    let (xid, ()) = tokio::try_join!(
+    let token = uuid::Uuid::now_v7();
+    let (marker, ()) = tokio::try_join!(
         async {
-            let row = tx.query("SELECT txid_current_if_assigned()", &[]).await?;
-            Ok::<Option<i64>, BatchError>(row.first().and_then(|r| r.get(0)))
+            let rows = tx.query(&mark_commit(&s), &[&token]).await?;
+            Ok::<Option<uuid::Uuid>, BatchError>((!rows.is_empty()).then_some(token))
         },
         b.notify(&tx, schema, node),
     )?;
     *at_commit = Some(AtCommit {
-        xid,
+        marker,
         done: Done {
             outs,
             notices: b.notices,
@@ -736,15 +834,20 @@ async fn run_batch(
         },
     });
     let unknown = |at_commit: &mut Option<AtCommit>, error: Error| {
-        let AtCommit { xid, done } = at_commit.take().unwrap_or_default();
+        let AtCommit { marker, done } = at_commit.take().unwrap_or_default();
         BatchError::Unknown {
-            xid,
+            marker,
             done: Box::new(done),
             error,
         }
     };
     if Faults::take(&faults.abandoned_commits) {
         txn.rollback().await?;
+        return Err(unknown(at_commit, simulated()));
+    }
+    if let Some(crash) = faults.take_crash() {
+        crash().await;
+        drop(txn);
         return Err(unknown(at_commit, simulated()));
     }
     match txn.commit().await {
@@ -1016,6 +1119,17 @@ impl Batch<'_> {
             Op::Recover => {
                 self.flush(tx).await?;
                 let mut out = Vec::new();
+                // Commit markers old enough that no lost `COMMIT` reply is still asked about,
+                // a bounded number at a time (rows another node is deleting are skipped).
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {s}.commits WHERE token IN (SELECT token FROM {s}.commits \
+                         WHERE token < $1 ORDER BY token LIMIT 10000 FOR UPDATE SKIP LOCKED)",
+                        s = self.s
+                    ),
+                    &[&markers_from(std::time::SystemTime::now())],
+                )
+                .await?;
                 // Gone workers first: their jobs resume now instead of when their leases end.
                 let gone = tx
                     .query(
@@ -1526,6 +1640,32 @@ pub(crate) fn decode_payload(p: &str) -> Option<Payload> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_older_than_the_window_sort_below_the_cutoff_and_newer_ones_above() {
+        let now = std::time::SystemTime::now();
+        let at = |t: std::time::SystemTime| {
+            let d = t.duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+            uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                d.as_secs(),
+                d.subsec_nanos(),
+            ))
+        };
+        let cutoff = markers_from(now);
+        let kept = std::time::Duration::from_millis(MARKERS_KEPT_MS);
+        let minute = std::time::Duration::from_secs(60);
+        assert!(at(now) > cutoff, "a fresh marker is kept");
+        assert!(
+            at(now - kept + minute) > cutoff,
+            "a marker inside the window is kept"
+        );
+        assert!(
+            at(now - kept - minute) < cutoff,
+            "an older marker is deleted"
+        );
+        assert_eq!(markers_from(std::time::UNIX_EPOCH), uuid::Uuid::nil());
+    }
 
     /// The test server's URL; `None` (with a `SKIPPED` line) without one, a failure in CI.
     fn pg_url() -> Option<String> {

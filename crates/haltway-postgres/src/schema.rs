@@ -86,6 +86,13 @@ const MIGRATIONS: &[&str] = &[
         seen_at  bigint NOT NULL
     );
     ",
+    // 6: a marker per write batch (a time-ordered UUID), written in the batch's own
+    // transaction: a batch whose `COMMIT` reply was lost committed if its marker is here. (A
+    // transaction id cannot tell: one that never reached the write-ahead log before a crash is
+    // given out again after the restart.) Markers are deleted after ten minutes.
+    r"
+    CREATE TABLE {s}.commits (token uuid PRIMARY KEY);
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

@@ -10,7 +10,7 @@ use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Engine, EngineBuilder, Entry, EventNotice,
     Finish, GroupId, Job, JobContext, JobError, JobEvent, JobId, JobKind, Lease, LeaseStatus,
     ListQuery, MemoryStore, NewJob, Notice, Page, Progress, Result, ResultsQuery, StateCounts,
-    Store, SubmitOptions, Submitted, TenantId, Timestamp,
+    Store, SubmitOptions, Submitted, TenantId, Timestamp, Updated,
 };
 use tokio::sync::broadcast;
 
@@ -61,7 +61,7 @@ impl Store for Overlapping {
         id: JobId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         self.inner.cancel(tenant, id, request, now).await
     }
     async fn cancel_group(
@@ -70,7 +70,7 @@ impl Store for Overlapping {
         group: &GroupId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Vec<Job>> {
+    ) -> Result<Vec<Updated>> {
         self.inner.cancel_group(tenant, group, request, now).await
     }
     async fn extend(
@@ -79,7 +79,7 @@ impl Store for Overlapping {
         id: JobId,
         limit: u64,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         self.inner.extend(tenant, id, limit, now).await
     }
     async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {

@@ -32,7 +32,7 @@ pub use state::{ALL_TRANSITIONS, Refusal, Step, Transition, transition};
 pub use store::kernel;
 pub use store::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Fault, Finish, LeaseStatus,
-    ListQuery, MemoryStore, Notice, ResultsQuery, Store, Submitted,
+    ListQuery, MemoryStore, Notice, ResultsQuery, Store, Submitted, Updated,
 };
 pub use types::{
     CancelInfo, CancelMode, Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName,

@@ -25,11 +25,11 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use haltway_core::kernel::{self, AppendOutcome, Changed};
+use haltway_core::kernel::{self, AppendOutcome, Effects};
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
-    GroupId, Job, JobId, JobState, Lease, LeaseStatus, NewJob, Notice, Progress, Reason, Result,
-    StoreErrorKind, Submitted, TenantId, Timestamp,
+    GroupId, Job, JobId, Lease, LeaseStatus, NewJob, Notice, Progress, Reason, Result,
+    StoreErrorKind, Submitted, TenantId, Timestamp, Updated,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -64,6 +64,8 @@ pub(crate) enum Out {
     Submitted(Submitted),
     Job(Job),
     Jobs(Vec<Job>),
+    Updated(Updated),
+    Updates(Vec<Updated>),
     Leases(Vec<LeaseStatus>),
     Appends(Vec<Result<Appended>>),
     Unit,
@@ -475,6 +477,11 @@ impl Executor {
         None
     }
 }
+
+/// State codes in SQL text (see [`haltway_core::state_sql`]).
+pub(crate) const QUEUED: &str = haltway_core::state_sql!(Queued);
+pub(crate) const RUNNING: &str = haltway_core::state_sql!(Running);
+pub(crate) const CANCELLING: &str = haltway_core::state_sql!(Cancelling);
 
 /// How long a batch whose `COMMIT` reply was lost keeps asking whether it committed. Commit
 /// markers are kept well beyond it ([`MARKERS_KEPT_MS`]).
@@ -1008,16 +1015,15 @@ impl Batch<'_> {
         }
     }
 
-    /// After a kernel change: the status event, the notices it implies.
-    fn changed(&mut self, job: &Job, from: Changed, now: Timestamp) {
-        if from.is_none() {
-            return;
+    /// After a kernel change: the effects the kernel decided (the status event, the notice).
+    fn effects(&mut self, job: &Job, effects: &Effects, now: Timestamp) {
+        if effects.status_event {
+            self.status(job, now);
         }
-        self.status(job, now);
-        match job.state {
-            JobState::Queued => self.announce(job.kind.as_str()),
-            JobState::Cancelling => self.notices.push(Notice::CancelRequested(job.id)),
-            _ => {}
+        match &effects.notice {
+            Some(Notice::Available(kind)) => self.announce(kind.as_str()),
+            Some(n) => self.notices.push(n.clone()),
+            None => {}
         }
     }
 
@@ -1058,25 +1064,25 @@ impl Batch<'_> {
                 Ok(Out::Unit)
             }),
             Op::Finish(lease, finish) => self.with_job(lease.job, None, |b, job| {
-                let from = kernel::finish(job, *lease, finish, now)?;
-                b.changed(job, from, now);
+                let effects = kernel::finish(job, *lease, finish, now)?;
+                b.effects(job, &effects, now);
                 Ok(Out::Job(job.clone()))
             }),
             Op::Cancel(tenant, id, req) => self.with_job(*id, Some(tenant), |b, job| {
-                let from = kernel::cancel(job, req, now)?;
-                b.changed(job, from, now);
-                Ok(Out::Job(job.clone()))
+                let effects = kernel::cancel(job, req, now)?;
+                b.effects(job, &effects, now);
+                Ok(Out::Updated(Updated {
+                    job: job.clone(),
+                    changed: effects.changed(),
+                }))
             }),
             Op::Extend(tenant, id, limit) => self.with_job(*id, Some(tenant), |b, job| {
-                let from = kernel::extend(job, *limit, now)?;
-                b.changed(job, from, now);
-                if job.state == JobState::Running {
-                    b.notices.push(Notice::Extended {
-                        job: job.id,
-                        limit: *limit,
-                    });
-                }
-                Ok(Out::Job(job.clone()))
+                let effects = kernel::extend(job, *limit, now)?;
+                b.effects(job, &effects, now);
+                Ok(Out::Updated(Updated {
+                    job: job.clone(),
+                    changed: true,
+                }))
             }),
             Op::CancelGroup(tenant, group, req) => {
                 let req = CancelRequest {
@@ -1088,7 +1094,7 @@ impl Batch<'_> {
                     .query(
                         &format!(
                             "SELECT doc, ctid FROM {}.jobs WHERE tenant = $1 AND grp = $2 \
-                             AND state IN (0, 1) ORDER BY id FOR UPDATE",
+                             AND state IN ({QUEUED}, {RUNNING}) ORDER BY id FOR UPDATE",
                             self.s
                         ),
                         &[&tenant.as_str(), &group.as_str()],
@@ -1100,15 +1106,18 @@ impl Batch<'_> {
                     let id = fresh.id;
                     let (mut job, mark) = self.take(id).unwrap_or((fresh, Mark::Clean));
                     match kernel::cancel(&mut job, &req, now) {
-                        Ok(from) => {
-                            self.changed(&job, from, now);
-                            out.push(job.clone());
-                            self.put(job, mark, from.is_some());
+                        Ok(effects) => {
+                            self.effects(&job, &effects, now);
+                            out.push(Updated {
+                                job: job.clone(),
+                                changed: effects.changed(),
+                            });
+                            self.put(job, mark, effects.changed());
                         }
                         Err(_) => self.put(job, mark, false),
                     }
                 }
-                Ok(Out::Jobs(out))
+                Ok(Out::Updates(out))
             }
             Op::RecoverWorker(worker) => {
                 self.flush(tx).await?;
@@ -1150,8 +1159,8 @@ impl Batch<'_> {
                     .query(
                         &format!(
                             "SELECT doc, ctid FROM {}.jobs \
-                             WHERE (state IN (1, 2) AND lease_until <= $1) \
-                             OR (state = 0 AND NOT started AND deadline IS NOT NULL AND deadline <= $1) \
+                             WHERE (state IN ({RUNNING}, {CANCELLING}) AND lease_until <= $1) \
+                             OR (state = {QUEUED} AND NOT started AND deadline IS NOT NULL AND deadline <= $1) \
                              ORDER BY id FOR UPDATE SKIP LOCKED",
                             self.s
                         ),
@@ -1161,12 +1170,12 @@ impl Batch<'_> {
                 for r in rows {
                     let fresh = self.locked(&r)?;
                     let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
-                    let from = kernel::expire(&mut job, now);
-                    self.changed(&job, from, now);
-                    if from.is_some() {
+                    let effects = kernel::expire(&mut job, now);
+                    self.effects(&job, &effects, now);
+                    if effects.changed() {
                         out.push(job.clone());
                     }
-                    self.put(job, mark, from.is_some());
+                    self.put(job, mark, effects.changed());
                 }
                 Ok(Out::Jobs(out))
             }
@@ -1185,7 +1194,7 @@ impl Batch<'_> {
             .query(
                 &format!(
                     "SELECT doc, ctid FROM {}.jobs \
-                     WHERE state IN (1, 2) AND (doc::jsonb ->> 'worker') = $1 \
+                     WHERE state IN ({RUNNING}, {CANCELLING}) AND (doc::jsonb ->> 'worker') = $1 \
                      ORDER BY id FOR UPDATE SKIP LOCKED",
                     self.s
                 ),
@@ -1195,12 +1204,12 @@ impl Batch<'_> {
         for r in rows {
             let fresh = self.locked(&r)?;
             let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
-            let from = kernel::orphan(&mut job, now);
-            self.changed(&job, from, now);
-            if from.is_some() {
+            let effects = kernel::orphan(&mut job, now);
+            self.effects(&job, &effects, now);
+            if effects.changed() {
                 out.push(job.clone());
             }
-            self.put(job, mark, from.is_some());
+            self.put(job, mark, effects.changed());
         }
         Ok(())
     }
@@ -1254,8 +1263,7 @@ impl Batch<'_> {
         if let Some(k) = &job.idempotency_key {
             self.idem.insert((job.tenant.clone(), k.clone()), job.id);
         }
-        self.status(&job, now);
-        self.announce(job.kind.as_str());
+        self.effects(&job, &kernel::created(&job), now);
         self.cache.insert(job.id, (job.clone(), Mark::New));
         Ok(Out::Submitted(Submitted { job, created: true }))
     }
@@ -1303,7 +1311,7 @@ impl Batch<'_> {
             let rows = tx
                 .query(
                     &format!(
-                        "SELECT doc, ctid FROM {}.jobs WHERE state = 0 AND kind = $1 AND run_at <= $2 \
+                        "SELECT doc, ctid FROM {}.jobs WHERE state = {QUEUED} AND kind = $1 AND run_at <= $2 \
                          AND NOT (NOT started AND deadline IS NOT NULL AND deadline <= $2) \
                          ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED",
                         self.s
@@ -1319,8 +1327,8 @@ impl Batch<'_> {
                 let fresh = self.locked(&r)?;
                 let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
                 match kernel::claim(&mut job, &req.worker, req.lease_ms, now) {
-                    Ok(from) => {
-                        self.changed(&job, from, now);
+                    Ok(effects) => {
+                        self.effects(&job, &effects, now);
                         out.push(job.clone());
                         self.put(job, mark, true);
                     }

@@ -12,7 +12,9 @@ use tokio_postgres::Client;
 use crate::error::pg;
 
 /// Every schema change, in order; `{s}` is the quoted schema name. Never edit one that has
-/// shipped: add another.
+/// shipped: add another. The state codes in index predicates are
+/// [`JobState::code`](haltway_core::JobState::code); queries name them with
+/// [`haltway_core::state_sql`].
 const MIGRATIONS: &[&str] = &[
     // 1: jobs (the columns queries filter on, and the whole job as JSON text), ledger, events.
     r"

@@ -13,7 +13,7 @@ use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
     GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
     Progress, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId,
-    Timestamp,
+    Timestamp, Updated,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio_postgres::types::Json;
@@ -404,7 +404,10 @@ async fn leave(client: &Client, q: &str, node: uuid::Uuid) -> Result<u64, tokio_
 async fn reconcile(client: &Client, q: &str, notices: &broadcast::Sender<Notice>) {
     let _ = notices.send(Notice::Available("*".into()));
     match client
-        .query(&format!("SELECT id FROM {q}.jobs WHERE state = 2"), &[])
+        .query(
+            &format!("SELECT id FROM {q}.jobs WHERE state = {}", exec::CANCELLING),
+            &[],
+        )
         .await
     {
         Ok(rows) => {
@@ -558,10 +561,10 @@ impl Store for PgStore {
         id: JobId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         let op = Op::Cancel(tenant.clone(), id, request.clone());
         match self.write(op, now).await? {
-            Out::Job(j) => Ok(j),
+            Out::Updated(u) => Ok(u),
             other => Err(wrong(other)),
         }
     }
@@ -572,10 +575,10 @@ impl Store for PgStore {
         group: &GroupId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Vec<Job>> {
+    ) -> Result<Vec<Updated>> {
         let op = Op::CancelGroup(tenant.clone(), group.clone(), request.clone());
         match self.write(op, now).await? {
-            Out::Jobs(j) => Ok(j),
+            Out::Updates(u) => Ok(u),
             other => Err(wrong(other)),
         }
     }
@@ -586,7 +589,7 @@ impl Store for PgStore {
         id: JobId,
         limit: u64,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         if i64::try_from(limit).is_err() {
             return Err(Error::InvalidInput {
                 field: "limit",
@@ -597,7 +600,7 @@ impl Store for PgStore {
             .write(Op::Extend(tenant.clone(), id, limit), now)
             .await?
         {
-            Out::Job(j) => Ok(j),
+            Out::Updated(u) => Ok(u),
             other => Err(wrong(other)),
         }
     }

@@ -66,6 +66,9 @@ fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// The code of `queued` in SQL text (see [`haltway_core::state_sql`]).
+pub(crate) const QUEUED: &str = haltway_core::state_sql!(Queued);
+
 /// Columns of `jobs`, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, tenant, kind, grp, input, metadata, state, reason, \
     cancel_reason, cancel_by, cancel_at, cancel_mode, on_cancel, lim, attempt, failures, \

@@ -16,7 +16,9 @@ use crate::error::{sql, sql_at};
 /// `PRAGMA application_id` of a haltway database ("HLTW").
 pub(crate) const APPLICATION_ID: i64 = 0x484c_5457;
 
-/// Every schema change, in order. Never edit one that has shipped: add another.
+/// Every schema change, in order. Never edit one that has shipped: add another. The state codes
+/// in index predicates are [`JobState::code`](haltway_core::JobState::code); queries name them
+/// with [`haltway_core::state_sql`].
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, ledger, events.
     r"

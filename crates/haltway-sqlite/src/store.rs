@@ -6,19 +6,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 
 use async_trait::async_trait;
-use haltway_core::kernel::{self, AppendOutcome};
+use haltway_core::kernel::{self, AppendOutcome, Effects};
+use haltway_core::state_sql;
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId, Job,
     JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress,
     Reason, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId,
-    Timestamp,
+    Timestamp, Updated,
 };
 use parking_lot::Mutex;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tokio::sync::broadcast;
 
-use crate::codec::{self, EV_ITEM, EV_PROGRESS, JOB_COLUMNS, id_blob, int, state_code};
+use crate::codec::{self, EV_ITEM, EV_PROGRESS, JOB_COLUMNS, QUEUED, id_blob, int, state_code};
 use crate::error::sql;
 use crate::workers::Workers;
 use crate::writer::{self, Msg, Tx, Writer};
@@ -233,7 +234,13 @@ fn visible(conn: &Connection, tenant: &TenantId, id: JobId) -> Result<bool> {
 fn orphans(tx: &mut Tx<'_>, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
     let due = ids(
         tx,
-        "SELECT id FROM jobs WHERE state IN (1, 2) AND worker = ?1",
+        concat!(
+            "SELECT id FROM jobs WHERE state IN (",
+            state_sql!(Running),
+            ", ",
+            state_sql!(Cancelling),
+            ") AND worker = ?1"
+        ),
         &[&worker],
     )?;
     let mut out = Vec::new();
@@ -241,9 +248,9 @@ fn orphans(tx: &mut Tx<'_>, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
         let Some(mut job) = tx.take(id)? else {
             continue;
         };
-        let from = kernel::orphan(&mut job, now);
-        let job = changed(tx, job, from, now)?;
-        if from.is_some() {
+        let effects = kernel::orphan(&mut job, now);
+        let job = changed(tx, job, &effects, now)?;
+        if effects.changed() {
             out.push(job);
         }
     }
@@ -263,17 +270,10 @@ fn ids(tx: &Tx<'_>, sql_text: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec
         .collect())
 }
 
-/// After a kernel change of `job`: its status event, notices, and back into the cache.
-fn changed(tx: &mut Tx<'_>, job: Job, from: Option<JobState>, now: Timestamp) -> Result<Job> {
-    if from.is_some() {
-        tx.status_event(&job, now)?;
-        match job.state {
-            JobState::Queued => tx.announce(&job.kind.0),
-            JobState::Cancelling => tx.notices.push(Notice::CancelRequested(job.id)),
-            _ => {}
-        }
-    }
-    tx.put(job.clone(), from.is_some());
+/// After a kernel change of `job`: the effects the kernel decided, and back into the cache.
+fn changed(tx: &mut Tx<'_>, job: Job, effects: &Effects, now: Timestamp) -> Result<Job> {
+    tx.effects(&job, effects, now)?;
+    tx.put(job.clone(), effects.changed());
     Ok(job)
 }
 
@@ -336,10 +336,18 @@ fn append_one(
     }
 }
 
-fn cancel_in(tx: &mut Tx<'_>, job: Job, request: &CancelRequest, now: Timestamp) -> Result<Job> {
+fn cancel_in(
+    tx: &mut Tx<'_>,
+    job: Job,
+    request: &CancelRequest,
+    now: Timestamp,
+) -> Result<Updated> {
     let mut job = job;
     match kernel::cancel(&mut job, request, now) {
-        Ok(from) => changed(tx, job, from, now),
+        Ok(effects) => Ok(Updated {
+            job: changed(tx, job, &effects, now)?,
+            changed: effects.changed(),
+        }),
         Err(e) => {
             tx.put(job, false);
             Err(e)
@@ -373,8 +381,7 @@ impl Store for SqliteStore {
                     reason: "a job with this id exists".into(),
                 });
             }
-            tx.status_event(&job, now)?;
-            tx.announce(&job.kind.0);
+            tx.effects(&job, &kernel::created(&job), now)?;
             // Not cached: the row is written, and only running jobs stay in the cache.
             Ok(Submitted { job, created: true })
         })
@@ -473,7 +480,7 @@ impl Store for SqliteStore {
                 let mut stmt = tx
                     .conn
                     .prepare_cached(&format!(
-                        "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 0 AND kind = ?1 \
+                        "SELECT {JOB_COLUMNS} FROM jobs WHERE state = {QUEUED} AND kind = ?1 \
                          AND run_at <= ?2 \
                          AND NOT (started_at IS NULL AND deadline IS NOT NULL AND deadline <= ?2) \
                          ORDER BY run_at, id LIMIT ?3"
@@ -493,14 +500,15 @@ impl Store for SqliteStore {
                     .map_err(sql)?;
                 drop(stmt);
                 for mut job in ready {
-                    if !matches!(
-                        kernel::claim(&mut job, &req.worker, req.lease_ms, now),
-                        Ok(Some(_))
-                    ) {
+                    let Ok(effects) = kernel::claim(&mut job, &req.worker, req.lease_ms, now)
+                    else {
+                        continue;
+                    };
+                    if !effects.changed() {
                         continue;
                     }
                     tx.claim_job(&job)?;
-                    tx.status_event(&job, now)?;
+                    tx.effects(&job, &effects, now)?;
                     tx.put(job.clone(), false);
                     out.push(job);
                 }
@@ -571,16 +579,13 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let mut job = tx.take(lease.job)?.ok_or(Error::NotFound)?;
             match kernel::finish(&mut job, lease, &finish, now) {
-                Ok(Some(from)) => {
-                    tx.status_event(&job, now)?;
-                    if job.state == JobState::Queued {
-                        tx.announce(&job.kind.0);
-                    }
-                    debug_assert!(from != job.state && job.state != JobState::Cancelling);
+                Ok(effects) if effects.changed() => {
+                    tx.effects(&job, &effects, now)?;
+                    debug_assert!(job.state != JobState::Cancelling);
                     tx.put_finished(&job)?;
                     Ok(job)
                 }
-                Ok(None) => changed(tx, job, None, now),
+                Ok(effects) => changed(tx, job, &effects, now),
                 Err(e) => {
                     tx.put(job, false);
                     Err(e)
@@ -596,7 +601,7 @@ impl Store for SqliteStore {
         id: JobId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         let (tenant, request) = (tenant.clone(), request.clone());
         self.write(move |tx| {
             let job = tx.take_for(&tenant, id)?;
@@ -611,7 +616,7 @@ impl Store for SqliteStore {
         group: &GroupId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Vec<Job>> {
+    ) -> Result<Vec<Updated>> {
         let (tenant, group) = (tenant.clone(), group.clone());
         let request = CancelRequest {
             reason: Reason::GroupCancelled,
@@ -621,7 +626,13 @@ impl Store for SqliteStore {
             tx.flush()?;
             let members = ids(
                 tx,
-                "SELECT id FROM jobs WHERE tenant = ?1 AND grp = ?2 AND state IN (0, 1)",
+                concat!(
+                    "SELECT id FROM jobs WHERE tenant = ?1 AND grp = ?2 AND state IN (",
+                    state_sql!(Queued),
+                    ", ",
+                    state_sql!(Running),
+                    ")"
+                ),
                 &[&tenant.as_str(), &group.as_str()],
             )?;
             let mut out = Vec::with_capacity(members.len());
@@ -640,20 +651,17 @@ impl Store for SqliteStore {
         id: JobId,
         limit: u64,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         int(limit, "limit")?;
         let tenant = tenant.clone();
         self.write(move |tx| {
             let mut job = tx.take_for(&tenant, id)?;
             match kernel::extend(&mut job, limit, now) {
-                Ok(from) => {
-                    if job.state == JobState::Running {
-                        tx.notices.push(Notice::Extended { job: id, limit });
-                    }
-                    let job = changed(tx, job, from, now)?;
+                Ok(effects) => {
+                    let job = changed(tx, job, &effects, now)?;
                     // The limit changed even when the state did not.
                     tx.put(job.clone(), true);
-                    Ok(job)
+                    Ok(Updated { job, changed: true })
                 }
                 Err(e) => {
                     tx.put(job, false);
@@ -698,22 +706,31 @@ impl Store for SqliteStore {
             }
             let mut due = ids(
                 tx,
-                "SELECT id FROM jobs WHERE state IN (1, 2) AND lease_until <= ?1",
+                concat!(
+                    "SELECT id FROM jobs WHERE state IN (",
+                    state_sql!(Running),
+                    ", ",
+                    state_sql!(Cancelling),
+                    ") AND lease_until <= ?1"
+                ),
                 &[&now.0],
             )?;
             due.extend(ids(
                 tx,
-                "SELECT id FROM jobs WHERE state = 0 AND started_at IS NULL \
-                 AND deadline IS NOT NULL AND deadline <= ?1",
+                concat!(
+                    "SELECT id FROM jobs WHERE state = ",
+                    state_sql!(Queued),
+                    " AND started_at IS NULL AND deadline IS NOT NULL AND deadline <= ?1"
+                ),
                 &[&now.0],
             )?);
             for id in due {
                 let Some(mut job) = tx.take(id)? else {
                     continue;
                 };
-                let from = kernel::expire(&mut job, now);
-                let job = changed(tx, job, from, now)?;
-                if from.is_some() {
+                let effects = kernel::expire(&mut job, now);
+                let job = changed(tx, job, &effects, now)?;
+                if effects.changed() {
                     out.push(job);
                 }
             }

@@ -200,6 +200,25 @@ impl Tx<'_> {
         self.event(job, at, codec::EV_STATUS, Some(state), reason, None)
     }
 
+    /// Writes the effects the kernel decided for a change of `job`: its status event, and its
+    /// notice (sent once the transaction commits).
+    pub(crate) fn effects(
+        &mut self,
+        job: &Job,
+        effects: &haltway_core::kernel::Effects,
+        at: haltway_core::Timestamp,
+    ) -> Result<()> {
+        if effects.status_event {
+            self.status_event(job, at)?;
+        }
+        match &effects.notice {
+            Some(Notice::Available(kind)) => self.announce(&kind.0),
+            Some(n) => self.notices.push(n.clone()),
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Announces that `kind` may have ready jobs (once per transaction).
     pub(crate) fn announce(&mut self, kind: &Arc<str>) {
         if self.announced.insert(kind.clone()) {
@@ -221,7 +240,10 @@ impl Tx<'_> {
     fn foreign_changes(&mut self) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT DISTINCT kind FROM jobs WHERE state = 0")
+            .prepare_cached(concat!(
+                "SELECT DISTINCT kind FROM jobs WHERE state = ",
+                haltway_core::state_sql!(Queued)
+            ))
             .map_err(sql)?;
         let kinds: Vec<String> = stmt
             .query_map([], |r| r.get(0))
@@ -233,7 +255,10 @@ impl Tx<'_> {
         }
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id FROM jobs WHERE state = 2")
+            .prepare_cached(concat!(
+                "SELECT id FROM jobs WHERE state = ",
+                haltway_core::state_sql!(Cancelling)
+            ))
             .map_err(sql)?;
         let ids: Vec<Vec<u8>> = stmt
             .query_map([], |r| r.get(0))

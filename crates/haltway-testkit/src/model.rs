@@ -515,6 +515,14 @@ impl Case {
                     "cancel: store {:?}, model {expect:?}",
                     res(&r)
                 );
+                if let Ok(u) = &r {
+                    ensure!(
+                        u.changed == (m.state != JobState::Cancelling),
+                        "cancel: store says changed={}, model state {:?}",
+                        u.changed,
+                        m.state
+                    );
+                }
                 if !*foreign {
                     cancel_model(m, Reason::UserCancelled);
                 }
@@ -525,7 +533,7 @@ impl Case {
                     .cancel_group(&self.tenant, &g, &CancelRequest::default(), now)
                     .await
                     .map_err(|e| TestCaseError::fail(format!("cancel_group: {e}")))?;
-                let got: BTreeSet<JobId> = got.iter().map(|j| j.id).collect();
+                let got: BTreeSet<JobId> = got.iter().map(|u| u.job.id).collect();
                 let mut want = BTreeSet::new();
                 for m in &mut self.jobs {
                     if m.group == Some(*group)

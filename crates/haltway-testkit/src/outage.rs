@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId, Job,
     JobEvent, JobId, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress, Result,
-    ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId, Timestamp,
+    ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId, Timestamp, Updated,
 };
 use tokio::sync::broadcast;
 
@@ -86,7 +86,7 @@ impl Store for Outage {
         id: JobId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         self.check()?;
         self.inner.cancel(tenant, id, request, now).await
     }
@@ -96,7 +96,7 @@ impl Store for Outage {
         group: &GroupId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Vec<Job>> {
+    ) -> Result<Vec<Updated>> {
         self.check()?;
         self.inner.cancel_group(tenant, group, request, now).await
     }
@@ -106,7 +106,7 @@ impl Store for Outage {
         id: JobId,
         limit: u64,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         self.check()?;
         self.inner.extend(tenant, id, limit, now).await
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use haltway_core::{
     Append, CancelMode, CancelRequest, ClaimRequest, Error, EventData, Finish, GroupId, Job, JobId,
     JobState, KindName, Lease, LeaseStatus, ListQuery, NewJob, Notice, OnCancel, Progress, Reason,
-    ResultsQuery, StateCounts, Store, TenantId, Timestamp,
+    ResultsQuery, StateCounts, Store, TenantId, Timestamp, Updated,
 };
 
 /// The time the suite starts at.
@@ -531,10 +531,11 @@ pub async fn cancel_queued_is_immediate(store: Arc<dyn Store>) {
         reason: Reason::UserCancelled,
         requested_by: Some("alice".into()),
     };
-    let c = store
+    let Updated { job: c, changed } = store
         .cancel(&job.tenant, job.id, &req, T0.plus_ms(1))
         .await
         .expect("cancel");
+    assert!(changed, "the cancel changed the job");
     assert_eq!(
         (c.state, c.reason),
         (JobState::Cancelled, Some(Reason::UserCancelled))
@@ -576,18 +577,23 @@ pub async fn cancel_running_goes_through_cancelling(store: Arc<dyn Store>) {
             .await
             .expect("append");
         let req = CancelRequest::default();
-        let c = store
+        let Updated { job: c, changed } = store
             .cancel(&job.tenant, job.id, &req, T0)
             .await
             .expect("cancel");
+        assert!(changed, "the first cancel changed the job");
         assert_eq!(
             (c.state, c.reason),
             (JobState::Cancelling, Some(Reason::UserCancelled))
         );
-        let again = store
+        let Updated {
+            job: again,
+            changed,
+        } = store
             .cancel(&job.tenant, job.id, &req, T0.plus_ms(5))
             .await
             .expect("again");
+        assert!(!changed, "a repeated cancel changes nothing");
         assert_eq!(again.state, JobState::Cancelling);
         assert_eq!(again.cancel, c.cancel, "the first request is kept");
         let during = append(&store, item(l, Some("during"), 3))
@@ -715,7 +721,11 @@ pub async fn cancel_group_cancels_active_members(store: Arc<dyn Store>) {
         .cancel_group(&tenant("t1"), &"g".into(), &CancelRequest::default(), T0)
         .await
         .expect("group cancel");
-    let mut ids: Vec<JobId> = out.iter().map(|j| j.id).collect();
+    assert!(
+        out.iter().all(|u| u.changed),
+        "every member returned was changed"
+    );
+    let mut ids: Vec<JobId> = out.iter().map(|u| u.job.id).collect();
     ids.sort();
     let mut want = vec![running.id, queued.id];
     want.sort();
@@ -755,7 +765,8 @@ pub async fn extend_running_and_after_limit_met(store: Arc<dyn Store>) {
     let ext = store
         .extend(&t, job.id, 2, T0)
         .await
-        .expect("extend running");
+        .expect("extend running")
+        .job;
     assert_eq!((ext.state, ext.limit), (JobState::Running, Some(2)));
     let l = lease(&job);
     let a = append(&store, item(l, Some("a"), 1)).await.expect("a");
@@ -770,7 +781,8 @@ pub async fn extend_running_and_after_limit_met(store: Arc<dyn Store>) {
     let again = store
         .extend(&t, job.id, 3, later)
         .await
-        .expect("extend limit_met");
+        .expect("extend limit_met")
+        .job;
     assert_eq!(
         (again.state, again.reason, again.limit),
         (JobState::Queued, None, Some(3))
@@ -827,10 +839,15 @@ pub async fn extend_refusals(store: Arc<dyn Store>) {
     let ok = store
         .extend(&t, queued.id, 6, T0)
         .await
-        .expect("extend queued");
+        .expect("extend queued")
+        .job;
     assert_eq!((ok.state, ok.limit), (JobState::Queued, Some(6)));
     let req = CancelRequest::default();
-    let cancelled = store.cancel(&t, queued.id, &req, T0).await.expect("cancel");
+    let cancelled = store
+        .cancel(&t, queued.id, &req, T0)
+        .await
+        .expect("cancel")
+        .job;
     assert!(matches!(
         store.extend(&t, cancelled.id, 10, T0).await,
         Err(Error::Conflict(_))

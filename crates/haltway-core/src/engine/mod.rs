@@ -36,7 +36,7 @@ use kind::{ErasedKind, Registered};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::store::{CancelRequest, ListQuery, ResultsQuery, Store, Submitted, kernel};
+use crate::store::{CancelRequest, ListQuery, ResultsQuery, Store, Submitted, Updated, kernel};
 use crate::types::{
     CancelMode, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, NewJob, OnCancel, Page,
     StateCounts, TenantId, Timestamp,
@@ -698,7 +698,7 @@ impl Engine {
     ) -> Result<Job> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let job = inner
+        let Updated { job, changed } = inner
             .health
             .observe("cancel", inner.store.cancel(tenant, id, request, now).await)?;
         inner
@@ -707,9 +707,7 @@ impl Engine {
             .fetch_add(1, Ordering::Relaxed);
         match job.state {
             JobState::Cancelling => self.stop_local(id),
-            JobState::Cancelled if job.finished_at == Some(now) => {
-                inner.metrics.count_terminal(&job);
-            }
+            JobState::Cancelled if changed => inner.metrics.count_terminal(&job),
             _ => {}
         }
         Ok(job)
@@ -735,23 +733,25 @@ impl Engine {
         let inner = &self.inner;
         let slot = inner.groups.lock().remove(&(tenant.clone(), group.clone()));
         let now = inner.clock.now();
-        let jobs = inner.health.observe(
+        let updated = inner.health.observe(
             "cancel_group",
             inner.store.cancel_group(tenant, group, request, now).await,
         )?;
         if let Some((token, _)) = slot {
             token.cancel();
         }
-        for job in &jobs {
+        let mut jobs = Vec::with_capacity(updated.len());
+        for Updated { job, changed } in updated {
             inner
                 .metrics
                 .cancel_requests
                 .fetch_add(1, Ordering::Relaxed);
-            if job.state == JobState::Cancelling {
-                self.stop_local(job.id);
-            } else if job.state == JobState::Cancelled {
-                inner.metrics.count_terminal(job);
+            match job.state {
+                JobState::Cancelling => self.stop_local(job.id),
+                JobState::Cancelled if changed => inner.metrics.count_terminal(&job),
+                _ => {}
             }
+            jobs.push(job);
         }
         Ok(jobs)
     }
@@ -764,7 +764,7 @@ impl Engine {
     /// [`Error::InvalidInput`] when `limit` is not above the current limit.
     pub async fn extend(&self, tenant: &TenantId, id: JobId, limit: u64) -> Result<Job> {
         let inner = &self.inner;
-        let job = inner.health.observe(
+        let Updated { job, .. } = inner.health.observe(
             "extend",
             inner
                 .store

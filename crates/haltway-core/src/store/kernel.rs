@@ -12,16 +12,72 @@
 
 use std::sync::Arc;
 
-use super::{Append, Appended, CancelRequest, Finish, LeaseStatus};
+use super::{Append, Appended, CancelRequest, Finish, LeaseStatus, Notice};
 use crate::error::{Error, Result};
 use crate::state::{Transition, transition};
 use crate::types::{
     CancelInfo, Entry, Job, JobState, Lease, NewJob, OnCancel, Page, Progress, Timestamp,
 };
 
-/// A status change: the state the job left. The new state is `job.state`; the store writes a
-/// `job.status` event with id `job.last_event_id`.
-pub type Changed = Option<JobState>;
+/// What a change to a job implies besides the job's own fields, decided here once for every
+/// store: a store writes the job and the status event in the change's transaction, sends the
+/// notice once that transaction is durable, and adds no rule of its own.
+///
+/// Returned by every kernel function that can change a job's state ([`created`], [`claim`],
+/// [`finish`], [`cancel`], [`extend`], [`expire`], [`orphan`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Effects {
+    /// The state the job left, when its state changed; `None` for a new job or an unchanged
+    /// state.
+    pub left: Option<JobState>,
+    /// Whether a `job.status` event is owed: the job's state and reason, with id
+    /// `job.last_event_id` (the kernel counted it).
+    pub status_event: bool,
+    /// What the engines must hear once the change is durable (at most one per change).
+    pub notice: Option<Notice>,
+}
+
+impl Effects {
+    /// Nothing changed.
+    #[must_use]
+    pub fn none() -> Self {
+        Effects::default()
+    }
+
+    /// `true` when the job's state changed (or it was created).
+    #[must_use]
+    pub fn changed(&self) -> bool {
+        self.status_event
+    }
+
+    /// The effects of `job` having moved from `left` to its current state: its status event,
+    /// and a notice when it became ready ([`Notice::Available`]) or started to cancel while it
+    /// runs ([`Notice::CancelRequested`]).
+    fn moved(job: &Job, left: JobState) -> Self {
+        let notice = match job.state {
+            JobState::Queued => Some(Notice::Available(job.kind.clone())),
+            JobState::Cancelling => Some(Notice::CancelRequested(job.id)),
+            _ => None,
+        };
+        Effects {
+            left: Some(left),
+            status_event: true,
+            notice,
+        }
+    }
+}
+
+/// The effects of creating `job` (as [`new_job`] made it): its first status event and a
+/// [`Notice::Available`] for its kind.
+#[must_use]
+pub fn created(job: &Job) -> Effects {
+    Effects {
+        left: None,
+        status_event: true,
+        notice: Some(Notice::Available(job.kind.clone())),
+    }
+}
 
 /// A digest of what a create request asks for: kind, input, group, metadata, limit, cancel
 /// mode, on-cancel policy and attempts. Two requests under one idempotency key name the same
@@ -69,7 +125,8 @@ pub fn same_request(job: &Job, new: &NewJob) -> bool {
     }
 }
 
-/// The job a store creates for `new`, with its first (`queued`) status event counted.
+/// The job a store creates for `new`, with its first (`queued`) status event counted; its
+/// effects are [`created`].
 #[must_use]
 pub fn new_job(new: NewJob, now: Timestamp) -> Job {
     let request_digest = Some(request_digest(&new));
@@ -124,11 +181,11 @@ pub fn check_lease(job: &Job, lease: Lease) -> Result<()> {
 
 /// Applies `event` and the bookkeeping every change shares: lease cleared outside the active
 /// states, `finished_at` and the discard rule on a terminal state, the status event's id.
-fn apply(job: &mut Job, event: Transition, now: Timestamp) -> Result<Changed> {
+fn apply(job: &mut Job, event: Transition, now: Timestamp) -> Result<Effects> {
     let from = job.state;
     let step = transition(from, job.reason, event)?;
     if !step.changed {
-        return Ok(None);
+        return Ok(Effects::none());
     }
     job.state = step.state;
     job.reason = step.reason;
@@ -143,7 +200,7 @@ fn apply(job: &mut Job, event: Transition, now: Timestamp) -> Result<Changed> {
         }
     }
     job.last_event_id += 1;
-    Ok(Some(from))
+    Ok(Effects::moved(job, from))
 }
 
 /// `true` when the job may be claimed at `now`.
@@ -156,14 +213,13 @@ pub fn claimable(job: &Job, now: Timestamp) -> bool {
 ///
 /// # Errors
 /// [`Error::Conflict`] if the job is not queued.
-pub fn claim(job: &mut Job, worker: &Arc<str>, lease_ms: u64, now: Timestamp) -> Result<Changed> {
+pub fn claim(job: &mut Job, worker: &Arc<str>, lease_ms: u64, now: Timestamp) -> Result<Effects> {
     transition(job.state, job.reason, Transition::Claim)?;
     job.attempt += 1;
     job.lease_until = Some(now.plus_ms(lease_ms));
     job.worker = Some(worker.clone());
     job.started_at.get_or_insert(now);
-    let changed = apply(job, Transition::Claim, now)?;
-    Ok(changed)
+    apply(job, Transition::Claim, now)
 }
 
 /// Renews a lease.
@@ -255,7 +311,7 @@ pub fn progress(job: &mut Job, lease: Lease, progress: &Progress) -> Result<()> 
 /// # Errors
 /// [`Error::LeaseLost`] for a stale lease; [`Error::Conflict`] for `Aborted` on a job that
 /// was never asked to cancel.
-pub fn finish(job: &mut Job, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Changed> {
+pub fn finish(job: &mut Job, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Effects> {
     check_lease(job, lease)?;
     let running = job.state == JobState::Running;
     let event = match finish {
@@ -288,7 +344,7 @@ pub fn finish(job: &mut Job, lease: Lease, finish: &Finish, now: Timestamp) -> R
 ///
 /// # Errors
 /// [`Error::Conflict`] for a terminal job.
-pub fn cancel(job: &mut Job, request: &CancelRequest, now: Timestamp) -> Result<Changed> {
+pub fn cancel(job: &mut Job, request: &CancelRequest, now: Timestamp) -> Result<Effects> {
     let event = Transition::Cancel(request.reason);
     transition(job.state, job.reason, event)?;
     if job.state != JobState::Cancelling {
@@ -301,12 +357,13 @@ pub fn cancel(job: &mut Job, request: &CancelRequest, now: Timestamp) -> Result<
     apply(job, event, now)
 }
 
-/// Raises the limit; a `completed(limit_met)` job goes back to the queue (a new cycle).
+/// Raises the limit; a `completed(limit_met)` job goes back to the queue (a new cycle), and a
+/// running one is told ([`Notice::Extended`]).
 ///
 /// # Errors
 /// [`Error::Conflict`] when the state does not allow it; [`Error::InvalidInput`] when `limit`
 /// is not above the current limit or the job has none.
-pub fn extend(job: &mut Job, limit: u64, now: Timestamp) -> Result<Changed> {
+pub fn extend(job: &mut Job, limit: u64, now: Timestamp) -> Result<Effects> {
     transition(job.state, job.reason, Transition::Extend)?;
     match job.limit {
         Some(current) if limit > current => {}
@@ -329,13 +386,17 @@ pub fn extend(job: &mut Job, limit: u64, now: Timestamp) -> Result<Changed> {
         job.run_at = now;
         job.finished_at = None;
     }
-    apply(job, Transition::Extend, now)
+    let mut effects = apply(job, Transition::Extend, now)?;
+    if job.state == JobState::Running {
+        effects.notice = Some(Notice::Extended { job: job.id, limit });
+    }
+    Ok(effects)
 }
 
 /// What recovery does to a job at `now`: a running job whose lease expired is requeued (or
 /// failed without attempts left), a cancelling one is cancelled, a queued one never started by
-/// its deadline fails with `timeout`. `None` when none applies.
-pub fn expire(job: &mut Job, now: Timestamp) -> Changed {
+/// its deadline fails with `timeout`. [`Effects::none`] when none applies.
+pub fn expire(job: &mut Job, now: Timestamp) -> Effects {
     let lease_expired = job.lease_until.is_some_and(|until| until <= now);
     let event = match job.state {
         JobState::Running | JobState::Cancelling if lease_expired => {
@@ -348,17 +409,17 @@ pub fn expire(job: &mut Job, now: Timestamp) -> Changed {
             Transition::LeaseExpired { attempts_left }
         }
         JobState::Queued if job.missed_deadline(now) => Transition::DeadlinePassed,
-        _ => return None,
+        _ => return Effects::none(),
     };
-    apply(job, event, now).ok().flatten()
+    apply(job, event, now).unwrap_or_default()
 }
 
 /// What recovery does to a running or cancelling job whose worker is gone (its process
-/// ended): what [`expire`] does to one whose lease expired, now. `None` for a job in another
-/// state.
-pub fn orphan(job: &mut Job, now: Timestamp) -> Changed {
+/// ended): what [`expire`] does to one whose lease expired, now. [`Effects::none`] for a job
+/// in another state.
+pub fn orphan(job: &mut Job, now: Timestamp) -> Effects {
     if !matches!(job.state, JobState::Running | JobState::Cancelling) {
-        return None;
+        return Effects::none();
     }
     job.lease_until = Some(now);
     expire(job, now)
@@ -411,4 +472,158 @@ pub fn check_page_size(limit: usize, max: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{CancelMode, JobId, Reason};
+
+    const T: Timestamp = Timestamp(1_000);
+
+    fn queued(limit: Option<u64>) -> Job {
+        new_job(
+            NewJob {
+                id: JobId::new(),
+                tenant: "t".into(),
+                kind: "k".into(),
+                input: "{}".into(),
+                group: None,
+                metadata: None,
+                limit,
+                cancel_mode: CancelMode::Checkpoint,
+                on_cancel: OnCancel::Keep,
+                max_attempts: 3,
+                fixed_cost: 0,
+                run_at: T,
+                deadline: None,
+                idempotency_key: None,
+            },
+            T,
+        )
+    }
+
+    fn running(limit: Option<u64>) -> Job {
+        let mut job = queued(limit);
+        claim(&mut job, &Arc::from("w"), 1_000, T).expect("claim");
+        job
+    }
+
+    fn lease(job: &Job) -> Lease {
+        Lease {
+            job: job.id,
+            attempt: job.attempt,
+        }
+    }
+
+    fn available(job: &Job) -> Option<Notice> {
+        Some(Notice::Available(job.kind.clone()))
+    }
+
+    /// Every state change owes one status event (its id counted on the job) and the notice
+    /// its new state calls for; a call that changes no state owes nothing.
+    #[test]
+    fn each_change_decides_its_status_event_and_notice() {
+        let job = queued(Some(1));
+        assert_eq!(
+            created(&job),
+            Effects {
+                left: None,
+                status_event: true,
+                notice: available(&job),
+            }
+        );
+
+        let mut job = queued(Some(1));
+        let e = claim(&mut job, &Arc::from("w"), 1_000, T).expect("claim");
+        assert_eq!(
+            (e.left, e.status_event, e.notice),
+            (Some(JobState::Queued), true, None)
+        );
+        assert_eq!(job.last_event_id, 2, "the status event is counted");
+
+        let req = CancelRequest::default();
+        let mut job = running(None);
+        let e = cancel(&mut job, &req, T).expect("cancel running");
+        assert_eq!(
+            (e.left, e.notice),
+            (
+                Some(JobState::Running),
+                Some(Notice::CancelRequested(job.id))
+            )
+        );
+        let before = job.last_event_id;
+        let again = cancel(&mut job, &req, T).expect("cancel again");
+        assert_eq!(again, Effects::none(), "a repeated cancel owes nothing");
+        assert!(!again.changed());
+        assert_eq!(job.last_event_id, before);
+
+        let mut job = queued(None);
+        let e = cancel(&mut job, &req, T).expect("cancel queued");
+        assert_eq!(
+            (e.left, e.status_event, e.notice),
+            (Some(JobState::Queued), true, None)
+        );
+
+        let mut job = running(Some(1));
+        let e = extend(&mut job, 5, T).expect("extend running");
+        assert_eq!(
+            (e.left, e.status_event, e.notice),
+            (
+                None,
+                false,
+                Some(Notice::Extended {
+                    job: job.id,
+                    limit: 5
+                })
+            )
+        );
+
+        let mut job = running(Some(1));
+        let l = lease(&job);
+        let a = Append {
+            lease: l,
+            key: None,
+            payload: "{}".into(),
+            cost: 0,
+        };
+        append(&mut job, &a, None, T).expect("append");
+        let e = finish(&mut job, l, &Finish::Done, T).expect("finish");
+        assert_eq!(
+            (job.state, job.reason),
+            (JobState::Completed, Some(Reason::LimitMet))
+        );
+        assert_eq!((e.left, e.notice), (Some(JobState::Running), None));
+        let e = extend(&mut job, 2, T).expect("extend limit_met");
+        assert_eq!(
+            (e.left, e.notice.clone()),
+            (Some(JobState::Completed), available(&job)),
+            "back in the queue: engines are told"
+        );
+
+        let mut job = running(None);
+        let failed = Finish::Failed {
+            error: "x".into(),
+            retry_at: Some(T),
+        };
+        let l = lease(&job);
+        let e = finish(&mut job, l, &failed, T).expect("fail, retry");
+        assert_eq!(
+            (job.state, e.notice.clone()),
+            (JobState::Queued, available(&job))
+        );
+
+        let mut job = running(None);
+        let e = expire(&mut job, T.plus_ms(5_000));
+        assert_eq!(
+            (job.state, e.notice.clone()),
+            (JobState::Queued, available(&job))
+        );
+        assert_eq!(expire(&mut job, T.plus_ms(5_000)), Effects::none());
+        assert_eq!(
+            orphan(&mut job, T),
+            Effects::none(),
+            "a queued job is no orphan"
+        );
+    }
 }

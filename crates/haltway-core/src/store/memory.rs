@@ -17,10 +17,10 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use super::kernel::{self, AppendOutcome, Changed};
+use super::kernel::{self, AppendOutcome, Effects};
 use super::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Finish, LeaseStatus, ListQuery,
-    Notice, ResultsQuery, Store, Submitted,
+    Notice, ResultsQuery, Store, Submitted, Updated,
 };
 use crate::error::{Error, Result};
 use crate::types::{
@@ -210,7 +210,7 @@ impl Inner {
         }
     }
 
-    fn enqueue(&mut self, id: JobId, outbox: &mut Outbox) {
+    fn enqueue(&mut self, id: JobId) {
         let job = &self.jobs[&id].job;
         self.ready
             .entry(job.kind.clone())
@@ -219,32 +219,41 @@ impl Inner {
         if let (Some(d), None) = (job.deadline, job.started_at) {
             self.deadlines.insert((d, id));
         }
-        if !self.announced.contains(&job.kind) {
-            self.announced.insert(job.kind.clone());
-            outbox.notices.push(Notice::Available(job.kind.clone()));
+    }
+
+    /// Sends the notice the kernel decided on, once the write is done; `Available` only once per
+    /// kind between two claims of it (they are coalesced).
+    fn notify(&mut self, notice: Option<Notice>, outbox: &mut Outbox) {
+        match notice {
+            Some(Notice::Available(kind)) if !self.announced.insert(kind.clone()) => {}
+            Some(n) => outbox.notices.push(n),
+            None => {}
         }
     }
 
-    /// Runs a kernel function on job `id`, then keeps the indexes in step with the change and
-    /// records its status event.
+    /// Runs a kernel function on job `id`, then writes the effects it decided (the status
+    /// event, the notice) and keeps the indexes in step with the state.
     fn change<T>(
         &mut self,
         id: JobId,
         now: Timestamp,
         outbox: &mut Outbox,
-        f: impl FnOnce(&mut Job) -> Result<(T, Changed)>,
+        f: impl FnOnce(&mut Job) -> Result<(T, Effects)>,
     ) -> Result<T> {
         let rec = self.jobs.get_mut(&id).ok_or(Error::NotFound)?;
         let (kind, old_run_at) = (rec.job.kind.clone(), rec.job.run_at);
-        let (out, changed) = f(&mut rec.job)?;
-        let Some(from) = changed else {
+        let (out, effects) = f(&mut rec.job)?;
+        if effects.status_event {
+            rec.event(now, Stored::Status(rec.job.state, rec.job.reason), outbox);
+        }
+        let Some(from) = effects.left else {
+            self.notify(effects.notice, outbox);
             return Ok(out);
         };
         let to = rec.job.state;
         if self.fault == Fault::BillDiscarded && kernel::discarded(&rec.job) {
             rec.job.usage = rec.job.fixed_cost + rec.ledger.iter().map(|e| e.cost).sum::<u64>();
         }
-        rec.event(now, Stored::Status(to, rec.job.reason), outbox);
         let group = rec.job.group.clone().map(|g| (rec.job.tenant.clone(), g));
         if from == JobState::Queued
             && let Some(q) = self.ready.get_mut(&kind)
@@ -269,8 +278,9 @@ impl Inner {
             }
         }
         if to == JobState::Queued {
-            self.enqueue(id, outbox);
+            self.enqueue(id);
         }
+        self.notify(effects.notice, outbox);
         Ok(out)
     }
 
@@ -312,25 +322,31 @@ impl Inner {
         request: &CancelRequest,
         now: Timestamp,
         outbox: &mut Outbox,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         let fault = self.fault;
-        let job = self.change(id, now, outbox, |job| {
-            let changed = match kernel::cancel(job, request, now) {
+        self.change(id, now, outbox, |job| {
+            let effects = match kernel::cancel(job, request, now) {
                 Err(_) if fault == Fault::DoubleTerminal && job.state.is_terminal() => {
                     let from = job.state;
                     job.state = JobState::Cancelled;
                     job.reason = Some(request.reason);
                     job.last_event_id += 1;
-                    Some(from)
+                    Effects {
+                        left: Some(from),
+                        status_event: true,
+                        ..Effects::none()
+                    }
                 }
                 other => other?,
             };
-            Ok((job.clone(), changed))
-        })?;
-        if job.state == JobState::Cancelling {
-            outbox.notices.push(Notice::CancelRequested(id));
-        }
-        Ok(job)
+            Ok((
+                Updated {
+                    job: job.clone(),
+                    changed: effects.changed(),
+                },
+                effects,
+            ))
+        })
     }
 }
 
@@ -377,10 +393,14 @@ impl Store for MemoryStore {
                 keys: HashMap::default(),
                 events: Vec::with_capacity(4),
             };
-            rec.event(now, Stored::Status(JobState::Queued, None), outbox);
+            let effects = kernel::created(&rec.job);
+            if effects.status_event {
+                rec.event(now, Stored::Status(rec.job.state, rec.job.reason), outbox);
+            }
             let job = rec.job.clone();
             inner.jobs.insert(id, Box::new(rec));
-            inner.enqueue(id, outbox);
+            inner.enqueue(id);
+            inner.notify(effects.notice, outbox);
             Ok(Submitted { job, created: true })
         })
     }
@@ -438,8 +458,8 @@ impl Store for MemoryStore {
                 };
                 for id in ids {
                     claimed.push(inner.change(id, now, outbox, |job| {
-                        let changed = kernel::claim(job, &req.worker, req.lease_ms, now)?;
-                        Ok((job.clone(), changed))
+                        let effects = kernel::claim(job, &req.worker, req.lease_ms, now)?;
+                        Ok((job.clone(), effects))
                     })?);
                 }
             }
@@ -485,8 +505,8 @@ impl Store for MemoryStore {
     async fn finish(&self, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Job> {
         self.write(|inner, outbox| {
             inner.change(lease.job, now, outbox, |job| {
-                let changed = kernel::finish(job, lease, finish, now)?;
-                Ok((job.clone(), changed))
+                let effects = kernel::finish(job, lease, finish, now)?;
+                Ok((job.clone(), effects))
             })
         })
     }
@@ -497,7 +517,7 @@ impl Store for MemoryStore {
         id: JobId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         self.write(|inner, outbox| {
             inner.record(tenant, id)?;
             inner.cancel_one(id, request, now, outbox)
@@ -510,7 +530,7 @@ impl Store for MemoryStore {
         group: &GroupId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Vec<Job>> {
+    ) -> Result<Vec<Updated>> {
         let request = CancelRequest {
             reason: Reason::GroupCancelled,
             ..request.clone()
@@ -537,17 +557,19 @@ impl Store for MemoryStore {
         id: JobId,
         limit: u64,
         now: Timestamp,
-    ) -> Result<Job> {
+    ) -> Result<Updated> {
         self.write(|inner, outbox| {
             inner.record(tenant, id)?;
-            let job = inner.change(id, now, outbox, |job| {
-                let changed = kernel::extend(job, limit, now)?;
-                Ok((job.clone(), changed))
-            })?;
-            if job.state == JobState::Running {
-                outbox.notices.push(Notice::Extended { job: id, limit });
-            }
-            Ok(job)
+            inner.change(id, now, outbox, |job| {
+                let effects = kernel::extend(job, limit, now)?;
+                Ok((
+                    Updated {
+                        job: job.clone(),
+                        changed: true,
+                    },
+                    effects,
+                ))
+            })
         })
     }
 
@@ -576,8 +598,8 @@ impl Store for MemoryStore {
             let mut changed = Vec::new();
             for id in due {
                 let job = inner.change(id, now, outbox, |job| {
-                    let changed = kernel::expire(job, now);
-                    Ok((changed.map(|_| job.clone()), changed))
+                    let effects = kernel::expire(job, now);
+                    Ok((effects.changed().then(|| job.clone()), effects))
                 })?;
                 changed.extend(job);
             }

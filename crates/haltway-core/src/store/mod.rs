@@ -73,28 +73,34 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn finish(&self, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Job>;
 
     /// Requests a cancel: a queued job is cancelled at once, a running one becomes
-    /// `cancelling`, a cancelling one is returned as it stands.
+    /// `cancelling`, a cancelling one is returned as it stands (`changed: false`).
     async fn cancel(
         &self,
         tenant: &TenantId,
         id: JobId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Job>;
+    ) -> Result<Updated>;
 
-    /// Cancels every active job of a group with reason `group_cancelled`; returns those jobs.
+    /// Cancels every queued or running job of a group with reason `group_cancelled`; returns
+    /// those jobs (a member already cancelling is left out).
     async fn cancel_group(
         &self,
         tenant: &TenantId,
         group: &GroupId,
         request: &CancelRequest,
         now: Timestamp,
-    ) -> Result<Vec<Job>>;
+    ) -> Result<Vec<Updated>>;
 
     /// Raises a job's limit: a queued or running job keeps going, a `completed(limit_met)` job
-    /// goes back to the queue with the same ledger.
-    async fn extend(&self, tenant: &TenantId, id: JobId, limit: u64, now: Timestamp)
-    -> Result<Job>;
+    /// goes back to the queue with the same ledger. An `Ok` always changed the job.
+    async fn extend(
+        &self,
+        tenant: &TenantId,
+        id: JobId,
+        limit: u64,
+        now: Timestamp,
+    ) -> Result<Updated>;
 
     /// Requeues or fails running jobs whose lease expired, finalises cancelling ones as
     /// cancelled, and fails queued jobs whose deadline passed. Returns the jobs it changed.
@@ -166,6 +172,16 @@ pub struct Submitted {
     pub job: Job,
     /// `false` when an existing job was returned for the idempotency key.
     pub created: bool,
+}
+
+/// The result of [`Store::cancel`], [`Store::cancel_group`] and [`Store::extend`]: the job as
+/// it now stands, and whether this call changed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Updated {
+    /// The job.
+    pub job: Job,
+    /// `false` when the job already stood as asked (a repeated cancel).
+    pub changed: bool,
 }
 
 /// Filters and cursor for [`Store::list`].

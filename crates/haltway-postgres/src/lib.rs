@@ -32,6 +32,7 @@
 
 mod error;
 mod exec;
+mod notify;
 mod reader;
 mod schema;
 mod status_log;

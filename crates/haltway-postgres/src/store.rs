@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use haltway_core::kernel;
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
@@ -16,11 +15,12 @@ use haltway_core::{
     Timestamp, Updated,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
+use tokio_postgres::Config;
 use tokio_postgres::types::Json;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
 use crate::PgOptions;
 use crate::exec::{self, Cmd, Executor, Faults, Op, Out};
+use crate::notify::listen;
 use crate::reader::Reader;
 use crate::schema;
 use crate::status_log;
@@ -34,24 +34,24 @@ pub struct PgStore {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    config: Config,
-    schema: String,
-    q: String,
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) schema: String,
+    pub(crate) q: String,
     writes: mpsc::UnboundedSender<Cmd>,
     readers: Vec<Mutex<Option<Reader>>>,
     next: AtomicUsize,
-    notices: broadcast::Sender<Notice>,
-    events: broadcast::Sender<EventNotice>,
+    pub(crate) notices: broadcast::Sender<Notice>,
+    pub(crate) events: broadcast::Sender<EventNotice>,
     faults: Arc<Faults>,
     /// This node's id in `listeners`.
-    node: uuid::Uuid,
+    pub(crate) node: uuid::Uuid,
     /// Write connections.
     writers: usize,
     /// See `PgOptions::io_timeout`.
-    io_timeout: Duration,
+    pub(crate) io_timeout: Duration,
     /// Tells the listener that a subscriber asked for events.
-    wanted: Arc<tokio::sync::Notify>,
+    pub(crate) wanted: Arc<tokio::sync::Notify>,
     /// Holds the locks of the workers registered here.
     liveness: crate::workers::Liveness,
     /// Stops the listener when the last clone is dropped.
@@ -225,198 +225,6 @@ fn wrong(out: Out) -> Error {
         StoreErrorKind::Other,
         format!("postgres executor answered {out:?}"),
     )
-}
-
-/// Follows the schema's notifications, reconnecting when the connection drops; after every
-/// (re)connection and on a bounded poll it reconciles from the tables so that no cancel or
-/// wakeup is missed.
-async fn listen(
-    shared: std::sync::Weak<Shared>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    safety_poll: Duration,
-) {
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let Some(s) = shared.upgrade() else { return };
-        let (config, schema, q) = (s.config.clone(), s.schema.clone(), s.q.clone());
-        let (notices, events) = (s.notices.clone(), s.events.clone());
-        let (node, wanted, io) = (s.node, s.wanted.clone(), s.io_timeout);
-        drop(s);
-        let lease = (safety_poll * 5).max(Duration::from_secs(10));
-        let (client, mut conn) = match config.connect(NoTls).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "postgres listener cannot connect; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    _ = stop.changed() => return,
-                }
-                pause = (pause * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        pause = Duration::from_millis(50);
-        let (msg_tx, mut msgs) = mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-            while let Some(m) = stream.next().await {
-                match m {
-                    Ok(AsyncMessage::Notification(n)) => {
-                        if msg_tx.send(n.payload().to_owned()).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "postgres listener connection lost");
-                        return;
-                    }
-                }
-            }
-        });
-        let listen = format!("LISTEN \"{}\"", exec::channel(&schema));
-        match tokio::time::timeout(io, client.batch_execute(&listen)).await {
-            Ok(Ok(())) => {}
-            failed => {
-                tracing::warn!(error = ?failed.map(|r| r.err()), "LISTEN failed; reconnecting");
-                driver.abort();
-                continue;
-            }
-        }
-        // Every query here is bounded by the I/O timeout: a connection that stops answering
-        // is dropped and replaced (it would otherwise hold the listener, and its notices, for
-        // good).
-        if tokio::time::timeout(io, reconcile(&client, &q, &notices))
-            .await
-            .is_err()
-        {
-            tracing::warn!("postgres listener connection stopped answering; reconnecting");
-            driver.abort();
-            continue;
-        }
-        let Ok(mut following) =
-            tokio::time::timeout(io, follow(&client, &q, node, &events, false, lease)).await
-        else {
-            tracing::warn!("postgres listener connection stopped answering; reconnecting");
-            driver.abort();
-            continue;
-        };
-        let mut poll = tokio::time::interval(safety_poll);
-        poll.tick().await;
-        loop {
-            tokio::select! {
-                m = msgs.recv() => match m {
-                    Some(p) => match exec::decode_payload(&p) {
-                        Some(exec::Payload::Notice(n)) => { let _ = notices.send(n); }
-                        Some(exec::Payload::Events(evs)) => {
-                            for e in evs {
-                                let _ = events.send(e);
-                            }
-                        }
-                        None => tracing::debug!(payload = %p, "unknown notification"),
-                    },
-                    None => break,
-                },
-                _ = poll.tick() => {
-                    let polled = tokio::time::timeout(io, async {
-                        reconcile(&client, &q, &notices).await;
-                        follow(&client, &q, node, &events, following, lease).await
-                    })
-                    .await;
-                    match polled {
-                        Ok(f) => following = f,
-                        Err(_) => {
-                            tracing::warn!("postgres listener connection stopped answering; reconnecting");
-                            break;
-                        }
-                    }
-                }
-                () = wanted.notified() => {
-                    match tokio::time::timeout(io, follow(&client, &q, node, &events, following, lease)).await {
-                        Ok(f) => following = f,
-                        Err(_) => {
-                            tracing::warn!("postgres listener connection stopped answering; reconnecting");
-                            break;
-                        }
-                    }
-                }
-                _ = stop.changed() => {
-                    if following {
-                        let _ = leave(&client, &q, node).await;
-                    }
-                    driver.abort();
-                    return;
-                }
-            }
-        }
-        driver.abort();
-    }
-}
-
-/// Keeps this node's row in `listeners` (renewed for `lease`) while it has event subscribers,
-/// and removes it when they are gone; returns whether the row is there. A failure keeps the
-/// previous answer: the next poll tries again.
-async fn follow(
-    client: &Client,
-    q: &str,
-    node: uuid::Uuid,
-    events: &broadcast::Sender<EventNotice>,
-    following: bool,
-    lease: Duration,
-) -> bool {
-    let wanted = events.receiver_count() > 0;
-    let done = if wanted {
-        client
-            .execute(
-                &format!(
-                    "INSERT INTO {q}.listeners (node, until) \
-                     VALUES ($1, now() + $2::float8 * interval '1 millisecond') \
-                     ON CONFLICT (node) DO UPDATE SET until = excluded.until"
-                ),
-                &[&node, &(lease.as_millis() as f64)],
-            )
-            .await
-    } else if following {
-        leave(client, q, node).await
-    } else {
-        return false;
-    };
-    match done {
-        Ok(_) => wanted,
-        Err(e) => {
-            tracing::debug!(error = %e, "listeners row not updated");
-            following
-        }
-    }
-}
-
-/// Removes this node's row from `listeners`.
-async fn leave(client: &Client, q: &str, node: uuid::Uuid) -> Result<u64, tokio_postgres::Error> {
-    client
-        .execute(
-            &format!("DELETE FROM {q}.listeners WHERE node = $1"),
-            &[&node],
-        )
-        .await
-}
-
-/// Notices for what the tables say now: a wakeup, and every pending cancel.
-async fn reconcile(client: &Client, q: &str, notices: &broadcast::Sender<Notice>) {
-    let _ = notices.send(Notice::Available("*".into()));
-    match client
-        .query(
-            &format!("SELECT id FROM {q}.jobs WHERE state = {}", exec::CANCELLING),
-            &[],
-        )
-        .await
-    {
-        Ok(rows) => {
-            for r in rows {
-                let _ = notices.send(Notice::CancelRequested(JobId(r.get(0))));
-            }
-        }
-        Err(e) => tracing::debug!(error = %e, "reconcile skipped"),
-    }
 }
 
 fn one(row: Option<tokio_postgres::Row>) -> Result<Job> {

@@ -1,0 +1,695 @@
+//! One batch: its transaction, the jobs it loads and locks, and each command applied with the
+//! kernel.
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "one module split by role: its parts share the parent's imports"
+)]
+use super::*;
+
+/// The batch's transaction, with the connection's prepared statements: each SQL text is
+/// prepared once per connection, then only bound and executed (one round trip, no planning).
+pub(crate) struct Db<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    stmts: &'t parking_lot::Mutex<FxHashMap<String, Statement>>,
+}
+
+impl Db<'_, '_> {
+    pub(crate) async fn stmt(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.stmts.lock().get(sql).cloned() {
+            return Ok(s);
+        }
+        let s = self.tx.prepare(sql).await?;
+        self.stmts.lock().insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let s = self.stmt(sql).await?;
+        self.tx.query(&s, params).await
+    }
+
+    /// Writes `rows` with `COPY … FROM STDIN (FORMAT binary)`: the server inserts them in
+    /// page-sized groups, cheaper per row than an `INSERT … SELECT FROM unnest(…)`.
+    pub(crate) async fn copy<'r>(
+        &self,
+        sql: &str,
+        types: &[Type],
+        rows: impl Iterator<Item = Vec<&'r (dyn ToSql + Sync)>>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let s = self.stmt(sql).await?;
+        let sink = self.tx.copy_in(&s).await?;
+        let writer = BinaryCopyInWriter::new(sink, types);
+        tokio::pin!(writer);
+        for row in rows {
+            writer.as_mut().write(&row).await?;
+        }
+        writer.finish().await
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let s = self.stmt(sql).await?;
+        self.tx.execute(&s, params).await
+    }
+}
+
+pub(crate) enum BatchError {
+    Retry(Error),
+    Fail(Error),
+    /// The connection broke during `COMMIT` of the batch with commit marker `marker` (`None`:
+    /// it wrote nothing): it may or may not have committed. `done` holds the answers, valid if
+    /// it did.
+    Unknown {
+        marker: Option<uuid::Uuid>,
+        done: Box<Done>,
+        error: Error,
+    },
+}
+
+impl From<tokio_postgres::Error> for BatchError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let again = e.code().is_some_and(retryable);
+        let e = pg(e);
+        if again {
+            BatchError::Retry(e)
+        } else {
+            BatchError::Fail(e)
+        }
+    }
+}
+
+impl From<Error> for BatchError {
+    fn from(e: Error) -> Self {
+        BatchError::Fail(e)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Done {
+    pub(crate) outs: Vec<Result<Out>>,
+    pub(crate) notices: Vec<Notice>,
+    pub(crate) events: FxHashMap<JobId, u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    Clean,
+    Dirty,
+    New,
+}
+
+pub(crate) struct EventRow {
+    pub(crate) job: JobId,
+    pub(crate) id: i64,
+    pub(crate) at: i64,
+    pub(crate) seq: Option<i64>,
+    pub(crate) data: Option<serde_json::Value>,
+}
+
+pub(crate) struct Batch<'s> {
+    pub(crate) s: &'s str,
+    pub(crate) cache: FxHashMap<JobId, (Job, Mark)>,
+    /// Where the current version of each job row this transaction locked is, so that writing
+    /// it back needs no index lookup. A locked row cannot move until the transaction ends, but
+    /// the transaction's own update moves it: `flush` forgets what it wrote.
+    pub(crate) tids: FxHashMap<JobId, Tid>,
+    pub(crate) keys: FxHashMap<(JobId, String), u64>,
+    pub(crate) idem: FxHashMap<(TenantId, String), JobId>,
+    pub(crate) events: Vec<EventRow>,
+    /// Status-event lines not yet written, per job (see [`crate::status_log`]).
+    pub(crate) logs: FxHashMap<JobId, String>,
+    pub(crate) entries: Vec<(JobId, Entry)>,
+    pub(crate) notices: Vec<Notice>,
+    pub(crate) announced: FxHashSet<String>,
+    pub(crate) last_event: FxHashMap<JobId, u64>,
+}
+
+pub(crate) async fn run_batch(
+    exec: &Executor,
+    client: &mut Client,
+    stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+    cmds: &[Cmd],
+    careful: bool,
+    at_commit: &mut Option<AtCommit>,
+) -> Result<Done, BatchError> {
+    let (schema, faults, node) = (exec.schema.as_str(), &*exec.faults, exec.node);
+    let s = format!("\"{schema}\"");
+    let txn = client.transaction().await?;
+    let tx = Db { tx: &txn, stmts };
+    // Room for every job the batch can touch, so the map never grows (and moves its jobs).
+    let room = cmds
+        .iter()
+        .map(|c| match &c.op {
+            Op::Claim(req) => req
+                .kinds
+                .iter()
+                .map(|(_, n)| *n)
+                .fold(0, usize::saturating_add),
+            Op::Append(items) => items.len(),
+            Op::Renew(leases, _) => leases.len(),
+            _ => 1,
+        })
+        .fold(0, usize::saturating_add)
+        .min(1 << 16);
+    let mut b = Batch {
+        s: &s,
+        cache: FxHashMap::with_capacity_and_hasher(room, Default::default()),
+        tids: FxHashMap::default(),
+        keys: FxHashMap::default(),
+        idem: FxHashMap::default(),
+        events: Vec::new(),
+        logs: FxHashMap::default(),
+        entries: Vec::new(),
+        notices: Vec::new(),
+        announced: FxHashSet::default(),
+        last_event: FxHashMap::default(),
+    };
+    b.preload(&tx, cmds, careful).await?;
+    let mut outs = Vec::with_capacity(cmds.len());
+    for cmd in cmds {
+        outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
+    }
+    b.flush(&tx).await?;
+    // The batch's commit marker, to look for should the `COMMIT` reply be lost (none if the
+    // batch wrote nothing); sent in the same round trip as the notifications.
+    let token = uuid::Uuid::now_v7();
+    let (marker, ()) = tokio::try_join!(
+        async {
+            let rows = tx.query(&mark_commit(&s), &[&token]).await?;
+            Ok::<Option<uuid::Uuid>, BatchError>((!rows.is_empty()).then_some(token))
+        },
+        b.notify(&tx, schema, node),
+    )?;
+    *at_commit = Some(AtCommit {
+        marker,
+        done: Done {
+            outs,
+            notices: b.notices,
+            events: b.last_event,
+        },
+    });
+    let unknown = |at_commit: &mut Option<AtCommit>, error: Error| {
+        let AtCommit { marker, done } = at_commit.take().unwrap_or_default();
+        BatchError::Unknown {
+            marker,
+            done: Box::new(done),
+            error,
+        }
+    };
+    if Faults::take(&faults.abandoned_commits) {
+        txn.rollback().await?;
+        return Err(unknown(at_commit, simulated()));
+    }
+    if let Some(crash) = faults.take_crash() {
+        crash().await;
+        drop(txn);
+        return Err(unknown(at_commit, simulated()));
+    }
+    match txn.commit().await {
+        Ok(()) if Faults::take(&faults.lost_replies) => Err(unknown(at_commit, simulated())),
+        Ok(()) => Ok(at_commit.take().unwrap_or_default().done),
+        // The connection broke: the `COMMIT` may or may not have reached the server.
+        Err(e) if client.is_closed() => Err(unknown(at_commit, pg(e))),
+        Err(e) => {
+            at_commit.take();
+            Err(e.into())
+        }
+    }
+}
+
+impl Batch<'_> {
+    /// Loads (and locks) every job the commands name, the idempotency keys of submits and the
+    /// ledger keys of appends, in three queries.
+    ///
+    /// The ids of new jobs are looked up only when `careful`: an id is fresh (a v7 UUID) but
+    /// for a caller's mistake, and then the insert fails on the primary key, the batch runs
+    /// again carefully, and the submit gets its `InvalidInput`. So a batch of submits does not
+    /// probe the index for ids that are not there.
+    pub(crate) async fn preload(
+        &mut self,
+        tx: &Db<'_, '_>,
+        cmds: &[Cmd],
+        careful: bool,
+    ) -> Result<(), BatchError> {
+        let mut ids = Vec::new();
+        let (mut idem_t, mut idem_k) = (Vec::new(), Vec::new());
+        let (mut key_j, mut key_k) = (Vec::new(), Vec::new());
+        for cmd in cmds {
+            match &cmd.op {
+                Op::Submit(new) => {
+                    if careful {
+                        ids.push(new.id.0);
+                    }
+                    if let Some(k) = &new.idempotency_key {
+                        idem_t.push(new.tenant.as_str().to_owned());
+                        idem_k.push(k.clone());
+                    }
+                }
+                Op::Renew(leases, _) => ids.extend(leases.iter().map(|l| l.job.0)),
+                Op::Append(items) => {
+                    for a in items {
+                        ids.push(a.lease.job.0);
+                        if let Some(k) = &a.key {
+                            key_j.push(a.lease.job.0);
+                            key_k.push(k.clone());
+                        }
+                    }
+                }
+                Op::Progress(l, _) | Op::Finish(l, _) => ids.push(l.job.0),
+                Op::Cancel(_, id, _) | Op::Extend(_, id, _) => ids.push(id.0),
+                Op::Claim(_) | Op::CancelGroup(..) | Op::Recover | Op::RecoverWorker(_) => {}
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                        self.s
+                    ),
+                    &[&ids],
+                )
+                .await?;
+            for r in rows {
+                let job = self.locked(&r)?;
+                self.cache.insert(job.id, (job, Mark::Clean));
+            }
+        }
+        if !idem_t.is_empty() {
+            let rows = tx.query(&idem_lookup(self.s), &[&idem_t, &idem_k]).await?;
+            for r in rows {
+                let job = job_at(&r, 0)?;
+                if let Some(k) = job.idempotency_key.clone() {
+                    self.idem.insert((job.tenant.clone(), k), job.id);
+                }
+                self.cache.entry(job.id).or_insert((job, Mark::Clean));
+            }
+        }
+        if !key_j.is_empty() {
+            let rows = tx.query(&key_lookup(self.s), &[&key_j, &key_k]).await?;
+            for r in rows {
+                let seq: i64 = r.get(2);
+                self.keys
+                    .insert((JobId(r.get(0)), r.get(1)), u64::try_from(seq).unwrap_or(0));
+            }
+        }
+        Ok(())
+    }
+
+    /// The job in a row of `doc, ctid` this transaction locked; remembers where the row is.
+    pub(crate) fn locked(&mut self, r: &tokio_postgres::Row) -> Result<Job> {
+        let job = job_at(r, 0)?;
+        self.tids.insert(job.id, r.try_get(1).map_err(pg)?);
+        Ok(job)
+    }
+
+    pub(crate) fn take(&mut self, id: JobId) -> Option<(Job, Mark)> {
+        self.cache.remove(&id)
+    }
+
+    pub(crate) fn take_for(&mut self, tenant: &TenantId, id: JobId) -> Result<(Job, Mark)> {
+        match self.take(id) {
+            Some((job, mark)) if &job.tenant == tenant => Ok((job, mark)),
+            Some(other) => {
+                self.cache.insert(id, other);
+                Err(Error::NotFound)
+            }
+            None => Err(Error::NotFound),
+        }
+    }
+
+    /// Puts a job back; `changed` marks it for writing.
+    pub(crate) fn put(&mut self, job: Job, mark: Mark, changed: bool) {
+        let mark = match (mark, changed) {
+            (Mark::New, _) => Mark::New,
+            (_, true) => Mark::Dirty,
+            (m, false) => m,
+        };
+        self.cache.insert(job.id, (job, mark));
+    }
+
+    /// A progress or delivery event: an `events` row.
+    pub(crate) fn event(
+        &mut self,
+        job: &Job,
+        now: Timestamp,
+        seq: Option<u64>,
+        data: Option<EventData>,
+    ) {
+        self.events.push(EventRow {
+            job: job.id,
+            id: int(job.last_event_id),
+            at: now.0,
+            seq: seq.map(int),
+            data: data.and_then(|d| serde_json::to_value(d).ok()),
+        });
+        self.last_event.insert(job.id, job.last_event_id);
+    }
+
+    /// A status event (the job's state and reason): a line of its `log`, written with the job.
+    pub(crate) fn status(&mut self, job: &Job, now: Timestamp) {
+        let log = self.logs.entry(job.id).or_default();
+        status_log::push(log, job.last_event_id, now, job.state, job.reason);
+        self.last_event.insert(job.id, job.last_event_id);
+    }
+
+    pub(crate) fn announce(&mut self, kind: &str) {
+        if self.announced.insert(kind.to_owned()) {
+            self.notices.push(Notice::Available(kind.into()));
+        }
+    }
+
+    /// After a kernel change: the effects the kernel decided (the status event, the notice).
+    pub(crate) fn effects(&mut self, job: &Job, effects: &Effects, now: Timestamp) {
+        if effects.status_event {
+            self.status(job, now);
+        }
+        match &effects.notice {
+            Some(Notice::Available(kind)) => self.announce(kind.as_str()),
+            Some(n) => self.notices.push(n.clone()),
+            None => {}
+        }
+    }
+
+    /// Applies one command. The outer error fails the whole batch; the inner one is the
+    /// command's own answer.
+    pub(crate) async fn apply(
+        &mut self,
+        tx: &Db<'_, '_>,
+        op: &Op,
+        now: Timestamp,
+    ) -> Result<Result<Out>, BatchError> {
+        Ok(match op {
+            Op::Submit(new) => self.submit(new, now),
+            Op::Claim(req) => Ok(Out::Jobs(self.claim(tx, req, now).await?)),
+            Op::Renew(leases, lease_ms) => {
+                let mut out = Vec::with_capacity(leases.len());
+                for l in leases {
+                    out.push(match self.take(l.job) {
+                        Some((mut job, mark)) => {
+                            let st = kernel::renew(&mut job, *l, *lease_ms, now);
+                            self.put(job, mark, matches!(st, LeaseStatus::Held { .. }));
+                            st
+                        }
+                        None => LeaseStatus::Lost,
+                    });
+                }
+                Ok(Out::Leases(out))
+            }
+            Op::Append(items) => Ok(Out::Appends(
+                items.iter().map(|a| self.append(a, now)).collect(),
+            )),
+            Op::Progress(lease, p) => self.with_job(lease.job, None, |b, job| {
+                kernel::progress(job, *lease, p)?;
+                let data = EventData::Progress {
+                    progress: job.progress.clone(),
+                };
+                b.event(job, now, None, Some(data));
+                Ok(Out::Unit)
+            }),
+            Op::Finish(lease, finish) => self.with_job(lease.job, None, |b, job| {
+                let effects = kernel::finish(job, *lease, finish, now)?;
+                b.effects(job, &effects, now);
+                Ok(Out::Job(job.clone()))
+            }),
+            Op::Cancel(tenant, id, req) => self.with_job(*id, Some(tenant), |b, job| {
+                let effects = kernel::cancel(job, req, now)?;
+                b.effects(job, &effects, now);
+                Ok(Out::Updated(Updated {
+                    job: job.clone(),
+                    changed: effects.changed(),
+                }))
+            }),
+            Op::Extend(tenant, id, limit) => self.with_job(*id, Some(tenant), |b, job| {
+                let effects = kernel::extend(job, *limit, now)?;
+                b.effects(job, &effects, now);
+                Ok(Out::Updated(Updated {
+                    job: job.clone(),
+                    changed: true,
+                }))
+            }),
+            Op::CancelGroup(tenant, group, req) => {
+                let req = CancelRequest {
+                    reason: Reason::GroupCancelled,
+                    ..req.clone()
+                };
+                self.flush(tx).await?;
+                let rows = tx
+                    .query(
+                        &format!(
+                            "SELECT doc, ctid FROM {}.jobs WHERE tenant = $1 AND grp = $2 \
+                             AND state IN ({QUEUED}, {RUNNING}) ORDER BY id FOR UPDATE",
+                            self.s
+                        ),
+                        &[&tenant.as_str(), &group.as_str()],
+                    )
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let fresh = self.locked(&r)?;
+                    let id = fresh.id;
+                    let (mut job, mark) = self.take(id).unwrap_or((fresh, Mark::Clean));
+                    match kernel::cancel(&mut job, &req, now) {
+                        Ok(effects) => {
+                            self.effects(&job, &effects, now);
+                            out.push(Updated {
+                                job: job.clone(),
+                                changed: effects.changed(),
+                            });
+                            self.put(job, mark, effects.changed());
+                        }
+                        Err(_) => self.put(job, mark, false),
+                    }
+                }
+                Ok(Out::Updates(out))
+            }
+            Op::RecoverWorker(worker) => {
+                self.flush(tx).await?;
+                let mut out = Vec::new();
+                self.recover_worker(tx, worker, now, &mut out).await?;
+                Ok(Out::Jobs(out))
+            }
+            Op::Recover => {
+                self.flush(tx).await?;
+                let mut out = Vec::new();
+                // Commit markers old enough that no lost `COMMIT` reply is still asked about,
+                // a bounded number at a time (rows another node is deleting are skipped).
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {s}.commits WHERE token IN (SELECT token FROM {s}.commits \
+                         WHERE token < $1 ORDER BY token LIMIT 10000 FOR UPDATE SKIP LOCKED)",
+                        s = self.s
+                    ),
+                    &[&markers_from(std::time::SystemTime::now())],
+                )
+                .await?;
+                // Gone workers first: their jobs resume now instead of when their leases end.
+                let gone = tx
+                    .query(
+                        &crate::workers::gone_query(self.s),
+                        &[&crate::workers::schema_key(self.s)],
+                    )
+                    .await?;
+                for row in gone {
+                    let worker: String = row.try_get(0).map_err(pg)?;
+                    self.recover_worker(tx, &worker, now, &mut out).await?;
+                    tx.execute(
+                        &format!("DELETE FROM {}.workers WHERE worker = $1", self.s),
+                        &[&worker],
+                    )
+                    .await?;
+                }
+                let rows = tx
+                    .query(
+                        &format!(
+                            "SELECT doc, ctid FROM {}.jobs \
+                             WHERE (state IN ({RUNNING}, {CANCELLING}) AND lease_until <= $1) \
+                             OR (state = {QUEUED} AND NOT started AND deadline IS NOT NULL AND deadline <= $1) \
+                             ORDER BY id FOR UPDATE SKIP LOCKED",
+                            self.s
+                        ),
+                        &[&now.0],
+                    )
+                    .await?;
+                for r in rows {
+                    let fresh = self.locked(&r)?;
+                    let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
+                    let effects = kernel::expire(&mut job, now);
+                    self.effects(&job, &effects, now);
+                    if effects.changed() {
+                        out.push(job.clone());
+                    }
+                    self.put(job, mark, effects.changed());
+                }
+                Ok(Out::Jobs(out))
+            }
+        })
+    }
+
+    /// Recovers the running and cancelling jobs of the gone `worker` ([`kernel::orphan`]).
+    pub(crate) async fn recover_worker(
+        &mut self,
+        tx: &Db<'_, '_>,
+        worker: &str,
+        now: Timestamp,
+        out: &mut Vec<Job>,
+    ) -> Result<(), BatchError> {
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT doc, ctid FROM {}.jobs \
+                     WHERE state IN ({RUNNING}, {CANCELLING}) AND (doc::jsonb ->> 'worker') = $1 \
+                     ORDER BY id FOR UPDATE SKIP LOCKED",
+                    self.s
+                ),
+                &[&worker],
+            )
+            .await?;
+        for r in rows {
+            let fresh = self.locked(&r)?;
+            let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
+            let effects = kernel::orphan(&mut job, now);
+            self.effects(&job, &effects, now);
+            if effects.changed() {
+                out.push(job.clone());
+            }
+            self.put(job, mark, effects.changed());
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a cached job (loaded by `preload`), writing it back if `f` succeeds.
+    pub(crate) fn with_job(
+        &mut self,
+        id: JobId,
+        tenant: Option<&TenantId>,
+        f: impl FnOnce(&mut Self, &mut Job) -> Result<Out>,
+    ) -> Result<Out> {
+        let (mut job, mark) = match tenant {
+            Some(t) => self.take_for(t, id)?,
+            None => self.take(id).ok_or(Error::NotFound)?,
+        };
+        let before = job.clone();
+        match f(self, &mut job) {
+            Ok(out) => {
+                let changed = job != before;
+                self.put(job, mark, changed);
+                Ok(out)
+            }
+            Err(e) => {
+                self.put(before, mark, false);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn submit(&mut self, new: &NewJob, now: Timestamp) -> Result<Out> {
+        if let Some(k) = &new.idempotency_key
+            && let Some(id) = self.idem.get(&(new.tenant.clone(), k.clone()))
+        {
+            let job = self
+                .cache
+                .get(id)
+                .map(|(j, _)| j.clone())
+                .ok_or(Error::NotFound)?;
+            return Ok(Out::Submitted(Submitted {
+                job,
+                created: false,
+            }));
+        }
+        if self.cache.contains_key(&new.id) {
+            return Err(Error::InvalidInput {
+                field: "id",
+                reason: "a job with this id exists".into(),
+            });
+        }
+        let job = kernel::new_job(new.clone(), now);
+        if let Some(k) = &job.idempotency_key {
+            self.idem.insert((job.tenant.clone(), k.clone()), job.id);
+        }
+        self.effects(&job, &kernel::created(&job), now);
+        self.cache.insert(job.id, (job.clone(), Mark::New));
+        Ok(Out::Submitted(Submitted { job, created: true }))
+    }
+
+    pub(crate) fn append(&mut self, a: &Append, now: Timestamp) -> Result<Appended> {
+        let (mut job, mark) = self.take(a.lease.job).ok_or(Error::NotFound)?;
+        let existing = a
+            .key
+            .as_ref()
+            .and_then(|k| self.keys.get(&(job.id, k.clone())))
+            .copied();
+        match kernel::append(&mut job, a, existing, now) {
+            Ok(AppendOutcome::Duplicate(ack)) => {
+                self.put(job, mark, false);
+                Ok(ack)
+            }
+            Ok(AppendOutcome::New(entry, ack)) => {
+                if let Some(k) = &entry.key {
+                    self.keys.insert((job.id, k.clone()), entry.seq);
+                }
+                self.event(&job, now, Some(entry.seq), None);
+                self.entries.push((job.id, entry));
+                self.put(job, mark, true);
+                Ok(ack)
+            }
+            Err(e) => {
+                self.put(job, mark, false);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn claim(
+        &mut self,
+        tx: &Db<'_, '_>,
+        req: &ClaimRequest,
+        now: Timestamp,
+    ) -> Result<Vec<Job>, BatchError> {
+        self.flush(tx).await?;
+        let mut out = Vec::new();
+        for (kind, want) in &req.kinds {
+            if *want == 0 {
+                continue;
+            }
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT doc, ctid FROM {}.jobs WHERE state = {QUEUED} AND kind = $1 AND run_at <= $2 \
+                         AND NOT (NOT started AND deadline IS NOT NULL AND deadline <= $2) \
+                         ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                        self.s
+                    ),
+                    &[
+                        &kind.as_str(),
+                        &now.0,
+                        &i64::try_from(*want).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await?;
+            for r in rows {
+                let fresh = self.locked(&r)?;
+                let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
+                match kernel::claim(&mut job, &req.worker, req.lease_ms, now) {
+                    Ok(effects) => {
+                        self.effects(&job, &effects, now);
+                        out.push(job.clone());
+                        self.put(job, mark, true);
+                    }
+                    Err(_) => self.put(job, mark, false),
+                }
+            }
+        }
+        Ok(out)
+    }
+}

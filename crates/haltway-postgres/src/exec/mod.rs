@@ -1,0 +1,388 @@
+//! The batch executor: every write of one node runs here, many commands per transaction.
+//!
+//! A batch's transaction loads every job its commands name in one query (`FOR UPDATE`, in id
+//! order, so two nodes never lock in opposite orders), applies the commands in arrival order
+//! with the shared kernel, and writes everything back set-wise: one statement each for new
+//! jobs, changed jobs (with their new status lines), other events and ledger entries, one for
+//! the notifications, then `COMMIT`.
+//! Claims, group cancels and recovery query the table after writing back what the batch changed
+//! so far, and claims skip rows other nodes hold (`FOR UPDATE SKIP LOCKED`).
+//!
+//! # Invariants
+//! - A command is answered only after its transaction committed; a failed transaction answers
+//!   every command in it with the error (none of their writes happened).
+//! - When the connection breaks during `COMMIT`, the executor does not guess: it asks the
+//!   database whether that transaction committed (by its commit marker, see `commit`). If it
+//!   did, the commands get their answers; if it aborted, the batch runs again; only when the
+//!   database cannot tell within a bounded wait do the commands get the error. So a lost reply
+//!   never turns committed work into a failure that a handler would repeat (an unkeyed item
+//!   billed twice).
+//! - Commands are data, so a transaction that failed for a retryable reason (deadlock,
+//!   serialization, a concurrent insert of the same idempotency key) runs again from scratch.
+//! - Notifications go out with the commit (PostgreSQL delivers `NOTIFY` on commit) and to this
+//!   node's own subscribers right after it.
+//!
+//! # Files
+//! `mod.rs` the queue and the executor loop; `batch` one batch's transaction and commands;
+//! `write` writing a batch back; `commit` the lost-`COMMIT` protocol; `sql` query text;
+//! `faults` test faults. The `NOTIFY` protocol is `crate::notify`.
+
+mod batch;
+mod commit;
+mod faults;
+mod sql;
+mod write;
+
+use std::sync::Arc;
+
+use haltway_core::kernel::{self, AppendOutcome, Effects};
+use haltway_core::{
+    Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
+    GroupId, Job, JobId, Lease, LeaseStatus, NewJob, Notice, Progress, Reason, Result,
+    StoreErrorKind, Submitted, TenantId, Timestamp, Updated,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
+
+use crate::error::{pg, retryable};
+use crate::status_log;
+
+pub(crate) use batch::*;
+pub(crate) use commit::*;
+pub use faults::Faults;
+pub(crate) use faults::*;
+pub(crate) use sql::*;
+pub(crate) use write::*;
+
+/// A write, as data.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Submit(NewJob),
+    Claim(ClaimRequest),
+    Renew(Vec<Lease>, u64),
+    Append(Vec<Append>),
+    Progress(Lease, Progress),
+    Finish(Lease, Finish),
+    Cancel(TenantId, JobId, CancelRequest),
+    CancelGroup(TenantId, GroupId, CancelRequest),
+    Extend(TenantId, JobId, u64),
+    Recover,
+    /// Recovers the jobs a gone holder of a worker id left running (the id was registered
+    /// again, and its lock was free).
+    RecoverWorker(String),
+}
+
+/// What a write returns.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Submitted(Submitted),
+    Job(Job),
+    Jobs(Vec<Job>),
+    Updated(Updated),
+    Updates(Vec<Updated>),
+    Leases(Vec<LeaseStatus>),
+    Appends(Vec<Result<Appended>>),
+    Unit,
+}
+
+pub(crate) struct Cmd {
+    pub(crate) op: Op,
+    pub(crate) now: Timestamp,
+    pub(crate) reply: oneshot::Sender<Result<Out>>,
+}
+
+pub(crate) struct Executor {
+    pub(crate) config: Config,
+    /// How long a batch may wait for the server (see `PgOptions::io_timeout`).
+    pub(crate) io_timeout: std::time::Duration,
+    /// The backend process of this executor's connection, to end it if the connection
+    /// stops answering.
+    pub(crate) backend: parking_lot::Mutex<Option<i32>>,
+    pub(crate) schema: String,
+    /// Shared by the store's executors: one gathers a batch while the others run theirs.
+    pub(crate) rx: Arc<tokio::sync::Mutex<Queue>>,
+    pub(crate) notices: broadcast::Sender<Notice>,
+    pub(crate) events: broadcast::Sender<EventNotice>,
+    pub(crate) max_batch: usize,
+    pub(crate) faults: Arc<Faults>,
+    /// This node's id in `listeners`.
+    pub(crate) node: uuid::Uuid,
+}
+
+/// The store's write queue, shared by its executors.
+pub(crate) struct Queue {
+    pub(crate) rx: mpsc::UnboundedReceiver<Cmd>,
+    /// A command taken off `rx` that the next batch starts with.
+    pub(crate) carry: Option<Cmd>,
+}
+
+/// Connects, with the connection driven on its own task.
+pub(crate) async fn connect(config: &Config) -> Result<Client> {
+    let (client, conn) = config.connect(NoTls).await.map_err(pg)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Store { kind, message } => Error::store(*kind, message.clone()),
+        other => Error::store(StoreErrorKind::Other, other.to_string()),
+    }
+}
+
+/// How long a batch waits for more commands after its first one.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
+
+impl Executor {
+    /// Takes the next batch off the shared queue; `None` when the store is gone.
+    ///
+    /// A batch holds at most one claim: a second one is left for the next batch, which the
+    /// other write connection runs at the same time, so an engine with two claims in flight
+    /// has them committed side by side instead of one after the other.
+    async fn gather(&self) -> Option<Vec<Cmd>> {
+        let mut queue = self.rx.lock().await;
+        let Queue { rx, carry } = &mut *queue;
+        let first = match carry.take() {
+            Some(c) => c,
+            None => rx.recv().await?,
+        };
+        let mut has_claim = matches!(first.op, Op::Claim(_));
+        let mut cmds = vec![first];
+        // Adds `c` to the batch, or leaves it for the next one (`false`: the batch is done).
+        let mut take = |c: Cmd, cmds: &mut Vec<Cmd>, carry: &mut Option<Cmd>| {
+            if matches!(c.op, Op::Claim(_)) {
+                if has_claim {
+                    *carry = Some(c);
+                    return false;
+                }
+                has_claim = true;
+            }
+            cmds.push(c);
+            true
+        };
+        // Group commit: a commit costs the same for one command or a thousand, so give the
+        // commands that are about to arrive (other handlers' deliveries, woken by the last
+        // commit) a moment to join, bounded by `LINGER`.
+        let linger = tokio::time::Instant::now() + LINGER;
+        'gather: loop {
+            while cmds.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(c) => {
+                        if !take(c, &mut cmds, carry) {
+                            break 'gather;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            if cmds.len() >= self.max_batch || tokio::time::Instant::now() >= linger {
+                break;
+            }
+            let before = cmds.len();
+            tokio::task::yield_now().await;
+            if rx.is_empty() && cmds.len() == before {
+                // Nothing new after a yield: wait a little, or run what we have.
+                match tokio::time::timeout_at(linger, rx.recv()).await {
+                    Ok(Some(c)) => {
+                        if !take(c, &mut cmds, carry) {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Some(cmds)
+    }
+
+    pub(crate) async fn run(self) {
+        let mut client: Option<Client> = None;
+        let stmts = parking_lot::Mutex::new(FxHashMap::default());
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let Some(cmds) = self.gather().await else {
+                return;
+            };
+            let mut tries = 0;
+            let result = loop {
+                let c = match self.open(&mut client, &stmts).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "postgres unavailable; the batch fails");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                        break Err(e);
+                    }
+                };
+                let mut c = c;
+                // After a failed try, look for clashing job ids before inserting (see
+                // `preload`).
+                let careful = tries > 0;
+                let mut at_commit = None;
+                let batch = run_batch(&self, &mut c, &stmts, &cmds, careful, &mut at_commit);
+                let (r, closed) = match tokio::time::timeout(self.io_timeout, batch).await {
+                    Ok(r) => {
+                        let closed = c.is_closed();
+                        if !closed {
+                            client = Some(c);
+                        }
+                        (r, closed)
+                    }
+                    Err(_) => {
+                        // No answer: the connection is stuck (a partition, a stuck proxy).
+                        // It is dropped, and its backend ended so that its transaction cannot
+                        // commit later; a batch that had sent its `COMMIT` is then settled
+                        // like a lost reply, one that had not is answered with the error.
+                        let error = Error::store(
+                            StoreErrorKind::Unavailable,
+                            format!("postgres did not answer within {:?}", self.io_timeout),
+                        );
+                        tracing::warn!(%error, "dropping a connection that stopped answering");
+                        drop(c);
+                        let stuck = self.backend.lock().take();
+                        self.end_backend(&mut client, &stmts, stuck).await;
+                        let r = match at_commit.take() {
+                            Some(AtCommit { marker, done }) => Err(BatchError::Unknown {
+                                marker,
+                                done: Box::new(done),
+                                error,
+                            }),
+                            None => Err(BatchError::Fail(error)),
+                        };
+                        (r, true)
+                    }
+                };
+                match r {
+                    Err(BatchError::Retry(e)) if tries < 5 && !closed => {
+                        tries += 1;
+                        tracing::debug!(error = %e, tries, "batch conflicted; running it again");
+                    }
+                    Err(BatchError::Unknown {
+                        marker,
+                        done,
+                        error,
+                    }) => match self.outcome(&mut client, &stmts, marker).await {
+                        Some(Outcome::Committed) => {
+                            tracing::warn!(
+                                error = %error,
+                                "the COMMIT reply was lost, but the transaction committed"
+                            );
+                            pause = std::time::Duration::from_millis(50);
+                            break Ok(*done);
+                        }
+                        Some(Outcome::Aborted) if tries < 5 => {
+                            tries += 1;
+                            tracing::warn!(
+                                error = %error,
+                                "the COMMIT reply was lost and the transaction did not \
+                                 commit; running the batch again"
+                            );
+                        }
+                        _ => break Err(error),
+                    },
+                    Err(BatchError::Retry(e) | BatchError::Fail(e)) => break Err(e),
+                    Ok(done) => {
+                        pause = std::time::Duration::from_millis(50);
+                        break Ok(done);
+                    }
+                }
+            };
+            match result {
+                Ok(done) => {
+                    for n in done.notices {
+                        let _ = self.notices.send(n);
+                    }
+                    for (job, id) in done.events {
+                        let _ = self.events.send(EventNotice { job, id });
+                    }
+                    for (cmd, out) in cmds.into_iter().zip(done.outs) {
+                        let _ = cmd.reply.send(out);
+                    }
+                }
+                Err(e) => {
+                    for cmd in cmds {
+                        let _ = cmd.reply.send(Err(copy_error(&e)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// The test server's URL; `None` (with a `SKIPPED` line) without one, a failure in CI.
+    pub(crate) fn pg_url() -> Option<String> {
+        match std::env::var("HALTWAY_TEST_PG_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "CI=true but HALTWAY_TEST_PG_URL is not set"
+                );
+                println!("SKIPPED: no PostgreSQL (set HALTWAY_TEST_PG_URL=postgres://… to run)");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch takes at most one claim; the next batch starts with the one left over, and the
+    /// commands keep their order.
+    #[tokio::test]
+    async fn a_batch_holds_at_most_one_claim() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let executor = Executor {
+            config: Config::new(),
+            schema: "s".into(),
+            rx: Arc::new(tokio::sync::Mutex::new(Queue { rx, carry: None })),
+            notices: broadcast::channel(1).0,
+            events: broadcast::channel(1).0,
+            max_batch: 100,
+            faults: Arc::new(Faults::default()),
+            node: uuid::Uuid::now_v7(),
+            io_timeout: std::time::Duration::from_secs(30),
+            backend: parking_lot::Mutex::new(None),
+        };
+        let claim = || {
+            Op::Claim(ClaimRequest {
+                worker: "w".into(),
+                lease_ms: 1000,
+                kinds: vec![("k".into(), 1)],
+            })
+        };
+        let ops = [
+            Op::Recover,
+            claim(),
+            Op::Recover,
+            claim(),
+            claim(),
+            Op::Recover,
+        ];
+        for (i, op) in ops.into_iter().enumerate() {
+            tx.send(Cmd {
+                op,
+                now: Timestamp(i64::try_from(i).expect("small")),
+                reply: oneshot::channel().0,
+            })
+            .expect("send");
+        }
+        drop(tx);
+        let mut batches = Vec::new();
+        while let Some(cmds) = executor.gather().await {
+            batches.push(cmds.iter().map(|c| c.now.0).collect::<Vec<_>>());
+        }
+        assert_eq!(batches, vec![vec![0, 1, 2], vec![3], vec![4, 5]]);
+    }
+}

@@ -1,0 +1,294 @@
+//! Writing a batch back: new jobs by `COPY`, changed jobs in one `UPDATE` (by `ctid` where
+//! the batch knows it), events and ledger entries set-wise; and the job row's encoding.
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "one module split by role: its parts share the parent's imports"
+)]
+use super::*;
+
+pub(crate) fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The job in column `i` of a row (its JSON text).
+pub(crate) fn job_at(r: &tokio_postgres::Row, i: usize) -> Result<Job> {
+    let text: &str = r.try_get(i).map_err(pg)?;
+    serde_json::from_str(text).map_err(|e| {
+        Error::store(
+            StoreErrorKind::Incompatible,
+            format!("a stored job does not decode: {e}"),
+        )
+    })
+}
+
+/// The columns of a new job's row.
+pub(crate) struct NewRow<'j> {
+    id: uuid::Uuid,
+    tenant: &'j str,
+    kind: &'j str,
+    group: Option<&'j str>,
+    state: i16,
+    run_at: i64,
+    lease_until: Option<i64>,
+    deadline: Option<i64>,
+    started: bool,
+    idem: Option<&'j str>,
+    discard: bool,
+    doc: String,
+    log: String,
+}
+
+impl<'j> NewRow<'j> {
+    pub(crate) fn of(j: &'j Job, log: String) -> Self {
+        NewRow {
+            id: j.id.0,
+            tenant: j.tenant.as_str(),
+            kind: j.kind.as_str(),
+            group: j.group.as_ref().map(|g| g.as_str()),
+            state: j.state.code(),
+            run_at: j.run_at.0,
+            lease_until: j.lease_until.map(|t| t.0),
+            deadline: j.deadline.map(|t| t.0),
+            started: j.started_at.is_some(),
+            idem: j.idempotency_key.as_deref(),
+            discard: j.on_cancel == haltway_core::OnCancel::Discard,
+            doc: doc(j),
+            log,
+        }
+    }
+
+    pub(crate) fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.id,
+            &self.tenant,
+            &self.kind,
+            &self.group,
+            &self.state,
+            &self.run_at,
+            &self.lease_until,
+            &self.deadline,
+            &self.started,
+            &self.idem,
+            &self.discard,
+            &self.doc,
+            &self.log,
+        ]
+    }
+}
+
+/// A job as the JSON text stored in `jobs.doc`.
+pub(crate) fn doc(job: &Job) -> String {
+    // Sized for a typical job up front, so the text is not copied as it grows.
+    let mut out = Vec::with_capacity(512 + job.input.len());
+    match serde_json::to_writer(&mut out, job) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+impl Batch<'_> {
+    /// Writes new and changed jobs, events and ledger entries, one statement each.
+    pub(crate) async fn flush(&mut self, tx: &Db<'_, '_>) -> Result<(), BatchError> {
+        let mut new = Vec::new();
+        let mut dirty = Vec::new();
+        let mut logs = std::mem::take(&mut self.logs);
+        for (job, mark) in self.cache.values_mut() {
+            let log = logs.remove(&job.id).unwrap_or_default();
+            match *mark {
+                Mark::New => new.push((&*job, log)),
+                Mark::Dirty => dirty.push((&*job, log)),
+                // A status event always comes with a change; write it all the same.
+                Mark::Clean if !log.is_empty() => dirty.push((&*job, log)),
+                Mark::Clean => continue,
+            }
+            *mark = Mark::Clean;
+        }
+        debug_assert!(logs.is_empty(), "status events of jobs not in the batch");
+        if !new.is_empty() {
+            let rows: Vec<NewRow<'_>> =
+                new.into_iter().map(|(j, log)| NewRow::of(j, log)).collect();
+            tx.copy(
+                &format!(
+                    "COPY {}.jobs (id, tenant, kind, grp, state, run_at, lease_until, \
+                     deadline, started, idem_key, discard, doc, log) FROM STDIN (FORMAT binary)",
+                    self.s
+                ),
+                &[
+                    Type::UUID,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT2,
+                    Type::INT8,
+                    Type::INT8,
+                    Type::INT8,
+                    Type::BOOL,
+                    Type::TEXT,
+                    Type::BOOL,
+                    Type::TEXT,
+                    Type::TEXT,
+                ],
+                rows.iter().map(NewRow::values),
+            )
+            .await?;
+        }
+        if !dirty.is_empty() {
+            // Rows are found where this transaction locked them; one it already rewrote (an
+            // earlier flush moved it) by id.
+            let (mut tids, mut by_tid, mut ids, mut by_id) = (vec![], vec![], vec![], vec![]);
+            for (job, log) in dirty {
+                match self.tids.remove(&job.id) {
+                    Some(tid) => {
+                        tids.push(tid);
+                        by_tid.push((job, log));
+                    }
+                    None => {
+                        ids.push(job.id.0);
+                        by_id.push((job, log));
+                    }
+                }
+            }
+            if !by_tid.is_empty() {
+                update_jobs(tx, self.s, "ctid", "tid", &tids, by_tid).await?;
+            }
+            if !by_id.is_empty() {
+                update_jobs(tx, self.s, "id", "uuid", &ids, by_id).await?;
+            }
+        }
+        if !self.entries.is_empty() {
+            let e = std::mem::take(&mut self.entries);
+            let rows: Vec<(uuid::Uuid, i64, &str, i64, i32, i64)> = e
+                .iter()
+                .map(|(j, x)| {
+                    (
+                        j.0,
+                        int(x.seq),
+                        &*x.payload,
+                        int(x.cost),
+                        i32::try_from(x.attempt).unwrap_or(i32::MAX),
+                        x.at.0,
+                    )
+                })
+                .collect();
+            tx.copy(
+                &format!(
+                    "COPY {}.ledger (job, seq, key, payload, cost, attempt, at) \
+                     FROM STDIN (FORMAT binary)",
+                    self.s
+                ),
+                &[
+                    Type::UUID,
+                    Type::INT8,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::INT8,
+                    Type::INT4,
+                    Type::INT8,
+                ],
+                e.iter().zip(&rows).map(|((_, x), r)| {
+                    vec![
+                        &r.0 as &(dyn ToSql + Sync),
+                        &r.1,
+                        &x.key,
+                        &r.2,
+                        &r.3,
+                        &r.4,
+                        &r.5,
+                    ]
+                }),
+            )
+            .await?;
+        }
+        if !self.events.is_empty() {
+            let ev = std::mem::take(&mut self.events);
+            let jobs: Vec<uuid::Uuid> = ev.iter().map(|e| e.job.0).collect();
+            tx.copy(
+                &format!(
+                    "COPY {}.events (job, id, at, seq, data) FROM STDIN (FORMAT binary)",
+                    self.s
+                ),
+                &[Type::UUID, Type::INT8, Type::INT8, Type::INT8, Type::JSONB],
+                ev.iter()
+                    .zip(&jobs)
+                    .map(|(e, j)| vec![j as &(dyn ToSql + Sync), &e.id, &e.at, &e.seq, &e.data]),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes changed jobs back, each with the status lines it gained, matching rows on `column`
+/// (of SQL type `ty`) against `keys`.
+pub(crate) async fn update_jobs<K: ToSql + Sync>(
+    tx: &Db<'_, '_>,
+    s: &str,
+    column: &str,
+    ty: &str,
+    keys: &[K],
+    rows: Vec<(&Job, String)>,
+) -> Result<(), BatchError> {
+    let states: Vec<i16> = rows.iter().map(|(j, _)| j.state.code()).collect();
+    let run_at: Vec<i64> = rows.iter().map(|(j, _)| j.run_at.0).collect();
+    let lease: Vec<Option<i64>> = rows
+        .iter()
+        .map(|(j, _)| j.lease_until.map(|t| t.0))
+        .collect();
+    let started: Vec<bool> = rows.iter().map(|(j, _)| j.started_at.is_some()).collect();
+    let docs: Vec<String> = rows.iter().map(|(j, _)| doc(j)).collect();
+    let logs: Vec<String> = rows.into_iter().map(|(_, log)| log).collect();
+    tx.execute(
+        &format!(
+            "UPDATE {s}.jobs j SET state = u.state, run_at = u.run_at, \
+             lease_until = u.lease_until, started = u.started, doc = u.doc, log = j.log || u.log \
+             FROM unnest($1::{ty}[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
+             $6::text[], $7::text[]) AS u(k, state, run_at, lease_until, started, doc, log) \
+             WHERE j.{column} = u.k"
+        ),
+        &[&keys, &states, &run_at, &lease, &started, &docs, &logs],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Where a row version is in its table (`ctid`): the block and the item in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tid {
+    block: u32,
+    item: u16,
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Tid {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        match *raw {
+            [b0, b1, b2, b3, i0, i1] => Ok(Tid {
+                block: u32::from_be_bytes([b0, b1, b2, b3]),
+                item: u16::from_be_bytes([i0, i1]),
+            }),
+            _ => Err(format!("a tid is 6 bytes, not {}", raw.len()).into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TID
+    }
+}
+
+impl ToSql for Tid {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.block.to_be_bytes());
+        out.extend_from_slice(&self.item.to_be_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TID
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}

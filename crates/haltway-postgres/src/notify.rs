@@ -1,0 +1,356 @@
+//! The notification protocol between nodes: what a batch sends with its commit (`NOTIFY`),
+//! the payload format, and the listener task that follows the schema's channel, keeps this
+//! node's `listeners` row while it has event subscribers, and reconciles from the tables.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use haltway_core::{EventNotice, JobId, Notice};
+use rustc_hash::FxHashMap;
+use tokio::sync::{broadcast, mpsc};
+use tokio_postgres::{AsyncMessage, Client, NoTls};
+
+use crate::exec::{self, Batch, BatchError, Db};
+use crate::store::Shared;
+
+/// The notification channel of a schema.
+pub(crate) fn channel(schema: &str) -> String {
+    format!("haltway_{schema}")
+}
+
+pub(crate) fn encode_notice(n: &Notice) -> String {
+    match n {
+        Notice::Available(kind) => format!("a:{kind}"),
+        Notice::CancelRequested(id) => format!("c:{}", id.0),
+        Notice::Extended { job, limit } => format!("x:{}:{limit}", job.0),
+    }
+}
+
+/// A notification payload back into a notice or an event notice.
+/// The longest payload sent; PostgreSQL refuses 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7900;
+
+/// The latest event of each job, as `e:<job>:<id>,<job>:<id>,…` payloads of at most
+/// [`MAX_PAYLOAD`] bytes. One notification per job cost the server a queue entry and a message
+/// to every listener each, for what is one batch's news.
+pub(crate) fn encode_events(last: &FxHashMap<JobId, u64>) -> Vec<String> {
+    use std::fmt::Write as _;
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for (job, id) in last {
+        // A uuid (36), a colon, at most 20 digits, a comma.
+        if cur.len() + 58 > MAX_PAYLOAD {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push_str(if cur.is_empty() { "e:" } else { "," });
+        let _ = write!(cur, "{}:{id}", job.0);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// What a notification says.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Payload {
+    Notice(Notice),
+    Events(Vec<EventNotice>),
+}
+
+pub(crate) fn decode_payload(p: &str) -> Option<Payload> {
+    let (tag, rest) = p.split_once(':')?;
+    let id = |s: &str| uuid::Uuid::from_str(s).ok().map(JobId);
+    Some(match tag {
+        "a" => Payload::Notice(Notice::Available(rest.into())),
+        "c" => Payload::Notice(Notice::CancelRequested(id(rest)?)),
+        "x" => {
+            let (job, limit) = rest.split_once(':')?;
+            Payload::Notice(Notice::Extended {
+                job: id(job)?,
+                limit: limit.parse().ok()?,
+            })
+        }
+        "e" => Payload::Events(
+            rest.split(',')
+                .map(|one| {
+                    let (job, ev) = one.split_once(':')?;
+                    Some(EventNotice {
+                        job: id(job)?,
+                        id: ev.parse().ok()?,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+impl Batch<'_> {
+    /// One `pg_notify` per notice, and the jobs with new events a few hundred to a
+    /// notification, delivered on commit. Events go out only while another node follows
+    /// them (a live row in `listeners`): this node's own subscribers hear of them from the
+    /// executor, and nobody else needs them.
+    pub(crate) async fn notify(
+        &self,
+        tx: &Db<'_, '_>,
+        schema: &str,
+        node: uuid::Uuid,
+    ) -> Result<(), BatchError> {
+        let mut payloads: Vec<String> = self.notices.iter().map(encode_notice).collect();
+        payloads.extend(encode_events(&self.last_event));
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            &format!(
+                "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p \
+                 WHERE left(p, 2) <> 'e:' \
+                 OR EXISTS (SELECT 1 FROM {}.listeners WHERE until > now() AND node <> $3)",
+                self.s
+            ),
+            &[&channel(schema), &payloads, &node],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Follows the schema's notifications, reconnecting when the connection drops; after every
+/// (re)connection and on a bounded poll it reconciles from the tables so that no cancel or
+/// wakeup is missed.
+pub(crate) async fn listen(
+    shared: std::sync::Weak<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    safety_poll: Duration,
+) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let (config, schema, q) = (s.config.clone(), s.schema.clone(), s.q.clone());
+        let (notices, events) = (s.notices.clone(), s.events.clone());
+        let (node, wanted, io) = (s.node, s.wanted.clone(), s.io_timeout);
+        drop(s);
+        let lease = (safety_poll * 5).max(Duration::from_secs(10));
+        let (client, mut conn) = match config.connect(NoTls).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "postgres listener cannot connect; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => return,
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(50);
+        let (msg_tx, mut msgs) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(m) = stream.next().await {
+                match m {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if msg_tx.send(n.payload().to_owned()).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "postgres listener connection lost");
+                        return;
+                    }
+                }
+            }
+        });
+        let listen = format!("LISTEN \"{}\"", channel(&schema));
+        match tokio::time::timeout(io, client.batch_execute(&listen)).await {
+            Ok(Ok(())) => {}
+            failed => {
+                tracing::warn!(error = ?failed.map(|r| r.err()), "LISTEN failed; reconnecting");
+                driver.abort();
+                continue;
+            }
+        }
+        // Every query here is bounded by the I/O timeout: a connection that stops answering
+        // is dropped and replaced (it would otherwise hold the listener, and its notices, for
+        // good).
+        if tokio::time::timeout(io, reconcile(&client, &q, &notices))
+            .await
+            .is_err()
+        {
+            tracing::warn!("postgres listener connection stopped answering; reconnecting");
+            driver.abort();
+            continue;
+        }
+        let Ok(mut following) =
+            tokio::time::timeout(io, follow(&client, &q, node, &events, false, lease)).await
+        else {
+            tracing::warn!("postgres listener connection stopped answering; reconnecting");
+            driver.abort();
+            continue;
+        };
+        let mut poll = tokio::time::interval(safety_poll);
+        poll.tick().await;
+        loop {
+            tokio::select! {
+                m = msgs.recv() => match m {
+                    Some(p) => match decode_payload(&p) {
+                        Some(Payload::Notice(n)) => { let _ = notices.send(n); }
+                        Some(Payload::Events(evs)) => {
+                            for e in evs {
+                                let _ = events.send(e);
+                            }
+                        }
+                        None => tracing::debug!(payload = %p, "unknown notification"),
+                    },
+                    None => break,
+                },
+                _ = poll.tick() => {
+                    let polled = tokio::time::timeout(io, async {
+                        reconcile(&client, &q, &notices).await;
+                        follow(&client, &q, node, &events, following, lease).await
+                    })
+                    .await;
+                    match polled {
+                        Ok(f) => following = f,
+                        Err(_) => {
+                            tracing::warn!("postgres listener connection stopped answering; reconnecting");
+                            break;
+                        }
+                    }
+                }
+                () = wanted.notified() => {
+                    match tokio::time::timeout(io, follow(&client, &q, node, &events, following, lease)).await {
+                        Ok(f) => following = f,
+                        Err(_) => {
+                            tracing::warn!("postgres listener connection stopped answering; reconnecting");
+                            break;
+                        }
+                    }
+                }
+                _ = stop.changed() => {
+                    if following {
+                        let _ = leave(&client, &q, node).await;
+                    }
+                    driver.abort();
+                    return;
+                }
+            }
+        }
+        driver.abort();
+    }
+}
+
+/// Keeps this node's row in `listeners` (renewed for `lease`) while it has event subscribers,
+/// and removes it when they are gone; returns whether the row is there. A failure keeps the
+/// previous answer: the next poll tries again.
+async fn follow(
+    client: &Client,
+    q: &str,
+    node: uuid::Uuid,
+    events: &broadcast::Sender<EventNotice>,
+    following: bool,
+    lease: Duration,
+) -> bool {
+    let wanted = events.receiver_count() > 0;
+    let done = if wanted {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {q}.listeners (node, until) \
+                     VALUES ($1, now() + $2::float8 * interval '1 millisecond') \
+                     ON CONFLICT (node) DO UPDATE SET until = excluded.until"
+                ),
+                &[&node, &(lease.as_millis() as f64)],
+            )
+            .await
+    } else if following {
+        leave(client, q, node).await
+    } else {
+        return false;
+    };
+    match done {
+        Ok(_) => wanted,
+        Err(e) => {
+            tracing::debug!(error = %e, "listeners row not updated");
+            following
+        }
+    }
+}
+
+/// Removes this node's row from `listeners`.
+async fn leave(client: &Client, q: &str, node: uuid::Uuid) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            &format!("DELETE FROM {q}.listeners WHERE node = $1"),
+            &[&node],
+        )
+        .await
+}
+
+/// Notices for what the tables say now: a wakeup, and every pending cancel.
+async fn reconcile(client: &Client, q: &str, notices: &broadcast::Sender<Notice>) {
+    let _ = notices.send(Notice::Available("*".into()));
+    match client
+        .query(
+            &format!("SELECT id FROM {q}.jobs WHERE state = {}", exec::CANCELLING),
+            &[],
+        )
+        .await
+    {
+        Ok(rows) => {
+            for r in rows {
+                let _ = notices.send(Notice::CancelRequested(JobId(r.get(0))));
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "reconcile skipped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        let job = JobId::new();
+        for n in [
+            Notice::Available("find_all".into()),
+            Notice::CancelRequested(job),
+            Notice::Extended { job, limit: 42 },
+        ] {
+            assert_eq!(decode_payload(&encode_notice(&n)), Some(Payload::Notice(n)));
+        }
+        let e = decode_payload(&format!("e:{}:7", job.0));
+        assert_eq!(e, Some(Payload::Events(vec![EventNotice { job, id: 7 }])));
+        assert_eq!(decode_payload("zz"), None);
+        assert_eq!(decode_payload("c:not-a-uuid"), None);
+        assert_eq!(decode_payload(&format!("e:{}:7,{}", job.0, job.0)), None);
+    }
+
+    /// A batch's events go out a few hundred jobs to a payload, each under the server's limit,
+    /// and read back as every job's latest event.
+    #[test]
+    fn events_are_packed_into_payloads_under_the_limit() {
+        let last: FxHashMap<JobId, u64> =
+            (0..1000u64).map(|i| (JobId::new(), u64::MAX - i)).collect();
+        let payloads = encode_events(&last);
+        assert!(
+            payloads.len() > 1 && payloads.len() < 10,
+            "{}",
+            payloads.len()
+        );
+        let mut back = FxHashMap::default();
+        for p in &payloads {
+            assert!(p.len() <= MAX_PAYLOAD, "{} bytes", p.len());
+            match decode_payload(p) {
+                Some(Payload::Events(evs)) => back.extend(evs.into_iter().map(|e| (e.job, e.id))),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, last);
+        assert!(encode_events(&FxHashMap::default()).is_empty());
+    }
+}

@@ -1,0 +1,312 @@
+//! Creating, reading, listing, claiming and counting jobs; tenancy and idempotency.
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "the suite's helpers and imports, shared by its parts"
+)]
+use super::*;
+
+/// Submit then get returns the same job, queued, with a `queued` status event.
+pub async fn submit_and_get(store: Arc<dyn Store>) {
+    let mut new = new_job("t1", "k");
+    new.metadata = Some("{\"a\":1}".into());
+    new.fixed_cost = 7;
+    let s = store.submit(new.clone(), T0).await.expect("submit");
+    assert!(s.created);
+    let job = get(&store, &s.job).await;
+    assert_eq!(job, s.job);
+    assert_eq!(job.id, new.id);
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.attempt, 0);
+    assert_eq!(job.usage, 7, "fixed cost billed once from the start");
+    assert_eq!(job.metadata.as_deref(), Some("{\"a\":1}"));
+    assert_eq!(job.created_at, T0);
+    assert_eq!(statuses(&store, &job).await, vec![(JobState::Queued, None)]);
+    assert!(matches!(
+        store.get(&tenant("t1"), JobId::new()).await,
+        Err(Error::NotFound)
+    ));
+}
+
+/// Another tenant's job is not found by any call.
+pub async fn tenancy_hides_other_tenants_jobs(store: Arc<dyn Store>) {
+    let mut new = new_job("t1", "k");
+    new.limit = Some(5);
+    let job = submit(&store, new).await;
+    let other = tenant("t2");
+    let req = CancelRequest::default();
+    assert!(matches!(
+        store.get(&other, job.id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        store.cancel(&other, job.id, &req, T0).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        store.extend(&other, job.id, 9, T0).await,
+        Err(Error::NotFound)
+    ));
+    let q = ResultsQuery {
+        after: 0,
+        limit: 10,
+    };
+    assert!(matches!(
+        store.results(&other, job.id, &q).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        store.events(&other, job.id, 0, 10).await,
+        Err(Error::NotFound)
+    ));
+    let listed = store
+        .list(
+            &other,
+            &ListQuery {
+                limit: 10,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert!(listed.data.is_empty());
+    let group = store
+        .cancel_group(&other, &GroupId::from("g"), &req, T0)
+        .await
+        .expect("group cancel");
+    assert!(group.is_empty());
+    assert_eq!(get(&store, &job).await.state, JobState::Queued, "untouched");
+}
+
+/// The same idempotency key and tenant return the same job; another tenant gets its own.
+pub async fn idempotency_key_returns_same_job(store: Arc<dyn Store>) {
+    let mut a = new_job("t1", "k");
+    a.idempotency_key = Some("key-1".into());
+    let first = store.submit(a.clone(), T0).await.expect("submit");
+    let mut again = a.clone();
+    again.id = JobId::new();
+    let second = store.submit(again, T0).await.expect("submit again");
+    assert!(first.created);
+    assert!(!second.created);
+    assert_eq!(first.job.id, second.job.id);
+    // The digest of the creating request is kept, so a repeat can be told from another
+    // request under the same key.
+    assert_eq!(
+        second.job.request_digest,
+        Some(haltway_core::kernel::request_digest(&a))
+    );
+    let mut different = a.clone();
+    different.id = JobId::new();
+    different.limit = Some(7);
+    let replay = store.submit(different.clone(), T0).await.expect("same key");
+    assert!(!replay.created, "the store returns the job of the key");
+    assert!(!haltway_core::kernel::same_request(&replay.job, &different));
+    assert!(haltway_core::kernel::same_request(&replay.job, &a));
+    let mut other = a;
+    other.id = JobId::new();
+    other.tenant = tenant("t2");
+    let third = store.submit(other, T0).await.expect("other tenant");
+    assert!(third.created);
+    assert_ne!(third.job.id, first.job.id);
+}
+
+/// A new job whose id is taken is refused, alone or beside other submits, and the job that
+/// has the id is untouched; the other submits go through.
+pub async fn submit_with_a_taken_id_is_refused(store: Arc<dyn Store>) {
+    let first = submit(&store, new_job("t1", "k")).await;
+    let mut clash = new_job("t1", "other");
+    clash.id = first.id;
+    assert!(matches!(
+        store.submit(clash.clone(), T0).await,
+        Err(Error::InvalidInput { field: "id", .. })
+    ));
+    // Beside other submits (a store may write them in one batch).
+    let others: Vec<NewJob> = (0..4).map(|_| new_job("t1", "k")).collect();
+    let mut calls: Vec<NewJob> = others.clone();
+    calls.insert(2, clash);
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|j| {
+            let store = store.clone();
+            tokio::spawn(async move { store.submit(j, T0).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.expect("task") {
+            Err(Error::InvalidInput { field: "id", .. }) if i == 2 => {}
+            Ok(s) if i != 2 => assert!(s.created),
+            other => panic!("submit {i}: {other:?}"),
+        }
+    }
+    for j in &others {
+        store
+            .get(&tenant("t1"), j.id)
+            .await
+            .expect("the other submits went through");
+    }
+    let kept = get(&store, &first).await;
+    assert_eq!(kept.kind.as_str(), "k");
+    assert_eq!(kept.state, JobState::Queued);
+    assert_eq!(kept.last_event_id, first.last_event_id);
+}
+
+/// Lists are newest first, filtered, and paged by cursor without gaps or repeats.
+pub async fn list_pages_newest_first_with_filters(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let mut j = new_job("t1", if i % 2 == 0 { "even" } else { "odd" });
+        j.group = (i < 3).then(|| GroupId::from("g"));
+        ids.push(submit(&store, j).await.id);
+    }
+    submit(&store, new_job("t2", "even")).await;
+    let t = tenant("t1");
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let q = ListQuery {
+            limit: 3,
+            after,
+            ..ListQuery::default()
+        };
+        let page = store.list(&t, &q).await.expect("list");
+        assert!(page.data.len() <= 3);
+        seen.extend(page.data.iter().map(|j| j.id));
+        if !page.has_more {
+            assert!(page.next_cursor.is_none());
+            break;
+        }
+        let cursor = page.next_cursor.expect("cursor");
+        after = Some(cursor.parse().expect("cursor is a job id"));
+    }
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected, "newest first, every job once");
+    let q = ListQuery {
+        limit: 100,
+        kind: Some("odd".into()),
+        ..ListQuery::default()
+    };
+    let odd = store.list(&t, &q).await.expect("list");
+    assert_eq!(odd.data.len(), 3);
+    assert!(odd.data.iter().all(|j| j.kind.as_str() == "odd"));
+    let q = ListQuery {
+        limit: 100,
+        group: Some("g".into()),
+        ..ListQuery::default()
+    };
+    assert_eq!(store.list(&t, &q).await.expect("list").data.len(), 3);
+    claim(&*store, "even", 2, T0).await;
+    let q = ListQuery {
+        limit: 100,
+        state: Some(JobState::Running),
+        ..ListQuery::default()
+    };
+    let running = store.list(&t, &q).await.expect("list");
+    assert_eq!(running.data.len(), 2);
+    assert!(running.data.iter().all(|j| j.state == JobState::Running));
+    for bad in [0, 1001] {
+        let q = ListQuery {
+            limit: bad,
+            ..ListQuery::default()
+        };
+        assert!(matches!(
+            store.list(&t, &q).await,
+            Err(Error::InvalidInput { field: "limit", .. })
+        ));
+    }
+}
+
+/// Claims take ready jobs of the asked kinds, oldest first, at most the count asked.
+pub async fn claim_respects_kind_count_and_run_at(store: Arc<dyn Store>) {
+    let a1 = submit(&store, new_job("t1", "a")).await;
+    let a2 = submit(&store, new_job("t1", "a")).await;
+    let mut later = new_job("t1", "a");
+    later.run_at = T0.plus_ms(5_000);
+    let later = submit(&store, later).await;
+    let b = submit(&store, new_job("t1", "b")).await;
+    let got = claim(&*store, "a", 10, T0).await;
+    let ids: Vec<JobId> = got.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids,
+        vec![a1.id, a2.id],
+        "ready jobs of kind a, oldest first"
+    );
+    for j in &got {
+        assert_eq!(j.state, JobState::Running);
+        assert_eq!(j.attempt, 1);
+        assert_eq!(j.lease_until, Some(T0.plus_ms(LEASE_MS)));
+        assert_eq!(j.worker.as_deref(), Some("w1"));
+        assert_eq!(j.started_at, Some(T0));
+        assert_eq!(
+            statuses(&store, j).await,
+            vec![(JobState::Queued, None), (JobState::Running, None)]
+        );
+    }
+    assert!(
+        claim(&*store, "a", 10, T0).await.is_empty(),
+        "nothing else ready"
+    );
+    assert_eq!(get(&store, &b).await.state, JobState::Queued);
+    let got = claim(&*store, "a", 10, T0.plus_ms(5_000)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, later.id);
+    let req = ClaimRequest {
+        worker: "w2".into(),
+        lease_ms: LEASE_MS,
+        kinds: vec![("b".into(), 0), ("a".into(), 3)],
+    };
+    assert!(
+        store.claim(&req, T0).await.expect("claim").is_empty(),
+        "zero asked, zero given"
+    );
+}
+
+/// A job never started by its deadline is not claimed and fails with `timeout` on recovery.
+pub async fn claim_skips_jobs_past_deadline(store: Arc<dyn Store>) {
+    let mut j = new_job("t1", "k");
+    j.deadline = Some(T0.plus_ms(100));
+    let j = submit(&store, j).await;
+    let late = T0.plus_ms(100);
+    assert!(claim(&*store, "k", 5, late).await.is_empty());
+    let changed = store.recover(late).await.expect("recover");
+    assert!(changed.iter().any(|c| c.id == j.id));
+    let j = get(&store, &j).await;
+    assert_eq!(
+        (j.state, j.reason),
+        (JobState::Failed, Some(Reason::Timeout))
+    );
+    assert_eq!(j.finished_at, Some(late));
+}
+
+/// State counts follow the jobs, per tenant and over all tenants.
+pub async fn count_by_state_counts_per_tenant(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.count_by_state(None).await.expect("count"),
+        StateCounts::default()
+    );
+    for _ in 0..3 {
+        submit(&store, new_job("t1", "k")).await;
+    }
+    submit(&store, new_job("t2", "k")).await;
+    let running = claim_one(&*store, "k").await;
+    let queued = claim_one(&*store, "k").await;
+    store
+        .finish(lease(&queued), &Finish::Done, T0)
+        .await
+        .expect("finish");
+    let all = store.count_by_state(None).await.expect("count all");
+    assert_eq!(all.total(), 4);
+    assert_eq!(all[JobState::Running], 1, "{running:?}");
+    assert_eq!(all[JobState::Completed], 1);
+    assert_eq!(all[JobState::Queued], 2);
+    let t2 = store
+        .count_by_state(Some(&tenant("t2")))
+        .await
+        .expect("count t2");
+    assert_eq!(t2.total(), 1);
+    let t3 = store
+        .count_by_state(Some(&tenant("t3")))
+        .await
+        .expect("count t3");
+    assert_eq!(t3, StateCounts::default());
+}

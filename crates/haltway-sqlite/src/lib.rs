@@ -21,6 +21,7 @@
 
 mod codec;
 mod error;
+mod handle;
 mod schema;
 mod store;
 mod workers;
@@ -28,7 +29,7 @@ mod writer;
 
 use std::time::Duration;
 
-pub use store::SqliteStore;
+pub use handle::SqliteStore;
 
 /// SQLite's `synchronous` setting for the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

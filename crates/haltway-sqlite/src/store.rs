@@ -1,9 +1,5 @@
-//! `SqliteStore`: the `Store` trait on the writer thread and the read pool.
-
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+//! `SqliteStore`'s `Store` implementation: every write a closure on the writer thread that
+//! applies the shared kernel and writes the effects it decides; reads on the pool.
 
 use async_trait::async_trait;
 use haltway_core::kernel::{self, AppendOutcome, Effects};
@@ -14,205 +10,15 @@ use haltway_core::{
     Reason, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId,
     Timestamp, Updated,
 };
-use parking_lot::Mutex;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tokio::sync::broadcast;
 
 use crate::codec::{self, EV_ITEM, EV_PROGRESS, JOB_COLUMNS, QUEUED, id_blob, int, state_code};
 use crate::error::sql;
+use crate::handle::SqliteStore;
 use crate::workers::Workers;
-use crate::writer::{self, Msg, Tx, Writer};
-use crate::{SqliteOptions, schema};
-
-/// A [`Store`] on one SQLite file.
-///
-/// Cheap to clone; clones share the writer thread and the read pool. The writer stops when the
-/// last clone is dropped.
-#[derive(Clone)]
-pub struct SqliteStore {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    path: PathBuf,
-    writer: mpsc::Sender<Msg>,
-    readers: Mutex<Vec<Connection>>,
-    max_readers: usize,
-    /// One permit per read connection: reads beyond the pool wait for a connection instead of
-    /// opening (and parsing the schema of) a new one each time.
-    read_permits: tokio::sync::Semaphore,
-    notices: broadcast::Sender<Notice>,
-    events: broadcast::Sender<EventNotice>,
-    stop: Arc<AtomicBool>,
-    workers: Arc<Workers>,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-    }
-}
-
-impl fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.shared.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` with default options.
-    ///
-    /// # Errors
-    /// A store error with a clear message when the file is not a database, belongs to another
-    /// application, was written by a newer schema, or its folder is missing or read-only.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(path, SqliteOptions::default())
-    }
-
-    /// Opens the database at `path` with `options`.
-    ///
-    /// # Errors
-    /// As [`open`](Self::open).
-    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let conn = schema::open_writer(&path, &options)?;
-        let first_reader = schema::open_reader(&path)?;
-        let (tx, rx) = mpsc::channel();
-        let notices = broadcast::channel(1024).0;
-        let events = broadcast::channel(4096).0;
-        let writer = Writer {
-            conn,
-            rx,
-            notices: notices.clone(),
-            events: events.clone(),
-            max_batch: options.max_batch.max(1),
-            // Only a multi-thread runtime runs its tasks without someone blocking on it; on a
-            // current-thread one the task could wait for a `block_on` that never comes.
-            runtime: tokio::runtime::Handle::try_current()
-                .ok()
-                .filter(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread),
-        };
-        std::thread::Builder::new()
-            .name("haltway-sqlite-writer".into())
-            .spawn(move || writer.run())
-            .map_err(|e| {
-                Error::store(StoreErrorKind::Other, format!("spawning the writer: {e}"))
-            })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let checkpointer = schema::open_reader_writer(&path)?;
-        let checkpoint_stop = stop.clone();
-        std::thread::Builder::new()
-            .name("haltway-sqlite-checkpoint".into())
-            .spawn(move || checkpoint(&checkpointer, &checkpoint_stop))
-            .map_err(|e| {
-                Error::store(
-                    StoreErrorKind::Other,
-                    format!("spawning the checkpointer: {e}"),
-                )
-            })?;
-        let poll_tx = tx.clone();
-        let poll_stop = stop.clone();
-        let every = options.foreign_poll;
-        std::thread::Builder::new()
-            .name("haltway-sqlite-poll".into())
-            .spawn(move || {
-                while !poll_stop.load(Ordering::Acquire) {
-                    std::thread::sleep(every);
-                    if poll_tx.send(Msg::Poll).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| {
-                Error::store(StoreErrorKind::Other, format!("spawning the poller: {e}"))
-            })?;
-        Ok(SqliteStore {
-            shared: Arc::new(Shared {
-                writer: tx,
-                readers: Mutex::new(vec![first_reader]),
-                max_readers: options.readers.max(1),
-                read_permits: tokio::sync::Semaphore::new(options.readers.max(1)),
-                notices,
-                events,
-                stop,
-                workers: Arc::new(Workers::new(&path)),
-                path,
-            }),
-        })
-    }
-
-    /// The database file.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.shared.path
-    }
-
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        writer::run(&self.shared.writer, f).await
-    }
-
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let shared = self.shared.clone();
-        let _permit = self
-            .shared
-            .read_permits
-            .acquire()
-            .await
-            .map_err(|_| Error::store(StoreErrorKind::Other, "the read pool is closed"))?;
-        tokio::task::spawn_blocking(move || {
-            let pooled = shared.readers.lock().pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => schema::open_reader(&shared.path)?,
-            };
-            let out = f(&conn);
-            let mut pool = shared.readers.lock();
-            if pool.len() < shared.max_readers {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|e| Error::store(StoreErrorKind::Other, format!("read task failed: {e}")))?
-    }
-}
-
-/// Copies the WAL back into the database off the writer's thread, so commits never wait for
-/// it: a passive checkpoint whenever the WAL has grown, a truncating one when the store is idle
-/// (so the WAL file does not stay large).
-fn checkpoint(conn: &Connection, stop: &AtomicBool) {
-    const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
-    const GROWN: i64 = 4096;
-    let mut idle_rounds = 0;
-    while !stop.load(Ordering::Acquire) {
-        std::thread::sleep(EVERY);
-        let frames: rusqlite::Result<(i64, i64, i64)> =
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            });
-        match frames {
-            Ok((_, log, done)) if log > 0 && log == done => {
-                idle_rounds += 1;
-                if idle_rounds >= 20 || log > GROWN {
-                    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-                    idle_rounds = 0;
-                }
-            }
-            Ok(_) => idle_rounds = 0,
-            Err(e) => tracing::debug!(error = %e, "checkpoint skipped"),
-        }
-    }
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-}
+use crate::writer::Tx;
 
 /// Reads the tenant and visibility of a job; `NotFound` for another tenant's.
 fn visible(conn: &Connection, tenant: &TenantId, id: JobId) -> Result<bool> {

@@ -1,0 +1,218 @@
+//! Value types shared by the engine and every store.
+//!
+//! `state` holds a job's state and its qualifiers, `job` the job and what it carries; this
+//! file the ids, names, timestamps and pages.
+
+mod job;
+mod state;
+
+pub use job::*;
+pub use state::*;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the UNIX epoch.
+///
+/// Stores never read a clock: every operation that depends on time takes `now` from the engine's
+/// [`Clock`](crate::Clock), which keeps stores deterministic under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// This instant plus `ms` milliseconds (saturating).
+    #[must_use]
+    pub fn plus_ms(self, ms: u64) -> Self {
+        Timestamp(self.0.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)))
+    }
+}
+
+/// A job's identifier: a UUIDv7, so ids sort by creation time and make stable list cursors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub uuid::Uuid);
+
+impl JobId {
+    /// A fresh, time-ordered id.
+    #[must_use]
+    pub fn new() -> Self {
+        JobId(uuid::Uuid::now_v7())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_simple())
+    }
+}
+
+impl std::str::FromStr for JobId {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s)
+            .map(JobId)
+            .map_err(|_| crate::Error::InvalidInput {
+                field: "id",
+                reason: format!("`{s}` is not a job id"),
+            })
+    }
+}
+
+macro_rules! shared_name {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Arc<str>);
+
+        impl $name {
+            /// The name as a string slice.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(Arc::from(s))
+            }
+        }
+
+        impl From<Arc<str>> for $name {
+            fn from(s: Arc<str>) -> Self {
+                $name(s)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(Arc::from(s))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+shared_name!(
+    /// The tenant a job belongs to. Every read and write is scoped to one tenant.
+    TenantId
+);
+shared_name!(
+    /// A group of jobs that can be cancelled together.
+    GroupId
+);
+shared_name!(
+    /// The name of a registered job kind.
+    KindName
+);
+
+/// A page of results with a cursor to the next one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub data: Vec<T>,
+    /// Whether more items existed when the page was read.
+    pub has_more: bool,
+    /// The cursor to pass as `after` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_literal_of_each_state_is_its_code() {
+        let literals = [
+            (JobState::Queued, crate::state_sql!(Queued)),
+            (JobState::Running, crate::state_sql!(Running)),
+            (JobState::Cancelling, crate::state_sql!(Cancelling)),
+            (JobState::Completed, crate::state_sql!(Completed)),
+            (JobState::Failed, crate::state_sql!(Failed)),
+            (JobState::Cancelled, crate::state_sql!(Cancelled)),
+        ];
+        assert_eq!(literals.len(), JobState::ALL.len());
+        for (state, literal) in literals {
+            assert_eq!(literal, state.code().to_string(), "{state}");
+        }
+    }
+    use crate::store::kernel;
+
+    fn job() -> Job {
+        kernel::new_job(
+            NewJob {
+                id: JobId::new(),
+                tenant: "t".into(),
+                kind: "k".into(),
+                input: "{\"q\":1}".into(),
+                group: None,
+                metadata: None,
+                limit: None,
+                cancel_mode: CancelMode::Checkpoint,
+                on_cancel: OnCancel::Keep,
+                max_attempts: 3,
+                fixed_cost: 0,
+                run_at: Timestamp(5),
+                deadline: None,
+                idempotency_key: None,
+            },
+            Timestamp(5),
+        )
+    }
+
+    #[test]
+    fn a_job_serializes_without_its_empty_fields_and_reads_back_the_same() {
+        let mut j = job();
+        let text = serde_json::to_string(&j).expect("serialize");
+        for absent in [
+            "\"group\"",
+            "\"reason\"",
+            "\"lease_until\"",
+            "\"finished_at\"",
+        ] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        assert_eq!(serde_json::from_str::<Job>(&text).expect("read"), j);
+        j.group = Some("g".into());
+        j.reason = Some(Reason::Exhausted);
+        j.lease_until = Some(Timestamp(9));
+        let text = serde_json::to_string(&j).expect("serialize");
+        assert!(text.contains("\"group\":\"g\""), "{text}");
+        assert_eq!(serde_json::from_str::<Job>(&text).expect("read"), j);
+    }
+
+    #[test]
+    fn a_job_written_with_explicit_nulls_still_reads() {
+        let j = job();
+        let mut value = serde_json::to_value(&j).expect("value");
+        let fields = value.as_object_mut().expect("object");
+        for name in [
+            "group", "metadata", "reason", "cancel", "limit", "deadline", "worker",
+        ] {
+            fields.insert(name.into(), serde_json::Value::Null);
+        }
+        assert_eq!(serde_json::from_value::<Job>(value).expect("read"), j);
+    }
+}

@@ -1,17 +1,21 @@
 //! The engine: registered kinds, the client API, and the workers that run jobs.
 //!
 //! # Invariants
-//! - `running` holds exactly the attempts whose task is alive on this engine.
-//! - Token tree: `root` (engine shutdown) → group token (one per tenant and group with jobs
-//!   running here) → one token per attempt. A group slot is removed before its group is
-//!   cancelled, so a job spawned later never inherits a tripped token.
+//! - `runs` holds exactly the attempts whose task is alive on this engine, and the token tree
+//!   they hang from (see `runs`, which also lists the ways a cancel reaches an attempt).
 //! - `shutting_down` is set before `root` trips.
 
+mod builder;
 mod context;
+mod dispatch;
 mod health;
 mod kind;
+mod metrics;
+mod runs;
+mod submit;
 mod subscribe;
-mod worker;
+mod supervise;
+mod upkeep;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
@@ -21,17 +25,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_core::Stream;
-use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use builder::EngineBuilder;
 pub use context::{Delivered, JobContext};
 pub use health::StoreHealthReport;
 pub use kind::{JobError, JobErrorKind, JobKind, KindOptions, StopCause};
+pub use metrics::{Histogram, Metrics};
+pub use submit::SubmitOptions;
 
-use context::RunShared;
+use builder::EngineConfig;
+use submit::duration_ms;
+
 use kind::{ErasedKind, Registered};
 
 use crate::clock::{Clock, SystemClock};
@@ -42,253 +50,6 @@ use crate::types::{
     StateCounts, TenantId, Timestamp,
 };
 
-/// Engine-wide settings; see [`EngineBuilder`] for each.
-#[derive(Debug, Clone)]
-struct EngineConfig {
-    concurrency: usize,
-    lease: Duration,
-    poll_interval: Duration,
-    reap_interval: Duration,
-    claim_batch: usize,
-    claims_in_flight: usize,
-    backoff_base: Duration,
-    backoff_max: Duration,
-    progress_interval: Duration,
-    store_retry: Duration,
-    worker_id: Arc<str>,
-}
-
-/// Builds an [`Engine`].
-#[must_use]
-pub struct EngineBuilder {
-    store: Arc<dyn Store>,
-    kinds: HashMap<KindName, Arc<dyn ErasedKind>>,
-    config: EngineConfig,
-    clock: Arc<dyn Clock>,
-}
-
-impl fmt::Debug for EngineBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EngineBuilder")
-            .field("kinds", &self.kinds.keys().collect::<Vec<_>>())
-            .field("config", &self.config)
-            .finish()
-    }
-}
-
-impl EngineBuilder {
-    /// Registers a job kind with its own options.
-    pub fn register<K: JobKind>(mut self, kind: K) -> Self {
-        let options = kind.options();
-        self.kinds.insert(
-            KindName::from(K::NAME),
-            Arc::new(Registered {
-                kind: Arc::new(kind),
-                options,
-                running: AtomicUsize::new(0),
-            }),
-        );
-        self
-    }
-
-    /// At most this many jobs run at once on this engine (default 10,000).
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.config.concurrency = n.max(1);
-        self
-    }
-
-    /// Lease length (default 30 s). Leases are renewed every third of it.
-    pub fn lease(mut self, ttl: Duration) -> Self {
-        self.config.lease = ttl.max(Duration::from_millis(30));
-        self
-    }
-
-    /// How often idle workers look for ready jobs without a wakeup (default 100 ms).
-    pub fn poll_interval(mut self, every: Duration) -> Self {
-        self.config.poll_interval = every.max(Duration::from_millis(1));
-        self
-    }
-
-    /// How often expired leases and deadlines are recovered (default 1 s).
-    pub fn reap_interval(mut self, every: Duration) -> Self {
-        self.config.reap_interval = every.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Most jobs claimed in one store call (default 512).
-    pub fn claim_batch(mut self, n: usize) -> Self {
-        self.config.claim_batch = n.max(1);
-        self
-    }
-
-    /// Most claims outstanding at once (default: the store's [`Store::parallel_claims`], 2
-    /// unless the store says otherwise). With more than one, the next claim is on its way while
-    /// the store commits the last, which keeps a store with several write connections busy
-    /// when jobs are short. Extra claims go out only while claims come back
-    /// full, so an idle engine polls with one; slots are reserved per claim, so the engine never
-    /// takes more jobs than its concurrency allows.
-    pub fn claims_in_flight(mut self, n: usize) -> Self {
-        self.config.claims_in_flight = n.max(1);
-        self
-    }
-
-    /// Retry backoff: `base * 2^(failures-1)` with ±25% jitter, at most `max`
-    /// (default 1 s, 10 min).
-    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.config.backoff_base = base;
-        self.config.backoff_max = max.max(base);
-        self
-    }
-
-    /// At most one progress write per job per interval (default 250 ms).
-    pub fn progress_interval(mut self, every: Duration) -> Self {
-        self.config.progress_interval = every;
-        self
-    }
-
-    /// How long transient store errors are retried before a call gives up (default 30 s).
-    pub fn store_retry(mut self, window: Duration) -> Self {
-        self.config.store_retry = window;
-        self
-    }
-
-    /// This engine's worker id, recorded on the jobs it claims (default: random).
-    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
-        self.config.worker_id = id.into().into();
-        self
-    }
-
-    /// The clock (default: the system clock). Tests use [`ManualClock`](crate::ManualClock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Builds the engine. It serves the client API at once; call [`Engine::start`] to run jobs.
-    pub fn build(self) -> Engine {
-        let store = self.store;
-        let inner = Arc::new(EngineInner {
-            store: store.clone(),
-            kinds: self.kinds,
-            config: self.config,
-            clock: self.clock,
-            root: CancellationToken::new(),
-            shutting_down: AtomicBool::new(false),
-            started: AtomicBool::new(false),
-            running: Mutex::new(HashMap::default()),
-            groups: Mutex::new(HashMap::default()),
-            total_running: AtomicUsize::new(0),
-            wake: Notify::new(),
-            metrics: Metrics::default(),
-            health: health::StoreHealth::default(),
-            hub: subscribe::Hub::new(store.clone()),
-            jobs: TaskTracker::new(),
-            background: TaskTracker::new(),
-        });
-        Engine {
-            _handle: Arc::new(Handle(inner.clone())),
-            inner,
-        }
-    }
-}
-
-/// Counters of what this engine did, for metrics and benchmarks.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Jobs submitted (new ones, not idempotent repeats).
-    pub submitted: AtomicU64,
-    /// Jobs claimed.
-    pub claimed: AtomicU64,
-    /// Claim calls made to the store (each claims a batch).
-    pub claim_batches: AtomicU64,
-    /// Attempts that ended with the job completed.
-    pub completed: AtomicU64,
-    /// Attempts that ended with the job failed.
-    pub failed: AtomicU64,
-    /// Attempts that ended with the job cancelled, and queued jobs cancelled.
-    pub cancelled: AtomicU64,
-    /// Attempts that ended with the job back in the queue.
-    pub requeued: AtomicU64,
-    /// Ledger entries appended (duplicates not counted).
-    pub appended: AtomicU64,
-    /// Cancel requests accepted.
-    pub cancel_requests: AtomicU64,
-    /// Milliseconds from a cancel request to the job's `cancelled` state, for jobs this
-    /// engine cancelled.
-    pub cancel_latency: Histogram,
-}
-
-/// A histogram of milliseconds with fixed bucket bounds, for metrics exports.
-#[derive(Debug)]
-pub struct Histogram {
-    counts: [AtomicU64; Histogram::BOUNDS_MS.len() + 1],
-    sum_ms: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_ms: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    /// Upper bounds of the buckets, in milliseconds; a last bucket takes the rest.
-    pub const BOUNDS_MS: [u64; 12] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30_000, 60_000];
-
-    /// Records one observation.
-    pub fn record(&self, ms: u64) {
-        let i = Self::BOUNDS_MS.partition_point(|&b| b < ms);
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
-    }
-
-    /// Cumulative counts per bucket (as Prometheus wants them), the last one being the total.
-    #[must_use]
-    pub fn cumulative(&self) -> [u64; Histogram::BOUNDS_MS.len() + 1] {
-        let mut total = 0;
-        std::array::from_fn(|i| {
-            total += self.counts[i].load(Ordering::Relaxed);
-            total
-        })
-    }
-
-    /// Sum of the observations, in milliseconds.
-    #[must_use]
-    pub fn sum_ms(&self) -> u64 {
-        self.sum_ms.load(Ordering::Relaxed)
-    }
-}
-
-impl Metrics {
-    /// Jobs this engine brought to a terminal state.
-    #[must_use]
-    pub fn finished(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
-            + self.failed.load(Ordering::Relaxed)
-            + self.cancelled.load(Ordering::Relaxed)
-    }
-
-    fn count_terminal(&self, job: &Job) {
-        if let (JobState::Cancelled, Some(cancel), Some(done)) =
-            (job.state, &job.cancel, job.finished_at)
-        {
-            let ms = u64::try_from(done.0.saturating_sub(cancel.requested_at.0)).unwrap_or(0);
-            self.cancel_latency.record(ms);
-        }
-        let c = match job.state {
-            JobState::Completed => &self.completed,
-            JobState::Failed => &self.failed,
-            JobState::Cancelled => &self.cancelled,
-            JobState::Queued => &self.requeued,
-            _ => return,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 pub(crate) struct EngineInner {
     store: Arc<dyn Store>,
     kinds: HashMap<KindName, Arc<dyn ErasedKind>>,
@@ -297,9 +58,7 @@ pub(crate) struct EngineInner {
     root: CancellationToken,
     shutting_down: AtomicBool,
     started: AtomicBool,
-    running: Mutex<HashMap<JobId, Arc<RunShared>>>,
-    groups: Mutex<HashMap<(TenantId, GroupId), (CancellationToken, usize)>>,
-    total_running: AtomicUsize,
+    runs: runs::Runs,
     wake: Notify,
     metrics: Metrics,
     health: health::StoreHealth,
@@ -393,86 +152,6 @@ impl fmt::Debug for Engine {
     }
 }
 
-/// Options of a submit.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[must_use]
-pub struct SubmitOptions {
-    group: Option<GroupId>,
-    metadata: Option<Arc<str>>,
-    limit: Option<u64>,
-    cancel_mode: Option<CancelMode>,
-    on_cancel: Option<OnCancel>,
-    idempotency_key: Option<String>,
-    delay: Option<Duration>,
-    deadline: Option<Duration>,
-    max_attempts: Option<u32>,
-}
-
-impl SubmitOptions {
-    /// No options: the kind's defaults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Puts the job in a group.
-    pub fn group(mut self, group: impl Into<GroupId>) -> Self {
-        self.group = Some(group.into());
-        self
-    }
-
-    /// Attaches JSON metadata.
-    pub fn metadata(mut self, metadata: &serde_json::Value) -> Self {
-        self.metadata = Some(metadata.to_string().into());
-        self
-    }
-
-    /// Limits the ledger to `limit` entries (at least 1).
-    pub fn limit(mut self, limit: u64) -> Self {
-        self.limit = Some(limit);
-        self
-    }
-
-    /// Overrides the kind's cancel mode.
-    pub fn cancel_mode(mut self, mode: CancelMode) -> Self {
-        self.cancel_mode = Some(mode);
-        self
-    }
-
-    /// Overrides the kind's keep/discard policy.
-    pub fn on_cancel(mut self, policy: OnCancel) -> Self {
-        self.on_cancel = Some(policy);
-        self
-    }
-
-    /// The same key and tenant return the same job.
-    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
-
-    /// Starts no earlier than `delay` from now.
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay = Some(delay);
-        self
-    }
-
-    /// Fails with `timeout` if not started within `deadline` from now.
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = Some(deadline);
-        self
-    }
-
-    /// Overrides the kind's failed attempts allowed.
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = Some(n);
-        self
-    }
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl Engine {
     /// Starts building an engine on `store`.
     pub fn builder(store: impl Store) -> EngineBuilder {
@@ -523,7 +202,7 @@ impl Engine {
     /// Jobs running on this engine now.
     #[must_use]
     pub fn running(&self) -> usize {
-        self.inner.total_running.load(Ordering::Acquire)
+        self.inner.runs.count()
     }
 
     /// Starts the workers: the dispatcher, the lease keeper, the reaper and the notice
@@ -532,7 +211,7 @@ impl Engine {
         if self.inner.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        worker::start(&self.inner);
+        dispatch::start(&self.inner);
     }
 
     /// Stops taking work and stops the running jobs at their next checkpoint; they go back to
@@ -714,8 +393,7 @@ impl Engine {
     }
 
     fn stop_local(&self, id: JobId) {
-        let run = self.inner.running.lock().get(&id).cloned();
-        if let Some(run) = run {
+        if let Some(run) = self.inner.runs.get(id) {
             run.stop(StopCause::Cancelled);
         }
     }
@@ -731,13 +409,13 @@ impl Engine {
         request: &CancelRequest,
     ) -> Result<Vec<Job>> {
         let inner = &self.inner;
-        let slot = inner.groups.lock().remove(&(tenant.clone(), group.clone()));
+        let slot = inner.runs.take_group(tenant, group);
         let now = inner.clock.now();
         let updated = inner.health.observe(
             "cancel_group",
             inner.store.cancel_group(tenant, group, request, now).await,
         )?;
-        if let Some((token, _)) = slot {
+        if let Some(token) = slot {
             token.cancel();
         }
         let mut jobs = Vec::with_capacity(updated.len());
@@ -774,7 +452,7 @@ impl Engine {
         if job.state == JobState::Queued {
             inner.wake.notify_one();
         }
-        if let Some(run) = inner.running.lock().get(&id) {
+        if let Some(run) = inner.runs.get(id) {
             run.set_limit(job.limit);
         }
         Ok(job)
@@ -867,7 +545,7 @@ impl Engine {
     /// # Errors
     /// A store error.
     pub async fn recover_now(&self) -> Result<Vec<Job>> {
-        worker::recover(&self.inner).await
+        upkeep::recover(&self.inner).await
     }
 
     /// How many jobs are in each state: one tenant's, or every tenant's for `None`. Reads every

@@ -1,0 +1,152 @@
+//! Building an engine: its settings and the kinds it runs.
+
+// The engine's shared imports.
+use super::*;
+
+/// Engine-wide settings; see [`EngineBuilder`] for each.
+#[derive(Debug, Clone)]
+pub(super) struct EngineConfig {
+    pub(super) concurrency: usize,
+    pub(super) lease: Duration,
+    pub(super) poll_interval: Duration,
+    pub(super) reap_interval: Duration,
+    pub(super) claim_batch: usize,
+    pub(super) claims_in_flight: usize,
+    pub(super) backoff_base: Duration,
+    pub(super) backoff_max: Duration,
+    pub(super) progress_interval: Duration,
+    pub(super) store_retry: Duration,
+    pub(super) worker_id: Arc<str>,
+}
+
+/// Builds an [`Engine`].
+#[must_use]
+pub struct EngineBuilder {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) kinds: HashMap<KindName, Arc<dyn ErasedKind>>,
+    pub(super) config: EngineConfig,
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("kinds", &self.kinds.keys().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl EngineBuilder {
+    /// Registers a job kind with its own options.
+    pub fn register<K: JobKind>(mut self, kind: K) -> Self {
+        let options = kind.options();
+        self.kinds.insert(
+            KindName::from(K::NAME),
+            Arc::new(Registered {
+                kind: Arc::new(kind),
+                options,
+                running: AtomicUsize::new(0),
+            }),
+        );
+        self
+    }
+
+    /// At most this many jobs run at once on this engine (default 10,000).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.concurrency = n.max(1);
+        self
+    }
+
+    /// Lease length (default 30 s). Leases are renewed every third of it.
+    pub fn lease(mut self, ttl: Duration) -> Self {
+        self.config.lease = ttl.max(Duration::from_millis(30));
+        self
+    }
+
+    /// How often idle workers look for ready jobs without a wakeup (default 100 ms).
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.config.poll_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often expired leases and deadlines are recovered (default 1 s).
+    pub fn reap_interval(mut self, every: Duration) -> Self {
+        self.config.reap_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Most jobs claimed in one store call (default 512).
+    pub fn claim_batch(mut self, n: usize) -> Self {
+        self.config.claim_batch = n.max(1);
+        self
+    }
+
+    /// Most claims outstanding at once (default: the store's [`Store::parallel_claims`], 2
+    /// unless the store says otherwise). With more than one, the next claim is on its way while
+    /// the store commits the last, which keeps a store with several write connections busy
+    /// when jobs are short. Extra claims go out only while claims come back
+    /// full, so an idle engine polls with one; slots are reserved per claim, so the engine never
+    /// takes more jobs than its concurrency allows.
+    pub fn claims_in_flight(mut self, n: usize) -> Self {
+        self.config.claims_in_flight = n.max(1);
+        self
+    }
+
+    /// Retry backoff: `base * 2^(failures-1)` with ±25% jitter, at most `max`
+    /// (default 1 s, 10 min).
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.config.backoff_base = base;
+        self.config.backoff_max = max.max(base);
+        self
+    }
+
+    /// At most one progress write per job per interval (default 250 ms).
+    pub fn progress_interval(mut self, every: Duration) -> Self {
+        self.config.progress_interval = every;
+        self
+    }
+
+    /// How long transient store errors are retried before a call gives up (default 30 s).
+    pub fn store_retry(mut self, window: Duration) -> Self {
+        self.config.store_retry = window;
+        self
+    }
+
+    /// This engine's worker id, recorded on the jobs it claims (default: random).
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.config.worker_id = id.into().into();
+        self
+    }
+
+    /// The clock (default: the system clock). Tests use [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the engine. It serves the client API at once; call [`Engine::start`] to run jobs.
+    pub fn build(self) -> Engine {
+        let store = self.store;
+        let inner = Arc::new(EngineInner {
+            store: store.clone(),
+            kinds: self.kinds,
+            config: self.config,
+            clock: self.clock,
+            root: CancellationToken::new(),
+            shutting_down: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            runs: runs::Runs::default(),
+            wake: Notify::new(),
+            metrics: Metrics::default(),
+            health: health::StoreHealth::default(),
+            hub: subscribe::Hub::new(store.clone()),
+            jobs: TaskTracker::new(),
+            background: TaskTracker::new(),
+        });
+        Engine {
+            _handle: Arc::new(Handle(inner.clone())),
+            inner,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The attempts alive on this engine, with the tokens they hang from and the counts the
+//! dispatcher reads: one owner, so their invariants are kept by the methods below rather than
+//! by each caller.
+//!
+//! # Invariants
+//! - The map holds exactly the attempts whose task is alive: from [`Runs::admit`] to
+//!   [`Runs::release`].
+//! - The engine's count and each kind's count equal the attempts admitted and not released
+//!   (kept as atomics so the dispatcher reads them without a lock).
+//! - Token tree: the engine's root token → one token per (tenant, group) with jobs running
+//!   here → one token per attempt. A group's slot lives while one of its attempts runs here;
+//!   [`Runs::take_group`] removes it before the group is cancelled, so an attempt admitted
+//!   later hangs from a fresh token and never inherits a tripped one.
+//!
+//! # How a cancel reaches a running attempt
+//! Four ways, whichever comes first; each ends in [`RunShared::stop`] on the attempt found
+//! here by id, and a stop is idempotent:
+//! 1. **Direct call**: `Engine::cancel` (and a group cancel, through the group's token) on the
+//!    engine that runs the attempt.
+//! 2. **Store notice**: `Notice::CancelRequested` from the store (another process or node
+//!    cancelled), heard by the notice listener.
+//! 3. **Lease renewal**: every renewal answers `cancel_requested` for a job in `cancelling`,
+//!    which also covers notices that were lost.
+//! 4. **Delivery answer**: every `deliver` answers `cancel_requested`, so a handler that
+//!    delivers learns it at its next item.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap as HashMap;
+use tokio_util::sync::CancellationToken;
+
+use super::context::RunShared;
+use super::kind::ErasedKind;
+use crate::types::{GroupId, Job, JobId, TenantId};
+
+/// See the module's documentation.
+#[derive(Default)]
+pub(crate) struct Runs {
+    running: Mutex<HashMap<JobId, Arc<RunShared>>>,
+    groups: Mutex<HashMap<(TenantId, GroupId), (CancellationToken, usize)>>,
+    total: AtomicUsize,
+}
+
+/// The counts before a release, for the dispatcher to know whether a slot freed matters.
+pub(crate) struct Released {
+    /// Attempts running on the engine before this one ended.
+    pub(crate) total_before: usize,
+    /// Attempts of its kind running before it ended.
+    pub(crate) kind_before: usize,
+}
+
+impl Runs {
+    /// Admits a claimed job: its token (under its group's, or under `root`), the attempt made
+    /// by `make` with that token, and the counts.
+    pub(crate) fn admit(
+        &self,
+        root: &CancellationToken,
+        kind: &Arc<dyn ErasedKind>,
+        job: Job,
+        make: impl FnOnce(Job, CancellationToken) -> Arc<RunShared>,
+    ) -> Arc<RunShared> {
+        let parent = match &job.group {
+            Some(g) => {
+                let mut groups = self.groups.lock();
+                let slot = groups
+                    .entry((job.tenant.clone(), g.clone()))
+                    .or_insert_with(|| (root.child_token(), 0));
+                slot.1 += 1;
+                slot.0.clone()
+            }
+            None => root.clone(),
+        };
+        self.total.fetch_add(1, Ordering::AcqRel);
+        kind.running().fetch_add(1, Ordering::AcqRel);
+        let run = make(job, parent.child_token());
+        self.running.lock().insert(run.lease.job, run.clone());
+        run
+    }
+
+    /// Releases an attempt whose task ended: out of the map, the counts and its group's slot.
+    pub(crate) fn release(&self, run: &RunShared) -> Released {
+        self.running.lock().remove(&run.lease.job);
+        let kind_before = run.kind.running().fetch_sub(1, Ordering::AcqRel);
+        let total_before = self.total.fetch_sub(1, Ordering::AcqRel);
+        if let Some(g) = &run.job.group {
+            let mut groups = self.groups.lock();
+            let key = (run.job.tenant.clone(), g.clone());
+            if let Some(slot) = groups.get_mut(&key) {
+                slot.1 = slot.1.saturating_sub(1);
+                if slot.1 == 0 {
+                    groups.remove(&key);
+                }
+            }
+        }
+        Released {
+            total_before,
+            kind_before,
+        }
+    }
+
+    /// The attempt of job `id` running here, if any.
+    pub(crate) fn get(&self, id: JobId) -> Option<Arc<RunShared>> {
+        self.running.lock().get(&id).cloned()
+    }
+
+    /// Every attempt running here.
+    pub(crate) fn all(&self) -> Vec<Arc<RunShared>> {
+        self.running.lock().values().cloned().collect()
+    }
+
+    /// How many attempts run here.
+    pub(crate) fn count(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// Removes the slot of a group about to be cancelled and returns its token, to trip once
+    /// the store has recorded the cancel.
+    pub(crate) fn take_group(
+        &self,
+        tenant: &TenantId,
+        group: &GroupId,
+    ) -> Option<CancellationToken> {
+        self.groups
+            .lock()
+            .remove(&(tenant.clone(), group.clone()))
+            .map(|(token, _)| token)
+    }
+}

@@ -1,0 +1,139 @@
+//! One attempt's supervision: its handler run to an end (returned, stopped, aborted after the
+//! grace), the end recorded in the store with retries and backoff, and its slot released.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::context::RunShared;
+use super::kind::{JobError, JobErrorKind, StopCause};
+use super::runs::Released;
+use super::{EngineInner, duration_ms};
+use crate::error::{Error, Result};
+use crate::store::Finish;
+use crate::types::CancelMode;
+
+pub(super) enum Ended {
+    Returned(Result<(), JobError>),
+    Aborted,
+}
+
+/// Runs one attempt to its end and records how it ended.
+pub(super) async fn supervise(
+    run: Arc<RunShared>,
+    mut fut: super::kind::BoxFuture,
+    grace: Duration,
+) {
+    let ended = tokio::select! {
+        biased;
+        r = &mut fut => Ended::Returned(r),
+        () = run.token.cancelled() => {
+            let abort_now = match run.cause() {
+                Some(StopCause::LeaseLost) => true,
+                Some(StopCause::Cancelled) => run.job.cancel_mode == CancelMode::Abort,
+                _ => false,
+            };
+            if abort_now {
+                Ended::Aborted
+            } else {
+                tokio::select! {
+                    r = &mut fut => Ended::Returned(r),
+                    () = tokio::time::sleep(grace) => {
+                        tracing::warn!(?grace, "handler did not stop within its grace; aborted");
+                        Ended::Aborted
+                    }
+                }
+            }
+        }
+    };
+    drop(fut);
+    let inner = run.engine.clone();
+    let cause = run.cause();
+    let finish = match (cause, ended) {
+        (Some(StopCause::LeaseLost), _) => None,
+        // A shutdown sends back to the queue only an attempt it stopped: one aborted, or one
+        // whose handler returned the stop error. A handler that returned `Ok` or its own error
+        // is recorded as it returned, so finished work is not run again.
+        (Some(StopCause::Shutdown), Ended::Aborted) => Some(Finish::Shutdown),
+        (Some(StopCause::Shutdown), Ended::Returned(Err(e))) if e.is_stopped() => {
+            Some(Finish::Shutdown)
+        }
+        (Some(StopCause::Shutdown), Ended::Returned(Ok(()))) => Some(Finish::Done),
+        (Some(StopCause::Shutdown), Ended::Returned(Err(e))) => Some(failure(&inner, &run, e)),
+        (Some(StopCause::Cancelled), Ended::Aborted) => Some(Finish::Aborted),
+        (Some(StopCause::Cancelled | StopCause::LimitMet), _) => Some(Finish::Done),
+        (None, Ended::Returned(Ok(()))) => Some(Finish::Done),
+        (None, Ended::Returned(Err(e))) => Some(failure(&inner, &run, e)),
+        // The token trips only after a cause is set, so an abort always has one.
+        (None, Ended::Aborted) => Some(Finish::Aborted),
+    };
+    if let Some(finish) = finish {
+        if !matches!(cause, Some(StopCause::LeaseLost)) {
+            run.flush_progress(true).await;
+        }
+        let lease = run.lease;
+        let result = inner
+            .retrying("finish", || {
+                inner.store.finish(lease, &finish, inner.clock.now())
+            })
+            .await;
+        match result {
+            Ok(job) => {
+                tracing::debug!(state = %job.state, reason = ?job.reason, "attempt ended");
+                inner.metrics.count_terminal(&job);
+            }
+            Err(Error::LeaseLost { .. }) => {
+                tracing::info!("attempt ended after its lease was lost; nothing written");
+            }
+            Err(e) => tracing::error!(error = %e, "could not record the end of an attempt"),
+        }
+    }
+    release(&inner, &run);
+}
+
+pub(super) fn failure(inner: &EngineInner, run: &RunShared, e: JobError) -> Finish {
+    let retry_at = match e.kind {
+        JobErrorKind::Retryable { retry_after } => {
+            let delay = retry_after.unwrap_or_else(|| backoff(inner, run.job.failures + 1));
+            Some(inner.clock.now().plus_ms(duration_ms(delay)))
+        }
+        JobErrorKind::Fatal => None,
+        JobErrorKind::Stopped(_) => {
+            return Finish::Failed {
+                error: "handler returned a stop error without a stop".into(),
+                retry_at: None,
+            };
+        }
+    };
+    tracing::info!(error = %e.message, retry = retry_at.is_some(), "attempt failed");
+    Finish::Failed {
+        error: e.message,
+        retry_at,
+    }
+}
+
+/// `base * 2^(failures-1)`, capped, with ±25% jitter.
+pub(super) fn backoff(inner: &EngineInner, failures: u32) -> Duration {
+    let base = inner.config.backoff_base.as_secs_f64();
+    let exp = base
+        * 2f64.powi(
+            i32::try_from(failures.saturating_sub(1))
+                .unwrap_or(30)
+                .min(30),
+        );
+    let capped = exp.min(inner.config.backoff_max.as_secs_f64());
+    let jitter = rand::rng().random_range(0.75..=1.25);
+    Duration::from_secs_f64(capped * jitter)
+}
+
+pub(super) fn release(inner: &EngineInner, run: &RunShared) {
+    let Released {
+        total_before,
+        kind_before,
+    } = inner.runs.release(run);
+    // A freed slot matters to the dispatcher only if it was out of slots.
+    if total_before >= inner.config.concurrency || kind_before >= run.kind.options().concurrency {
+        inner.wake.notify_one();
+    }
+}

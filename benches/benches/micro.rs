@@ -1,4 +1,8 @@
 //! Micro-benchmarks: the transition function and a ledger append on the memory store.
+#![allow(
+    missing_docs,
+    reason = "criterion's macros generate undocumented functions"
+)]
 
 use std::hint::black_box;
 

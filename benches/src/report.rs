@@ -42,6 +42,11 @@ pub(crate) fn median(values: &mut [f64]) -> f64 {
 /// The `q` quantile (0–1) of `samples`, nearest rank.
 pub(crate) fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     samples.sort();
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a fraction of the length, rounded up: within 0..=len"
+    )]
     let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
     samples[rank - 1]
 }

@@ -159,7 +159,7 @@ pub(crate) async fn load(
                 }
                 if n.is_multiple_of(3) && mine.len() >= 2 {
                     // One of the latest: most likely still queued or running.
-                    let id = mine[mine.len() - 1 - (n as usize % 2)];
+                    let id = mine[mine.len() - 1 - usize::from(n % 2 == 1)];
                     let asked = Instant::now();
                     match engine.cancel(&tenant, id, &CancelRequest::default()).await {
                         Ok(_) => checker.cancelled(id, asked),

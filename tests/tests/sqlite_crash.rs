@@ -74,11 +74,10 @@ fn tenant() -> TenantId {
 async fn acknowledged_items_survive_kill_9_exactly_once() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let db = dir.path().join("crash.db");
-    let seed = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos() as u64
-        | 1;
+        .expect("clock");
+    let seed = (now.as_secs() << 30) ^ u64::from(now.subsec_nanos()) | 1;
     println!("crash test seed {seed}");
     let mut rng = Rng(seed);
     let mut acks = Acks::new();
@@ -112,7 +111,8 @@ async fn acknowledged_items_survive_kill_9_exactly_once() {
             };
             let jobs = store.list(&tenant(), &q).await.expect("list").data;
             for _ in 0..rng.range(1, 3) {
-                let job = &jobs[rng.range(0, jobs.len() as u64) as usize];
+                let pick = rng.range(0, jobs.len() as u64);
+                let job = &jobs[usize::try_from(pick).expect("an index below the length")];
                 if store
                     .cancel(&tenant(), job.id, &CancelRequest::default(), haltway_now())
                     .await

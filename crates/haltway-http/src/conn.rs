@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// A TCP listener for [`axum::serve`] whose connections answer the HTTP layer's own errors
+/// A TCP listener for [`axum::serve()`] whose connections answer the HTTP layer's own errors
 /// (400 for a malformed request, 414 for a URI too long, 431 for headers too large) in the
 /// API's JSON error shape instead of with an empty body.
 ///

@@ -48,7 +48,13 @@ impl Limiter {
             Ok(())
         } else if limit.per_second > 0.0 {
             let wait = (1.0 - bucket.tokens) / limit.per_second;
-            Err(wait.ceil().clamp(1.0, 3600.0) as u64)
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "clamped to 1..=3600 seconds just before"
+            )]
+            let secs = wait.ceil().clamp(1.0, 3600.0) as u64;
+            Err(secs)
         } else {
             Err(3600)
         }

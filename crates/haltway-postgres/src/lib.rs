@@ -27,8 +27,6 @@
 //! let store = PgStore::connect("postgres://haltway@localhost/haltway", PgOptions::default()).await?;
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod error;
 mod exec;

@@ -139,7 +139,13 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
             ),
         ));
     }
-    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    let applied = usize::try_from(version).map_err(|_| {
+        Error::store(
+            StoreErrorKind::Other,
+            format!("schema version {version} in {q}.haltway_meta is not a count"),
+        )
+    })?;
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(applied) {
         tx.batch_execute(&m.replace("{s}", &q)).await.map_err(pg)?;
         tx.execute(
             &format!(

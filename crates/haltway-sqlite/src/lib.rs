@@ -16,8 +16,6 @@
 //! let store = SqliteStore::open("haltway.db")?;
 //! # Ok::<(), haltway_core::Error>(())
 //! ```
-#![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod codec;
 mod error;

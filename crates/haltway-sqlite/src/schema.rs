@@ -207,7 +207,16 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             ),
         ));
     }
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    let applied = usize::try_from(version).map_err(|_| {
+        Error::store(
+            StoreErrorKind::Other,
+            format!(
+                "schema version {version} of {} is not a count",
+                path.display()
+            ),
+        )
+    })?;
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
         let next = i as i64 + 1;
         let batch = format!(
             "BEGIN IMMEDIATE;

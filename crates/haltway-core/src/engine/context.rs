@@ -165,6 +165,11 @@ fn estimate_time_left(started: Instant, from: Option<f64>, p: &Progress) -> Opti
     }
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     let left = elapsed * (100.0 - now) / done;
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "finite milliseconds; `as` saturates a value out of range"
+    )]
     left.is_finite().then_some(left as u64)
 }
 

@@ -1,6 +1,10 @@
 //! A router on a memory store with two keys of tenant `acme` (one admin), one of tenant
 //! `globex`, and a kind whose jobs deliver on command.
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test file uses a different part of the module"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -72,6 +72,11 @@ impl Bar {
         }
         let p = &job["progress"];
         let pct = p["completion"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0);
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a percentage clamped to 0..=100, in twentieths: 0..=20"
+        )]
         let filled = (pct / 5.0).round() as usize;
         let bar = format!("{}{}", "#".repeat(filled), "-".repeat(20 - filled.min(20)));
         eprint!(

@@ -27,10 +27,12 @@ pub use engine::{
 };
 pub use error::{Error, Result, StoreErrorKind};
 pub use state::{ALL_TRANSITIONS, Refusal, Step, Transition, transition};
+#[cfg(feature = "fault-injection")]
+pub use store::Fault;
 pub use store::kernel;
 pub use store::{
-    Append, Appended, CancelRequest, ClaimRequest, EventNotice, Fault, Finish, LeaseStatus,
-    ListQuery, MemoryStore, Notice, ResultsQuery, Store, Submitted, Updated,
+    Append, Appended, CancelRequest, ClaimRequest, EventNotice, Finish, LeaseStatus, ListQuery,
+    MemoryStore, Notice, ResultsQuery, Store, Submitted, Updated,
 };
 pub use types::{
     CancelInfo, CancelMode, Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName,

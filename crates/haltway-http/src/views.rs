@@ -453,6 +453,8 @@ impl From<&JobEvent> for EventView {
             }
             EventData::Progress { progress } => view.progress = Some(progress.into()),
             EventData::ItemDelivered { entry } => view.result = Some(entry.into()),
+            // A kind of event this release does not know: its type and id, no payload.
+            _ => {}
         }
         view
     }

@@ -39,6 +39,7 @@ mod workers;
 
 use std::time::Duration;
 
+#[cfg(feature = "fault-injection")]
 pub use exec::Faults;
 pub use store::PgStore;
 

@@ -19,15 +19,18 @@ pub(crate) fn channel(schema: &str) -> String {
     format!("haltway_{schema}")
 }
 
+/// A notice as a notification payload: `a:<kind>`, `c:<job>`, `x:<job>:<limit>`.
 pub(crate) fn encode_notice(n: &Notice) -> String {
     match n {
         Notice::Available(kind) => format!("a:{kind}"),
         Notice::CancelRequested(id) => format!("c:{}", id.0),
         Notice::Extended { job, limit } => format!("x:{}:{limit}", job.0),
+        // A notice this protocol has no word for yet: a wakeup of every kind, after which
+        // engines reconcile (claims, and lease renewals that report cancels and limits).
+        _ => "a:*".to_owned(),
     }
 }
 
-/// A notification payload back into a notice or an event notice.
 /// The longest payload sent; PostgreSQL refuses 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7900;
 
@@ -59,6 +62,8 @@ pub(crate) enum Payload {
     Events(Vec<EventNotice>),
 }
 
+/// A notification payload back into a notice or an event notice; `None` for one this node
+/// cannot read.
 pub(crate) fn decode_payload(p: &str) -> Option<Payload> {
     let (tag, rest) = p.split_once(':')?;
     let id = |s: &str| uuid::Uuid::from_str(s).ok().map(JobId);

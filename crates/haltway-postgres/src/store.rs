@@ -43,6 +43,13 @@ pub(crate) struct Shared {
     next: AtomicUsize,
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) events: broadcast::Sender<EventNotice>,
+    #[cfg_attr(
+        not(feature = "fault-injection"),
+        allow(
+            dead_code,
+            reason = "read by `faults()`, with the `fault-injection` feature"
+        )
+    )]
     faults: Arc<Faults>,
     /// This node's id in `listeners`.
     pub(crate) node: uuid::Uuid,
@@ -181,8 +188,9 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Test signals: faults haltway's own tests inject. Not part of the API.
-    #[doc(hidden)]
+    /// Test signals: faults haltway's own tests inject. Only with the `fault-injection`
+    /// feature; not for production.
+    #[cfg(feature = "fault-injection")]
     #[must_use]
     pub fn faults(&self) -> &Faults {
         &self.shared.faults

@@ -44,9 +44,17 @@ pub struct MemoryStore {
 
 /// A deliberate bug, for testing that the conformance suite catches each kind.
 ///
-/// Not for production use: the default, [`Fault::None`], is the correct store.
-#[doc(hidden)]
+/// Not for production use: the default, `Fault::None`, is the correct store. Public only with
+/// the `fault-injection` feature.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    allow(
+        unreachable_pub,
+        dead_code,
+        reason = "public, and constructed, only with the `fault-injection` feature"
+    )
+)]
 pub enum Fault {
     /// No bug.
     #[default]
@@ -134,8 +142,8 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// A store with a deliberate bug; see [`Fault`].
-    #[doc(hidden)]
+    /// A store with a deliberate bug; see [`Fault`]. Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
     #[must_use]
     pub fn with_fault(fault: Fault) -> Self {
         MemoryStore {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-pub use memory::{Fault, MemoryStore};
+#[cfg(feature = "fault-injection")]
+pub use memory::Fault;
+pub use memory::MemoryStore;
 
 use crate::error::Result;
 use crate::types::{
@@ -249,6 +251,7 @@ pub struct Appended {
 
 /// A lease's state, from [`Store::renew`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LeaseStatus {
     /// Still held.
     Held {
@@ -263,6 +266,7 @@ pub enum LeaseStatus {
 
 /// How an attempt ended, from the worker's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Finish {
     /// The handler returned `Ok` (or stopped because the limit was met).
     Done,
@@ -300,6 +304,7 @@ impl Default for CancelRequest {
 
 /// A control notice from a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Notice {
     /// Jobs of this kind may be ready.
     Available(KindName),

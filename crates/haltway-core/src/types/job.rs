@@ -217,6 +217,7 @@ pub struct JobEvent {
 /// What an event says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
+#[non_exhaustive]
 pub enum EventData {
     /// A state change.
     #[serde(rename = "job.status")]

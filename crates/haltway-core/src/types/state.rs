@@ -188,6 +188,7 @@ impl std::ops::IndexMut<JobState> for StateCounts {
 /// Why a job reached (or is heading to) its terminal state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Reason {
     /// The handler returned `Ok`: it ran out of work.
     Exhausted,

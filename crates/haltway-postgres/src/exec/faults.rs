@@ -9,8 +9,14 @@ use super::*;
 
 /// Test signals: faults that haltway's own tests inject into the executor. They are no-ops
 /// unless a test sets them.
-#[doc(hidden)]
 #[derive(Default)]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    allow(
+        unreachable_pub,
+        reason = "public only with the `fault-injection` feature"
+    )
+)]
 pub struct Faults {
     pub(crate) lost_replies: std::sync::atomic::AtomicUsize,
     pub(crate) abandoned_commits: std::sync::atomic::AtomicUsize,
@@ -33,6 +39,14 @@ impl std::fmt::Debug for Faults {
     }
 }
 
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    allow(
+        dead_code,
+        unreachable_pub,
+        reason = "a test sets faults only with the `fault-injection` feature"
+    )
+)]
 impl Faults {
     /// The next `n` batches run `crash` (awaited) instead of sending their `COMMIT`, then
     /// report the `COMMIT` as lost: with a `crash` that stops the server at once, a

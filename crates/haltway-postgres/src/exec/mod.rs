@@ -52,6 +52,13 @@ use crate::status_log;
 
 pub(crate) use batch::*;
 pub(crate) use commit::*;
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    allow(
+        unreachable_pub,
+        reason = "public only with the `fault-injection` feature"
+    )
+)]
 pub use faults::Faults;
 pub(crate) use faults::*;
 pub(crate) use sql::*;

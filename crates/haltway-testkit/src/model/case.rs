@@ -462,6 +462,11 @@ impl Case {
                             m.end_attempt((JobState::Queued, None));
                         }
                         Finish::Aborted => m.end_attempt((JobState::Cancelled, m.reason)),
+                        other => {
+                            return Err(TestCaseError::fail(format!(
+                                "the model does not know {other:?}"
+                            )));
+                        }
                     }
                 }
             }
@@ -602,6 +607,7 @@ impl Case {
                     EventData::Status { state, reason } => Ev::Status(*state, *reason),
                     EventData::ItemDelivered { entry } => Ev::Item(entry.seq),
                     EventData::Progress { progress } => Ev::Progress(progress.analyzed),
+                    other => Ev::Unknown(format!("{other:?}")),
                 })
                 .collect();
             ensure!(

@@ -195,6 +195,8 @@ enum Ev {
     Status(JobState, Option<Reason>),
     Item(u64),
     Progress(u64),
+    /// An event the model does not know (never equal to one it expects).
+    Unknown(String),
 }
 
 /// Runs `cases` random cases on the runtime `rt`, spread over `stores`, one thread per store.

@@ -1,6 +1,5 @@
 //! The job kinds the scenarios run, shared by every store's scenarios.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use haltway_core::{Engine, JobContext, JobError, JobId, JobKind, SubmitOptions, TenantId};
@@ -104,7 +103,7 @@ where
 
 /// Waits until `engine` has completed `n` jobs.
 pub(crate) async fn completed(engine: &Engine, n: u64) {
-    while engine.metrics().completed.load(Ordering::Relaxed) < n {
+    while engine.metrics().completed < n {
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
 }

@@ -1,7 +1,6 @@
 //! Scenarios on the in-memory store, each beside a raw tokio baseline.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use haltway_core::{CancelRequest, Engine, MemoryStore, SubmitOptions, TenantId};
@@ -64,16 +63,12 @@ fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
                     .await
                     .expect("submit");
             }
-            until(&engine, |e| {
-                e.metrics().completed.load(Ordering::Relaxed) >= n as u64
-            })
-            .await;
+            until(&engine, |e| e.metrics().completed >= n as u64).await;
             let rate = n as f64 / t.elapsed().as_secs_f64();
             let m = engine.metrics();
             eprintln!(
                 "  {} jobs claimed in {} batches",
-                m.claimed.load(Ordering::Relaxed),
-                m.claim_batches.load(Ordering::Relaxed)
+                m.claimed, m.claim_batches
             );
             engine.shutdown().await;
             rate
@@ -225,10 +220,7 @@ fn group_cancel(rt: &Runtime, s: Sizes) -> Vec<Row> {
                 .await
                 .expect("group cancel");
             assert_eq!(jobs.len(), n);
-            until(&engine, |e| {
-                e.metrics().cancelled.load(Ordering::Relaxed) >= n as u64
-            })
-            .await;
+            until(&engine, |e| e.metrics().cancelled >= n as u64).await;
             let took = start.elapsed().as_secs_f64();
             engine.shutdown().await;
             took
@@ -283,10 +275,7 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
                     .await
                     .expect("submit");
             }
-            until(&engine, |e| {
-                e.metrics().completed.load(Ordering::Relaxed) >= jobs as u64
-            })
-            .await;
+            until(&engine, |e| e.metrics().completed >= jobs as u64).await;
             let rate = total / t.elapsed().as_secs_f64();
             engine.shutdown().await;
             rate

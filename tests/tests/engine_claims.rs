@@ -150,7 +150,7 @@ async fn most_claims(
     }
     engine.start();
     let done = async {
-        while engine.metrics().completed.load(Ordering::Relaxed) < 40 {
+        while engine.metrics().completed < 40 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };

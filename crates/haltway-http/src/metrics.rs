@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -70,32 +69,32 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
         (
             "haltway_jobs_submitted_total",
             "Jobs submitted through this engine.",
-            m.submitted.load(Ordering::Relaxed),
+            m.submitted,
         ),
         (
             "haltway_claims_total",
             "Jobs claimed by this engine.",
-            m.claimed.load(Ordering::Relaxed),
+            m.claimed,
         ),
         (
             "haltway_claim_batches_total",
             "Claim calls made to the store (each claims a batch).",
-            m.claim_batches.load(Ordering::Relaxed),
+            m.claim_batches,
         ),
         (
             "haltway_cancel_requests_total",
             "Cancel requests accepted by this engine.",
-            m.cancel_requests.load(Ordering::Relaxed),
+            m.cancel_requests,
         ),
         (
             "haltway_ledger_appends_total",
             "Ledger entries appended by this engine's handlers (duplicates not counted).",
-            m.appended.load(Ordering::Relaxed),
+            m.appended,
         ),
         (
             "haltway_jobs_requeued_total",
             "Attempts that ended with the job back in the queue.",
-            m.requeued.load(Ordering::Relaxed),
+            m.requeued,
         ),
         (
             "haltway_jobs_running",
@@ -125,15 +124,11 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
          # TYPE haltway_jobs_finished_total counter"
     );
     for (s, c) in [
-        ("completed", &m.completed),
-        ("failed", &m.failed),
-        ("cancelled", &m.cancelled),
+        ("completed", m.completed),
+        ("failed", m.failed),
+        ("cancelled", m.cancelled),
     ] {
-        let _ = writeln!(
-            out,
-            "haltway_jobs_finished_total{{state=\"{s}\"}} {}",
-            c.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "haltway_jobs_finished_total{{state=\"{s}\"}} {c}");
     }
     histogram(
         &mut out,
@@ -158,7 +153,7 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    let counts = h.cumulative();
+    let counts = h.cumulative;
     for (bound, n) in Histogram::BOUNDS_MS.iter().zip(counts) {
         let _ = writeln!(
             out,
@@ -168,7 +163,7 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
     }
     let total = counts[counts.len() - 1];
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-    let _ = writeln!(out, "{name}_sum {}", h.sum_ms() as f64 / 1000.0);
+    let _ = writeln!(out, "{name}_sum {}", h.sum_ms as f64 / 1000.0);
     let _ = writeln!(out, "{name}_count {total}");
 }
 

@@ -138,7 +138,7 @@ impl EngineBuilder {
             started: AtomicBool::new(false),
             runs: runs::Runs::default(),
             wake: Notify::new(),
-            metrics: Metrics::default(),
+            metrics: super::metrics::Counters::default(),
             health: health::StoreHealth::default(),
             hub: subscribe::Hub::new(store.clone()),
             jobs: TaskTracker::new(),

@@ -1,88 +1,142 @@
-//! Counters and histograms of what an engine did.
+//! Counters and histograms of what an engine did: atomics inside the engine, plain numbers
+//! outside ([`Metrics`], from [`Engine::metrics`](super::Engine::metrics)).
 
-// The engine's shared imports.
-use super::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counters of what this engine did, for metrics and benchmarks.
-#[derive(Debug, Default)]
+use crate::types::{Job, JobState};
+
+/// What an engine did, as plain numbers read at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Metrics {
     /// Jobs submitted (new ones, not idempotent repeats).
-    pub submitted: AtomicU64,
+    pub submitted: u64,
     /// Jobs claimed.
-    pub claimed: AtomicU64,
+    pub claimed: u64,
     /// Claim calls made to the store (each claims a batch).
-    pub claim_batches: AtomicU64,
+    pub claim_batches: u64,
     /// Attempts that ended with the job completed.
-    pub completed: AtomicU64,
+    pub completed: u64,
     /// Attempts that ended with the job failed.
-    pub failed: AtomicU64,
+    pub failed: u64,
     /// Attempts that ended with the job cancelled, and queued jobs cancelled.
-    pub cancelled: AtomicU64,
+    pub cancelled: u64,
     /// Attempts that ended with the job back in the queue.
-    pub requeued: AtomicU64,
+    pub requeued: u64,
     /// Ledger entries appended (duplicates not counted).
-    pub appended: AtomicU64,
+    pub appended: u64,
     /// Cancel requests accepted.
-    pub cancel_requests: AtomicU64,
+    pub cancel_requests: u64,
     /// Milliseconds from a cancel request to the job's `cancelled` state, for jobs this
     /// engine cancelled.
     pub cancel_latency: Histogram,
-}
-
-/// A histogram of milliseconds with fixed bucket bounds, for metrics exports.
-#[derive(Debug)]
-pub struct Histogram {
-    pub(super) counts: [AtomicU64; Histogram::BOUNDS_MS.len() + 1],
-    pub(super) sum_ms: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_ms: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    /// Upper bounds of the buckets, in milliseconds; a last bucket takes the rest.
-    pub const BOUNDS_MS: [u64; 12] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30_000, 60_000];
-
-    /// Records one observation.
-    pub fn record(&self, ms: u64) {
-        let i = Self::BOUNDS_MS.partition_point(|&b| b < ms);
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
-    }
-
-    /// Cumulative counts per bucket (as Prometheus wants them), the last one being the total.
-    #[must_use]
-    pub fn cumulative(&self) -> [u64; Histogram::BOUNDS_MS.len() + 1] {
-        let mut total = 0;
-        std::array::from_fn(|i| {
-            total += self.counts[i].load(Ordering::Relaxed);
-            total
-        })
-    }
-
-    /// Sum of the observations, in milliseconds.
-    #[must_use]
-    pub fn sum_ms(&self) -> u64 {
-        self.sum_ms.load(Ordering::Relaxed)
-    }
 }
 
 impl Metrics {
     /// Jobs this engine brought to a terminal state.
     #[must_use]
     pub fn finished(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
-            + self.failed.load(Ordering::Relaxed)
-            + self.cancelled.load(Ordering::Relaxed)
+        self.completed + self.failed + self.cancelled
+    }
+}
+
+/// A histogram of milliseconds with fixed bucket bounds ([`Histogram::BOUNDS_MS`]), read at
+/// one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// Cumulative counts per bucket (as Prometheus wants them): entry `i` counts the
+    /// observations up to `BOUNDS_MS[i]`, the last one all of them.
+    pub cumulative: [u64; Histogram::BUCKETS],
+    /// Sum of the observations, in milliseconds.
+    pub sum_ms: u64,
+}
+
+impl Histogram {
+    /// Upper bounds of the buckets, in milliseconds; a last bucket takes the rest.
+    pub const BOUNDS_MS: [u64; 12] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30_000, 60_000];
+
+    /// Number of buckets: one per bound and one for the rest.
+    pub const BUCKETS: usize = Self::BOUNDS_MS.len() + 1;
+
+    /// How many observations there are.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.cumulative[Self::BUCKETS - 1]
+    }
+}
+
+/// The engine's live counters; [`Counters::snapshot`] reads them.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) claimed: AtomicU64,
+    pub(crate) claim_batches: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) requeued: AtomicU64,
+    pub(crate) appended: AtomicU64,
+    pub(crate) cancel_requests: AtomicU64,
+    pub(crate) cancel_latency: LiveHistogram,
+}
+
+/// The live form of a [`Histogram`].
+#[derive(Debug)]
+pub(crate) struct LiveHistogram {
+    counts: [AtomicU64; Histogram::BUCKETS],
+    sum_ms: AtomicU64,
+}
+
+impl Default for LiveHistogram {
+    fn default() -> Self {
+        LiveHistogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LiveHistogram {
+    /// Records one observation.
+    pub(crate) fn record(&self, ms: u64) {
+        let i = Histogram::BOUNDS_MS.partition_point(|&b| b < ms);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
     }
 
-    pub(super) fn count_terminal(&self, job: &Job) {
+    fn snapshot(&self) -> Histogram {
+        let mut total = 0;
+        Histogram {
+            cumulative: std::array::from_fn(|i| {
+                total += self.counts[i].load(Ordering::Relaxed);
+                total
+            }),
+            sum_ms: self.sum_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Counters {
+    /// The counters as plain numbers.
+    pub(crate) fn snapshot(&self) -> Metrics {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Metrics {
+            submitted: n(&self.submitted),
+            claimed: n(&self.claimed),
+            claim_batches: n(&self.claim_batches),
+            completed: n(&self.completed),
+            failed: n(&self.failed),
+            cancelled: n(&self.cancelled),
+            requeued: n(&self.requeued),
+            appended: n(&self.appended),
+            cancel_requests: n(&self.cancel_requests),
+            cancel_latency: self.cancel_latency.snapshot(),
+        }
+    }
+
+    /// Counts an attempt (or a queued job's cancel) that ended with `job` in its state now,
+    /// and a cancel's latency.
+    pub(crate) fn count_terminal(&self, job: &Job) {
         if let (JobState::Cancelled, Some(cancel), Some(done)) =
             (job.state, &job.cancel, job.finished_at)
         {
@@ -97,5 +151,32 @@ impl Metrics {
             _ => return,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_reads_each_counter_and_the_histogram_cumulatively() {
+        let c = Counters::default();
+        c.completed.fetch_add(2, Ordering::Relaxed);
+        c.failed.fetch_add(1, Ordering::Relaxed);
+        for ms in [0, 1, 7, 70_000] {
+            c.cancel_latency.record(ms);
+        }
+        let m = c.snapshot();
+        assert_eq!((m.completed, m.failed, m.finished()), (2, 1, 3));
+        let h = &m.cancel_latency;
+        assert_eq!(h.cumulative[0], 2, "0 and 1 ms are in the first bucket");
+        assert_eq!(h.cumulative[2], 3, "7 ms is under 10");
+        assert_eq!(
+            h.cumulative[Histogram::BUCKETS - 2],
+            3,
+            "70 s is past the last bound"
+        );
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.sum_ms, 70_008);
     }
 }

@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -60,7 +60,7 @@ pub(crate) struct EngineInner {
     started: AtomicBool,
     runs: runs::Runs,
     wake: Notify,
-    metrics: Metrics,
+    metrics: metrics::Counters,
     health: health::StoreHealth,
     hub: Arc<subscribe::Hub>,
     jobs: TaskTracker,
@@ -187,10 +187,10 @@ impl Engine {
         &self.inner.store
     }
 
-    /// The engine's counters.
+    /// What this engine did so far, read now.
     #[must_use]
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
+    pub fn metrics(&self) -> Metrics {
+        self.inner.metrics.snapshot()
     }
 
     /// The names of the registered kinds.

@@ -284,6 +284,11 @@ impl<K: JobKind> JobContext<K> {
     ///
     /// # Errors
     /// [`JobError`] with kind `Stopped`: return it (`?`) from the handler.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe for the ledger and the job's state: it writes neither. Dropping it while it
+    /// writes a due progress report may lose that report (progress is a report, not a
+    /// record: the next [`progress`](Self::progress) call writes a fresh one).
     pub async fn checkpoint(&self) -> Result<(), JobError> {
         if let Some(cause) = self.shared.cause() {
             return Err(JobError::stopped(cause));
@@ -306,6 +311,14 @@ impl<K: JobKind> JobContext<K> {
     /// # Errors
     /// A `Stopped` [`JobError`] once the handler must stop (in `drain` mode deliveries stay
     /// open during a cancel); a retryable one when the store fails.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe. Once the write has left for the store, dropping the future does not
+    /// withdraw it: the item may be in the ledger (and billed) without the handler knowing.
+    /// Deliver it again to find out: an item with a key (the kind's `item_key`) is then
+    /// answered with its first entry (`duplicate: true`) and billed once; an item without a key
+    /// would be written a second time. Give items keys when a `deliver` may be dropped (a
+    /// `select!` against a timer, for example).
     pub async fn deliver(&self, item: K::Item) -> Result<Delivered, JobError> {
         let mut out = self.deliver_batch(std::iter::once(item)).await?;
         out.pop()
@@ -316,6 +329,11 @@ impl<K: JobKind> JobContext<K> {
     ///
     /// # Errors
     /// As [`deliver`](Self::deliver); items before a refused one stay delivered.
+    ///
+    /// # Cancel safety
+    /// As [`deliver`](Self::deliver): not cancel-safe. The batch is one store write, so a
+    /// dropped call left either all of its new items in the ledger or none; delivering the
+    /// same keyed items again tells which.
     pub async fn deliver_batch(
         &self,
         items: impl IntoIterator<Item = K::Item>,

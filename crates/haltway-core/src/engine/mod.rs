@@ -235,6 +235,11 @@ impl Engine {
     /// # Errors
     /// [`Error::UnknownKind`] if `K` is not registered, [`Error::InvalidInput`] for a bad
     /// option, [`Error::ShuttingDown`], or a store error.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: a dropped call may have created the job. Submit with an idempotency
+    /// key ([`SubmitOptions::idempotency_key`]) and repeat the call to learn its job; the
+    /// repeat returns the same job (`created: false`).
     pub async fn submit<K: JobKind>(
         &self,
         tenant: impl Into<TenantId>,
@@ -369,6 +374,10 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Conflict`] for a job already terminal.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe, but safe to repeat: a dropped call may have recorded the cancel, and
+    /// calling again returns the job as it stands (a second request is not recorded).
     pub async fn cancel(
         &self,
         tenant: &TenantId,
@@ -440,6 +449,11 @@ impl Engine {
     /// # Errors
     /// [`Error::Conflict`] for a failed, cancelled, cancelling or `completed(exhausted)` job;
     /// [`Error::InvalidInput`] when `limit` is not above the current limit.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: a dropped call may have raised the limit. Read the job to learn its
+    /// limit; repeating the same extend after it took effect fails with
+    /// [`Error::InvalidInput`] (the limit is no longer below).
     pub async fn extend(&self, tenant: &TenantId, id: JobId, limit: u64) -> Result<Job> {
         let inner = &self.inner;
         let Updated { job, .. } = inner.health.observe(
@@ -526,6 +540,10 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::NotFound`], or a store error.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only reads. Dropping it changes nothing; call it again to go on
+    /// waiting.
     pub async fn wait(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
         use futures_util::StreamExt;
         let job = self.get(tenant, id).await?;

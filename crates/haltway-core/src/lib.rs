@@ -17,7 +17,7 @@ mod clock;
 mod engine;
 mod error;
 mod state;
-mod store;
+pub mod store;
 mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,4 +1,58 @@
-//! The one seam between the engine and storage.
+//! The one seam between the engine and storage: the [`Store`] trait, its request and answer
+//! types, and the [`kernel`] that decides what every change does.
+//!
+//! # Writing a store
+//! A store keeps jobs, ledgers and events durable and answers the trait's calls; it holds no
+//! rule of its own. For every change it loads the job, calls the [`kernel`] function for it
+//! ([`kernel::claim`], [`kernel::append`], [`kernel::finish`], [`kernel::cancel`], …), and in
+//! one atomic step writes the job and each effect the function returns ([`kernel::Effects`]:
+//! the status event; then, once durable, the notice). It then runs the conformance suite of
+//! `haltway-testkit` with one line, `store_conformance!`, which includes a model-based
+//! property test; [`MemoryStore`] is the smallest store written this way.
+//!
+//! ```
+//! use haltway_core::store::kernel;
+//! use haltway_core::{CancelMode, JobId, JobState, NewJob, Notice, OnCancel, Timestamp};
+//!
+//! let now = Timestamp(1_000);
+//! let new = NewJob {
+//!     id: JobId::new(),
+//!     tenant: "acme".into(),
+//!     kind: "find_all".into(),
+//!     input: "{}".into(),
+//!     group: None,
+//!     metadata: None,
+//!     limit: None,
+//!     cancel_mode: CancelMode::Checkpoint,
+//!     on_cancel: OnCancel::Keep,
+//!     max_attempts: 3,
+//!     fixed_cost: 5,
+//!     run_at: now,
+//!     deadline: None,
+//!     idempotency_key: None,
+//! };
+//! // Submit: the job and what creating it implies.
+//! let mut job = kernel::new_job(new, now);
+//! let effects = kernel::created(&job);
+//! assert!(effects.status_event); // write event `job.last_event_id` (queued) with the job
+//! assert_eq!(effects.notice, Some(Notice::Available(job.kind.clone()))); // send after commit
+//!
+//! // Claim: the kernel checks the state machine and changes the job; the store writes it.
+//! let effects = kernel::claim(&mut job, &"worker-1".into(), 30_000, now).expect("claimable");
+//! assert_eq!((job.state, effects.left), (JobState::Running, Some(JobState::Queued)));
+//! ```
+//!
+//! # Stability
+//! This module is the interface between haltway and every store, inside and outside this
+//! repository, and changes to it follow one policy:
+//! - A new trait method comes with a default body, and a new effect or request field comes
+//!   in a `#[non_exhaustive]` type, so existing stores keep compiling; a store that wants the
+//!   new behaviour overrides the default.
+//! - A change a store must act on (a required method, a changed signature, a new effect its
+//!   writes must persist) is a breaking release, listed in the changelog under **Breaking for
+//!   store implementations**, with the conformance suite of the same release testing it.
+//! - The kernel's decisions are the contract: a store that writes exactly what the kernel
+//!   returns passes the suite of the same release.
 
 pub mod kernel;
 mod memory;

@@ -4,9 +4,10 @@ use haltway_core::{Error, ListQuery, Store, StoreErrorKind, TenantId};
 use haltway_sqlite::{SqliteOptions, SqliteStore};
 use haltway_testkit::suite::{T0, new_job};
 
+/// A store error's kind and its whole text (with its cause), as a log or a user sees it.
 fn kind_and_message(e: &Error) -> (StoreErrorKind, String) {
     match e {
-        Error::Store { kind, message } => (*kind, message.clone()),
+        Error::Store { kind, .. } => (*kind, e.report().to_string()),
         other => panic!("expected a store error, got {other:?}"),
     }
 }

@@ -1,9 +1,20 @@
 //! The crate's error type.
 
+use std::fmt;
+use std::sync::Arc;
+
 use crate::state::Refusal;
 
-/// Errors returned by the engine and by stores.
-#[derive(Debug, thiserror::Error)]
+/// The cause of a store error: the driver's own error.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors returned by the engine and by stores. Cheap to clone (a store error's cause is
+/// shared), so one failed batch can answer each of its callers.
+///
+/// A store error's [`Display`](fmt::Display) says what failed (`postgres`, `sqlite (the disk
+/// is full)`) and its [`source`](std::error::Error::source) is the driver's error, printed
+/// once: [`Error::report`] prints the whole chain, for logs and messages.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No such job for this tenant (another tenant's job is not found either).
@@ -44,12 +55,21 @@ pub enum Error {
     Store {
         /// The portable kind.
         kind: StoreErrorKind,
-        /// The store's message.
+        /// What failed, without the cause's own text.
         message: String,
+        /// The driver's error, when there is one.
+        #[source]
+        cause: Option<Cause>,
     },
     /// Encoding or decoding JSON failed.
-    #[error("json: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("json")]
+    Json(#[source] Arc<serde_json::Error>),
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Json(Arc::new(e))
+    }
 }
 
 /// A portable classification of store failures.
@@ -72,7 +92,28 @@ impl Error {
         Error::Store {
             kind,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// A store error of `kind` caused by a driver's error: `message` says what failed, and
+    /// the cause is the error's [`source`](std::error::Error::source).
+    pub fn store_caused(
+        kind: StoreErrorKind,
+        message: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Store {
+            kind,
+            message: message.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+
+    /// The error and each of its causes, joined by `: `, for logs and messages.
+    #[must_use]
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
     }
 
     /// `true` when retrying the same call later may succeed.
@@ -88,5 +129,44 @@ impl Error {
     }
 }
 
+/// An error with its causes, from [`Error::report`].
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'e>(&'e Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = std::error::Error::source(self.0);
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk full")]
+    struct Driver;
+
+    #[test]
+    fn a_store_error_prints_its_cause_once_and_clones() {
+        let e = Error::store_caused(StoreErrorKind::Exhausted, "sqlite", Driver);
+        assert_eq!(e.to_string(), "store error (Exhausted): sqlite");
+        let source = std::error::Error::source(&e).expect("the cause");
+        assert_eq!(source.to_string(), "disk full");
+        let copy = e.clone();
+        assert_eq!(
+            copy.report().to_string(),
+            "store error (Exhausted): sqlite: disk full"
+        );
+        assert!(std::error::Error::source(&Error::NotFound).is_none());
+    }
+}

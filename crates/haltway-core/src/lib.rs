@@ -25,7 +25,7 @@ pub use engine::{
     Delivered, Engine, EngineBuilder, Histogram, JobContext, JobError, JobErrorKind, JobKind,
     KindOptions, Metrics, StopCause, StoreHealthReport, SubmitOptions,
 };
-pub use error::{Error, Result, StoreErrorKind};
+pub use error::{Cause, Error, Report, Result, StoreErrorKind};
 pub use state::{ALL_TRANSITIONS, Refusal, Step, Transition, transition};
 #[cfg(feature = "fault-injection")]
 pub use store::Fault;

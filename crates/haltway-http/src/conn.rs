@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiErrorKind};
 
 /// A TCP listener for [`axum::serve()`] whose connections answer the HTTP layer's own errors
 /// (400 for a malformed request, 414 for a URI too long, 431 for headers too large) in the
@@ -105,18 +105,19 @@ fn rewrite(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
     let status = StatusCode::from_u16(code).ok()?;
     let (kind, message) = match status {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
-            "headers_too_large",
+            ApiErrorKind::HeadersTooLarge,
             "the request's headers are too large or too many",
         ),
-        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request's URI is too long"),
+        StatusCode::URI_TOO_LONG => (ApiErrorKind::UriTooLong, "the request's URI is too long"),
         _ => (
-            "malformed_request",
+            ApiErrorKind::MalformedRequest,
             "the request is not valid HTTP/1.1 (its request line or a header has bytes that \
              are not allowed there)",
         ),
     };
     let body =
-        serde_json::json!({"error": {"type": kind, "message": message, "field": null}}).to_string();
+        serde_json::json!({"error": {"type": kind.as_str(), "message": message, "field": null}})
+            .to_string();
     // The date and any other header the layer wrote stay; the body's length and type change.
     let mut out = Vec::with_capacity(end + body.len() + 64);
     for line in std::str::from_utf8(&buf[..end - 2])

@@ -42,7 +42,7 @@ use haltway_core::Engine;
 use tokio_util::sync::CancellationToken;
 
 pub use conn::{ApiIo, ApiListener};
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
 pub use keys::{KeyError, KeyRecord, Keys};
 pub use views::{
     CancelView, CreateJob, CreateKey, EventParams, EventView, ExtendJob, GroupCancelled, Health,

@@ -32,12 +32,13 @@ pub(crate) fn retryable(c: &SqlState) -> bool {
         || *c == SqlState::CANNOT_CONNECT_NOW
 }
 
-/// A driver error as a store error.
+/// A driver error as a store error, the driver's error its cause (a server error's message
+/// and SQL state are the cause's own cause).
 pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
     let kind = kind_of(&e);
-    let detail = e
-        .as_db_error()
-        .map(|d| format!("{} ({})", d.message(), d.code().code()))
-        .unwrap_or_else(|| e.to_string());
-    Error::store(kind, format!("postgres: {detail}"))
+    let what = match e.code() {
+        Some(state) => format!("postgres (SQL state {})", state.code()),
+        None => "postgres".to_owned(),
+    };
+    Error::store_caused(kind, what, e)
 }

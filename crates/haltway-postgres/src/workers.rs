@@ -149,7 +149,7 @@ async fn run(
                 if let Some((_, reply)) = first.take() {
                     let _ = reply.send(Err(e));
                 } else {
-                    tracing::warn!(error = %e, "worker liveness cannot connect; retrying");
+                    tracing::warn!(error = %e.report(), "worker liveness cannot connect; retrying");
                 }
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
@@ -170,7 +170,7 @@ async fn run(
                     "another live session holds this worker's lock; it must not run twice"
                 ),
                 Err(e) => {
-                    tracing::warn!(error = %e, "worker liveness lost its connection");
+                    tracing::warn!(error = %e.report(), "worker liveness lost its connection");
                     lost = true;
                     break;
                 }
@@ -224,7 +224,7 @@ async fn run(
                 Ok(n) if n < held.len() as u64 => {
                     for worker in &held {
                         if let Err(e) = hold(&client, &q, key1, worker, io).await {
-                            tracing::warn!(error = %e, %worker, "worker row not written again");
+                            tracing::warn!(error = %e.report(), %worker, "worker row not written again");
                         }
                     }
                 }

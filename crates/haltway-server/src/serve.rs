@@ -241,13 +241,20 @@ async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartErr
             let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&path, options))
                 .await
                 .map_err(|e| StartError(format!("opening the database failed: {e}")))?
-                .map_err(|e| StartError(format!("cannot open the SQLite database: {e}")))?;
+                .map_err(|e| {
+                    StartError(format!("cannot open the SQLite database: {}", e.report()))
+                })?;
             Ok(Arc::new(store))
         }
         StoreSettings::Postgres { url, schema } => {
             let store = PgStore::connect(url, PgOptions::default().schema(schema.clone()))
                 .await
-                .map_err(|e| StartError(format!("cannot use the PostgreSQL database: {e}")))?;
+                .map_err(|e| {
+                    StartError(format!(
+                        "cannot use the PostgreSQL database: {}",
+                        e.report()
+                    ))
+                })?;
             Ok(Arc::new(store))
         }
     }

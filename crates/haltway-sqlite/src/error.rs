@@ -24,13 +24,21 @@ pub(crate) fn sql(e: rusqlite::Error) -> Error {
         Some(ErrorCode::PermissionDenied) => " (permission denied)",
         _ => "",
     };
-    Error::store(kind, format!("sqlite: {e}{hint}"))
+    Error::store_caused(kind, format!("sqlite{hint}"), e)
 }
 
 /// A SQLite error while doing `what`.
 pub(crate) fn sql_at(e: rusqlite::Error, what: &str) -> Error {
     match sql(e) {
-        Error::Store { kind, message } => Error::store(kind, format!("{what}: {message}")),
+        Error::Store {
+            kind,
+            message,
+            cause,
+        } => Error::Store {
+            kind,
+            message: format!("{what}: {message}"),
+            cause,
+        },
         other => other,
     }
 }

@@ -285,7 +285,7 @@ pub(crate) async fn run<T: Send + 'static>(
             Some(tx) => {
                 let out = f(tx);
                 if let Err(e @ Error::Store { .. }) = &out {
-                    tx.poisoned.get_or_insert_with(|| same_error(e));
+                    tx.poisoned.get_or_insert_with(|| e.clone());
                 }
                 out
             }
@@ -293,7 +293,7 @@ pub(crate) async fn run<T: Send + 'static>(
         };
         Box::new(move |failed: Option<&Error>| {
             let out = match failed {
-                Some(e) => Err(same_error(e)),
+                Some(e) => Err(e.clone()),
                 None => out,
             };
             let _ = answer.send(out);
@@ -308,14 +308,6 @@ fn closed() -> Error {
         haltway_core::StoreErrorKind::Unavailable,
         "sqlite writer has stopped",
     )
-}
-
-/// A copy of a transaction's error for each command in it.
-fn same_error(e: &Error) -> Error {
-    match e {
-        Error::Store { kind, message } => Error::store(*kind, message.clone()),
-        other => Error::store(haltway_core::StoreErrorKind::Other, other.to_string()),
-    }
 }
 
 /// The answers of a finished transaction. Dropping it sends them, so no caller is ever left
@@ -412,7 +404,7 @@ impl Writer {
         let mut replies = Vec::with_capacity(commands.len());
         if failed.is_none() {
             if foreign && let Err(e) = tx.foreign_changes() {
-                tracing::warn!(error = %e, "reading changes of other processes failed");
+                tracing::warn!(error = %e.report(), "reading changes of other processes failed");
             }
             for cmd in commands {
                 if tx.poisoned.is_some() {
@@ -448,7 +440,7 @@ impl Writer {
             }
         }
         if let Some(e) = &failed {
-            tracing::error!(error = %e, "sqlite transaction failed; its writes were rolled back");
+            tracing::error!(error = %e.report(), "sqlite transaction failed; its writes were rolled back");
             tx.cache.clear();
         } else {
             for n in tx.notices.drain(..) {

@@ -151,7 +151,7 @@ impl RunShared {
         };
         let now = self.engine.clock.now();
         if let Err(e) = self.engine.store.progress(self.lease, &progress, now).await {
-            tracing::debug!(job = %self.lease.job, error = %e, "progress not written");
+            tracing::debug!(job = %self.lease.job, error = %e.report(), "progress not written");
         }
     }
 }
@@ -354,7 +354,7 @@ impl<K: JobKind> JobContext<K> {
         let results = engine
             .retrying("append", || engine.store.append(&batch, engine.clock.now()))
             .await
-            .map_err(JobError::retryable)?;
+            .map_err(|e| JobError::retryable(e.report()))?;
         let mut out = Vec::with_capacity(results.len());
         for r in results {
             match r {
@@ -382,7 +382,7 @@ impl<K: JobKind> JobContext<K> {
                     self.shared.stop(StopCause::LimitMet);
                     return Err(JobError::stopped(StopCause::LimitMet));
                 }
-                Err(e) => return Err(JobError::retryable(e)),
+                Err(e) => return Err(JobError::retryable(e.report())),
             }
         }
         Ok(out)

@@ -52,7 +52,7 @@ pub(super) async fn register(inner: &Arc<EngineInner>) {
         }
         Err(e) => tracing::warn!(
             %worker,
-            error = %e,
+            error = %e.report(),
             "could not register the worker; if this process ends, its jobs wait out their leases"
         ),
     }
@@ -192,7 +192,7 @@ pub(super) async fn dispatch(inner: Arc<EngineInner>) {
                         }
                     }
                     Err(e) => {
-                        tracing::debug!(error = %e, "claim failed; backing off");
+                        tracing::debug!(error = %e.report(), "claim failed; backing off");
                         full = false;
                         hold = Some(tokio::time::Instant::now() + pause);
                         pause = (pause * 2).min(Duration::from_secs(5));

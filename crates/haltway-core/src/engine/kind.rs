@@ -242,9 +242,17 @@ impl fmt::Display for JobError {
     }
 }
 
+/// Any error, as a retryable one whose message is the error and each of its causes.
 impl<E: std::error::Error> From<E> for JobError {
     fn from(e: E) -> Self {
-        JobError::retryable(e)
+        let mut message = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        JobError::retryable(message)
     }
 }
 

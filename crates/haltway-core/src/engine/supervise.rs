@@ -86,7 +86,9 @@ pub(super) async fn supervise(
             Err(Error::LeaseLost { .. }) => {
                 tracing::info!("attempt ended after its lease was lost; nothing written");
             }
-            Err(e) => tracing::error!(error = %e, "could not record the end of an attempt"),
+            Err(e) => {
+                tracing::error!(error = %e.report(), "could not record the end of an attempt")
+            }
         }
     }
     release(&inner, &run);

@@ -56,7 +56,7 @@ pub(super) async fn renew_all(inner: &EngineInner) {
                 }
             }
         }
-        Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
+        Err(e) => tracing::debug!(error = %e.report(), "lease renewal failed"),
     }
 }
 
@@ -67,7 +67,7 @@ pub(super) async fn reap(inner: Arc<EngineInner>) {
             () = inner.root.cancelled() => return,
         }
         if let Err(e) = recover(&inner).await {
-            tracing::debug!(error = %e, "recovery pass failed");
+            tracing::debug!(error = %e.report(), "recovery pass failed");
         }
     }
 }

@@ -58,7 +58,7 @@ pub(super) async fn metrics_text(State(state): St, caller: Caller) -> AppResult<
     let by_state = match state.engine.count_by_state(None).await {
         Ok(counts) => Some(counts),
         Err(e) => {
-            tracing::debug!(error = %e, "metrics without job counts: the store did not answer");
+            tracing::debug!(error = %e.report(), "metrics without job counts: the store did not answer");
             None
         }
     };

@@ -137,13 +137,6 @@ pub(crate) async fn connect(config: &Config) -> Result<Client> {
     Ok(client)
 }
 
-fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::Store { kind, message } => Error::store(*kind, message.clone()),
-        other => Error::store(StoreErrorKind::Other, other.to_string()),
-    }
-}
-
 /// How long a batch waits for more commands after its first one.
 const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
 
@@ -222,7 +215,7 @@ impl Executor {
                 let c = match self.open(&mut client, &stmts).await {
                     Ok(c) => c,
                     Err(e) => {
-                        tracing::warn!(error = %e, "postgres unavailable; the batch fails");
+                        tracing::warn!(error = %e.report(), "postgres unavailable; the batch fails");
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(std::time::Duration::from_secs(2));
                         break Err(e);
@@ -269,7 +262,7 @@ impl Executor {
                 match r {
                     Err(BatchError::Retry(e)) if tries < 5 && !closed => {
                         tries += 1;
-                        tracing::debug!(error = %e, tries, "batch conflicted; running it again");
+                        tracing::debug!(error = %e.report(), tries, "batch conflicted; running it again");
                     }
                     Err(BatchError::Unknown {
                         marker,
@@ -278,7 +271,7 @@ impl Executor {
                     }) => match self.outcome(&mut client, &stmts, marker).await {
                         Some(Outcome::Committed) => {
                             tracing::warn!(
-                                error = %error,
+                                error = %error.report(),
                                 "the COMMIT reply was lost, but the transaction committed"
                             );
                             pause = std::time::Duration::from_millis(50);
@@ -287,7 +280,7 @@ impl Executor {
                         Some(Outcome::Aborted) if tries < 5 => {
                             tries += 1;
                             tracing::warn!(
-                                error = %error,
+                                error = %error.report(),
                                 "the COMMIT reply was lost and the transaction did not \
                                  commit; running the batch again"
                             );
@@ -315,7 +308,7 @@ impl Executor {
                 }
                 Err(e) => {
                     for cmd in cmds {
-                        let _ = cmd.reply.send(Err(copy_error(&e)));
+                        let _ = cmd.reply.send(Err(e.clone()));
                     }
                 }
             }

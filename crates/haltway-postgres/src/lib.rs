@@ -34,6 +34,7 @@ mod notify;
 mod reader;
 mod schema;
 mod status_log;
+mod stmts;
 mod store;
 mod workers;
 

@@ -7,11 +7,12 @@ use haltway_core::{Error, Result, StoreErrorKind};
 use tokio_postgres::Client;
 
 use crate::error::pg;
+use crate::stmts::Statements;
 
 /// A read connection and its prepared statements.
 pub(crate) struct Reader {
     pub(crate) client: Client,
-    stmts: rustc_hash::FxHashMap<String, tokio_postgres::Statement>,
+    stmts: Statements,
     io_timeout: Duration,
     /// It stopped answering: the next read opens another.
     pub(crate) dead: bool,
@@ -21,7 +22,7 @@ impl Reader {
     pub(crate) fn new(client: Client, io_timeout: Duration) -> Self {
         Reader {
             client,
-            stmts: rustc_hash::FxHashMap::default(),
+            stmts: Statements::default(),
             io_timeout,
             dead: false,
         }
@@ -36,14 +37,7 @@ impl Reader {
     ) -> Result<Vec<tokio_postgres::Row>> {
         let limit = self.io_timeout;
         let read = async {
-            let stmt = match self.stmts.get(sql) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = self.client.prepare(sql).await?;
-                    self.stmts.insert(sql.to_owned(), s.clone());
-                    s
-                }
-            };
+            let stmt = self.stmts.get(&self.client, sql).await?;
             self.client.query(&stmt, params).await
         };
         match tokio::time::timeout(limit, read).await {

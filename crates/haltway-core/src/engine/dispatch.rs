@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tracing::Instrument;
 
-use super::context::RunShared;
-use super::kind::StopCause;
+use super::attempt::RunShared;
+use super::stop::StopCause;
 use super::supervise::supervise;
 use super::upkeep::{keep_leases, listen, reap};
 use super::{EngineInner, duration_ms};

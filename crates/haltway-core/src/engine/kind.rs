@@ -1,17 +1,21 @@
-//! The handler API: job kinds, their options and their outcomes.
+//! The handler API: a job kind ([`JobKind`]) and what its handler gets ([`JobContext`]). They
+//! name each other, so they live together.
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
-use super::context::{JobContext, RunShared};
-use crate::types::{CancelMode, OnCancel};
+use super::attempt::RunShared;
+use super::options::KindOptions;
+use super::stop::{JobError, StopCause};
+use crate::error::Error;
+use crate::store::Append;
+use crate::types::{CancelMode, Job, JobId, Progress, TenantId};
 
 /// A kind of job: its name, typed input and item, options, and the handler that runs it.
 ///
@@ -70,231 +74,230 @@ pub trait JobKind: Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<(), JobError>> + Send;
 }
 
-/// Per-kind options.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct KindOptions {
-    /// How a cancel stops the handler. Default `checkpoint`.
-    pub cancel_mode: CancelMode,
-    /// Keep or discard delivered entries on cancel. Default `keep`.
-    pub on_cancel: OnCancel,
-    /// How long a stopped handler may take to return before its task is aborted.
-    pub grace: Duration,
-    /// Failed attempts allowed before the job fails.
-    pub max_attempts: u32,
-    /// At most this many jobs of the kind run at once on one engine.
-    pub concurrency: usize,
-    /// Cost billed once per job.
-    pub fixed_cost: u64,
-    /// Limit for jobs submitted without one.
-    pub default_limit: Option<u64>,
-}
-
-impl Default for KindOptions {
-    fn default() -> Self {
-        KindOptions {
-            cancel_mode: CancelMode::Checkpoint,
-            on_cancel: OnCancel::Keep,
-            grace: Duration::from_secs(30),
-            max_attempts: 3,
-            concurrency: usize::MAX,
-            fixed_cost: 0,
-            default_limit: None,
-        }
-    }
-}
-
-impl KindOptions {
-    /// Sets the cancel mode.
-    #[must_use]
-    pub fn cancel_mode(mut self, mode: CancelMode) -> Self {
-        self.cancel_mode = mode;
-        self
-    }
-
-    /// Sets keep or discard on cancel.
-    #[must_use]
-    pub fn on_cancel(mut self, policy: OnCancel) -> Self {
-        self.on_cancel = policy;
-        self
-    }
-
-    /// Sets the grace period.
-    #[must_use]
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
-        self
-    }
-
-    /// Sets the failed attempts allowed (at least 1).
-    #[must_use]
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
-        self
-    }
-
-    /// Sets the per-engine concurrency of the kind (at least 1).
-    #[must_use]
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
-        self
-    }
-
-    /// Sets the fixed cost per job.
-    #[must_use]
-    pub fn fixed_cost(mut self, cost: u64) -> Self {
-        self.fixed_cost = cost;
-        self
-    }
-
-    /// Sets the default limit.
-    #[must_use]
-    pub fn default_limit(mut self, limit: Option<u64>) -> Self {
-        self.default_limit = limit;
-        self
-    }
-}
-
-/// Why a handler was told to stop.
+/// A delivered item's place in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopCause {
-    /// The job was cancelled.
-    Cancelled,
-    /// The ledger reached the job's limit.
-    LimitMet,
-    /// The engine is shutting down; the job will resume elsewhere if the handler returns the
-    /// stop error (as `checkpoint()?` does). A handler that returns `Ok` instead is recorded
-    /// as done, like any other return.
-    Shutdown,
-    /// Another attempt owns the job now.
-    LeaseLost,
+pub struct Delivered {
+    /// Its sequence number (the earlier entry's, for a duplicate).
+    pub seq: u64,
+    /// `true` when an entry with the same key was already in the ledger: nothing was appended
+    /// or billed.
+    pub duplicate: bool,
 }
 
-/// How an attempt went wrong, or why it stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobErrorKind {
-    /// Worth another attempt, after a backoff (or `retry_after`).
-    Retryable {
-        /// Overrides the engine's backoff for this retry.
-        retry_after: Option<Duration>,
-    },
-    /// Not worth another attempt: the job fails.
-    Fatal,
-    /// The engine told the handler to stop (returned by `checkpoint()` and `deliver()`).
-    Stopped(StopCause),
+/// The handler's view of its job: cancellation, ledger, progress.
+///
+/// Cheap to clone: clones share the same attempt, so a handler can deliver from tasks it
+/// spawns (what `drain` mode is for).
+pub struct JobContext<K: JobKind> {
+    kind: Arc<K>,
+    shared: Arc<RunShared>,
 }
 
-/// The error a handler returns. `?` converts any `std::error::Error` into a retryable one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobError {
-    /// What kind of failure.
-    pub kind: JobErrorKind,
-    /// A message for the job's `last_error`.
-    pub message: String,
-}
-
-impl JobError {
-    /// A retryable error.
-    pub fn retryable(message: impl fmt::Display) -> Self {
-        JobError {
-            kind: JobErrorKind::Retryable { retry_after: None },
-            message: message.to_string(),
+impl<K: JobKind> Clone for JobContext<K> {
+    fn clone(&self) -> Self {
+        JobContext {
+            kind: self.kind.clone(),
+            shared: self.shared.clone(),
         }
-    }
-
-    /// A retryable error retried after `after` instead of the engine's backoff.
-    pub fn retry_after(message: impl fmt::Display, after: Duration) -> Self {
-        JobError {
-            kind: JobErrorKind::Retryable {
-                retry_after: Some(after),
-            },
-            message: message.to_string(),
-        }
-    }
-
-    /// A fatal error.
-    pub fn fatal(message: impl fmt::Display) -> Self {
-        JobError {
-            kind: JobErrorKind::Fatal,
-            message: message.to_string(),
-        }
-    }
-
-    /// The error `checkpoint()` and `deliver()` return once the handler must stop.
-    #[must_use]
-    pub fn stopped(cause: StopCause) -> Self {
-        JobError {
-            kind: JobErrorKind::Stopped(cause),
-            message: format!("stopped: {cause:?}"),
-        }
-    }
-
-    /// `true` for a stop signal.
-    #[must_use]
-    pub fn is_stopped(&self) -> bool {
-        matches!(self.kind, JobErrorKind::Stopped(_))
     }
 }
 
-impl fmt::Display for JobError {
+impl<K: JobKind> fmt::Debug for JobContext<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.debug_struct("JobContext")
+            .field("kind", &K::NAME)
+            .field("job", &self.shared.lease.job)
+            .field("attempt", &self.shared.lease.attempt)
+            .finish()
     }
 }
 
-/// Any error, as a retryable one whose message is the error and each of its causes.
-impl<E: std::error::Error> From<E> for JobError {
-    fn from(e: E) -> Self {
-        let mut message = e.to_string();
-        let mut next = e.source();
-        while let Some(cause) = next {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            next = cause.source();
+impl<K: JobKind> JobContext<K> {
+    pub(crate) fn new(kind: Arc<K>, shared: Arc<RunShared>) -> Self {
+        JobContext { kind, shared }
+    }
+
+    /// The job's id.
+    #[must_use]
+    pub fn job_id(&self) -> JobId {
+        self.shared.lease.job
+    }
+
+    /// The job's tenant.
+    #[must_use]
+    pub fn tenant(&self) -> &TenantId {
+        &self.shared.job.tenant
+    }
+
+    /// The job as it was when this attempt claimed it.
+    #[must_use]
+    pub fn job(&self) -> &Job {
+        &self.shared.job
+    }
+
+    /// This attempt's number, from 1. An attempt after a retry, a lost lease, a shutdown or an
+    /// extend sees the ledger of the earlier ones and can resume from it.
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.shared.lease.attempt
+    }
+
+    /// The job's current limit; an extend while running raises it.
+    #[must_use]
+    pub fn limit(&self) -> Option<u64> {
+        self.shared.limit()
+    }
+
+    /// Ledger entries so far, across attempts.
+    #[must_use]
+    pub fn found(&self) -> u64 {
+        self.shared.found.load(Ordering::Acquire)
+    }
+
+    /// Why the handler must stop, if it must.
+    #[must_use]
+    pub fn stop_cause(&self) -> Option<StopCause> {
+        self.shared.cause()
+    }
+
+    /// `true` once the handler must stop (cancel, limit met, shutdown, lease lost).
+    #[must_use]
+    pub fn is_stopping(&self) -> bool {
+        self.shared.token.is_cancelled()
+    }
+
+    /// Resolves once the handler must stop; see [`stop_cause`](Self::stop_cause) for why.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping it has no effect.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.shared.token.cancelled()
+    }
+
+    /// A token that trips when the handler must stop, for tasks the handler spawns.
+    #[must_use]
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.shared.token.clone()
+    }
+
+    /// A cooperation point: returns a stop error once the job is cancelled, met its limit, lost
+    /// its lease or the engine shuts down. Also writes coalesced progress when due.
+    ///
+    /// # Errors
+    /// [`JobError`] with kind `Stopped`: return it (`?`) from the handler.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe for the ledger and the job's state: it writes neither. Dropping it while it
+    /// writes a due progress report may lose that report (progress is a report, not a
+    /// record: the next [`progress`](Self::progress) call writes a fresh one).
+    pub async fn checkpoint(&self) -> Result<(), JobError> {
+        if let Some(cause) = self.shared.cause() {
+            return Err(JobError::stopped(cause));
         }
-        JobError::retryable(message)
-    }
-}
-
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
-
-/// A job kind with its types erased, as the engine stores it.
-pub(crate) trait ErasedKind: Send + Sync + 'static {
-    fn options(&self) -> &KindOptions;
-    /// Jobs of this kind running on this engine.
-    fn running(&self) -> &AtomicUsize;
-    fn check_input(&self, input: &str) -> Result<(), String>;
-    fn start(&self, shared: Arc<RunShared>) -> BoxFuture;
-}
-
-pub(crate) struct Registered<K: JobKind> {
-    pub(crate) kind: Arc<K>,
-    pub(crate) options: KindOptions,
-    pub(crate) running: AtomicUsize,
-}
-
-impl<K: JobKind> ErasedKind for Registered<K> {
-    fn options(&self) -> &KindOptions {
-        &self.options
+        self.shared.flush_progress(false).await;
+        Ok(())
     }
 
-    fn running(&self) -> &AtomicUsize {
-        &self.running
+    /// Records progress. Updates are coalesced: at most one write per progress interval, the
+    /// latest kept, and the last one written before the attempt ends. `found` is ignored (the
+    /// store keeps it). `time_left_ms`, when not given, is estimated from the completion rate.
+    pub async fn progress(&self, progress: Progress) {
+        self.shared.progress.lock().pending = Some(progress);
+        self.shared.flush_progress(false).await;
     }
 
-    fn check_input(&self, input: &str) -> Result<(), String> {
-        serde_json::from_str::<K::Input>(input)
-            .map(drop)
-            .map_err(|e| e.to_string())
+    /// Appends an item to the ledger and returns once it is durable. Its key and cost come from
+    /// the kind's `item_key` and `item_cost`.
+    ///
+    /// # Errors
+    /// A `Stopped` [`JobError`] once the handler must stop (in `drain` mode deliveries stay
+    /// open during a cancel); a retryable one when the store fails.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe. Once the write has left for the store, dropping the future does not
+    /// withdraw it: the item may be in the ledger (and billed) without the handler knowing.
+    /// Deliver it again to find out: an item with a key (the kind's `item_key`) is then
+    /// answered with its first entry (`duplicate: true`) and billed once; an item without a key
+    /// would be written a second time. Give items keys when a `deliver` may be dropped (a
+    /// `select!` against a timer, for example).
+    pub async fn deliver(&self, item: K::Item) -> Result<Delivered, JobError> {
+        let mut out = self.deliver_batch(std::iter::once(item)).await?;
+        out.pop()
+            .ok_or_else(|| JobError::fatal("store returned no append result"))
     }
 
-    fn start(&self, shared: Arc<RunShared>) -> BoxFuture {
-        let kind = self.kind.clone();
-        Box::pin(async move {
-            let input: K::Input = serde_json::from_str(&shared.job.input)
-                .map_err(|e| JobError::fatal(format!("input does not decode: {e}")))?;
-            let ctx = JobContext::new(kind.clone(), shared);
-            kind.run(ctx, input).await
-        })
+    /// Appends many items in one store write, in order.
+    ///
+    /// # Errors
+    /// As [`deliver`](Self::deliver); items before a refused one stay delivered.
+    ///
+    /// # Cancel safety
+    /// As [`deliver`](Self::deliver): not cancel-safe. The batch is one store write, so a
+    /// dropped call left either all of its new items in the ledger or none; delivering the
+    /// same keyed items again tells which.
+    pub async fn deliver_batch(
+        &self,
+        items: impl IntoIterator<Item = K::Item>,
+    ) -> Result<Vec<Delivered>, JobError> {
+        self.admit()?;
+        let mut batch = Vec::new();
+        for item in items {
+            batch.push(Append {
+                lease: self.shared.lease,
+                key: self.kind.item_key(&item),
+                cost: self.kind.item_cost(&item),
+                payload: serde_json::to_string(&item)
+                    .map_err(|e| JobError::fatal(format!("item does not encode: {e}")))?
+                    .into(),
+            });
+        }
+        let engine = &self.shared.engine;
+        let results = engine
+            .retrying("append", || engine.store.append(&batch, engine.clock.now()))
+            .await
+            .map_err(|e| JobError::retryable(e.report()))?;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(a) => {
+                    self.shared.found.fetch_max(a.seq, Ordering::AcqRel);
+                    self.shared.set_limit(a.limit);
+                    if !a.duplicate {
+                        engine.metrics.appended.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if a.limit_reached {
+                        self.shared.stop(StopCause::LimitMet);
+                    } else if a.cancel_requested {
+                        self.shared.stop(StopCause::Cancelled);
+                    }
+                    out.push(Delivered {
+                        seq: a.seq,
+                        duplicate: a.duplicate,
+                    });
+                }
+                Err(Error::LeaseLost { .. }) => {
+                    self.shared.stop(StopCause::LeaseLost);
+                    return Err(JobError::stopped(StopCause::LeaseLost));
+                }
+                Err(Error::LimitReached) => {
+                    self.shared.stop(StopCause::LimitMet);
+                    return Err(JobError::stopped(StopCause::LimitMet));
+                }
+                Err(e) => return Err(JobError::retryable(e.report())),
+            }
+        }
+        Ok(out)
+    }
+
+    fn admit(&self) -> Result<(), JobError> {
+        match self.shared.cause() {
+            None => Ok(()),
+            Some(StopCause::Cancelled | StopCause::Shutdown)
+                if self.shared.job.cancel_mode == CancelMode::Drain =>
+            {
+                Ok(())
+            }
+            Some(cause) => Err(JobError::stopped(cause)),
+        }
     }
 }

@@ -5,13 +5,16 @@
 //!   they hang from (see `runs`, which also lists the ways a cancel reaches an attempt).
 //! - `shutting_down` is set before `root` trips.
 
+mod attempt;
 mod builder;
-mod context;
 mod dispatch;
+mod erased;
 mod health;
 mod kind;
 mod metrics;
+mod options;
 mod runs;
+mod stop;
 mod submit;
 mod subscribe;
 mod supervise;
@@ -31,16 +34,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use builder::EngineBuilder;
-pub use context::{Delivered, JobContext};
 pub use health::StoreHealthReport;
-pub use kind::{JobError, JobErrorKind, JobKind, KindOptions, StopCause};
+pub use kind::{Delivered, JobContext, JobKind};
 pub use metrics::{Histogram, Metrics};
+pub use options::KindOptions;
+pub use stop::{JobError, JobErrorKind, StopCause};
 pub use submit::SubmitOptions;
 
 use builder::EngineConfig;
 use submit::duration_ms;
 
-use kind::{ErasedKind, Registered};
+use attempt::ErasedKind;
+use erased::Registered;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};

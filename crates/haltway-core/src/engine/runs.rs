@@ -31,8 +31,8 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap as HashMap;
 use tokio_util::sync::CancellationToken;
 
-use super::context::RunShared;
-use super::kind::ErasedKind;
+use super::attempt::ErasedKind;
+use super::attempt::RunShared;
 use crate::types::{GroupId, Job, JobId, TenantId};
 
 /// See the module's documentation.

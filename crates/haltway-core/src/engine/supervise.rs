@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::context::RunShared;
-use super::kind::{JobError, JobErrorKind, StopCause};
+use super::attempt::RunShared;
 use super::runs::Released;
+use super::stop::{JobError, JobErrorKind, StopCause};
 use super::{EngineInner, duration_ms};
 use crate::error::{Error, Result};
 use crate::store::Finish;
@@ -22,7 +22,7 @@ pub(super) enum Ended {
 /// Runs one attempt to its end and records how it ended.
 pub(super) async fn supervise(
     run: Arc<RunShared>,
-    mut fut: super::kind::BoxFuture,
+    mut fut: super::attempt::BoxFuture,
     grace: Duration,
 ) {
     let ended = tokio::select! {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
-use super::kind::StopCause;
+use super::stop::StopCause;
 use super::{EngineInner, duration_ms};
 use crate::error::Result;
 use crate::store::{LeaseStatus, Notice};

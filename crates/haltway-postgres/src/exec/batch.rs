@@ -11,17 +11,12 @@ use super::*;
 /// prepared once per connection, then only bound and executed (one round trip, no planning).
 pub(crate) struct Db<'t, 'c> {
     tx: &'t Transaction<'c>,
-    stmts: &'t parking_lot::Mutex<FxHashMap<String, Statement>>,
+    stmts: &'t Statements,
 }
 
 impl Db<'_, '_> {
     pub(crate) async fn stmt(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
-        if let Some(s) = self.stmts.lock().get(sql).cloned() {
-            return Ok(s);
-        }
-        let s = self.tx.prepare(sql).await?;
-        self.stmts.lock().insert(sql.to_owned(), s.clone());
-        Ok(s)
+        self.stmts.get(self.tx, sql).await
     }
 
     pub(crate) async fn query(
@@ -135,7 +130,7 @@ pub(crate) struct Batch<'s> {
 pub(crate) async fn run_batch(
     exec: &Executor,
     client: &mut Client,
-    stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+    stmts: &Statements,
     cmds: &[Cmd],
     careful: bool,
     at_commit: &mut Option<AtCommit>,

@@ -27,13 +27,13 @@ impl Executor {
     pub(crate) async fn open(
         &self,
         client: &mut Option<Client>,
-        stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+        stmts: &Statements,
     ) -> Result<Client> {
         match client.take() {
             Some(c) if !c.is_closed() => Ok(c),
             _ => {
                 let c = connect(&self.config).await?;
-                stmts.lock().clear();
+                stmts.clear();
                 let pid = tokio::time::timeout(
                     self.io_timeout,
                     c.query_one("SELECT pg_backend_pid()", &[]),
@@ -55,7 +55,7 @@ impl Executor {
     pub(crate) async fn end_backend(
         &self,
         client: &mut Option<Client>,
-        stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+        stmts: &Statements,
         pid: Option<i32>,
     ) {
         let Some(pid) = pid else { return };
@@ -86,7 +86,7 @@ impl Executor {
     pub(crate) async fn outcome(
         &self,
         client: &mut Option<Client>,
-        stmts: &parking_lot::Mutex<FxHashMap<String, Statement>>,
+        stmts: &Statements,
         marker: Option<uuid::Uuid>,
     ) -> Option<Outcome> {
         let Some(token) = marker else {

@@ -49,6 +49,7 @@ use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use crate::error::{pg, retryable};
 use crate::status_log;
+use crate::stmts::Statements;
 
 pub(crate) use batch::*;
 pub(crate) use commit::*;
@@ -204,7 +205,7 @@ impl Executor {
 
     pub(crate) async fn run(self) {
         let mut client: Option<Client> = None;
-        let stmts = parking_lot::Mutex::new(FxHashMap::default());
+        let stmts = Statements::default();
         let mut pause = std::time::Duration::from_millis(50);
         loop {
             let Some(cmds) = self.gather().await else {

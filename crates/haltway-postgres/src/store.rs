@@ -19,7 +19,7 @@ use tokio_postgres::Config;
 use tokio_postgres::types::Json;
 
 use crate::PgOptions;
-use crate::exec::{self, Cmd, Executor, Faults, Op, Out};
+use crate::exec::{self, Answer, Cmd, Executor, Faults, Request};
 use crate::notify::listen;
 use crate::reader::Reader;
 use crate::schema;
@@ -202,14 +202,23 @@ impl PgStore {
         &self.shared.schema
     }
 
-    async fn write(&self, op: Op, now: Timestamp) -> Result<Out> {
+    /// Runs a write on the executor and returns its answer, typed by the request.
+    async fn write<T: Answer>(&self, request: Request<T>, now: Timestamp) -> Result<T> {
         let (reply, wait) = oneshot::channel();
+        let op = request.op;
         self.shared
             .writes
             .send(Cmd { op, now, reply })
             .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres executor stopped"))?;
-        wait.await
-            .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres executor stopped"))?
+        let out = wait.await.map_err(|_| {
+            Error::store(StoreErrorKind::Unavailable, "postgres executor stopped")
+        })??;
+        T::take(out).map_err(|other| {
+            Error::store(
+                StoreErrorKind::Other,
+                format!("postgres executor answered {other:?}"),
+            )
+        })
     }
 
     /// A read connection from the pool, connecting it if needed.
@@ -226,13 +235,6 @@ impl PgStore {
             s.as_mut().expect("connected just above")
         }))
     }
-}
-
-fn wrong(out: Out) -> Error {
-    Error::store(
-        StoreErrorKind::Other,
-        format!("postgres executor answered {out:?}"),
-    )
 }
 
 fn one(row: Option<tokio_postgres::Row>) -> Result<Job> {
@@ -256,10 +258,7 @@ async fn visible(c: &mut Reader, q: &str, tenant: &TenantId, id: JobId) -> Resul
 #[async_trait]
 impl Store for PgStore {
     async fn submit(&self, job: NewJob, now: Timestamp) -> Result<Submitted> {
-        match self.write(Op::Submit(job), now).await? {
-            Out::Submitted(s) => Ok(s),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::submit(job), now).await
     }
 
     async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
@@ -326,10 +325,7 @@ impl Store for PgStore {
     }
 
     async fn claim(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {
-        match self.write(Op::Claim(request.clone()), now).await? {
-            Out::Jobs(j) => Ok(j),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::claim(request.clone()), now).await
     }
 
     async fn renew(
@@ -338,37 +334,22 @@ impl Store for PgStore {
         lease_ms: u64,
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>> {
-        match self
-            .write(Op::Renew(leases.to_vec(), lease_ms), now)
-            .await?
-        {
-            Out::Leases(l) => Ok(l),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::renew(leases.to_vec(), lease_ms), now)
+            .await
     }
 
     async fn append(&self, batch: &[Append], now: Timestamp) -> Result<Vec<Result<Appended>>> {
-        match self.write(Op::Append(batch.to_vec()), now).await? {
-            Out::Appends(a) => Ok(a),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::append(batch.to_vec()), now).await
     }
 
     async fn progress(&self, lease: Lease, progress: &Progress, now: Timestamp) -> Result<()> {
-        match self
-            .write(Op::Progress(lease, progress.clone()), now)
-            .await?
-        {
-            Out::Unit => Ok(()),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::progress(lease, progress.clone()), now)
+            .await
     }
 
     async fn finish(&self, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Job> {
-        match self.write(Op::Finish(lease, finish.clone()), now).await? {
-            Out::Job(j) => Ok(j),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::finish(lease, finish.clone()), now)
+            .await
     }
 
     async fn cancel(
@@ -378,11 +359,8 @@ impl Store for PgStore {
         request: &CancelRequest,
         now: Timestamp,
     ) -> Result<Updated> {
-        let op = Op::Cancel(tenant.clone(), id, request.clone());
-        match self.write(op, now).await? {
-            Out::Updated(u) => Ok(u),
-            other => Err(wrong(other)),
-        }
+        let req = Request::cancel(tenant.clone(), id, request.clone());
+        self.write(req, now).await
     }
 
     async fn cancel_group(
@@ -392,11 +370,8 @@ impl Store for PgStore {
         request: &CancelRequest,
         now: Timestamp,
     ) -> Result<Vec<Updated>> {
-        let op = Op::CancelGroup(tenant.clone(), group.clone(), request.clone());
-        match self.write(op, now).await? {
-            Out::Updates(u) => Ok(u),
-            other => Err(wrong(other)),
-        }
+        let req = Request::cancel_group(tenant.clone(), group.clone(), request.clone());
+        self.write(req, now).await
     }
 
     async fn extend(
@@ -412,33 +387,20 @@ impl Store for PgStore {
                 reason: format!("{limit} is larger than {}", i64::MAX),
             });
         }
-        match self
-            .write(Op::Extend(tenant.clone(), id, limit), now)
-            .await?
-        {
-            Out::Updated(u) => Ok(u),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::extend(tenant.clone(), id, limit), now)
+            .await
     }
 
     async fn register_worker(&self, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
         if !self.shared.liveness.register(worker).await? {
             return Ok(Vec::new());
         }
-        match self
-            .write(Op::RecoverWorker(worker.to_owned()), now)
-            .await?
-        {
-            Out::Jobs(j) => Ok(j),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::recover_worker(worker.to_owned()), now)
+            .await
     }
 
     async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
-        match self.write(Op::Recover, now).await? {
-            Out::Jobs(j) => Ok(j),
-            other => Err(wrong(other)),
-        }
+        self.write(Request::recover(), now).await
     }
 
     async fn results(&self, tenant: &TenantId, id: JobId, q: &ResultsQuery) -> Result<Page<Entry>> {

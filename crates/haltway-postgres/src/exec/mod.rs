@@ -96,6 +96,120 @@ pub(crate) enum Out {
     Unit,
 }
 
+/// A write and the type of its answer. Made only by the constructors below, so a command's
+/// answer type is fixed where the command is, and a store method gets its answer typed.
+pub(crate) struct Request<T> {
+    pub(crate) op: Op,
+    answer: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Request<T> {
+    fn new(op: Op) -> Self {
+        Request {
+            op,
+            answer: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Request<Submitted> {
+    pub(crate) fn submit(new: NewJob) -> Self {
+        Self::new(Op::Submit(new))
+    }
+}
+
+impl Request<Vec<Job>> {
+    pub(crate) fn claim(req: ClaimRequest) -> Self {
+        Self::new(Op::Claim(req))
+    }
+
+    pub(crate) fn recover() -> Self {
+        Self::new(Op::Recover)
+    }
+
+    pub(crate) fn recover_worker(worker: String) -> Self {
+        Self::new(Op::RecoverWorker(worker))
+    }
+}
+
+impl Request<Vec<LeaseStatus>> {
+    pub(crate) fn renew(leases: Vec<Lease>, lease_ms: u64) -> Self {
+        Self::new(Op::Renew(leases, lease_ms))
+    }
+}
+
+impl Request<Vec<Result<Appended>>> {
+    pub(crate) fn append(items: Vec<Append>) -> Self {
+        Self::new(Op::Append(items))
+    }
+}
+
+impl Request<()> {
+    pub(crate) fn progress(lease: Lease, progress: Progress) -> Self {
+        Self::new(Op::Progress(lease, progress))
+    }
+}
+
+impl Request<Job> {
+    pub(crate) fn finish(lease: Lease, finish: Finish) -> Self {
+        Self::new(Op::Finish(lease, finish))
+    }
+}
+
+impl Request<Updated> {
+    pub(crate) fn cancel(tenant: TenantId, id: JobId, req: CancelRequest) -> Self {
+        Self::new(Op::Cancel(tenant, id, req))
+    }
+
+    pub(crate) fn extend(tenant: TenantId, id: JobId, limit: u64) -> Self {
+        Self::new(Op::Extend(tenant, id, limit))
+    }
+}
+
+impl Request<Vec<Updated>> {
+    pub(crate) fn cancel_group(tenant: TenantId, group: GroupId, req: CancelRequest) -> Self {
+        Self::new(Op::CancelGroup(tenant, group, req))
+    }
+}
+
+/// An answer type, taken out of the executor's [`Out`]; an `Err` (the answer given back) is a
+/// bug of the executor: an answer of another command's type.
+pub(crate) trait Answer: Sized {
+    fn take(out: Out) -> Result<Self, Box<Out>>;
+}
+
+macro_rules! answer {
+    ($($t:ty => $variant:ident),* $(,)?) => {
+        $(impl Answer for $t {
+            fn take(out: Out) -> Result<Self, Box<Out>> {
+                match out {
+                    Out::$variant(v) => Ok(v),
+                    other => Err(Box::new(other)),
+                }
+            }
+        })*
+    };
+}
+
+answer!(
+    Submitted => Submitted,
+    Job => Job,
+    Vec<Job> => Jobs,
+    Updated => Updated,
+    Vec<Updated> => Updates,
+    Vec<LeaseStatus> => Leases,
+    Vec<Result<Appended>> => Appends,
+);
+
+impl Answer for () {
+    fn take(out: Out) -> Result<Self, Box<Out>> {
+        match out {
+            Out::Unit => Ok(()),
+            other => Err(Box::new(other)),
+        }
+    }
+}
+
 pub(crate) struct Cmd {
     pub(crate) op: Op,
     pub(crate) now: Timestamp,

@@ -2,6 +2,7 @@
 //! how they print jobs and results.
 
 // The client's shared imports and helpers.
+use super::views::{Entry, Job, Key, Page, decode};
 use super::*;
 
 pub(super) async fn submit(c: &Client, a: SubmitArgs) -> Outcome<Exit> {
@@ -30,19 +31,19 @@ pub(super) async fn submit(c: &Client, a: SubmitArgs) -> Outcome<Exit> {
         req = req.header("idempotency-key", k);
     }
     let value = c.send(req).await?;
-    let id = value["id"].as_str().unwrap_or_default().to_owned();
+    let id = decode::<Job>(&value, "a job")?.id;
     if a.watch {
         if !c.json {
             println!("submitted job {id}");
         }
         return watch(c, &id, 0, false).await;
     }
-    c.print(&value, |j| {
+    c.print(&value, "a job", |j: &Job| {
         format!(
             "{}\n\nfollow it:  haltway watch {id}\ncancel it:  haltway cancel {id}",
             job_text(j)
         )
-    });
+    })?;
     Ok(Exit::Ok)
 }
 
@@ -61,28 +62,28 @@ pub(super) async fn ls(c: &Client, a: LsArgs) -> Outcome<Exit> {
     let page = c
         .call(Method::GET, &format!("/v1/jobs?{}", q.join("&")), None)
         .await?;
-    c.print(&page, |p| {
+    c.print(&page, "a page of jobs", |p: &Page<Job>| {
         let mut out = format!(
             "{:<32}  {:<16}  {:<10}  {:<15}  {:>6}  {:>7}  {}\n",
             "ID", "KIND", "STATE", "REASON", "FOUND", "USAGE", "CREATED"
         );
-        for j in p["data"].as_array().into_iter().flatten() {
+        for j in &p.data {
             out.push_str(&format!(
                 "{:<32}  {:<16}  {:<10}  {:<15}  {:>6}  {:>7}  {}\n",
-                text(&j["id"]),
-                text(&j["kind"]),
-                text(&j["state"]),
-                text(&j["reason"]),
-                text(&j["progress"]["found"]),
-                text(&j["usage"]["total"]),
-                text(&j["created_at"]),
+                j.id,
+                j.kind,
+                j.state,
+                or_dash(j.reason.as_deref()),
+                j.progress.found,
+                j.usage.total,
+                j.created_at,
             ));
         }
-        if let Some(next) = p["next_cursor"].as_str() {
+        if let Some(next) = &p.next_cursor {
             out.push_str(&format!("more: haltway ls --cursor {next}\n"));
         }
         out.trim_end().to_owned()
-    });
+    })?;
     Ok(Exit::Ok)
 }
 
@@ -95,29 +96,28 @@ pub(super) async fn cancel(c: &Client, a: CancelArgs) -> Outcome<Exit> {
                 None,
             )
             .await?;
-        c.print(&out, |o| {
-            let jobs = o["data"].as_array().cloned().unwrap_or_default();
-            let mut s = format!("group {group}: {} active job(s) cancelled", jobs.len());
-            for j in &jobs {
-                s.push_str(&format!("\n  {}  {}", text(&j["id"]), text(&j["state"])));
+        c.print(&out, "a group cancel", |o: &Page<Job>| {
+            let mut s = format!("group {group}: {} active job(s) cancelled", o.data.len());
+            for j in &o.data {
+                s.push_str(&format!("\n  {}  {}", j.id, j.state));
             }
             s
-        });
+        })?;
         return Ok(Exit::Ok);
     }
     let id = a.id.unwrap_or_default();
     let job = c
         .call(Method::POST, &format!("/v1/jobs/{}/cancel", seg(&id)), None)
         .await?;
-    c.print(&job, |j| {
+    c.print(&job, "a job", |j: &Job| {
         let mut s = job_text(j);
-        if j["state"] == "cancelling" {
+        if j.state == "cancelling" {
             s.push_str(&format!(
                 "\n\nthe handler is stopping; `haltway watch {id}` follows it to the end"
             ));
         }
         s
-    });
+    })?;
     Ok(Exit::Ok)
 }
 
@@ -138,18 +138,23 @@ pub(super) async fn results(c: &Client, a: ResultsArgs) -> Outcome<Exit> {
                 None,
             )
             .await?;
-        for r in page["data"].as_array().into_iter().flatten() {
+        let typed: Page<Entry> = decode(&page, "a page of results")?;
+        for (r, raw) in typed
+            .data
+            .iter()
+            .zip(page["data"].as_array().into_iter().flatten())
+        {
             if c.json {
-                println!("{r}");
+                println!("{raw}");
             } else {
                 println!("{}", result_line(r));
             }
-            after = r["seq"].as_u64().unwrap_or(after);
-            total_cost += r["cost"].as_u64().unwrap_or(0);
+            after = r.seq;
+            total_cost += r.cost;
             count += 1;
             left -= 1;
         }
-        if page["has_more"] != true {
+        if !typed.has_more {
             break;
         }
     }
@@ -173,14 +178,14 @@ pub(super) async fn keys(c: &Client, k: KeysCmd) -> Outcome<Exit> {
                     Some(&json!({"tenant": tenant, "name": name, "admin": admin})),
                 )
                 .await?;
-            c.print(&out, |k| {
+            c.print(&out, "a key", |k: &Key| {
                 format!(
                     "created key {} for tenant `{}`; it is shown only this once:\n\n    {}",
-                    text(&k["id"]),
-                    text(&k["tenant"]),
-                    text(&k["key"])
+                    k.id,
+                    k.tenant,
+                    or_dash(k.key.as_deref())
                 )
-            });
+            })?;
         }
         KeysCmd::List { tenant } => {
             let path = match tenant {
@@ -188,81 +193,78 @@ pub(super) async fn keys(c: &Client, k: KeysCmd) -> Outcome<Exit> {
                 None => "/v1/keys".to_owned(),
             };
             let out = c.call(Method::GET, &path, None).await?;
-            c.print(&out, |l| {
+            c.print(&out, "a list of keys", |l: &Page<Key>| {
                 let mut s = format!(
                     "{:<12}  {:<16}  {:<16}  {:<5}  {}\n",
                     "ID", "TENANT", "NAME", "ADMIN", "CREATED"
                 );
-                for k in l["data"].as_array().into_iter().flatten() {
+                for k in &l.data {
                     s.push_str(&format!(
                         "{:<12}  {:<16}  {:<16}  {:<5}  {}\n",
-                        text(&k["id"]),
-                        text(&k["tenant"]),
-                        text(&k["name"]),
-                        text(&k["admin"]),
-                        text(&k["created_at"])
+                        k.id, k.tenant, k.name, k.admin, k.created_at
                     ));
                 }
                 s.trim_end().to_owned()
-            });
+            })?;
         }
         KeysCmd::Revoke { id } => {
             let out = c
                 .call(Method::DELETE, &format!("/v1/keys/{}", seg(&id)), None)
                 .await?;
-            c.print(&out, |_| format!("revoked key {id}"));
+            if c.json {
+                println!("{out}");
+            } else {
+                println!("revoked key {id}");
+            }
         }
     }
     Ok(Exit::Ok)
 }
 
-/// A JSON string without quotes, `-` for null, other values as JSON.
-pub(super) fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// The text, or `-` when there is none.
+pub(super) fn or_dash(s: Option<&str>) -> &str {
+    s.unwrap_or("-")
 }
 
-pub(super) fn job_text(j: &Value) -> String {
-    let p = &j["progress"];
-    let completion = p["completion"]
-        .as_f64()
+pub(super) fn job_text(j: &Job) -> String {
+    let p = &j.progress;
+    let completion = p
+        .completion
         .map(|c| format!(" ({c:.0}%)"))
         .unwrap_or_default();
-    let reason = j["reason"]
-        .as_str()
+    let reason = j
+        .reason
+        .as_deref()
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
     let mut s = format!(
         "job {}  {}  {}{reason}\n  progress          {} found, {} analyzed{completion}\n  usage             {} fixed + {} results = {}\n  created           {}",
-        text(&j["id"]),
-        text(&j["kind"]),
-        text(&j["state"]),
-        p["found"],
-        p["analyzed"],
-        j["usage"]["fixed"],
-        j["usage"]["items"],
-        j["usage"]["total"],
-        text(&j["created_at"]),
+        j.id,
+        j.kind,
+        j.state,
+        p.found,
+        p.analyzed,
+        j.usage.fixed,
+        j.usage.items,
+        j.usage.total,
+        j.created_at,
     );
-    for (label, key) in [
-        ("started", "started_at"),
-        ("cancel requested", "cancel_requested_at"),
-        ("finished", "finished_at"),
+    for (label, at) in [
+        ("started", &j.started_at),
+        ("cancel requested", &j.cancel_requested_at),
+        ("finished", &j.finished_at),
     ] {
-        if let Some(t) = j[key].as_str() {
+        if let Some(t) = at {
             s.push_str(&format!("\n  {label:<17} {t}"));
         }
     }
-    if let Some(e) = j["last_error"].as_str() {
+    if let Some(e) = &j.last_error {
         s.push_str(&format!("\n  error             {e}"));
     }
     s
 }
 
-pub(super) fn result_line(r: &Value) -> String {
-    let seq = format!("#{}", r["seq"].as_u64().unwrap_or(0));
-    format!("{seq:<5} {}  (cost {})", r["item"], r["cost"])
+pub(super) fn result_line(r: &Entry) -> String {
+    let seq = format!("#{}", r.seq);
+    format!("{seq:<5} {}  (cost {})", r.item, r.cost)
 }

@@ -7,6 +7,7 @@
 //! subcommands; `watch` the event stream.
 
 mod commands;
+mod views;
 mod watch;
 
 pub use watch::{SseEvent, SseParser};
@@ -20,7 +21,8 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use commands::{cancel, job_text, keys, ls, result_line, results, submit, text};
+use commands::{cancel, job_text, keys, ls, result_line, results, submit};
+use serde::Deserialize as _;
 use watch::watch;
 
 /// What a client subcommand exits with.
@@ -254,6 +256,7 @@ pub enum KeysCmd {
 }
 
 /// A failure already explained to the user, with the exit code to use.
+#[derive(Debug)]
 struct Failed(Exit);
 
 type Outcome<T = ()> = Result<T, Failed>;
@@ -322,12 +325,16 @@ impl Client {
         if self.json {
             println!("{value}");
         }
-        let message = value["error"]["message"]
-            .as_str()
-            .map_or_else(|| format!("the server answered {status}"), str::to_owned);
-        let message = match value["error"]["field"].as_str() {
-            Some(field) => format!("{message} (field `{field}`)"),
-            None => message,
+        let message = match views::ErrorBody::deserialize(&value) {
+            Ok(views::ErrorBody {
+                error:
+                    views::ErrorDetail {
+                        message,
+                        field: Some(field),
+                    },
+            }) => format!("{message} (field `{field}`)"),
+            Ok(body) => body.error.message,
+            Err(_) => format!("the server answered {status}"),
         };
         Err(fail(Exit::of_status(status), &message))
     }
@@ -339,12 +346,20 @@ impl Client {
         )
     }
 
-    fn print(&self, value: &Value, text: impl FnOnce(&Value) -> String) {
+    /// Prints the server's answer: as it came with `--json`, otherwise read as a `T` (`what`
+    /// names it in the failure when it is not one) and written as `text` says.
+    fn print<T: serde::de::DeserializeOwned>(
+        &self,
+        value: &Value,
+        what: &str,
+        text: impl FnOnce(&T) -> String,
+    ) -> Outcome<()> {
         if self.json {
             println!("{value}");
         } else {
-            println!("{}", text(value));
+            println!("{}", text(&views::decode(value, what)?));
         }
+        Ok(())
     }
 }
 
@@ -364,7 +379,7 @@ async fn run_inner(opts: &ClientOpts, cmd: ClientCmd) -> Outcome<Exit> {
             let job = c
                 .call(Method::GET, &format!("/v1/jobs/{}", seg(&id)), None)
                 .await?;
-            c.print(&job, job_text);
+            c.print(&job, "a job", job_text)?;
             Ok(Exit::Ok)
         }
         ClientCmd::Ls(a) => ls(&c, a).await,
@@ -377,7 +392,7 @@ async fn run_inner(opts: &ClientOpts, cmd: ClientCmd) -> Outcome<Exit> {
                     Some(&json!({ "limit": limit })),
                 )
                 .await?;
-            c.print(&job, job_text);
+            c.print(&job, "a job", job_text)?;
             Ok(Exit::Ok)
         }
         ClientCmd::Results(a) => results(&c, a).await,

@@ -2,6 +2,7 @@
 //! Ctrl-C, and exits with the job's outcome.
 
 // The client's shared imports and helpers.
+use super::views::{Event, Job, decode};
 use super::*;
 
 /// One Server-Sent Event.
@@ -66,12 +67,12 @@ pub(super) struct Bar {
 }
 
 impl Bar {
-    fn draw(&self, job: &Value) {
+    fn draw(&self, job: &Job) {
         if !self.on {
             return;
         }
-        let p = &job["progress"];
-        let pct = p["completion"].as_f64().unwrap_or(0.0).clamp(0.0, 100.0);
+        let p = &job.progress;
+        let pct = p.completion.unwrap_or(0.0).clamp(0.0, 100.0);
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -81,10 +82,7 @@ impl Bar {
         let bar = format!("{}{}", "#".repeat(filled), "-".repeat(20 - filled.min(20)));
         eprint!(
             "\r\x1b[2K[{bar}] {pct:>3.0}%  {}  found {}  analyzed {}  usage {}",
-            text(&job["state"]),
-            p["found"],
-            p["analyzed"],
-            job["usage"]["total"],
+            job.state, p.found, p.analyzed, job.usage.total,
         );
         let _ = std::io::stderr().flush();
     }
@@ -156,7 +154,7 @@ pub(super) async fn watch(
     cancel_on_interrupt: bool,
 ) -> Outcome<Exit> {
     let path = format!("/v1/jobs/{}", seg(id));
-    let mut job = c.call(Method::GET, &path, None).await?;
+    let mut job: Job = decode(&c.call(Method::GET, &path, None).await?, "a job")?;
     let bar = Bar {
         on: !c.json && std::io::stderr().is_terminal(),
     };
@@ -208,7 +206,7 @@ pub(super) async fn watch(
             };
             let Some(chunk) = chunk else {
                 // The stream ended: after the terminal event, or the connection dropped.
-                if job["state"].as_str().is_some_and(is_terminal) {
+                if is_terminal(&job.state) {
                     break 'connect;
                 }
                 retries += 1;
@@ -229,27 +227,30 @@ pub(super) async fn watch(
                 if c.json {
                     println!("{}", ev.data);
                 }
-                let data: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+                let data: Event = serde_json::from_str(&ev.data).unwrap_or_default();
                 match ev.event.as_deref() {
                     Some("item.delivered") => {
-                        let r = &data["result"];
-                        if !c.json {
-                            bar.clear();
-                            println!("{}", result_line(r));
+                        if let Some(r) = &data.result {
+                            if !c.json {
+                                bar.clear();
+                                println!("{}", result_line(r));
+                            }
+                            job.progress.found = job.progress.found.max(r.seq);
+                            job.usage.total += r.cost;
                         }
-                        let found = job["progress"]["found"].as_u64().unwrap_or(0);
-                        job["progress"]["found"] = json!(found.max(r["seq"].as_u64().unwrap_or(0)));
-                        let total = job["usage"]["total"].as_u64().unwrap_or(0);
-                        job["usage"]["total"] = json!(total + r["cost"].as_u64().unwrap_or(0));
                     }
                     Some("job.progress") => {
-                        let found = job["progress"]["found"].clone();
-                        job["progress"] = data["progress"].clone();
-                        job["progress"]["found"] = found;
+                        if let Some(p) = data.progress {
+                            let found = job.progress.found;
+                            job.progress = p;
+                            job.progress.found = found;
+                        }
                     }
                     Some("job.status") => {
-                        job["state"] = data["state"].clone();
-                        job["reason"] = data["reason"].clone();
+                        if let Some(state) = data.state {
+                            job.state = state;
+                        }
+                        job.reason = data.reason;
                     }
                     Some("error") => {
                         bar.clear();
@@ -262,20 +263,20 @@ pub(super) async fn watch(
         }
     }
     bar.clear();
-    let job = c.call(Method::GET, &path, None).await?;
+    let job: Job = decode(&c.call(Method::GET, &path, None).await?, "a job")?;
     if !c.json {
         println!("\n{}", job_text(&job));
-        if job["state"] == "cancelled" {
+        if job.state == "cancelled" {
             println!(
                 "\n{} result(s) kept and billed; `haltway results {id}` prints them",
-                job["progress"]["found"]
+                job.progress.found
             );
         }
     }
-    Ok(match job["state"].as_str() {
-        Some("completed") => Exit::Ok,
-        Some("cancelled") => Exit::JobCancelled,
-        Some("failed") => Exit::JobFailed,
+    Ok(match job.state.as_str() {
+        "completed" => Exit::Ok,
+        "cancelled" => Exit::JobCancelled,
+        "failed" => Exit::JobFailed,
         _ => Exit::Failure,
     })
 }

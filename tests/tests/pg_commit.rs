@@ -6,8 +6,24 @@
 
 mod pg_support;
 
-use haltway_core::{Append, Finish, JobState, ResultsQuery, Store};
+use haltway_core::{Append, Entry, Finish, Job, JobState, ResultsQuery, Store};
 use haltway_testkit::suite::{T0, claim_one, new_job};
+
+/// The first 100 entries of `job`'s ledger.
+async fn ledger(store: &haltway_postgres::PgStore, job: &Job) -> Vec<Entry> {
+    store
+        .results(
+            &job.tenant,
+            job.id,
+            &ResultsQuery {
+                after: 0,
+                limit: 100,
+            },
+        )
+        .await
+        .expect("results")
+        .data
+}
 
 /// One test at a time (see the module's doc).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -59,18 +75,7 @@ async fn lost_commit_replies_are_resolved_from_the_database() {
         .expect("a committed finish is acknowledged");
     assert_eq!(done.state, JobState::Completed);
 
-    let entries = store
-        .results(
-            &job.tenant,
-            job.id,
-            &ResultsQuery {
-                after: 0,
-                limit: 100,
-            },
-        )
-        .await
-        .expect("results")
-        .data;
+    let entries = ledger(&store, &job).await;
     let payloads: Vec<&str> = entries.iter().map(|e| &*e.payload).collect();
     assert_eq!(payloads, vec!["{\"n\":1}", "{\"n\":2}"], "each item once");
     let stored = store.get(&job.tenant, job.id).await.expect("get");
@@ -149,20 +154,9 @@ async fn a_commit_cut_off_by_a_server_crash_is_neither_lost_nor_invented() {
             .expect("the append is acknowledged once the batch has run again");
         assert_eq!(ack.seq, round, "{key} is the next entry");
 
-        let ledger = store
-            .results(
-                &job.tenant,
-                job.id,
-                &ResultsQuery {
-                    after: 0,
-                    limit: 100,
-                },
-            )
-            .await
-            .expect("results")
-            .data;
+        let entries = ledger(&store, &job).await;
         let keys: Vec<(u64, Option<&str>)> =
-            ledger.iter().map(|e| (e.seq, e.key.as_deref())).collect();
+            entries.iter().map(|e| (e.seq, e.key.as_deref())).collect();
         let want: Vec<(u64, String)> = (1..=round).map(|n| (n, format!("item-{n}"))).collect();
         let want: Vec<(u64, Option<&str>)> =
             want.iter().map(|(n, k)| (*n, Some(k.as_str()))).collect();

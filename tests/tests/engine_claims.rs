@@ -82,6 +82,9 @@ impl Store for Overlapping {
     ) -> Result<Updated> {
         self.inner.extend(tenant, id, limit, now).await
     }
+    async fn retry(&self, tenant: &TenantId, id: JobId, now: Timestamp) -> Result<Updated> {
+        self.inner.retry(tenant, id, now).await
+    }
     async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
         self.inner.recover(now).await
     }

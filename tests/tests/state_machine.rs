@@ -71,15 +71,18 @@ fn diagram_matches_the_code() {
 }
 
 #[test]
-fn terminal_states_are_absorbing_except_extend_after_limit_met() {
+fn terminal_states_are_absorbing_except_extend_after_limit_met_and_retry_after_error() {
     for (state, reason) in situations().into_iter().filter(|(s, _)| s.is_terminal()) {
         for event in ALL_TRANSITIONS {
             let r = transition(state, reason, event);
-            let reopen = state == JobState::Completed
+            let reopen = (state == JobState::Completed
                 && reason == Some(Reason::LimitMet)
-                && event == Transition::Extend;
+                && event == Transition::Extend)
+                || (state == JobState::Failed
+                    && reason == Some(Reason::Error)
+                    && event == Transition::Retry);
             if reopen {
-                let step = r.expect("extend after limit_met");
+                let step = r.expect("extend after limit_met, retry after error");
                 assert_eq!((step.state, step.reason), (JobState::Queued, None));
             } else {
                 assert!(

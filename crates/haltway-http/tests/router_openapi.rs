@@ -46,6 +46,7 @@ fn document_is_openapi_3_1_with_every_route() {
             "POST /v1/jobs",
             "POST /v1/jobs/{id}/cancel",
             "POST /v1/jobs/{id}/extend",
+            "POST /v1/jobs/{id}/retry",
             "POST /v1/keys",
         ]
     );

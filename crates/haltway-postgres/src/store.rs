@@ -391,6 +391,10 @@ impl Store for PgStore {
             .await
     }
 
+    async fn retry(&self, tenant: &TenantId, id: JobId, now: Timestamp) -> Result<Updated> {
+        self.write(Request::retry(tenant.clone(), id), now).await
+    }
+
     async fn register_worker(&self, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
         if !self.shared.liveness.register(worker).await? {
             return Ok(Vec::new());

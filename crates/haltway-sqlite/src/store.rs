@@ -478,6 +478,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn retry(&self, tenant: &TenantId, id: JobId, now: Timestamp) -> Result<Updated> {
+        let tenant = tenant.clone();
+        self.write(move |tx| {
+            let mut job = tx.take_for(&tenant, id)?;
+            match kernel::retry(&mut job, now) {
+                Ok(effects) => Ok(Updated {
+                    job: changed(tx, job, &effects, now)?,
+                    changed: true,
+                }),
+                Err(e) => {
+                    tx.put(job, false);
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
     async fn register_worker(&self, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
         let workers = self.shared.workers.clone();
         let worker = worker.to_owned();

@@ -110,6 +110,10 @@ impl Store for Outage {
         self.check()?;
         self.inner.extend(tenant, id, limit, now).await
     }
+    async fn retry(&self, tenant: &TenantId, id: JobId, now: Timestamp) -> Result<Updated> {
+        self.check()?;
+        self.inner.retry(tenant, id, now).await
+    }
     async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
         self.check()?;
         self.inner.recover(now).await

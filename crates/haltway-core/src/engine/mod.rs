@@ -448,6 +448,26 @@ impl Engine {
         Ok(jobs)
     }
 
+    /// Retries a failed job (an operator's action): a `failed(error)` job goes back to the queue
+    /// with its ledger, its failures reset and no new fixed cost, and runs again.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Conflict`] for any job but a `failed(error)` one (a job
+    /// that failed for `timeout` never started and its deadline is past: resubmit it).
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe, but safe to repeat: a dropped call may have requeued the job, and a
+    /// second call then answers a conflict (the job is no longer failed).
+    pub async fn retry(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
+        let inner = &self.inner;
+        let Updated { job, .. } = inner.health.observe(
+            "retry",
+            inner.store.retry(tenant, id, inner.clock.now()).await,
+        )?;
+        inner.wake.notify_one();
+        Ok(job)
+    }
+
     /// Raises a job's limit. A running job sees it at its next checkpoint; a
     /// `completed(limit_met)` job runs again with the same ledger, without a new fixed cost.
     ///

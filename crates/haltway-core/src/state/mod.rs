@@ -6,7 +6,8 @@
 //!
 //! # Invariants
 //! - Terminal states are absorbing, except `completed(limit_met)`, which `extend` sends back to
-//!   `queued` (a new extend cycle).
+//!   `queued` (a new extend cycle), and `failed(error)`, which an operator's `retry` sends back
+//!   to `queued` (a new cycle too).
 //! - A `cancelling` job keeps the reason of its cancel request, and whatever ends it, it ends
 //!   `cancelled` with that reason.
 //! - Fencing (a stale attempt's write) is checked by the store before this function runs.
@@ -43,6 +44,8 @@ pub enum Transition {
     GraceExpired,
     /// The limit is raised.
     Extend,
+    /// An operator retries a failed job.
+    Retry,
 }
 
 impl Transition {
@@ -60,6 +63,7 @@ impl Transition {
             Self::Shutdown => "shutdown",
             Self::GraceExpired => "grace_expired",
             Self::Extend => "extend",
+            Self::Retry => "retry",
         }
     }
 }
@@ -157,12 +161,15 @@ pub fn transition(
             changed: false,
         }),
         (Completed, T::Extend) if reason == Some(Reason::LimitMet) => to(Queued, None),
+        // A job that failed for `timeout` never started and its deadline is past: a retry would
+        // fail it again at once, so it is resubmitted instead.
+        (Failed, T::Retry) if reason == Some(Reason::Error) => to(Queued, None),
         _ => refuse,
     }
 }
 
 /// Every event, for exhaustive tables (tests, docs).
-pub const ALL_TRANSITIONS: [Transition; 15] = [
+pub const ALL_TRANSITIONS: [Transition; 16] = [
     Transition::Claim,
     Transition::Cancel(Reason::UserCancelled),
     Transition::Cancel(Reason::GroupCancelled),
@@ -186,4 +193,5 @@ pub const ALL_TRANSITIONS: [Transition; 15] = [
     Transition::GraceExpired,
     Transition::Extend,
     Transition::Cancel(Reason::Error),
+    Transition::Retry,
 ];

@@ -24,7 +24,7 @@ use crate::types::{
 /// notice once that transaction is durable, and adds no rule of its own.
 ///
 /// Returned by every kernel function that can change a job's state ([`created`], [`claim`],
-/// [`finish`], [`cancel`], [`extend`], [`expire`], [`orphan`]).
+/// [`finish`], [`cancel`], [`extend`], [`retry`], [`expire`], [`orphan`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Effects {
@@ -393,6 +393,21 @@ pub fn extend(job: &mut Job, limit: u64, now: Timestamp) -> Result<Effects> {
     Ok(effects)
 }
 
+/// Retries a `failed(error)` job: back to the queue with its ledger, its failures reset, its
+/// usage as it was (no new fixed cost), in a new cycle. The attempt number keeps counting up,
+/// so no write of an earlier attempt can land.
+///
+/// # Errors
+/// [`Error::Conflict`] for any other state or reason.
+pub fn retry(job: &mut Job, now: Timestamp) -> Result<Effects> {
+    transition(job.state, job.reason, Transition::Retry)?;
+    job.failures = 0;
+    job.cycle += 1;
+    job.run_at = now;
+    job.finished_at = None;
+    apply(job, Transition::Retry, now)
+}
+
 /// What recovery does to a job at `now`: a running job whose lease expired is requeued (or
 /// failed without attempts left), a cancelling one is cancelled, a queued one never started by
 /// its deadline fails with `timeout`. [`Effects::none`] when none applies.
@@ -612,6 +627,25 @@ mod tests {
             (job.state, e.notice.clone()),
             (JobState::Queued, available(&job))
         );
+
+        let mut job = running(None);
+        let fatal = Finish::Failed {
+            error: "x".into(),
+            retry_at: None,
+        };
+        let l = lease(&job);
+        finish(&mut job, l, &fatal, T).expect("fail for good");
+        assert_eq!((job.state, job.failures), (JobState::Failed, 1));
+        let e = retry(&mut job, T.plus_ms(1)).expect("retry a failed job");
+        assert_eq!(
+            (job.state, job.reason, job.failures, job.cycle),
+            (JobState::Queued, None, 0, 1)
+        );
+        assert_eq!(
+            (e.left, e.notice.clone()),
+            (Some(JobState::Failed), available(&job))
+        );
+        assert!(retry(&mut job, T).is_err(), "only a failed job is retried");
 
         let mut job = running(None);
         let e = expire(&mut job, T.plus_ms(5_000));

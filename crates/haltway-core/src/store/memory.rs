@@ -581,6 +581,22 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn retry(&self, tenant: &TenantId, id: JobId, now: Timestamp) -> Result<Updated> {
+        self.write(|inner, outbox| {
+            inner.record(tenant, id)?;
+            inner.change(id, now, outbox, |job| {
+                let effects = kernel::retry(job, now)?;
+                Ok((
+                    Updated {
+                        job: job.clone(),
+                        changed: true,
+                    },
+                    effects,
+                ))
+            })
+        })
+    }
+
     async fn recover(&self, now: Timestamp) -> Result<Vec<Job>> {
         self.write(|inner, outbox| {
             let mut due: Vec<JobId> = inner

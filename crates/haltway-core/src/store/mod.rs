@@ -158,6 +158,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<Updated>;
 
+    /// Retries a `failed(error)` job ([`kernel::retry`]): back to the queue with its ledger and
+    /// its failures reset. A conflict for any other job.
+    async fn retry(&self, tenant: &TenantId, id: JobId, now: Timestamp) -> Result<Updated>;
+
     /// Requeues or fails running jobs whose lease expired, finalises cancelling ones as
     /// cancelled, and fails queued jobs whose deadline passed. Returns the jobs it changed.
     ///

@@ -209,6 +209,31 @@ pub(super) async fn cancel_job(
     Ok(Json(JobView::from(&job)))
 }
 
+/// Retry a failed job.
+///
+/// An operator's action: a job `failed` with reason `error` goes back to `queued` with its
+/// results kept, its failed attempts reset and no new fixed cost, and runs again. Any other job
+/// is a conflict (one that failed for `timeout` never started: create it again).
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job, `queued` again.", body = JobView),
+        (status = 401, description = "No valid API key.", body = ErrorBody),
+        (status = 404, description = "No such job for this tenant.", body = ErrorBody),
+        (status = 409, description = "The job is not `failed` with reason `error`.", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub(super) async fn retry_job(
+    State(state): St,
+    caller: Caller,
+    Seg(id): Seg,
+) -> AppResult<Json<JobView>> {
+    let job = state.engine.retry(&caller.tenant, job_id(&id)?).await?;
+    Ok(Json(JobView::from(&job)))
+}
+
 /// Raise a job's limit.
 ///
 /// A queued or running job keeps going up to the new limit; a job `completed` with

@@ -93,6 +93,7 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::extend_job))
+        .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::job_results))
         .routes(routes!(events::job_events))
         .routes(routes!(jobs::cancel_group))

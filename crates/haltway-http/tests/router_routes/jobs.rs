@@ -508,3 +508,54 @@ async fn illegal_transitions_of_failed_and_cancelling_jobs_conflict() {
     .await
     .assert_error(StatusCode::CONFLICT, "conflict");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_is_retried_with_its_results_and_others_conflict() {
+    let api = api();
+    let failed = api
+        .create(
+            &api.acme,
+            json!({"kind": "steps", "input": {"items": 1, "fail": true}, "limit": 5}),
+        )
+        .await;
+    let fid = id_of(&failed);
+    wait_terminal(&api, "acme", &fid).await;
+    api.call("POST", &format!("/v1/jobs/{fid}/retry"), &api.globex, None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    let retried = api
+        .call("POST", &format!("/v1/jobs/{fid}/retry"), &api.acme, None)
+        .await;
+    assert_eq!(retried.status, StatusCode::OK);
+    let retried = retried.json();
+    assert_eq!(retried["state"], "queued");
+    assert_eq!(
+        (retried["failures"].as_u64(), retried["reason"].clone()),
+        (Some(0), Value::Null)
+    );
+    // It runs again (and, told to, fails again): its one keyed result is kept, not billed twice.
+    api.until(&api.acme, &fid, |j| {
+        j["attempt"] == 2 && j["state"] == "failed"
+    })
+    .await;
+    let job = api
+        .call("GET", &format!("/v1/jobs/{fid}"), &api.acme, None)
+        .await
+        .json();
+    assert_eq!(
+        (
+            job["progress"]["found"].as_u64(),
+            job["usage"]["total"].as_u64()
+        ),
+        (Some(1), Some(12))
+    );
+
+    let done = api
+        .create(&api.acme, json!({"kind": "steps", "input": {"items": 1}}))
+        .await;
+    let did = id_of(&done);
+    wait_terminal(&api, "acme", &did).await;
+    api.call("POST", &format!("/v1/jobs/{did}/retry"), &api.acme, None)
+        .await
+        .assert_error(StatusCode::CONFLICT, "conflict");
+}

@@ -259,7 +259,7 @@ impl Batch<'_> {
                     }
                 }
                 Op::Progress(l, _) | Op::Finish(l, _) => ids.push(l.job.0),
-                Op::Cancel(_, id, _) | Op::Extend(_, id, _) => ids.push(id.0),
+                Op::Cancel(_, id, _) | Op::Extend(_, id, _) | Op::Retry(_, id) => ids.push(id.0),
                 Op::Claim(_) | Op::CancelGroup(..) | Op::Recover | Op::RecoverWorker(_) => {}
             }
         }
@@ -427,6 +427,14 @@ impl Batch<'_> {
             }),
             Op::Extend(tenant, id, limit) => self.with_job(*id, Some(tenant), |b, job| {
                 let effects = kernel::extend(job, *limit, now)?;
+                b.effects(job, &effects, now);
+                Ok(Out::Updated(Updated {
+                    job: job.clone(),
+                    changed: true,
+                }))
+            }),
+            Op::Retry(tenant, id) => self.with_job(*id, Some(tenant), |b, job| {
+                let effects = kernel::retry(job, now)?;
                 b.effects(job, &effects, now);
                 Ok(Out::Updated(Updated {
                     job: job.clone(),

@@ -77,6 +77,7 @@ pub(crate) enum Op {
     Cancel(TenantId, JobId, CancelRequest),
     CancelGroup(TenantId, GroupId, CancelRequest),
     Extend(TenantId, JobId, u64),
+    Retry(TenantId, JobId),
     Recover,
     /// Recovers the jobs a gone holder of a worker id left running (the id was registered
     /// again, and its lock was free).
@@ -163,6 +164,10 @@ impl Request<Updated> {
 
     pub(crate) fn extend(tenant: TenantId, id: JobId, limit: u64) -> Self {
         Self::new(Op::Extend(tenant, id, limit))
+    }
+
+    pub(crate) fn retry(tenant: TenantId, id: JobId) -> Self {
+        Self::new(Op::Retry(tenant, id))
     }
 }
 

@@ -1,5 +1,6 @@
-//! The client subcommands: `submit`, `get`, `ls`, `cancel`, `extend`, `results`, `watch`,
-//! `keys`. Each talks to a server over its HTTP API; `--json` prints the server's JSON as is.
+//! The client subcommands: `submit`, `get`, `ls`, `cancel`, `extend`, `retry`, `results`,
+//! `watch`, `keys`. Each talks to a server over its HTTP API; `--json` prints the server's JSON
+//! as is.
 //!
 //! Exit codes (see [`Exit`]) let scripts tell outcomes apart without parsing text.
 //!
@@ -129,6 +130,11 @@ pub enum ClientCmd {
         /// The new limit.
         #[arg(long)]
         limit: u64,
+    },
+    /// Retry a failed job: back to the queue with its results kept and its failures reset.
+    Retry {
+        /// The job's id.
+        id: String,
     },
     /// Print a job's results.
     Results(ResultsArgs),
@@ -393,6 +399,15 @@ async fn run_inner(opts: &ClientOpts, cmd: ClientCmd) -> Outcome<Exit> {
                 )
                 .await?;
             c.print(&job, "a job", job_text)?;
+            Ok(Exit::Ok)
+        }
+        ClientCmd::Retry { id } => {
+            let job = c
+                .call(Method::POST, &format!("/v1/jobs/{}/retry", seg(&id)), None)
+                .await?;
+            c.print(&job, "a job", |j: &views::Job| {
+                format!("{}\n\nfollow it:  haltway watch {id}", job_text(j))
+            })?;
             Ok(Exit::Ok)
         }
         ClientCmd::Results(a) => results(&c, a).await,

@@ -360,3 +360,86 @@ pub async fn renew_keeps_lease_and_reports_cancel(store: Arc<dyn Store>) {
         }]
     );
 }
+
+/// An operator retries a `failed(error)` job: it goes back to the queue with its ledger and
+/// usage, its failures reset and its status event written, and runs again with a new attempt
+/// while the old one stays fenced. Any other job is refused, and another tenant's is not found.
+pub async fn retry_requeues_a_failed_job_with_its_ledger(store: Arc<dyn Store>) {
+    let mut j = new_job("t1", "k");
+    j.fixed_cost = 5;
+    j.max_attempts = 1;
+    submit(&store, j).await;
+    let job = claim_one(&*store, "k").await;
+    let l = lease(&job);
+    append(&store, item(l, Some("a"), 2)).await.expect("append");
+    let failed = store
+        .finish(
+            l,
+            &Finish::Failed {
+                error: "boom".into(),
+                retry_at: Some(T0),
+            },
+            T0,
+        )
+        .await
+        .expect("finish");
+    assert_eq!(
+        (failed.state, failed.reason),
+        (JobState::Failed, Some(Reason::Error))
+    );
+    let t = job.tenant.clone();
+    assert!(matches!(
+        store.retry(&tenant("t2"), job.id, T0).await,
+        Err(Error::NotFound)
+    ));
+    let Updated { job: r, changed } = store
+        .retry(&t, job.id, T0.plus_ms(1))
+        .await
+        .expect("retry a failed job");
+    assert!(changed);
+    assert_eq!(
+        (r.state, r.reason, r.failures, r.usage, r.finished_at),
+        (JobState::Queued, None, 0, 7, None),
+        "queued again, failures reset, the ledger still billed once"
+    );
+    assert!(
+        matches!(store.retry(&t, job.id, T0).await, Err(Error::Conflict(_))),
+        "a queued job is not retried"
+    );
+    let again = claim(&*store, "k", 1, T0.plus_ms(2))
+        .await
+        .pop()
+        .expect("claimed again");
+    assert_eq!(again.attempt, 2);
+    assert!(
+        matches!(
+            append(&store, item(l, Some("b"), 1)).await,
+            Err(Error::LeaseLost { .. })
+        ),
+        "the failed attempt stays fenced"
+    );
+    let b = append(&store, item(lease(&again), Some("b"), 1))
+        .await
+        .expect("the new attempt delivers");
+    assert_eq!(b.seq, 2, "after the kept entry");
+    let done = store
+        .finish(lease(&again), &Finish::Done, T0.plus_ms(3))
+        .await
+        .expect("finish");
+    assert_eq!((done.state, done.usage), (JobState::Completed, 8));
+    assert!(
+        matches!(store.retry(&t, job.id, T0).await, Err(Error::Conflict(_))),
+        "a completed job is not retried"
+    );
+    assert_eq!(
+        statuses(&store, &done).await,
+        vec![
+            (JobState::Queued, None),
+            (JobState::Running, None),
+            (JobState::Failed, Some(Reason::Error)),
+            (JobState::Queued, None),
+            (JobState::Running, None),
+            (JobState::Completed, Some(Reason::Exhausted)),
+        ]
+    );
+}

@@ -399,6 +399,26 @@ impl Case {
                     }
                 }
             }
+            Op::Retry { job } => {
+                let Some(j) = self.pick(*job) else {
+                    return Ok(());
+                };
+                let r = store.retry(&self.tenant, self.jobs[j].id, now).await;
+                let m = &mut self.jobs[j];
+                let allowed = m.state == JobState::Failed && m.reason == Some(Reason::Error);
+                let expect = if allowed { Res::Ok } else { Res::Conflict };
+                ensure!(
+                    res(&r) == expect,
+                    "retry: store {:?}, model {expect:?}",
+                    res(&r)
+                );
+                if allowed {
+                    m.failures = 0;
+                    m.cycle += 1;
+                    m.run_at = now;
+                    m.set(JobState::Queued, None);
+                }
+            }
             Op::Finish {
                 job,
                 stale,
@@ -658,10 +678,16 @@ impl Case {
                 let keyed = page.data.iter().filter(|e| e.key.is_some()).count();
                 ensure!(keys.len() == keyed, "job {i}: duplicate keys in ledger");
             }
-            // Invariant 6: terminal states are absorbing.
+            // Invariant 6: terminal states are absorbing, but for an extend of
+            // `completed(limit_met)` and a retry of `failed(error)`.
             if let Some(prev) = before.get(i).filter(|p| p.state.is_terminal()) {
                 let extended = matches!(op, Op::Extend { job, .. } if self.pick(*job) == Some(i));
-                if !(extended && prev.reason == Some(Reason::LimitMet)) {
+                let retried = matches!(op, Op::Retry { job } if self.pick(*job) == Some(i));
+                let reopened = (extended && prev.reason == Some(Reason::LimitMet))
+                    || (retried
+                        && prev.state == JobState::Failed
+                        && prev.reason == Some(Reason::Error));
+                if !reopened {
                     ensure!(&job == prev, "job {i}: terminal job changed by {op:?}");
                 }
             }

@@ -12,7 +12,8 @@
 //!    fenced attempt; sequence numbers 1..n without gaps;
 //! 4. usage = fixed cost + sum of kept entry costs (fixed alone once discarded);
 //! 5. event ids 1..n without gaps, in the model's order, with the model's contents;
-//! 6. terminal states are absorbing: only an extend of a `completed(limit_met)` job changes one.
+//! 6. terminal states are absorbing: only an extend of a `completed(limit_met)` job or a retry
+//!    of a `failed(error)` one changes one.
 //!
 //! Cases share one store: each uses its own tenant and kind, so cases cannot see each other.
 //!
@@ -111,6 +112,11 @@ pub enum Op {
         /// Change of limit.
         by: i64,
     },
+    /// An operator's retry of a job (allowed for `failed(error)` only).
+    Retry {
+        /// Job index.
+        job: usize,
+    },
     /// End an attempt: 0 done, 1 retryable, 2 fatal, 3 shutdown, 4 aborted.
     Finish {
         /// Job index.
@@ -159,6 +165,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (job.clone(), proptest::bool::weighted(0.1)).prop_map(|(job, foreign)| Op::Cancel { job, foreign }),
         1 => (0u8..2).prop_map(|group| Op::CancelGroup { group }),
         2 => (job.clone(), -1i64..3).prop_map(|(job, by)| Op::Extend { job, by }),
+        1 => job.clone().prop_map(|job| Op::Retry { job }),
         4 => (job.clone(), proptest::bool::weighted(0.15), 0u8..5, 0u64..800)
             .prop_map(|(job, stale, how, delay)| Op::Finish { job, stale, how, delay }),
         1 => (job.clone(), proptest::bool::weighted(0.2)).prop_map(|(job, stale)| Op::Renew { job, stale }),

@@ -1,0 +1,140 @@
+//! The check after each step: every invariant of the model's header, job by job.
+
+// The case's types and imports, shared by its parts.
+use super::*;
+
+impl Case {
+    /// Compares every job of the case with the model and checks the invariants.
+    pub(super) async fn verify(&self, before: &[Job], op: &Op) -> Result<Vec<Job>, TestCaseError> {
+        let mut now_jobs = Vec::with_capacity(self.jobs.len());
+        for (i, m) in self.jobs.iter().enumerate() {
+            let job = self
+                .store
+                .get(&self.tenant, m.id)
+                .await
+                .map_err(|e| TestCaseError::fail(format!("get: {e}")))?;
+            let got = (
+                job.state,
+                job.reason,
+                job.attempt,
+                job.failures,
+                job.limit,
+                job.cycle,
+            );
+            let want = (m.state, m.reason, m.attempt, m.failures, m.limit, m.cycle);
+            ensure!(
+                got == want,
+                "job {i}: (state, reason, attempt, failures, limit, cycle) store {got:?}, model {want:?}"
+            );
+            ensure!(
+                job.usage == m.usage(),
+                "job {i}: usage {} vs model {} (invariant 4)",
+                job.usage,
+                m.usage()
+            );
+            ensure!(
+                job.progress.found == m.ledger.len() as u64,
+                "job {i}: found {}",
+                job.progress.found
+            );
+            ensure!(job.progress.analyzed == m.analyzed, "job {i}: analyzed");
+            if job.state.is_active() && job.state != JobState::Queued {
+                ensure!(
+                    job.lease_until == m.lease_until,
+                    "job {i}: lease {:?} vs {:?}",
+                    job.lease_until,
+                    m.lease_until
+                );
+            }
+            // Invariant 5: events gapless and equal to the model's.
+            let events = self
+                .store
+                .events(&self.tenant, m.id, 0, 100_000)
+                .await
+                .map_err(|e| TestCaseError::fail(format!("events: {e}")))?;
+            for (k, e) in events.iter().enumerate() {
+                ensure!(
+                    e.id == k as u64 + 1,
+                    "job {i}: event ids not 1..n: {:?}",
+                    events.iter().map(|e| e.id).collect::<Vec<_>>()
+                );
+            }
+            ensure!(
+                job.last_event_id == events.len() as u64,
+                "job {i}: last_event_id"
+            );
+            let evs: Vec<Ev> = events
+                .iter()
+                .map(|e| match &e.data {
+                    EventData::Status { state, reason } => Ev::Status(*state, *reason),
+                    EventData::ItemDelivered { entry } => Ev::Item(entry.seq),
+                    EventData::Progress { progress } => Ev::Progress(progress.analyzed),
+                    other => Ev::Unknown(format!("{other:?}")),
+                })
+                .collect();
+            ensure!(
+                evs == m.events,
+                "job {i}: events {evs:?}, model {:?}",
+                m.events
+            );
+            // Invariant 2: one terminal write per finished cycle.
+            let terminal = evs
+                .iter()
+                .filter(|e| matches!(e, Ev::Status(s, _) if s.is_terminal()))
+                .count();
+            let cycles_done = job.cycle as usize + usize::from(job.state.is_terminal());
+            ensure!(
+                terminal == cycles_done,
+                "job {i}: {terminal} terminal writes for {cycles_done} finished cycles"
+            );
+            // Invariant 3: the ledger.
+            let page = self
+                .store
+                .results(
+                    &self.tenant,
+                    m.id,
+                    &ResultsQuery {
+                        after: 0,
+                        limit: 10_000,
+                    },
+                )
+                .await
+                .map_err(|e| TestCaseError::fail(format!("results: {e}")))?;
+            if job.state == JobState::Cancelled && m.discard {
+                ensure!(page.data.is_empty(), "job {i}: discarded entries visible");
+            } else {
+                let got: Vec<(u64, Option<String>, u64, u32)> = page
+                    .data
+                    .iter()
+                    .map(|e| (e.seq, e.key.clone(), e.cost, e.attempt))
+                    .collect();
+                let want: Vec<(u64, Option<String>, u64, u32)> = m
+                    .ledger
+                    .iter()
+                    .enumerate()
+                    .map(|(k, e)| (k as u64 + 1, e.0.clone(), e.1, e.2))
+                    .collect();
+                ensure!(got == want, "job {i}: ledger {got:?}, model {want:?}");
+                let keys: BTreeSet<&String> =
+                    page.data.iter().filter_map(|e| e.key.as_ref()).collect();
+                let keyed = page.data.iter().filter(|e| e.key.is_some()).count();
+                ensure!(keys.len() == keyed, "job {i}: duplicate keys in ledger");
+            }
+            // Invariant 6: terminal states are absorbing, but for an extend of
+            // `completed(limit_met)` and a retry of `failed(error)`.
+            if let Some(prev) = before.get(i).filter(|p| p.state.is_terminal()) {
+                let extended = matches!(op, Op::Extend { job, .. } if self.pick(*job) == Some(i));
+                let retried = matches!(op, Op::Retry { job } if self.pick(*job) == Some(i));
+                let reopened = (extended && prev.reason == Some(Reason::LimitMet))
+                    || (retried
+                        && prev.state == JobState::Failed
+                        && prev.reason == Some(Reason::Error));
+                if !reopened {
+                    ensure!(&job == prev, "job {i}: terminal job changed by {op:?}");
+                }
+            }
+            now_jobs.push(job);
+        }
+        Ok(now_jobs)
+    }
+}

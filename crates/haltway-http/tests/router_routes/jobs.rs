@@ -444,17 +444,23 @@ async fn group_cancel_reaches_active_members_only() {
     .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn illegal_transitions_of_failed_and_cancelling_jobs_conflict() {
-    let api = api();
+/// A job of `acme` that delivered one result and then failed (reason `error`).
+async fn failed_job(api: &support::Api) -> String {
     let failed = api
         .create(
             &api.acme,
             json!({"kind": "steps", "input": {"items": 1, "fail": true}, "limit": 5}),
         )
         .await;
-    let fid = id_of(&failed);
-    wait_terminal(&api, "acme", &fid).await;
+    let id = id_of(&failed);
+    wait_terminal(api, "acme", &id).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn illegal_transitions_of_failed_and_cancelling_jobs_conflict() {
+    let api = api();
+    let fid = failed_job(&api).await;
     let job = api
         .call("GET", &format!("/v1/jobs/{fid}"), &api.acme, None)
         .await
@@ -512,14 +518,7 @@ async fn illegal_transitions_of_failed_and_cancelling_jobs_conflict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_is_retried_with_its_results_and_others_conflict() {
     let api = api();
-    let failed = api
-        .create(
-            &api.acme,
-            json!({"kind": "steps", "input": {"items": 1, "fail": true}, "limit": 5}),
-        )
-        .await;
-    let fid = id_of(&failed);
-    wait_terminal(&api, "acme", &fid).await;
+    let fid = failed_job(&api).await;
     api.call("POST", &format!("/v1/jobs/{fid}/retry"), &api.globex, None)
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");

@@ -119,11 +119,7 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
     let Some(url) = pg_support::pg_url() else {
         return;
     };
-    let schema = pg_support::fresh_schema();
-    let _guard = pg_support::SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-    };
+    let (schema, _guard) = pg_support::guarded_schema(&url);
     let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
         .await
         .expect("connect");

@@ -50,11 +50,7 @@ async fn two_nodes_share_jobs_cancels_events_and_recovery() {
     let Some(url) = pg_support::pg_url() else {
         return;
     };
-    let schema = pg_support::fresh_schema();
-    let _guard = pg_support::SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-    };
+    let (schema, _guard) = pg_support::guarded_schema(&url);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut lines = Lines {
         rx,

@@ -45,11 +45,7 @@ async fn a_killed_nodes_jobs_resume_at_once_and_a_stopped_ones_stay() {
     let Some(url) = pg_support::pg_url() else {
         return;
     };
-    let schema = pg_support::fresh_schema();
-    let _guard = pg_support::SchemaGuard {
-        url: url.clone(),
-        schema: schema.clone(),
-    };
+    let (schema, _guard) = pg_support::guarded_schema(&url);
     let (tx, mut rx) = mpsc::unbounded_channel::<(char, String)>();
 
     let lease_ms = LEASE.as_millis().to_string();

@@ -49,12 +49,23 @@ fn orphans(tx: &mut Tx<'_>, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
         ),
         &[&worker],
     )?;
+    settle(tx, due, now, kernel::orphan)
+}
+
+/// Applies a recovery rule of the kernel (`expire`, `orphan`) to each job of `due`; returns
+/// the jobs it changed.
+fn settle(
+    tx: &mut Tx<'_>,
+    due: Vec<JobId>,
+    now: Timestamp,
+    rule: fn(&mut Job, Timestamp) -> Effects,
+) -> Result<Vec<Job>> {
     let mut out = Vec::new();
     for id in due {
         let Some(mut job) = tx.take(id)? else {
             continue;
         };
-        let effects = kernel::orphan(&mut job, now);
+        let effects = rule(&mut job, now);
         let job = changed(tx, job, &effects, now)?;
         if effects.changed() {
             out.push(job);
@@ -548,16 +559,7 @@ impl Store for SqliteStore {
                 ),
                 &[&now.0],
             )?);
-            for id in due {
-                let Some(mut job) = tx.take(id)? else {
-                    continue;
-                };
-                let effects = kernel::expire(&mut job, now);
-                let job = changed(tx, job, &effects, now)?;
-                if effects.changed() {
-                    out.push(job);
-                }
-            }
+            out.extend(settle(tx, due, now, kernel::expire)?);
             Ok(out)
         })
         .await

@@ -58,16 +58,22 @@ impl Drop for SchemaGuard {
     }
 }
 
+/// A fresh schema's name, and the guard that drops it.
+pub(crate) fn guarded_schema(url: &str) -> (String, SchemaGuard) {
+    let schema = fresh_schema();
+    let guard = SchemaGuard {
+        url: url.to_owned(),
+        schema: schema.clone(),
+    };
+    (schema, guard)
+}
+
 /// A store on a fresh schema, and the guard that drops it.
 pub(crate) async fn store(url: &str) -> (PgStore, SchemaGuard) {
-    let schema = fresh_schema();
+    let (schema, guard) = guarded_schema(url);
     let store = PgStore::connect(url, PgOptions::default().schema(&schema))
         .await
         .expect("connect to the test server");
-    let guard = SchemaGuard {
-        url: url.to_owned(),
-        schema,
-    };
     (store, guard)
 }
 

@@ -492,27 +492,15 @@ pub fn check_page_size(limit: usize, max: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{CancelMode, JobId, Reason};
+    use crate::types::Reason;
 
     const T: Timestamp = Timestamp(1_000);
 
     fn queued(limit: Option<u64>) -> Job {
         new_job(
             NewJob {
-                id: JobId::new(),
-                tenant: "t".into(),
-                kind: "k".into(),
-                input: "{}".into(),
-                group: None,
-                metadata: None,
                 limit,
-                cancel_mode: CancelMode::Checkpoint,
-                on_cancel: OnCancel::Keep,
-                max_attempts: 3,
-                fixed_cost: 0,
-                run_at: T,
-                deadline: None,
-                idempotency_key: None,
+                ..crate::types::test_request(T)
             },
             T,
         )

@@ -139,6 +139,28 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// A create request for the crate's unit tests: tenant `t`, kind `k`, input `{"q":1}`, no
+/// limit, `checkpoint`, `keep`, 3 attempts, no fixed cost, due at `at`.
+#[cfg(test)]
+pub(crate) fn test_request(at: Timestamp) -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        tenant: "t".into(),
+        kind: "k".into(),
+        input: "{\"q\":1}".into(),
+        group: None,
+        metadata: None,
+        limit: None,
+        cancel_mode: CancelMode::Checkpoint,
+        on_cancel: OnCancel::Keep,
+        max_attempts: 3,
+        fixed_cost: 0,
+        run_at: at,
+        deadline: None,
+        idempotency_key: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,25 +183,7 @@ mod tests {
     use crate::store::kernel;
 
     fn job() -> Job {
-        kernel::new_job(
-            NewJob {
-                id: JobId::new(),
-                tenant: "t".into(),
-                kind: "k".into(),
-                input: "{\"q\":1}".into(),
-                group: None,
-                metadata: None,
-                limit: None,
-                cancel_mode: CancelMode::Checkpoint,
-                on_cancel: OnCancel::Keep,
-                max_attempts: 3,
-                fixed_cost: 0,
-                run_at: Timestamp(5),
-                deadline: None,
-                idempotency_key: None,
-            },
-            Timestamp(5),
-        )
+        kernel::new_job(test_request(Timestamp(5)), Timestamp(5))
     }
 
     #[test]

@@ -524,16 +524,7 @@ impl Batch<'_> {
                         &[&now.0],
                     )
                     .await?;
-                for r in rows {
-                    let fresh = self.locked(&r)?;
-                    let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
-                    let effects = kernel::expire(&mut job, now);
-                    self.effects(&job, &effects, now);
-                    if effects.changed() {
-                        out.push(job.clone());
-                    }
-                    self.put(job, mark, effects.changed());
-                }
+                self.settle(&rows, now, kernel::expire, &mut out)?;
                 Ok(Out::Jobs(out))
             }
         })
@@ -558,10 +549,22 @@ impl Batch<'_> {
                 &[&worker],
             )
             .await?;
+        self.settle(&rows, now, kernel::orphan, out)
+    }
+
+    /// Applies a recovery rule of the kernel (`expire`, `orphan`) to each locked row; pushes
+    /// the jobs it changed onto `out`.
+    fn settle(
+        &mut self,
+        rows: &[tokio_postgres::Row],
+        now: Timestamp,
+        rule: fn(&mut Job, Timestamp) -> Effects,
+        out: &mut Vec<Job>,
+    ) -> Result<(), BatchError> {
         for r in rows {
-            let fresh = self.locked(&r)?;
+            let fresh = self.locked(r)?;
             let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
-            let effects = kernel::orphan(&mut job, now);
+            let effects = rule(&mut job, now);
             self.effects(&job, &effects, now);
             if effects.changed() {
                 out.push(job.clone());

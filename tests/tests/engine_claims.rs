@@ -32,6 +32,9 @@ impl Store for Overlapping {
     async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
         self.inner.get(tenant, id).await
     }
+    async fn owner(&self, id: JobId) -> Result<Option<TenantId>> {
+        self.inner.owner(id).await
+    }
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>> {
         self.inner.list(tenant, query).await
     }

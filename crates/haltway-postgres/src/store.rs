@@ -275,6 +275,17 @@ impl Store for PgStore {
         one(row)
     }
 
+    async fn owner(&self, id: JobId) -> Result<Option<TenantId>> {
+        let mut c = self.reader().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT tenant FROM {}.jobs WHERE id = $1", self.shared.q),
+                &[&id.0],
+            )
+            .await?;
+        Ok(row.map(|r| TenantId::from(r.get::<_, String>(0))))
+    }
+
     async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         let mut c = self.reader().await?;
         let rows = c

@@ -220,6 +220,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn owner(&self, id: JobId) -> Result<Option<TenantId>> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT tenant FROM jobs WHERE id = ?1")
+                .map_err(sql)?
+                .query_row(params![id_blob(id)], |row| row.get::<_, String>(0))
+                .optional()
+                .map(|t| t.map(TenantId::from))
+                .map_err(sql)
+        })
+        .await
+    }
+
     async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         let tenant = tenant.map(|t| t.as_str().to_owned());
         self.read(move |conn| {

@@ -56,6 +56,10 @@ impl Store for Outage {
         self.check()?;
         self.inner.get(tenant, id).await
     }
+    async fn owner(&self, id: JobId) -> Result<Option<TenantId>> {
+        self.check()?;
+        self.inner.owner(id).await
+    }
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>> {
         self.check()?;
         self.inner.list(tenant, query).await

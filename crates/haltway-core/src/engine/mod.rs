@@ -362,6 +362,17 @@ impl Engine {
             .observe("get", inner.store.get(tenant, id).await)
     }
 
+    /// The tenant that owns job `id`, whoever asks; `None` for an unknown job. Only for a
+    /// transport that must answer "not yours" differently from "unknown"; every other read is
+    /// scoped to a tenant.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn owner(&self, id: JobId) -> Result<Option<TenantId>> {
+        let inner = &self.inner;
+        inner.health.observe("owner", inner.store.owner(id).await)
+    }
+
     /// Lists a tenant's jobs, newest first.
     ///
     /// # Errors

@@ -418,6 +418,11 @@ impl Store for MemoryStore {
         Ok(inner.record(tenant, id)?.job.clone())
     }
 
+    async fn owner(&self, id: JobId) -> Result<Option<TenantId>> {
+        let inner = self.shared.inner.lock();
+        Ok(inner.jobs.get(&id).map(|r| r.job.tenant.clone()))
+    }
+
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
         kernel::check_page_size(q.limit, 1000)?;
         let inner = self.shared.inner.lock();

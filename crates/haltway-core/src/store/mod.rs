@@ -101,6 +101,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Reads one job.
     async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job>;
 
+    /// The tenant that owns job `id`, whoever asks; `None` for an unknown job. For a
+    /// transport that must tell "another tenant's" from "unknown" (Clado's 403); every other
+    /// read stays scoped to one tenant.
+    async fn owner(&self, id: JobId) -> Result<Option<TenantId>>;
+
     /// Lists a tenant's jobs, newest first, after the cursor of a previous page.
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>>;
 

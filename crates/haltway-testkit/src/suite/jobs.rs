@@ -76,6 +76,12 @@ pub async fn tenancy_hides_other_tenants_jobs(store: Arc<dyn Store>) {
         .expect("group cancel");
     assert!(group.is_empty());
     assert_eq!(get(&store, &job).await.state, JobState::Queued, "untouched");
+    // Only `owner` answers across tenants, and only with the owner's name.
+    assert_eq!(
+        store.owner(job.id).await.expect("owner"),
+        Some(tenant("t1"))
+    );
+    assert_eq!(store.owner(JobId::new()).await.expect("owner"), None);
 }
 
 /// The same idempotency key and tenant return the same job; another tenant gets its own.

@@ -21,6 +21,9 @@
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text, admin keys only),
 //!   `GET /openapi.json`.
 //!
+//! [`router_with`] mounts an application's own routes beside these (the product profiles of
+//! `haltway-profiles`, for one).
+//!
 //! Every `/v1` route needs an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`) and
 //! acts as the key's tenant: another tenant's job is not found. Errors share one JSON shape,
 //! [`ErrorBody`].
@@ -138,6 +141,14 @@ pub(crate) struct AppState {
 
 /// The API as a router, ready to serve or to mount under an application's own routes.
 pub fn router(engine: Engine, keys: Arc<Keys>, config: ApiConfig) -> Router {
+    router_with(engine, keys, config, Router::new())
+}
+
+/// The API with `extra` routes beside it (the product profiles of `haltway-profiles`, say).
+/// The extra routes share the API's connection handling: the body limit (a declared oversize
+/// body is refused at once), `Connection: close` on an early answer, the HTTP metrics, and the
+/// JSON answers for an unknown route or method. The OpenAPI document stays the native API's.
+pub fn router_with(engine: Engine, keys: Arc<Keys>, config: ApiConfig, extra: Router) -> Router {
     let state = Arc::new(AppState {
         limiter: limit::Limiter::new(config.rate_limit),
         engine,
@@ -148,9 +159,11 @@ pub fn router(engine: Engine, keys: Arc<Keys>, config: ApiConfig) -> Router {
     let (router, api) = routes::api().split_for_parts();
     let spec: Arc<str> = api.to_pretty_json().unwrap_or_default().into();
     router
+        .layer(axum::Extension(routes::Spec(spec)))
+        .with_state(state.clone())
+        .merge(extra)
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)
-        .layer(axum::Extension(routes::Spec(spec)))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -160,7 +173,6 @@ pub fn router(engine: Engine, keys: Arc<Keys>, config: ApiConfig) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .with_state(state)
 }
 
 /// The OpenAPI 3.1 document of the API, generated from the route handlers.

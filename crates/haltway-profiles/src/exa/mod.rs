@@ -1,0 +1,28 @@
+//! Exa Websets, as the official `exa-py` SDK (2.28.0) calls it.
+//!
+//! Served (`/websets/v0/…`): websets (create with or without a first search, get with
+//! `expand=items`, list, cancel: every search of the webset, after which it is `idle`),
+//! searches (create, get, cancel → `canceled`), items (cursor pages over the webset's searches
+//! in delivery order, and one item by id) and the tenant's event log (`/websets/v0/events`,
+//! with the `types` filter and cursor pages, and one event by id).
+//!
+//! A webset is a haltway group: each search is one job in it, and the webset's own record
+//! (title, metadata, `externalId`, creation time) is a job of [`RecordKind`](crate::RecordKind),
+//! so a webset may exist with no search. Exa has no visible `cancelling` state: a cancelled
+//! search reads `canceled` from the moment the cancel is accepted and delivers nothing after
+//! it (`checkpoint` mode); its items are kept.
+//!
+//! `behavior: "override"` is accepted and behaves as `append` (earlier items are kept): the
+//! engine does not re-evaluate earlier items against new criteria. Criteria and entity types
+//! are echoed, not evaluated. The event log is derived from the jobs, ledgers and cancel
+//! records on each call (it reads every webset job of the tenant), so it is meant for
+//! following recent activity rather than for tenants with very many websets.
+//!
+//! Not served: enrichments, monitors, imports, webhooks, webset update and delete, and
+//! `previews`.
+//!
+//! Errors: `{"error": "<message>"}`; the SDK reports only the status code.
+
+mod mapping;
+pub(crate) mod routes;
+mod wire;

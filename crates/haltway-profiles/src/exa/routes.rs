@@ -1,0 +1,577 @@
+//! Exa's handlers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use haltway_core::{CancelMode, CancelRequest, Job, JobKind, JobState, Reason, SubmitOptions};
+use serde_json::{Value, json};
+
+use super::mapping::{
+    LogEvent, SearchJob, Webset, group, item, item_id, lifecycle_events, parse_item_id, search,
+    webset,
+};
+use super::wire::{Behavior, CreateSearch, CreateWebset, Stored};
+use crate::fail::Fail;
+use crate::shared::{
+    Body, Caller, Params, Shared, json_body, only, options, params, query_pairs, query_value,
+    rest_not_found,
+};
+use crate::{RecordKind, Search};
+
+type St = State<Arc<Shared>>;
+
+/// Items a search finds when no `count` is given.
+const DEFAULT_COUNT: i64 = 10;
+/// Page size of item and event lists when no `limit` is given.
+const DEFAULT_PAGE: usize = 25;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let routes = Router::new()
+        .route(
+            "/websets/v0/websets",
+            only(post(create_webset).get(list_websets), render),
+        )
+        .route("/websets/v0/websets/{id}", only(get(get_webset), render))
+        .route(
+            "/websets/v0/websets/{id}/cancel",
+            only(post(cancel_webset), render),
+        )
+        .route(
+            "/websets/v0/websets/{id}/searches",
+            only(post(create_search), render),
+        )
+        .route(
+            "/websets/v0/websets/{id}/searches/{search}",
+            only(get(get_search), render),
+        )
+        .route(
+            "/websets/v0/websets/{id}/searches/{search}/cancel",
+            only(post(cancel_search), render),
+        )
+        .route(
+            "/websets/v0/websets/{id}/items",
+            only(get(list_items), render),
+        )
+        .route(
+            "/websets/v0/websets/{id}/items/{item}",
+            only(get(get_item), render),
+        )
+        .route("/websets/v0/events", only(get(list_events), render))
+        .route("/websets/v0/events/{id}", only(get(get_event), render));
+    rest_not_found(routes, "/websets", render).with_state(shared)
+}
+
+fn render(fail: Fail) -> Response {
+    (fail.status(), axum::Json(json!({"error": fail.message()}))).into_response()
+}
+
+fn answer(result: Result<Value, Fail>) -> Response {
+    match result {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(fail) => render(fail),
+    }
+}
+
+fn decode(wire: Value) -> Result<Stored, Fail> {
+    serde_json::from_value(wire).map_err(|e| Fail::Internal(format!("stored webset record: {e}")))
+}
+
+/// Webset `id` of the caller, with its searches.
+async fn load_webset(s: &Shared, caller: &Caller, id: &str) -> Result<Webset, Fail> {
+    let not_found = || Fail::NotFound(format!("Webset {id} not found"));
+    let (record, wire) = s.load(caller, id).await.map_err(|f| match f {
+        Fail::NotFound(_) => not_found(),
+        other => other,
+    })?;
+    let stored = decode(wire)?;
+    if !matches!(stored, Stored::Webset { .. }) {
+        return Err(not_found());
+    }
+    let mut searches = Vec::new();
+    for (job, wire) in s.own_jobs(caller, Some(group(id))).await?.into_iter().rev() {
+        let stored = decode(wire)?;
+        if let Stored::Search { webset, .. } = &stored
+            && webset == id
+        {
+            searches.push(SearchJob {
+                webset: webset.clone(),
+                job,
+                stored,
+            });
+        }
+    }
+    Ok(Webset {
+        record,
+        stored,
+        searches,
+    })
+}
+
+/// Every webset of the caller, oldest first.
+async fn all_websets(s: &Shared, caller: &Caller) -> Result<Vec<Webset>, Fail> {
+    let jobs = s.own_jobs(caller, None).await?;
+    let mut websets: Vec<Webset> = Vec::new();
+    let mut searches = Vec::new();
+    for (job, wire) in jobs.into_iter().rev() {
+        match decode(wire)? {
+            stored @ Stored::Webset { .. } => websets.push(Webset {
+                record: job,
+                stored,
+                searches: Vec::new(),
+            }),
+            stored @ Stored::Search { .. } => {
+                let Stored::Search { webset, .. } = &stored else {
+                    continue;
+                };
+                searches.push(SearchJob {
+                    webset: webset.clone(),
+                    job,
+                    stored,
+                });
+            }
+        }
+    }
+    for s in searches {
+        if let Some(w) = websets.iter_mut().find(|w| w.id() == s.webset) {
+            w.searches.push(s);
+        }
+    }
+    Ok(websets)
+}
+
+/// Starts a search in webset `webset`.
+async fn start_search(
+    s: &Shared,
+    caller: &Caller,
+    webset: &str,
+    req: CreateSearch,
+) -> Result<SearchJob, Fail> {
+    let count = req.count.unwrap_or(DEFAULT_COUNT);
+    if count < 1 {
+        return Err(Fail::body("count", "must be at least 1"));
+    }
+    if req.query.trim().is_empty() {
+        return Err(Fail::body("query", "must not be empty"));
+    }
+    let criteria = req.criteria.unwrap_or_default();
+    let search_req = Search {
+        query: req.query.clone(),
+        criteria: criteria.iter().map(|c| c.description.clone()).collect(),
+        seeds: Vec::new(),
+        limit: count.unsigned_abs(),
+    };
+    let stored = Stored::Search {
+        webset: webset.to_owned(),
+        query: req.query,
+        count: count.unsigned_abs(),
+        entity: req.entity,
+        criteria,
+        behavior: req.behavior.unwrap_or(Behavior::Override),
+        metadata: req.metadata,
+        exclude: req.exclude.unwrap_or_default(),
+        scope: req.scope.unwrap_or_default(),
+    };
+    let wire = serde_json::to_value(&stored).map_err(|e| Fail::Internal(e.to_string()))?;
+    let job = s
+        .submit(
+            caller,
+            &search_req,
+            wire,
+            options(CancelMode::Checkpoint).group(group(webset)),
+        )
+        .await?;
+    Ok(SearchJob {
+        job,
+        webset: webset.to_owned(),
+        stored,
+    })
+}
+
+async fn create_webset(State(s): St, headers: HeaderMap, body: Body) -> Response {
+    let made = async {
+        let caller = s.caller(&headers)?;
+        let req: CreateWebset = json_body(&body)?;
+        if let Some(first) = &req.search {
+            if first.count.is_some_and(|c| c < 1) {
+                return Err(Fail::body("search.count", "must be at least 1"));
+            }
+            if first.query.trim().is_empty() {
+                return Err(Fail::body("search.query", "must not be empty"));
+            }
+        }
+        let stored = Stored::Webset {
+            title: req.title,
+            external_id: req.external_id,
+            metadata: req.metadata,
+        };
+        let wire = serde_json::to_value(&stored).map_err(|e| Fail::Internal(e.to_string()))?;
+        let record = s
+            .submit_kind(
+                &caller,
+                <RecordKind as JobKind>::NAME,
+                &json!({}),
+                wire,
+                SubmitOptions::new(),
+            )
+            .await?;
+        let id = record.id.to_string();
+        let mut searches = Vec::new();
+        if let Some(first) = req.search {
+            searches.push(start_search(&s, &caller, &id, first).await?);
+        }
+        Ok(webset(
+            &Webset {
+                record,
+                stored,
+                searches,
+            },
+            None,
+        ))
+    };
+    answer(made.await)
+}
+
+async fn list_websets(State(s): St, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let read = async {
+        let caller = s.caller(&headers)?;
+        let pairs = query_pairs(raw.as_deref());
+        let limit = page_size(&pairs)?;
+        let mut all = all_websets(&s, &caller).await?;
+        all.reverse();
+        let start = after_cursor(&pairs, &all, |w| w.id())?;
+        let page: Vec<&Webset> = all.iter().skip(start).take(limit).collect();
+        let more = start + page.len() < all.len();
+        Ok(json!({
+            "data": page.iter().map(|w| webset(w, None)).collect::<Vec<_>>(),
+            "hasMore": more,
+            "nextCursor": if more { page.last().map(|w| w.id()) } else { None },
+        }))
+    };
+    answer(read.await)
+}
+
+async fn get_webset(
+    State(s): St,
+    headers: HeaderMap,
+    path: Params<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let id = match params(path) {
+        Ok(v) => v,
+        Err(f) => return render(f),
+    };
+    let read = async {
+        let caller = s.caller(&headers)?;
+        let pairs = query_pairs(raw.as_deref());
+        let expand = pairs
+            .iter()
+            .filter(|(k, _)| k == "expand" || k == "expand[]")
+            .flat_map(|(_, v)| v.split(','))
+            .any(|v| v == "items");
+        let w = load_webset(&s, &caller, &id).await?;
+        let items = if expand {
+            let mut all = Vec::new();
+            for search in &w.searches {
+                for entry in s.all_entries(&caller, &search.job).await? {
+                    all.push(item(search, &entry, s.found(&entry)));
+                }
+            }
+            Some(all)
+        } else {
+            None
+        };
+        Ok(webset(&w, items))
+    };
+    answer(read.await)
+}
+
+async fn cancel_webset(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
+    let id = match params(path) {
+        Ok(v) => v,
+        Err(f) => return render(f),
+    };
+    let done = async {
+        let caller = s.caller(&headers)?;
+        load_webset(&s, &caller, &id).await?;
+        let request = CancelRequest {
+            reason: Reason::GroupCancelled,
+            requested_by: Some(caller.name.clone()),
+        };
+        s.engine
+            .cancel_group(&caller.tenant, &group(&id), &request)
+            .await?;
+        Ok(webset(&load_webset(&s, &caller, &id).await?, None))
+    };
+    answer(done.await)
+}
+
+async fn create_search(
+    State(s): St,
+    headers: HeaderMap,
+    path: Params<String>,
+    body: Body,
+) -> Response {
+    let id = match params(path) {
+        Ok(v) => v,
+        Err(f) => return render(f),
+    };
+    let made = async {
+        let caller = s.caller(&headers)?;
+        load_webset(&s, &caller, &id).await?;
+        let req: CreateSearch = json_body(&body)?;
+        Ok(search(&start_search(&s, &caller, &id, req).await?))
+    };
+    answer(made.await)
+}
+
+/// Search `search` of webset `webset`.
+async fn load_search(
+    s: &Shared,
+    caller: &Caller,
+    webset: &str,
+    id: &str,
+) -> Result<SearchJob, Fail> {
+    let not_found = || Fail::NotFound(format!("Search {id} not found in webset {webset}"));
+    let (job, wire) = s.load(caller, id).await.map_err(|f| match f {
+        Fail::NotFound(_) => not_found(),
+        other => other,
+    })?;
+    match decode(wire)? {
+        stored @ Stored::Search { .. } => {
+            let Stored::Search { webset: owner, .. } = &stored else {
+                return Err(not_found());
+            };
+            if owner != webset {
+                return Err(not_found());
+            }
+            Ok(SearchJob {
+                webset: owner.clone(),
+                job,
+                stored,
+            })
+        }
+        Stored::Webset { .. } => Err(not_found()),
+    }
+}
+
+async fn get_search(State(s): St, headers: HeaderMap, path: Params<(String, String)>) -> Response {
+    let (webset, id) = match params(path) {
+        Ok(v) => v,
+        Err(f) => return render(f),
+    };
+    let read = async {
+        let caller = s.caller(&headers)?;
+        Ok(search(&load_search(&s, &caller, &webset, &id).await?))
+    };
+    answer(read.await)
+}
+
+async fn cancel_search(
+    State(s): St,
+    headers: HeaderMap,
+    path: Params<(String, String)>,
+) -> Response {
+    let (webset, id) = match params(path) {
+        Ok(v) => v,
+        Err(f) => return render(f),
+    };
+    let done = async {
+        let caller = s.caller(&headers)?;
+        let found = load_search(&s, &caller, &webset, &id).await?;
+        if found.job.state == JobState::Cancelling {
+            return Err(Fail::Conflict(format!("Search {id} is already canceled")));
+        }
+        let job: Job = s.cancel(&caller, &found.job).await.map_err(|f| match f {
+            Fail::Conflict(_) => Fail::Conflict(format!("Search {id} has already ended")),
+            other => other,
+        })?;
+        Ok(search(&SearchJob { job, ..found }))
+    };
+    answer(done.await)
+}
+
+/// `limit` of a list: 1–200.
+fn page_size(pairs: &[(String, String)]) -> Result<usize, Fail> {
+    match query_value(pairs, "limit").filter(|v| !v.is_empty()) {
+        None => Ok(DEFAULT_PAGE),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=200).contains(&n) => Ok(n),
+            _ => Err(Fail::query("limit", "must be 1 to 200")),
+        },
+    }
+}
+
+/// Where a page starts: after the element whose id is the `cursor`.
+fn after_cursor<T>(
+    pairs: &[(String, String)],
+    all: &[T],
+    id: impl Fn(&T) -> String,
+) -> Result<usize, Fail> {
+    match query_value(pairs, "cursor").filter(|v| !v.is_empty()) {
+        None => Ok(0),
+        Some(c) => all
+            .iter()
+            .position(|x| id(x) == c)
+            .map(|i| i + 1)
+            .ok_or_else(|| Fail::query("cursor", "not a cursor of this list")),
+    }
+}
+
+async fn list_items(
+    State(s): St,
+    headers: HeaderMap,
+    path: Params<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let id = match params(path) {
+        Ok(v) => v,
+        Err(f) => return render(f),
+    };
+    let read = async {
+        let caller = s.caller(&headers)?;
+        let pairs = query_pairs(raw.as_deref());
+        let limit = page_size(&pairs)?;
+        let w = load_webset(&s, &caller, &id).await?;
+        let source = query_value(&pairs, "sourceId").filter(|v| !v.is_empty());
+        let searches: Vec<&SearchJob> = w
+            .searches
+            .iter()
+            .filter(|sj| source.is_none_or(|src| sj.job.id.to_string() == src))
+            .collect();
+        // The cursor is the last item id of the previous page: its search and sequence number.
+        let (mut index, mut after) = (0, 0);
+        if let Some(c) = query_value(&pairs, "cursor").filter(|v| !v.is_empty()) {
+            let bad = || Fail::query("cursor", "not a cursor of this list");
+            let (search_id, seq) = parse_item_id(c).ok_or_else(bad)?;
+            index = searches
+                .iter()
+                .position(|sj| sj.job.id.to_string() == search_id)
+                .ok_or_else(bad)?;
+            after = seq;
+        }
+        let mut data = Vec::new();
+        let mut more = false;
+        while index < searches.len() {
+            let sj = searches[index];
+            let want = limit - data.len();
+            let (entries, has_more) = s.entries(&caller, &sj.job, after, want).await?;
+            for entry in &entries {
+                data.push(item(sj, entry, s.found(entry)));
+            }
+            if data.len() == limit {
+                more = has_more
+                    || searches[index + 1..]
+                        .iter()
+                        .any(|x| x.job.progress.found > 0);
+                break;
+            }
+            index += 1;
+            after = 0;
+        }
+        let next = if more {
+            data.last()
+                .and_then(|v| v["id"].as_str())
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        Ok(json!({"data": data, "hasMore": more, "nextCursor": next}))
+    };
+    answer(read.await)
+}
+
+async fn get_item(State(s): St, headers: HeaderMap, path: Params<(String, String)>) -> Response {
+    let (webset, id) = match params(path) {
+        Ok(v) => v,
+        Err(f) => return render(f),
+    };
+    let read = async {
+        let caller = s.caller(&headers)?;
+        let not_found = || Fail::NotFound(format!("Item {id} not found in webset {webset}"));
+        let (search_id, seq) = parse_item_id(&id).ok_or_else(not_found)?;
+        let sj = load_search(&s, &caller, &webset, &search_id)
+            .await
+            .map_err(|f| match f {
+                Fail::NotFound(_) => not_found(),
+                other => other,
+            })?;
+        let (entries, _) = s
+            .entries(&caller, &sj.job, seq.saturating_sub(1), 1)
+            .await?;
+        let entry = entries
+            .into_iter()
+            .find(|e| e.seq == seq)
+            .ok_or_else(not_found)?;
+        debug_assert_eq!(item_id(&sj.job, entry.seq), id);
+        Ok(item(&sj, &entry, s.found(&entry)))
+    };
+    answer(read.await)
+}
+
+/// The caller's whole event log, oldest first (ties by id).
+async fn log(s: &Shared, caller: &Caller) -> Result<Vec<LogEvent>, Fail> {
+    let mut out = Vec::new();
+    for w in all_websets(s, caller).await? {
+        out.extend(lifecycle_events(&w));
+        for sj in &w.searches {
+            for entry in s.all_entries(caller, &sj.job).await? {
+                out.push(LogEvent {
+                    id: format!("wevent_{}", item_id(&sj.job, entry.seq)),
+                    kind: "webset.item.created",
+                    at: entry.at,
+                    data: item(sj, &entry, s.found(&entry)),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+async fn list_events(State(s): St, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let read = async {
+        let caller = s.caller(&headers)?;
+        let pairs = query_pairs(raw.as_deref());
+        let limit = page_size(&pairs)?;
+        let types: Vec<&str> = pairs
+            .iter()
+            .filter(|(k, _)| k == "types" || k == "types[]")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let all: Vec<LogEvent> = log(&s, &caller)
+            .await?
+            .into_iter()
+            .filter(|e| types.is_empty() || types.contains(&e.kind))
+            .collect();
+        let start = after_cursor(&pairs, &all, |e| e.id.clone())?;
+        let page: Vec<&LogEvent> = all.iter().skip(start).take(limit).collect();
+        let more = start + page.len() < all.len();
+        Ok(json!({
+            "data": page.iter().map(|e| e.render()).collect::<Vec<_>>(),
+            "hasMore": more,
+            "nextCursor": if more { page.last().map(|e| e.id.clone()) } else { None },
+        }))
+    };
+    answer(read.await)
+}
+
+async fn get_event(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
+    let id = match params(path) {
+        Ok(v) => v,
+        Err(f) => return render(f),
+    };
+    let read = async {
+        let caller = s.caller(&headers)?;
+        log(&s, &caller)
+            .await?
+            .into_iter()
+            .find(|e| e.id == id)
+            .map(|e| e.render())
+            .ok_or_else(|| Fail::NotFound(format!("Event {id} not found")))
+    };
+    answer(read.await)
+}

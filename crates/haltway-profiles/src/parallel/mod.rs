@@ -1,0 +1,18 @@
+//! Parallel FindAll (beta), as the official `parallel-web` SDK (1.3.7) calls it.
+//!
+//! Served (`/v1beta/findall/runs…`): create, retrieve, cancel (the run shows `cancelling`,
+//! then `cancelled`), `result` (a snapshot of the matched candidates, readable while the run
+//! goes on), `events` (an SSE stream in Parallel's framing: one JSON object per frame, no
+//! comment frames, a `findall.status` heartbeat every 10 s, `last_event_id` and `timeout`),
+//! `extend` (answers the schema with the new `match_limit`) and `schema`.
+//!
+//! Not served: enrichments (`enrich`), `ingest`, run previews, webhooks and the task API.
+//! Match conditions and exclusions are stored and echoed, not evaluated: the backing kind
+//! decides what matches. Each ledger entry is one `matched` candidate.
+//!
+//! Errors: `{"type": "error", "error": {"ref_id", "message"}}`, FastAPI's `{"detail": […]}`
+//! for a 422, and `x-should-retry: false` on every 4xx.
+
+mod mapping;
+pub(crate) mod routes;
+mod wire;

@@ -10,7 +10,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use haltway_core::{JobContext, JobError, JobKind, KindOptions, Progress};
+use haltway_core::{Entry, JobContext, JobError, JobKind, KindOptions, Progress};
+use haltway_profiles::{Backing, Found, Search};
 use serde::{Deserialize, Serialize};
 
 /// Credits billed once per run.
@@ -203,6 +204,32 @@ impl JobKind for DemoFindAll {
         }
         Ok(())
     }
+}
+
+/// The backing the product profiles of `haltway serve` use: `demo.find_all` with the
+/// product's query, no conditions (every candidate matches) and `latency_ms` per candidate;
+/// each match is a row with the company's name, domain, country, head count and industry.
+#[must_use]
+pub(crate) fn backing(latency_ms: u64) -> Backing {
+    Backing::new(
+        DemoFindAll::NAME,
+        move |search: &Search| serde_json::json!({"query": search.query, "latency_ms": latency_ms}),
+        |entry: &Entry| match serde_json::from_str::<Match>(&entry.payload) {
+            Ok(m) => {
+                let c = m.company;
+                Found::new(&c.domain, &c.name, &c.domain)
+                    .description(format!(
+                        "{} company from {}, founded {}",
+                        c.industry, c.country, c.founded
+                    ))
+                    .location(c.country)
+                    .employees(c.employees)
+                    .industry(c.industry)
+            }
+            // A ledger entry always holds a `Match`; should one not, show its raw text.
+            Err(_) => Found::new(&entry.seq.to_string(), &entry.payload, "unknown.invalid"),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use haltway_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use haltway_profiles::{Product, Profiles};
+
 use crate::demo::DemoFindAll;
 
 /// Flags of `haltway serve`.
@@ -58,9 +60,16 @@ pub struct ServeArgs {
     /// Largest request body in bytes [default: 1048576].
     #[arg(long, env = "HALTWAY_BODY_LIMIT")]
     pub body_limit: Option<usize>,
-    /// Do not register the `demo.find_all` job kind.
+    /// Do not register the `demo.find_all` job kind (and so mount no product profile).
     #[arg(long, env = "HALTWAY_NO_DEMO")]
     pub no_demo: bool,
+    /// Product profiles to mount, comma-separated (`parallel,exa,scout,openfunnel,clado`),
+    /// `all` or `none` [default: all].
+    #[arg(long, env = "HALTWAY_PROFILES")]
+    pub profiles: Option<String>,
+    /// Milliseconds the demo kind takes per candidate when a profile starts it [default: 150].
+    #[arg(long, env = "HALTWAY_DEMO_LATENCY_MS")]
+    pub demo_latency_ms: Option<u64>,
 }
 
 /// The TOML file: the same settings, by the same names (with `_`).
@@ -79,6 +88,8 @@ struct FileConfig {
     max_active_jobs: Option<u64>,
     body_limit: Option<usize>,
     demo: Option<bool>,
+    profiles: Option<String>,
+    demo_latency_ms: Option<u64>,
 }
 
 /// The settings after merging flags, environment, file and defaults.
@@ -100,6 +111,10 @@ pub struct Settings {
     pub body_limit: usize,
     /// Register the demo kind.
     pub demo: bool,
+    /// The product profiles to mount (backed by the demo kind).
+    pub profiles: Vec<Product>,
+    /// The demo kind's milliseconds per candidate for profile runs.
+    pub demo_latency_ms: u64,
 }
 
 /// Which store.
@@ -216,6 +231,22 @@ impl ServeArgs {
         if concurrency == 0 {
             return Err(StartError("concurrency must be at least 1".into()));
         }
+        let demo = !self.no_demo && file.demo.unwrap_or(true);
+        let profiles = match self.profiles.clone().or(file.profiles) {
+            None if demo => Product::ALL.to_vec(),
+            None => Vec::new(),
+            Some(list) => parse_profiles(&list)?,
+        };
+        if !profiles.is_empty() && !demo {
+            return Err(StartError(
+                "the product profiles are backed by the demo kind: drop --no-demo or pass --profiles none"
+                    .into(),
+            ));
+        }
+        let demo_latency_ms = self.demo_latency_ms.or(file.demo_latency_ms).unwrap_or(150);
+        if demo_latency_ms > 10_000 {
+            return Err(StartError("demo latency must be at most 10000 ms".into()));
+        }
         Ok(Settings {
             listen: self
                 .listen
@@ -228,9 +259,28 @@ impl ServeArgs {
             rate_limit,
             max_active_jobs: self.max_active_jobs.or(file.max_active_jobs),
             body_limit: self.body_limit.or(file.body_limit).unwrap_or(1 << 20),
-            demo: !self.no_demo && file.demo.unwrap_or(true),
+            demo,
+            profiles,
+            demo_latency_ms,
         })
     }
+}
+
+/// `all`, `none`, or a comma-separated list of profile names.
+fn parse_profiles(list: &str) -> Result<Vec<Product>, StartError> {
+    match list.trim() {
+        "all" => return Ok(Product::ALL.to_vec()),
+        "none" | "" => return Ok(Vec::new()),
+        _ => {}
+    }
+    let mut out = Vec::new();
+    for name in list.split(',') {
+        let product: Product = name.parse().map_err(StartError)?;
+        if !out.contains(&product) {
+            out.push(product);
+        }
+    }
+    Ok(out)
 }
 
 async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartError> {
@@ -298,6 +348,9 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
     if settings.demo {
         builder = builder.register(DemoFindAll);
     }
+    if !settings.profiles.is_empty() {
+        builder = haltway_profiles::register_kinds(builder);
+    }
     let engine = builder.build();
     let keys = open_keys(&settings.keys_file, engine.now().0)?;
     let shutdown = CancellationToken::new();
@@ -306,7 +359,11 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         .rate_limit(settings.rate_limit)
         .max_active_jobs(settings.max_active_jobs)
         .shutdown(shutdown.clone());
-    let app = haltway_http::router(engine.clone(), keys, config);
+    let mut profiles = Profiles::new(engine.clone(), keys.clone()).shutdown(shutdown.clone());
+    for product in &settings.profiles {
+        profiles = profiles.mount(*product, crate::demo::backing(settings.demo_latency_ms));
+    }
+    let app = haltway_http::router_with(engine.clone(), keys, config, profiles.router());
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", settings.listen)))?;
@@ -314,7 +371,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         .local_addr()
         .map_err(|e| StartError(format!("no local address: {e}")))?;
     engine.start();
-    tracing::info!(%addr, store = %describe(&settings.store), kinds = ?engine.kinds(), "haltway serving");
+    tracing::info!(%addr, store = %describe(&settings.store), kinds = ?engine.kinds(), profiles = ?settings.profiles, "haltway serving");
     // A line for people and for scripts that start the server on port 0.
     println!(
         "haltway: listening on http://{addr} ({})",

@@ -85,3 +85,18 @@ pub(crate) fn start_with(store_args: &[&str]) -> Server {
         bin,
     }
 }
+
+/// A key of another tenant (`tenant`), made with the server's admin key.
+pub(crate) async fn other_tenant_key(server: &Server, tenant: &str) -> String {
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/keys", server.url))
+        .bearer_auth(&server.key)
+        .json(&serde_json::json!({"tenant": tenant, "name": format!("{tenant}-key")}))
+        .send()
+        .await
+        .expect("create key")
+        .json()
+        .await
+        .expect("key json");
+    created["key"].as_str().expect("the new key").to_owned()
+}

@@ -478,4 +478,48 @@ mod tests {
         };
         assert!(bad_sync.settings().is_err());
     }
+
+    #[test]
+    fn profiles_are_all_by_default_and_chosen_by_name() {
+        let all = ServeArgs::default().settings().expect("settings");
+        assert_eq!(all.profiles, Product::ALL.to_vec());
+        assert_eq!(all.demo_latency_ms, 150);
+        let some = ServeArgs {
+            profiles: Some("exa, Parallel,exa".into()),
+            demo_latency_ms: Some(20),
+            ..ServeArgs::default()
+        };
+        let s = some.settings().expect("settings");
+        assert_eq!(s.profiles, vec![Product::Exa, Product::Parallel]);
+        assert_eq!(s.demo_latency_ms, 20);
+        let none = ServeArgs {
+            profiles: Some("none".into()),
+            ..ServeArgs::default()
+        };
+        assert!(none.settings().expect("settings").profiles.is_empty());
+        let unknown = ServeArgs {
+            profiles: Some("parallel,stripe".into()),
+            ..ServeArgs::default()
+        };
+        let e = unknown.settings().expect_err("unknown profile");
+        assert!(e.0.contains("stripe"), "{e}");
+        // The profiles are backed by the demo kind: asking for them without it is an error,
+        // while --no-demo alone mounts none.
+        let without_demo = ServeArgs {
+            no_demo: true,
+            profiles: Some("scout".into()),
+            ..ServeArgs::default()
+        };
+        assert!(without_demo.settings().is_err());
+        let no_demo = ServeArgs {
+            no_demo: true,
+            ..ServeArgs::default()
+        };
+        assert!(no_demo.settings().expect("settings").profiles.is_empty());
+        let slow = ServeArgs {
+            demo_latency_ms: Some(10_001),
+            ..ServeArgs::default()
+        };
+        assert!(slow.settings().is_err());
+    }
 }

@@ -351,6 +351,52 @@ pub struct KeyRevoked {
     pub revoked: bool,
 }
 
+/// The caller's tenant, whether its key is an admin key, and the tenant's jobs by state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsView {
+    /// The key's tenant.
+    pub tenant: String,
+    /// Whether the key is an admin key (it may also read `/metrics` and manage keys).
+    pub admin: bool,
+    /// The tenant's jobs in each state.
+    pub counts: StateCountsView,
+    /// Queued, running and cancelling jobs.
+    pub active: u64,
+    /// Jobs in every state.
+    pub total: u64,
+}
+
+/// Jobs by state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateCountsView {
+    /// Waiting to run.
+    pub queued: u64,
+    /// Running.
+    pub running: u64,
+    /// Stopping after a cancel.
+    pub cancelling: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+}
+
+impl From<&haltway_core::StateCounts> for StateCountsView {
+    fn from(c: &haltway_core::StateCounts) -> Self {
+        use haltway_core::JobState;
+        StateCountsView {
+            queued: c[JobState::Queued],
+            running: c[JobState::Running],
+            cancelling: c[JobState::Cancelling],
+            completed: c[JobState::Completed],
+            failed: c[JobState::Failed],
+            cancelled: c[JobState::Cancelled],
+        }
+    }
+}
+
 /// Liveness or readiness.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -39,6 +39,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/keys"),
     ("DELETE", "/v1/keys/{seg}"),
     ("GET", "/metrics"),
+    ("GET", "/v1/stats"),
 ];
 
 fn segment(ids: Vec<String>) -> impl Strategy<Value = String> {

@@ -42,6 +42,7 @@ fn document_is_openapi_3_1_with_every_route() {
             "GET /v1/jobs/{id}/events",
             "GET /v1/jobs/{id}/results",
             "GET /v1/keys",
+            "GET /v1/stats",
             "POST /v1/groups/{group}/cancel",
             "POST /v1/jobs",
             "POST /v1/jobs/{id}/cancel",

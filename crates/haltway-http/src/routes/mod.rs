@@ -40,7 +40,7 @@ use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::views::{
     CreateJob, CreateKey, EventParams, EventView, ExtendJob, GroupCancelled, Health, JobPage,
     JobView, KeyList, KeyParams, KeyRevoked, KeyView, ListParams, ResultPage, ResultView,
-    ResultsParams,
+    ResultsParams, StateCountsView, StatsView,
 };
 use crate::{AppState, metrics};
 
@@ -97,6 +97,7 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(jobs::job_results))
         .routes(routes!(events::job_events))
         .routes(routes!(jobs::cancel_group))
+        .routes(routes!(ops::stats))
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(ops::healthz))

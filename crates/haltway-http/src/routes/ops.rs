@@ -88,3 +88,26 @@ pub(super) async fn openapi_json(Extension(spec): Extension<Spec>) -> Response {
     )
         .into_response()
 }
+
+/// The caller's tenant and its jobs by state (what the dashboard's counts show). Counting reads
+/// the tenant's jobs, so it is meant for people and tools, not for a hot path.
+#[utoipa::path(
+    get, path = "/v1/stats", tag = "jobs",
+    responses(
+        (status = 200, description = "The tenant's counts.", body = StatsView),
+        (status = 401, description = "No valid API key.", body = ErrorBody),
+        (status = 429, description = "Over the tenant's request rate.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub(super) async fn stats(State(state): St, caller: Caller) -> AppResult<Json<StatsView>> {
+    let counts = state.engine.count_by_state(Some(&caller.tenant)).await?;
+    Ok(Json(StatsView {
+        tenant: caller.tenant.to_string(),
+        admin: caller.admin,
+        counts: StateCountsView::from(&counts),
+        active: counts.active(),
+        total: counts.total(),
+    }))
+}

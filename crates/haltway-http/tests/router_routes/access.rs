@@ -410,3 +410,43 @@ async fn parameters_are_taken_exactly_as_the_document_says() {
         "255 characters, not bytes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_the_callers_tenant_only() {
+    let api = api();
+    let empty = api.call("GET", "/v1/stats", &api.globex, None).await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.text);
+    let empty = empty.json();
+    assert_eq!(empty["tenant"], "globex");
+    assert_eq!(empty["admin"], false);
+    assert_eq!(empty["total"], 0);
+    let done = api
+        .create(
+            &api.acme,
+            serde_json::json!({"kind": "steps", "input": {"items": 1}}),
+        )
+        .await;
+    api.create(
+        &api.acme,
+        serde_json::json!({"kind": "steps", "input": {"items": 1}, "delay_ms": 600_000}),
+    )
+    .await;
+    api.until(&api.acme, done["id"].as_str().expect("id"), |j| {
+        j["state"] == "completed"
+    })
+    .await;
+    let acme = api.call("GET", "/v1/stats", &api.admin, None).await.json();
+    assert_eq!(acme["tenant"], "acme");
+    assert_eq!(acme["admin"], true);
+    assert_eq!(acme["counts"]["completed"], 1);
+    assert_eq!(acme["counts"]["queued"], 1);
+    assert_eq!(
+        (acme["active"].as_u64(), acme["total"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let other = api.call("GET", "/v1/stats", &api.globex, None).await.json();
+    assert_eq!(other["total"], 0, "another tenant's jobs are not counted");
+    api.call("GET", "/v1/stats", "hw_000000000000_00", None)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+}

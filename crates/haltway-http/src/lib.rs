@@ -16,10 +16,12 @@
 //! Routes (`GET /openapi.json` has them all, with their schemas):
 //! - `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/{id}`, `POST /v1/jobs/{id}/cancel`,
 //!   `POST /v1/jobs/{id}/extend`, `GET /v1/jobs/{id}/results`, `GET /v1/jobs/{id}/events` (SSE),
-//!   `POST /v1/groups/{group}/cancel`;
+//!   `POST /v1/groups/{group}/cancel`, `GET /v1/stats`;
 //! - `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` (admin keys only);
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text, admin keys only),
 //!   `GET /openapi.json`.
+//!
+//! [`dashboard`] is the web dashboard (`/ui`), to merge beside the API.
 //!
 //! [`router_with`] mounts an application's own routes beside these (the product profiles of
 //! `haltway-profiles`, for one).
@@ -34,6 +36,7 @@ pub mod keys;
 mod limit;
 mod metrics;
 mod routes;
+mod ui;
 mod views;
 
 use std::sync::Arc;
@@ -47,10 +50,11 @@ use tokio_util::sync::CancellationToken;
 pub use conn::{ApiIo, ApiListener};
 pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
 pub use keys::{KeyError, KeyRecord, Keys};
+pub use ui::dashboard;
 pub use views::{
     CancelView, CreateJob, CreateKey, EventParams, EventView, ExtendJob, GroupCancelled, Health,
     JobPage, JobView, KeyList, KeyParams, KeyRevoked, KeyView, ListParams, ProgressView,
-    ResultPage, ResultView, ResultsParams, UsageView, rfc3339,
+    ResultPage, ResultView, ResultsParams, StateCountsView, StatsView, UsageView, rfc3339,
 };
 
 /// Settings of the API.

@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Milliseconds the demo kind takes per candidate when a profile starts it [default: 150].
     #[arg(long, env = "HALTWAY_DEMO_LATENCY_MS")]
     pub demo_latency_ms: Option<u64>,
+    /// Do not serve the web dashboard at `/ui`.
+    #[arg(long, env = "HALTWAY_NO_UI")]
+    pub no_ui: bool,
 }
 
 /// The TOML file: the same settings, by the same names (with `_`).
@@ -90,6 +93,7 @@ struct FileConfig {
     demo: Option<bool>,
     profiles: Option<String>,
     demo_latency_ms: Option<u64>,
+    ui: Option<bool>,
 }
 
 /// The settings after merging flags, environment, file and defaults.
@@ -115,6 +119,8 @@ pub struct Settings {
     pub profiles: Vec<Product>,
     /// The demo kind's milliseconds per candidate for profile runs.
     pub demo_latency_ms: u64,
+    /// Serve the dashboard at `/ui`.
+    pub ui: bool,
 }
 
 /// Which store.
@@ -262,6 +268,7 @@ impl ServeArgs {
             demo,
             profiles,
             demo_latency_ms,
+            ui: !self.no_ui && file.ui.unwrap_or(true),
         })
     }
 }
@@ -363,7 +370,11 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
     for product in &settings.profiles {
         profiles = profiles.mount(*product, crate::demo::backing(settings.demo_latency_ms));
     }
-    let app = haltway_http::router_with(engine.clone(), keys, config, profiles.router());
+    let mut extra = profiles.router();
+    if settings.ui {
+        extra = extra.merge(haltway_http::dashboard());
+    }
+    let app = haltway_http::router_with(engine.clone(), keys, config, extra);
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", settings.listen)))?;
@@ -377,6 +388,9 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         "haltway: listening on http://{addr} ({})",
         describe(&settings.store)
     );
+    if settings.ui {
+        println!("haltway: dashboard at http://{addr}/ui");
+    }
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -516,6 +530,12 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(no_demo.settings().expect("settings").profiles.is_empty());
+        assert!(all.ui, "the dashboard is on by default");
+        let no_ui = ServeArgs {
+            no_ui: true,
+            ..ServeArgs::default()
+        };
+        assert!(!no_ui.settings().expect("settings").ui);
         let slow = ServeArgs {
             demo_latency_ms: Some(10_001),
             ..ServeArgs::default()

@@ -426,9 +426,11 @@ async fn the_dashboard_follows_and_cancels_a_run_in_a_real_browser() {
     client.goto(&format!("{ui}#/ops")).await.expect("ops page");
     until(
         &client,
-        "the latency table",
-        "return !!document.getElementById('cancel-latency')",
-        |v| v == true,
+        "the latency table and two samples of the charts",
+        "return [!!document.getElementById('cancel-latency'), \
+                 document.querySelectorAll('#active-chart rect').length, \
+                 document.querySelectorAll('svg.chart').length]",
+        |v| v[0] == true && v[1].as_u64() >= Some(2) && v[2] == 2,
     )
     .await;
     assert_rendered(&client).await;

@@ -481,22 +481,55 @@ function sum(metrics, name) {
   return metrics.filter((m) => m.name === name).reduce((a, m) => a + m.value, 0);
 }
 
+// A bar chart of the last 60 values, scaled to the largest (at least 1).
+function bars(values, label) {
+  const ns = "http://www.w3.org/2000/svg";
+  const w = 600, h = 120, bw = w / 60;
+  const top = Math.max(1, ...values);
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  values.forEach((v, i) => {
+    const rect = document.createElementNS(ns, "rect");
+    const bh = (v / top) * (h - 4);
+    rect.setAttribute("x", String(i * bw));
+    rect.setAttribute("y", String(h - bh));
+    rect.setAttribute("width", String(bw - 1));
+    rect.setAttribute("height", String(bh));
+    rect.setAttribute("fill", "#0b5cad");
+    svg.append(rect);
+  });
+  return svg;
+}
+
 function opsView() {
   if (!me || !me.admin) {
     show(el("h2", {}, "Operations"), el("p", { class: "error" }, "Only admin keys see this page."));
     return;
   }
   const samples = [];
+  const active = [];
+  const activeChart = el("div", { id: "active-chart" });
   const counts = el("div", {});
   const chart = el("div", {});
   const histo = el("div", {});
   const store = el("p", {});
-  show(el("h2", {}, "Operations"), counts, el("h3", {}, "Throughput (jobs finished per second, this node)"), chart,
+  show(el("h2", {}, "Operations"), counts, el("h3", {}, "Active jobs (queued, running, cancelling)"), activeChart,
+    el("h3", {}, "Throughput (jobs finished per second, this node)"), chart,
     el("h3", {}, "Cancel latency (request to terminal)"), histo, el("h3", {}, "Store"), store,
     el("p", { id: "status", class: "muted" }));
   every(2000, async () => {
     const [stats, metrics] = await Promise.all([api("GET", "/v1/stats"), api("GET", "/metrics")]);
-    if (stats.status === 200) counts.replaceChildren(countsList(stats.body.counts));
+    if (stats.status === 200) {
+      counts.replaceChildren(countsList(stats.body.counts));
+      active.push(stats.body.counts);
+      while (active.length > 60) active.shift();
+      fill(activeChart, el("p", { class: "muted" },
+        `queued ${stats.body.counts.queued}, running ${stats.body.counts.running}, cancelling ${stats.body.counts.cancelling}`),
+      bars(active.map((c) => c.queued + c.running + c.cancelling), "Active jobs over time"));
+    }
     if (metrics.status !== 200) {
       store.textContent = "Metrics unavailable: " + message(metrics);
       return;
@@ -510,27 +543,10 @@ function opsView() {
       rates.push(dt > 0 ? (samples[i].finished - samples[i - 1].finished) / dt : 0);
     }
     const peak = rates.length ? Math.max(...rates) : 0;
-    const top = Math.max(1, peak);
-    const w = 600, h = 120, bw = w / 60;
     chart.replaceChildren(el("p", { class: "muted" }, rates.length
       ? `now ${rates[rates.length - 1].toFixed(1)}/s, peak ${peak.toFixed(1)}/s over the last ${Math.round((samples[samples.length - 1].t - samples[0].t) / 1000)} s`
       : "collecting samples…"));
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-    svg.setAttribute("class", "chart");
-    svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "Jobs finished per second");
-    rates.forEach((r, i) => {
-      const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-      const bh = (r / top) * (h - 4);
-      rect.setAttribute("x", String(i * bw));
-      rect.setAttribute("y", String(h - bh));
-      rect.setAttribute("width", String(bw - 1));
-      rect.setAttribute("height", String(bh));
-      rect.setAttribute("fill", "#0b5cad");
-      svg.append(rect);
-    });
-    chart.append(svg);
+    chart.append(bars(rates, "Jobs finished per second"));
     const buckets = m.filter((x) => x.name === "haltway_cancel_latency_seconds_bucket");
     let previous = 0;
     histo.replaceChildren(el("div", { class: "scroll" }, el("table", { id: "cancel-latency" },

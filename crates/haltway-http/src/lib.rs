@@ -50,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 pub use conn::{ApiIo, ApiListener};
 pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
 pub use keys::{KeyError, KeyRecord, Keys};
+pub use limit::RateLimiter;
 pub use ui::dashboard;
 pub use views::{
     CancelView, CreateJob, CreateKey, EventParams, EventView, ExtendJob, GroupCancelled, Health,
@@ -73,6 +74,8 @@ pub struct ApiConfig {
     /// Cancelled when the server shuts down: open event streams end, so a graceful shutdown
     /// does not wait for jobs that will not finish.
     pub shutdown: CancellationToken,
+    /// A rate limiter shared with other routes; `None` makes one from `rate_limit`.
+    pub limiter: Option<Arc<RateLimiter>>,
 }
 
 impl Default for ApiConfig {
@@ -83,6 +86,7 @@ impl Default for ApiConfig {
             rate_limit: None,
             max_active_jobs: None,
             shutdown: CancellationToken::new(),
+            limiter: None,
         }
     }
 }
@@ -116,6 +120,14 @@ impl ApiConfig {
         self
     }
 
+    /// Uses `limiter` for the rate limit (its own limit, not `rate_limit`), to share one
+    /// budget per tenant with other routes of the server.
+    #[must_use]
+    pub fn limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
     /// Sets the per-tenant cap on active jobs.
     #[must_use]
     pub fn max_active_jobs(mut self, n: Option<u64>) -> Self {
@@ -139,7 +151,7 @@ pub(crate) struct AppState {
     pub(crate) engine: Engine,
     pub(crate) keys: Arc<Keys>,
     pub(crate) config: ApiConfig,
-    pub(crate) limiter: limit::Limiter,
+    pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) http: metrics::HttpCounters,
 }
 
@@ -154,7 +166,10 @@ pub fn router(engine: Engine, keys: Arc<Keys>, config: ApiConfig) -> Router {
 /// JSON answers for an unknown route or method. The OpenAPI document stays the native API's.
 pub fn router_with(engine: Engine, keys: Arc<Keys>, config: ApiConfig, extra: Router) -> Router {
     let state = Arc::new(AppState {
-        limiter: limit::Limiter::new(config.rate_limit),
+        limiter: config
+            .limiter
+            .clone()
+            .unwrap_or_else(|| Arc::new(RateLimiter::new(config.rate_limit))),
         engine,
         keys,
         config,

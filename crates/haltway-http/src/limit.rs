@@ -14,23 +14,30 @@ struct Bucket {
     at: Instant,
 }
 
-/// One bucket per tenant, filled at `per_second` up to `burst`.
+/// The per-tenant rate limit: one token bucket per tenant, filled at `per_second` up to
+/// `burst`. Share one between the API and other routes of the same server (the product
+/// profiles) so a tenant has one budget: [`ApiConfig::limiter`](crate::ApiConfig::limiter).
 #[derive(Debug)]
-pub(crate) struct Limiter {
+pub struct RateLimiter {
     limit: Option<RateLimit>,
     buckets: Mutex<HashMap<TenantId, Bucket>>,
 }
 
-impl Limiter {
-    pub(crate) fn new(limit: Option<RateLimit>) -> Self {
-        Limiter {
+impl RateLimiter {
+    /// A limiter; `None` lets every request through.
+    #[must_use]
+    pub fn new(limit: Option<RateLimit>) -> Self {
+        RateLimiter {
             limit,
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
     /// Takes a token for `tenant`, or says in how many seconds one will be there.
-    pub(crate) fn take(&self, tenant: &TenantId) -> Result<(), u64> {
+    ///
+    /// # Errors
+    /// The seconds to wait (1 to 3600) when the tenant's bucket is empty.
+    pub fn take(&self, tenant: &TenantId) -> Result<(), u64> {
         let Some(limit) = self.limit else {
             return Ok(());
         };
@@ -67,7 +74,7 @@ mod tests {
 
     #[test]
     fn burst_then_refused_per_tenant() {
-        let l = Limiter::new(Some(RateLimit {
+        let l = RateLimiter::new(Some(RateLimit {
             per_second: 0.001,
             burst: 2.0,
         }));
@@ -76,6 +83,6 @@ mod tests {
         assert!(l.take(&a).is_ok());
         assert!(l.take(&a).is_err(), "third request in the burst is refused");
         assert!(l.take(&b).is_ok(), "another tenant has its own bucket");
-        assert!(Limiter::new(None).take(&a).is_ok());
+        assert!(RateLimiter::new(None).take(&a).is_ok());
     }
 }

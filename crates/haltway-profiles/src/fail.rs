@@ -28,6 +28,13 @@ pub enum Fail {
     MethodNotAllowed,
     /// 413: the body is over the server's limit.
     TooLarge,
+    /// 429: over the tenant's request rate or active-job cap; retry after these seconds.
+    RateLimited {
+        /// What limit was hit.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// 503: the store is unavailable or the server is shutting down.
     Unavailable(String),
     /// 500: a fault of the server.
@@ -63,6 +70,7 @@ impl Fail {
             Fail::BadRequest(_) => StatusCode::BAD_REQUEST,
             Fail::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Fail::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Fail::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Fail::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Fail::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +83,7 @@ impl Fail {
             Fail::Unauthorized => "missing or invalid API key".to_owned(),
             Fail::MethodNotAllowed => "this route does not take this method".to_owned(),
             Fail::TooLarge => "the request body is too large".to_owned(),
+            Fail::RateLimited { message, .. } => message.clone(),
             Fail::Invalid { loc, message } => format!("{}: {message}", loc.join(".")),
             Fail::Forbidden(m)
             | Fail::NotFound(m)
@@ -83,6 +92,16 @@ impl Fail {
             | Fail::Unavailable(m)
             | Fail::Internal(m) => m.clone(),
         }
+    }
+
+    /// Adds what every product's answer to this failure carries besides its body: a
+    /// `Retry-After` header on a 429.
+    pub(crate) fn decorate(&self, mut resp: axum::response::Response) -> axum::response::Response {
+        if let Fail::RateLimited { retry_after, .. } = self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
+        }
+        resp
     }
 
     /// FastAPI's validation body, `{"detail": [{"loc", "msg", "type"}]}`, for a 422.

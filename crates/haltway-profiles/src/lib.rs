@@ -45,8 +45,8 @@
 //! product's client sends (`Authorization: Bearer …` or `X-API-Key: …`). A profile acts as the
 //! key's tenant and sees only the jobs it created: a job of another tenant, of another profile
 //! or of the native API is not found (Clado's status route answers 403 for another tenant's
-//! job, as Clado documents). The native API's rate limit and active-job cap do not apply to the
-//! profile routes.
+//! job, as Clado documents). [`Profiles::limits`] applies the server's request rate and
+//! active-job cap to the profile routes too.
 
 pub mod clado;
 pub mod exa;
@@ -65,7 +65,7 @@ use axum::Router;
 use haltway_core::{
     Engine, EngineBuilder, Entry, JobContext, JobError, JobKind, KindName, KindOptions,
 };
-use haltway_http::Keys;
+use haltway_http::{Keys, RateLimiter};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -255,6 +255,8 @@ pub struct Profiles {
     mounted: Vec<(Product, Backing)>,
     heartbeat: Duration,
     shutdown: CancellationToken,
+    limiter: Option<Arc<RateLimiter>>,
+    max_active_jobs: Option<u64>,
 }
 
 impl Profiles {
@@ -267,7 +269,20 @@ impl Profiles {
             mounted: Vec::new(),
             heartbeat: Duration::from_secs(10),
             shutdown: CancellationToken::new(),
+            limiter: None,
+            max_active_jobs: None,
         }
+    }
+
+    /// Applies the server's per-tenant request rate (share the API's limiter, given to it
+    /// with `ApiConfig::limiter`, so a tenant has one budget) and active-job cap to the profile
+    /// routes; a request over either gets a 429 in the product's error shape, with
+    /// `Retry-After`.
+    #[must_use]
+    pub fn limits(mut self, limiter: Arc<RateLimiter>, max_active_jobs: Option<u64>) -> Self {
+        self.limiter = Some(limiter);
+        self.max_active_jobs = max_active_jobs;
+        self
     }
 
     /// Serves `product` with jobs of `backing`'s kind (a product mounted twice keeps the last).
@@ -310,6 +325,8 @@ impl Profiles {
                 backing: backing.clone(),
                 heartbeat: self.heartbeat,
                 shutdown: self.shutdown.clone(),
+                limiter: self.limiter.clone(),
+                max_active_jobs: self.max_active_jobs,
             });
             router = router.merge(match product {
                 Product::Parallel => parallel::routes::router(shared),

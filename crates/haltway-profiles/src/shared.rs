@@ -21,7 +21,7 @@ use axum::routing::{MethodRouter, any};
 use haltway_core::{
     CancelRequest, Engine, Entry, Job, JobId, JobState, ListQuery, SubmitOptions, TenantId,
 };
-use haltway_http::Keys;
+use haltway_http::{Keys, RateLimiter};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) backing: Backing,
     pub(crate) heartbeat: Duration,
     pub(crate) shutdown: CancellationToken,
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
+    pub(crate) max_active_jobs: Option<u64>,
 }
 
 /// The caller: its tenant and key name.
@@ -66,6 +68,14 @@ impl Shared {
             })
             .ok_or(Fail::Unauthorized)?;
         let record = self.keys.verify(presented).ok_or(Fail::Unauthorized)?;
+        if let Some(limiter) = &self.limiter {
+            limiter
+                .take(&record.tenant)
+                .map_err(|retry_after| Fail::RateLimited {
+                    message: format!("tenant `{}` is over its request rate", record.tenant),
+                    retry_after,
+                })?;
+        }
         Ok(Caller {
             tenant: record.tenant,
             name: record.name,
@@ -99,6 +109,22 @@ impl Shared {
         wire: Value,
         options: SubmitOptions,
     ) -> Result<Job, Fail> {
+        if let Some(max) = self.max_active_jobs {
+            let active = self
+                .engine
+                .count_by_state(Some(&caller.tenant))
+                .await?
+                .active();
+            if active >= max {
+                return Err(Fail::RateLimited {
+                    message: format!(
+                        "tenant `{}` has {active} active jobs, its limit",
+                        caller.tenant
+                    ),
+                    retry_after: 1,
+                });
+            }
+        }
         let metadata = serde_json::json!({"profile": self.product.name(), "wire": wire});
         let submitted = self
             .engine

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use haltway_core::{Engine, Store};
-use haltway_http::{ApiConfig, Keys, RateLimit};
+use haltway_http::{ApiConfig, Keys, RateLimit, RateLimiter};
 use haltway_postgres::{PgOptions, PgStore};
 use haltway_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use serde::Deserialize;
@@ -361,12 +361,17 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
     let engine = builder.build();
     let keys = open_keys(&settings.keys_file, engine.now().0)?;
     let shutdown = CancellationToken::new();
+    // One rate-limit budget per tenant across the API and the profiles.
+    let limiter = Arc::new(RateLimiter::new(settings.rate_limit));
     let config = ApiConfig::default()
         .body_limit(settings.body_limit)
         .rate_limit(settings.rate_limit)
+        .limiter(limiter.clone())
         .max_active_jobs(settings.max_active_jobs)
         .shutdown(shutdown.clone());
-    let mut profiles = Profiles::new(engine.clone(), keys.clone()).shutdown(shutdown.clone());
+    let mut profiles = Profiles::new(engine.clone(), keys.clone())
+        .shutdown(shutdown.clone())
+        .limits(limiter, settings.max_active_jobs);
     for product in &settings.profiles {
         profiles = profiles.mount(*product, crate::demo::backing(settings.demo_latency_ms));
     }

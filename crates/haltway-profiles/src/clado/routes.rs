@@ -51,7 +51,7 @@ fn render(fail: Fail) -> Response {
         success: false,
         message: fail.message(),
     };
-    (status, axum::Json(body)).into_response()
+    fail.decorate((status, axum::Json(body)).into_response())
 }
 
 fn answer<T: Serialize>(result: Result<T, Fail>) -> Response {

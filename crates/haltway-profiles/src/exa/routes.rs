@@ -66,7 +66,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 fn render(fail: Fail) -> Response {
-    (fail.status(), axum::Json(json!({"error": fail.message()}))).into_response()
+    fail.decorate((fail.status(), axum::Json(json!({"error": fail.message()}))).into_response())
 }
 
 fn answer(result: Result<Value, Fail>) -> Response {

@@ -43,7 +43,7 @@ fn render(fail: Fail) -> Response {
     } else {
         serde_json::json!({"detail": fail.message()})
     };
-    (status, axum::Json(body)).into_response()
+    fail.decorate((status, axum::Json(body)).into_response())
 }
 
 fn answer<T: Serialize>(result: Result<T, Fail>) -> Response {

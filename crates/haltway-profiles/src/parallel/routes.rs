@@ -65,7 +65,7 @@ fn render(fail: Fail) -> Response {
             "error": {"ref_id": uuid::Uuid::now_v7().to_string(), "message": fail.message()}
         })
     };
-    let mut resp = (status, axum::Json(body)).into_response();
+    let mut resp = fail.decorate((status, axum::Json(body)).into_response());
     if status.is_client_error() {
         resp.headers_mut()
             .insert("x-should-retry", HeaderValue::from_static("false"));

@@ -39,7 +39,7 @@ fn render(fail: Fail) -> Response {
     } else {
         serde_json::json!({"detail": fail.message()})
     };
-    (status, axum::Json(body)).into_response()
+    fail.decorate((status, axum::Json(body)).into_response())
 }
 
 fn answer(status: StatusCode, result: Result<RunView, Fail>) -> Response {

@@ -83,6 +83,25 @@ async fn cancel_mid_run(
             (JobState::Cancelled, Some(Reason::UserCancelled)),
         ]
     );
+    // One attempt, claimed once, whose handler saw the cancel: the histograms hold one each
+    // (the attempt's end is counted just after its terminal event is written).
+    let mut m = b.engine.metrics();
+    for _ in 0..200 {
+        if m.run_time.count() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        m = b.engine.metrics();
+    }
+    assert_eq!(
+        (
+            m.claim_latency.count(),
+            m.run_time.count(),
+            m.cancel_stop.count()
+        ),
+        (1, 1, 1),
+        "{m:?}"
+    );
     b.engine.shutdown().await;
     (end, keys, found)
 }

@@ -136,6 +136,24 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
         "Time from a cancel request to the job's cancelled state.",
         &m.cancel_latency,
     );
+    histogram(
+        &mut out,
+        "haltway_claim_latency_seconds",
+        "Time a claimed job waited in the queue, from when it was due to its claim.",
+        &m.claim_latency,
+    );
+    histogram(
+        &mut out,
+        "haltway_run_seconds",
+        "Time each attempt ran, from its claim to its recorded end.",
+        &m.run_time,
+    );
+    histogram(
+        &mut out,
+        "haltway_cancel_stop_seconds",
+        "Time from a cancel reaching a running attempt to its handler's stop.",
+        &m.cancel_stop,
+    );
     let _ = writeln!(
         out,
         "# HELP haltway_http_requests_total HTTP requests answered, by method, route and status.\n\

@@ -55,6 +55,8 @@ pub(crate) struct RunShared {
     pub(crate) limit: AtomicU64,
     pub(crate) found: AtomicU64,
     pub(crate) progress: Mutex<ProgressSlot>,
+    /// When this attempt was first told to stop, for the cancel-stop histogram.
+    pub(crate) stopped_at: std::sync::OnceLock<Instant>,
 }
 
 pub(crate) struct ProgressSlot {
@@ -85,6 +87,7 @@ impl RunShared {
                 start_completion: job.progress.completion,
             }),
             cause: AtomicU8::new(NONE),
+            stopped_at: std::sync::OnceLock::new(),
             engine,
             kind,
             job,
@@ -95,6 +98,7 @@ impl RunShared {
 
     /// Tells the handler to stop for `cause` (the first cause wins) and trips its token.
     pub(crate) fn stop(&self, cause: StopCause) {
+        let _ = self.stopped_at.set(Instant::now());
         let _ = self.cause.compare_exchange(
             NONE,
             cause_code(cause),

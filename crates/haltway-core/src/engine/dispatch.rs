@@ -229,8 +229,19 @@ pub(super) fn spawn_job(inner: &Arc<EngineInner>, job: Job) {
         return;
     };
     let grace = kind.options().grace;
-    let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempt);
+    let span = tracing::info_span!(
+        "job",
+        id = %job.id,
+        kind = %job.kind,
+        tenant = %job.tenant,
+        attempt = job.attempt
+    );
     inner.metrics.claimed.fetch_add(1, Ordering::Relaxed);
+    let waited = inner.clock.now().0.saturating_sub(job.run_at.0);
+    inner
+        .metrics
+        .claim_latency
+        .record(u64::try_from(waited).unwrap_or(0));
     let run = inner.runs.admit(&inner.root, &kind, job, |job, token| {
         Arc::new(RunShared::new(inner.clone(), kind.clone(), job, token))
     });

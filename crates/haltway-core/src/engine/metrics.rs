@@ -30,6 +30,15 @@ pub struct Metrics {
     /// Milliseconds from a cancel request to the job's `cancelled` state, for jobs this
     /// engine cancelled.
     pub cancel_latency: Histogram,
+    /// Milliseconds a claimed job waited in the queue: from when it was due (`run_at`) to
+    /// its claim by this engine.
+    pub claim_latency: Histogram,
+    /// Milliseconds each attempt on this engine ran, from its claim to its recorded end.
+    pub run_time: Histogram,
+    /// Milliseconds from a cancel reaching a running attempt on this engine (its token
+    /// tripped) to the handler's stop (returned, or aborted past its grace): how fast handlers
+    /// observe a cancel.
+    pub cancel_stop: Histogram,
 }
 
 impl Metrics {
@@ -78,6 +87,9 @@ pub(crate) struct Counters {
     pub(crate) appended: AtomicU64,
     pub(crate) cancel_requests: AtomicU64,
     pub(crate) cancel_latency: LiveHistogram,
+    pub(crate) claim_latency: LiveHistogram,
+    pub(crate) run_time: LiveHistogram,
+    pub(crate) cancel_stop: LiveHistogram,
 }
 
 /// The live form of a [`Histogram`].
@@ -97,6 +109,11 @@ impl Default for LiveHistogram {
 }
 
 impl LiveHistogram {
+    /// Records the time since `since`, in whole milliseconds.
+    pub(crate) fn record_since(&self, since: std::time::Instant) {
+        self.record(u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX));
+    }
+
     /// Records one observation.
     pub(crate) fn record(&self, ms: u64) {
         let i = Histogram::BOUNDS_MS.partition_point(|&b| b < ms);
@@ -131,6 +148,9 @@ impl Counters {
             appended: n(&self.appended),
             cancel_requests: n(&self.cancel_requests),
             cancel_latency: self.cancel_latency.snapshot(),
+            claim_latency: self.claim_latency.snapshot(),
+            run_time: self.run_time.snapshot(),
+            cancel_stop: self.cancel_stop.snapshot(),
         }
     }
 

@@ -25,6 +25,7 @@ pub(super) async fn supervise(
     mut fut: super::attempt::BoxFuture,
     grace: Duration,
 ) {
+    let started = std::time::Instant::now();
     let ended = tokio::select! {
         biased;
         r = &mut fut => Ended::Returned(r),
@@ -50,6 +51,11 @@ pub(super) async fn supervise(
     drop(fut);
     let inner = run.engine.clone();
     let cause = run.cause();
+    if cause == Some(StopCause::Cancelled)
+        && let Some(told) = run.stopped_at.get()
+    {
+        inner.metrics.cancel_stop.record_since(*told);
+    }
     let finish = match (cause, ended) {
         (Some(StopCause::LeaseLost), _) => None,
         // A shutdown sends back to the queue only an attempt it stopped: one aborted, or one
@@ -81,6 +87,7 @@ pub(super) async fn supervise(
         match result {
             Ok(job) => {
                 tracing::debug!(state = %job.state, reason = ?job.reason, "attempt ended");
+                inner.metrics.run_time.record_since(started);
                 inner.metrics.count_terminal(&job);
             }
             Err(Error::LeaseLost { .. }) => {

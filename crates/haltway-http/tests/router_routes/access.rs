@@ -332,6 +332,9 @@ async fn operations_routes_and_unknown_routes() {
         "haltway_jobs_finished_total{state=\"cancelled\"} 1",
         "haltway_cancel_latency_seconds_count 1",
         "haltway_cancel_latency_seconds_bucket{le=\"+Inf\"} 1",
+        "haltway_claim_latency_seconds_count 1",
+        "haltway_run_seconds_count 1",
+        "haltway_cancel_stop_seconds_count 0",
         "haltway_http_requests_total{method=\"POST\",route=\"/v1/jobs\",status=\"202\"} 2",
         "haltway_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"403\"} 1",
     ] {

@@ -158,6 +158,23 @@ impl Shared {
         Ok((job, wire))
     }
 
+    /// This profile's job `id` of the caller with its `wire` record read as `T`; not found,
+    /// with `not_found`'s message, for any other.
+    pub(crate) async fn load_as<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        id: &str,
+        not_found: &str,
+    ) -> Result<(Job, T), Fail> {
+        let (job, wire) = self.load(caller, id).await.map_err(|f| match f {
+            Fail::NotFound(_) => Fail::NotFound(not_found.to_owned()),
+            other => other,
+        })?;
+        let stored = serde_json::from_value(wire)
+            .map_err(|e| Fail::Internal(format!("the stored record of job {}: {e}", job.id)))?;
+        Ok((job, stored))
+    }
+
     /// The `wire` record of a job of this profile; `None` for any other job.
     pub(crate) fn wire(&self, job: &Job) -> Option<Value> {
         let meta: Value = serde_json::from_str(job.metadata.as_deref()?).ok()?;

@@ -62,13 +62,7 @@ fn answer<T: Serialize>(result: Result<T, Fail>) -> Response {
 }
 
 async fn load(s: &Shared, caller: &Caller, id: &str) -> Result<(Job, Stored), Fail> {
-    let (job, wire) = s.load(caller, id).await.map_err(|f| match f {
-        Fail::NotFound(_) => Fail::NotFound("Job not found".to_owned()),
-        other => other,
-    })?;
-    let stored: Stored = serde_json::from_value(wire)
-        .map_err(|e| Fail::Internal(format!("stored job record: {e}")))?;
-    Ok((job, stored))
+    s.load_as(caller, id, "Job not found").await
 }
 
 async fn initiate(State(s): St, headers: HeaderMap, body: Body) -> Response {
@@ -135,11 +129,8 @@ async fn job_status(
     path: Params<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let id = params(path)?;
         let caller = s.caller(&headers)?;
         let paging = paging(raw.as_deref())?;
         let (job, _) = match load(&s, &caller, &id).await {
@@ -194,11 +185,8 @@ async fn forbidden_or(s: &Shared, caller: &Caller, id: &str, not_found: String) 
 }
 
 async fn cancel(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let done = async {
+        let id = params(path)?;
         let caller = s.caller(&headers)?;
         let (job, _) = load(&s, &caller, &id).await?;
         match s.cancel(&caller, &job).await {
@@ -217,11 +205,8 @@ async fn cancel(State(s): St, headers: HeaderMap, path: Params<String>) -> Respo
 }
 
 async fn more(State(s): St, headers: HeaderMap, path: Params<String>, body: Body) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let go = async {
+        let id = params(path)?;
         let req: More = json_body(&body)?;
         go_on(&s, &headers, &id, req.additional_limit).await
     };
@@ -229,11 +214,8 @@ async fn more(State(s): St, headers: HeaderMap, path: Params<String>, body: Body
 }
 
 async fn continue_(State(s): St, headers: HeaderMap, path: Params<String>, body: Body) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let go = async {
+        let id = params(path)?;
         let req: Continue = json_body(&body)?;
         go_on(&s, &headers, &id, req.additional_limit).await
     };

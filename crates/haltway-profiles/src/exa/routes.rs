@@ -82,14 +82,10 @@ fn decode(wire: Value) -> Result<Stored, Fail> {
 
 /// Webset `id` of the caller, with its searches.
 async fn load_webset(s: &Shared, caller: &Caller, id: &str) -> Result<Webset, Fail> {
-    let not_found = || Fail::NotFound(format!("Webset {id} not found"));
-    let (record, wire) = s.load(caller, id).await.map_err(|f| match f {
-        Fail::NotFound(_) => not_found(),
-        other => other,
-    })?;
-    let stored = decode(wire)?;
+    let not_found = format!("Webset {id} not found");
+    let (record, stored) = s.load_as::<Stored>(caller, id, &not_found).await?;
     if !matches!(stored, Stored::Webset { .. }) {
-        return Err(not_found());
+        return Err(Fail::NotFound(not_found));
     }
     let mut searches = Vec::new();
     for (job, wire) in s.own_jobs(caller, Some(group(id))).await?.into_iter().rev() {
@@ -260,11 +256,8 @@ async fn get_webset(
     path: Params<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let id = params(path)?;
         let caller = s.caller(&headers)?;
         let pairs = query_pairs(raw.as_deref());
         let expand = pairs
@@ -290,11 +283,8 @@ async fn get_webset(
 }
 
 async fn cancel_webset(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let done = async {
+        let id = params(path)?;
         let caller = s.caller(&headers)?;
         load_webset(&s, &caller, &id).await?;
         let request = CancelRequest {
@@ -315,11 +305,8 @@ async fn create_search(
     path: Params<String>,
     body: Body,
 ) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let made = async {
+        let id = params(path)?;
         let caller = s.caller(&headers)?;
         load_webset(&s, &caller, &id).await?;
         let req: CreateSearch = json_body(&body)?;
@@ -335,35 +322,21 @@ async fn load_search(
     webset: &str,
     id: &str,
 ) -> Result<SearchJob, Fail> {
-    let not_found = || Fail::NotFound(format!("Search {id} not found in webset {webset}"));
-    let (job, wire) = s.load(caller, id).await.map_err(|f| match f {
-        Fail::NotFound(_) => not_found(),
-        other => other,
-    })?;
-    match decode(wire)? {
-        stored @ Stored::Search { .. } => {
-            let Stored::Search { webset: owner, .. } = &stored else {
-                return Err(not_found());
-            };
-            if owner != webset {
-                return Err(not_found());
-            }
-            Ok(SearchJob {
-                webset: owner.clone(),
-                job,
-                stored,
-            })
-        }
-        Stored::Webset { .. } => Err(not_found()),
+    let not_found = format!("Search {id} not found in webset {webset}");
+    let (job, stored) = s.load_as::<Stored>(caller, id, &not_found).await?;
+    match &stored {
+        Stored::Search { webset: owner, .. } if owner == webset => Ok(SearchJob {
+            webset: owner.clone(),
+            job,
+            stored,
+        }),
+        _ => Err(Fail::NotFound(not_found)),
     }
 }
 
 async fn get_search(State(s): St, headers: HeaderMap, path: Params<(String, String)>) -> Response {
-    let (webset, id) = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let (webset, id) = params(path)?;
         let caller = s.caller(&headers)?;
         Ok(search(&load_search(&s, &caller, &webset, &id).await?))
     };
@@ -375,11 +348,8 @@ async fn cancel_search(
     headers: HeaderMap,
     path: Params<(String, String)>,
 ) -> Response {
-    let (webset, id) = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let done = async {
+        let (webset, id) = params(path)?;
         let caller = s.caller(&headers)?;
         let found = load_search(&s, &caller, &webset, &id).await?;
         if found.job.state == JobState::Cancelling {
@@ -427,11 +397,8 @@ async fn list_items(
     path: Params<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let id = params(path)?;
         let caller = s.caller(&headers)?;
         let pairs = query_pairs(raw.as_deref());
         let limit = page_size(&pairs)?;
@@ -485,11 +452,8 @@ async fn list_items(
 }
 
 async fn get_item(State(s): St, headers: HeaderMap, path: Params<(String, String)>) -> Response {
-    let (webset, id) = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let (webset, id) = params(path)?;
         let caller = s.caller(&headers)?;
         let not_found = || Fail::NotFound(format!("Item {id} not found in webset {webset}"));
         let (search_id, seq) = parse_item_id(&id).ok_or_else(not_found)?;
@@ -560,11 +524,8 @@ async fn list_events(State(s): St, headers: HeaderMap, RawQuery(raw): RawQuery) 
 }
 
 async fn get_event(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let id = params(path)?;
         let caller = s.caller(&headers)?;
         log(&s, &caller)
             .await?

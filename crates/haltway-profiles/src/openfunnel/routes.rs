@@ -55,12 +55,9 @@ fn answer<T: Serialize>(result: Result<T, Fail>) -> Response {
 
 async fn load(s: &Shared, headers: &HeaderMap, id: &str) -> Result<(Caller, Job, Stored), Fail> {
     let caller = s.caller(headers)?;
-    let (job, wire) = s.load(&caller, id).await.map_err(|f| match f {
-        Fail::NotFound(_) => Fail::NotFound(format!("Job {id} not found for your API key")),
-        other => other,
-    })?;
-    let stored: Stored = serde_json::from_value(wire)
-        .map_err(|e| Fail::Internal(format!("stored job record: {e}")))?;
+    let (job, stored) = s
+        .load_as(&caller, id, &format!("Job {id} not found for your API key"))
+        .await?;
     Ok((caller, job, stored))
 }
 
@@ -123,11 +120,8 @@ async fn poll(
     path: Params<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let id = params(path)?;
         let (caller, job, stored) = load(&s, &headers, &id).await?;
         let pairs = query_pairs(raw.as_deref());
         let page = match query_value(&pairs, "cursor").filter(|c| !c.is_empty()) {
@@ -168,11 +162,8 @@ async fn poll(
 }
 
 async fn cancel(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let done = async {
+        let id = params(path)?;
         let (caller, job, _) = load(&s, &headers, &id).await?;
         let job = s.cancel(&caller, &job).await.map_err(|f| match f {
             Fail::Conflict(_) => Fail::Conflict(format!("Job {id} has already finished")),

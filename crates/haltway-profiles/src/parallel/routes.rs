@@ -82,12 +82,7 @@ fn answer<T: Serialize>(result: Result<T, Fail>) -> Response {
 
 async fn load(s: &Shared, headers: &HeaderMap, id: &str) -> Result<(Caller, Job, Stored), Fail> {
     let caller = s.caller(headers)?;
-    let (job, wire) = s.load(&caller, id).await.map_err(|f| match f {
-        Fail::NotFound(_) => Fail::NotFound("FindAll run not found".to_owned()),
-        other => other,
-    })?;
-    let stored: Stored = serde_json::from_value(wire)
-        .map_err(|e| Fail::Internal(format!("stored run record: {e}")))?;
+    let (job, stored) = s.load_as(&caller, id, "FindAll run not found").await?;
     Ok((caller, job, stored))
 }
 
@@ -137,23 +132,16 @@ async fn create(State(s): St, headers: HeaderMap, body: Body) -> Response {
 }
 
 async fn retrieve(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
+    let read = async {
+        let (_, job, stored) = load(&s, &headers, &params(path)?).await?;
+        Ok(run(&job, &stored, job.state, job.reason))
     };
-    answer(
-        load(&s, &headers, &id)
-            .await
-            .map(|(_, job, stored)| run(&job, &stored, job.state, job.reason)),
-    )
+    answer(read.await)
 }
 
 async fn cancel(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let done = async {
+        let id = params(path)?;
         let (caller, job, stored) = load(&s, &headers, &id).await?;
         let job = s.cancel(&caller, &job).await.map_err(|f| match f {
             Fail::Conflict(_) => Fail::Conflict("Cannot cancel a terminated FindAll run".into()),
@@ -165,11 +153,8 @@ async fn cancel(State(s): St, headers: HeaderMap, path: Params<String>) -> Respo
 }
 
 async fn result(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let id = params(path)?;
         let (caller, job, stored) = load(&s, &headers, &id).await?;
         let entries = s.all_entries(&caller, &job).await?;
         // The ledger was read after the job: a later read of the job would not be older.
@@ -184,11 +169,8 @@ async fn result(State(s): St, headers: HeaderMap, path: Params<String>) -> Respo
 }
 
 async fn extend(State(s): St, headers: HeaderMap, path: Params<String>, body: Body) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let done = async {
+        let id = params(path)?;
         let (caller, job, stored) = load(&s, &headers, &id).await?;
         let req: Extend = json_body(&body)?;
         if req.additional_match_limit < 1 {
@@ -209,15 +191,11 @@ async fn extend(State(s): St, headers: HeaderMap, path: Params<String>, body: Bo
 }
 
 async fn schema(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
+    let read = async {
+        let (_, job, stored) = load(&s, &headers, &params(path)?).await?;
+        Ok(schema_of(&job, stored))
     };
-    answer(
-        load(&s, &headers, &id)
-            .await
-            .map(|(_, job, stored)| schema_of(&job, stored)),
-    )
+    answer(read.await)
 }
 
 fn schema_of(job: &Job, stored: Stored) -> Schema {
@@ -242,11 +220,8 @@ async fn events(
     path: Params<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let opened = async {
+        let id = params(path)?;
         let (caller, job, stored) = load(&s, &headers, &id).await?;
         let pairs = query_pairs(raw.as_deref());
         let after = match query_value(&pairs, "last_event_id").filter(|v| !v.is_empty()) {

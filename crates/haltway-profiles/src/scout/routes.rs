@@ -51,12 +51,9 @@ fn answer(status: StatusCode, result: Result<RunView, Fail>) -> Response {
 
 async fn load(s: &Shared, headers: &HeaderMap, id: &str) -> Result<(Caller, Job, Stored), Fail> {
     let caller = s.caller(headers)?;
-    let (job, wire) = s.load(&caller, id).await.map_err(|f| match f {
-        Fail::NotFound(_) => Fail::NotFound(format!("FindAll run {id} not found")),
-        other => other,
-    })?;
-    let stored: Stored = serde_json::from_value(wire)
-        .map_err(|e| Fail::Internal(format!("stored run record: {e}")))?;
+    let (job, stored) = s
+        .load_as(&caller, id, &format!("FindAll run {id} not found"))
+        .await?;
     Ok((caller, job, stored))
 }
 
@@ -108,11 +105,8 @@ async fn create(State(s): St, headers: HeaderMap, body: Body) -> Response {
 }
 
 async fn retrieve(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let read = async {
+        let id = params(path)?;
         let (caller, job, stored) = load(&s, &headers, &id).await?;
         full_view(&s, &caller, job, stored).await
     };
@@ -120,11 +114,8 @@ async fn retrieve(State(s): St, headers: HeaderMap, path: Params<String>) -> Res
 }
 
 async fn cancel(State(s): St, headers: HeaderMap, path: Params<String>) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let done = async {
+        let id = params(path)?;
         let (caller, job, stored) = load(&s, &headers, &id).await?;
         let job = s.cancel(&caller, &job).await.map_err(|f| match f {
             Fail::Conflict(_) => Fail::Conflict(format!("FindAll run {id} has already ended")),
@@ -136,11 +127,8 @@ async fn cancel(State(s): St, headers: HeaderMap, path: Params<String>) -> Respo
 }
 
 async fn extend(State(s): St, headers: HeaderMap, path: Params<String>, body: Body) -> Response {
-    let id = match params(path) {
-        Ok(v) => v,
-        Err(f) => return render(f),
-    };
     let done = async {
+        let id = params(path)?;
         let (caller, job, stored) = load(&s, &headers, &id).await?;
         let req: Extend = json_body(&body)?;
         if req.additional_match_limit < 1 {

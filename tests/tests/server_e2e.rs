@@ -287,6 +287,29 @@ async fn demo_run_streams_cancels_and_bills_what_was_kept() {
         2,
         "unknown kind: bad input"
     );
+    // Many jobs from JSON lines: one created, one refused, one found again by its key.
+    let lines = dir.path().join("jobs.jsonl");
+    std::fs::write(
+        &lines,
+        "{\"kind\": \"demo.find_all\", \"input\": {\"latency_ms\": 1}, \"limit\": 1, \"idempotency_key\": \"b-1\"}\n\
+         {\"kind\": \"no.such.kind\"}\n\n\
+         {\"kind\": \"demo.find_all\", \"input\": {\"latency_ms\": 1}, \"limit\": 1, \"idempotency_key\": \"b-1\"}\n",
+    )
+    .expect("write lines");
+    let (code, out) = cli(
+        &server,
+        &["submit-batch", lines.to_str().expect("path"), "--json"],
+    );
+    assert_eq!(code, 1, "one job was refused: {out}");
+    let batch: Value = serde_json::from_str(out.trim()).expect("json");
+    let statuses: Vec<u64> = batch["data"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(statuses, [202, 422, 200]);
+    assert_eq!(batch["data"][0]["job"]["id"], batch["data"][2]["job"]["id"]);
     let (code, _) = cli(&server, &["watch", &id]);
     assert_eq!(
         code, 9,

@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Routes (`GET /openapi.json` has them all, with their schemas):
-//! - `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/{id}`, `POST /v1/jobs/{id}/cancel`,
+//! - `POST /v1/jobs`, `POST /v1/jobs/batch`, `GET /v1/jobs`, `GET /v1/jobs/{id}`, `POST /v1/jobs/{id}/cancel`,
 //!   `POST /v1/jobs/{id}/extend`, `GET /v1/jobs/{id}/results`, `GET /v1/jobs/{id}/events` (SSE),
 //!   `POST /v1/groups/{group}/cancel`, `GET /v1/stats`;
 //! - `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}` (admin keys only);
@@ -53,9 +53,10 @@ pub use keys::{KeyError, KeyRecord, Keys};
 pub use limit::RateLimiter;
 pub use ui::dashboard;
 pub use views::{
-    CancelView, CreateJob, CreateKey, EventParams, EventView, ExtendJob, GroupCancelled, Health,
-    JobPage, JobView, KeyList, KeyParams, KeyRevoked, KeyView, ListParams, ProgressView,
-    ResultPage, ResultView, ResultsParams, StateCountsView, StatsView, UsageView, rfc3339,
+    BatchCreated, BatchItem, BatchJob, CancelView, CreateJob, CreateJobs, CreateKey, EventParams,
+    EventView, ExtendJob, GroupCancelled, Health, JobPage, JobView, KeyList, KeyParams, KeyRevoked,
+    KeyView, ListParams, ProgressView, ResultPage, ResultView, ResultsParams, StateCountsView,
+    StatsView, UsageView, rfc3339,
 };
 
 /// Settings of the API.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::error::ErrorDetail;
 use crate::keys::KeyRecord;
 
 /// A job.
@@ -191,9 +192,9 @@ pub struct CreateJob {
     /// A registered job kind.
     #[schema(min_length = 1)]
     pub kind: String,
-    /// The kind's input.
+    /// The kind's input: any JSON value the kind takes (`null` when left out).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub input: Value,
     /// Maximum number of results (at least 1).
     #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
@@ -222,9 +223,100 @@ pub struct CreateJob {
     #[serde(default, deserialize_with = "integer::opt_u64")]
     pub deadline_ms: Option<u64>,
     /// Failed attempts allowed (at least 1).
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64, value_type = Option<i64>)]
     #[serde(default, deserialize_with = "integer::opt_u32")]
     pub max_attempts: Option<u32>,
+}
+
+/// Jobs to create in one request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJobs {
+    /// 1 to 1000 jobs, each as `POST /v1/jobs` takes it.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub jobs: Vec<BatchJob>,
+}
+
+/// One job of a batch: the fields of a create, and its own idempotency key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchJob {
+    /// A registered job kind.
+    #[schema(min_length = 1)]
+    pub kind: String,
+    /// The kind's input: any JSON value the kind takes (`null` when left out).
+    #[serde(default)]
+    #[schema(value_type = serde_json::Value)]
+    pub input: Value,
+    /// Maximum number of results (at least 1).
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    #[serde(default, deserialize_with = "integer::opt_u64")]
+    pub limit: Option<u64>,
+    /// A group, for group cancel (1–255 characters, none of them control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub group: Option<String>,
+    /// Free-form metadata (a JSON object).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// `checkpoint` (default), `drain` or `abort`.
+    #[schema(value_type = Option<CancelModeName>)]
+    pub cancel_mode: Option<CancelMode>,
+    /// `keep` (default) or `discard`.
+    #[schema(value_type = Option<OnCancelName>)]
+    pub on_cancel: Option<OnCancel>,
+    /// Start no earlier than this many milliseconds from now.
+    #[serde(default, deserialize_with = "integer::opt_u64")]
+    pub delay_ms: Option<u64>,
+    /// Fail with `timeout` if not started within this many milliseconds.
+    #[serde(default, deserialize_with = "integer::opt_u64")]
+    pub deadline_ms: Option<u64>,
+    /// Failed attempts allowed (at least 1).
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "integer::opt_u32")]
+    pub max_attempts: Option<u32>,
+    /// Same key and tenant → same job, as the `Idempotency-Key` header of a single create
+    /// (1–255 visible ASCII characters).
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7e]+$")]
+    pub idempotency_key: Option<String>,
+}
+
+impl From<BatchJob> for CreateJob {
+    fn from(b: BatchJob) -> Self {
+        CreateJob {
+            kind: b.kind,
+            input: b.input,
+            limit: b.limit,
+            group: b.group,
+            metadata: b.metadata,
+            cancel_mode: b.cancel_mode,
+            on_cancel: b.on_cancel,
+            delay_ms: b.delay_ms,
+            deadline_ms: b.deadline_ms,
+            max_attempts: b.max_attempts,
+        }
+    }
+}
+
+/// What became of each job of a batch, in the order they were given.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchCreated {
+    /// One result per job.
+    pub data: Vec<BatchItem>,
+}
+
+/// One job's result: the status a single create would have answered, and the job or the error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// 202 created, 200 an idempotent repeat, or the error's status (409, 422, 429, 503).
+    pub status: u16,
+    /// The job, when it was created or found by its idempotency key.
+    pub job: Option<JobView>,
+    /// The error, otherwise.
+    pub error: Option<ErrorDetail>,
 }
 
 /// A new limit.

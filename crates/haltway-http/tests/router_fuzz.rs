@@ -28,6 +28,7 @@ const PATHS: &[&str] = &[
 
 const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/jobs"),
+    ("POST", "/v1/jobs/batch"),
     ("GET", "/v1/jobs"),
     ("GET", "/v1/jobs/{id}"),
     ("POST", "/v1/jobs/{id}/cancel"),

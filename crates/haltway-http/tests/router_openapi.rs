@@ -45,6 +45,7 @@ fn document_is_openapi_3_1_with_every_route() {
             "GET /v1/stats",
             "POST /v1/groups/{group}/cancel",
             "POST /v1/jobs",
+            "POST /v1/jobs/batch",
             "POST /v1/jobs/{id}/cancel",
             "POST /v1/jobs/{id}/extend",
             "POST /v1/jobs/{id}/retry",

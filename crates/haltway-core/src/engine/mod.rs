@@ -274,6 +274,27 @@ impl Engine {
             .await
     }
 
+    /// Submits several jobs of a tenant at once, each by kind name with its input as JSON text
+    /// and its own options (its own idempotency key, say); answers one result per job, in
+    /// order. The submits go to the store together, so a store that commits in groups writes
+    /// them in few transactions; each is durable when this returns, and one job's error does
+    /// not affect the others.
+    ///
+    /// # Cancel safety
+    /// As [`submit`](Self::submit): give each job an idempotency key and repeat the call to
+    /// learn what was created.
+    pub async fn submit_many(
+        &self,
+        tenant: &TenantId,
+        jobs: Vec<(String, String, SubmitOptions)>,
+    ) -> Vec<Result<Submitted>> {
+        futures_util::future::join_all(jobs.into_iter().map(|(kind, input, options)| async move {
+            self.submit_checked(tenant, &kind, &input, options, true)
+                .await
+        }))
+        .await
+    }
+
     /// Submits; `check` decodes the input first (typed submits encoded it from the right type).
     async fn submit_checked(
         &self,

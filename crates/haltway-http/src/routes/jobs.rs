@@ -32,6 +32,67 @@ pub(super) async fn create_job(
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Response> {
     let req: CreateJob = json_body(&state, &headers, body)?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|k| {
+            k.to_str()
+                .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))
+        })
+        .transpose()?;
+    let options = submit_options(&req, key)?;
+    if let Some(max) = state.config.max_active_jobs {
+        let active = state
+            .engine
+            .count_by_state(Some(&caller.tenant))
+            .await?
+            .active();
+        if active >= max {
+            return Err(over_cap(&caller, active));
+        }
+    }
+    let input = req.input.to_string();
+    let submitted = state
+        .engine
+        .submit_json(&caller.tenant, &req.kind, &input, options)
+        .await?;
+    let job = submitted.job;
+    let mut resp = (StatusCode::ACCEPTED, Json(JobView::from(&job))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if !submitted.created {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+fn over_cap(caller: &Caller, active: u64) -> ApiError {
+    ApiError::rate_limited(
+        format!(
+            "tenant `{}` has {active} active jobs, its limit",
+            caller.tenant
+        ),
+        1,
+    )
+}
+
+/// The submit options of a create request.
+fn submit_options(req: &CreateJob, key: Option<&str>) -> AppResult<SubmitOptions> {
+    // The document types these as 64-bit signed integers; larger values are refused here, not
+    // taken as given.
+    for (field, value) in [
+        ("limit", req.limit),
+        ("delay_ms", req.delay_ms),
+        ("deadline_ms", req.deadline_ms),
+    ] {
+        if value.is_some_and(|v| i64::try_from(v).is_err()) {
+            return Err(ApiError::invalid(
+                field,
+                "must be at most 9223372036854775807",
+            ));
+        }
+    }
     let mut options = SubmitOptions::new();
     if let Some(group) = &req.group {
         name_field("group", group)?;
@@ -61,43 +122,132 @@ pub(super) async fn create_job(
     if let Some(n) = req.max_attempts {
         options = options.max_attempts(n);
     }
-    if let Some(key) = headers.get("idempotency-key") {
-        let key = key
-            .to_str()
-            .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+    if let Some(key) = key {
         options = options.idempotency_key(key);
     }
-    if let Some(max) = state.config.max_active_jobs {
-        let active = state
-            .engine
-            .count_by_state(Some(&caller.tenant))
-            .await?
-            .active();
-        if active >= max {
-            return Err(ApiError::rate_limited(
-                format!(
-                    "tenant `{}` has {active} active jobs, its limit",
-                    caller.tenant
-                ),
-                1,
-            ));
+    Ok(options)
+}
+
+/// Create up to 1000 jobs in one request.
+///
+/// Each job is taken as `POST /v1/jobs` takes one, with its idempotency key in the body. A job
+/// that is not well formed refuses the whole request (422, `field` naming `jobs.<i>.<field>`).
+/// Otherwise each gets its own result, in order: the status a single create would have answered
+/// (202, 200 for an idempotent repeat, or an error's: an unknown kind or an input the kind
+/// refuses, a reused key, the active-job cap, an unavailable store) with the job or the error.
+/// One job's error does not stop the others. The jobs are submitted together, so the store writes them in few
+/// transactions. The request counts once against the tenant's request rate; each job counts
+/// against its active-job cap.
+#[utoipa::path(
+    post, path = "/v1/jobs/batch", tag = "jobs",
+    request_body = CreateJobs,
+    responses(
+        (status = 200, description = "One result per job.", body = BatchCreated),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
+        (status = 401, description = "No valid API key.", body = ErrorBody),
+        (status = 413, description = "The body is over the limit.", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON.", body = ErrorBody),
+        (status = 422, description = "The body is not a list of 1 to 1000 jobs; `field` names what is wrong.", body = ErrorBody),
+        (status = 429, description = "Over the tenant's request rate.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub(super) async fn create_jobs(
+    State(state): St,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> AppResult<Json<BatchCreated>> {
+    let req: CreateJobs = json_body(&state, &headers, body)?;
+    if req.jobs.is_empty() || req.jobs.len() > 1000 {
+        return Err(ApiError::invalid("jobs", "give 1 to 1000 jobs"));
+    }
+    // Room under the active-job cap, counted once for the batch.
+    let mut room = match state.config.max_active_jobs {
+        None => u64::MAX,
+        Some(max) => max.saturating_sub(
+            state
+                .engine
+                .count_by_state(Some(&caller.tenant))
+                .await?
+                .active(),
+        ),
+    };
+    // Every job must be well formed, or the whole request is refused (422 naming
+    // `jobs.<i>.<field>`); what only the engine can tell (an unknown kind, an input the kind
+    // refuses, a reused key, the cap) is answered job by job.
+    let mut checked = Vec::with_capacity(req.jobs.len());
+    for (i, job) in req.jobs.into_iter().enumerate() {
+        let at = |e: ApiError| {
+            ApiError::invalid(
+                format!("jobs.{i}.{}", e.field.as_deref().unwrap_or("")),
+                e.message,
+            )
+        };
+        if job.kind.is_empty() {
+            return Err(at(ApiError::invalid("kind", "must not be empty")));
         }
+        if job.limit == Some(0) {
+            return Err(at(ApiError::invalid("limit", "must be at least 1")));
+        }
+        if job.max_attempts == Some(0) {
+            return Err(at(ApiError::invalid("max_attempts", "must be at least 1")));
+        }
+        if let Some(k) = &job.idempotency_key
+            && (k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(at(ApiError::invalid(
+                "idempotency_key",
+                "must be 1 to 255 visible ASCII characters",
+            )));
+        }
+        let key = job.idempotency_key.clone();
+        let create = CreateJob::from(job);
+        let options = submit_options(&create, key.as_deref()).map_err(at)?;
+        checked.push((create, options));
     }
-    let input = req.input.to_string();
-    let submitted = state
-        .engine
-        .submit_json(&caller.tenant, &req.kind, &input, options)
-        .await?;
-    let job = submitted.job;
-    let mut resp = (StatusCode::ACCEPTED, Json(JobView::from(&job))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
-        resp.headers_mut().insert(header::LOCATION, v);
+    let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(checked.len());
+    let mut submits = Vec::new();
+    let mut slots = Vec::new();
+    for (i, (create, options)) in checked.into_iter().enumerate() {
+        if room == 0 {
+            let active = state.config.max_active_jobs.unwrap_or(0);
+            results.push(Some(failed(over_cap(&caller, active), i)));
+            continue;
+        }
+        room -= 1;
+        results.push(None);
+        slots.push(i);
+        submits.push((create.kind, create.input.to_string(), options));
     }
-    if !submitted.created {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    let submitted = state.engine.submit_many(&caller.tenant, submits).await;
+    for (i, outcome) in slots.into_iter().zip(submitted) {
+        results[i] = Some(match outcome {
+            Ok(s) => BatchItem {
+                status: if s.created { 202 } else { 200 },
+                job: Some(JobView::from(&s.job)),
+                error: None,
+            },
+            Err(e) => failed(ApiError::from(e), i),
+        });
     }
-    Ok(resp)
+    Ok(Json(BatchCreated {
+        data: results.into_iter().flatten().collect(),
+    }))
+}
+
+/// A batch item's error; its field is prefixed with the item's place (`jobs.3.limit`).
+fn failed(e: ApiError, i: usize) -> BatchItem {
+    BatchItem {
+        status: e.status.as_u16(),
+        job: None,
+        error: Some(ErrorDetail {
+            kind: e.kind.as_str().to_owned(),
+            message: e.message,
+            field: e.field.map(|f| format!("jobs.{i}.{f}")),
+        }),
+    }
 }
 
 /// List jobs, newest first.

@@ -37,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::views::{BatchCreated, BatchItem, CreateJobs};
 use crate::views::{
     CreateJob, CreateKey, EventParams, EventView, ExtendJob, GroupCancelled, Health, JobPage,
     JobView, KeyList, KeyParams, KeyRevoked, KeyView, ListParams, ResultPage, ResultView,
@@ -90,6 +91,7 @@ impl Modify for Security {
 pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(jobs::create_job, jobs::list_jobs))
+        .routes(routes!(jobs::create_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::extend_job))

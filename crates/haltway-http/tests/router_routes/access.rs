@@ -205,7 +205,25 @@ async fn active_job_cap_answers_429() {
         None,
     )
     .await;
-    api.create(&api.acme, body).await;
+    api.create(&api.acme, body.clone()).await;
+    // A batch fills what room is left (globex has one active job of two) and refuses the
+    // rest, job by job.
+    let batch = api
+        .call(
+            "POST",
+            "/v1/jobs/batch",
+            &api.globex,
+            Some(json!({"jobs": [body.clone(), body.clone()]})),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.text);
+    let statuses: Vec<u64> = batch.json()["data"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(statuses, [202, 429]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -558,3 +558,78 @@ async fn a_failed_job_is_retried_with_its_results_and_others_conflict() {
         .await
         .assert_error(StatusCode::CONFLICT, "conflict");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_creates_each_job_or_says_why_not() {
+    let api = api();
+    let batch = json!({"jobs": [
+        {"kind": "steps", "input": {"items": 1}, "idempotency_key": "k-1"},
+        {"kind": "nope", "input": {}},
+        {"kind": "steps", "input": {"wrong": true}},
+        {"kind": "steps", "input": {"items": 1}, "idempotency_key": "k-1"},
+        {"kind": "steps", "input": {"items": 2}, "idempotency_key": "k-1"},
+        {"kind": "steps", "input": {"items": 1}, "group": "g"},
+    ]});
+    let a = api
+        .call("POST", "/v1/jobs/batch", &api.acme, Some(batch))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let data = a.json()["data"].as_array().expect("results").clone();
+    let statuses: Vec<u64> = data
+        .iter()
+        .map(|r| r["status"].as_u64().expect("status"))
+        .collect();
+    // Created; an unknown kind; an input the kind refuses; the same key again (the same job);
+    // the key reused for another input; created.
+    assert_eq!(statuses, [202, 422, 422, 200, 409, 202], "{data:?}");
+    assert_eq!(data[0]["job"]["id"], data[3]["job"]["id"], "the key's job");
+    assert!(data[1]["job"].is_null() && data[1]["error"]["type"] == "invalid_request");
+    assert_eq!(data[2]["error"]["field"], "jobs.2.input");
+    assert_eq!(data[5]["job"]["group"], "g");
+    // Every created job exists and runs.
+    for i in [0, 5] {
+        let id = data[i]["job"]["id"].as_str().expect("id");
+        api.until(&api.acme, id, |j| j["state"] == "completed")
+            .await;
+    }
+    // A job that is not well formed refuses the whole batch, naming it; nothing is created.
+    for (job, field) in [
+        (json!({"kind": "steps", "limit": 0}), "jobs.1.limit"),
+        (
+            json!({"kind": "steps", "idempotency_key": "bad key"}),
+            "jobs.1.idempotency_key",
+        ),
+        (json!({"kind": "steps", "metadata": [1]}), "jobs.1.metadata"),
+        (json!({"kind": ""}), "jobs.1.kind"),
+    ] {
+        let before = api.call("GET", "/v1/stats", &api.acme, None).await.json()["total"].clone();
+        let body = json!({"jobs": [{"kind": "steps", "input": {"items": 1}}, job]});
+        let e = api
+            .call("POST", "/v1/jobs/batch", &api.acme, Some(body))
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        assert_eq!(e["error"]["field"], field);
+        let after = api.call("GET", "/v1/stats", &api.acme, None).await.json()["total"].clone();
+        assert_eq!(before, after, "nothing created");
+    }
+    // The whole body is refused when it is not a list of 1 to 1000 jobs.
+    for bad in [json!({"jobs": []}), json!({"jobs": {}}), json!({"job": []})] {
+        api.call("POST", "/v1/jobs/batch", &api.acme, Some(bad))
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    }
+    let many: Vec<_> = (0..1001).map(|_| json!({"kind": "steps"})).collect();
+    api.call(
+        "POST",
+        "/v1/jobs/batch",
+        &api.acme,
+        Some(json!({"jobs": many})),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    // Another tenant does not see them.
+    let id = data[0]["job"]["id"].as_str().expect("id");
+    api.call("GET", &format!("/v1/jobs/{id}"), &api.globex, None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+}

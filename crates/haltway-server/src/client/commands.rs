@@ -47,6 +47,72 @@ pub(super) async fn submit(c: &Client, a: SubmitArgs) -> Outcome<Exit> {
     Ok(Exit::Ok)
 }
 
+pub(super) async fn submit_batch(c: &Client, file: &str) -> Outcome<Exit> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    }
+    .map_err(|e| fail(Exit::Usage, &format!("cannot read {file}: {e}")))?;
+    let mut jobs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        jobs.push(parse_json(&format!("line {}", n + 1), line)?);
+    }
+    if jobs.is_empty() {
+        return Err(fail(Exit::Usage, &format!("{file} holds no job")));
+    }
+    let (mut created, mut failed) = (0_usize, 0_usize);
+    let mut results = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(1000) {
+        let req = c
+            .request(Method::POST, "/v1/jobs/batch")?
+            .json(&json!({ "jobs": chunk }));
+        let value = c.send(req).await?;
+        let data = value["data"]
+            .as_array()
+            .ok_or_else(|| fail(Exit::Failure, "the server's answer has no `data`"))?;
+        for (k, item) in data.iter().enumerate() {
+            let n = results.len() + 1;
+            let status = item["status"].as_u64().unwrap_or(0);
+            if status == 200 || status == 202 {
+                created += 1;
+            } else {
+                failed += 1;
+            }
+            if !c.json {
+                let what = match (item["job"]["id"].as_str(), &item["error"]) {
+                    (Some(id), _) => format!(
+                        "{id}{}",
+                        if status == 200 {
+                            "  (already created by its idempotency key)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    (None, e) => format!(
+                        "{}: {}",
+                        e["field"]
+                            .as_str()
+                            .map_or_else(|| format!("jobs.{k}"), str::to_owned),
+                        e["message"].as_str().unwrap_or("failed")
+                    ),
+                };
+                println!("#{n:<5} {status}  {what}");
+            }
+            results.push(item.clone());
+        }
+    }
+    if c.json {
+        println!("{}", json!({ "data": results }));
+    } else {
+        println!("{created} created or found, {failed} refused");
+    }
+    Ok(if failed == 0 { Exit::Ok } else { Exit::Failure })
+}
+
 pub(super) async fn ls(c: &Client, a: LsArgs) -> Outcome<Exit> {
     let mut q = vec![format!("limit={}", a.limit)];
     for (k, v) in [

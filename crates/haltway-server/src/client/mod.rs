@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use commands::{cancel, job_text, keys, ls, result_line, results, submit};
+use commands::{cancel, job_text, keys, ls, result_line, results, submit, submit_batch};
 use serde::Deserialize as _;
 use watch::watch;
 
@@ -114,6 +114,12 @@ pub struct ClientOpts {
 pub enum ClientCmd {
     /// Create a job.
     Submit(SubmitArgs),
+    /// Create many jobs from JSON lines (one `POST /v1/jobs` body per line, with an optional
+    /// `idempotency_key`), sent 1000 to a request; prints each job's outcome.
+    SubmitBatch {
+        /// The file of JSON lines, or `-` for standard input.
+        file: String,
+    },
     /// Show a job.
     Get {
         /// The job's id.
@@ -381,6 +387,7 @@ async fn run_inner(opts: &ClientOpts, cmd: ClientCmd) -> Outcome<Exit> {
     let c = Client::new(opts)?;
     match cmd {
         ClientCmd::Submit(a) => submit(&c, a).await,
+        ClientCmd::SubmitBatch { file } => submit_batch(&c, &file).await,
         ClientCmd::Get { id } => {
             let job = c
                 .call(Method::GET, &format!("/v1/jobs/{}", seg(&id)), None)

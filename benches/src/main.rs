@@ -164,6 +164,7 @@ mod tests {
             "memory per running job",
             "no-op jobs end to end, durable",
             "ledger appends, durable",
+            "bulk submit",
             "POST /v1/jobs (durable create)",
             "GET /v1/jobs/{id}",
             "SSE fan-out",

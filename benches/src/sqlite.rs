@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use haltway_core::Engine;
+use haltway_core::{Engine, SubmitOptions, TenantId};
 use haltway_sqlite::SqliteStore;
 use rusqlite::{Connection, params};
 use tokio::runtime::Runtime;
@@ -15,6 +15,7 @@ use crate::report::{self, Row};
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
     ("sqlite-noop", noop_end_to_end),
     ("sqlite-ledger", ledger_appends),
+    ("sqlite-bulk", bulk_submit),
 ];
 
 const STORE: &str = "sqlite";
@@ -208,4 +209,87 @@ fn raw_ledger(path: &Path, jobs: usize, items: u64, batch: u64) -> f64 {
     }
     conn.execute_batch("COMMIT").expect("commit");
     jobs as f64 * items as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Jobs per `submit_many` call and per raw transaction.
+const BULK: usize = 1000;
+
+/// `Engine::submit_many` in calls of 1000 jobs (no worker runs them), beside raw rusqlite
+/// inserting the same rows (the job and its `queued` event) in transactions of 1000.
+fn bulk_submit(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let n = s.sqlite_jobs;
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut engine_rates, mut base_rates) = (Vec::new(), Vec::new());
+    for _ in 0..s.runs {
+        let path = fresh(dir.path(), "bulk.db");
+        engine_rates.push(rt.block_on(async {
+            let store = SqliteStore::open(&path).expect("open");
+            let engine = Engine::builder(store).register(Noop).build();
+            let tenant = TenantId::from("bench");
+            let t = Instant::now();
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(BULK);
+                let jobs = (0..k)
+                    .map(|_| ("noop".to_owned(), "null".to_owned(), SubmitOptions::new()))
+                    .collect();
+                for r in engine.submit_many(&tenant, jobs).await {
+                    r.expect("submit");
+                }
+                left -= k;
+            }
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            engine.shutdown().await;
+            rate
+        }));
+        let path = fresh(dir.path(), "bulk-raw.db");
+        drop(SqliteStore::open(&path).expect("schema"));
+        base_rates.push(raw_inserts(&path, n));
+    }
+    let e = report::median(&mut engine_rates);
+    let b = report::median(&mut base_rates);
+    let mut row = Row::new(
+        format!("bulk submit, {BULK} per call, durable ({n} jobs)"),
+        STORE,
+    );
+    row.median = report::rate(e, "jobs");
+    row.baseline = format!(
+        "raw rusqlite, same rows, {BULK} per transaction {}",
+        report::rate(b, "jobs")
+    );
+    row.ratio = format!("{:.0}%", 100.0 * e / b);
+    vec![row]
+}
+
+/// The rows a new job writes (the job and its `queued` event), by hand.
+fn raw_inserts(path: &Path, n: usize) -> f64 {
+    let conn = Connection::open(path).expect("open");
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .expect("pragmas");
+    let t = Instant::now();
+    let ids: Vec<[u8; 16]> = (0..n).map(|_| *uuid::Uuid::now_v7().as_bytes()).collect();
+    for chunk in ids.chunks(BULK) {
+        conn.execute_batch("BEGIN").expect("begin");
+        {
+            let mut job = conn
+                .prepare_cached(
+                    "INSERT INTO jobs (id, tenant, kind, input, state, cancel_mode, on_cancel, \
+                     attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
+                     analyzed, created_at, last_event_id) \
+                     VALUES (?1, 'bench', 'noop', 'null', 0, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0, 1, 1)",
+                )
+                .expect("prepare");
+            let mut ev = conn
+                .prepare_cached(
+                    "INSERT INTO events (job, id, at, type, a) VALUES (?1, ?2, 1, 0, ?3)",
+                )
+                .expect("prepare");
+            for id in chunk {
+                job.execute([id]).expect("insert");
+                ev.execute(params![id, 1, 0]).expect("event");
+            }
+        }
+        conn.execute_batch("COMMIT").expect("commit");
+    }
+    n as f64 / t.elapsed().as_secs_f64()
 }

@@ -61,27 +61,7 @@ fn raw_jobs(path: &Path, n: usize) -> f64 {
     let t = Instant::now();
     let ids: Vec<[u8; 16]> = (0..n).map(|_| *uuid::Uuid::now_v7().as_bytes()).collect();
     for chunk in ids.chunks(512) {
-        conn.execute_batch("BEGIN").expect("begin");
-        {
-            let mut job = conn
-                .prepare_cached(
-                    "INSERT INTO jobs (id, tenant, kind, input, state, cancel_mode, on_cancel, \
-                     attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
-                     analyzed, created_at, last_event_id) \
-                     VALUES (?1, 'bench', 'noop', 'null', 0, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0, 1, 1)",
-                )
-                .expect("prepare");
-            let mut ev = conn
-                .prepare_cached(
-                    "INSERT INTO events (job, id, at, type, a) VALUES (?1, ?2, 1, 0, ?3)",
-                )
-                .expect("prepare");
-            for id in chunk {
-                job.execute([id]).expect("insert");
-                ev.execute(params![id, 1, 0]).expect("event");
-            }
-        }
-        conn.execute_batch("COMMIT").expect("commit");
+        insert_queued(&conn, chunk);
         conn.execute_batch("BEGIN").expect("begin");
         {
             let mut claim = conn
@@ -269,27 +249,30 @@ fn raw_inserts(path: &Path, n: usize) -> f64 {
     let t = Instant::now();
     let ids: Vec<[u8; 16]> = (0..n).map(|_| *uuid::Uuid::now_v7().as_bytes()).collect();
     for chunk in ids.chunks(BULK) {
-        conn.execute_batch("BEGIN").expect("begin");
-        {
-            let mut job = conn
-                .prepare_cached(
-                    "INSERT INTO jobs (id, tenant, kind, input, state, cancel_mode, on_cancel, \
-                     attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
-                     analyzed, created_at, last_event_id) \
-                     VALUES (?1, 'bench', 'noop', 'null', 0, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0, 1, 1)",
-                )
-                .expect("prepare");
-            let mut ev = conn
-                .prepare_cached(
-                    "INSERT INTO events (job, id, at, type, a) VALUES (?1, ?2, 1, 0, ?3)",
-                )
-                .expect("prepare");
-            for id in chunk {
-                job.execute([id]).expect("insert");
-                ev.execute(params![id, 1, 0]).expect("event");
-            }
-        }
-        conn.execute_batch("COMMIT").expect("commit");
+        insert_queued(&conn, chunk);
     }
     n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Inserts `ids` as new queued `noop` jobs with their `queued` events, in one transaction.
+fn insert_queued(conn: &Connection, ids: &[[u8; 16]]) {
+    conn.execute_batch("BEGIN").expect("begin");
+    {
+        let mut job = conn
+            .prepare_cached(
+                "INSERT INTO jobs (id, tenant, kind, input, state, cancel_mode, on_cancel, \
+                 attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
+                 analyzed, created_at, last_event_id) \
+                 VALUES (?1, 'bench', 'noop', 'null', 0, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0, 1, 1)",
+            )
+            .expect("prepare");
+        let mut ev = conn
+            .prepare_cached("INSERT INTO events (job, id, at, type, a) VALUES (?1, ?2, 1, 0, ?3)")
+            .expect("prepare");
+        for id in ids {
+            job.execute([id]).expect("insert");
+            ev.execute(params![id, 1, 0]).expect("event");
+        }
+    }
+    conn.execute_batch("COMMIT").expect("commit");
 }

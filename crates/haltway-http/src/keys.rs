@@ -303,6 +303,24 @@ impl Keys {
     }
 }
 
+/// The key a request presents: `Authorization: Bearer <key>`, or else `X-API-Key: <key>`. An
+/// `Authorization` header of another scheme presents no key.
+pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?.trim();
+        let (scheme, token) = v.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 pub(crate) fn check_label(field: &'static str, value: &str) -> Result<(), KeyError> {
     if value.is_empty() || value.chars().count() > 128 || value.chars().any(char::is_control) {
         return Err(KeyError::Invalid {

@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use conn::{ApiIo, ApiListener};
 pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
-pub use keys::{KeyError, KeyRecord, Keys};
+pub use keys::{KeyError, KeyRecord, Keys, presented_key};
 pub use limit::RateLimiter;
 pub use ui::dashboard;
 pub use views::{

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{MethodRouter, any};
 use haltway_core::{
@@ -51,22 +51,7 @@ pub(crate) struct Caller {
 impl Shared {
     /// The caller of a request, from `Authorization: Bearer <key>` or `X-API-Key: <key>`.
     pub(crate) fn caller(&self, headers: &HeaderMap) -> Result<Caller, Fail> {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let v = v.trim();
-                v.get(..7)
-                    .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                    .map(|_| v[7..].trim())
-            })
-            .or_else(|| {
-                headers
-                    .get("x-api-key")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::trim)
-            })
-            .ok_or(Fail::Unauthorized)?;
+        let presented = haltway_http::presented_key(headers).ok_or(Fail::Unauthorized)?;
         let record = self.keys.verify(presented).ok_or(Fail::Unauthorized)?;
         if let Some(limiter) = &self.limiter {
             limiter

@@ -120,7 +120,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> AppResult<Self> {
-        let presented = presented_key(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let presented =
+            crate::keys::presented_key(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         let record = state
             .keys
             .verify(presented)
@@ -137,22 +138,6 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             admin: record.admin,
         })
     }
-}
-
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
-        let v = v.to_str().ok()?.trim();
-        let (scheme, token) = v.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim())
-            .filter(|t| !t.is_empty());
-    }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }
 
 impl Caller {

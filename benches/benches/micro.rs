@@ -55,6 +55,7 @@ fn ledger_append(c: &mut Criterion) {
             run_at: now,
             deadline: None,
             idempotency_key: None,
+            webhook: None,
         };
         store.submit(job, now).await.expect("submit");
         let req = ClaimRequest {

@@ -35,6 +35,8 @@ pub use store::{
     MemoryStore, Notice, ResultsQuery, Store, Submitted, Updated,
 };
 pub use types::{
-    CancelInfo, CancelMode, Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName,
-    Lease, NewJob, OnCancel, Page, Progress, Reason, StateCounts, TenantId, Timestamp,
+    AttemptOutcome, CancelInfo, CancelMode, Delivery, DeliveryAttempt, DeliveryQuery,
+    DeliveryState, Entry, EventData, GroupId, Hook, Job, JobEvent, JobId, JobState, KindName,
+    Lease, NewJob, OnCancel, Page, Progress, Reason, SealedSecret, StateCounts, Subscription,
+    TenantId, Timestamp, event_type,
 };

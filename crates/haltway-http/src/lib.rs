@@ -38,6 +38,7 @@ mod metrics;
 mod routes;
 mod ui;
 mod views;
+mod webhook_views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,11 @@ pub use views::{
     KeyView, ListParams, ProgressView, ResultPage, ResultView, ResultsParams, StateCountsView,
     StatsView, UsageView, rfc3339,
 };
+pub use webhook_views::{
+    AttemptList, AttemptParams, AttemptView, CreateWebhook, DeliveryList, DeliveryParams,
+    DeliveryView, JobWebhook, NativeRender, RotateWebhook, WebhookDeleted, WebhookList,
+    WebhookSecret, WebhookView,
+};
 
 /// Settings of the API.
 #[derive(Debug, Clone)]
@@ -77,6 +83,11 @@ pub struct ApiConfig {
     pub shutdown: CancellationToken,
     /// A rate limiter shared with other routes; `None` makes one from `rate_limit`.
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The key that seals webhook secrets and derives per-job ones; `None`: the webhook routes
+    /// answer 503 (and jobs created with a `webhook` are still written to the outbox).
+    pub webhook_key: Option<haltway_webhooks::SealKey>,
+    /// Which webhook targets are accepted (address literals are checked at create).
+    pub webhook_policy: haltway_webhooks::TargetPolicy,
 }
 
 impl Default for ApiConfig {
@@ -88,6 +99,8 @@ impl Default for ApiConfig {
             max_active_jobs: None,
             shutdown: CancellationToken::new(),
             limiter: None,
+            webhook_key: None,
+            webhook_policy: haltway_webhooks::TargetPolicy::default(),
         }
     }
 }
@@ -126,6 +139,19 @@ impl ApiConfig {
     #[must_use]
     pub fn limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// Serves the webhook routes, sealing secrets with `key`; `policy` says which targets
+    /// are accepted.
+    #[must_use]
+    pub fn webhooks(
+        mut self,
+        key: haltway_webhooks::SealKey,
+        policy: haltway_webhooks::TargetPolicy,
+    ) -> Self {
+        self.webhook_key = Some(key);
+        self.webhook_policy = policy;
         self
     }
 

@@ -66,6 +66,9 @@ pub struct JobView {
     pub finished_at: Option<String>,
     /// Id of the last event; pass it as `Last-Event-ID` to follow from here.
     pub last_event_id: u64,
+    /// The job's own webhook, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::webhook_views::JobWebhook>,
 }
 
 /// Progress of a job.
@@ -226,6 +229,9 @@ pub struct CreateJob {
     #[schema(minimum = 1, maximum = 4_294_967_295_i64, value_type = Option<i64>)]
     #[serde(default, deserialize_with = "integer::opt_u32")]
     pub max_attempts: Option<u32>,
+    /// The job's own webhook: its changes are pushed there, signed by Standard Webhooks with
+    /// the tenant's job-webhook secret (`GET /v1/webhook-secret`).
+    pub webhook: Option<crate::webhook_views::JobWebhook>,
 }
 
 /// Jobs to create in one request.
@@ -278,6 +284,8 @@ pub struct BatchJob {
     #[schema(minimum = 1, maximum = 4_294_967_295_i64, value_type = Option<i64>)]
     #[serde(default, deserialize_with = "integer::opt_u32")]
     pub max_attempts: Option<u32>,
+    /// The job's own webhook, as on a single create.
+    pub webhook: Option<crate::webhook_views::JobWebhook>,
     /// Same key and tenant → same job, as the `Idempotency-Key` header of a single create
     /// (1–255 visible ASCII characters).
     #[schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7e]+$")]
@@ -297,6 +305,7 @@ impl From<BatchJob> for CreateJob {
             delay_ms: b.delay_ms,
             deadline_ms: b.deadline_ms,
             max_attempts: b.max_attempts,
+            webhook: b.webhook,
         }
     }
 }
@@ -542,6 +551,10 @@ impl From<&Job> for JobView {
             cancel_requested_at: job.cancel.as_ref().map(|c| rfc3339(c.requested_at)),
             finished_at: job.finished_at.map(rfc3339),
             last_event_id: job.last_event_id,
+            webhook: job
+                .webhook
+                .as_ref()
+                .map(crate::webhook_views::JobWebhook::of),
         }
     }
 }

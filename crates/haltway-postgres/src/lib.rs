@@ -36,6 +36,7 @@ mod schema;
 mod status_log;
 mod stmts;
 mod store;
+mod webhooks;
 mod workers;
 
 use std::time::Duration;

@@ -95,6 +95,58 @@ const MIGRATIONS: &[&str] = &[
     r"
     CREATE TABLE {s}.commits (token uuid PRIMARY KEY);
     ",
+    // 7: webhooks: tenants' subscriptions, the outbox each change writes in its own
+    // transaction, and the attempts log. `due_at` is the end of the lease of a leased pending
+    // delivery, its `next_at` otherwise, and NULL once it is delivered or failed. (A job's own
+    // webhook lives in its `doc`.)
+    r"
+    CREATE TABLE {s}.webhook_subscriptions (
+        id              text PRIMARY KEY,
+        tenant          text NOT NULL,
+        created_at      bigint NOT NULL,
+        hook            text NOT NULL,
+        secrets         text NOT NULL,
+        failing_since   bigint,
+        disabled_at     bigint,
+        disabled_reason text
+    );
+    CREATE INDEX webhook_subscriptions_tenant ON {s}.webhook_subscriptions (tenant, created_at);
+    CREATE TABLE {s}.webhook_deliveries (
+        seq          bigserial PRIMARY KEY,
+        id           text NOT NULL UNIQUE,
+        tenant       text NOT NULL,
+        job          uuid NOT NULL,
+        subscription text,
+        hook         text NOT NULL,
+        event_type   text NOT NULL,
+        data         text NOT NULL,
+        created_at   bigint NOT NULL,
+        state        text NOT NULL,
+        attempts     integer NOT NULL,
+        next_at      bigint,
+        lease_owner  text,
+        due_at       bigint
+    );
+    CREATE INDEX webhook_deliveries_due ON {s}.webhook_deliveries (due_at)
+        WHERE due_at IS NOT NULL;
+    CREATE INDEX webhook_deliveries_job ON {s}.webhook_deliveries (job);
+    CREATE INDEX webhook_deliveries_tenant ON {s}.webhook_deliveries (tenant, seq);
+    CREATE TABLE {s}.webhook_attempts (
+        seq          bigserial PRIMARY KEY,
+        delivery     text NOT NULL,
+        n            integer NOT NULL,
+        tenant       text NOT NULL,
+        job          uuid NOT NULL,
+        subscription text,
+        at           bigint NOT NULL,
+        status       integer,
+        latency_ms   bigint NOT NULL,
+        error        text,
+        next_at      bigint,
+        UNIQUE (delivery, n)
+    );
+    CREATE INDEX webhook_attempts_tenant ON {s}.webhook_attempts (tenant, seq);
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

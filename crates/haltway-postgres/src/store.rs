@@ -9,10 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use haltway_core::kernel;
 use haltway_core::{
-    Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
-    GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
-    Progress, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId,
-    Timestamp, Updated,
+    Append, Appended, AttemptOutcome, CancelRequest, ClaimRequest, Delivery, DeliveryAttempt,
+    DeliveryQuery, Entry, Error, EventData, EventNotice, Finish, GroupId, Job, JobEvent, JobId,
+    JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress, Result, ResultsQuery,
+    StateCounts, Store, StoreErrorKind, Submitted, Subscription, TenantId, Timestamp, Updated,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio_postgres::Config;
@@ -24,6 +24,7 @@ use crate::notify::listen;
 use crate::reader::Reader;
 use crate::schema;
 use crate::status_log;
+use crate::webhooks;
 
 /// A [`Store`] on PostgreSQL, shared by any number of nodes.
 ///
@@ -511,6 +512,62 @@ impl Store for PgStore {
         // Other nodes send event notifications only to nodes in `listeners`.
         self.shared.wanted.notify_one();
         rx
+    }
+
+    async fn put_subscription(&self, sub: &Subscription) -> Result<()> {
+        let mut c = self.reader().await?;
+        webhooks::put_subscription(&mut c, &self.shared.q, sub).await
+    }
+
+    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        let mut c = self.reader().await?;
+        webhooks::delete_subscription(&mut c, &self.shared.q, tenant, id).await
+    }
+
+    async fn subscriptions(&self, tenant: Option<&TenantId>) -> Result<Vec<Subscription>> {
+        let mut c = self.reader().await?;
+        webhooks::subscriptions(&mut c, &self.shared.q, tenant).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        worker: &str,
+        lease_ms: u64,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<Delivery>> {
+        let mut c = self.reader().await?;
+        webhooks::claim(&mut c, &self.shared.q, worker, lease_ms, limit, now).await
+    }
+
+    async fn record_attempt(
+        &self,
+        worker: &str,
+        attempt: &DeliveryAttempt,
+        outcome: &AttemptOutcome,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut c = self.reader().await?;
+        webhooks::record(&mut c, &self.shared.q, worker, attempt, outcome, now).await
+    }
+
+    async fn deliveries(&self, tenant: &TenantId, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
+        let mut c = self.reader().await?;
+        webhooks::deliveries(&mut c, &self.shared.q, tenant, query).await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        tenant: &TenantId,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryAttempt>> {
+        let mut c = self.reader().await?;
+        webhooks::attempts(&mut c, &self.shared.q, tenant, query).await
+    }
+
+    async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {
+        let mut c = self.reader().await?;
+        webhooks::redeliver(&mut c, &self.shared.q, tenant, id, now).await
     }
 
     /// One claim per write connection: each batch holds at most one.

@@ -13,6 +13,7 @@ use haltway_core::{Engine, Store};
 use haltway_http::{ApiConfig, Keys, RateLimit, RateLimiter};
 use haltway_postgres::{PgOptions, PgStore};
 use haltway_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use haltway_webhooks::{DeliveryConfig, Dispatcher, SealKey, TargetPolicy};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +74,34 @@ pub struct ServeArgs {
     /// Do not serve the web dashboard at `/ui`.
     #[arg(long, env = "HALTWAY_NO_UI")]
     pub no_ui: bool,
+    /// The file of the key that seals webhook secrets, created on first start [default: the
+    /// database file with `.webhook-key`, or ./haltway.webhook-key]. Every node of one
+    /// PostgreSQL database needs the same key.
+    #[arg(long, env = "HALTWAY_WEBHOOK_KEY_FILE")]
+    pub webhook_key_file: Option<PathBuf>,
+    /// Allow webhook targets on loopback, private and link-local addresses (refused by
+    /// default).
+    #[arg(long, env = "HALTWAY_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Milliseconds before the first retry of a failed webhook delivery; each later one
+    /// doubles it [default: 5000].
+    #[arg(long, env = "HALTWAY_WEBHOOK_FIRST_RETRY_MS")]
+    pub webhook_first_retry_ms: Option<u64>,
+    /// Seconds after an event during which its delivery is retried [default: 172800].
+    #[arg(long, env = "HALTWAY_WEBHOOK_WINDOW_S")]
+    pub webhook_window_s: Option<u64>,
+    /// Milliseconds one delivery attempt may take [default: 10000].
+    #[arg(long, env = "HALTWAY_WEBHOOK_TIMEOUT_MS")]
+    pub webhook_timeout_ms: Option<u64>,
+    /// Seconds of failures after which a subscription is disabled [default: 432000].
+    #[arg(long, env = "HALTWAY_WEBHOOK_DISABLE_AFTER_S")]
+    pub webhook_disable_after_s: Option<u64>,
+    /// Requests in flight to one webhook endpoint from this node [default: 4].
+    #[arg(long, env = "HALTWAY_WEBHOOK_PER_ENDPOINT")]
+    pub webhook_per_endpoint: Option<usize>,
+    /// Send no webhooks from this node (the outbox is still written; other nodes send it).
+    #[arg(long, env = "HALTWAY_NO_WEBHOOK_DELIVERY")]
+    pub no_webhook_delivery: bool,
 }
 
 /// The TOML file: the same settings, by the same names (with `_`).
@@ -94,6 +123,14 @@ struct FileConfig {
     profiles: Option<String>,
     demo_latency_ms: Option<u64>,
     ui: Option<bool>,
+    webhook_key_file: Option<PathBuf>,
+    webhook_allow_private: Option<bool>,
+    webhook_first_retry_ms: Option<u64>,
+    webhook_window_s: Option<u64>,
+    webhook_timeout_ms: Option<u64>,
+    webhook_disable_after_s: Option<u64>,
+    webhook_per_endpoint: Option<usize>,
+    webhook_delivery: Option<bool>,
 }
 
 /// The settings after merging flags, environment, file and defaults.
@@ -121,6 +158,47 @@ pub struct Settings {
     pub demo_latency_ms: u64,
     /// Serve the dashboard at `/ui`.
     pub ui: bool,
+    /// Webhooks.
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are sealed and sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookSettings {
+    /// The sealing key's file.
+    pub key_file: PathBuf,
+    /// Allow private targets.
+    pub allow_private: bool,
+    /// First retry, in milliseconds.
+    pub first_retry_ms: u64,
+    /// Retry window, in seconds.
+    pub window_s: u64,
+    /// Attempt timeout, in milliseconds.
+    pub timeout_ms: u64,
+    /// Disable a failing subscription after this many seconds.
+    pub disable_after_s: u64,
+    /// Requests in flight per endpoint.
+    pub per_endpoint: usize,
+    /// Run the delivery workers on this node.
+    pub deliver: bool,
+}
+
+impl WebhookSettings {
+    /// The delivery workers' configuration.
+    #[must_use]
+    pub fn delivery(&self) -> DeliveryConfig {
+        DeliveryConfig {
+            first_retry: Duration::from_millis(self.first_retry_ms),
+            window: Duration::from_secs(self.window_s),
+            timeout: Duration::from_millis(self.timeout_ms),
+            disable_after: Duration::from_secs(self.disable_after_s),
+            per_endpoint: self.per_endpoint,
+            policy: TargetPolicy {
+                allow_private: self.allow_private,
+            },
+            ..DeliveryConfig::default()
+        }
+    }
 }
 
 /// Which store.
@@ -253,7 +331,59 @@ impl ServeArgs {
         if demo_latency_ms > 10_000 {
             return Err(StartError("demo latency must be at most 10000 ms".into()));
         }
+        let webhook_timeout_ms = self
+            .webhook_timeout_ms
+            .or(file.webhook_timeout_ms)
+            .unwrap_or(10_000);
+        if !(100..=120_000).contains(&webhook_timeout_ms) {
+            return Err(StartError(
+                "the webhook timeout must be 100 to 120000 ms".into(),
+            ));
+        }
+        let per_endpoint = self
+            .webhook_per_endpoint
+            .or(file.webhook_per_endpoint)
+            .unwrap_or(4);
+        if per_endpoint == 0 {
+            return Err(StartError(
+                "webhook requests per endpoint must be at least 1".into(),
+            ));
+        }
+        let first_retry_ms = self
+            .webhook_first_retry_ms
+            .or(file.webhook_first_retry_ms)
+            .unwrap_or(5_000);
+        if first_retry_ms == 0 {
+            return Err(StartError(
+                "the first webhook retry must be at least 1 ms".into(),
+            ));
+        }
+        let webhooks = WebhookSettings {
+            key_file: self
+                .webhook_key_file
+                .clone()
+                .or(file.webhook_key_file)
+                .unwrap_or_else(|| match &store {
+                    StoreSettings::Sqlite { path, .. } => path.with_extension("webhook-key"),
+                    StoreSettings::Postgres { .. } => PathBuf::from("haltway.webhook-key"),
+                }),
+            allow_private: self.webhook_allow_private
+                || file.webhook_allow_private.unwrap_or(false),
+            first_retry_ms,
+            window_s: self
+                .webhook_window_s
+                .or(file.webhook_window_s)
+                .unwrap_or(48 * 3600),
+            timeout_ms: webhook_timeout_ms,
+            disable_after_s: self
+                .webhook_disable_after_s
+                .or(file.webhook_disable_after_s)
+                .unwrap_or(5 * 24 * 3600),
+            per_endpoint,
+            deliver: !self.no_webhook_delivery && file.webhook_delivery.unwrap_or(true),
+        };
         Ok(Settings {
+            webhooks,
             listen: self
                 .listen
                 .clone()
@@ -363,7 +493,11 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
     let shutdown = CancellationToken::new();
     // One rate-limit budget per tenant across the API and the profiles.
     let limiter = Arc::new(RateLimiter::new(settings.rate_limit));
+    let key = SealKey::load_or_create(&settings.webhooks.key_file)
+        .map_err(|e| StartError(format!("webhooks: {e}")))?;
+    let delivery = settings.webhooks.delivery();
     let config = ApiConfig::default()
+        .webhooks(key.clone(), delivery.policy)
         .body_limit(settings.body_limit)
         .rate_limit(settings.rate_limit)
         .limiter(limiter.clone())
@@ -387,6 +521,14 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         .local_addr()
         .map_err(|e| StartError(format!("no local address: {e}")))?;
     engine.start();
+    let dispatcher = if settings.webhooks.deliver {
+        let d = Dispatcher::new(engine.store().clone(), engine.clock(), key, delivery)
+            .map_err(StartError)?
+            .render("native", Arc::new(haltway_http::NativeRender));
+        Some(Arc::new(d).spawn(shutdown.clone()))
+    } else {
+        None
+    };
     tracing::info!(%addr, store = %describe(&settings.store), kinds = ?engine.kinds(), profiles = ?settings.profiles, "haltway serving");
     // A line for people and for scripts that start the server on port 0.
     println!(
@@ -413,6 +555,9 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         shutdown.cancelled().await;
         engine.shutdown().await;
     });
+    if let Some(d) = dispatcher {
+        let _ = d.await;
+    }
     served.map_err(|e| StartError(format!("server error: {e}")))?;
     println!("haltway: stopped");
     Ok(())

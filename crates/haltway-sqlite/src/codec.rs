@@ -74,7 +74,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant, kind, grp, input, metadata, st
     cancel_reason, cancel_by, cancel_at, cancel_mode, on_cancel, lim, attempt, failures, \
     max_attempts, cycle, run_at, deadline, lease_until, worker, fixed_cost, usage, found, \
     analyzed, completion, time_left_ms, stage, recall, last_error, idem_key, created_at, \
-    started_at, finished_at, last_event_id, request_digest";
+    started_at, finished_at, last_event_id, request_digest, webhook";
 
 struct Arcstr(Arc<str>);
 
@@ -164,6 +164,16 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         request_digest: row
             .get::<_, Option<i64>>(36)?
             .map(|d| u64::from_ne_bytes(d.to_ne_bytes())),
+        webhook: match row.get::<_, Option<String>>(37)? {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    37,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?),
+            None => None,
+        },
     })
 }
 
@@ -189,7 +199,7 @@ pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> = std::sync::LazyL
     format!(
         "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, NULL, \
          NULL, NULL, NULL, ?7, ?8, ?9, 0, 0, ?10, 0, ?11, ?12, NULL, NULL, ?13, ?14, 0, 0, NULL, \
-         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18)"
+         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18, ?19)"
     )
 });
 
@@ -235,6 +245,10 @@ pub(crate) fn insert_new_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool
         int(job.last_event_id, "last_event_id")?,
         job.request_digest
             .map(|d| i64::from_ne_bytes(d.to_ne_bytes())),
+        job.webhook
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?,
     ])
     .map_err(sql)
     .map(|n| n == 1)

@@ -22,6 +22,7 @@ mod error;
 mod handle;
 mod schema;
 mod store;
+mod webhooks;
 mod workers;
 mod writer;
 

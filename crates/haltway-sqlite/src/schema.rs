@@ -95,6 +95,52 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE jobs ADD COLUMN request_digest INTEGER;
     ",
+    // 3: webhooks: a job's own hook, tenants' subscriptions, the outbox and its attempts log.
+    // `due_at` is the end of the lease of a leased pending delivery, its `next_at` otherwise,
+    // and NULL once it is delivered or failed.
+    r"
+    ALTER TABLE jobs ADD COLUMN webhook TEXT;
+    CREATE TABLE webhook_subscriptions (
+        id         TEXT PRIMARY KEY,
+        tenant     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        data       TEXT NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        id           TEXT NOT NULL UNIQUE,
+        tenant       TEXT NOT NULL,
+        job          BLOB NOT NULL,
+        subscription TEXT,
+        hook         TEXT NOT NULL,
+        event_type   TEXT NOT NULL,
+        data         TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        state        TEXT NOT NULL,
+        attempts     INTEGER NOT NULL,
+        next_at      INTEGER,
+        lease_owner  TEXT,
+        due_at       INTEGER
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (due_at) WHERE due_at IS NOT NULL;
+    CREATE INDEX webhook_deliveries_job ON webhook_deliveries (job);
+    CREATE INDEX webhook_deliveries_tenant ON webhook_deliveries (tenant, seq);
+    CREATE TABLE webhook_attempts (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery     TEXT NOT NULL,
+        n            INTEGER NOT NULL,
+        tenant       TEXT NOT NULL,
+        job          BLOB NOT NULL,
+        subscription TEXT,
+        at           INTEGER NOT NULL,
+        status       INTEGER,
+        latency_ms   INTEGER NOT NULL,
+        error        TEXT,
+        next_at      INTEGER,
+        UNIQUE (delivery, n)
+    );
+    CREATE INDEX webhook_attempts_tenant ON webhook_attempts (tenant, seq);
+    ",
 ];
 
 /// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it

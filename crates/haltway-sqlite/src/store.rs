@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use haltway_core::kernel::{self, AppendOutcome, Effects};
 use haltway_core::state_sql;
 use haltway_core::{
-    Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId, Job,
-    JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress,
-    Reason, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId,
-    Timestamp, Updated,
+    Append, Appended, AttemptOutcome, CancelRequest, ClaimRequest, Delivery, DeliveryAttempt,
+    DeliveryQuery, Entry, Error, EventNotice, Finish, GroupId, Job, JobEvent, JobId, JobState,
+    Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress, Reason, Result, ResultsQuery,
+    StateCounts, Store, StoreErrorKind, Submitted, Subscription, TenantId, Timestamp, Updated,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -143,6 +143,7 @@ fn append_one(
             }
             let seq = int(entry.seq, "seq")?;
             tx.event(&job, now, EV_ITEM, Some(seq), None, None)?;
+            tx.owe(&job, kernel::Owed::Entry(&entry), now)?;
             tx.put(job, true);
             Ok(Ok(ack))
         }
@@ -638,5 +639,53 @@ impl Store for SqliteStore {
 
     fn event_notices(&self) -> broadcast::Receiver<EventNotice> {
         self.shared.events.subscribe()
+    }
+
+    async fn put_subscription(&self, sub: &Subscription) -> Result<()> {
+        self.put_subscription_(sub).await
+    }
+
+    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        self.delete_subscription_(tenant, id).await
+    }
+
+    async fn subscriptions(&self, tenant: Option<&TenantId>) -> Result<Vec<Subscription>> {
+        self.subscriptions_(tenant).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        worker: &str,
+        lease_ms: u64,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<Delivery>> {
+        self.claim_deliveries_(worker, lease_ms, limit, now).await
+    }
+
+    async fn record_attempt(
+        &self,
+        worker: &str,
+        attempt: &DeliveryAttempt,
+        outcome: &AttemptOutcome,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.record_attempt_(worker, attempt, outcome, now).await
+    }
+
+    async fn deliveries(&self, tenant: &TenantId, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
+        self.deliveries_(tenant, query).await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        tenant: &TenantId,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryAttempt>> {
+        self.delivery_attempts_(tenant, query).await
+    }
+
+    async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {
+        self.redeliver_(tenant, id, now).await
     }
 }

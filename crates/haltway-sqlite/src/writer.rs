@@ -41,6 +41,9 @@ pub(crate) enum Msg {
 pub(crate) struct Tx<'c> {
     pub(crate) conn: &'c Connection,
     cache: &'c mut FxHashMap<JobId, Job>,
+    /// Every tenant's webhook subscriptions, loaded on first need; `None` until then, and
+    /// again whenever a transaction fails or another process commits.
+    pub(crate) subs: &'c mut Option<crate::webhooks::Subs>,
     dirty: FxHashSet<JobId>,
     /// Events to insert at the next flush, many rows per statement.
     events_out: Vec<codec::EventRow>,
@@ -210,6 +213,7 @@ impl Tx<'_> {
     ) -> Result<()> {
         if effects.status_event {
             self.status_event(job, at)?;
+            self.owe(job, haltway_core::kernel::Owed::Status, at)?;
         }
         match &effects.notice {
             Some(Notice::Available(kind)) => self.announce(&kind.0),
@@ -342,6 +346,7 @@ impl Writer {
     /// Runs until every sender is gone.
     pub(crate) fn run(self) {
         let mut cache = FxHashMap::default();
+        let mut subs = None;
         let mut version = self.data_version().unwrap_or(0);
         while let Ok(first) = self.rx.recv() {
             let mut batch = vec![first];
@@ -361,10 +366,10 @@ impl Writer {
             if commands.is_empty() {
                 // A poll: look for other processes' commits outside any transaction.
                 if self.data_version().is_some_and(|v| v != version) {
-                    self.commit(Vec::new(), &mut cache, &mut version);
+                    self.commit(Vec::new(), &mut cache, &mut subs, &mut version);
                 }
             } else {
-                self.commit(commands, &mut cache, &mut version);
+                self.commit(commands, &mut cache, &mut subs, &mut version);
             }
         }
     }
@@ -377,7 +382,13 @@ impl Writer {
             .ok()
     }
 
-    fn commit(&self, commands: Vec<Command>, cache: &mut FxHashMap<JobId, Job>, version: &mut i64) {
+    fn commit(
+        &self,
+        commands: Vec<Command>,
+        cache: &mut FxHashMap<JobId, Job>,
+        subs: &mut Option<crate::webhooks::Subs>,
+        version: &mut i64,
+    ) {
         let mut failed = self
             .conn
             .execute_batch("BEGIN IMMEDIATE")
@@ -388,10 +399,12 @@ impl Writer {
         if foreign {
             *version = self.data_version().unwrap_or(*version);
             cache.clear();
+            *subs = None;
         }
         let mut tx = Tx {
             conn: &self.conn,
             cache,
+            subs,
             dirty: FxHashSet::default(),
             events_out: Vec::new(),
             notices: Vec::new(),
@@ -442,6 +455,7 @@ impl Writer {
         if let Some(e) = &failed {
             tracing::error!(error = %e.report(), "sqlite transaction failed; its writes were rolled back");
             tx.cache.clear();
+            *tx.subs = None;
         } else {
             for n in tx.notices.drain(..) {
                 let _ = self.notices.send(n);

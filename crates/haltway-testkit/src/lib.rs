@@ -93,7 +93,10 @@ macro_rules! store_conformance {
             shutdown_requeues_with_ledger, recover_expired_leases_and_deadlines,
             renew_keeps_lease_and_reports_cancel, events_are_ordered_and_replayable,
             results_pages_by_cursor, notices_announce_work_cancels_and_events,
-            count_by_state_counts_per_tenant, retry_requeues_a_failed_job_with_its_ledger
+            count_by_state_counts_per_tenant, retry_requeues_a_failed_job_with_its_ledger,
+            webhook_outbox_follows_each_change,
+            webhook_deliveries_are_leased_logged_and_redelivered,
+            webhook_subscriptions_are_kept_replaced_and_disabled
         );
 
         #[test]

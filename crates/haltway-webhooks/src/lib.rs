@@ -23,8 +23,12 @@
 //! The durable outbox, delivery workers and subscription API that use these are not built
 //! yet; this crate holds the parts that do not depend on a store.
 
+mod deliver;
+mod seal;
 mod sign;
 mod target;
 
+pub use deliver::{DeliveryConfig, Dispatcher, PolicyResolver, Render, Rendered};
+pub use seal::{SealError, SealKey};
 pub use sign::{Message, Scheme, Secret, SecretError, Signed};
-pub use target::{Target, TargetError, TargetPolicy, is_public, resolve};
+pub use target::{Target, TargetError, TargetPolicy, check_url, is_public, resolve};

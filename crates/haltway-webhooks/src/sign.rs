@@ -52,6 +52,11 @@ impl Secret {
         Ok(Secret(bytes))
     }
 
+    /// A secret of these bytes (a derived one).
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Self {
+        Secret(bytes)
+    }
+
     /// The text form, to show the subscriber once and to store.
     #[must_use]
     pub fn expose(&self) -> String {

@@ -62,24 +62,7 @@ pub enum TargetError {
 /// # Errors
 /// [`TargetError`] for a malformed URL, a host that does not resolve, or an address refused.
 pub async fn resolve(url: &str, policy: TargetPolicy) -> Result<Target, TargetError> {
-    let parsed = url::Url::parse(url).map_err(|e| TargetError::BadUrl(format!("{url}: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(TargetError::BadUrl(format!(
-            "{url}: only http and https are allowed"
-        )));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(TargetError::Credentials);
-    }
-    let host = match parsed.host() {
-        Some(url::Host::Domain(d)) => d.to_owned(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        None => return Err(TargetError::BadUrl(format!("{url}: no host"))),
-    };
-    let port = parsed
-        .port_or_known_default()
-        .ok_or_else(|| TargetError::BadUrl(format!("{url}: no port")))?;
+    let (host, port) = check_url(url, policy)?;
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| TargetError::Resolve {
@@ -106,6 +89,40 @@ pub async fn resolve(url: &str, policy: TargetPolicy) -> Result<Target, TargetEr
         host,
         addrs,
     })
+}
+
+/// The checks of `url` that need no DNS, for a subscription's create: an absolute `http` or
+/// `https` URL without credentials, and (unless the policy allows them) no address literal
+/// that is not public. Returns its host and port.
+///
+/// # Errors
+/// [`TargetError`] for a malformed URL or a refused address literal.
+pub fn check_url(url: &str, policy: TargetPolicy) -> Result<(String, u16), TargetError> {
+    let parsed = url::Url::parse(url).map_err(|e| TargetError::BadUrl(format!("{url}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(TargetError::BadUrl(format!(
+            "{url}: only http and https are allowed"
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(TargetError::Credentials);
+    }
+    let host = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(TargetError::BadUrl(format!("{url}: no host"))),
+    };
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| TargetError::BadUrl(format!("{url}: no port")))?;
+    if !policy.allow_private
+        && let Ok(ip) = host.parse::<IpAddr>()
+        && !is_public(ip)
+    {
+        return Err(TargetError::NotPublic { host, addr: ip });
+    }
+    Ok((host, port))
 }
 
 /// Whether `ip` is a public unicast address (not loopback, private, link-local, shared,

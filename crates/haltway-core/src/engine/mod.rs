@@ -342,6 +342,9 @@ impl Engine {
                 reason: "must be 1 to 255 bytes".into(),
             });
         }
+        if let Some(hook) = &options.webhook {
+            kernel::check_hook(hook)?;
+        }
         let now = inner.clock.now();
         let new = NewJob {
             id: JobId::new(),
@@ -358,6 +361,7 @@ impl Engine {
             run_at: now.plus_ms(options.delay.map_or(0, duration_ms)),
             deadline: options.deadline.map(|d| now.plus_ms(duration_ms(d))),
             idempotency_key: options.idempotency_key,
+            webhook: options.webhook,
         };
         let submitted = inner
             .retrying("submit", || inner.store.submit(new.clone(), now))
@@ -647,5 +651,11 @@ impl Engine {
     #[must_use]
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
+    }
+
+    /// The engine's clock, for parts that keep time beside it (webhook delivery).
+    #[must_use]
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
     }
 }

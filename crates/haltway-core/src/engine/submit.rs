@@ -16,6 +16,7 @@ pub struct SubmitOptions {
     pub(super) delay: Option<Duration>,
     pub(super) deadline: Option<Duration>,
     pub(super) max_attempts: Option<u32>,
+    pub(super) webhook: Option<crate::types::Hook>,
 }
 
 impl SubmitOptions {
@@ -75,6 +76,13 @@ impl SubmitOptions {
     /// Overrides the kind's failed attempts allowed.
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = Some(n);
+        self
+    }
+
+    /// Pushes the job's changes to `hook` (besides the tenant's subscriptions). The URL is
+    /// checked for form here and for where it resolves on every delivery attempt.
+    pub fn webhook(mut self, hook: crate::types::Hook) -> Self {
+        self.webhook = Some(hook);
         self
     }
 }

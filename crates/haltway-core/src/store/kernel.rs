@@ -16,7 +16,8 @@ use super::{Append, Appended, CancelRequest, Finish, LeaseStatus, Notice};
 use crate::error::{Error, Result};
 use crate::state::{Transition, transition};
 use crate::types::{
-    CancelInfo, Entry, Job, JobState, Lease, NewJob, OnCancel, Page, Progress, Timestamp,
+    CancelInfo, Delivery, DeliveryState, Entry, Hook, Job, JobState, Lease, NewJob, OnCancel, Page,
+    Progress, Subscription, Timestamp, event_type,
 };
 
 /// What a change to a job implies besides the job's own fields, decided here once for every
@@ -161,7 +162,117 @@ pub fn new_job(new: NewJob, now: Timestamp) -> Job {
         started_at: None,
         finished_at: None,
         last_event_id: 1,
+        webhook: new.webhook,
     }
+}
+
+/// The change a webhook event reports, for [`outbox`].
+#[derive(Debug, Clone, Copy)]
+pub enum Owed<'a> {
+    /// The job's state changed (or it was created): the job as it now stands.
+    Status,
+    /// The job delivered this ledger entry.
+    Entry(&'a Entry),
+}
+
+/// The outbox rows a change of `job` owes: one per event type per hook that wants it, for the
+/// job's own webhook and each of the tenant's `subscriptions` that is not disabled. A store
+/// writes them in the change's transaction, after the kernel function that made the change,
+/// for every status event ([`Effects::status_event`]) and every new ledger entry.
+///
+/// A state change owes `job.status`, and on a terminal state also `job.completed`,
+/// `job.cancelled` or `job.failed`; a new entry owes `item.delivered`. Each row carries the
+/// data as it stood at the change (the job, or the entry) and an id of its own that every
+/// attempt to send it repeats. Nothing is owed, and nothing allocated, when the job has no
+/// webhook and the tenant no subscription.
+#[must_use]
+pub fn outbox(
+    job: &Job,
+    owed: Owed<'_>,
+    subscriptions: &[Subscription],
+    now: Timestamp,
+) -> Vec<Delivery> {
+    let hooks = job.webhook.iter().map(|h| (None, h)).chain(
+        subscriptions
+            .iter()
+            .filter(|s| s.disabled_at.is_none() && s.tenant == job.tenant)
+            .map(|s| (Some(&s.id), &s.hook)),
+    );
+    let mut out = Vec::new();
+    let mut data: Option<Arc<str>> = None;
+    for (subscription, hook) in hooks {
+        let types: [Option<&str>; 2] = match owed {
+            Owed::Status => [
+                Some(event_type::STATUS),
+                match job.state {
+                    JobState::Completed => Some(event_type::COMPLETED),
+                    JobState::Cancelled => Some(event_type::CANCELLED),
+                    JobState::Failed => Some(event_type::FAILED),
+                    _ => None,
+                },
+            ],
+            Owed::Entry(_) => [Some(event_type::ITEM_DELIVERED), None],
+        };
+        for ty in types.into_iter().flatten().filter(|t| hook.wants(t)) {
+            let data = data
+                .get_or_insert_with(|| {
+                    let text = match owed {
+                        Owed::Status => serde_json::to_string(job),
+                        Owed::Entry(e) => serde_json::to_string(e),
+                    };
+                    Arc::from(text.unwrap_or_else(|_| "{}".into()))
+                })
+                .clone();
+            out.push(Delivery {
+                id: format!("msg_{}", uuid::Uuid::now_v7().as_simple()),
+                tenant: job.tenant.clone(),
+                job: job.id,
+                subscription: subscription.cloned(),
+                hook: hook.clone(),
+                event_type: ty.to_owned(),
+                data,
+                created_at: now,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_at: Some(now),
+            });
+        }
+    }
+    out
+}
+
+/// `Ok` when `hook` names a URL, event types and a scheme and format this release knows.
+///
+/// # Errors
+/// [`Error::InvalidInput`] on field `webhook.url`, `webhook.event_types` or `webhook.scheme`.
+pub fn check_hook(hook: &Hook) -> Result<()> {
+    let url = hook.url.trim();
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+        return Err(Error::InvalidInput {
+            field: "webhook.url",
+            reason: "must be an http:// or https:// URL of at most 2048 characters".into(),
+        });
+    }
+    if let Some(t) = hook
+        .event_types
+        .iter()
+        .find(|t| !event_type::ALL.contains(&t.as_str()))
+    {
+        return Err(Error::InvalidInput {
+            field: "webhook.event_types",
+            reason: format!(
+                "unknown event type `{t}`; known: {}",
+                event_type::ALL.join(", ")
+            ),
+        });
+    }
+    if !matches!(hook.scheme.as_str(), "standard" | "scout" | "exa") {
+        return Err(Error::InvalidInput {
+            field: "webhook.scheme",
+            reason: "must be `standard`, `scout` or `exa`".into(),
+        });
+    }
+    Ok(())
 }
 
 /// `Ok` when `lease` is the job's current attempt and the job is running or cancelling.

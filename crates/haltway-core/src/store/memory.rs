@@ -18,14 +18,16 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use super::kernel::{self, AppendOutcome, Effects};
+use super::memory_outbox::MemoryOutbox;
 use super::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Finish, LeaseStatus, ListQuery,
     Notice, ResultsQuery, Store, Submitted, Updated,
 };
 use crate::error::{Error, Result};
 use crate::types::{
-    Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page,
-    Progress, Reason, StateCounts, TenantId, Timestamp,
+    AttemptOutcome, Delivery, DeliveryAttempt, DeliveryQuery, Entry, EventData, GroupId, Job,
+    JobEvent, JobId, JobState, KindName, Lease, NewJob, Page, Progress, Reason, StateCounts,
+    Subscription, TenantId, Timestamp,
 };
 
 /// A [`Store`] in memory: fast, shared by every engine of one process, lost on exit.
@@ -101,6 +103,7 @@ struct Inner {
     deadlines: BTreeSet<(Timestamp, JobId)>,
     groups: HashMap<(TenantId, GroupId), HashSet<JobId>>,
     idempotency: HashMap<(TenantId, String), JobId>,
+    webhooks: MemoryOutbox,
 }
 
 #[derive(Debug)]
@@ -253,6 +256,13 @@ impl Inner {
         let (out, effects) = f(&mut rec.job)?;
         if effects.status_event {
             rec.event(now, Stored::Status(rec.job.state, rec.job.reason), outbox);
+            let owed = kernel::outbox(
+                &rec.job,
+                kernel::Owed::Status,
+                self.webhooks.subs_of(&rec.job.tenant),
+                now,
+            );
+            self.webhooks.owe(owed);
         }
         let Some(from) = effects.left else {
             self.notify(effects.notice, outbox);
@@ -317,6 +327,13 @@ impl Inner {
                 if let Some(k) = &entry.key {
                     rec.keys.insert(k.clone(), entry.seq);
                 }
+                let owed = kernel::outbox(
+                    &rec.job,
+                    kernel::Owed::Entry(&entry),
+                    self.webhooks.subs_of(&rec.job.tenant),
+                    now,
+                );
+                self.webhooks.owe(owed);
                 rec.ledger.push(entry);
                 rec.event(now, Stored::Item(ack.seq), outbox);
                 Ok(ack)
@@ -404,6 +421,13 @@ impl Store for MemoryStore {
             let effects = kernel::created(&rec.job);
             if effects.status_event {
                 rec.event(now, Stored::Status(rec.job.state, rec.job.reason), outbox);
+                let owed = kernel::outbox(
+                    &rec.job,
+                    kernel::Owed::Status,
+                    inner.webhooks.subs_of(&rec.job.tenant),
+                    now,
+                );
+                inner.webhooks.owe(owed);
             }
             let job = rec.job.clone();
             inner.jobs.insert(id, Box::new(rec));
@@ -673,5 +697,68 @@ impl Store for MemoryStore {
 
     fn event_notices(&self) -> broadcast::Receiver<EventNotice> {
         self.shared.events.subscribe()
+    }
+
+    async fn put_subscription(&self, sub: &Subscription) -> Result<()> {
+        self.shared.inner.lock().webhooks.put_subscription(sub);
+        Ok(())
+    }
+
+    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        Ok(self
+            .shared
+            .inner
+            .lock()
+            .webhooks
+            .delete_subscription(tenant, id))
+    }
+
+    async fn subscriptions(&self, tenant: Option<&TenantId>) -> Result<Vec<Subscription>> {
+        Ok(self.shared.inner.lock().webhooks.subscriptions(tenant))
+    }
+
+    async fn claim_deliveries(
+        &self,
+        worker: &str,
+        lease_ms: u64,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<Delivery>> {
+        Ok(self
+            .shared
+            .inner
+            .lock()
+            .webhooks
+            .claim(worker, lease_ms, limit, now))
+    }
+
+    async fn record_attempt(
+        &self,
+        worker: &str,
+        attempt: &DeliveryAttempt,
+        outcome: &AttemptOutcome,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.shared
+            .inner
+            .lock()
+            .webhooks
+            .record(worker, attempt, outcome, now)
+    }
+
+    async fn deliveries(&self, tenant: &TenantId, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
+        Ok(self.shared.inner.lock().webhooks.deliveries(tenant, query))
+    }
+
+    async fn delivery_attempts(
+        &self,
+        tenant: &TenantId,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryAttempt>> {
+        Ok(self.shared.inner.lock().webhooks.attempts(tenant, query))
+    }
+
+    async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {
+        self.shared.inner.lock().webhooks.redeliver(tenant, id, now)
     }
 }

@@ -30,6 +30,7 @@
 //!     run_at: now,
 //!     deadline: None,
 //!     idempotency_key: None,
+//!     webhook: None,
 //! };
 //! // Submit: the job and what creating it implies.
 //! let mut job = kernel::new_job(new, now);
@@ -56,6 +57,7 @@
 
 pub mod kernel;
 mod memory;
+mod memory_outbox;
 
 use std::sync::Arc;
 
@@ -68,8 +70,9 @@ pub use memory::MemoryStore;
 
 use crate::error::Result;
 use crate::types::{
-    Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page, Progress,
-    Reason, StateCounts, TenantId, Timestamp,
+    AttemptOutcome, Delivery, DeliveryAttempt, DeliveryQuery, Entry, GroupId, Job, JobEvent, JobId,
+    JobState, KindName, Lease, NewJob, Page, Progress, Reason, StateCounts, Subscription, TenantId,
+    Timestamp,
 };
 
 /// Storage for jobs, their ledgers and their events.
@@ -228,6 +231,92 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn parallel_claims(&self) -> usize {
         2
     }
+
+    /// Creates subscription `sub`, or replaces the one with its id (a rotation, a change of
+    /// its endpoint's health). The stores of this workspace keep webhooks; the default keeps
+    /// none and refuses.
+    async fn put_subscription(&self, sub: &Subscription) -> Result<()> {
+        let _ = sub;
+        Err(no_webhooks())
+    }
+
+    /// Deletes a tenant's subscription; `false` when it had none of that id. Its pending
+    /// deliveries stay in the outbox and are sent.
+    async fn delete_subscription(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        let _ = (tenant, id);
+        Err(no_webhooks())
+    }
+
+    /// A tenant's subscriptions, oldest first; every tenant's for `None` (for the delivery
+    /// workers, which look up the secrets of any delivery).
+    async fn subscriptions(&self, tenant: Option<&TenantId>) -> Result<Vec<Subscription>> {
+        let _ = tenant;
+        Ok(Vec::new())
+    }
+
+    /// Leases up to `limit` pending deliveries due at `now` to `worker` for `lease_ms`, oldest
+    /// due first. A delivery leased to a worker is not leased again until its lease ends or its
+    /// attempt is recorded, so no two workers (on any node) send the same attempt at once.
+    async fn claim_deliveries(
+        &self,
+        worker: &str,
+        lease_ms: u64,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<Delivery>> {
+        let _ = (worker, lease_ms, limit, now);
+        Ok(Vec::new())
+    }
+
+    /// Records attempt `attempt.n` of a delivery leased to `worker`, and ends its lease: the
+    /// delivery is delivered, due again at `attempt.next_at`, or failed (and its subscription
+    /// disabled, when the outcome says so). On success the subscription's `failing_since` is
+    /// cleared; on a failure it is set if it was not.
+    ///
+    /// # Errors
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost) when the delivery is no longer leased to
+    /// `worker` for that attempt (its lease ended and another worker took it).
+    async fn record_attempt(
+        &self,
+        worker: &str,
+        attempt: &DeliveryAttempt,
+        outcome: &AttemptOutcome,
+        now: Timestamp,
+    ) -> Result<()> {
+        let _ = (worker, attempt, outcome, now);
+        Err(no_webhooks())
+    }
+
+    /// A tenant's deliveries, newest first.
+    async fn deliveries(&self, tenant: &TenantId, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
+        let _ = (tenant, query);
+        Ok(Vec::new())
+    }
+
+    /// A tenant's delivery attempts, newest first.
+    async fn delivery_attempts(
+        &self,
+        tenant: &TenantId,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryAttempt>> {
+        let _ = (tenant, query);
+        Ok(Vec::new())
+    }
+
+    /// Makes a tenant's delivery due again at `now` (a manual redeliver), whatever its state;
+    /// its id stays the same.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for an unknown delivery or another tenant's.
+    async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {
+        let _ = (tenant, id, now);
+        Err(no_webhooks())
+    }
+}
+
+/// The error of a store that keeps no webhooks.
+fn no_webhooks() -> crate::Error {
+    crate::Error::store(crate::StoreErrorKind::Other, "this store keeps no webhooks")
 }
 
 /// The result of [`Store::submit`].

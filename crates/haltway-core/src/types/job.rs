@@ -119,6 +119,10 @@ pub struct Job {
     pub finished_at: Option<Timestamp>,
     /// Id of the last event written.
     pub last_event_id: u64,
+    /// The job's own webhook: where its changes are pushed, besides the tenant's
+    /// subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<super::Hook>,
 }
 
 impl Job {
@@ -169,6 +173,8 @@ pub struct NewJob {
     pub deadline: Option<Timestamp>,
     /// Same key and tenant → same job.
     pub idempotency_key: Option<String>,
+    /// The job's own webhook, if any.
+    pub webhook: Option<super::Hook>,
 }
 
 /// Proof that a worker holds a job: its id and the attempt the claim created.

@@ -5,9 +5,11 @@
 
 mod job;
 mod state;
+mod webhook;
 
 pub use job::*;
 pub use state::*;
+pub use webhook::*;
 
 use std::fmt;
 use std::sync::Arc;
@@ -158,6 +160,7 @@ pub(crate) fn test_request(at: Timestamp) -> NewJob {
         run_at: at,
         deadline: None,
         idempotency_key: None,
+        webhook: None,
     }
 }
 

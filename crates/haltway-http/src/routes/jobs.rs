@@ -39,7 +39,7 @@ pub(super) async fn create_job(
                 .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))
         })
         .transpose()?;
-    let options = submit_options(&req, key)?;
+    let options = submit_options(&state, &req, key)?;
     if let Some(max) = state.config.max_active_jobs {
         let active = state
             .engine
@@ -78,7 +78,11 @@ fn over_cap(caller: &Caller, active: u64) -> ApiError {
 }
 
 /// The submit options of a create request.
-fn submit_options(req: &CreateJob, key: Option<&str>) -> AppResult<SubmitOptions> {
+fn submit_options(
+    state: &AppState,
+    req: &CreateJob,
+    key: Option<&str>,
+) -> AppResult<SubmitOptions> {
     // The document types these as 64-bit signed integers; larger values are refused here, not
     // taken as given.
     for (field, value) in [
@@ -124,6 +128,11 @@ fn submit_options(req: &CreateJob, key: Option<&str>) -> AppResult<SubmitOptions
     }
     if let Some(key) = key {
         options = options.idempotency_key(key);
+    }
+    if let Some(w) = &req.webhook {
+        let hook = w.hook();
+        super::webhooks::check_hook(state, &hook, "webhook")?;
+        options = options.webhook(hook);
     }
     Ok(options)
 }
@@ -204,7 +213,7 @@ pub(super) async fn create_jobs(
         }
         let key = job.idempotency_key.clone();
         let create = CreateJob::from(job);
-        let options = submit_options(&create, key.as_deref()).map_err(at)?;
+        let options = submit_options(&state, &create, key.as_deref()).map_err(at)?;
         checked.push((create, options));
     }
     let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(checked.len());

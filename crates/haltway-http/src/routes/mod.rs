@@ -14,6 +14,7 @@ mod events;
 mod jobs;
 mod keys;
 mod ops;
+mod webhooks;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub(crate) struct Spec(pub(crate) Arc<str>);
     components(schemas(ErrorBody, ErrorDetail, EventView, crate::views::StateName)),
     tags(
         (name = "jobs", description = "Create, read, cancel and extend jobs; read their results and events."),
+        (name = "webhooks", description = "Webhook subscriptions, deliveries and their attempts."),
         (name = "keys", description = "API keys (admin keys only)."),
         (name = "operations", description = "Health, readiness, metrics and this document.")
     )
@@ -100,6 +102,14 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(events::job_events))
         .routes(routes!(jobs::cancel_group))
         .routes(routes!(ops::stats))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::rotate_webhook))
+        .routes(routes!(webhooks::webhook_attempts))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::delivery_attempts))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::job_webhook_secret))
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(ops::healthz))

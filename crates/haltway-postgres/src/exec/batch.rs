@@ -125,6 +125,10 @@ pub(crate) struct Batch<'s> {
     pub(crate) notices: Vec<Notice>,
     pub(crate) announced: FxHashSet<String>,
     pub(crate) last_event: FxHashMap<JobId, u64>,
+    /// Every tenant's webhook subscriptions that are not disabled, read when the batch began.
+    pub(crate) subs: FxHashMap<TenantId, Vec<haltway_core::Subscription>>,
+    /// Outbox rows to write at the next flush.
+    pub(crate) deliveries: Vec<haltway_core::Delivery>,
 }
 
 pub(crate) async fn run_batch(
@@ -166,6 +170,8 @@ pub(crate) async fn run_batch(
         notices: Vec::new(),
         announced: FxHashSet::default(),
         last_event: FxHashMap::default(),
+        subs: FxHashMap::default(),
+        deliveries: Vec::new(),
     };
     b.preload(&tx, cmds, careful).await?;
     let mut outs = Vec::with_capacity(cmds.len());
@@ -265,16 +271,26 @@ impl Batch<'_> {
         }
         ids.sort_unstable();
         ids.dedup();
-        if !ids.is_empty() {
-            let rows = tx
-                .query(
-                    &format!(
-                        "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                        self.s
-                    ),
-                    &[&ids],
-                )
-                .await?;
+        // The subscriptions in the same round trip as the jobs.
+        let subs_sql = crate::webhooks::active_subscriptions(self.s);
+        let (subs, rows) = tokio::try_join!(tx.query(&subs_sql, &[]), async {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(
+                &format!(
+                    "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    self.s
+                ),
+                &[&ids],
+            )
+            .await
+        })?;
+        for r in &subs {
+            let sub = crate::webhooks::subscription_from_row(r)?;
+            self.subs.entry(sub.tenant.clone()).or_default().push(sub);
+        }
+        {
             for r in rows {
                 let job = self.locked(&r)?;
                 self.cache.insert(job.id, (job, Mark::Clean));
@@ -358,6 +374,16 @@ impl Batch<'_> {
         self.last_event.insert(job.id, job.last_event_id);
     }
 
+    /// The outbox rows the kernel decides for a change of `job` ([`kernel::outbox`]), written
+    /// at the next flush; nothing when the job has no webhook and its tenant no subscription.
+    pub(crate) fn owe(&mut self, job: &Job, owed: kernel::Owed<'_>, now: Timestamp) {
+        let subs = self.subs.get(&job.tenant).map_or(&[][..], Vec::as_slice);
+        if job.webhook.is_none() && subs.is_empty() {
+            return;
+        }
+        self.deliveries.extend(kernel::outbox(job, owed, subs, now));
+    }
+
     pub(crate) fn announce(&mut self, kind: &str) {
         if self.announced.insert(kind.to_owned()) {
             self.notices.push(Notice::Available(kind.into()));
@@ -368,6 +394,7 @@ impl Batch<'_> {
     pub(crate) fn effects(&mut self, job: &Job, effects: &Effects, now: Timestamp) {
         if effects.status_event {
             self.status(job, now);
+            self.owe(job, kernel::Owed::Status, now);
         }
         match &effects.notice {
             Some(Notice::Available(kind)) => self.announce(kind.as_str()),
@@ -645,6 +672,7 @@ impl Batch<'_> {
                     self.keys.insert((job.id, k.clone()), entry.seq);
                 }
                 self.event(&job, now, Some(entry.seq), None);
+                self.owe(&job, kernel::Owed::Entry(&entry), now);
                 self.entries.push((job.id, entry));
                 self.put(job, mark, true);
                 Ok(ack)

@@ -200,6 +200,10 @@ impl Batch<'_> {
             )
             .await?;
         }
+        if !self.deliveries.is_empty() {
+            let rows = std::mem::take(&mut self.deliveries);
+            crate::webhooks::insert_deliveries(tx, self.s, &rows).await?;
+        }
         if !self.events.is_empty() {
             let ev = std::mem::take(&mut self.events);
             let jobs: Vec<uuid::Uuid> = ev.iter().map(|e| e.job.0).collect();

@@ -150,6 +150,7 @@ mod tests {
                 run_at: now,
                 deadline: None,
                 idempotency_key: None,
+                webhook: None,
             },
             now,
         );

@@ -133,6 +133,7 @@ impl Case {
                     run_at: now,
                     deadline: deadline.map(|d| now.plus_ms(d)),
                     idempotency_key: idem.map(|k| format!("idem-{k}")),
+                    webhook: None,
                 };
                 let out = store.submit(new.clone(), now).await;
                 let got = out.map_err(|e| TestCaseError::fail(format!("submit: {e}")))?;

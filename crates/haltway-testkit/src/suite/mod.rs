@@ -3,17 +3,19 @@
 //! Each function panics (through `assert!`) on the first difference from docs/semantics.md.
 //!
 //! The behaviours are grouped by subject, one file each: `jobs`, `ledger`, `cancel`,
-//! `attempts`; this file holds the helpers they share.
+//! `attempts`, `webhooks`; this file holds the helpers they share.
 
 mod attempts;
 mod cancel;
 mod jobs;
 mod ledger;
+mod webhooks;
 
 pub use attempts::*;
 pub use cancel::*;
 pub use jobs::*;
 pub use ledger::*;
+pub use webhooks::*;
 
 use std::sync::Arc;
 
@@ -47,6 +49,7 @@ pub fn new_job(tenant: &str, kind: &str) -> NewJob {
         run_at: T0,
         deadline: None,
         idempotency_key: None,
+        webhook: None,
     }
 }
 

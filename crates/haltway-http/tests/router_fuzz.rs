@@ -41,6 +41,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/keys/{seg}"),
     ("GET", "/metrics"),
     ("GET", "/v1/stats"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{seg}"),
+    ("DELETE", "/v1/webhooks/{seg}"),
+    ("POST", "/v1/webhooks/{seg}/rotate"),
+    ("GET", "/v1/webhooks/{seg}/attempts"),
+    ("GET", "/v1/webhook-deliveries"),
+    ("GET", "/v1/webhook-deliveries/{seg}/attempts"),
+    ("POST", "/v1/webhook-deliveries/{seg}/redeliver"),
+    ("GET", "/v1/webhook-secret"),
 ];
 
 fn segment(ids: Vec<String>) -> impl Strategy<Value = String> {
@@ -219,7 +229,10 @@ fn random_requests_never_get_a_5xx() {
         .build()
         .expect("runtime");
     let (api, ids) = rt.block_on(async {
-        let api = support::api();
+        let api = support::api_with(haltway_http::ApiConfig::default().webhooks(
+            haltway_webhooks::SealKey::generate(),
+            haltway_webhooks::TargetPolicy::default(),
+        ));
         let done = api
             .create(
                 &api.acme,

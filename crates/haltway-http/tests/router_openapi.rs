@@ -33,6 +33,7 @@ fn document_is_openapi_3_1_with_every_route() {
         ops,
         [
             "DELETE /v1/keys/{id}",
+            "DELETE /v1/webhooks/{id}",
             "GET /healthz",
             "GET /metrics",
             "GET /openapi.json",
@@ -43,6 +44,12 @@ fn document_is_openapi_3_1_with_every_route() {
             "GET /v1/jobs/{id}/results",
             "GET /v1/keys",
             "GET /v1/stats",
+            "GET /v1/webhook-deliveries",
+            "GET /v1/webhook-deliveries/{id}/attempts",
+            "GET /v1/webhook-secret",
+            "GET /v1/webhooks",
+            "GET /v1/webhooks/{id}",
+            "GET /v1/webhooks/{id}/attempts",
             "POST /v1/groups/{group}/cancel",
             "POST /v1/jobs",
             "POST /v1/jobs/batch",
@@ -50,6 +57,9 @@ fn document_is_openapi_3_1_with_every_route() {
             "POST /v1/jobs/{id}/extend",
             "POST /v1/jobs/{id}/retry",
             "POST /v1/keys",
+            "POST /v1/webhook-deliveries/{id}/redeliver",
+            "POST /v1/webhooks",
+            "POST /v1/webhooks/{id}/rotate",
         ]
     );
     for schema in [

@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod events;
 mod jobs;
+mod webhooks;
 
 use std::time::Duration;
 

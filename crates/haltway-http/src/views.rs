@@ -28,8 +28,8 @@ pub struct JobView {
     pub reason: Option<Reason>,
     /// The group, if any.
     pub group: Option<String>,
-    /// The input it was submitted with.
-    #[schema(value_type = Object)]
+    /// The input it was submitted with (any JSON value).
+    #[schema(value_type = serde_json::Value)]
     pub input: Value,
     /// Metadata it was submitted with.
     #[schema(value_type = Option<Object>)]

@@ -12,12 +12,19 @@ use crate::views::{JobView, ResultView, integer, rfc3339};
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobWebhook {
-    /// The receiver's `http` or `https` URL.
-    #[schema(min_length = 1, max_length = 2048)]
+    /// The receiver's `http` or `https` URL: a host name (an address literal is taken only
+    /// where the server allows private targets, and then not by this pattern), an optional
+    /// port and a path.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^https?://([a-z0-9-]+\.)*[a-z][a-z0-9-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+    )]
     pub url: String,
     /// The event types wanted: `job.status`, `job.completed`, `job.cancelled`, `job.failed`,
     /// `item.delivered`. Left out: every type but `item.delivered`.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventTypeName>>)]
     pub event_types: Option<Vec<String>>,
 }
 
@@ -45,16 +52,56 @@ impl JobWebhook {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// The receiver's `http` or `https` URL.
-    #[schema(min_length = 1, max_length = 2048)]
+    /// The receiver's `http` or `https` URL: a host name (an address literal is taken only
+    /// where the server allows private targets, and then not by this pattern), an optional
+    /// port and a path.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^https?://([a-z0-9-]+\.)*[a-z][a-z0-9-]*(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+    )]
     pub url: String,
     /// The event types wanted (see [`JobWebhook::event_types`]); left out: every type but
     /// `item.delivered`.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventTypeName>>)]
     pub event_types: Option<Vec<String>>,
     /// `standard` (Standard Webhooks, the default), `scout` or `exa`.
     #[serde(default)]
+    #[schema(value_type = Option<SchemeName>)]
     pub scheme: Option<String>,
+}
+
+/// A webhook event type.
+#[derive(Debug, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "a schema only: types are checked by `kernel::check_hook`"
+)]
+pub(crate) enum EventTypeName {
+    #[schema(rename = "job.status")]
+    Status,
+    #[schema(rename = "job.completed")]
+    Completed,
+    #[schema(rename = "job.cancelled")]
+    Cancelled,
+    #[schema(rename = "job.failed")]
+    Failed,
+    #[schema(rename = "item.delivered")]
+    ItemDelivered,
+}
+
+/// A signing scheme.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(
+    dead_code,
+    reason = "a schema only: the scheme is checked by `kernel::check_hook`"
+)]
+pub(crate) enum SchemeName {
+    Standard,
+    Scout,
+    Exa,
 }
 
 /// A secret rotation.
@@ -243,7 +290,6 @@ pub struct DeliveryParams {
     pub webhook_id: Option<String>,
     /// Page size (1–1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
-    #[serde(default, deserialize_with = "integer::opt_u64")]
     pub limit: Option<u64>,
 }
 
@@ -254,7 +300,6 @@ pub struct DeliveryParams {
 pub struct AttemptParams {
     /// Page size (1–1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
-    #[serde(default, deserialize_with = "integer::opt_u64")]
     pub limit: Option<u64>,
 }
 

@@ -34,9 +34,13 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing buys nothing"
+)]
 enum Cmd {
     /// Run the server (SQLite file ./haltway.db by default).
-    Serve(Box<ServeArgs>),
+    Serve(ServeArgs),
     #[command(flatten)]
     Client(ClientCmd),
 }

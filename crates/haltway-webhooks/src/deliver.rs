@@ -147,10 +147,18 @@ pub struct Dispatcher {
     endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
+/// Margin of a lease over the longest attempt, in milliseconds.
+const LEASE_MARGIN_MS: u64 = 5_000;
+
 /// What one attempt came to.
-struct Sent {
-    status: Option<u16>,
-    error: Option<String>,
+enum Sent {
+    /// The receiver answered, or the attempt failed before an answer.
+    Done {
+        status: Option<u16>,
+        error: Option<String>,
+    },
+    /// Not started: too little of its lease was left.
+    Skipped,
 }
 
 impl Dispatcher {
@@ -230,7 +238,8 @@ impl Dispatcher {
     /// A store error while leasing or reading subscriptions.
     pub async fn run_once(&self) -> haltway_core::Result<usize> {
         let now = self.clock.now();
-        let lease = ms(self.config.timeout) + 30_000;
+        let claimed = Instant::now();
+        let lease = self.lease_ms();
         let due = self
             .store
             .claim_deliveries(&self.worker, lease, self.config.batch, now)
@@ -251,14 +260,22 @@ impl Dispatcher {
         let n = due.len();
         let sends = due.into_iter().map(|d| {
             let sub = d.subscription.as_ref().map(|id| subs.get(id).cloned());
-            self.attempt(d, sub)
+            self.attempt(d, sub, claimed)
         });
         futures_util::future::join_all(sends).await;
         Ok(n)
     }
 
-    /// One attempt of `d`; `sub` is `Some(None)` when its subscription is gone.
-    async fn attempt(&self, d: Delivery, sub: Option<Option<Subscription>>) {
+    /// How long a round leases its rows: twice the attempt timeout and a margin. An attempt
+    /// starts only while at least the timeout and the margin of its lease remain (see
+    /// `attempt`), so it ends before the lease does.
+    fn lease_ms(&self) -> u64 {
+        ms(self.config.timeout).saturating_mul(2) + LEASE_MARGIN_MS
+    }
+
+    /// One attempt of `d`, leased at `claimed`; `sub` is `Some(None)` when its subscription is
+    /// gone.
+    async fn attempt(&self, d: Delivery, sub: Option<Option<Subscription>>, claimed: Instant) {
         let at = self.clock.now();
         let n = d.attempts + 1;
         let record =
@@ -284,23 +301,24 @@ impl Dispatcher {
             _ => {
                 let started = Instant::now();
                 let sent = match self.secrets(&d, sub.as_ref().and_then(Option::as_ref), at) {
-                    Err(e) => Some(Sent {
+                    Err(e) => Some(Sent::Done {
                         status: None,
                         error: Some(e),
                     }),
-                    Ok(secrets) => self.send(&d, &secrets, at).await,
+                    Ok(secrets) => self.send(&d, &secrets, at, claimed).await,
                 };
                 let latency = ms(started.elapsed());
                 match sent {
                     None => (record(None, None, None, 0), AttemptOutcome::Delivered),
-                    Some(Sent {
+                    Some(Sent::Skipped) => return,
+                    Some(Sent::Done {
                         status: Some(c),
                         error,
                     }) if (200..300).contains(&c) => (
                         record(Some(c), error, None, latency),
                         AttemptOutcome::Delivered,
                     ),
-                    Some(Sent { status, error }) => {
+                    Some(Sent::Done { status, error }) => {
                         let (next_at, outcome) =
                             self.after_failure(&d, sub.as_ref().and_then(Option::as_ref), n, at);
                         (record(status, error, next_at, latency), outcome)
@@ -400,9 +418,15 @@ impl Dispatcher {
     }
 
     /// Sends `d`; `None` when its format has nothing to send for it.
-    async fn send(&self, d: &Delivery, secrets: &[Secret], now: Timestamp) -> Option<Sent> {
+    async fn send(
+        &self,
+        d: &Delivery,
+        secrets: &[Secret],
+        now: Timestamp,
+        claimed: Instant,
+    ) -> Option<Sent> {
         let failed = |e: String| {
-            Some(Sent {
+            Some(Sent::Done {
                 status: None,
                 error: Some(e),
             })
@@ -444,6 +468,13 @@ impl Dispatcher {
             .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_endpoint.max(1))))
             .clone();
         let _permit = gate.acquire().await.ok()?;
+        // Waiting for the endpoint may have used up the lease: an attempt that could outlast
+        // it is not started (the row is leased again once the lease ends).
+        let latest = Duration::from_millis(self.lease_ms() - LEASE_MARGIN_MS / 2)
+            .saturating_sub(self.config.timeout);
+        if claimed.elapsed() > latest {
+            return Some(Sent::Skipped);
+        }
         let mut request = self.client.post(&target.url).body(signed.body);
         for (name, value) in &signed.headers {
             request = request.header(*name, value);
@@ -466,7 +497,7 @@ impl Dispatcher {
             let text: String = text.chars().take(200).collect();
             format!("the receiver answered {status}: {text}")
         });
-        Some(Sent {
+        Some(Sent::Done {
             status: Some(status),
             error,
         })

@@ -53,6 +53,15 @@ pub(crate) fn start(dir: &std::path::Path) -> Server {
 }
 
 pub(crate) fn start_with(store_args: &[&str]) -> Server {
+    spawn(store_args, None)
+}
+
+/// Starts the server again on a database whose first key (`key`) it printed before.
+pub(crate) fn restart(store_args: &[&str], key: &str) -> Server {
+    spawn(store_args, Some(key))
+}
+
+fn spawn(store_args: &[&str], known_key: Option<&str>) -> Server {
     let bin = haltway_binary();
     let mut child = Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -63,7 +72,7 @@ pub(crate) fn start_with(store_args: &[&str]) -> Server {
         .spawn()
         .expect("haltway serve starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut key, mut url) = (None, None);
+    let (mut key, mut url) = (known_key.map(str::to_owned), None);
     while url.is_none() {
         let line = lines
             .next()

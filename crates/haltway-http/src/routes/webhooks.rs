@@ -197,7 +197,7 @@ pub(super) async fn delete_webhook(
 #[utoipa::path(
     post, path = "/v1/webhooks/{id}/rotate", tag = "webhooks",
     params(("id" = String, Path, description = "The subscription's id.")),
-    request_body = RotateWebhook,
+    request_body = Option<RotateWebhook>,
     responses(
         (status = 200, description = "The subscription, with its new `secret`.", body = WebhookView),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
@@ -217,7 +217,10 @@ pub(super) async fn rotate_webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Json<WebhookView>> {
     let key = key(&state)?;
-    let empty = body.as_ref().is_ok_and(Bytes::is_empty);
+    // The body is optional: none (or `null`) rotates with the default window.
+    let empty = body
+        .as_ref()
+        .is_ok_and(|b| b.trim_ascii().is_empty() || b.trim_ascii() == b"null");
     let req: RotateWebhook = if empty {
         RotateWebhook::default()
     } else {
@@ -320,10 +323,11 @@ pub(super) async fn list_deliveries(
     let p: DeliveryParams = query(raw)?;
     let limit = page_size(p.limit)?;
     let job = match &p.job_id {
-        Some(j) => Some(
-            j.parse()
-                .map_err(|_| ApiError::invalid("job_id", "not a job id"))?,
-        ),
+        // Not a job id: no job has it, so no delivery either.
+        Some(j) => match j.parse() {
+            Ok(id) => Some(id),
+            Err(_) => return Ok(Json(DeliveryList { data: Vec::new() })),
+        },
         None => None,
     };
     let q = DeliveryQuery {

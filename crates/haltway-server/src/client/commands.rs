@@ -14,6 +14,9 @@ pub(super) async fn submit(c: &Client, a: SubmitArgs) -> Outcome<Exit> {
     if let Some(l) = a.limit {
         body["limit"] = json!(l);
     }
+    if let Some(url) = &a.webhook {
+        body["webhook"] = json!({ "url": url });
+    }
     if let Some(g) = &a.group {
         body["group"] = json!(g);
     }

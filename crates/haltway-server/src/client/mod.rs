@@ -10,6 +10,7 @@
 mod commands;
 mod views;
 mod watch;
+mod webhooks;
 
 pub use watch::{SseEvent, SseParser};
 
@@ -149,6 +150,9 @@ pub enum ClientCmd {
     /// Manage API keys (admin key needed).
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Webhook subscriptions, deliveries and their attempts.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
 }
 
 /// `haltway submit`.
@@ -177,6 +181,10 @@ pub struct SubmitArgs {
     /// Same key → same job.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Push the job's changes to this URL (signed with the tenant's job-webhook secret,
+    /// `haltway webhooks secret`).
+    #[arg(long)]
+    pub webhook: Option<String>,
     /// Watch the job after creating it.
     #[arg(long)]
     pub watch: bool,
@@ -420,6 +428,7 @@ async fn run_inner(opts: &ClientOpts, cmd: ClientCmd) -> Outcome<Exit> {
         ClientCmd::Results(a) => results(&c, a).await,
         ClientCmd::Watch(a) => watch(&c, &a.id, a.after, a.cancel_on_interrupt).await,
         ClientCmd::Keys(k) => keys(&c, k).await,
+        ClientCmd::Webhooks(w) => webhooks::webhooks(&c, w).await,
     }
 }
 

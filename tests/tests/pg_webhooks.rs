@@ -1,0 +1,188 @@
+//! Webhook delivery from two nodes on one PostgreSQL database: every event is delivered, and no
+//! attempt of one event is ever in flight on both nodes at once.
+
+mod pg_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use haltway_core::{
+    CancelMode, ClaimRequest, Clock, DeliveryQuery, DeliveryState, Finish, Hook, JobId, NewJob,
+    OnCancel, Store, SystemClock, TenantId,
+};
+use haltway_postgres::{PgOptions, PgStore};
+use haltway_webhooks::{DeliveryConfig, Dispatcher, SealKey, TargetPolicy};
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// Per event: requests so far, requests in flight now, and the most ever in flight at once.
+#[derive(Default)]
+struct Flight {
+    requests: usize,
+    now: usize,
+    most: usize,
+    ok: bool,
+}
+
+async fn receiver() -> (String, Arc<Mutex<HashMap<String, Flight>>>) {
+    let flights: Arc<Mutex<HashMap<String, Flight>>> = Arc::default();
+    let f = flights.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap| {
+            let f = f.clone();
+            async move {
+                let id = headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let first = {
+                    let mut all = f.lock();
+                    let e = all.entry(id.clone()).or_default();
+                    e.requests += 1;
+                    e.now += 1;
+                    e.most = e.most.max(e.now);
+                    e.requests == 1
+                };
+                // Slow enough that two nodes racing for one event would overlap.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let mut all = f.lock();
+                let e = all.get_mut(&id).expect("entry");
+                e.now -= 1;
+                if first {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    e.ok = true;
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), flights)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_every_event_and_never_the_same_attempt_at_once() {
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (a, _guard) = pg_support::store(&url).await;
+    let b = PgStore::connect(&url, PgOptions::default().schema(a.schema()))
+        .await
+        .expect("node b");
+    let (hook, flights) = receiver().await;
+    let a: Arc<dyn Store> = Arc::new(a);
+    let b: Arc<dyn Store> = Arc::new(b);
+    let clock = Arc::new(SystemClock);
+    const JOBS: usize = 30;
+    let mut ids = Vec::new();
+    for i in 0..JOBS {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let now = clock.now();
+        let new = NewJob {
+            id: JobId::new(),
+            tenant: "acme".into(),
+            kind: "k".into(),
+            input: "{}".into(),
+            group: None,
+            metadata: None,
+            limit: None,
+            cancel_mode: CancelMode::Checkpoint,
+            on_cancel: OnCancel::Keep,
+            max_attempts: 3,
+            fixed_cost: 0,
+            run_at: now,
+            deadline: None,
+            idempotency_key: None,
+            webhook: Some(Hook::new(&hook)),
+        };
+        ids.push(new.id);
+        node.submit(new, now).await.expect("submit");
+        let claimed = node
+            .claim(
+                &ClaimRequest {
+                    worker: "w".into(),
+                    lease_ms: 60_000,
+                    kinds: vec![("k".into(), 1)],
+                },
+                now,
+            )
+            .await
+            .expect("claim");
+        let lease = claimed[0].lease().expect("lease");
+        node.finish(lease, &Finish::Done, now)
+            .await
+            .expect("finish");
+    }
+    let config = DeliveryConfig {
+        first_retry: Duration::from_millis(100),
+        jitter: 0.0,
+        timeout: Duration::from_secs(5),
+        batch: 8,
+        poll: Duration::from_millis(20),
+        policy: TargetPolicy {
+            allow_private: true,
+        },
+        ..DeliveryConfig::default()
+    };
+    let key = SealKey::generate();
+    let stop = CancellationToken::new();
+    let mut nodes = Vec::new();
+    for store in [&a, &b] {
+        let d = Dispatcher::new(store.clone(), clock.clone(), key.clone(), config.clone())
+            .expect("dispatcher")
+            .render("native", Arc::new(haltway_http::NativeRender));
+        nodes.push(Arc::new(d).spawn(stop.clone()));
+    }
+    let tenant = TenantId::from("acme");
+    let all = DeliveryQuery {
+        limit: 1000,
+        ..DeliveryQuery::default()
+    };
+    let mut done = false;
+    for _ in 0..600 {
+        let rows = a.deliveries(&tenant, &all).await.expect("rows");
+        if rows.len() == JOBS * 4 && rows.iter().all(|d| d.state == DeliveryState::Delivered) {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    for n in nodes {
+        n.await.expect("node stops");
+    }
+    assert!(done, "every event delivered within 30 s");
+    let flights = flights.lock();
+    assert_eq!(flights.len(), JOBS * 4, "one id per event");
+    for (id, f) in flights.iter() {
+        assert!(f.ok, "{id} was accepted");
+        assert_eq!(f.most, 1, "{id} was in flight on two nodes at once");
+    }
+    // The log agrees: attempts 1 and 2 of each event, each recorded once.
+    let log = a.delivery_attempts(&tenant, &all).await.expect("attempts");
+    let mut per: HashMap<&str, Vec<u32>> = HashMap::new();
+    for at in &log {
+        per.entry(at.delivery.as_str()).or_default().push(at.n);
+    }
+    assert_eq!(per.len(), JOBS * 4);
+    for (id, mut ns) in per {
+        ns.sort_unstable();
+        assert_eq!(ns, vec![1, 2], "{id}");
+    }
+    println!(
+        "two nodes delivered {} events, {} requests",
+        JOBS * 4,
+        flights.values().map(|f| f.requests).sum::<usize>()
+    );
+}

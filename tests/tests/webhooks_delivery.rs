@@ -266,6 +266,7 @@ async fn attempts_stop_after_the_window_and_failing_endpoints_are_disabled() {
             failing_since: None,
             disabled_at: None,
             disabled_reason: None,
+            metadata: None,
         })
         .await
         .expect("subscribe");

@@ -312,7 +312,8 @@ pub struct NativeRender;
 impl haltway_webhooks::Render for NativeRender {
     fn render(&self, d: &Delivery) -> Option<haltway_webhooks::Rendered> {
         let data = if d.event_type == event_type::ITEM_DELIVERED {
-            let entry: Entry = serde_json::from_str(&d.data).ok()?;
+            let both: Value = serde_json::from_str(&d.data).ok()?;
+            let entry: Entry = serde_json::from_value(both.get("entry")?.clone()).ok()?;
             let mut v = serde_json::to_value(ResultView::from(&entry)).ok()?;
             if let Some(map) = v.as_object_mut() {
                 map.insert("job_id".into(), Value::String(d.job.to_string()));

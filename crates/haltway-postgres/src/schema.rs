@@ -108,7 +108,8 @@ const MIGRATIONS: &[&str] = &[
         secrets         text NOT NULL,
         failing_since   bigint,
         disabled_at     bigint,
-        disabled_reason text
+        disabled_reason text,
+        metadata        text
     );
     CREATE INDEX webhook_subscriptions_tenant ON {s}.webhook_subscriptions (tenant, created_at);
     CREATE TABLE {s}.webhook_deliveries (

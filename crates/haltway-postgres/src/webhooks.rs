@@ -14,8 +14,8 @@ use crate::error::pg;
 use crate::exec::{BatchError, Db};
 use crate::reader::Reader;
 
-const SUB_COLUMNS: &str =
-    "id, tenant, created_at, hook, secrets, failing_since, disabled_at, disabled_reason";
+const SUB_COLUMNS: &str = "id, tenant, created_at, hook, secrets, failing_since, disabled_at, \
+    disabled_reason, metadata";
 
 const DELIVERY_COLUMNS: &str = "id, tenant, job, subscription, hook, event_type, data, \
     created_at, state, attempts, next_at";
@@ -45,6 +45,7 @@ pub(crate) fn subscription_from_row(r: &Row) -> Result<Subscription> {
         failing_since: r.try_get::<_, Option<i64>>(5).map_err(pg)?.map(Timestamp),
         disabled_at: r.try_get::<_, Option<i64>>(6).map_err(pg)?.map(Timestamp),
         disabled_reason: r.try_get(7).map_err(pg)?,
+        metadata: r.try_get(8).map_err(pg)?,
     })
 }
 
@@ -127,10 +128,10 @@ pub(crate) async fn put_subscription(c: &mut Reader, s: &str, sub: &Subscription
     c.query(
         &format!(
             "INSERT INTO {s}.webhook_subscriptions ({SUB_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO UPDATE SET hook = excluded.hook, secrets = excluded.secrets,
                  failing_since = excluded.failing_since, disabled_at = excluded.disabled_at,
-                 disabled_reason = excluded.disabled_reason
+                 disabled_reason = excluded.disabled_reason, metadata = excluded.metadata
              WHERE {s}.webhook_subscriptions.tenant = excluded.tenant"
         ),
         &[
@@ -142,6 +143,7 @@ pub(crate) async fn put_subscription(c: &mut Reader, s: &str, sub: &Subscription
             &sub.failing_since.map(|t| t.0),
             &sub.disabled_at.map(|t| t.0),
             &sub.disabled_reason,
+            &sub.metadata,
         ],
     )
     .await?;

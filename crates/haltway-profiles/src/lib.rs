@@ -51,6 +51,7 @@
 pub mod clado;
 pub mod exa;
 mod fail;
+mod hooks;
 pub mod openfunnel;
 pub mod parallel;
 pub mod scout;
@@ -257,6 +258,7 @@ pub struct Profiles {
     shutdown: CancellationToken,
     limiter: Option<Arc<RateLimiter>>,
     max_active_jobs: Option<u64>,
+    webhook_key: Option<haltway_webhooks::SealKey>,
 }
 
 impl Profiles {
@@ -271,7 +273,25 @@ impl Profiles {
             shutdown: CancellationToken::new(),
             limiter: None,
             max_active_jobs: None,
+            webhook_key: None,
         }
+    }
+
+    /// Serves Exa's account webhooks (`/websets/v0/webhooks`), sealing their secrets with
+    /// `key` (the key of `haltway_http::ApiConfig::webhooks`). Parallel's and Scout's per-run
+    /// webhooks need no key: they are signed with the tenant's job-webhook secret.
+    #[must_use]
+    pub fn webhooks(mut self, key: haltway_webhooks::SealKey) -> Self {
+        self.webhook_key = Some(key);
+        self
+    }
+
+    /// The renderers that write the mounted profiles' webhooks in their products' formats, by
+    /// format name, to register with the delivery workers
+    /// (`haltway_webhooks::Dispatcher::render`).
+    #[must_use]
+    pub fn renderers(&self) -> Vec<(&'static str, Arc<dyn haltway_webhooks::Render>)> {
+        hooks::renderers(&self.mounted)
     }
 
     /// Applies the server's per-tenant request rate (share the API's limiter, given to it
@@ -327,6 +347,7 @@ impl Profiles {
                 shutdown: self.shutdown.clone(),
                 limiter: self.limiter.clone(),
                 max_active_jobs: self.max_active_jobs,
+                webhook_key: self.webhook_key.clone(),
             });
             router = router.merge(match product {
                 Product::Parallel => parallel::routes::router(shared),

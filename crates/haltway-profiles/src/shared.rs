@@ -39,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub(crate) max_active_jobs: Option<u64>,
+    pub(crate) webhook_key: Option<haltway_webhooks::SealKey>,
 }
 
 /// The caller: its tenant and key name.

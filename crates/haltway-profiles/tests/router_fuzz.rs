@@ -84,6 +84,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/websets/v0/websets/{id}/items/{seg}"),
     ("GET", "/websets/v0/events"),
     ("GET", "/websets/v0/events/{seg}"),
+    ("POST", "/websets/v0/webhooks"),
+    ("GET", "/websets/v0/webhooks"),
+    ("GET", "/websets/v0/webhooks/{seg}"),
+    ("PATCH", "/websets/v0/webhooks/{seg}"),
+    ("DELETE", "/websets/v0/webhooks/{seg}"),
+    ("GET", "/websets/v0/webhooks/{seg}/attempts"),
     ("POST", "/v1/findall/runs"),
     ("GET", "/v1/findall/runs/{id}"),
     ("POST", "/v1/findall/runs/{id}/cancel"),
@@ -183,6 +189,13 @@ fn near_valid() -> impl Strategy<Value = Value> {
         Just(serde_json::json!({"seed_domains": ["a.com"], "limit": 2})),
         Just(serde_json::json!({"additional_match_limit": 1})),
         Just(serde_json::json!({"additional_limit": 1})),
+        Just(
+            serde_json::json!({"events": ["webset.item.created"], "url": "https://example.com/h"})
+        ),
+        Just(
+            serde_json::json!({"objective": "o", "entity_type": "company", "generator": "base", "match_conditions": [], "match_limit": 2, "webhook": {"url": "https://example.com/h"}})
+        ),
+        Just(serde_json::json!({"query": "q", "limit": 2, "webhook": "https://example.com/h"})),
     ];
     let field = prop_oneof![
         Just("query"),
@@ -192,6 +205,9 @@ fn near_valid() -> impl Strategy<Value = Value> {
         Just("metadata"),
         Just("generator"),
         Just("search"),
+        Just("webhook"),
+        Just("events"),
+        Just("url"),
     ];
     (base, field, json_value(), any::<bool>()).prop_map(|(mut base, f, v, keep)| {
         if !keep {
@@ -226,6 +242,7 @@ fn case(ids: Vec<String>) -> impl Strategy<Value = Case> {
         5 => Just("GET"),
         5 => Just("POST"),
         1 => Just("DELETE"),
+        1 => Just("PATCH"),
         1 => Just("PUT"),
         1 => Just("HEAD"),
     ];
@@ -310,7 +327,8 @@ fn random_requests_at_the_profiles_never_get_a_5xx() {
     let keys = Arc::new(Keys::in_memory());
     let (_, acme) = keys.create(&"acme".into(), "alice", false, 0).expect("key");
     let (_, globex) = keys.create(&"globex".into(), "gus", false, 0).expect("key");
-    let mut profiles = Profiles::new(engine.clone(), keys.clone());
+    let mut profiles =
+        Profiles::new(engine.clone(), keys.clone()).webhooks(haltway_webhooks::SealKey::generate());
     for product in Product::ALL {
         profiles = profiles.mount(product, backing());
     }

@@ -505,7 +505,8 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         .shutdown(shutdown.clone());
     let mut profiles = Profiles::new(engine.clone(), keys.clone())
         .shutdown(shutdown.clone())
-        .limits(limiter, settings.max_active_jobs);
+        .limits(limiter, settings.max_active_jobs)
+        .webhooks(key.clone());
     for product in &settings.profiles {
         profiles = profiles.mount(*product, crate::demo::backing(settings.demo_latency_ms));
     }
@@ -525,6 +526,10 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         let d = Dispatcher::new(engine.store().clone(), engine.clock(), key, delivery)
             .map_err(StartError)?
             .render("native", Arc::new(haltway_http::NativeRender));
+        let d = profiles
+            .renderers()
+            .into_iter()
+            .fold(d, |d, (format, r)| d.render(format, r));
         Some(Arc::new(d).spawn(shutdown.clone()))
     } else {
         None

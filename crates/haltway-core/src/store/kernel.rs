@@ -182,7 +182,7 @@ pub enum Owed<'a> {
 ///
 /// A state change owes `job.status`, and on a terminal state also `job.completed`,
 /// `job.cancelled` or `job.failed`; a new entry owes `item.delivered`. Each row carries the
-/// data as it stood at the change (the job, or the entry) and an id of its own that every
+/// data as it stood at the change (the job, or `{"job", "entry"}` for an entry) and an id of its own that every
 /// attempt to send it repeats. Nothing is owed, and nothing allocated, when the job has no
 /// webhook and the tenant no subscription.
 #[must_use]
@@ -218,7 +218,9 @@ pub fn outbox(
                 .get_or_insert_with(|| {
                     let text = match owed {
                         Owed::Status => serde_json::to_string(job),
-                        Owed::Entry(e) => serde_json::to_string(e),
+                        Owed::Entry(e) => {
+                            serde_json::to_string(&serde_json::json!({"job": job, "entry": e}))
+                        }
                     };
                     Arc::from(text.unwrap_or_else(|_| "{}".into()))
                 })

@@ -108,6 +108,10 @@ pub struct Subscription {
     /// Why it was disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// What the transport that made it keeps with it (JSON text: a product's own event names
+    /// and metadata); the store keeps it as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
 }
 
 /// Where a delivery stands.
@@ -162,7 +166,8 @@ pub struct Delivery {
     pub hook: Hook,
     /// The event type.
     pub event_type: String,
-    /// The event's data as JSON text: the job as it stood after the change, or the entry.
+    /// The event's data as JSON text: the job as it stood after the change, or for
+    /// `item.delivered` `{"job": …, "entry": …}`.
     pub data: Arc<str>,
     /// When the change happened.
     pub created_at: Timestamp,

@@ -113,6 +113,7 @@ pub(super) async fn create_webhook(
         failing_since: None,
         disabled_at: None,
         disabled_reason: None,
+        metadata: None,
     };
     store.put_subscription(&sub).await?;
     let mut view = WebhookView::from(&sub);

@@ -18,11 +18,16 @@
 //! records on each call (it reads every webset job of the tenant), so it is meant for
 //! following recent activity rather than for tenants with very many websets.
 //!
-//! Not served: enrichments, monitors, imports, webhooks, webset update and delete, and
-//! `previews`.
+//! Webhooks (`/websets/v0/webhooks`: create, list, get, update, delete, and `…/attempts`) are
+//! the tenant's webhook subscriptions, signed Exa's way (`Exa-Signature: t=<unix>,v1=<hex>`);
+//! they push `webset.item.created`, `webset.search.completed` and `webset.search.canceled` as
+//! Exa's event objects. Exa's other event names are accepted and never sent.
+//!
+//! Not served: enrichments, monitors, imports, webset update and delete, and `previews`.
 //!
 //! Errors: `{"error": "<message>"}`; the SDK reports only the status code.
 
-mod mapping;
+pub(crate) mod mapping;
 pub(crate) mod routes;
-mod wire;
+mod webhooks;
+pub(crate) mod wire;

@@ -22,7 +22,7 @@ use crate::shared::{
 };
 use crate::{RecordKind, Search};
 
-type St = State<Arc<Shared>>;
+pub(super) type St = State<Arc<Shared>>;
 
 /// Items a search finds when no `count` is given.
 const DEFAULT_COUNT: i64 = 10;
@@ -61,7 +61,27 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             only(get(get_item), render),
         )
         .route("/websets/v0/events", only(get(list_events), render))
-        .route("/websets/v0/events/{id}", only(get(get_event), render));
+        .route("/websets/v0/events/{id}", only(get(get_event), render))
+        .route(
+            "/websets/v0/webhooks",
+            only(
+                post(super::webhooks::create).get(super::webhooks::list),
+                render,
+            ),
+        )
+        .route(
+            "/websets/v0/webhooks/{id}",
+            only(
+                get(super::webhooks::get)
+                    .patch(super::webhooks::update)
+                    .delete(super::webhooks::delete),
+                render,
+            ),
+        )
+        .route(
+            "/websets/v0/webhooks/{id}/attempts",
+            only(get(super::webhooks::attempts), render),
+        );
     rest_not_found(routes, "/websets", render).with_state(shared)
 }
 
@@ -69,7 +89,7 @@ fn render(fail: Fail) -> Response {
     fail.decorate((fail.status(), axum::Json(json!({"error": fail.message()}))).into_response())
 }
 
-fn answer(result: Result<Value, Fail>) -> Response {
+pub(super) fn answer(result: Result<Value, Fail>) -> Response {
     match result {
         Ok(body) => axum::Json(body).into_response(),
         Err(fail) => render(fail),
@@ -365,7 +385,7 @@ async fn cancel_search(
 }
 
 /// `limit` of a list: 1–200.
-fn page_size(pairs: &[(String, String)]) -> Result<usize, Fail> {
+pub(super) fn page_size(pairs: &[(String, String)]) -> Result<usize, Fail> {
     match query_value(pairs, "limit").filter(|v| !v.is_empty()) {
         None => Ok(DEFAULT_PAGE),
         Some(v) => match v.parse::<usize>() {
@@ -376,7 +396,7 @@ fn page_size(pairs: &[(String, String)]) -> Result<usize, Fail> {
 }
 
 /// Where a page starts: after the element whose id is the `cursor`.
-fn after_cursor<T>(
+pub(super) fn after_cursor<T>(
     pairs: &[(String, String)],
     all: &[T],
     id: impl Fn(&T) -> String,

@@ -103,6 +103,10 @@ async fn create(State(s): St, headers: HeaderMap, body: Body) -> Response {
                 message: "must be a string, a number or a boolean".into(),
             });
         }
+        let hook = match &req.webhook {
+            Some(w) if !w.is_null() => Some(crate::hooks::parallel_hook(w)?),
+            _ => None,
+        };
         let limit = req.match_limit.unsigned_abs();
         let search = Search {
             query: req.objective.clone(),
@@ -123,9 +127,11 @@ async fn create(State(s): St, headers: HeaderMap, body: Body) -> Response {
             metadata: req.metadata,
         };
         let wire = serde_json::to_value(&stored).map_err(|e| Fail::Internal(e.to_string()))?;
-        let job = s
-            .submit(&caller, &search, wire, options(CancelMode::Checkpoint))
-            .await?;
+        let mut opts = options(CancelMode::Checkpoint);
+        if let Some(hook) = hook {
+            opts = opts.webhook(hook);
+        }
+        let job = s.submit(&caller, &search, wire, opts).await?;
         Ok(run(&job, &stored, job.state, job.reason))
     };
     answer(made.await)

@@ -33,10 +33,6 @@ pub(crate) struct CreateRun {
     #[serde(default)]
     pub(crate) metadata: Option<Map<String, Value>>,
     #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "accepted for the SDK; webhooks are not sent by this profile"
-    )]
     pub(crate) webhook: Option<Value>,
     #[serde(default)]
     #[expect(dead_code, reason = "accepted for the SDK; no memory scopes")]

@@ -9,11 +9,16 @@
 //! run's fixed cost is billed for it (the job runs with `on_cancel: discard` in `checkpoint`
 //! mode, so nothing is delivered after the cancel either).
 //!
-//! Not served: the synchronous `/v1/findall`, enrichment and webhooks (a `webhook` field is
-//! accepted and ignored). `fields` and `output_schema` are echoed, not applied.
+//! Webhooks: `webhook` on create (a URL, or `{url}`) pushes `findall.completed`,
+//! `findall.cancelled` and `findall.failed` with the run's id, status, count and credits,
+//! signed Scout's way (`X-Scout-Signature: sha256=<hex HMAC of the body>`, `X-Scout-Timestamp`,
+//! `X-Scout-Event`, a stable `delivery_id` in the body) with the tenant's job-webhook secret.
+//!
+//! Not served: the synchronous `/v1/findall` and enrichment. `fields` and `output_schema` are
+//! echoed, not applied.
 //!
 //! Errors: FastAPI's `{"detail": "<message>"}`, and `{"detail": [{loc, msg, type}]}` for a 422.
 
-mod mapping;
+pub(crate) mod mapping;
 pub(crate) mod routes;
-mod wire;
+pub(crate) mod wire;

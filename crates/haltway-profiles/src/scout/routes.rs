@@ -78,6 +78,10 @@ async fn create(State(s): St, headers: HeaderMap, body: Body) -> Response {
         if limit < 1 {
             return Err(Fail::body("limit", "must be at least 1"));
         }
+        let hook = match &req.webhook {
+            Some(w) if !w.is_null() => Some(crate::hooks::scout_hook(w)?),
+            _ => None,
+        };
         let search = Search {
             query: req.query.clone(),
             criteria: Vec::new(),
@@ -91,14 +95,11 @@ async fn create(State(s): St, headers: HeaderMap, body: Body) -> Response {
             metadata: req.metadata,
         };
         let wire = serde_json::to_value(&stored).map_err(|e| Fail::Internal(e.to_string()))?;
-        let job = s
-            .submit(
-                &caller,
-                &search,
-                wire,
-                options(CancelMode::Checkpoint).on_cancel(OnCancel::Discard),
-            )
-            .await?;
+        let mut opts = options(CancelMode::Checkpoint).on_cancel(OnCancel::Discard);
+        if let Some(hook) = hook {
+            opts = opts.webhook(hook);
+        }
+        let job = s.submit(&caller, &search, wire, opts).await?;
         Ok(view(&job, stored, Vec::new()))
     };
     answer(StatusCode::ACCEPTED, made.await)

@@ -16,10 +16,6 @@ pub(crate) struct CreateRun {
     #[serde(default)]
     pub(crate) metadata: Option<Value>,
     #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "accepted as documented; webhooks are not sent by this profile"
-    )]
     pub(crate) webhook: Option<Value>,
 }
 

@@ -27,6 +27,7 @@ fn subscription(id: &str, tenant: &str, types: &[&str]) -> Subscription {
         failing_since: None,
         disabled_at: None,
         disabled_reason: None,
+        metadata: Some(format!("{{\"label\":\"{id}\"}}")),
     }
 }
 

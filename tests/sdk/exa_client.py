@@ -147,6 +147,26 @@ def main():
     assert other.websets.events.list().data == []
     expect_status(404, lambda: exa.websets.get("0" * 32))
     expect_status(404, lambda: exa.websets.searches.get(ws.id, ws2.searches[0].id))
+
+    # Account webhooks: the secret once, list, get, update, attempts, delete; another
+    # tenant sees none. (Delivery itself is tested with a receiver in profiles_webhooks.rs.)
+    hook = exa.websets.webhooks.create(params={
+        "events": ["webset.item.created", "webset.search.completed"],
+        "url": "https://example.com/exa-hook", "metadata": {"team": "growth"},
+    })
+    assert hook.secret and hook.status == "active", hook
+    assert [str(getattr(e, "value", e)) for e in hook.events] == \
+        ["webset.item.created", "webset.search.completed"], hook.events
+    got = exa.websets.webhooks.get(hook.id)
+    assert got.secret is None and got.metadata == {"team": "growth"}, got
+    assert [w.id for w in exa.websets.webhooks.list().data] == [hook.id]
+    updated = exa.websets.webhooks.update(hook.id, params={"events": ["webset.idle"]})
+    assert [str(getattr(e, "value", e)) for e in updated.events] == ["webset.idle"], updated.events
+    assert exa.websets.webhooks.attempts.list(hook.id).data == []
+    expect_status(404, lambda: other.websets.webhooks.get(hook.id))
+    assert other.websets.webhooks.list().data == []
+    assert exa.websets.webhooks.delete(hook.id).id == hook.id
+    expect_status(404, lambda: exa.websets.webhooks.get(hook.id))
     print("exa-py: every check passed")
 
 

@@ -51,6 +51,10 @@ def create(c, limit, objective="fintech companies"):
         match_conditions=[{"name": "fintech", "description": "is a fintech company"}],
         match_limit=limit,
         metadata={"team": "growth", "priority": 2, "pilot": True},
+        # Taken by the SDK's typed parameter; the deliveries are tested with a receiver in
+        # profiles_webhooks.rs.
+        webhook={"url": "https://example.com/parallel-hook",
+                 "event_types": ["findall.run.completed"]},
     )
 
 

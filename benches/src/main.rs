@@ -11,6 +11,7 @@ mod memory;
 mod postgres;
 mod report;
 mod sqlite;
+mod webhooks;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use std::alloc::System;
@@ -128,6 +129,7 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .iter()
         .chain(sqlite::SCENARIOS)
         .chain(postgres::SCENARIOS)
+        .chain(webhooks::SCENARIOS)
         .chain(http::SCENARIOS);
     for (name, scenario) in all {
         if only.is_none_or(|o| name.contains(o)) {
@@ -163,6 +165,8 @@ mod tests {
             "memory per queued job",
             "memory per running job",
             "no-op jobs end to end, durable",
+            "a webhook on every job",
+            "webhook deliveries to loopback",
             "ledger appends, durable",
             "bulk submit",
             "POST /v1/jobs (durable create)",

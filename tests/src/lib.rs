@@ -112,3 +112,19 @@ impl JobKind for Paced {
         Ok(())
     }
 }
+
+/// Serves `app` on a free loopback port (for as long as the runtime lives) and returns its
+/// `http://127.0.0.1:<port>` base URL: the webhook receivers of the tests.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn serve_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}

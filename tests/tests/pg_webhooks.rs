@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use haltway_core::{
-    CancelMode, ClaimRequest, Clock, DeliveryQuery, DeliveryState, Finish, Hook, JobId, NewJob,
-    OnCancel, Store, SystemClock, TenantId,
+    ClaimRequest, Clock, DeliveryQuery, DeliveryState, Finish, Hook, NewJob, Store, SystemClock,
+    TenantId,
 };
 use haltway_postgres::{PgOptions, PgStore};
 use haltway_webhooks::{DeliveryConfig, Dispatcher, SealKey, TargetPolicy};
@@ -61,14 +61,8 @@ async fn receiver() -> (String, Arc<Mutex<HashMap<String, Flight>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/hook"), flights)
+    let base = haltway_tests::serve_loopback(app).await;
+    (format!("{base}/hook"), flights)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,21 +84,9 @@ async fn two_nodes_deliver_every_event_and_never_the_same_attempt_at_once() {
         let node = if i % 2 == 0 { &a } else { &b };
         let now = clock.now();
         let new = NewJob {
-            id: JobId::new(),
-            tenant: "acme".into(),
-            kind: "k".into(),
-            input: "{}".into(),
-            group: None,
-            metadata: None,
-            limit: None,
-            cancel_mode: CancelMode::Checkpoint,
-            on_cancel: OnCancel::Keep,
-            max_attempts: 3,
-            fixed_cost: 0,
             run_at: now,
-            deadline: None,
-            idempotency_key: None,
             webhook: Some(Hook::new(&hook)),
+            ..haltway_testkit::suite::new_job("acme", "k")
         };
         ids.push(new.id);
         node.submit(new, now).await.expect("submit");

@@ -35,14 +35,7 @@ async fn receiver() -> (String, Seen) {
             },
         ),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}"), seen)
+    (haltway_tests::serve_loopback(app).await, seen)
 }
 
 async fn call(

@@ -54,14 +54,8 @@ async fn receiver() -> (String, Arc<Mutex<Receiver>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/hook"), state)
+    let base = haltway_tests::serve_loopback(app).await;
+    (format!("{base}/hook"), state)
 }
 
 async fn call(

@@ -10,9 +10,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use haltway_core::{
-    CancelMode, ClaimRequest, Clock, DeliveryQuery, DeliveryState, Finish, Hook, JobId,
-    ManualClock, MemoryStore, NewJob, OnCancel, SealedSecret, Store, Subscription, SystemClock,
-    TenantId,
+    ClaimRequest, Clock, DeliveryQuery, DeliveryState, Finish, Hook, JobId, ManualClock,
+    MemoryStore, NewJob, SealedSecret, Store, Subscription, SystemClock, TenantId,
 };
 use haltway_webhooks::{DeliveryConfig, Dispatcher, SealKey, Secret, TargetPolicy};
 use parking_lot::Mutex;
@@ -52,33 +51,15 @@ async fn receiver(fail: usize) -> (String, Arc<Mutex<Seen>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/hook"), seen)
+    let base = haltway_tests::serve_loopback(app).await;
+    (format!("{base}/hook"), seen)
 }
 
 fn job(tenant: &str, hook: Option<Hook>, now: haltway_core::Timestamp) -> NewJob {
     NewJob {
-        id: JobId::new(),
-        tenant: tenant.into(),
-        kind: "k".into(),
-        input: "{}".into(),
-        group: None,
-        metadata: None,
-        limit: None,
-        cancel_mode: CancelMode::Checkpoint,
-        on_cancel: OnCancel::Keep,
-        max_attempts: 3,
-        fixed_cost: 0,
         run_at: now,
-        deadline: None,
-        idempotency_key: None,
         webhook: hook,
+        ..haltway_testkit::suite::new_job(tenant, "k")
     }
 }
 

@@ -289,28 +289,42 @@ pub(crate) async fn record(
     }
 }
 
-/// `AND …` for a [`DeliveryQuery`], with `id_col` the column of the delivery's id; its
-/// parameters start at `$2` (`$1` is the tenant).
-fn filter<'q>(
-    q: &'q DeliveryQuery,
+/// A tenant's rows of `table` (`webhook_deliveries` or `webhook_attempts`, whose delivery id
+/// column is `id_col`) that match `q`, newest first, as `columns`.
+async fn newest_first(
+    c: &mut Reader,
+    table: &str,
+    columns: &str,
     id_col: &str,
-    job: &'q Option<uuid::Uuid>,
-) -> (String, Vec<&'q (dyn ToSql + Sync)>) {
+    tenant: &TenantId,
+    q: &DeliveryQuery,
+) -> Result<Vec<Row>> {
+    let job = q.job.map(|j| j.0);
+    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    let t = tenant.as_str();
+    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&t];
     let mut text = String::new();
-    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
     if let Some(sub) = &q.subscription {
         args.push(sub);
-        text.push_str(&format!(" AND subscription = ${}", args.len() + 1));
+        text.push_str(&format!(" AND subscription = ${}", args.len()));
     }
-    if let Some(j) = job {
+    if let Some(j) = &job {
         args.push(j);
-        text.push_str(&format!(" AND job = ${}", args.len() + 1));
+        text.push_str(&format!(" AND job = ${}", args.len()));
     }
     if let Some(d) = &q.delivery {
         args.push(d);
-        text.push_str(&format!(" AND {id_col} = ${}", args.len() + 1));
+        text.push_str(&format!(" AND {id_col} = ${}", args.len()));
     }
-    (text, args)
+    args.push(&limit);
+    c.query(
+        &format!(
+            "SELECT {columns} FROM {table} WHERE tenant = $1{text} ORDER BY seq DESC LIMIT ${}",
+            args.len()
+        ),
+        &args,
+    )
+    .await
 }
 
 pub(crate) async fn deliveries(
@@ -319,25 +333,12 @@ pub(crate) async fn deliveries(
     tenant: &TenantId,
     q: &DeliveryQuery,
 ) -> Result<Vec<Delivery>> {
-    let job = q.job.map(|j| j.0);
-    let (text, mut args) = filter(q, "id", &job);
-    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
-    let t = tenant.as_str();
-    let mut all: Vec<&(dyn ToSql + Sync)> = vec![&t];
-    all.append(&mut args);
-    all.push(&limit);
-    c.query(
-        &format!(
-            "SELECT {DELIVERY_COLUMNS} FROM {s}.webhook_deliveries WHERE tenant = $1{text}
-             ORDER BY seq DESC LIMIT ${}",
-            all.len()
-        ),
-        &all,
-    )
-    .await?
-    .iter()
-    .map(delivery_from_row)
-    .collect()
+    let table = format!("{s}.webhook_deliveries");
+    newest_first(c, &table, DELIVERY_COLUMNS, "id", tenant, q)
+        .await?
+        .iter()
+        .map(delivery_from_row)
+        .collect()
 }
 
 pub(crate) async fn attempts(
@@ -346,25 +347,13 @@ pub(crate) async fn attempts(
     tenant: &TenantId,
     q: &DeliveryQuery,
 ) -> Result<Vec<DeliveryAttempt>> {
-    let job = q.job.map(|j| j.0);
-    let (text, mut args) = filter(q, "delivery", &job);
-    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
-    let t = tenant.as_str();
-    let mut all: Vec<&(dyn ToSql + Sync)> = vec![&t];
-    all.append(&mut args);
-    all.push(&limit);
-    c.query(
-        &format!(
-            "SELECT delivery, subscription, n, at, status, latency_ms, error, next_at
-             FROM {s}.webhook_attempts WHERE tenant = $1{text} ORDER BY seq DESC LIMIT ${}",
-            all.len()
-        ),
-        &all,
-    )
-    .await?
-    .iter()
-    .map(attempt_from_row)
-    .collect()
+    let table = format!("{s}.webhook_attempts");
+    let columns = "delivery, subscription, n, at, status, latency_ms, error, next_at";
+    newest_first(c, &table, columns, "delivery", tenant, q)
+        .await?
+        .iter()
+        .map(attempt_from_row)
+        .collect()
 }
 
 pub(crate) async fn redeliver(

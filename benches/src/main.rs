@@ -165,7 +165,7 @@ mod tests {
             "memory per queued job",
             "memory per running job",
             "no-op jobs end to end, durable",
-            "a webhook on every job",
+            "no-op jobs, a webhook on every job",
             "webhook deliveries to loopback",
             "ledger appends, durable",
             "bulk submit",

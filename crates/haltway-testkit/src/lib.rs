@@ -156,6 +156,7 @@ mod tests {
             include_str!("suite/ledger.rs"),
             include_str!("suite/cancel.rs"),
             include_str!("suite/attempts.rs"),
+            include_str!("suite/webhooks.rs"),
         ]
         .iter()
         .flat_map(|src| src.lines())
@@ -175,7 +176,10 @@ mod tests {
             .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
             .collect();
         modules.sort_unstable();
-        assert_eq!(modules, ["attempts", "cancel", "jobs", "ledger"]);
+        assert_eq!(
+            modules,
+            ["attempts", "cancel", "jobs", "ledger", "webhooks"]
+        );
         assert!(
             !src.lines()
                 .any(|l| l.starts_with("pub async fn ") && l.contains("(store: Arc<dyn Store>)")),

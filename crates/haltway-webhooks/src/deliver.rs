@@ -147,6 +147,10 @@ pub struct Dispatcher {
     endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
+/// A leased row: the delivery, its subscription (`Some(None)` when it is gone), and when it
+/// was leased.
+type Leased = (Delivery, Option<Option<Subscription>>, Instant);
+
 /// Margin of a lease over the longest attempt, in milliseconds.
 const LEASE_MARGIN_MS: u64 = 5_000;
 
@@ -205,47 +209,81 @@ impl Dispatcher {
         &self.worker
     }
 
-    /// Runs rounds until `stop` is cancelled.
+    /// Sends until `stop` is cancelled: leases due rows whenever fewer than twice
+    /// [`DeliveryConfig::batch`] attempts are in flight, so a slow endpoint holds up only its
+    /// own rows. At `stop`, attempts in flight are dropped; their rows are leased again (by any
+    /// worker) once their leases end, and sent again: at least once.
     pub fn spawn(self: Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            let capacity = self.config.batch.max(1) * 2;
+            let mut flying = tokio::task::JoinSet::new();
             loop {
-                let busy = match self.run_once().await {
-                    Ok(n) => n > 0,
-                    Err(e) => {
-                        tracing::warn!(error = %e.report(), "webhook round failed");
-                        false
+                while flying.try_join_next().is_some() {}
+                let free = (capacity - flying.len()).min(self.config.batch.max(1));
+                let started = if free == 0 {
+                    0
+                } else {
+                    match self.lease(free).await {
+                        Ok(sends) => {
+                            let n = sends.len();
+                            for (d, sub, claimed) in sends {
+                                let me = self.clone();
+                                flying.spawn(async move { me.attempt(d, sub, claimed).await });
+                            }
+                            n
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e.report(), "leasing webhook deliveries failed");
+                            0
+                        }
                     }
                 };
-                if busy {
-                    if stop.is_cancelled() {
-                        return;
-                    }
+                if stop.is_cancelled() {
+                    return;
+                }
+                if started == free && free > 0 {
                     continue;
                 }
+                // Nothing more is due, or every slot is taken: wait for an attempt to end or
+                // for the next poll.
                 tokio::select! {
                     () = stop.cancelled() => return,
+                    Some(_) = flying.join_next(), if !flying.is_empty() => {}
                     () = tokio::time::sleep(self.config.poll) => {}
                 }
             }
         })
     }
 
-    /// One round: leases the rows due now, sends them (each endpoint at most
-    /// [`DeliveryConfig::per_endpoint`] at once), records each attempt. Returns how many rows
-    /// it leased.
+    /// One round: leases the rows due now (at most [`DeliveryConfig::batch`]), sends them
+    /// (each endpoint at most [`DeliveryConfig::per_endpoint`] at once) and records each
+    /// attempt. Returns how many rows it leased.
     ///
     /// # Errors
     /// A store error while leasing or reading subscriptions.
     pub async fn run_once(&self) -> haltway_core::Result<usize> {
+        let sends = self.lease(self.config.batch.max(1)).await?;
+        let n = sends.len();
+        futures_util::future::join_all(
+            sends
+                .into_iter()
+                .map(|(d, sub, claimed)| self.attempt(d, sub, claimed)),
+        )
+        .await;
+        Ok(n)
+    }
+
+    /// Leases up to `limit` due rows, each with its subscription (`Some(None)` when it is
+    /// gone) and the instant of the lease.
+    async fn lease(&self, limit: usize) -> haltway_core::Result<Vec<Leased>> {
         let now = self.clock.now();
         let claimed = Instant::now();
-        let lease = self.lease_ms();
         let due = self
             .store
-            .claim_deliveries(&self.worker, lease, self.config.batch, now)
+            .claim_deliveries(&self.worker, self.lease_ms(), limit, now)
             .await?;
         if due.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let subs: HashMap<String, Subscription> = if due.iter().any(|d| d.subscription.is_some()) {
             self.store
@@ -257,13 +295,13 @@ impl Dispatcher {
         } else {
             HashMap::new()
         };
-        let n = due.len();
-        let sends = due.into_iter().map(|d| {
-            let sub = d.subscription.as_ref().map(|id| subs.get(id).cloned());
-            self.attempt(d, sub, claimed)
-        });
-        futures_util::future::join_all(sends).await;
-        Ok(n)
+        Ok(due
+            .into_iter()
+            .map(|d| {
+                let sub = d.subscription.as_ref().map(|id| subs.get(id).cloned());
+                (d, sub, claimed)
+            })
+            .collect())
     }
 
     /// How long a round leases its rows: twice the attempt timeout and a margin. An attempt

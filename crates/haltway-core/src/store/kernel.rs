@@ -9,6 +9,8 @@
 //!   event with that id. A status change is one event, an append one, a progress report one.
 //! - `job.usage` is the fixed cost plus the costs of the ledger, except once the job is
 //!   cancelled under `discard`, when it is the fixed cost alone.
+//! - Every status event and every new ledger entry owes the outbox rows [`outbox`] returns for
+//!   it, written in the same atomic step.
 
 use std::sync::Arc;
 

@@ -6,7 +6,8 @@
 //! rule of its own. For every change it loads the job, calls the [`kernel`] function for it
 //! ([`kernel::claim`], [`kernel::append`], [`kernel::finish`], [`kernel::cancel`], …), and in
 //! one atomic step writes the job and each effect the function returns ([`kernel::Effects`]:
-//! the status event; then, once durable, the notice). It then runs the conformance suite of
+//! the status event, and the webhook outbox rows [`kernel::outbox`] decides for it and for each
+//! new ledger entry; then, once durable, the notice). It then runs the conformance suite of
 //! `haltway-testkit` with one line, `store_conformance!`, which includes a model-based
 //! property test; [`MemoryStore`] is the smallest store written this way.
 //!

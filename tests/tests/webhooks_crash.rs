@@ -263,3 +263,86 @@ async fn deliveries_survive_kill_9_between_the_change_and_the_send() {
     );
     drop(server);
 }
+
+/// `haltway webhooks listen` receives a job's webhooks and verifies them; `create`, `ls` and
+/// `rm` manage a subscription, the secret printed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_listens_and_manages_subscriptions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("cli.db");
+    let server = server_support::start_with(&[
+        "--database",
+        db.to_str().expect("utf-8"),
+        "--webhook-allow-private",
+    ]);
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(&server.bin);
+        cmd.args(args)
+            .env("HALTWAY_URL", &server.url)
+            .env("HALTWAY_KEY", &server.key);
+        cmd
+    };
+    let (mut listener, lines) =
+        haltway_tests::spawn_lines(&mut cli(&["webhooks", "listen", "--listen", "127.0.0.1:0"]));
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the listener starts");
+    let url = first
+        .strip_prefix("listening on ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    let submitted = cli(&[
+        "submit",
+        "demo.find_all",
+        "--input",
+        r#"{"latency_ms": 1}"#,
+        "--limit",
+        "2",
+        "--webhook",
+        &url,
+    ])
+    .output()
+    .expect("submit runs");
+    assert!(submitted.status.success(), "{submitted:?}");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("job.completed")) {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no job.completed among {seen:?}"));
+        seen.push(line);
+    }
+    assert!(
+        seen.iter().all(|l| l.starts_with("verified msg_")),
+        "every delivery verifies: {seen:?}"
+    );
+    let _ = listener.kill();
+    let _ = listener.wait();
+
+    let created = cli(&[
+        "webhooks",
+        "create",
+        "https://hooks.example.com/x",
+        "--event-type",
+        "job.completed",
+    ])
+    .output()
+    .expect("create runs");
+    let text = String::from_utf8_lossy(&created.stdout).into_owned();
+    assert!(
+        created.status.success() && text.contains("whsec_"),
+        "{text}"
+    );
+    let id = text.split_whitespace().next().expect("the id").to_owned();
+    let listed = cli(&["webhooks", "ls"]).output().expect("ls runs");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains(&id) && !listed.contains("whsec_"),
+        "{listed}"
+    );
+    let removed = cli(&["webhooks", "rm", &id]).output().expect("rm runs");
+    assert!(removed.status.success());
+    let listed = cli(&["webhooks", "ls"]).output().expect("ls runs");
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&id));
+    drop(server);
+}

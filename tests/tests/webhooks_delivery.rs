@@ -418,3 +418,108 @@ async fn private_targets_are_refused_after_resolution() {
         "localhost and 127.0.0.1 reach the receiver when allowed"
     );
 }
+
+/// During a rotation every delivery carries a signature per valid secret, so the library
+/// accepts it with the old secret and with the new one; once the old secret expires only the
+/// new one verifies. Requests to one endpoint never exceed the per-endpoint cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_signs_with_both_secrets_and_one_endpoint_is_capped() {
+    let in_flight = Arc::new(Mutex::new((0usize, 0usize)));
+    let seen: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+    let (f, s) = (in_flight.clone(), seen.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (f, s) = (f.clone(), s.clone());
+            async move {
+                {
+                    let mut g = f.lock();
+                    g.0 += 1;
+                    g.1 = g.1.max(g.0);
+                }
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                f.lock().0 -= 1;
+                s.lock().push((headers, body));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let url = format!("{}/hook", haltway_tests::serve_loopback(app).await);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let key = SealKey::generate();
+    let (old, new) = (Secret::generate(), Secret::generate());
+    let expires = clock.now().plus_ms(60_000);
+    store
+        .put_subscription(&Subscription {
+            id: "wh_r".into(),
+            tenant: "acme".into(),
+            hook: Hook::new(&url),
+            secrets: vec![
+                SealedSecret {
+                    sealed: key.seal("wh_r", &new),
+                    expires_at: None,
+                },
+                SealedSecret {
+                    sealed: key.seal("wh_r", &old),
+                    expires_at: Some(expires),
+                },
+            ],
+            created_at: clock.now(),
+            failing_since: None,
+            disabled_at: None,
+            disabled_reason: None,
+            metadata: None,
+        })
+        .await
+        .expect("subscribe");
+    let cfg = DeliveryConfig {
+        per_endpoint: 2,
+        ..config(TargetPolicy {
+            allow_private: true,
+        })
+    };
+    let dispatcher = Dispatcher::new(store.clone(), clock.clone(), key, cfg)
+        .expect("dispatcher")
+        .render("native", Arc::new(haltway_http::NativeRender));
+    for _ in 0..10 {
+        store
+            .submit(job("acme", None, clock.now()), clock.now())
+            .await
+            .expect("submit");
+    }
+    assert_eq!(dispatcher.run_once().await.expect("round"), 10);
+    assert_eq!(
+        in_flight.lock().1,
+        2,
+        "at most the cap in flight to the endpoint, and the cap used"
+    );
+    let verify = |secret: &Secret, headers: &HeaderMap, body: &Bytes| {
+        let mut h = http::HeaderMap::new();
+        for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            h.insert(name, headers[name].clone());
+        }
+        standardwebhooks::Webhook::new(&secret.expose())
+            .expect("secret")
+            .verify(body, &h)
+            .is_ok()
+    };
+    for (headers, body) in seen.lock().iter() {
+        assert!(verify(&old, headers, body), "the old secret still verifies");
+        assert!(verify(&new, headers, body), "the new secret verifies");
+    }
+    // After the window only the new secret signs.
+    clock.advance(61_000);
+    seen.lock().clear();
+    store
+        .submit(job("acme", None, clock.now()), clock.now())
+        .await
+        .expect("submit");
+    assert_eq!(dispatcher.run_once().await.expect("round"), 1);
+    let (headers, body) = seen.lock()[0].clone();
+    assert!(verify(&new, &headers, &body));
+    assert!(
+        !verify(&old, &headers, &body),
+        "the expired secret signs no more"
+    );
+}

@@ -56,6 +56,17 @@ pub enum WebhooksCmd {
     },
     /// Print the secret that signs the tenant's per-job webhooks.
     Secret,
+    /// Receive webhooks on a local port and print each one, saying whether its Standard
+    /// Webhooks signature verifies; runs until Ctrl-C.
+    Listen {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// The secret to verify with [default: the tenant's per-job secret, read from the
+        /// server].
+        #[arg(long)]
+        secret: Option<String>,
+    },
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -90,6 +101,16 @@ fn subscription_line(w: &Value) -> String {
 }
 
 pub(super) async fn webhooks(c: &Client, cmd: WebhooksCmd) -> Outcome<Exit> {
+    if let WebhooksCmd::Listen { listen, secret } = &cmd {
+        let secret = match secret {
+            Some(s) => s.clone(),
+            None => text(
+                &c.call(Method::GET, "/v1/webhook-secret", None).await?,
+                "secret",
+            ),
+        };
+        return listen_on(listen, &secret).await;
+    }
     let out = match &cmd {
         WebhooksCmd::Create {
             url,
@@ -148,7 +169,9 @@ pub(super) async fn webhooks(c: &Client, cmd: WebhooksCmd) -> Outcome<Exit> {
             )
             .await?
         }
-        WebhooksCmd::Secret => c.call(Method::GET, "/v1/webhook-secret", None).await?,
+        WebhooksCmd::Secret | WebhooksCmd::Listen { .. } => {
+            c.call(Method::GET, "/v1/webhook-secret", None).await?
+        }
     };
     if c.json {
         println!("{out}");
@@ -212,7 +235,81 @@ pub(super) async fn webhooks(c: &Client, cmd: WebhooksCmd) -> Outcome<Exit> {
         }
         WebhooksCmd::Redeliver { id } => format!("delivery {id} is due again"),
         WebhooksCmd::Secret => text(&out, "secret"),
+        WebhooksCmd::Listen { .. } => String::new(),
     };
     println!("{printed}");
+    Ok(Exit::Ok)
+}
+
+/// Serves `POST /` (and any path) on `addr`, printing each delivery with whether its Standard
+/// Webhooks signature verifies with `secret` (and its timestamp is within five minutes); a
+/// delivery that does not verify is answered 400.
+async fn listen_on(addr: &str, secret: &str) -> Outcome<Exit> {
+    let secret = match haltway_webhooks::Secret::parse(secret.trim()) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: --secret: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr}: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_owned(), |a| a.to_string());
+    println!("listening on http://{local}/ for webhooks (Ctrl-C stops)");
+    let app = axum::Router::new().fallback(axum::routing::post(
+        move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let secret = secret.clone();
+            async move {
+                let h = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let (id, ts, sig) = (
+                    h("webhook-id"),
+                    h("webhook-timestamp"),
+                    h("webhook-signature"),
+                );
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let fresh = ts.parse::<u64>().is_ok_and(|t| t.abs_diff(now) <= 300);
+                let ok = fresh && haltway_webhooks::verify_standard(&secret, &id, &ts, &body, &sig);
+                let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                println!(
+                    "{} {id} {} {}",
+                    if ok { "verified" } else { "NOT VERIFIED" },
+                    text(&payload, "type"),
+                    payload
+                        .get("data")
+                        .map_or_else(String::new, Value::to_string)
+                );
+                if ok {
+                    axum::http::StatusCode::NO_CONTENT
+                } else {
+                    axum::http::StatusCode::BAD_REQUEST
+                }
+            }
+        },
+    ));
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        eprintln!("error: {e}");
+        return Ok(Exit::Failure);
+    }
     Ok(Exit::Ok)
 }

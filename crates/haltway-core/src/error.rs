@@ -36,6 +36,16 @@ pub enum Error {
     /// The job's ledger is full: it reached its limit.
     #[error("the job reached its limit")]
     LimitReached,
+    /// The tenant's budget cannot cover a cost (HTTP 402): a create whose fixed cost is above
+    /// the balance, or a delivery whose entry costs more than is left (the job is then
+    /// cancelling with reason `insufficient_budget`).
+    #[error("insufficient budget: {needed} credits needed, {balance} left")]
+    InsufficientBudget {
+        /// The cost that was refused.
+        needed: u64,
+        /// The balance at the time.
+        balance: u64,
+    },
     /// Input rejected, with the field and why (HTTP 422).
     #[error("invalid {field}: {reason}")]
     InvalidInput {

@@ -35,8 +35,8 @@ pub use store::{
     MemoryStore, Notice, ResultsQuery, Store, Submitted, Updated,
 };
 pub use types::{
-    AttemptOutcome, CancelInfo, CancelMode, Delivery, DeliveryAttempt, DeliveryQuery,
-    DeliveryState, Entry, EventData, GroupId, Hook, Job, JobEvent, JobId, JobState, KindName,
-    Lease, NewJob, OnCancel, Page, Progress, Reason, SealedSecret, StateCounts, Subscription,
-    TenantId, Timestamp, event_type,
+    AttemptOutcome, Budget, BudgetChange, CancelInfo, CancelMode, Charge, ChargeKind, ChargeQuery,
+    Delivery, DeliveryAttempt, DeliveryQuery, DeliveryState, Entry, EventData, GroupId, Hook, Job,
+    JobEvent, JobId, JobState, KindName, Lease, NewJob, OnCancel, Page, Progress, Purse, Reason,
+    SealedSecret, StateCounts, Subscription, TenantId, Timestamp, event_type,
 };

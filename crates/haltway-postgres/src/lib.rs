@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budgets;
 mod error;
 mod exec;
 mod notify;

@@ -148,6 +148,26 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX webhook_attempts_tenant ON {s}.webhook_attempts (tenant, seq);
     ",
+    // 8: credit budgets: each budgeted tenant's balance and the usage history. (The part of a
+    // job's usage taken from a budget lives in its `doc`.)
+    r"
+    CREATE TABLE {s}.budgets (
+        tenant  text PRIMARY KEY,
+        balance bigint NOT NULL CHECK (balance >= 0)
+    );
+    CREATE TABLE {s}.charges (
+        id      bigserial PRIMARY KEY,
+        tenant  text NOT NULL,
+        job     uuid,
+        kind    text NOT NULL,
+        seq     bigint,
+        amount  bigint NOT NULL,
+        balance bigint NOT NULL,
+        at      bigint NOT NULL
+    );
+    CREATE INDEX charges_tenant ON {s}.charges (tenant, id);
+    CREATE INDEX charges_job ON {s}.charges (job, id) WHERE job IS NOT NULL;
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

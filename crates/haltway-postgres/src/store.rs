@@ -9,10 +9,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use haltway_core::kernel;
 use haltway_core::{
-    Append, Appended, AttemptOutcome, CancelRequest, ClaimRequest, Delivery, DeliveryAttempt,
-    DeliveryQuery, Entry, Error, EventData, EventNotice, Finish, GroupId, Job, JobEvent, JobId,
-    JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress, Result, ResultsQuery,
-    StateCounts, Store, StoreErrorKind, Submitted, Subscription, TenantId, Timestamp, Updated,
+    Append, Appended, AttemptOutcome, Budget, BudgetChange, CancelRequest, Charge, ChargeQuery,
+    ClaimRequest, Delivery, DeliveryAttempt, DeliveryQuery, Entry, Error, EventData, EventNotice,
+    Finish, GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice,
+    Page, Progress, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted,
+    Subscription, TenantId, Timestamp, Updated,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio_postgres::Config;
@@ -512,6 +513,26 @@ impl Store for PgStore {
         // Other nodes send event notifications only to nodes in `listeners`.
         self.shared.wanted.notify_one();
         rx
+    }
+
+    async fn change_budget(
+        &self,
+        tenant: &TenantId,
+        change: BudgetChange,
+        now: Timestamp,
+    ) -> Result<Budget> {
+        let mut c = self.reader().await?;
+        crate::budgets::change_budget(&mut c, &self.shared.q, tenant, change, now).await
+    }
+
+    async fn budget(&self, tenant: &TenantId) -> Result<Option<Budget>> {
+        let mut c = self.reader().await?;
+        crate::budgets::budget(&mut c, &self.shared.q, tenant).await
+    }
+
+    async fn charges(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
+        let mut c = self.reader().await?;
+        crate::budgets::charges(&mut c, &self.shared.q, tenant, query).await
     }
 
     async fn put_subscription(&self, sub: &Subscription) -> Result<()> {

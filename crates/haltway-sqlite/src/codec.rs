@@ -74,7 +74,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant, kind, grp, input, metadata, st
     cancel_reason, cancel_by, cancel_at, cancel_mode, on_cancel, lim, attempt, failures, \
     max_attempts, cycle, run_at, deadline, lease_until, worker, fixed_cost, usage, found, \
     analyzed, completion, time_left_ms, stage, recall, last_error, idem_key, created_at, \
-    started_at, finished_at, last_event_id, request_digest, webhook";
+    started_at, finished_at, last_event_id, request_digest, webhook, charged";
 
 struct Arcstr(Arc<str>);
 
@@ -174,6 +174,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
             })?),
             None => None,
         },
+        charged: uint(row.get(38)?),
     })
 }
 
@@ -199,7 +200,7 @@ pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> = std::sync::LazyL
     format!(
         "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, NULL, \
          NULL, NULL, NULL, ?7, ?8, ?9, 0, 0, ?10, 0, ?11, ?12, NULL, NULL, ?13, ?14, 0, 0, NULL, \
-         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18, ?19)"
+         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18, ?19, ?20)"
     )
 });
 
@@ -249,6 +250,7 @@ pub(crate) fn insert_new_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool
             .as_ref()
             .map(serde_json::to_string)
             .transpose()?,
+        int(job.charged, "charged")?,
     ])
     .map_err(sql)
     .map(|n| n == 1)
@@ -285,7 +287,7 @@ pub(crate) fn claim_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
 /// The statement of [`finish_job`].
 pub(crate) const FINISH_JOB: &str = "UPDATE jobs SET state = ?2, reason = ?3, failures = ?4, \
     run_at = ?5, lease_until = ?6, worker = ?7, usage = ?8, last_error = ?9, finished_at = ?10, \
-    last_event_id = ?11 WHERE id = ?1";
+    last_event_id = ?11, charged = ?12 WHERE id = ?1";
 
 /// Writes the fields that ending an attempt changes (`kernel::finish`), with [`FINISH_JOB`].
 /// Only for a job whose row held every other field before the finish.
@@ -302,6 +304,7 @@ pub(crate) fn finish_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
         job.last_error.as_deref(),
         t(job.finished_at),
         int(job.last_event_id, "last_event_id")?,
+        int(job.charged, "charged")?,
     ])
     .map_err(sql)?;
     Ok(())
@@ -312,7 +315,8 @@ pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, reason = ?3, \
     cancel_reason = ?4, cancel_by = ?5, cancel_at = ?6, lim = ?7, attempt = ?8, failures = ?9, \
     cycle = ?10, run_at = ?11, lease_until = ?12, worker = ?13, usage = ?14, found = ?15, \
     analyzed = ?16, completion = ?17, time_left_ms = ?18, stage = ?19, recall = ?20, \
-    last_error = ?21, started_at = ?22, finished_at = ?23, last_event_id = ?24 WHERE id = ?1";
+    last_error = ?21, started_at = ?22, finished_at = ?23, last_event_id = ?24, charged = ?25 \
+    WHERE id = ?1";
 
 /// Writes every field of a job that can change after submit, with [`UPDATE_JOB`].
 pub(crate) fn update_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
@@ -344,6 +348,7 @@ pub(crate) fn update_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
         t(job.started_at),
         t(job.finished_at),
         int(job.last_event_id, "last_event_id")?,
+        int(job.charged, "charged")?,
     ])
     .map_err(sql)?;
     Ok(())

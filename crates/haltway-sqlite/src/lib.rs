@@ -17,6 +17,7 @@
 //! # Ok::<(), haltway_core::Error>(())
 //! ```
 
+mod budgets;
 mod codec;
 mod error;
 mod handle;

@@ -141,6 +141,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX webhook_attempts_tenant ON webhook_attempts (tenant, seq);
     ",
+    // 4: credit budgets: each budgeted tenant's balance, the usage history, and the part of
+    // each job's usage taken from a budget.
+    r"
+    ALTER TABLE jobs ADD COLUMN charged INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE budgets (
+        tenant  TEXT PRIMARY KEY,
+        balance INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE charges (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant  TEXT NOT NULL,
+        job     BLOB,
+        kind    TEXT NOT NULL,
+        seq     INTEGER,
+        amount  INTEGER NOT NULL,
+        balance INTEGER NOT NULL,
+        at      INTEGER NOT NULL
+    );
+    CREATE INDEX charges_tenant ON charges (tenant, id);
+    CREATE INDEX charges_job ON charges (job, id) WHERE job IS NOT NULL;
+    ",
 ];
 
 /// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it

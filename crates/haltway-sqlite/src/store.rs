@@ -5,15 +5,17 @@ use async_trait::async_trait;
 use haltway_core::kernel::{self, AppendOutcome, Effects};
 use haltway_core::state_sql;
 use haltway_core::{
-    Append, Appended, AttemptOutcome, CancelRequest, ClaimRequest, Delivery, DeliveryAttempt,
-    DeliveryQuery, Entry, Error, EventNotice, Finish, GroupId, Job, JobEvent, JobId, JobState,
-    Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress, Reason, Result, ResultsQuery,
-    StateCounts, Store, StoreErrorKind, Submitted, Subscription, TenantId, Timestamp, Updated,
+    Append, Appended, AttemptOutcome, Budget, BudgetChange, CancelRequest, Charge, ChargeQuery,
+    ClaimRequest, Delivery, DeliveryAttempt, DeliveryQuery, Entry, Error, EventNotice, Finish,
+    GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
+    Progress, Reason, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted,
+    Subscription, TenantId, Timestamp, Updated,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tokio::sync::broadcast;
 
+use crate::budgets::ledger_seq;
 use crate::codec::{self, EV_ITEM, EV_PROGRESS, JOB_COLUMNS, QUEUED, id_blob, int, state_code};
 use crate::error::sql;
 use crate::handle::SqliteStore;
@@ -94,41 +96,54 @@ fn changed(tx: &mut Tx<'_>, job: Job, effects: &Effects, now: Timestamp) -> Resu
     Ok(job)
 }
 
-/// One append. The common case (a new key) costs one insert: the entry goes in with
-/// `INSERT OR IGNORE` against the unique key index, and only when that finds the key taken is the
-/// earlier entry looked up and the append answered as a duplicate. The outer `Result` is a SQL
-/// failure, the inner one the append's own answer.
+/// One append. Without a budget, the common case (a new key) costs one insert: the entry goes
+/// in with `INSERT OR IGNORE` against the unique key index, and only when that finds the key
+/// taken is the earlier entry looked up and the append answered as a duplicate. With a budget
+/// the key is looked up first, since a new entry is charged and a duplicate is not. The outer
+/// `Result` is a SQL failure, the inner one the append's own answer.
 fn append_one(
     tx: &mut Tx<'_>,
     mut job: Job,
     a: &Append,
     now: Timestamp,
 ) -> Result<Result<Appended>> {
-    let before = (job.progress.found, job.usage, job.last_event_id);
-    let first = kernel::append(&mut job, a, None, now);
-    let taken = match (&first, &a.key) {
-        (Ok(AppendOutcome::New(entry, _)), Some(_)) => !tx.insert_entry(job.id, entry)?,
-        (Ok(AppendOutcome::New(entry, _)), None) => {
+    let tenant = job.tenant.clone();
+    let outcome = if tx.purse(&tenant)?.is_some() {
+        let existing = match &a.key {
+            Some(k) => ledger_seq(tx.conn, job.id, k)?,
+            None => None,
+        };
+        let outcome = kernel::append(&mut job, a, existing, tx.purse(&tenant)?, now);
+        if let Ok(AppendOutcome::New(entry, _)) = &outcome {
             tx.insert_entry(job.id, entry)?;
-            false
         }
-        (Err(Error::LimitReached), Some(_)) => true,
-        _ => false,
-    };
-    let outcome = if taken {
-        (job.progress.found, job.usage, job.last_event_id) = before;
-        let key = a.key.as_deref().unwrap_or_default();
-        let seq = tx
-            .conn
-            .prepare_cached("SELECT seq FROM ledger WHERE job = ?1 AND key = ?2")
-            .map_err(sql)?
-            .query_row(params![id_blob(job.id), key], |r| r.get::<_, i64>(0))
-            .optional()
-            .map_err(sql)?
-            .map(|s| u64::try_from(s).unwrap_or(0));
-        kernel::append(&mut job, a, seq, now)
+        tx.book(&tenant)?;
+        outcome
     } else {
-        first
+        let before = (job.progress.found, job.usage, job.last_event_id);
+        let first = kernel::append(&mut job, a, None, None, now);
+        let taken = match (&first, &a.key) {
+            (Ok(AppendOutcome::New(entry, _)), Some(_)) => !tx.insert_entry(job.id, entry)?,
+            (Ok(AppendOutcome::New(entry, _)), None) => {
+                tx.insert_entry(job.id, entry)?;
+                false
+            }
+            (Err(Error::LimitReached), Some(_)) => true,
+            _ => false,
+        };
+        if taken {
+            (job.progress.found, job.usage, job.last_event_id) = before;
+            let seq = ledger_seq(tx.conn, job.id, a.key.as_deref().unwrap_or_default())?;
+            let again = kernel::append(&mut job, a, seq, None, now);
+            if let Ok(AppendOutcome::New(entry, _)) = &again {
+                // Only reached if the key vanished between the two statements, which cannot
+                // happen inside the transaction; insert it all the same rather than lose it.
+                tx.insert_entry(job.id, entry)?;
+            }
+            again
+        } else {
+            first
+        }
     };
     match outcome {
         Ok(AppendOutcome::Duplicate(ack)) => {
@@ -136,16 +151,19 @@ fn append_one(
             Ok(Ok(ack))
         }
         Ok(AppendOutcome::New(entry, ack)) => {
-            if taken {
-                // Only reached if the key vanished between the two statements, which cannot
-                // happen inside the transaction; insert it all the same rather than lose it.
-                tx.insert_entry(job.id, &entry)?;
-            }
             let seq = int(entry.seq, "seq")?;
             tx.event(&job, now, EV_ITEM, Some(seq), None, None)?;
             tx.owe(&job, kernel::Owed::Entry(&entry), now)?;
             tx.put(job, true);
             Ok(Ok(ack))
+        }
+        Ok(refused @ AppendOutcome::Refused { .. }) => {
+            let error = refused.refusal().unwrap_or(Error::LimitReached);
+            if let AppendOutcome::Refused { effects, .. } = &refused {
+                tx.effects(&job, effects, now)?;
+                tx.put(job, effects.changed());
+            }
+            Ok(Err(error))
         }
         Err(e) => {
             tx.put(job, false);
@@ -192,12 +210,23 @@ impl Store for SqliteStore {
                     });
                 }
             }
-            let job = kernel::new_job(new, now);
+            let mut job = kernel::new_job(new, now);
+            // The fixed cost is taken from a copy of the purse, kept only once the job is in.
+            let mut purse = tx.purse(&job.tenant)?.cloned();
+            kernel::admit(&mut job, purse.as_mut(), now)?;
             if !tx.insert_new_job(&job)? {
                 return Err(Error::InvalidInput {
                     field: "id",
                     reason: "a job with this id exists".into(),
                 });
+            }
+            if let Some(p) = purse
+                && p.changed()
+            {
+                if let Some(all) = tx.purses.as_mut() {
+                    all.insert(job.tenant.clone(), p);
+                }
+                tx.book(&job.tenant)?;
             }
             tx.effects(&job, &kernel::created(&job), now)?;
             // Not cached: the row is written, and only running jobs stay in the cache.
@@ -683,6 +712,23 @@ impl Store for SqliteStore {
         query: &DeliveryQuery,
     ) -> Result<Vec<DeliveryAttempt>> {
         self.delivery_attempts_(tenant, query).await
+    }
+
+    async fn change_budget(
+        &self,
+        tenant: &TenantId,
+        change: BudgetChange,
+        now: Timestamp,
+    ) -> Result<Budget> {
+        self.change_budget_(tenant, change, now).await
+    }
+
+    async fn budget(&self, tenant: &TenantId) -> Result<Option<Budget>> {
+        self.budget_(tenant).await
+    }
+
+    async fn charges(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
+        self.charges_(tenant, query).await
     }
 
     async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {

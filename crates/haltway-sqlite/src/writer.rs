@@ -44,6 +44,8 @@ pub(crate) struct Tx<'c> {
     /// Every tenant's webhook subscriptions, loaded on first need; `None` until then, and
     /// again whenever a transaction fails or another process commits.
     pub(crate) subs: &'c mut Option<crate::webhooks::Subs>,
+    /// Every budgeted tenant's balance, loaded on first need, dropped as `subs` is.
+    pub(crate) purses: &'c mut Option<crate::budgets::Purses>,
     dirty: FxHashSet<JobId>,
     /// Events to insert at the next flush, many rows per statement.
     events_out: Vec<codec::EventRow>,
@@ -215,6 +217,10 @@ impl Tx<'_> {
             self.status_event(job, at)?;
             self.owe(job, haltway_core::kernel::Owed::Status, at)?;
         }
+        if effects.refund > 0 {
+            haltway_core::kernel::refund(job.id, effects.refund, self.purse(&job.tenant)?, at);
+            self.book(&job.tenant)?;
+        }
         match &effects.notice {
             Some(Notice::Available(kind)) => self.announce(&kind.0),
             Some(n) => self.notices.push(n.clone()),
@@ -347,6 +353,7 @@ impl Writer {
     pub(crate) fn run(self) {
         let mut cache = FxHashMap::default();
         let mut subs = None;
+        let mut purses = None;
         let mut version = self.data_version().unwrap_or(0);
         while let Ok(first) = self.rx.recv() {
             let mut batch = vec![first];
@@ -366,10 +373,10 @@ impl Writer {
             if commands.is_empty() {
                 // A poll: look for other processes' commits outside any transaction.
                 if self.data_version().is_some_and(|v| v != version) {
-                    self.commit(Vec::new(), &mut cache, &mut subs, &mut version);
+                    self.commit(Vec::new(), &mut cache, &mut subs, &mut purses, &mut version);
                 }
             } else {
-                self.commit(commands, &mut cache, &mut subs, &mut version);
+                self.commit(commands, &mut cache, &mut subs, &mut purses, &mut version);
             }
         }
     }
@@ -387,6 +394,7 @@ impl Writer {
         commands: Vec<Command>,
         cache: &mut FxHashMap<JobId, Job>,
         subs: &mut Option<crate::webhooks::Subs>,
+        purses: &mut Option<crate::budgets::Purses>,
         version: &mut i64,
     ) {
         let mut failed = self
@@ -400,11 +408,13 @@ impl Writer {
             *version = self.data_version().unwrap_or(*version);
             cache.clear();
             *subs = None;
+            *purses = None;
         }
         let mut tx = Tx {
             conn: &self.conn,
             cache,
             subs,
+            purses,
             dirty: FxHashSet::default(),
             events_out: Vec::new(),
             notices: Vec::new(),
@@ -456,6 +466,7 @@ impl Writer {
             tracing::error!(error = %e.report(), "sqlite transaction failed; its writes were rolled back");
             tx.cache.clear();
             *tx.subs = None;
+            *tx.purses = None;
         } else {
             for n in tx.notices.drain(..) {
                 let _ = self.notices.send(n);

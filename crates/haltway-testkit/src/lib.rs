@@ -96,7 +96,9 @@ macro_rules! store_conformance {
             count_by_state_counts_per_tenant, retry_requeues_a_failed_job_with_its_ledger,
             webhook_outbox_follows_each_change,
             webhook_deliveries_are_leased_logged_and_redelivered,
-            webhook_subscriptions_are_kept_replaced_and_disabled
+            webhook_subscriptions_are_kept_replaced_and_disabled,
+            budget_charges_creates_and_deliveries_and_refuses_past_zero,
+            budget_refunds_discarded_entries, budget_set_top_up_and_history_pages
         );
 
         #[test]
@@ -157,6 +159,7 @@ mod tests {
             include_str!("suite/cancel.rs"),
             include_str!("suite/attempts.rs"),
             include_str!("suite/webhooks.rs"),
+            include_str!("suite/budgets.rs"),
         ]
         .iter()
         .flat_map(|src| src.lines())
@@ -178,7 +181,9 @@ mod tests {
         modules.sort_unstable();
         assert_eq!(
             modules,
-            ["attempts", "cancel", "jobs", "ledger", "webhooks"]
+            [
+                "attempts", "budgets", "cancel", "jobs", "ledger", "webhooks"
+            ]
         );
         assert!(
             !src.lines()

@@ -283,6 +283,12 @@ impl<K: JobKind> JobContext<K> {
                     self.shared.stop(StopCause::LimitMet);
                     return Err(JobError::stopped(StopCause::LimitMet));
                 }
+                // The budget ran out: the store moved the job to `cancelling`, and the
+                // handler stops as for any cancel.
+                Err(Error::InsufficientBudget { .. }) => {
+                    self.shared.stop(StopCause::Cancelled);
+                    return Err(JobError::stopped(StopCause::Cancelled));
+                }
                 Err(e) => return Err(JobError::retryable(e.report())),
             }
         }

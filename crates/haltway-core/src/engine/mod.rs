@@ -51,8 +51,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::store::{CancelRequest, ListQuery, ResultsQuery, Store, Submitted, Updated, kernel};
 use crate::types::{
-    CancelMode, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, NewJob, OnCancel, Page,
-    StateCounts, TenantId, Timestamp,
+    Budget, BudgetChange, CancelMode, Charge, ChargeQuery, Entry, GroupId, Job, JobEvent, JobId,
+    JobState, KindName, NewJob, OnCancel, Page, StateCounts, TenantId, Timestamp,
 };
 
 pub(crate) struct EngineInner {
@@ -502,6 +502,51 @@ impl Engine {
         )?;
         inner.wake.notify_one();
         Ok(job)
+    }
+
+    /// Sets or tops up a tenant's credit budget (an operator's action); returns it as it now
+    /// stands. Once a tenant has a budget, each job it creates is charged its fixed cost at
+    /// creation and each delivered entry's cost as it is delivered, in the same store write;
+    /// a create the balance cannot cover is refused, and a delivery it cannot cover moves the
+    /// job to `cancelling` and then `cancelled(insufficient_budget)`, keeping and billing what
+    /// was delivered before. A `discard` cancel gives the entries' costs back.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`amount`) above [`kernel::MAX_BALANCE`](crate::kernel::MAX_BALANCE);
+    /// a store error, or one from a store that keeps no budgets.
+    pub async fn change_budget(&self, tenant: &TenantId, change: BudgetChange) -> Result<Budget> {
+        let inner = &self.inner;
+        if let BudgetChange::Set(n) = change
+            && n > crate::kernel::MAX_BALANCE
+        {
+            return Err(Error::InvalidInput {
+                field: "amount",
+                reason: format!("must be at most {}", crate::kernel::MAX_BALANCE),
+            });
+        }
+        inner.health.observe(
+            "change_budget",
+            inner
+                .store
+                .change_budget(tenant, change, inner.clock.now())
+                .await,
+        )
+    }
+
+    /// A tenant's budget; `None` when it has none.
+    ///
+    /// # Errors
+    /// A store error.
+    pub async fn budget(&self, tenant: &TenantId) -> Result<Option<Budget>> {
+        self.inner.store.budget(tenant).await
+    }
+
+    /// A tenant's usage history, newest first: what was charged, for which job, when.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`limit`) outside 1–1000; a store error.
+    pub async fn charges(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
+        self.inner.store.charges(tenant, query).await
     }
 
     /// Raises a job's limit. A running job sees it at its next checkpoint; a

@@ -18,8 +18,8 @@ use super::{Append, Appended, CancelRequest, Finish, LeaseStatus, Notice};
 use crate::error::{Error, Result};
 use crate::state::{Transition, transition};
 use crate::types::{
-    CancelInfo, Delivery, DeliveryState, Entry, Hook, Job, JobState, Lease, NewJob, OnCancel, Page,
-    Progress, Subscription, Timestamp, event_type,
+    BudgetChange, CancelInfo, Charge, ChargeKind, Delivery, DeliveryState, Entry, Hook, Job, JobId,
+    JobState, Lease, NewJob, OnCancel, Page, Progress, Purse, Subscription, Timestamp, event_type,
 };
 
 /// What a change to a job implies besides the job's own fields, decided here once for every
@@ -39,6 +39,9 @@ pub struct Effects {
     pub status_event: bool,
     /// What the engines must hear once the change is durable (at most one per change).
     pub notice: Option<Notice>,
+    /// Credits to give back to the tenant's budget ([`refund`]): the entry costs a job
+    /// cancelled under `discard` had been charged. 0 for every other change.
+    pub refund: u64,
 }
 
 impl Effects {
@@ -67,6 +70,7 @@ impl Effects {
             left: Some(left),
             status_event: true,
             notice,
+            refund: 0,
         }
     }
 }
@@ -79,8 +83,93 @@ pub fn created(job: &Job) -> Effects {
         left: None,
         status_event: true,
         notice: Some(Notice::Available(job.kind.clone())),
+        refund: 0,
     }
 }
+
+/// Takes a new job's fixed cost from its tenant's budget (`purse`, `None` for a tenant without
+/// one), in the transaction that creates it: the job is then charged its fixed cost
+/// (`job.charged`). Called after [`new_job`], before the job is written; nothing is taken for
+/// a repeat of an idempotency key.
+///
+/// # Errors
+/// [`Error::InsufficientBudget`] when the balance does not cover the fixed cost; the job must
+/// not be created.
+pub fn admit(job: &mut Job, purse: Option<&mut Purse>, now: Timestamp) -> Result<()> {
+    let Some(p) = purse else {
+        return Ok(());
+    };
+    if job.fixed_cost > p.balance {
+        return Err(Error::InsufficientBudget {
+            needed: job.fixed_cost,
+            balance: p.balance,
+        });
+    }
+    if job.fixed_cost > 0 {
+        p.take(Some(job.id), ChargeKind::Fixed, None, job.fixed_cost, now);
+    }
+    job.charged = job.fixed_cost;
+    Ok(())
+}
+
+/// Gives back to `purse` the refund a change of job `job` owes it ([`Effects::refund`]),
+/// recording it. A store calls it for every change whose effects carry a refund, with the
+/// purse of the job's tenant.
+pub fn refund(job: JobId, amount: u64, purse: Option<&mut Purse>, now: Timestamp) {
+    if amount > 0
+        && let Some(p) = purse
+    {
+        p.give(Some(job), ChargeKind::Refund, amount, now);
+    }
+}
+
+/// An operator's change to a tenant's budget, applied to its purse (a new budget starts from a
+/// balance of 0), recorded as a charge.
+///
+/// # Errors
+/// [`Error::InvalidInput`] (`amount`) when the balance would pass [`MAX_BALANCE`].
+pub fn change_budget(purse: &mut Purse, change: BudgetChange, now: Timestamp) -> Result<()> {
+    match change {
+        BudgetChange::Set(n) => {
+            if n > MAX_BALANCE {
+                return Err(Error::InvalidInput {
+                    field: "amount",
+                    reason: format!("must be at most {MAX_BALANCE}"),
+                });
+            }
+            let old = purse.balance;
+            purse.balance = n;
+            let amount = i128::from(old) - i128::from(n);
+            purse.charges.push(Charge {
+                id: 0,
+                tenant: purse.tenant.clone(),
+                job: None,
+                kind: ChargeKind::Set,
+                seq: None,
+                amount: i64::try_from(amount).unwrap_or(if amount < 0 {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }),
+                balance: n,
+                at: now,
+            });
+        }
+        BudgetChange::TopUp(n) => {
+            if purse.balance.checked_add(n).is_none_or(|b| b > MAX_BALANCE) {
+                return Err(Error::InvalidInput {
+                    field: "amount",
+                    reason: format!("the balance would pass {MAX_BALANCE}"),
+                });
+            }
+            purse.give(None, ChargeKind::TopUp, n, now);
+        }
+    }
+    Ok(())
+}
+
+/// The largest balance a budget holds: what every store can keep in a signed 64-bit column.
+pub const MAX_BALANCE: u64 = i64::MAX as u64;
 
 /// A digest of what a create request asks for: kind, input, group, metadata, limit, cancel
 /// mode, on-cancel policy and attempts. Two requests under one idempotency key name the same
@@ -156,6 +245,7 @@ pub fn new_job(new: NewJob, now: Timestamp) -> Job {
         worker: None,
         fixed_cost: new.fixed_cost,
         usage: new.fixed_cost,
+        charged: 0,
         progress: Progress::default(),
         last_error: None,
         idempotency_key: new.idempotency_key,
@@ -308,14 +398,22 @@ fn apply(job: &mut Job, event: Transition, now: Timestamp) -> Result<Effects> {
         job.lease_until = None;
         job.worker = None;
     }
+    let mut refund = 0;
     if step.state.is_terminal() {
         job.finished_at = Some(now);
         if step.state == JobState::Cancelled && job.on_cancel == OnCancel::Discard {
+            // The entries' costs leave the usage; what the budget was charged for them comes
+            // back (all of them, or those delivered after the budget was set).
+            refund = (job.usage - job.fixed_cost).min(job.charged);
+            job.charged -= refund;
             job.usage = job.fixed_cost;
         }
     }
     job.last_event_id += 1;
-    Ok(Effects::moved(job, from))
+    Ok(Effects {
+        refund,
+        ..Effects::moved(job, from)
+    })
 }
 
 /// `true` when the job may be claimed at `now`.
@@ -356,10 +454,37 @@ pub enum AppendOutcome {
     Duplicate(Appended),
     /// Write `entry` and its `item.delivered` event (id `job.last_event_id`).
     New(Entry, Appended),
+    /// The tenant's balance does not cover the entry: nothing goes in the ledger, the job is
+    /// now `cancelling` with reason `insufficient_budget` (write `effects` as for a cancel;
+    /// none when it was already cancelling), and the append is answered with `error`
+    /// ([`AppendOutcome::refusal`]).
+    Refused {
+        /// The cancel's effects.
+        effects: Effects,
+        /// The entry's cost.
+        needed: u64,
+        /// The balance it was refused against.
+        balance: u64,
+    },
+}
+
+impl AppendOutcome {
+    /// The answer to a refused append: [`Error::InsufficientBudget`]; `None` for any other
+    /// outcome.
+    #[must_use]
+    pub fn refusal(&self) -> Option<Error> {
+        match *self {
+            AppendOutcome::Refused {
+                needed, balance, ..
+            } => Some(Error::InsufficientBudget { needed, balance }),
+            _ => None,
+        }
+    }
 }
 
 /// Decides an append. `existing` is the sequence number of the ledger entry with the same key,
-/// if the ledger has one.
+/// if the ledger has one; `purse` the tenant's budget (`None` for a tenant without one), from
+/// which a new entry's cost is taken.
 ///
 /// # Errors
 /// [`Error::LeaseLost`] for a stale lease; [`Error::LimitReached`] when the ledger is full.
@@ -367,6 +492,7 @@ pub fn append(
     job: &mut Job,
     a: &Append,
     existing: Option<u64>,
+    purse: Option<&mut Purse>,
     now: Timestamp,
 ) -> Result<AppendOutcome> {
     check_lease(job, a.lease)?;
@@ -384,6 +510,21 @@ pub fn append(
     }
     if full(len) {
         return Err(Error::LimitReached);
+    }
+    if let Some(p) = &purse
+        && a.cost > p.balance
+    {
+        let (needed, balance) = (a.cost, p.balance);
+        let request = CancelRequest {
+            reason: crate::types::Reason::InsufficientBudget,
+            requested_by: None,
+        };
+        let effects = cancel(job, &request, now)?;
+        return Ok(AppendOutcome::Refused {
+            effects,
+            needed,
+            balance,
+        });
     }
     let seq = len + 1;
     let ack = Appended {
@@ -403,6 +544,12 @@ pub fn append(
     };
     job.progress.found = seq;
     job.usage += a.cost;
+    if let Some(p) = purse {
+        if a.cost > 0 {
+            p.take(Some(job.id), ChargeKind::Entry, Some(seq), a.cost, now);
+        }
+        job.charged += a.cost;
+    }
     job.last_event_id += 1;
     Ok(AppendOutcome::New(entry, ack))
 }
@@ -649,6 +796,7 @@ mod tests {
                 left: None,
                 status_event: true,
                 notice: available(&job),
+                refund: 0,
             }
         );
 
@@ -705,7 +853,7 @@ mod tests {
             payload: "{}".into(),
             cost: 0,
         };
-        append(&mut job, &a, None, T).expect("append");
+        append(&mut job, &a, None, None, T).expect("append");
         let e = finish(&mut job, l, &Finish::Done, T).expect("finish");
         assert_eq!(
             (job.state, job.reason),

@@ -25,9 +25,9 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::types::{
-    AttemptOutcome, Delivery, DeliveryAttempt, DeliveryQuery, Entry, EventData, GroupId, Job,
-    JobEvent, JobId, JobState, KindName, Lease, NewJob, Page, Progress, Reason, StateCounts,
-    Subscription, TenantId, Timestamp,
+    AttemptOutcome, Budget, BudgetChange, Charge, ChargeQuery, Delivery, DeliveryAttempt,
+    DeliveryQuery, Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease,
+    NewJob, Page, Progress, Purse, Reason, StateCounts, Subscription, TenantId, Timestamp,
 };
 
 /// A [`Store`] in memory: fast, shared by every engine of one process, lost on exit.
@@ -104,6 +104,10 @@ struct Inner {
     groups: HashMap<(TenantId, GroupId), HashSet<JobId>>,
     idempotency: HashMap<(TenantId, String), JobId>,
     webhooks: MemoryOutbox,
+    /// The budgets of the tenants that have one.
+    budgets: HashMap<TenantId, Purse>,
+    /// Every tenant's usage history, oldest first (a charge's id is its index + 1).
+    charges: Vec<Charge>,
 }
 
 #[derive(Debug)]
@@ -254,6 +258,58 @@ impl Inner {
         let rec = self.jobs.get_mut(&id).ok_or(Error::NotFound)?;
         let (kind, old_run_at) = (rec.job.kind.clone(), rec.job.run_at);
         let (out, effects) = f(&mut rec.job)?;
+        self.changed(id, &kind, old_run_at, &effects, now, outbox);
+        Ok(out)
+    }
+
+    /// The tenant's purse, if it has a budget.
+    fn purse(&mut self, tenant: &TenantId) -> Option<&mut Purse> {
+        if self.budgets.is_empty() {
+            None
+        } else {
+            self.budgets.get_mut(tenant)
+        }
+    }
+
+    /// Moves the charges pending in `tenant`'s purse into the history.
+    fn book(&mut self, tenant: &TenantId) {
+        let Some(p) = self.budgets.get_mut(tenant) else {
+            return;
+        };
+        for mut c in p.charges.drain(..) {
+            c.id = self.charges.len() as u64 + 1;
+            self.charges.push(c);
+        }
+    }
+
+    /// Writes the effects the kernel decided for a change of job `id` (which had `kind` and
+    /// `old_run_at` before it): the status event, the outbox rows, the refund, the indexes and
+    /// the notice.
+    fn changed(
+        &mut self,
+        id: JobId,
+        kind: &KindName,
+        old_run_at: Timestamp,
+        effects: &Effects,
+        now: Timestamp,
+        outbox: &mut Outbox,
+    ) {
+        let Some(rec) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if effects.refund > 0 {
+            let tenant = rec.job.tenant.clone();
+            kernel::refund(
+                rec.job.id,
+                effects.refund,
+                self.budgets.get_mut(&tenant),
+                now,
+            );
+            self.book(&tenant);
+        }
+        let Some(rec) = self.jobs.get_mut(&id) else {
+            return;
+        };
         if effects.status_event {
             rec.event(now, Stored::Status(rec.job.state, rec.job.reason), outbox);
             let owed = kernel::outbox(
@@ -265,8 +321,8 @@ impl Inner {
             self.webhooks.owe(owed);
         }
         let Some(from) = effects.left else {
-            self.notify(effects.notice, outbox);
-            return Ok(out);
+            self.notify(effects.notice.clone(), outbox);
+            return;
         };
         let to = rec.job.state;
         if self.fault == Fault::BillDiscarded && kernel::discarded(&rec.job) {
@@ -274,7 +330,7 @@ impl Inner {
         }
         let group = rec.job.group.clone().map(|g| (rec.job.tenant.clone(), g));
         if from == JobState::Queued
-            && let Some(q) = self.ready.get_mut(&kind)
+            && let Some(q) = self.ready.get_mut(kind)
         {
             q.remove(&(old_run_at, id));
         }
@@ -298,8 +354,7 @@ impl Inner {
         if to == JobState::Queued {
             self.enqueue(id);
         }
-        self.notify(effects.notice, outbox);
-        Ok(out)
+        self.notify(effects.notice.clone(), outbox);
     }
 
     fn append_one(&mut self, a: &Append, now: Timestamp, outbox: &mut Outbox) -> Result<Appended> {
@@ -321,8 +376,25 @@ impl Inner {
                 limit: rec.job.limit,
             });
         }
-        match kernel::append(&mut rec.job, &a, existing, now)? {
+        let tenant = rec.job.tenant.clone();
+        let purse = if self.budgets.is_empty() {
+            None
+        } else {
+            self.budgets.get_mut(&tenant)
+        };
+        let (kind, run_at) = (rec.job.kind.clone(), rec.job.run_at);
+        let outcome = kernel::append(&mut rec.job, &a, existing, purse, now)?;
+        self.book(&tenant);
+        let rec = self.jobs.get_mut(&a.lease.job).ok_or(Error::NotFound)?;
+        match outcome {
             AppendOutcome::Duplicate(ack) => Ok(ack),
+            refused @ AppendOutcome::Refused { .. } => {
+                let error = refused.refusal();
+                if let AppendOutcome::Refused { effects, .. } = &refused {
+                    self.changed(a.lease.job, &kind, run_at, effects, now, outbox);
+                }
+                Err(error.unwrap_or(Error::LimitReached))
+            }
             AppendOutcome::New(entry, ack) => {
                 if let Some(k) = &entry.key {
                     rec.keys.insert(k.clone(), entry.seq);
@@ -393,7 +465,10 @@ impl Store for MemoryStore {
                     reason: "a job with this id exists".into(),
                 });
             }
-            let job = kernel::new_job(new, now);
+            let mut job = kernel::new_job(new, now);
+            let tenant = job.tenant.clone();
+            kernel::admit(&mut job, inner.purse(&tenant), now)?;
+            inner.book(&tenant);
             let id = job.id;
             if let Some(key) = &job.idempotency_key {
                 inner
@@ -760,5 +835,53 @@ impl Store for MemoryStore {
 
     async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {
         self.shared.inner.lock().webhooks.redeliver(tenant, id, now)
+    }
+
+    async fn change_budget(
+        &self,
+        tenant: &TenantId,
+        change: BudgetChange,
+        now: Timestamp,
+    ) -> Result<Budget> {
+        let mut inner = self.shared.inner.lock();
+        let mut purse = inner
+            .budgets
+            .get(tenant)
+            .cloned()
+            .unwrap_or_else(|| Purse::new(tenant.clone(), 0));
+        kernel::change_budget(&mut purse, change, now)?;
+        let balance = purse.balance;
+        inner.budgets.insert(tenant.clone(), purse);
+        inner.book(tenant);
+        Ok(Budget {
+            tenant: tenant.clone(),
+            balance,
+        })
+    }
+
+    async fn budget(&self, tenant: &TenantId) -> Result<Option<Budget>> {
+        let inner = self.shared.inner.lock();
+        Ok(inner.budgets.get(tenant).map(|p| Budget {
+            tenant: tenant.clone(),
+            balance: p.balance,
+        }))
+    }
+
+    async fn charges(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
+        kernel::check_page_size(query.limit, 1000)?;
+        let inner = self.shared.inner.lock();
+        let end = query
+            .before
+            .map_or(inner.charges.len(), |b| {
+                usize::try_from(b.saturating_sub(1)).unwrap_or(usize::MAX)
+            })
+            .min(inner.charges.len());
+        Ok(inner.charges[..end]
+            .iter()
+            .rev()
+            .filter(|c| &c.tenant == tenant && query.job.is_none_or(|j| c.job == Some(j)))
+            .take(query.limit)
+            .cloned()
+            .collect())
     }
 }

@@ -71,9 +71,9 @@ pub use memory::MemoryStore;
 
 use crate::error::Result;
 use crate::types::{
-    AttemptOutcome, Delivery, DeliveryAttempt, DeliveryQuery, Entry, GroupId, Job, JobEvent, JobId,
-    JobState, KindName, Lease, NewJob, Page, Progress, Reason, StateCounts, Subscription, TenantId,
-    Timestamp,
+    AttemptOutcome, Budget, BudgetChange, Charge, ChargeQuery, Delivery, DeliveryAttempt,
+    DeliveryQuery, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page,
+    Progress, Reason, StateCounts, Subscription, TenantId, Timestamp,
 };
 
 /// Storage for jobs, their ledgers and their events.
@@ -312,6 +312,43 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {
         let _ = (tenant, id, now);
         Err(no_webhooks())
+    }
+
+    /// Applies an operator's change to a tenant's budget ([`kernel::change_budget`]),
+    /// creating the budget (from a balance of 0) if the tenant had none, and records it in the
+    /// tenant's usage history; returns the budget as it now stands. The stores of this
+    /// workspace keep budgets; the default keeps none and refuses.
+    ///
+    /// From then on every job the tenant creates is charged its fixed cost at creation and
+    /// each delivered entry's cost, in the transaction that writes it ([`kernel::admit`],
+    /// [`kernel::append`]), and gets back what a discarding cancel removes from its usage.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) (`amount`) for a top-up that would
+    /// pass [`kernel::MAX_BALANCE`], or a set above it.
+    async fn change_budget(
+        &self,
+        tenant: &TenantId,
+        change: BudgetChange,
+        now: Timestamp,
+    ) -> Result<Budget> {
+        let _ = (tenant, change, now);
+        Err(crate::Error::store(
+            crate::StoreErrorKind::Other,
+            "this store keeps no budgets",
+        ))
+    }
+
+    /// A tenant's budget; `None` when it has none (it spends without limit).
+    async fn budget(&self, tenant: &TenantId) -> Result<Option<Budget>> {
+        let _ = tenant;
+        Ok(None)
+    }
+
+    /// A tenant's usage history (charges, refunds and operators' changes), newest first.
+    async fn charges(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
+        let _ = (tenant, query);
+        Ok(Vec::new())
     }
 }
 

@@ -95,6 +95,10 @@ pub struct Job {
     pub fixed_cost: u64,
     /// Usage: fixed cost plus the costs of kept entries.
     pub usage: u64,
+    /// The part of `usage` taken from the tenant's budget (all of it when the tenant had a
+    /// budget from the job's creation on; 0 when it has none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub charged: u64,
     /// Latest progress.
     pub progress: Progress,
     /// The last error message, if any attempt failed.
@@ -123,6 +127,14 @@ pub struct Job {
     /// subscriptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<super::Hook>,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Job {

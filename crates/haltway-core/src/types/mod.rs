@@ -3,10 +3,12 @@
 //! `state` holds a job's state and its qualifiers, `job` the job and what it carries; this
 //! file the ids, names, timestamps and pages.
 
+mod budget;
 mod job;
 mod state;
 mod webhook;
 
+pub use budget::*;
 pub use job::*;
 pub use state::*;
 pub use webhook::*;

@@ -129,6 +129,14 @@ pub(crate) struct Batch<'s> {
     pub(crate) subs: FxHashMap<TenantId, Vec<haltway_core::Subscription>>,
     /// Outbox rows to write at the next flush.
     pub(crate) deliveries: Vec<haltway_core::Delivery>,
+    /// The budgets of the tenants the batch's submits and appends name that have one, locked
+    /// when the batch began; their charges are written at each flush.
+    pub(crate) purses: FxHashMap<TenantId, haltway_core::Purse>,
+    /// Tenants whose budget (or its absence) `purses` knows.
+    pub(crate) budget_known: FxHashSet<TenantId>,
+    /// Refunds owed to tenants whose budget the batch did not load (jobs it found by a
+    /// claim, a group cancel or recovery): given at the next flush.
+    pub(crate) refunds: Vec<(TenantId, JobId, u64, Timestamp)>,
 }
 
 pub(crate) async fn run_batch(
@@ -172,6 +180,9 @@ pub(crate) async fn run_batch(
         last_event: FxHashMap::default(),
         subs: FxHashMap::default(),
         deliveries: Vec::new(),
+        purses: FxHashMap::default(),
+        budget_known: FxHashSet::default(),
+        refunds: Vec::new(),
     };
     b.preload(&tx, cmds, careful).await?;
     let mut outs = Vec::with_capacity(cmds.len());
@@ -241,6 +252,8 @@ impl Batch<'_> {
         careful: bool,
     ) -> Result<(), BatchError> {
         let mut ids = Vec::new();
+        // Tenants whose budgets the batch reads: those of submits, and of appended jobs.
+        let (mut budget_t, mut budget_j) = (Vec::new(), Vec::new());
         let (mut idem_t, mut idem_k) = (Vec::new(), Vec::new());
         let (mut key_j, mut key_k) = (Vec::new(), Vec::new());
         for cmd in cmds {
@@ -249,6 +262,7 @@ impl Batch<'_> {
                     if careful {
                         ids.push(new.id.0);
                     }
+                    budget_t.push(new.tenant.as_str().to_owned());
                     if let Some(k) = &new.idempotency_key {
                         idem_t.push(new.tenant.as_str().to_owned());
                         idem_k.push(k.clone());
@@ -258,6 +272,7 @@ impl Batch<'_> {
                 Op::Append(items) => {
                     for a in items {
                         ids.push(a.lease.job.0);
+                        budget_j.push(a.lease.job.0);
                         if let Some(k) = &a.key {
                             key_j.push(a.lease.job.0);
                             key_k.push(k.clone());
@@ -271,28 +286,57 @@ impl Batch<'_> {
         }
         ids.sort_unstable();
         ids.dedup();
-        // The subscriptions in the same round trip as the jobs.
+        budget_t.sort_unstable();
+        budget_t.dedup();
+        budget_j.sort_unstable();
+        budget_j.dedup();
+        // The subscriptions and the budgets in the same round trip as the jobs; the budgets
+        // are locked after the jobs, as everywhere.
         let subs_sql = crate::webhooks::active_subscriptions(self.s);
-        let (subs, rows) = tokio::try_join!(tx.query(&subs_sql, &[]), async {
-            if ids.is_empty() {
-                return Ok(Vec::new());
+        let (subs, rows, budgets) = tokio::try_join!(
+            tx.query(&subs_sql, &[]),
+            async {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                tx.query(
+                    &format!(
+                        "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                        self.s
+                    ),
+                    &[&ids],
+                )
+                .await
+            },
+            async {
+                if budget_t.is_empty() && budget_j.is_empty() {
+                    return Ok(Vec::new());
+                }
+                tx.query(
+                    &crate::budgets::lock_for_batch(self.s),
+                    &[&budget_t, &budget_j],
+                )
+                .await
             }
-            tx.query(
-                &format!(
-                    "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                    self.s
-                ),
-                &[&ids],
-            )
-            .await
-        })?;
+        )?;
+        for t in budget_t {
+            self.budget_known.insert(t.into());
+        }
+        for r in &budgets {
+            let p = crate::budgets::purse_from_row(r)?;
+            self.purses.insert(p.tenant.clone(), p);
+        }
         for r in &subs {
             let sub = crate::webhooks::subscription_from_row(r)?;
             self.subs.entry(sub.tenant.clone()).or_default().push(sub);
         }
         {
+            let appended: FxHashSet<uuid::Uuid> = budget_j.into_iter().collect();
             for r in rows {
                 let job = self.locked(&r)?;
+                if appended.contains(&job.id.0) {
+                    self.budget_known.insert(job.tenant.clone());
+                }
                 self.cache.insert(job.id, (job, Mark::Clean));
             }
         }
@@ -395,6 +439,19 @@ impl Batch<'_> {
         if effects.status_event {
             self.status(job, now);
             self.owe(job, kernel::Owed::Status, now);
+        }
+        if effects.refund > 0 {
+            if self.budget_known.contains(&job.tenant) {
+                kernel::refund(
+                    job.id,
+                    effects.refund,
+                    self.purses.get_mut(&job.tenant),
+                    now,
+                );
+            } else {
+                self.refunds
+                    .push((job.tenant.clone(), job.id, effects.refund, now));
+            }
         }
         match &effects.notice {
             Some(Notice::Available(kind)) => self.announce(kind.as_str()),
@@ -646,7 +703,9 @@ impl Batch<'_> {
                 reason: "a job with this id exists".into(),
             });
         }
-        let job = kernel::new_job(new.clone(), now);
+        let mut job = kernel::new_job(new.clone(), now);
+        let tenant = job.tenant.clone();
+        kernel::admit(&mut job, self.purses.get_mut(&tenant), now)?;
         if let Some(k) = &job.idempotency_key {
             self.idem.insert((job.tenant.clone(), k.clone()), job.id);
         }
@@ -662,10 +721,19 @@ impl Batch<'_> {
             .as_ref()
             .and_then(|k| self.keys.get(&(job.id, k.clone())))
             .copied();
-        match kernel::append(&mut job, a, existing, now) {
+        let purse = self.purses.get_mut(&job.tenant);
+        match kernel::append(&mut job, a, existing, purse, now) {
             Ok(AppendOutcome::Duplicate(ack)) => {
                 self.put(job, mark, false);
                 Ok(ack)
+            }
+            Ok(refused @ AppendOutcome::Refused { .. }) => {
+                let error = refused.refusal().unwrap_or(Error::LimitReached);
+                if let AppendOutcome::Refused { effects, .. } = &refused {
+                    self.effects(&job, effects, now);
+                    self.put(job, mark, effects.changed());
+                }
+                Err(error)
             }
             Ok(AppendOutcome::New(entry, ack)) => {
                 if let Some(k) = &entry.key {

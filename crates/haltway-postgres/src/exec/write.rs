@@ -200,6 +200,7 @@ impl Batch<'_> {
             )
             .await?;
         }
+        crate::budgets::flush(self, tx).await?;
         if !self.deliveries.is_empty() {
             let rows = std::mem::take(&mut self.deliveries);
             crate::webhooks::insert_deliveries(tx, self.s, &rows).await?;

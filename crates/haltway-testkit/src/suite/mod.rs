@@ -3,15 +3,17 @@
 //! Each function panics (through `assert!`) on the first difference from docs/semantics.md.
 //!
 //! The behaviours are grouped by subject, one file each: `jobs`, `ledger`, `cancel`,
-//! `attempts`, `webhooks`; this file holds the helpers they share.
+//! `attempts`, `budgets`, `webhooks`; this file holds the helpers they share.
 
 mod attempts;
+mod budgets;
 mod cancel;
 mod jobs;
 mod ledger;
 mod webhooks;
 
 pub use attempts::*;
+pub use budgets::*;
 pub use cancel::*;
 pub use jobs::*;
 pub use ledger::*;

@@ -1,0 +1,290 @@
+//! Budgets: what each change charges, the refusals, refunds and the usage history.
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "the suite's helpers and imports, shared by its parts"
+)]
+use super::*;
+
+use haltway_core::{BudgetChange, Charge, ChargeKind, ChargeQuery};
+
+async fn history(store: &Arc<dyn Store>, t: &str, job: Option<JobId>) -> Vec<Charge> {
+    store
+        .charges(
+            &tenant(t),
+            &ChargeQuery {
+                job,
+                before: None,
+                limit: 1000,
+            },
+        )
+        .await
+        .expect("charges")
+}
+
+async fn balance(store: &Arc<dyn Store>, t: &str) -> Option<u64> {
+    store
+        .budget(&tenant(t))
+        .await
+        .expect("budget")
+        .map(|b| b.balance)
+}
+
+/// A budgeted tenant's job is charged its fixed cost at creation and each new entry's cost as
+/// it is delivered (a duplicate is not charged again); a create the balance cannot cover is
+/// refused and leaves nothing behind; a delivery it cannot cover is refused and moves the job
+/// to `cancelling(insufficient_budget)`, and the job ends `cancelled(insufficient_budget)`
+/// keeping and billing what was delivered before. A tenant without a budget is not charged.
+pub async fn budget_charges_creates_and_deliveries_and_refuses_past_zero(store: Arc<dyn Store>) {
+    let b = store
+        .change_budget(&tenant("t1"), BudgetChange::Set(20), T0)
+        .await
+        .expect("set");
+    assert_eq!((b.tenant.as_str(), b.balance), ("t1", 20));
+    assert_eq!(balance(&store, "t2").await, None, "budgets are per tenant");
+
+    let mut new = new_job("t1", "k");
+    new.fixed_cost = 5;
+    let job = submit(&store, new).await;
+    assert_eq!((job.usage, job.charged), (5, 5));
+    assert_eq!(balance(&store, "t1").await, Some(15));
+
+    let mut dear = new_job("t1", "k");
+    dear.fixed_cost = 16;
+    let id = dear.id;
+    match store.submit(dear, T0).await {
+        Err(Error::InsufficientBudget { needed, balance }) => {
+            assert_eq!((needed, balance), (16, 15));
+        }
+        other => panic!("a create the balance cannot cover: {other:?}"),
+    }
+    assert!(
+        matches!(store.get(&tenant("t1"), id).await, Err(Error::NotFound)),
+        "the refused job was not created"
+    );
+
+    let run = claim_one(&*store, "k").await;
+    append(&store, item(lease(&run), Some("a"), 4))
+        .await
+        .expect("within budget");
+    let dup = append(&store, item(lease(&run), Some("a"), 4))
+        .await
+        .expect("duplicate");
+    assert!(dup.duplicate);
+    assert_eq!(balance(&store, "t1").await, Some(11), "a duplicate is free");
+
+    match append(&store, item(lease(&run), Some("b"), 12)).await {
+        Err(Error::InsufficientBudget { needed, balance }) => {
+            assert_eq!((needed, balance), (12, 11));
+        }
+        other => panic!("a delivery the balance cannot cover: {other:?}"),
+    }
+    let now = get(&store, &run).await;
+    assert_eq!(
+        (now.state, now.reason, now.progress.found),
+        (JobState::Cancelling, Some(Reason::InsufficientBudget), 1),
+        "the refused entry is not in the ledger; the job is cancelling"
+    );
+    assert_eq!(
+        now.cancel.as_ref().map(|c| c.reason),
+        Some(Reason::InsufficientBudget)
+    );
+    // What the balance covers still goes in while the handler stops.
+    append(&store, item(lease(&run), Some("c"), 3))
+        .await
+        .expect("a cheaper entry fits");
+    let end = store
+        .finish(lease(&run), &Finish::Done, T0)
+        .await
+        .expect("finish");
+    assert_eq!(
+        (end.state, end.reason),
+        (JobState::Cancelled, Some(Reason::InsufficientBudget))
+    );
+    assert_eq!((end.usage, end.charged), (5 + 4 + 3, 12));
+    assert_eq!(balance(&store, "t1").await, Some(8));
+    assert_eq!(
+        statuses(&store, &end).await,
+        vec![
+            (JobState::Queued, None),
+            (JobState::Running, None),
+            (JobState::Cancelling, Some(Reason::InsufficientBudget)),
+            (JobState::Cancelled, Some(Reason::InsufficientBudget)),
+        ]
+    );
+
+    let lines = history(&store, "t1", Some(end.id)).await;
+    let mut seen: Vec<(ChargeKind, Option<u64>, i64)> =
+        lines.iter().map(|c| (c.kind, c.seq, c.amount)).collect();
+    seen.reverse();
+    assert_eq!(
+        seen,
+        vec![
+            (ChargeKind::Fixed, None, 5),
+            (ChargeKind::Entry, Some(1), 4),
+            (ChargeKind::Entry, Some(2), 3),
+        ],
+        "the job's charges, oldest first"
+    );
+    assert_eq!(
+        lines.iter().map(|c| c.amount).sum::<i64>(),
+        i64::try_from(end.usage).expect("small"),
+        "the charges add up to the usage"
+    );
+    assert_eq!(lines[0].balance, 8, "each line has the balance after it");
+
+    // No budget, no charge.
+    let mut free = new_job("t2", "k2");
+    free.fixed_cost = 1_000;
+    let free = submit(&store, free).await;
+    assert_eq!((free.usage, free.charged), (1_000, 0));
+    assert!(history(&store, "t2", None).await.is_empty());
+}
+
+/// Cancelling a budgeted job under `discard` gives back what its entries were charged (its
+/// fixed cost stays charged), recorded as a refund; the charges of the job still add up to its
+/// usage.
+pub async fn budget_refunds_discarded_entries(store: Arc<dyn Store>) {
+    store
+        .change_budget(&tenant("t1"), BudgetChange::Set(100), T0)
+        .await
+        .expect("set");
+    let mut new = new_job("t1", "k");
+    new.fixed_cost = 2;
+    new.on_cancel = OnCancel::Discard;
+    submit(&store, new).await;
+    let run = claim_one(&*store, "k").await;
+    append(&store, item(lease(&run), Some("a"), 3))
+        .await
+        .expect("a");
+    append(&store, item(lease(&run), None, 4)).await.expect("b");
+    assert_eq!(balance(&store, "t1").await, Some(100 - 2 - 3 - 4));
+    store
+        .cancel(&run.tenant, run.id, &CancelRequest::default(), T0)
+        .await
+        .expect("cancel");
+    let end = store
+        .finish(lease(&run), &Finish::Done, T0)
+        .await
+        .expect("finish");
+    assert_eq!(end.state, JobState::Cancelled);
+    assert_eq!((end.usage, end.charged), (2, 2));
+    assert_eq!(balance(&store, "t1").await, Some(98));
+    let lines = history(&store, "t1", Some(end.id)).await;
+    assert_eq!((lines[0].kind, lines[0].amount), (ChargeKind::Refund, -7));
+    assert_eq!(lines.iter().map(|c| c.amount).sum::<i64>(), 2);
+
+    // A queued job that ran before (its entries kept across a retry) and is cancelled while
+    // queued is refunded too.
+    let mut again = new_job("t1", "k3");
+    again.on_cancel = OnCancel::Discard;
+    submit(&store, again).await;
+    let run = claim_one(&*store, "k3").await;
+    append(&store, item(lease(&run), None, 5)).await.expect("e");
+    let failed = Finish::Failed {
+        error: "boom".into(),
+        retry_at: Some(T0.plus_ms(60_000)),
+    };
+    let queued = store
+        .finish(lease(&run), &failed, T0)
+        .await
+        .expect("retryable failure");
+    assert_eq!(queued.state, JobState::Queued);
+    assert_eq!(balance(&store, "t1").await, Some(93));
+    let end = store
+        .cancel(&run.tenant, run.id, &CancelRequest::default(), T0)
+        .await
+        .expect("cancel queued")
+        .job;
+    assert_eq!(
+        (end.state, end.usage, end.charged),
+        (JobState::Cancelled, 0, 0)
+    );
+    assert_eq!(balance(&store, "t1").await, Some(98));
+}
+
+/// An operator sets and tops up a budget (a top-up creates it from zero); each change is a
+/// line of the history; a top-up past the largest balance is refused and changes nothing; the
+/// history pages newest first and is per tenant.
+pub async fn budget_set_top_up_and_history_pages(store: Arc<dyn Store>) {
+    let t = tenant("t1");
+    let b = store
+        .change_budget(&t, BudgetChange::TopUp(7), T0)
+        .await
+        .expect("top-up creates");
+    assert_eq!(b.balance, 7);
+    store
+        .change_budget(&t, BudgetChange::TopUp(3), T0)
+        .await
+        .expect("top-up");
+    let b = store
+        .change_budget(&t, BudgetChange::Set(4), T0.plus_ms(1))
+        .await
+        .expect("set");
+    assert_eq!(b.balance, 4);
+    assert!(matches!(
+        store
+            .change_budget(&t, BudgetChange::TopUp(u64::MAX), T0)
+            .await,
+        Err(Error::InvalidInput {
+            field: "amount",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store
+            .change_budget(&t, BudgetChange::Set(u64::MAX), T0)
+            .await,
+        Err(Error::InvalidInput {
+            field: "amount",
+            ..
+        })
+    ));
+    assert_eq!(
+        balance(&store, "t1").await,
+        Some(4),
+        "refusals change nothing"
+    );
+    let lines = history(&store, "t1", None).await;
+    let seen: Vec<(ChargeKind, i64, u64)> = lines
+        .iter()
+        .map(|c| (c.kind, c.amount, c.balance))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (ChargeKind::Set, 6, 4),
+            (ChargeKind::TopUp, -3, 10),
+            (ChargeKind::TopUp, -7, 7),
+        ],
+        "newest first"
+    );
+    assert!(lines.iter().all(|c| c.job.is_none() && c.tenant == t));
+    assert!(lines[0].id > lines[1].id && lines[1].id > lines[2].id);
+    let page = store
+        .charges(
+            &t,
+            &ChargeQuery {
+                job: None,
+                before: Some(lines[0].id),
+                limit: 1,
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(page, vec![lines[1].clone()], "the page after a cursor");
+    assert!(history(&store, "t2", None).await.is_empty());
+    assert!(matches!(
+        store
+            .charges(
+                &t,
+                &ChargeQuery {
+                    job: None,
+                    before: None,
+                    limit: 0
+                }
+            )
+            .await,
+        Err(Error::InvalidInput { field: "limit", .. })
+    ));
+}

@@ -24,6 +24,10 @@ struct MJob {
     events: Vec<Ev>,
     cycle: u32,
     analyzed: u64,
+    /// What the budget was charged for this job.
+    charged: u64,
+    /// A refund the job owes its tenant's budget, not yet given (see `Case::settle`).
+    refund: u64,
 }
 
 mod verify;
@@ -38,6 +42,13 @@ impl MJob {
         self.reason = reason;
         if !matches!(state, JobState::Running | JobState::Cancelling) {
             self.lease_until = None;
+        }
+        if state == JobState::Cancelled && self.discard {
+            // The entries leave the usage: what they were charged comes back.
+            let entries: u64 = self.ledger.iter().map(|e| e.1).sum();
+            let back = entries.min(self.charged);
+            self.charged -= back;
+            self.refund += back;
         }
         self.events.push(Ev::Status(state, reason));
     }
@@ -73,6 +84,8 @@ struct Case {
     now: Timestamp,
     jobs: Vec<MJob>,
     idem: HashMap<u8, usize>,
+    /// The tenant's balance; `None` without a budget.
+    balance: Option<u64>,
 }
 
 static CASE: AtomicU64 = AtomicU64::new(0);
@@ -136,6 +149,15 @@ impl Case {
                     webhook: None,
                 };
                 let out = store.submit(new.clone(), now).await;
+                let repeat = idem.and_then(|k| self.idem.get(&k)).is_some();
+                if !repeat && self.balance.is_some_and(|b| *fixed > b) {
+                    ensure!(
+                        res(&out) == Res::Budget,
+                        "submit over budget: store {:?}",
+                        res(&out)
+                    );
+                    return Ok(());
+                }
                 let got = out.map_err(|e| TestCaseError::fail(format!("submit: {e}")))?;
                 if let Some(&existing) = idem.and_then(|k| self.idem.get(&k)) {
                     ensure!(
@@ -153,6 +175,13 @@ impl Case {
                 if let Some(k) = idem {
                     self.idem.insert(*k, self.jobs.len());
                 }
+                let charged = match &mut self.balance {
+                    Some(b) => {
+                        *b -= *fixed;
+                        *fixed
+                    }
+                    None => 0,
+                };
                 self.jobs.push(MJob {
                     id: new.id,
                     group: *group,
@@ -172,6 +201,8 @@ impl Case {
                     events: vec![Ev::Status(JobState::Queued, None)],
                     cycle: 0,
                     analyzed: 0,
+                    charged,
+                    refund: 0,
                 });
             }
             Op::Claim { n } => {
@@ -245,6 +276,8 @@ impl Case {
                     Res::Ok
                 } else if m.full() {
                     Res::LimitReached
+                } else if self.balance.is_some_and(|b| *cost > b) {
+                    Res::Budget
                 } else {
                     Res::Ok
                 };
@@ -253,6 +286,16 @@ impl Case {
                     "deliver: store {:?}, model {expect:?}",
                     res(&r)
                 );
+                if expect == Res::Budget {
+                    cancel_model(m, Reason::InsufficientBudget);
+                }
+                if expect == Res::Ok
+                    && existing.is_none()
+                    && let Some(b) = &mut self.balance
+                {
+                    *b -= *cost;
+                    m.charged += *cost;
+                }
                 if let Ok(a) = r {
                     if let Some(seq) = existing {
                         ensure!(a.duplicate && a.seq == seq, "duplicate reported as {a:?}");
@@ -561,8 +604,31 @@ impl Case {
                 }
                 ensure!(got == want, "recover changed {got:?}, model {want:?}");
             }
+            Op::TopUp { amount } => {
+                let got = store
+                    .change_budget(
+                        &self.tenant,
+                        haltway_core::BudgetChange::TopUp(*amount),
+                        now,
+                    )
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("top-up: {e}")))?;
+                let b = self.balance.unwrap_or(0) + amount;
+                self.balance = Some(b);
+                ensure!(got.balance == b, "top-up: store {}, model {b}", got.balance);
+            }
         }
         Ok(())
+    }
+
+    /// Gives the budget the refunds the step's changes owe.
+    fn settle(&mut self) {
+        for m in &mut self.jobs {
+            let back = std::mem::take(&mut m.refund);
+            if let Some(b) = &mut self.balance {
+                *b += back;
+            }
+        }
     }
 }
 
@@ -574,11 +640,23 @@ fn cancel_model(m: &mut MJob, reason: Reason) {
     }
 }
 
-pub(super) async fn run_case(store: Arc<dyn Store>, ops: &[Op]) -> Result<(), TestCaseError> {
+pub(super) async fn run_case(
+    store: Arc<dyn Store>,
+    budget: Option<u64>,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
     let case = CASE.fetch_add(1, Ordering::Relaxed);
+    let tenant: TenantId = format!("model-{case}").into();
+    if let Some(b) = budget {
+        store
+            .change_budget(&tenant, haltway_core::BudgetChange::Set(b), T0)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("set budget: {e}")))?;
+    }
     let mut c = Case {
         store,
-        tenant: format!("model-{case}").into(),
+        tenant,
+        balance: budget,
         foreign: format!("model-{case}-other").into(),
         kind: format!("kind-{case}").into(),
         now: T0,
@@ -590,6 +668,7 @@ pub(super) async fn run_case(store: Arc<dyn Store>, ops: &[Op]) -> Result<(), Te
         c.step(op, case)
             .await
             .map_err(|e| TestCaseError::fail(format!("step {n} {op:?}: {e}")))?;
+        c.settle();
         before = c
             .verify(&before, op)
             .await

@@ -13,7 +13,15 @@
 //! 4. usage = fixed cost + sum of kept entry costs (fixed alone once discarded);
 //! 5. event ids 1..n without gaps, in the model's order, with the model's contents;
 //! 6. terminal states are absorbing: only an extend of a `completed(limit_met)` job or a retry
-//!    of a `failed(error)` one changes one.
+//!    of a `failed(error)` one changes one;
+//! 7. budgets: the tenant's balance equals the model's, which charges a job's fixed cost at its
+//!    creation and each new entry's cost, refuses what it cannot cover (a create; a delivery,
+//!    which moves the job to `cancelling(insufficient_budget)`) and gives back the entries of a
+//!    job cancelled under `discard`; each job's `charged` equals the model's, and the usage
+//!    history adds up: every line's amounts sum to minus the balance (a budget starts with a
+//!    set or a top-up), and each job's lines to its `charged`. So no interleaving of
+//!    deliveries, cancels, retries, lease losses and extends takes the balance below zero or
+//!    away from the sum of the charges.
 //!
 //! Cases share one store: each uses its own tenant and kind, so cases cannot see each other.
 //!
@@ -140,6 +148,11 @@ pub enum Op {
         /// How long.
         ms: u64,
     },
+    /// An operator tops up the tenant's budget (creating it, from zero, if it had none).
+    TopUp {
+        /// Credits added.
+        amount: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -170,6 +183,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(job, stale, how, delay)| Op::Finish { job, stale, how, delay }),
         1 => (job.clone(), proptest::bool::weighted(0.2)).prop_map(|(job, stale)| Op::Renew { job, stale }),
         2 => (0u64..1200).prop_map(|ms| Op::Advance { ms }),
+        1 => (0u64..6).prop_map(|amount| Op::TopUp { amount }),
     ]
 }
 
@@ -182,6 +196,7 @@ enum Res {
     LeaseLost,
     LimitReached,
     Invalid,
+    Budget,
     Other,
 }
 
@@ -193,6 +208,7 @@ fn res<T>(r: &haltway_core::Result<T>) -> Res {
         Err(Error::LeaseLost { .. }) => Res::LeaseLost,
         Err(Error::LimitReached) => Res::LimitReached,
         Err(Error::InvalidInput { .. }) => Res::Invalid,
+        Err(Error::InsufficientBudget { .. }) => Res::Budget,
         Err(_) => Res::Other,
     }
 }
@@ -257,13 +273,19 @@ fn check_on(
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    let strategy = proptest::collection::vec(op(), 1..40);
-    let result = runner.run(&strategy, |ops| {
-        handle.block_on(run_case(store.clone(), &ops))
+    // Half the cases start with a budget (a balance of 0 to 29), so that refusals are common.
+    let strategy = (
+        proptest::option::of(0u64..30),
+        proptest::collection::vec(op(), 1..40),
+    );
+    let result = runner.run(&strategy, |(budget, ops)| {
+        handle.block_on(run_case(store.clone(), budget, &ops))
     });
     match result {
         Ok(()) => Ok(()),
-        Err(TestError::Fail(why, ops)) => Err(format!("model check failed: {why}\nops: {ops:#?}")),
+        Err(TestError::Fail(why, (budget, ops))) => Err(format!(
+            "model check failed: {why}\nbudget: {budget:?}\nops: {ops:#?}"
+        )),
         Err(TestError::Abort(why)) => Err(format!("model check aborted: {why}")),
     }
 }

@@ -33,6 +33,12 @@ impl Case {
                 m.usage()
             );
             ensure!(
+                job.charged == m.charged,
+                "job {i}: charged {} vs model {} (invariant 7)",
+                job.charged,
+                m.charged
+            );
+            ensure!(
                 job.progress.found == m.ledger.len() as u64,
                 "job {i}: found {}",
                 job.progress.found
@@ -135,6 +141,54 @@ impl Case {
             }
             now_jobs.push(job);
         }
+        self.verify_budget(&now_jobs).await?;
         Ok(now_jobs)
+    }
+
+    /// Invariant 7: the balance and the usage history.
+    async fn verify_budget(&self, jobs: &[Job]) -> Result<(), TestCaseError> {
+        let fail = |what: &str, e: haltway_core::Error| TestCaseError::fail(format!("{what}: {e}"));
+        let got = self
+            .store
+            .budget(&self.tenant)
+            .await
+            .map_err(|e| fail("budget", e))?
+            .map(|b| b.balance);
+        ensure!(
+            got == self.balance,
+            "balance: store {got:?}, model {:?} (invariant 7)",
+            self.balance
+        );
+        let lines = self
+            .store
+            .charges(
+                &self.tenant,
+                &haltway_core::ChargeQuery {
+                    job: None,
+                    before: None,
+                    limit: 1000,
+                },
+            )
+            .await
+            .map_err(|e| fail("charges", e))?;
+        let total: i128 = lines.iter().map(|c| i128::from(c.amount)).sum();
+        ensure!(
+            total == -i128::from(self.balance.unwrap_or(0)),
+            "the history sums to {total}, the balance is {:?}",
+            self.balance
+        );
+        for (i, job) in jobs.iter().enumerate() {
+            let of_job: i128 = lines
+                .iter()
+                .filter(|c| c.job == Some(job.id))
+                .map(|c| i128::from(c.amount))
+                .sum();
+            ensure!(
+                of_job == i128::from(job.charged),
+                "job {i}: its charges sum to {of_job}, it was charged {}",
+                job.charged
+            );
+        }
+        Ok(())
     }
 }

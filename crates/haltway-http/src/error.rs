@@ -43,6 +43,8 @@ pub enum ApiErrorKind {
     InvalidRequest,
     /// 409: not allowed in the job's state, or an idempotency key reused.
     Conflict,
+    /// 402: the tenant's budget cannot cover the job's fixed cost.
+    InsufficientBudget,
     /// 429: too many requests; retry after the given seconds.
     RateLimited,
     /// 500: a fault of the server.
@@ -71,6 +73,7 @@ impl ApiErrorKind {
             ApiErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ApiErrorKind::InvalidRequest => "invalid_request",
             ApiErrorKind::Conflict => "conflict",
+            ApiErrorKind::InsufficientBudget => "insufficient_budget",
             ApiErrorKind::RateLimited => "rate_limited",
             ApiErrorKind::Internal => "internal",
             ApiErrorKind::Unavailable => "unavailable",
@@ -99,7 +102,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// One of `invalid_json`, `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
     /// `conflict`, `payload_too_large`, `unsupported_media_type`, `invalid_request`,
-    /// `rate_limited`, `internal`, `unavailable`; and, from a server listening through
+    /// `insufficient_budget`, `rate_limited`, `internal`, `unavailable`; and, from a server listening through
     /// `ApiListener`, `malformed_request` (400), `uri_too_long` (414) and `headers_too_large`
     /// (431) for requests that are not valid HTTP.
     #[serde(rename = "type")]
@@ -233,6 +236,14 @@ impl From<Error> for ApiError {
                 ApiError::invalid("kind", format!("no job kind named `{kind}` is registered"))
             }
             Error::ShuttingDown => ApiError::unavailable("the server is shutting down"),
+            Error::InsufficientBudget { needed, balance } => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                ApiErrorKind::InsufficientBudget,
+                format!(
+                    "the tenant's budget cannot cover this: {needed} credits needed, \
+                     {balance} left"
+                ),
+            ),
             Error::Store {
                 kind: StoreErrorKind::Unavailable,
                 ..

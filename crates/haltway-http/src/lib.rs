@@ -30,6 +30,7 @@
 //! acts as the key's tenant: another tenant's job is not found. Errors share one JSON shape,
 //! [`ErrorBody`].
 
+mod budget_views;
 mod conn;
 mod error;
 pub mod keys;
@@ -48,6 +49,9 @@ use axum::extract::DefaultBodyLimit;
 use haltway_core::Engine;
 use tokio_util::sync::CancellationToken;
 
+pub use budget_views::{
+    BudgetParams, BudgetView, ChangeBudget, ChargeList, ChargeParams, ChargeView,
+};
 pub use conn::{ApiIo, ApiListener};
 pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
 pub use keys::{KeyError, KeyRecord, Keys, presented_key};

@@ -50,7 +50,7 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
             let _ = writeln!(out, "haltway_jobs{{state=\"{s}\"}} {n}");
         }
     }
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 12] = [
         (
             "haltway_store_errors_total",
             "Store calls of this engine that failed (each retry counts).",
@@ -85,6 +85,12 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
             "haltway_cancel_requests_total",
             "Cancel requests accepted by this engine.",
             m.cancel_requests,
+        ),
+        (
+            "haltway_budget_refusals_total",
+            "Costs a tenant's budget could not cover: creates refused (402) and deliveries \
+             refused (the job moved to cancelling with reason insufficient_budget).",
+            m.budget_refusals,
         ),
         (
             "haltway_ledger_appends_total",

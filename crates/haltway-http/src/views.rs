@@ -97,6 +97,8 @@ pub struct UsageView {
     pub items: u64,
     /// `fixed + items`.
     pub total: u64,
+    /// The part of `total` taken from the tenant's credit budget (0 without one).
+    pub charged: u64,
 }
 
 /// A cancel request.
@@ -536,6 +538,7 @@ impl From<&Job> for JobView {
                 fixed: job.fixed_cost,
                 items: job.usage.saturating_sub(job.fixed_cost),
                 total: job.usage,
+                charged: job.charged,
             },
             attempt: job.attempt,
             failures: job.failures,

@@ -51,6 +51,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/webhook-deliveries/{seg}/attempts"),
     ("POST", "/v1/webhook-deliveries/{seg}/redeliver"),
     ("GET", "/v1/webhook-secret"),
+    ("GET", "/v1/budget"),
+    ("PUT", "/v1/budget"),
+    ("POST", "/v1/budget/top-up"),
+    ("GET", "/v1/budget/charges"),
 ];
 
 fn segment(ids: Vec<String>) -> impl Strategy<Value = String> {

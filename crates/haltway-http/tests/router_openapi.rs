@@ -38,6 +38,8 @@ fn document_is_openapi_3_1_with_every_route() {
             "GET /metrics",
             "GET /openapi.json",
             "GET /readyz",
+            "GET /v1/budget",
+            "GET /v1/budget/charges",
             "GET /v1/jobs",
             "GET /v1/jobs/{id}",
             "GET /v1/jobs/{id}/events",
@@ -50,6 +52,7 @@ fn document_is_openapi_3_1_with_every_route() {
             "GET /v1/webhooks",
             "GET /v1/webhooks/{id}",
             "GET /v1/webhooks/{id}/attempts",
+            "POST /v1/budget/top-up",
             "POST /v1/groups/{group}/cancel",
             "POST /v1/jobs",
             "POST /v1/jobs/batch",
@@ -60,6 +63,7 @@ fn document_is_openapi_3_1_with_every_route() {
             "POST /v1/webhook-deliveries/{id}/redeliver",
             "POST /v1/webhooks",
             "POST /v1/webhooks/{id}/rotate",
+            "PUT /v1/budget",
         ]
     );
     for schema in [

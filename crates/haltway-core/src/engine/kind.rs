@@ -286,6 +286,10 @@ impl<K: JobKind> JobContext<K> {
                 // The budget ran out: the store moved the job to `cancelling`, and the
                 // handler stops as for any cancel.
                 Err(Error::InsufficientBudget { .. }) => {
+                    engine
+                        .metrics
+                        .budget_refusals
+                        .fetch_add(1, Ordering::Relaxed);
                     self.shared.stop(StopCause::Cancelled);
                     return Err(JobError::stopped(StopCause::Cancelled));
                 }

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub appended: u64,
     /// Cancel requests accepted.
     pub cancel_requests: u64,
+    /// Costs a tenant's budget could not cover: creates refused, and deliveries refused
+    /// (each moved its job to `cancelling(insufficient_budget)`).
+    pub budget_refusals: u64,
     /// Milliseconds from a cancel request to the job's `cancelled` state, for jobs this
     /// engine cancelled.
     pub cancel_latency: Histogram,
@@ -86,6 +89,7 @@ pub(crate) struct Counters {
     pub(crate) requeued: AtomicU64,
     pub(crate) appended: AtomicU64,
     pub(crate) cancel_requests: AtomicU64,
+    pub(crate) budget_refusals: AtomicU64,
     pub(crate) cancel_latency: LiveHistogram,
     pub(crate) claim_latency: LiveHistogram,
     pub(crate) run_time: LiveHistogram,
@@ -147,6 +151,7 @@ impl Counters {
             requeued: n(&self.requeued),
             appended: n(&self.appended),
             cancel_requests: n(&self.cancel_requests),
+            budget_refusals: n(&self.budget_refusals),
             cancel_latency: self.cancel_latency.snapshot(),
             claim_latency: self.claim_latency.snapshot(),
             run_time: self.run_time.snapshot(),

@@ -365,7 +365,15 @@ impl Engine {
         };
         let submitted = inner
             .retrying("submit", || inner.store.submit(new.clone(), now))
-            .await?;
+            .await
+            .inspect_err(|e| {
+                if matches!(e, Error::InsufficientBudget { .. }) {
+                    inner
+                        .metrics
+                        .budget_refusals
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            })?;
         if !submitted.created && !kernel::same_request(&submitted.job, &new) {
             return Err(Error::KeyReused);
         }

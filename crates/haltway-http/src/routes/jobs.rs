@@ -17,6 +17,7 @@ use super::*;
         (status = 202, description = "The job.", body = JobView),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
         (status = 401, description = "No valid API key.", body = ErrorBody),
+        (status = 402, description = "The tenant's budget cannot cover the fixed cost.", body = ErrorBody),
         (status = 409, description = "The Idempotency-Key was used for another request.", body = ErrorBody),
         (status = 413, description = "The body is over the limit.", body = ErrorBody),
         (status = 415, description = "The body is not sent as JSON.", body = ErrorBody),

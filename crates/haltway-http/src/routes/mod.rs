@@ -7,9 +7,10 @@
 //! - Every `/v1` handler takes a [`Caller`] first, so no route skips authentication, and every
 //!   engine call passes the caller's tenant.
 //!
-//! One file per concern: `jobs`, `events`, `keys`, `ops`; this file holds the router, the
+//! One file per concern: `jobs`, `events`, `budgets`, `webhooks`, `keys`, `ops`; this file holds the router, the
 //! document and the extractors they share.
 
+mod budgets;
 mod events;
 mod jobs;
 mod keys;
@@ -66,6 +67,7 @@ pub(crate) struct Spec(pub(crate) Arc<str>);
     components(schemas(ErrorBody, ErrorDetail, EventView, crate::views::StateName)),
     tags(
         (name = "jobs", description = "Create, read, cancel and extend jobs; read their results and events."),
+        (name = "budgets", description = "Credit budgets: balances, top-ups and the usage history."),
         (name = "webhooks", description = "Webhook subscriptions, deliveries and their attempts."),
         (name = "keys", description = "API keys (admin keys only)."),
         (name = "operations", description = "Health, readiness, metrics and this document.")
@@ -110,6 +112,9 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(webhooks::delivery_attempts))
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(webhooks::job_webhook_secret))
+        .routes(routes!(budgets::get_budget, budgets::set_budget))
+        .routes(routes!(budgets::top_up_budget))
+        .routes(routes!(budgets::list_charges))
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(ops::healthz))

@@ -28,7 +28,10 @@ async fn create_then_get_runs_to_completion_with_usage() {
     assert_eq!(job["state"], "completed");
     assert_eq!(job["reason"], "exhausted");
     assert_eq!(job["progress"]["found"], 3);
-    assert_eq!(job["usage"], json!({"fixed": 10, "items": 6, "total": 16}));
+    assert_eq!(
+        job["usage"],
+        json!({"fixed": 10, "items": 6, "total": 16, "charged": 0})
+    );
     assert_eq!(job["attempt"], 1);
     for t in ["created_at", "started_at", "finished_at"] {
         assert!(

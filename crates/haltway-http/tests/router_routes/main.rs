@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod budgets;
 mod events;
 mod jobs;
 mod webhooks;

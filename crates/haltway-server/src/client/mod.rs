@@ -7,6 +7,7 @@
 //! `mod.rs` holds the options, the HTTP client and the dispatch; `commands` the one-shot
 //! subcommands; `watch` the event stream.
 
+mod budget;
 mod commands;
 mod views;
 mod watch;
@@ -153,6 +154,9 @@ pub enum ClientCmd {
     /// Webhook subscriptions, deliveries and their attempts.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCmd),
+    /// A tenant's credit budget and usage history (set and top up with an admin key).
+    #[command(subcommand)]
+    Budget(budget::BudgetCmd),
 }
 
 /// `haltway submit`.
@@ -429,6 +433,7 @@ async fn run_inner(opts: &ClientOpts, cmd: ClientCmd) -> Outcome<Exit> {
         ClientCmd::Watch(a) => watch(&c, &a.id, a.after, a.cancel_on_interrupt).await,
         ClientCmd::Keys(k) => keys(&c, k).await,
         ClientCmd::Webhooks(w) => webhooks::webhooks(&c, w).await,
+        ClientCmd::Budget(b) => budget::budget(&c, b).await,
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Fail {
     },
     /// 400: a request the product answers with a plain bad request (Clado's paging).
     BadRequest(String),
+    /// 402: the tenant's credit budget cannot cover the run (Parallel, Clado).
+    PaymentRequired(String),
     /// 405: the route does not take this method.
     MethodNotAllowed,
     /// 413: the body is over the server's limit.
@@ -68,6 +70,7 @@ impl Fail {
             Fail::Conflict(_) => StatusCode::CONFLICT,
             Fail::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Fail::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Fail::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Fail::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Fail::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Fail::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -89,6 +92,7 @@ impl Fail {
             | Fail::NotFound(m)
             | Fail::Conflict(m)
             | Fail::BadRequest(m)
+            | Fail::PaymentRequired(m)
             | Fail::Unavailable(m)
             | Fail::Internal(m) => m.clone(),
         }
@@ -123,6 +127,9 @@ impl From<Error> for Fail {
             Error::InvalidInput { field, reason } => Fail::body(field, reason),
             Error::LimitReached => Fail::Conflict(e.to_string()),
             Error::ShuttingDown => Fail::Unavailable(e.to_string()),
+            Error::InsufficientBudget { needed, balance } => Fail::PaymentRequired(format!(
+                "Insufficient credits: this run needs {needed}, the balance is {balance}"
+            )),
             Error::Store {
                 kind: StoreErrorKind::Unavailable,
                 ..

@@ -5,6 +5,7 @@
 //! cargo run --release -p haltway-benches --bin haltway-load -- [--runs 5] [--only NAME] [--smoke]
 //! ```
 
+mod budgets;
 mod http;
 mod kinds;
 mod memory;
@@ -130,6 +131,7 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .chain(sqlite::SCENARIOS)
         .chain(postgres::SCENARIOS)
         .chain(webhooks::SCENARIOS)
+        .chain(budgets::SCENARIOS)
         .chain(http::SCENARIOS);
     for (name, scenario) in all {
         if only.is_none_or(|o| name.contains(o)) {
@@ -167,6 +169,7 @@ mod tests {
             "no-op jobs end to end, durable",
             "no-op jobs, a webhook on every job",
             "webhook deliveries to loopback",
+            "no-op jobs, fixed cost 1",
             "ledger appends, durable",
             "bulk submit",
             "POST /v1/jobs (durable create)",

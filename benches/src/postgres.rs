@@ -25,13 +25,13 @@ pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
 
 const STORE: &str = "postgres";
 
-fn url() -> Option<String> {
+pub(crate) fn url() -> Option<String> {
     ["HALTWAY_BENCH_PG_URL", "HALTWAY_TEST_PG_URL"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
-fn skipped(name: &str) -> Vec<Row> {
+pub(crate) fn skipped(name: &str) -> Vec<Row> {
     let mut row = Row::new(
         format!("{name}: skipped, no PostgreSQL (set HALTWAY_BENCH_PG_URL)"),
         STORE,
@@ -40,7 +40,7 @@ fn skipped(name: &str) -> Vec<Row> {
     vec![row]
 }
 
-fn schema() -> String {
+pub(crate) fn schema() -> String {
     format!("bench_{}", uuid::Uuid::now_v7().as_simple())
 }
 
@@ -66,7 +66,7 @@ async fn copy_rows(
     writer.finish().await.expect("copy finish");
 }
 
-async fn drop_schema(url: &str, schema: &str) {
+pub(crate) async fn drop_schema(url: &str, schema: &str) {
     let c = client(url).await;
     let _ = c
         .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

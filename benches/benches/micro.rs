@@ -56,12 +56,15 @@ fn ledger_append(c: &mut Criterion) {
             deadline: None,
             idempotency_key: None,
             webhook: None,
+            priority: haltway_core::DEFAULT_PRIORITY,
+            max_active: None,
         };
         store.submit(job, now).await.expect("submit");
         let req = ClaimRequest {
             worker: "w".into(),
             lease_ms: 60_000,
             kinds: vec![("k".into(), 1)],
+            max_running_per_tenant: None,
         };
         store.claim(&req, now).await.expect("claim")[0]
             .lease()

@@ -217,6 +217,7 @@ async fn an_expired_lease_is_recovered_without_duplicate_entries() {
         worker: "doomed".into(),
         lease_ms: 5_000,
         kinds: vec![("scripted".into(), 1)],
+        max_running_per_tenant: None,
     };
     let claimed = store.claim(&req, clock.now()).await.expect("claim");
     let lease = claimed[0].lease().expect("lease");

@@ -96,6 +96,7 @@ async fn two_nodes_deliver_every_event_and_never_the_same_attempt_at_once() {
                     worker: "w".into(),
                     lease_ms: 60_000,
                     kinds: vec![("k".into(), 1)],
+                    max_running_per_tenant: None,
                 },
                 now,
             )

@@ -73,6 +73,7 @@ async fn run_job(store: &Arc<dyn Store>, new: NewJob, clock: &ManualClock) -> Jo
                 worker: "w".into(),
                 lease_ms: 60_000,
                 kinds: vec![("k".into(), 1)],
+                max_running_per_tenant: None,
             },
             clock.now(),
         )

@@ -46,6 +46,15 @@ pub enum Error {
         /// The balance at the time.
         balance: u64,
     },
+    /// A tenant quota refuses the request (HTTP 429): a create past the tenant's cap of active
+    /// jobs.
+    #[error("the tenant is at its limit of {limit} {what}")]
+    QuotaExceeded {
+        /// What is limited (`active jobs`).
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
     /// Input rejected, with the field and why (HTTP 422).
     #[error("invalid {field}: {reason}")]
     InvalidInput {

@@ -36,7 +36,8 @@ pub use store::{
 };
 pub use types::{
     AttemptOutcome, Budget, BudgetChange, CancelInfo, CancelMode, Charge, ChargeKind, ChargeQuery,
-    Delivery, DeliveryAttempt, DeliveryQuery, DeliveryState, Entry, EventData, GroupId, Hook, Job,
-    JobEvent, JobId, JobState, KindName, Lease, NewJob, OnCancel, Page, Progress, Purse, Reason,
-    SealedSecret, StateCounts, Subscription, TenantId, Timestamp, event_type,
+    DEFAULT_PRIORITY, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryState, Entry, EventData,
+    GroupId, Hook, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, OnCancel, PRIORITIES,
+    Page, Progress, Purse, Reason, SealedSecret, StateCounts, Subscription, TenantId, Timestamp,
+    event_type,
 };

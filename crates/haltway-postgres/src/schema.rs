@@ -168,6 +168,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX charges_tenant ON {s}.charges (tenant, id);
     CREATE INDEX charges_job ON {s}.charges (job, id) WHERE job IS NOT NULL;
     ",
+    // 9: priorities: a job's priority, and the ready index in claim order.
+    r"
+    ALTER TABLE {s}.jobs ADD COLUMN priority smallint NOT NULL DEFAULT 2;
+    DROP INDEX {s}.jobs_ready;
+    CREATE INDEX jobs_ready ON {s}.jobs (kind, priority, run_at, id) WHERE state = 0;
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

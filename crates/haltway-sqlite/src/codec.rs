@@ -74,7 +74,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant, kind, grp, input, metadata, st
     cancel_reason, cancel_by, cancel_at, cancel_mode, on_cancel, lim, attempt, failures, \
     max_attempts, cycle, run_at, deadline, lease_until, worker, fixed_cost, usage, found, \
     analyzed, completion, time_left_ms, stage, recall, last_error, idem_key, created_at, \
-    started_at, finished_at, last_event_id, request_digest, webhook, charged";
+    started_at, finished_at, last_event_id, request_digest, webhook, charged, priority";
 
 struct Arcstr(Arc<str>);
 
@@ -175,6 +175,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
             None => None,
         },
         charged: uint(row.get(38)?),
+        priority: row.get(39)?,
     })
 }
 
@@ -200,7 +201,7 @@ pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> = std::sync::LazyL
     format!(
         "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, NULL, \
          NULL, NULL, NULL, ?7, ?8, ?9, 0, 0, ?10, 0, ?11, ?12, NULL, NULL, ?13, ?14, 0, 0, NULL, \
-         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18, ?19, ?20)"
+         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18, ?19, ?20, ?21)"
     )
 });
 
@@ -251,6 +252,7 @@ pub(crate) fn insert_new_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool
             .map(serde_json::to_string)
             .transpose()?,
         int(job.charged, "charged")?,
+        job.priority,
     ])
     .map_err(sql)
     .map(|n| n == 1)

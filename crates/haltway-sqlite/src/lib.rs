@@ -21,6 +21,7 @@ mod budgets;
 mod codec;
 mod error;
 mod handle;
+mod quotas;
 mod schema;
 mod store;
 mod webhooks;

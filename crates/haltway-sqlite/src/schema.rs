@@ -162,6 +162,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX charges_tenant ON charges (tenant, id);
     CREATE INDEX charges_job ON charges (job, id) WHERE job IS NOT NULL;
     ",
+    // 5: priorities: a job's priority, and the ready index in claim order.
+    r"
+    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 2;
+    DROP INDEX jobs_ready;
+    CREATE INDEX jobs_ready ON jobs (kind, priority, run_at, id) WHERE state = 0;
+    ",
 ];
 
 /// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it

@@ -46,6 +46,8 @@ pub(crate) struct Tx<'c> {
     pub(crate) subs: &'c mut Option<crate::webhooks::Subs>,
     /// Every budgeted tenant's balance, loaded on first need, dropped as `subs` is.
     pub(crate) purses: &'c mut Option<crate::budgets::Purses>,
+    /// Every tenant's active and running counts, loaded on first need, dropped as `subs` is.
+    pub(crate) counts: &'c mut Option<crate::quotas::Counts>,
     dirty: FxHashSet<JobId>,
     /// Events to insert at the next flush, many rows per statement.
     events_out: Vec<codec::EventRow>,
@@ -217,6 +219,9 @@ impl Tx<'_> {
             self.status_event(job, at)?;
             self.owe(job, haltway_core::kernel::Owed::Status, at)?;
         }
+        if let Some(from) = effects.left {
+            self.count_move(&job.tenant, Some(from), job.state);
+        }
         if effects.refund > 0 {
             haltway_core::kernel::refund(job.id, effects.refund, self.purse(&job.tenant)?, at);
             self.book(&job.tenant)?;
@@ -354,6 +359,7 @@ impl Writer {
         let mut cache = FxHashMap::default();
         let mut subs = None;
         let mut purses = None;
+        let mut counts = None;
         let mut version = self.data_version().unwrap_or(0);
         while let Ok(first) = self.rx.recv() {
             let mut batch = vec![first];
@@ -373,10 +379,24 @@ impl Writer {
             if commands.is_empty() {
                 // A poll: look for other processes' commits outside any transaction.
                 if self.data_version().is_some_and(|v| v != version) {
-                    self.commit(Vec::new(), &mut cache, &mut subs, &mut purses, &mut version);
+                    self.commit(
+                        Vec::new(),
+                        &mut cache,
+                        &mut subs,
+                        &mut purses,
+                        &mut counts,
+                        &mut version,
+                    );
                 }
             } else {
-                self.commit(commands, &mut cache, &mut subs, &mut purses, &mut version);
+                self.commit(
+                    commands,
+                    &mut cache,
+                    &mut subs,
+                    &mut purses,
+                    &mut counts,
+                    &mut version,
+                );
             }
         }
     }
@@ -395,6 +415,7 @@ impl Writer {
         cache: &mut FxHashMap<JobId, Job>,
         subs: &mut Option<crate::webhooks::Subs>,
         purses: &mut Option<crate::budgets::Purses>,
+        counts: &mut Option<crate::quotas::Counts>,
         version: &mut i64,
     ) {
         let mut failed = self
@@ -409,12 +430,14 @@ impl Writer {
             cache.clear();
             *subs = None;
             *purses = None;
+            *counts = None;
         }
         let mut tx = Tx {
             conn: &self.conn,
             cache,
             subs,
             purses,
+            counts,
             dirty: FxHashSet::default(),
             events_out: Vec::new(),
             notices: Vec::new(),
@@ -467,6 +490,7 @@ impl Writer {
             tx.cache.clear();
             *tx.subs = None;
             *tx.purses = None;
+            *tx.counts = None;
         } else {
             for n in tx.notices.drain(..) {
                 let _ = self.notices.send(n);

@@ -98,7 +98,9 @@ macro_rules! store_conformance {
             webhook_deliveries_are_leased_logged_and_redelivered,
             webhook_subscriptions_are_kept_replaced_and_disabled,
             budget_charges_creates_and_deliveries_and_refuses_past_zero,
-            budget_refunds_discarded_entries, budget_set_top_up_and_history_pages
+            budget_refunds_discarded_entries, budget_set_top_up_and_history_pages,
+            claims_take_priority_then_due_time, running_quota_passes_over_a_tenant_at_it,
+            active_cap_is_checked_at_create
         );
 
         #[test]
@@ -160,6 +162,7 @@ mod tests {
             include_str!("suite/attempts.rs"),
             include_str!("suite/webhooks.rs"),
             include_str!("suite/budgets.rs"),
+            include_str!("suite/quotas.rs"),
         ]
         .iter()
         .flat_map(|src| src.lines())

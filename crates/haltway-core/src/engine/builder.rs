@@ -17,6 +17,7 @@ pub(super) struct EngineConfig {
     pub(super) progress_interval: Duration,
     pub(super) store_retry: Duration,
     pub(super) worker_id: Arc<str>,
+    pub(super) max_running_per_tenant: Option<u32>,
 }
 
 /// Builds an [`Engine`].
@@ -90,6 +91,16 @@ impl EngineBuilder {
     /// takes more jobs than its concurrency allows.
     pub fn claims_in_flight(mut self, n: usize) -> Self {
         self.config.claims_in_flight = n.max(1);
+        self
+    }
+
+    /// The most jobs of one tenant running (or cancelling) at once, across every engine on the
+    /// store (default: no quota). Give every engine on a store the same value: each claim
+    /// passes over the jobs of tenants at it, so one tenant's backlog, whatever its priority,
+    /// never takes more than this many slots from the others. A job held back runs when its
+    /// tenant's running job ends: the engine that ran it claims again at once.
+    pub fn max_running_per_tenant(mut self, n: Option<u32>) -> Self {
+        self.config.max_running_per_tenant = n;
         self
     }
 

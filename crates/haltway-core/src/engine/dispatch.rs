@@ -130,6 +130,7 @@ pub(super) fn claim(inner: &Arc<EngineInner>, kinds: Vec<(KindName, usize)>) -> 
             worker: inner.config.worker_id.clone(),
             lease_ms: duration_ms(inner.config.lease),
             kinds,
+            max_running_per_tenant: inner.config.max_running_per_tenant,
         };
         let result = inner.health.observe(
             "claim",

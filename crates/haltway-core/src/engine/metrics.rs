@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Costs a tenant's budget could not cover: creates refused, and deliveries refused
     /// (each moved its job to `cancelling(insufficient_budget)`).
     pub budget_refusals: u64,
+    /// Creates refused at a tenant's cap of active jobs.
+    pub quota_refusals: u64,
     /// Milliseconds from a cancel request to the job's `cancelled` state, for jobs this
     /// engine cancelled.
     pub cancel_latency: Histogram,
@@ -90,6 +92,7 @@ pub(crate) struct Counters {
     pub(crate) appended: AtomicU64,
     pub(crate) cancel_requests: AtomicU64,
     pub(crate) budget_refusals: AtomicU64,
+    pub(crate) quota_refusals: AtomicU64,
     pub(crate) cancel_latency: LiveHistogram,
     pub(crate) claim_latency: LiveHistogram,
     pub(crate) run_time: LiveHistogram,
@@ -152,6 +155,7 @@ impl Counters {
             appended: n(&self.appended),
             cancel_requests: n(&self.cancel_requests),
             budget_refusals: n(&self.budget_refusals),
+            quota_refusals: n(&self.quota_refusals),
             cancel_latency: self.cancel_latency.snapshot(),
             claim_latency: self.claim_latency.snapshot(),
             run_time: self.run_time.snapshot(),

@@ -181,6 +181,7 @@ impl Engine {
                 progress_interval: Duration::from_millis(250),
                 store_retry: Duration::from_secs(30),
                 worker_id: format!("worker-{}", uuid::Uuid::now_v7().as_simple()).into(),
+                max_running_per_tenant: None,
             },
             clock: Arc::new(SystemClock),
         }
@@ -345,6 +346,13 @@ impl Engine {
         if let Some(hook) = &options.webhook {
             kernel::check_hook(hook)?;
         }
+        let priority = options.priority.unwrap_or(crate::types::DEFAULT_PRIORITY);
+        if !crate::types::PRIORITIES.contains(&priority) {
+            return Err(Error::InvalidInput {
+                field: "priority",
+                reason: "must be 1 (first) to 4 (last)".into(),
+            });
+        }
         let now = inner.clock.now();
         let new = NewJob {
             id: JobId::new(),
@@ -362,17 +370,23 @@ impl Engine {
             deadline: options.deadline.map(|d| now.plus_ms(duration_ms(d))),
             idempotency_key: options.idempotency_key,
             webhook: options.webhook,
+            priority,
+            max_active: options.max_active,
         };
         let submitted = inner
             .retrying("submit", || inner.store.submit(new.clone(), now))
             .await
-            .inspect_err(|e| {
-                if matches!(e, Error::InsufficientBudget { .. }) {
+            .inspect_err(|e| match e {
+                Error::InsufficientBudget { .. } => {
                     inner
                         .metrics
                         .budget_refusals
                         .fetch_add(1, Ordering::Relaxed);
                 }
+                Error::QuotaExceeded { .. } => {
+                    inner.metrics.quota_refusals.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
             })?;
         if !submitted.created && !kernel::same_request(&submitted.job, &new) {
             return Err(Error::KeyReused);

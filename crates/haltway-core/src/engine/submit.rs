@@ -17,6 +17,8 @@ pub struct SubmitOptions {
     pub(super) deadline: Option<Duration>,
     pub(super) max_attempts: Option<u32>,
     pub(super) webhook: Option<crate::types::Hook>,
+    pub(super) priority: Option<u8>,
+    pub(super) max_active: Option<u64>,
 }
 
 impl SubmitOptions {
@@ -83,6 +85,20 @@ impl SubmitOptions {
     /// checked for form here and for where it resolves on every delivery attempt.
     pub fn webhook(mut self, hook: crate::types::Hook) -> Self {
         self.webhook = Some(hook);
+        self
+    }
+
+    /// The job's priority, 1 (claimed first) to 4 (last); default 2.
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Refuses the create ([`Error::QuotaExceeded`](crate::Error::QuotaExceeded)) when the
+    /// tenant already has `n` active jobs (queued, running or cancelling), checked by the
+    /// store atomically with every other create of the tenant.
+    pub fn max_active(mut self, n: u64) -> Self {
+        self.max_active = Some(n);
         self
     }
 }

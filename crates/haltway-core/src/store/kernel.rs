@@ -255,7 +255,33 @@ pub fn new_job(new: NewJob, now: Timestamp) -> Job {
         finished_at: None,
         last_event_id: 1,
         webhook: new.webhook,
+        priority: new.priority,
     }
+}
+
+/// Whether a tenant with `active` active jobs may create `new` under its cap
+/// ([`NewJob::max_active`]). A store counts the tenant's queued, running and cancelling jobs
+/// (those of its own transaction included) and calls this in the transaction that would
+/// insert the job, serialized with every other create of the tenant, so that two creates can
+/// never both pass the cap.
+///
+/// # Errors
+/// [`Error::QuotaExceeded`] at or over the cap.
+pub fn admit_active(new: &NewJob, active: u64) -> Result<()> {
+    match new.max_active {
+        Some(limit) if active >= limit => Err(Error::QuotaExceeded {
+            what: "active jobs",
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a tenant with `running` running or cancelling jobs may have one more claimed under
+/// the running quota `quota` ([`ClaimRequest::max_running_per_tenant`]).
+#[must_use]
+pub fn under_quota(running: u64, quota: Option<u32>) -> bool {
+    quota.is_none_or(|q| running < u64::from(q))
 }
 
 /// The change a webhook event reports, for [`outbox`].

@@ -1,7 +1,10 @@
 //! `MemoryStore`: every job, ledger and event in one process's memory.
 //!
 //! # Invariants
-//! - `ready[kind]` holds `(run_at, id)` for exactly the queued jobs of that kind.
+//! - `ready[kind][priority - 1]` holds `(run_at, id)` for exactly the queued jobs of that kind
+//!   and priority.
+//! - `active_of[tenant]` counts the tenant's queued, running and cancelling jobs, and
+//!   `running_of[tenant]` its running and cancelling ones (entries at 0 are removed).
 //! - `active` holds exactly the running and cancelling jobs.
 //! - `groups[(tenant, group)]` holds exactly the non-terminal jobs of that group.
 //! - A record's `keys` maps every keyed ledger entry's key to its sequence number.
@@ -98,7 +101,9 @@ struct Inner {
     by_tenant: HashMap<TenantId, BTreeSet<JobId>>,
     /// Kinds announced as available since their last claim (notices are coalesced).
     announced: HashSet<KindName>,
-    ready: HashMap<KindName, BTreeSet<(Timestamp, JobId)>>,
+    ready: HashMap<KindName, [BTreeSet<(Timestamp, JobId)>; 4]>,
+    active_of: HashMap<TenantId, u64>,
+    running_of: HashMap<TenantId, u64>,
     active: HashSet<JobId>,
     deadlines: BTreeSet<(Timestamp, JobId)>,
     groups: HashMap<(TenantId, GroupId), HashSet<JobId>>,
@@ -217,6 +222,23 @@ impl Record {
     }
 }
 
+/// The index of priority `p` in a kind's ready lanes.
+fn lane(p: u8) -> usize {
+    usize::from(p.clamp(1, 4) - 1)
+}
+
+/// Counts one more (`up`) or one fewer job of `tenant` in `counts`.
+fn bump(counts: &mut HashMap<TenantId, u64>, tenant: &TenantId, up: bool) {
+    if up {
+        *counts.entry(tenant.clone()).or_default() += 1;
+    } else if let Some(n) = counts.get_mut(tenant) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(tenant);
+        }
+    }
+}
+
 impl Inner {
     fn record(&mut self, tenant: &TenantId, id: JobId) -> Result<&mut Record> {
         match self.jobs.get_mut(&id) {
@@ -227,9 +249,7 @@ impl Inner {
 
     fn enqueue(&mut self, id: JobId) {
         let job = &self.jobs[&id].job;
-        self.ready
-            .entry(job.kind.clone())
-            .or_default()
+        self.ready.entry(job.kind.clone()).or_default()[lane(job.priority)]
             .insert((job.run_at, id));
         if let (Some(d), None) = (job.deadline, job.started_at) {
             self.deadlines.insert((d, id));
@@ -332,7 +352,15 @@ impl Inner {
         if from == JobState::Queued
             && let Some(q) = self.ready.get_mut(kind)
         {
-            q.remove(&(old_run_at, id));
+            q[lane(rec.job.priority)].remove(&(old_run_at, id));
+        }
+        let tenant = rec.job.tenant.clone();
+        let running = |s: JobState| matches!(s, JobState::Running | JobState::Cancelling);
+        if from.is_active() != to.is_active() {
+            bump(&mut self.active_of, &tenant, to.is_active());
+        }
+        if running(from) != running(to) {
+            bump(&mut self.running_of, &tenant, running(to));
         }
         if matches!(to, JobState::Running | JobState::Cancelling) {
             self.active.insert(id);
@@ -465,9 +493,11 @@ impl Store for MemoryStore {
                     reason: "a job with this id exists".into(),
                 });
             }
+            kernel::admit_active(&new, inner.active_of.get(&new.tenant).copied().unwrap_or(0))?;
             let mut job = kernel::new_job(new, now);
             let tenant = job.tenant.clone();
             kernel::admit(&mut job, inner.purse(&tenant), now)?;
+            bump(&mut inner.active_of, &tenant, true);
             inner.book(&tenant);
             let id = job.id;
             if let Some(key) = &job.idempotency_key {
@@ -558,16 +588,33 @@ impl Store for MemoryStore {
             let mut claimed = Vec::new();
             for (kind, want) in &req.kinds {
                 inner.announced.remove(kind);
-                let ids: Vec<JobId> = match inner.ready.get(kind) {
-                    Some(q) => q
-                        .iter()
-                        .take_while(|(run_at, _)| *run_at <= now)
-                        .filter(|(_, id)| !inner.jobs[id].job.missed_deadline(now))
-                        .take(*want)
-                        .map(|(_, id)| *id)
-                        .collect(),
-                    None => continue,
+                let Some(lanes) = inner.ready.get(kind) else {
+                    continue;
                 };
+                // Priority order, then due time and id; a tenant at its running quota is
+                // passed over (counting the jobs this claim takes).
+                let mut taking: HashMap<TenantId, u64> = HashMap::default();
+                let mut ids = Vec::new();
+                'lanes: for lane in lanes {
+                    for (_, id) in lane.iter().take_while(|(run_at, _)| *run_at <= now) {
+                        if ids.len() >= *want {
+                            break 'lanes;
+                        }
+                        let job = &inner.jobs[id].job;
+                        if job.missed_deadline(now) {
+                            continue;
+                        }
+                        if req.max_running_per_tenant.is_some() {
+                            let held = inner.running_of.get(&job.tenant).copied().unwrap_or(0);
+                            let n = taking.entry(job.tenant.clone()).or_default();
+                            if !kernel::under_quota(held + *n, req.max_running_per_tenant) {
+                                continue;
+                            }
+                            *n += 1;
+                        }
+                        ids.push(*id);
+                    }
+                }
                 for id in ids {
                     claimed.push(inner.change(id, now, outbox, |job| {
                         let effects = kernel::claim(job, &req.worker, req.lease_ms, now)?;

@@ -99,7 +99,10 @@ use crate::types::{
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Creates a queued job, or returns the existing one when the tenant already has a job with
-    /// the same idempotency key (`created` is then false).
+    /// the same idempotency key (`created` is then false). Refuses it, atomically with every
+    /// other create of the tenant, when the tenant is at its cap of active jobs
+    /// ([`kernel::admit_active`]) or its budget cannot cover the fixed cost
+    /// ([`kernel::admit`]).
     async fn submit(&self, job: NewJob, now: Timestamp) -> Result<Submitted>;
 
     /// Reads one job.
@@ -113,7 +116,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Lists a tenant's jobs, newest first, after the cursor of a previous page.
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>>;
 
-    /// Claims up to the requested number of ready jobs of each kind for `worker`, in one batch.
+    /// Claims up to the requested number of ready jobs of each kind for `worker`, in one batch:
+    /// the lowest priority number first, then the job due longest ago, then the oldest id;
+    /// passing over the jobs of tenants at the running quota
+    /// ([`ClaimRequest::max_running_per_tenant`]), which a store enforces atomically with
+    /// every other claim on it, on every node.
     async fn claim(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>>;
 
     /// Renews many leases in one batch, reporting for each whether it is still held and whether
@@ -409,6 +416,10 @@ pub struct ClaimRequest {
     pub lease_ms: u64,
     /// For each kind, how many jobs at most.
     pub kinds: Vec<(KindName, usize)>,
+    /// The most jobs of one tenant that may be running or cancelling at once, across every
+    /// engine on the store: a job whose tenant is at it stays queued (and is passed over, so
+    /// that jobs of other tenants behind it are claimed). `None` for no quota.
+    pub max_running_per_tenant: Option<u32>,
 }
 
 /// One ledger append.

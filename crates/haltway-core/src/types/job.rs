@@ -127,6 +127,14 @@ pub struct Job {
     /// subscriptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<super::Hook>,
+    /// Priority, 1 to 4: claims take the lowest number first, then the job due longest ago
+    /// (`run_at`), then the oldest id.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+}
+
+fn default_priority() -> u8 {
+    DEFAULT_PRIORITY
 }
 
 #[allow(
@@ -187,7 +195,19 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// The job's own webhook, if any.
     pub webhook: Option<super::Hook>,
+    /// Priority, 1 (first) to 4 (last); see [`Job::priority`].
+    pub priority: u8,
+    /// The most active (queued, running, cancelling) jobs the tenant may have: the store
+    /// refuses the create, atomically, when the tenant already has this many
+    /// ([`Error::QuotaExceeded`](crate::Error::QuotaExceeded)). `None` for no cap.
+    pub max_active: Option<u64>,
 }
+
+/// The priority a job gets when its submit names none.
+pub const DEFAULT_PRIORITY: u8 = 2;
+
+/// The priorities a job may have: 1 is claimed first, 4 last.
+pub const PRIORITIES: std::ops::RangeInclusive<u8> = 1..=4;
 
 /// Proof that a worker holds a job: its id and the attempt the claim created.
 ///

@@ -163,6 +163,8 @@ pub(crate) fn test_request(at: Timestamp) -> NewJob {
         deadline: None,
         idempotency_key: None,
         webhook: None,
+        priority: DEFAULT_PRIORITY,
+        max_active: None,
     }
 }
 

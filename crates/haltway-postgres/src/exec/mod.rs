@@ -480,6 +480,7 @@ mod tests {
                 worker: "w".into(),
                 lease_ms: 1000,
                 kinds: vec![("k".into(), 1)],
+                max_running_per_tenant: None,
             })
         };
         let ops = [

@@ -37,6 +37,7 @@ pub(crate) struct NewRow<'j> {
     discard: bool,
     doc: String,
     log: String,
+    priority: i16,
 }
 
 impl<'j> NewRow<'j> {
@@ -55,6 +56,7 @@ impl<'j> NewRow<'j> {
             discard: j.on_cancel == haltway_core::OnCancel::Discard,
             doc: doc(j),
             log,
+            priority: i16::from(j.priority),
         }
     }
 
@@ -73,6 +75,7 @@ impl<'j> NewRow<'j> {
             &self.discard,
             &self.doc,
             &self.log,
+            &self.priority,
         ]
     }
 }
@@ -111,7 +114,8 @@ impl Batch<'_> {
             tx.copy(
                 &format!(
                     "COPY {}.jobs (id, tenant, kind, grp, state, run_at, lease_until, \
-                     deadline, started, idem_key, discard, doc, log) FROM STDIN (FORMAT binary)",
+                     deadline, started, idem_key, discard, doc, log, priority) \
+                     FROM STDIN (FORMAT binary)",
                     self.s
                 ),
                 &[
@@ -128,6 +132,7 @@ impl Batch<'_> {
                     Type::BOOL,
                     Type::TEXT,
                     Type::TEXT,
+                    Type::INT2,
                 ],
                 rows.iter().map(NewRow::values),
             )

@@ -151,6 +151,8 @@ mod tests {
                 deadline: None,
                 idempotency_key: None,
                 webhook: None,
+                priority: haltway_core::DEFAULT_PRIORITY,
+                max_active: None,
             },
             now,
         );

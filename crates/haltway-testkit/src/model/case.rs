@@ -28,6 +28,7 @@ struct MJob {
     charged: u64,
     /// A refund the job owes its tenant's budget, not yet given (see `Case::settle`).
     refund: u64,
+    priority: u8,
 }
 
 mod verify;
@@ -126,6 +127,8 @@ impl Case {
                 fixed,
                 deadline,
                 idem,
+                priority,
+                cap,
             } => {
                 let new = NewJob {
                     id: fresh_id(case, self.jobs.len()),
@@ -147,9 +150,20 @@ impl Case {
                     deadline: deadline.map(|d| now.plus_ms(d)),
                     idempotency_key: idem.map(|k| format!("idem-{k}")),
                     webhook: None,
+                    priority: *priority,
+                    max_active: *cap,
                 };
                 let out = store.submit(new.clone(), now).await;
                 let repeat = idem.and_then(|k| self.idem.get(&k)).is_some();
+                let active = self.jobs.iter().filter(|m| m.state.is_active()).count() as u64;
+                if !repeat && cap.is_some_and(|c| active >= c) {
+                    ensure!(
+                        res(&out) == Res::Quota,
+                        "submit at the cap: store {:?}",
+                        res(&out)
+                    );
+                    return Ok(());
+                }
                 if !repeat && self.balance.is_some_and(|b| *fixed > b) {
                     ensure!(
                         res(&out) == Res::Budget,
@@ -203,9 +217,10 @@ impl Case {
                     analyzed: 0,
                     charged,
                     refund: 0,
+                    priority: *priority,
                 });
             }
-            Op::Claim { n } => {
+            Op::Claim { n, quota } => {
                 let mut ready: Vec<usize> = (0..self.jobs.len())
                     .filter(|&i| {
                         let m = &self.jobs[i];
@@ -214,12 +229,22 @@ impl Case {
                             && (m.started || m.deadline.is_none_or(|d| d > now))
                     })
                     .collect();
-                ready.sort_by_key(|&i| (self.jobs[i].run_at, self.jobs[i].id));
-                ready.truncate(*n);
+                ready.sort_by_key(|&i| {
+                    let m = &self.jobs[i];
+                    (m.priority, m.run_at, m.id)
+                });
+                let running = self
+                    .jobs
+                    .iter()
+                    .filter(|m| matches!(m.state, JobState::Running | JobState::Cancelling))
+                    .count();
+                let room = quota.map_or(usize::MAX, |q| (q as usize).saturating_sub(running));
+                ready.truncate((*n).min(room));
                 let req = ClaimRequest {
                     worker: "model".into(),
                     lease_ms: LEASE_MS,
                     kinds: vec![(self.kind.clone(), *n)],
+                    max_running_per_tenant: *quota,
                 };
                 let got = store
                     .claim(&req, now)

@@ -12,9 +12,12 @@
 //!    fenced attempt; sequence numbers 1..n without gaps;
 //! 4. usage = fixed cost + sum of kept entry costs (fixed alone once discarded);
 //! 5. event ids 1..n without gaps, in the model's order, with the model's contents;
-//! 6. terminal states are absorbing: only an extend of a `completed(limit_met)` job or a retry
+//! 6. claims take the model's jobs: priority, then due time, then id, passing over the
+//!    tenant once it holds the running quota; a create past the cap of active jobs is
+//!    refused;
+//! 7. terminal states are absorbing: only an extend of a `completed(limit_met)` job or a retry
 //!    of a `failed(error)` one changes one;
-//! 7. budgets: the tenant's balance equals the model's, which charges a job's fixed cost at its
+//! 8. budgets: the tenant's balance equals the model's, which charges a job's fixed cost at its
 //!    creation and each new entry's cost, refuses what it cannot cover (a create; a delivery,
 //!    which moves the job to `cancelling(insufficient_budget)`) and gives back the entries of a
 //!    job cancelled under `discard`; each job's `charged` equals the model's, and the usage
@@ -75,11 +78,17 @@ pub enum Op {
         deadline: Option<u64>,
         /// Idempotency key 0–2, if any.
         idem: Option<u8>,
+        /// Priority, 1–4.
+        priority: u8,
+        /// The tenant's cap of active jobs, if any.
+        cap: Option<u64>,
     },
     /// Claim up to `n` jobs.
     Claim {
         /// How many.
         n: usize,
+        /// The running quota per tenant, if any.
+        quota: Option<u32>,
     },
     /// Append an entry (with a stale lease if `stale`).
     Deliver {
@@ -166,11 +175,12 @@ fn op() -> impl Strategy<Value = Op> {
             0u64..3,
             proptest::option::weighted(0.2, 0u64..1500),
             proptest::option::weighted(0.2, 0u8..3),
+            (1u8..=4, proptest::option::weighted(0.2, 1u64..4)),
         )
-            .prop_map(|(group, limit, discard, max_attempts, fixed, deadline, idem)| Op::Submit {
-                group, limit, discard, max_attempts, fixed, deadline, idem,
+            .prop_map(|(group, limit, discard, max_attempts, fixed, deadline, idem, (priority, cap))| Op::Submit {
+                group, limit, discard, max_attempts, fixed, deadline, idem, priority, cap,
             }),
-        3 => (1usize..4).prop_map(|n| Op::Claim { n }),
+        3 => (1usize..4, proptest::option::weighted(0.3, 1u32..3)).prop_map(|(n, quota)| Op::Claim { n, quota }),
         5 => (job.clone(), proptest::bool::weighted(0.15), proptest::option::weighted(0.8, 0u8..6), 0u64..4)
             .prop_map(|(job, stale, key, cost)| Op::Deliver { job, stale, key, cost }),
         1 => (job.clone(), proptest::bool::weighted(0.2), 0u64..100)
@@ -197,6 +207,7 @@ enum Res {
     LimitReached,
     Invalid,
     Budget,
+    Quota,
     Other,
 }
 
@@ -209,6 +220,7 @@ fn res<T>(r: &haltway_core::Result<T>) -> Res {
         Err(Error::LimitReached) => Res::LimitReached,
         Err(Error::InvalidInput { .. }) => Res::Invalid,
         Err(Error::InsufficientBudget { .. }) => Res::Budget,
+        Err(Error::QuotaExceeded { .. }) => Res::Quota,
         Err(_) => Res::Other,
     }
 }

@@ -260,6 +260,7 @@ pub async fn claim_respects_kind_count_and_run_at(store: Arc<dyn Store>) {
         worker: "w2".into(),
         lease_ms: LEASE_MS,
         kinds: vec![("b".into(), 0), ("a".into(), 3)],
+        max_running_per_tenant: None,
     };
     assert!(
         store.claim(&req, T0).await.expect("claim").is_empty(),

@@ -3,13 +3,14 @@
 //! Each function panics (through `assert!`) on the first difference from docs/semantics.md.
 //!
 //! The behaviours are grouped by subject, one file each: `jobs`, `ledger`, `cancel`,
-//! `attempts`, `budgets`, `webhooks`; this file holds the helpers they share.
+//! `attempts`, `budgets`, `quotas`, `webhooks`; this file holds the helpers they share.
 
 mod attempts;
 mod budgets;
 mod cancel;
 mod jobs;
 mod ledger;
+mod quotas;
 mod webhooks;
 
 pub use attempts::*;
@@ -17,6 +18,7 @@ pub use budgets::*;
 pub use cancel::*;
 pub use jobs::*;
 pub use ledger::*;
+pub use quotas::*;
 pub use webhooks::*;
 
 use std::sync::Arc;
@@ -52,6 +54,8 @@ pub fn new_job(tenant: &str, kind: &str) -> NewJob {
         deadline: None,
         idempotency_key: None,
         webhook: None,
+        priority: haltway_core::DEFAULT_PRIORITY,
+        max_active: None,
     }
 }
 
@@ -68,6 +72,7 @@ async fn claim(store: &dyn Store, kind: &str, n: usize, now: Timestamp) -> Vec<J
         worker: "w1".into(),
         lease_ms: LEASE_MS,
         kinds: vec![(KindName::from(kind), n)],
+        max_running_per_tenant: None,
     };
     store.claim(&req, now).await.expect("claim")
 }

@@ -236,6 +236,9 @@ impl From<Error> for ApiError {
                 ApiError::invalid("kind", format!("no job kind named `{kind}` is registered"))
             }
             Error::ShuttingDown => ApiError::unavailable("the server is shutting down"),
+            Error::QuotaExceeded { what, limit } => {
+                ApiError::rate_limited(format!("the tenant is at its limit of {limit} {what}"), 1)
+            }
             Error::InsufficientBudget { needed, balance } => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
                 ApiErrorKind::InsufficientBudget,

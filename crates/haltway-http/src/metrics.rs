@@ -50,7 +50,7 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
             let _ = writeln!(out, "haltway_jobs{{state=\"{s}\"}} {n}");
         }
     }
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 13] = [
         (
             "haltway_store_errors_total",
             "Store calls of this engine that failed (each retry counts).",
@@ -91,6 +91,11 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
             "Costs a tenant's budget could not cover: creates refused (402) and deliveries \
              refused (the job moved to cancelling with reason insufficient_budget).",
             m.budget_refusals,
+        ),
+        (
+            "haltway_quota_refusals_total",
+            "Creates refused at a tenant's cap of active jobs (429).",
+            m.quota_refusals,
         ),
         (
             "haltway_ledger_appends_total",

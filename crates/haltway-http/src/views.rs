@@ -42,6 +42,8 @@ pub struct JobView {
     /// `keep` or `discard`: what happens to delivered results on cancel.
     #[schema(value_type = String)]
     pub on_cancel: OnCancel,
+    /// Priority: 1 (claimed first) to 4 (last).
+    pub priority: u8,
     /// Progress.
     pub progress: ProgressView,
     /// What the job is billed: the fixed cost plus the costs of kept results.
@@ -234,6 +236,10 @@ pub struct CreateJob {
     /// The job's own webhook: its changes are pushed there, signed by Standard Webhooks with
     /// the tenant's job-webhook secret (`GET /v1/webhook-secret`).
     pub webhook: Option<crate::webhook_views::JobWebhook>,
+    /// Priority: 1 (claimed first) to 4 (last); default 2.
+    #[schema(minimum = 1, maximum = 4, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "integer::opt_u8")]
+    pub priority: Option<u8>,
 }
 
 /// Jobs to create in one request.
@@ -288,6 +294,10 @@ pub struct BatchJob {
     pub max_attempts: Option<u32>,
     /// The job's own webhook, as on a single create.
     pub webhook: Option<crate::webhook_views::JobWebhook>,
+    /// Priority: 1 (claimed first) to 4 (last); default 2.
+    #[schema(minimum = 1, maximum = 4, value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "integer::opt_u8")]
+    pub priority: Option<u8>,
     /// Same key and tenant → same job, as the `Idempotency-Key` header of a single create
     /// (1–255 visible ASCII characters).
     #[schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7e]+$")]
@@ -308,6 +318,7 @@ impl From<BatchJob> for CreateJob {
             deadline_ms: b.deadline_ms,
             max_attempts: b.max_attempts,
             webhook: b.webhook,
+            priority: b.priority,
         }
     }
 }
@@ -526,6 +537,7 @@ impl From<&Job> for JobView {
             limit: job.limit,
             cancel_mode: job.cancel_mode,
             on_cancel: job.on_cancel,
+            priority: job.priority,
             progress: {
                 let mut p = ProgressView::from(&job.progress);
                 if job.state.is_terminal() {
@@ -761,6 +773,16 @@ pub(crate) mod integer {
     /// A `u64`.
     pub(crate) fn u64<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
         whole(&Number::deserialize(de)?)
+    }
+
+    /// An optional `u8` (`null` is none).
+    pub(crate) fn opt_u8<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u8>, D::Error> {
+        let Some(n) = opt_u64::<D>(de)? else {
+            return Ok(None);
+        };
+        u8::try_from(n).map(Some).map_err(|_| {
+            D::Error::custom(format!("invalid value: {n}, expected at most {}", u8::MAX))
+        })
     }
 
     /// An optional `u32` (`null` is none).

@@ -95,22 +95,11 @@ impl Shared {
         wire: Value,
         options: SubmitOptions,
     ) -> Result<Job, Fail> {
-        if let Some(max) = self.max_active_jobs {
-            let active = self
-                .engine
-                .count_by_state(Some(&caller.tenant))
-                .await?
-                .active();
-            if active >= max {
-                return Err(Fail::RateLimited {
-                    message: format!(
-                        "tenant `{}` has {active} active jobs, its limit",
-                        caller.tenant
-                    ),
-                    retry_after: 1,
-                });
-            }
-        }
+        // The cap of active jobs is checked by the store, atomically with the insert.
+        let options = match self.max_active_jobs {
+            Some(max) => options.max_active(max),
+            None => options,
+        };
         let metadata = serde_json::json!({"profile": self.product.name(), "wire": wire});
         let submitted = self
             .engine
@@ -126,6 +115,13 @@ impl Shared {
                     field: "input",
                     reason,
                 } => Fail::body("query", reason),
+                haltway_core::Error::QuotaExceeded { limit, .. } => Fail::RateLimited {
+                    message: format!(
+                        "tenant `{}` has {limit} active jobs, its limit",
+                        caller.tenant
+                    ),
+                    retry_after: 1,
+                },
                 other => Fail::from(other),
             })?;
         Ok(submitted.job)

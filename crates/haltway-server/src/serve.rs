@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Active jobs per tenant (429 above) [default: no limit].
     #[arg(long, env = "HALTWAY_MAX_ACTIVE_JOBS")]
     pub max_active_jobs: Option<u64>,
+    /// Running jobs per tenant, across every node (give each node the same value): a
+    /// tenant's further jobs wait in the queue while others' run [default: no limit].
+    #[arg(long, env = "HALTWAY_MAX_RUNNING_PER_TENANT")]
+    pub max_running_per_tenant: Option<u32>,
     /// Largest request body in bytes [default: 1048576].
     #[arg(long, env = "HALTWAY_BODY_LIMIT")]
     pub body_limit: Option<usize>,
@@ -118,6 +122,7 @@ struct FileConfig {
     rate_limit: Option<f64>,
     rate_burst: Option<f64>,
     max_active_jobs: Option<u64>,
+    max_running_per_tenant: Option<u32>,
     body_limit: Option<usize>,
     demo: Option<bool>,
     profiles: Option<String>,
@@ -148,6 +153,8 @@ pub struct Settings {
     pub rate_limit: Option<RateLimit>,
     /// Active-job cap.
     pub max_active_jobs: Option<u64>,
+    /// Running quota per tenant.
+    pub max_running_per_tenant: Option<u32>,
     /// Body limit.
     pub body_limit: usize,
     /// Register the demo kind.
@@ -394,6 +401,7 @@ impl ServeArgs {
             concurrency,
             rate_limit,
             max_active_jobs: self.max_active_jobs.or(file.max_active_jobs),
+            max_running_per_tenant: self.max_running_per_tenant.or(file.max_running_per_tenant),
             body_limit: self.body_limit.or(file.body_limit).unwrap_or(1 << 20),
             demo,
             profiles,
@@ -481,7 +489,9 @@ fn open_keys(path: &Path, now_ms: i64) -> Result<Arc<Keys>, StartError> {
 pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
     let settings = args.settings()?;
     let store = open_store(&settings.store).await?;
-    let mut builder = Engine::builder_shared(store).concurrency(settings.concurrency);
+    let mut builder = Engine::builder_shared(store)
+        .concurrency(settings.concurrency)
+        .max_running_per_tenant(settings.max_running_per_tenant);
     if settings.demo {
         builder = builder.register(DemoFindAll);
     }

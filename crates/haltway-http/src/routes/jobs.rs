@@ -41,21 +41,12 @@ pub(super) async fn create_job(
         })
         .transpose()?;
     let options = submit_options(&state, &req, key)?;
-    if let Some(max) = state.config.max_active_jobs {
-        let active = state
-            .engine
-            .count_by_state(Some(&caller.tenant))
-            .await?
-            .active();
-        if active >= max {
-            return Err(over_cap(&caller, active));
-        }
-    }
     let input = req.input.to_string();
     let submitted = state
         .engine
         .submit_json(&caller.tenant, &req.kind, &input, options)
-        .await?;
+        .await
+        .map_err(|e| capped(&caller, e))?;
     let job = submitted.job;
     let mut resp = (StatusCode::ACCEPTED, Json(JobView::from(&job))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
@@ -68,14 +59,19 @@ pub(super) async fn create_job(
     Ok(resp)
 }
 
-fn over_cap(caller: &Caller, active: u64) -> ApiError {
-    ApiError::rate_limited(
-        format!(
-            "tenant `{}` has {active} active jobs, its limit",
-            caller.tenant
+/// The answer to an engine error, with a create refused at the tenant's cap of active jobs
+/// (which the store checks atomically) as a 429.
+fn capped(caller: &Caller, e: haltway_core::Error) -> ApiError {
+    match e {
+        haltway_core::Error::QuotaExceeded { limit, .. } => ApiError::rate_limited(
+            format!(
+                "tenant `{}` has {limit} active jobs, its limit",
+                caller.tenant
+            ),
+            1,
         ),
-        1,
-    )
+        other => ApiError::from(other),
+    }
 }
 
 /// The submit options of a create request.
@@ -135,6 +131,12 @@ fn submit_options(
         super::webhooks::check_hook(state, &hook, "webhook")?;
         options = options.webhook(hook);
     }
+    if let Some(p) = req.priority {
+        options = options.priority(p);
+    }
+    if let Some(max) = state.config.max_active_jobs {
+        options = options.max_active(max);
+    }
     Ok(options)
 }
 
@@ -173,17 +175,6 @@ pub(super) async fn create_jobs(
     if req.jobs.is_empty() || req.jobs.len() > 1000 {
         return Err(ApiError::invalid("jobs", "give 1 to 1000 jobs"));
     }
-    // Room under the active-job cap, counted once for the batch.
-    let mut room = match state.config.max_active_jobs {
-        None => u64::MAX,
-        Some(max) => max.saturating_sub(
-            state
-                .engine
-                .count_by_state(Some(&caller.tenant))
-                .await?
-                .active(),
-        ),
-    };
     // Every job must be well formed, or the whole request is refused (422 naming
     // `jobs.<i>.<field>`); what only the engine can tell (an unknown kind, an input the kind
     // refuses, a reused key, the cap) is answered job by job.
@@ -221,12 +212,6 @@ pub(super) async fn create_jobs(
     let mut submits = Vec::new();
     let mut slots = Vec::new();
     for (i, (create, options)) in checked.into_iter().enumerate() {
-        if room == 0 {
-            let active = state.config.max_active_jobs.unwrap_or(0);
-            results.push(Some(failed(over_cap(&caller, active), i)));
-            continue;
-        }
-        room -= 1;
         results.push(None);
         slots.push(i);
         submits.push((create.kind, create.input.to_string(), options));
@@ -239,7 +224,7 @@ pub(super) async fn create_jobs(
                 job: Some(JobView::from(&s.job)),
                 error: None,
             },
-            Err(e) => failed(ApiError::from(e), i),
+            Err(e) => failed(capped(&caller, e), i),
         });
     }
     Ok(Json(BatchCreated {

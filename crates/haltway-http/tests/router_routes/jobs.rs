@@ -636,3 +636,33 @@ async fn a_batch_creates_each_job_or_says_why_not() {
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+/// A job's priority is taken on create (1–4, default 2) and shown; anything else is a 422
+/// naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_is_taken_checked_and_shown() {
+    let api = api();
+    let plain = api
+        .create(&api.acme, json!({"kind": "steps", "input": {"items": 0}}))
+        .await;
+    assert_eq!(plain["priority"], 2);
+    let urgent = api
+        .create(
+            &api.acme,
+            json!({"kind": "steps", "input": {"items": 0}, "priority": 1}),
+        )
+        .await;
+    assert_eq!(urgent["priority"], 1);
+    for bad in [json!(0), json!(5), json!(300), json!("high")] {
+        let err = api
+            .call(
+                "POST",
+                "/v1/jobs",
+                &api.acme,
+                Some(json!({"kind": "steps", "input": {"items": 0}, "priority": bad})),
+            )
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        assert_eq!(err["error"]["field"], "priority", "{err}");
+    }
+}

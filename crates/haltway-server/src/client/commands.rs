@@ -29,6 +29,9 @@ pub(super) async fn submit(c: &Client, a: SubmitArgs) -> Outcome<Exit> {
     if let Some(p) = &a.on_cancel {
         body["on_cancel"] = json!(p);
     }
+    if let Some(p) = a.priority {
+        body["priority"] = json!(p);
+    }
     let mut req = c.request(Method::POST, "/v1/jobs")?.json(&body);
     if let Some(k) = &a.idempotency_key {
         req = req.header("idempotency-key", k);

@@ -185,6 +185,9 @@ pub struct SubmitArgs {
     /// Same key → same job.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Priority: 1 (claimed first) to 4 (last) [default: 2].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub priority: Option<u8>,
     /// Push the job's changes to this URL (signed with the tenant's job-webhook secret,
     /// `haltway webhooks secret`).
     #[arg(long)]

@@ -35,7 +35,7 @@ async fn creates_race(stores: &[Arc<dyn Store>]) {
             store.submit(new, Timestamp(1)).await
         }));
     }
-    let (mut created, mut refused) = (0, 0);
+    let (mut created, mut refused) = (0u64, 0u64);
     for t in tasks {
         match t.await.expect("join") {
             Ok(s) => {
@@ -56,7 +56,7 @@ async fn creates_race(stores: &[Arc<dyn Store>]) {
     println!(
         "{CREATES} creates at once under a cap of {CAP}: {created} created, {refused} refused"
     );
-    assert_eq!((created, refused), (CAP as usize, CREATES - CAP as usize));
+    assert_eq!((created, refused), (CAP, CREATES as u64 - CAP));
     assert_eq!(counts[JobState::Queued], CAP);
 }
 

@@ -538,14 +538,6 @@ impl Engine {
     /// a store error, or one from a store that keeps no budgets.
     pub async fn change_budget(&self, tenant: &TenantId, change: BudgetChange) -> Result<Budget> {
         let inner = &self.inner;
-        if let BudgetChange::Set(n) = change
-            && n > crate::kernel::MAX_BALANCE
-        {
-            return Err(Error::InvalidInput {
-                field: "amount",
-                reason: format!("must be at most {}", crate::kernel::MAX_BALANCE),
-            });
-        }
         inner.health.observe(
             "change_budget",
             inner

@@ -278,7 +278,7 @@ pub fn admit_active(new: &NewJob, active: u64) -> Result<()> {
 }
 
 /// Whether a tenant with `running` running or cancelling jobs may have one more claimed under
-/// the running quota `quota` ([`ClaimRequest::max_running_per_tenant`]).
+/// the running quota `quota` ([`ClaimRequest::max_running_per_tenant`](super::ClaimRequest::max_running_per_tenant)).
 #[must_use]
 pub fn under_quota(running: u64, quota: Option<u32>) -> bool {
     quota.is_none_or(|q| running < u64::from(q))

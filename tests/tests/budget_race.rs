@@ -14,7 +14,6 @@ use haltway_core::{
     BudgetChange, ChargeKind, ChargeQuery, Engine, Error, JobContext, JobError, JobKind, JobState,
     KindOptions, Reason, ResultsQuery, Store, SubmitOptions, TenantId,
 };
-use haltway_postgres::{PgOptions, PgStore};
 use haltway_sqlite::SqliteStore;
 
 const FIXED: u64 = 3;
@@ -191,12 +190,7 @@ async fn two_postgres_nodes_racing_for_a_small_budget_never_overspend() {
     let Some(url) = pg_support::pg_url() else {
         return;
     };
-    let (a, _guard) = pg_support::store(&url).await;
-    let b = PgStore::connect(&url, PgOptions::default().schema(a.schema()))
-        .await
-        .expect("node b");
-    let a: Arc<dyn Store> = Arc::new(a);
-    let b: Arc<dyn Store> = Arc::new(b);
+    let ([a, b], _guard) = pg_support::two_nodes(&url).await;
     let engines = [engine(a.clone(), "node-a"), engine(b, "node-b")];
     race(a, &engines).await;
 }

@@ -13,7 +13,6 @@ use haltway_core::{
     ClaimRequest, Engine, Error, JobContext, JobError, JobKind, JobState, KindOptions, NewJob,
     Store, SubmitOptions, TenantId, Timestamp,
 };
-use haltway_postgres::{PgOptions, PgStore};
 use haltway_sqlite::SqliteStore;
 use parking_lot::Mutex;
 
@@ -204,11 +203,7 @@ async fn two_postgres_nodes_hold_quotas_under_concurrency() {
     let Some(url) = pg_support::pg_url() else {
         return;
     };
-    let (a, _guard) = pg_support::store(&url).await;
-    let b = PgStore::connect(&url, PgOptions::default().schema(a.schema()))
-        .await
-        .expect("node b");
-    let stores: [Arc<dyn Store>; 2] = [Arc::new(a), Arc::new(b)];
+    let (stores, _guard) = pg_support::two_nodes(&url).await;
     creates_race(&stores).await;
     claims_race(&stores).await;
     running_race(&stores).await;

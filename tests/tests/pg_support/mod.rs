@@ -77,6 +77,19 @@ pub(crate) async fn store(url: &str) -> (PgStore, SchemaGuard) {
     (store, guard)
 }
 
+/// Two nodes on one fresh schema: two stores, each with its own connections, and the guard
+/// that drops the schema.
+#[allow(dead_code, reason = "not every test file runs two nodes")]
+pub(crate) async fn two_nodes(
+    url: &str,
+) -> ([std::sync::Arc<dyn haltway_core::Store>; 2], SchemaGuard) {
+    let (a, guard) = store(url).await;
+    let b = PgStore::connect(url, PgOptions::default().schema(a.schema()))
+        .await
+        .expect("node b");
+    ([std::sync::Arc::new(a), std::sync::Arc::new(b)], guard)
+}
+
 /// Acknowledged items from `ACK <job> <key> <seq>` lines: (job, key) → seq.
 pub(crate) fn acked<'a>(
     lines: impl IntoIterator<Item = &'a str>,

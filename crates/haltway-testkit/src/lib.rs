@@ -185,7 +185,7 @@ mod tests {
         assert_eq!(
             modules,
             [
-                "attempts", "budgets", "cancel", "jobs", "ledger", "webhooks"
+                "attempts", "budgets", "cancel", "jobs", "ledger", "quotas", "webhooks"
             ]
         );
         assert!(

@@ -62,7 +62,13 @@ pub struct ChargeList {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetParams {
-    /// The tenant (admin keys only; default the caller's).
+    /// The tenant (admin keys only; default the caller's; 1–128 characters, none of them
+    /// control characters).
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub tenant: Option<String>,
 }
 
@@ -71,13 +77,21 @@ pub struct BudgetParams {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeParams {
-    /// The tenant (admin keys only; default the caller's).
+    /// The tenant (admin keys only; default the caller's; 1–128 characters, none of them
+    /// control characters).
+    #[param(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub tenant: Option<String>,
-    /// Only the lines of this job.
+    /// Only the lines of this job (an id that names no job matches none).
     pub job_id: Option<String>,
     /// Only lines older than this id (the previous page's `next_cursor`).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64, value_type = Option<i64>)]
     pub before: Option<u64>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -85,8 +99,16 @@ pub struct ChargeParams {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeBudget {
-    /// The tenant.
+    /// The tenant (1–128 characters, none of them control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub tenant: String,
-    /// `set`: the new balance; `top_up`: the credits to add.
+    /// `set`: the new balance; `top_up`: the credits to add (the balance stays at most
+    /// 9223372036854775807).
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64, value_type = i64)]
+    #[serde(deserialize_with = "crate::views::integer::u64")]
     pub amount: u64,
 }

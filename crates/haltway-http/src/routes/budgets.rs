@@ -17,7 +17,7 @@ fn whose(caller: &Caller, named: Option<String>) -> AppResult<TenantId> {
         Some(t) if t == caller.tenant.as_str() => Ok(caller.tenant.clone()),
         Some(t) => {
             caller.admin()?;
-            name_field("tenant", &t)?;
+            crate::keys::check_label("tenant", &t).map_err(super::keys::key_error)?;
             Ok(TenantId::from(t))
         }
     }
@@ -87,10 +87,16 @@ pub(super) async fn list_charges(
         ));
     }
     let job = match p.job_id {
-        Some(j) => Some(
-            j.parse()
-                .map_err(|_| ApiError::invalid("job_id", "not a job id"))?,
-        ),
+        Some(j) => match j.parse() {
+            Ok(id) => Some(id),
+            // No job has that id, so none of its lines exist.
+            Err(_) => {
+                return Ok(Json(ChargeList {
+                    data: Vec::new(),
+                    next_cursor: None,
+                }));
+            }
+        },
         None => None,
     };
     let mut lines = state
@@ -126,12 +132,26 @@ async fn change(
 ) -> AppResult<Json<BudgetView>> {
     caller.admin()?;
     let req: ChangeBudget = json_body(state, headers, body)?;
-    name_field("tenant", &req.tenant)?;
+    crate::keys::check_label("tenant", &req.tenant).map_err(super::keys::key_error)?;
+    if req.amount > haltway_core::kernel::MAX_BALANCE {
+        return Err(ApiError::invalid(
+            "amount",
+            format!("must be at most {}", haltway_core::kernel::MAX_BALANCE),
+        ));
+    }
     let tenant = TenantId::from(req.tenant);
     let budget = state
         .engine
         .change_budget(&tenant, make(req.amount))
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The amount is valid; what the balance holds already makes it too much.
+            haltway_core::Error::InvalidInput {
+                field: "amount",
+                reason,
+            } if matches!(make(0), BudgetChange::TopUp(_)) => ApiError::conflict(reason),
+            other => ApiError::from(other),
+        })?;
     Ok(Json(view(&tenant, Some(budget.balance))))
 }
 
@@ -170,7 +190,8 @@ pub(super) async fn set_budget(
         (status = 401, description = "No valid API key.", body = ErrorBody),
         (status = 403, description = "Not an admin key.", body = ErrorBody),
         (status = 415, description = "The body is not sent as JSON.", body = ErrorBody),
-        (status = 422, description = "A field is invalid, or the balance would overflow.", body = ErrorBody),
+        (status = 409, description = "The balance would pass 9223372036854775807.", body = ErrorBody),
+        (status = 422, description = "A field is invalid.", body = ErrorBody),
         (status = 503, description = "The store is unavailable.", body = ErrorBody),
     ),
     security(("bearer" = []), ("api_key" = []))

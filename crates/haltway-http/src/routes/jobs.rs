@@ -195,6 +195,15 @@ pub(super) async fn create_jobs(
         if job.max_attempts == Some(0) {
             return Err(at(ApiError::invalid("max_attempts", "must be at least 1")));
         }
+        if job
+            .priority
+            .is_some_and(|p| !haltway_core::PRIORITIES.contains(&p))
+        {
+            return Err(at(ApiError::invalid(
+                "priority",
+                "must be 1 (first) to 4 (last)",
+            )));
+        }
         if let Some(k) = &job.idempotency_key
             && (k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()))
         {

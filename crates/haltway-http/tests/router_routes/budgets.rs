@@ -42,6 +42,14 @@ async fn budgets_charge_runs_and_refuse_what_they_cannot_cover() {
     )
     .await
     .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    api.call(
+        "POST",
+        "/v1/budget/top-up",
+        &api.admin,
+        Some(json!({"tenant": "globex", "amount": i64::MAX})),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "conflict");
 
     // Fixed cost 10 at creation, 2 per item: the third item does not fit in what is left.
     let job = api

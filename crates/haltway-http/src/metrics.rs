@@ -131,6 +131,18 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
     }
     let _ = writeln!(
         out,
+        "# HELP haltway_claims_by_priority_total Jobs claimed by this engine, by priority.\n\
+         # TYPE haltway_claims_by_priority_total counter"
+    );
+    for (i, c) in m.claimed_by_priority.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "haltway_claims_by_priority_total{{priority=\"{}\"}} {c}",
+            i + 1
+        );
+    }
+    let _ = writeln!(
+        out,
         "# HELP haltway_jobs_finished_total Jobs this engine brought to a terminal state.\n\
          # TYPE haltway_jobs_finished_total counter"
     );

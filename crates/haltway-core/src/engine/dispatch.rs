@@ -238,6 +238,13 @@ pub(super) fn spawn_job(inner: &Arc<EngineInner>, job: Job) {
         attempt = job.attempt
     );
     inner.metrics.claimed.fetch_add(1, Ordering::Relaxed);
+    if let Some(c) = inner
+        .metrics
+        .claimed_by_priority
+        .get(usize::from(job.priority.saturating_sub(1)))
+    {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
     let waited = inner.clock.now().0.saturating_sub(job.run_at.0);
     inner
         .metrics

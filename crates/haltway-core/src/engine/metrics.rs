@@ -13,6 +13,8 @@ pub struct Metrics {
     pub submitted: u64,
     /// Jobs claimed.
     pub claimed: u64,
+    /// Jobs claimed, by priority (index 0 is priority 1).
+    pub claimed_by_priority: [u64; 4],
     /// Claim calls made to the store (each claims a batch).
     pub claim_batches: u64,
     /// Attempts that ended with the job completed.
@@ -84,6 +86,7 @@ impl Histogram {
 pub(crate) struct Counters {
     pub(crate) submitted: AtomicU64,
     pub(crate) claimed: AtomicU64,
+    pub(crate) claimed_by_priority: [AtomicU64; 4],
     pub(crate) claim_batches: AtomicU64,
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
@@ -147,6 +150,7 @@ impl Counters {
         Metrics {
             submitted: n(&self.submitted),
             claimed: n(&self.claimed),
+            claimed_by_priority: std::array::from_fn(|i| n(&self.claimed_by_priority[i])),
             claim_batches: n(&self.claim_batches),
             completed: n(&self.completed),
             failed: n(&self.failed),

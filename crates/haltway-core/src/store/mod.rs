@@ -32,6 +32,8 @@
 //!     deadline: None,
 //!     idempotency_key: None,
 //!     webhook: None,
+//!     priority: haltway_core::DEFAULT_PRIORITY,
+//!     max_active: None,
 //! };
 //! // Submit: the job and what creating it implies.
 //! let mut job = kernel::new_job(new, now);

@@ -345,6 +345,8 @@ async fn operations_routes_and_unknown_routes() {
         "haltway_jobs{state=\"queued\"} 0",
         "haltway_jobs_submitted_total 2",
         "haltway_claims_total 1",
+        "haltway_claims_by_priority_total{priority=\"2\"} 1",
+        "haltway_claims_by_priority_total{priority=\"1\"} 0",
         "haltway_cancel_requests_total 1",
         "haltway_ledger_appends_total 2",
         "haltway_jobs_finished_total{state=\"cancelled\"} 1",

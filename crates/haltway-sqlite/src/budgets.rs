@@ -63,29 +63,44 @@ impl Tx<'_> {
         Ok(self.purses.as_mut().and_then(|p| p.get_mut(tenant)))
     }
 
-    /// Writes `tenant`'s balance and the charges pending in its purse.
+    /// Takes the charges pending in `tenant`'s purse, to be written with its balance at the
+    /// next flush (once per transaction, however many changes charged it).
     pub(crate) fn book(&mut self, tenant: &TenantId) -> Result<()> {
-        let conn = self.conn;
         let Some(p) = self.purses.as_mut().and_then(|p| p.get_mut(tenant)) else {
             return Ok(());
         };
-        if !p.changed() {
+        if p.changed() {
+            self.charges_out.append(&mut p.charges);
+            self.purses_dirty.insert(tenant.clone());
+        }
+        Ok(())
+    }
+
+    /// Writes the balances and charges booked since the last flush.
+    pub(crate) fn flush_budgets(&mut self) -> Result<()> {
+        if self.purses_dirty.is_empty() {
             return Ok(());
         }
-        conn.prepare_cached(
-            "INSERT INTO budgets (tenant, balance) VALUES (?1, ?2) \
-             ON CONFLICT (tenant) DO UPDATE SET balance = excluded.balance",
-        )
-        .map_err(sql)?
-        .execute(params![tenant.as_str(), kernel_int(p.balance)])
-        .map_err(sql)?;
+        let conn = self.conn;
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO budgets (tenant, balance) VALUES (?1, ?2) \
+                 ON CONFLICT (tenant) DO UPDATE SET balance = excluded.balance",
+            )
+            .map_err(sql)?;
+        for tenant in self.purses_dirty.drain() {
+            if let Some(p) = self.purses.as_ref().and_then(|p| p.get(&tenant)) {
+                stmt.execute(params![tenant.as_str(), kernel_int(p.balance)])
+                    .map_err(sql)?;
+            }
+        }
         let mut stmt = conn
             .prepare_cached(
                 "INSERT INTO charges (tenant, job, kind, seq, amount, balance, at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(sql)?;
-        for c in p.charges.drain(..) {
+        for c in self.charges_out.drain(..) {
             stmt.execute(params![
                 c.tenant.as_str(),
                 c.job.map(|j| id_blob(j).to_vec()),

@@ -96,11 +96,12 @@ fn changed(tx: &mut Tx<'_>, job: Job, effects: &Effects, now: Timestamp) -> Resu
     Ok(job)
 }
 
-/// One append. Without a budget, the common case (a new key) costs one insert: the entry goes
-/// in with `INSERT OR IGNORE` against the unique key index, and only when that finds the key
-/// taken is the earlier entry looked up and the append answered as a duplicate. With a budget
-/// the key is looked up first, since a new entry is charged and a duplicate is not. The outer
-/// `Result` is a SQL failure, the inner one the append's own answer.
+/// One append. The common case (a new key) costs one insert: the entry goes in with
+/// `INSERT OR IGNORE` against the unique key index, and only when that finds the key taken
+/// are the job and the budget's balance put back, the earlier entry looked up and the append
+/// answered as a duplicate. When the balance cannot cover the entry the key is looked up first,
+/// since a duplicate is answered and a refusal cancels the job. The outer `Result` is a SQL
+/// failure, the inner one the append's own answer.
 fn append_one(
     tx: &mut Tx<'_>,
     mut job: Job,
@@ -108,7 +109,10 @@ fn append_one(
     now: Timestamp,
 ) -> Result<Result<Appended>> {
     let tenant = job.tenant.clone();
-    let outcome = if tx.purse(&tenant)?.is_some() {
+    // The balance before, to put back if the optimistic insert finds the key taken.
+    let purse_before = tx.purse(&tenant)?.map(|p| (p.balance, p.charges.len()));
+    let outcome = if purse_before.is_some_and(|(balance, _)| a.cost > balance) {
+        // A refusal cancels the job, so first make sure the entry is not a duplicate.
         let existing = match &a.key {
             Some(k) => ledger_seq(tx.conn, job.id, k)?,
             None => None,
@@ -117,11 +121,15 @@ fn append_one(
         if let Ok(AppendOutcome::New(entry, _)) = &outcome {
             tx.insert_entry(job.id, entry)?;
         }
-        tx.book(&tenant)?;
         outcome
     } else {
-        let before = (job.progress.found, job.usage, job.last_event_id);
-        let first = kernel::append(&mut job, a, None, None, now);
+        let before = (
+            job.progress.found,
+            job.usage,
+            job.last_event_id,
+            job.charged,
+        );
+        let first = kernel::append(&mut job, a, None, tx.purse(&tenant)?, now);
         let taken = match (&first, &a.key) {
             (Ok(AppendOutcome::New(entry, _)), Some(_)) => !tx.insert_entry(job.id, entry)?,
             (Ok(AppendOutcome::New(entry, _)), None) => {
@@ -132,9 +140,18 @@ fn append_one(
             _ => false,
         };
         if taken {
-            (job.progress.found, job.usage, job.last_event_id) = before;
+            (
+                job.progress.found,
+                job.usage,
+                job.last_event_id,
+                job.charged,
+            ) = before;
+            if let (Some((balance, n)), Some(p)) = (purse_before, tx.purse(&tenant)?) {
+                p.balance = balance;
+                p.charges.truncate(n);
+            }
             let seq = ledger_seq(tx.conn, job.id, a.key.as_deref().unwrap_or_default())?;
-            let again = kernel::append(&mut job, a, seq, None, now);
+            let again = kernel::append(&mut job, a, seq, tx.purse(&tenant)?, now);
             if let Ok(AppendOutcome::New(entry, _)) = &again {
                 // Only reached if the key vanished between the two statements, which cannot
                 // happen inside the transaction; insert it all the same rather than lose it.
@@ -145,6 +162,7 @@ fn append_one(
             first
         }
     };
+    tx.book(&tenant)?;
     match outcome {
         Ok(AppendOutcome::Duplicate(ack)) => {
             tx.put(job, false);

@@ -48,6 +48,9 @@ pub(crate) struct Tx<'c> {
     pub(crate) purses: &'c mut Option<crate::budgets::Purses>,
     /// Every tenant's active and running counts, loaded on first need, dropped as `subs` is.
     pub(crate) counts: &'c mut Option<crate::quotas::Counts>,
+    /// Charges to insert, and tenants whose balance to write, at the next flush.
+    pub(crate) charges_out: Vec<haltway_core::Charge>,
+    pub(crate) purses_dirty: FxHashSet<TenantId>,
     dirty: FxHashSet<JobId>,
     /// Events to insert at the next flush, many rows per statement.
     events_out: Vec<codec::EventRow>,
@@ -172,6 +175,7 @@ impl Tx<'_> {
                 )?;
             }
         }
+        self.flush_budgets()?;
         codec::insert_events(self.conn, &std::mem::take(&mut self.events_out))
     }
 
@@ -438,6 +442,8 @@ impl Writer {
             subs,
             purses,
             counts,
+            charges_out: Vec::new(),
+            purses_dirty: FxHashSet::default(),
             dirty: FxHashSet::default(),
             events_out: Vec::new(),
             notices: Vec::new(),

@@ -18,6 +18,7 @@
 //! ```
 
 mod budgets;
+mod claim;
 mod codec;
 mod error;
 mod handle;

@@ -21,7 +21,9 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use super::kernel::{self, AppendOutcome, Effects};
+use super::memory_budgets::MemoryBudgets;
 use super::memory_outbox::MemoryOutbox;
+use super::memory_record::{Outbox, Record, Stored, bump, lane};
 use super::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Finish, LeaseStatus, ListQuery,
     Notice, ResultsQuery, Store, Submitted, Updated,
@@ -29,8 +31,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::types::{
     AttemptOutcome, Budget, BudgetChange, Charge, ChargeQuery, Delivery, DeliveryAttempt,
-    DeliveryQuery, Entry, EventData, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease,
-    NewJob, Page, Progress, Purse, Reason, StateCounts, Subscription, TenantId, Timestamp,
+    DeliveryQuery, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page,
+    Progress, Reason, StateCounts, Subscription, TenantId, Timestamp,
 };
 
 /// A [`Store`] in memory: fast, shared by every engine of one process, lost on exit.
@@ -109,42 +111,7 @@ struct Inner {
     groups: HashMap<(TenantId, GroupId), HashSet<JobId>>,
     idempotency: HashMap<(TenantId, String), JobId>,
     webhooks: MemoryOutbox,
-    /// The budgets of the tenants that have one.
-    budgets: HashMap<TenantId, Purse>,
-    /// Every tenant's usage history, oldest first (a charge's id is its index + 1).
-    charges: Vec<Charge>,
-}
-
-#[derive(Debug)]
-struct Record {
-    job: Job,
-    ledger: Vec<Entry>,
-    keys: HashMap<String, u64>,
-    events: Vec<StoredEvent>,
-}
-
-/// An event as kept here: item events point into the ledger instead of copying the entry, so a
-/// job's log costs a few bytes per event. `events()` builds the full `JobEvent`s.
-#[derive(Debug)]
-struct StoredEvent {
-    at: Timestamp,
-    what: Stored,
-}
-
-#[derive(Debug)]
-enum Stored {
-    Status(JobState, Option<Reason>),
-    Progress(Box<Progress>),
-    Item(u64),
-}
-
-/// What a write has to announce once the lock is released.
-#[derive(Default)]
-struct Outbox {
-    notices: Vec<Notice>,
-    /// Whether anyone listens for event notices (if not, none are collected).
-    want_events: bool,
-    events: Vec<EventNotice>,
+    budgets: MemoryBudgets,
 }
 
 impl MemoryStore {
@@ -182,60 +149,6 @@ impl MemoryStore {
             let _ = self.shared.events.send(n);
         }
         out
-    }
-}
-
-impl Record {
-    /// Records the event with id `job.last_event_id` (the kernel counted it).
-    fn event(&mut self, now: Timestamp, what: Stored, outbox: &mut Outbox) {
-        debug_assert_eq!(self.events.len() as u64 + 1, self.job.last_event_id);
-        self.events.push(StoredEvent { at: now, what });
-        if outbox.want_events {
-            outbox.events.push(EventNotice {
-                job: self.job.id,
-                id: self.job.last_event_id,
-            });
-        }
-    }
-
-    /// The stored event at `index` as a `JobEvent`.
-    fn full_event(&self, index: usize) -> JobEvent {
-        let e = &self.events[index];
-        let data = match &e.what {
-            Stored::Status(state, reason) => EventData::Status {
-                state: *state,
-                reason: *reason,
-            },
-            Stored::Progress(p) => EventData::Progress {
-                progress: (**p).clone(),
-            },
-            Stored::Item(seq) => EventData::ItemDelivered {
-                entry: self.ledger[usize::try_from(*seq - 1).unwrap_or(usize::MAX)].clone(),
-            },
-        };
-        JobEvent {
-            id: index as u64 + 1,
-            job: self.job.id,
-            at: e.at,
-            data,
-        }
-    }
-}
-
-/// The index of priority `p` in a kind's ready lanes.
-fn lane(p: u8) -> usize {
-    usize::from(p.clamp(1, 4) - 1)
-}
-
-/// Counts one more (`up`) or one fewer job of `tenant` in `counts`.
-fn bump(counts: &mut HashMap<TenantId, u64>, tenant: &TenantId, up: bool) {
-    if up {
-        *counts.entry(tenant.clone()).or_default() += 1;
-    } else if let Some(n) = counts.get_mut(tenant) {
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(tenant);
-        }
     }
 }
 
@@ -282,26 +195,6 @@ impl Inner {
         Ok(out)
     }
 
-    /// The tenant's purse, if it has a budget.
-    fn purse(&mut self, tenant: &TenantId) -> Option<&mut Purse> {
-        if self.budgets.is_empty() {
-            None
-        } else {
-            self.budgets.get_mut(tenant)
-        }
-    }
-
-    /// Moves the charges pending in `tenant`'s purse into the history.
-    fn book(&mut self, tenant: &TenantId) {
-        let Some(p) = self.budgets.get_mut(tenant) else {
-            return;
-        };
-        for mut c in p.charges.drain(..) {
-            c.id = self.charges.len() as u64 + 1;
-            self.charges.push(c);
-        }
-    }
-
     /// Writes the effects the kernel decided for a change of job `id` (which had `kind` and
     /// `old_run_at` before it): the status event, the outbox rows, the refund, the indexes and
     /// the notice.
@@ -319,13 +212,8 @@ impl Inner {
         };
         if effects.refund > 0 {
             let tenant = rec.job.tenant.clone();
-            kernel::refund(
-                rec.job.id,
-                effects.refund,
-                self.budgets.get_mut(&tenant),
-                now,
-            );
-            self.book(&tenant);
+            kernel::refund(rec.job.id, effects.refund, self.budgets.purse(&tenant), now);
+            self.budgets.book(&tenant);
         }
         let Some(rec) = self.jobs.get_mut(&id) else {
             return;
@@ -405,14 +293,10 @@ impl Inner {
             });
         }
         let tenant = rec.job.tenant.clone();
-        let purse = if self.budgets.is_empty() {
-            None
-        } else {
-            self.budgets.get_mut(&tenant)
-        };
         let (kind, run_at) = (rec.job.kind.clone(), rec.job.run_at);
+        let purse = self.budgets.purse(&tenant);
         let outcome = kernel::append(&mut rec.job, &a, existing, purse, now)?;
-        self.book(&tenant);
+        self.budgets.book(&tenant);
         let rec = self.jobs.get_mut(&a.lease.job).ok_or(Error::NotFound)?;
         match outcome {
             AppendOutcome::Duplicate(ack) => Ok(ack),
@@ -496,9 +380,9 @@ impl Store for MemoryStore {
             kernel::admit_active(&new, inner.active_of.get(&new.tenant).copied().unwrap_or(0))?;
             let mut job = kernel::new_job(new, now);
             let tenant = job.tenant.clone();
-            kernel::admit(&mut job, inner.purse(&tenant), now)?;
+            kernel::admit(&mut job, inner.budgets.purse(&tenant), now)?;
             bump(&mut inner.active_of, &tenant, true);
-            inner.book(&tenant);
+            inner.budgets.book(&tenant);
             let id = job.id;
             if let Some(key) = &job.idempotency_key {
                 inner
@@ -890,45 +774,14 @@ impl Store for MemoryStore {
         change: BudgetChange,
         now: Timestamp,
     ) -> Result<Budget> {
-        let mut inner = self.shared.inner.lock();
-        let mut purse = inner
-            .budgets
-            .get(tenant)
-            .cloned()
-            .unwrap_or_else(|| Purse::new(tenant.clone(), 0));
-        kernel::change_budget(&mut purse, change, now)?;
-        let balance = purse.balance;
-        inner.budgets.insert(tenant.clone(), purse);
-        inner.book(tenant);
-        Ok(Budget {
-            tenant: tenant.clone(),
-            balance,
-        })
+        self.shared.inner.lock().budgets.change(tenant, change, now)
     }
 
     async fn budget(&self, tenant: &TenantId) -> Result<Option<Budget>> {
-        let inner = self.shared.inner.lock();
-        Ok(inner.budgets.get(tenant).map(|p| Budget {
-            tenant: tenant.clone(),
-            balance: p.balance,
-        }))
+        Ok(self.shared.inner.lock().budgets.budget(tenant))
     }
 
     async fn charges(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
-        kernel::check_page_size(query.limit, 1000)?;
-        let inner = self.shared.inner.lock();
-        let end = query
-            .before
-            .map_or(inner.charges.len(), |b| {
-                usize::try_from(b.saturating_sub(1)).unwrap_or(usize::MAX)
-            })
-            .min(inner.charges.len());
-        Ok(inner.charges[..end]
-            .iter()
-            .rev()
-            .filter(|c| &c.tenant == tenant && query.job.is_none_or(|j| c.job == Some(j)))
-            .take(query.limit)
-            .cloned()
-            .collect())
+        self.shared.inner.lock().budgets.history(tenant, query)
     }
 }

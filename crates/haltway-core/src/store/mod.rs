@@ -60,7 +60,9 @@
 
 pub mod kernel;
 mod memory;
+mod memory_budgets;
 mod memory_outbox;
+mod memory_record;
 
 use std::sync::Arc;
 

@@ -25,10 +25,13 @@
 //! # Files
 //! `mod.rs` the queue and the executor loop; `batch` one batch's transaction and commands;
 //! `write` writing a batch back; `commit` the lost-`COMMIT` protocol; `sql` query text;
-//! `faults` test faults. The `NOTIFY` protocol is `crate::notify`.
+//! `faults` test faults; `claim` claims, in priority order and under tenant quotas;
+//! `db` the batch's transaction. The `NOTIFY` protocol is `crate::notify`.
 
 mod batch;
+mod claim;
 mod commit;
+mod db;
 mod faults;
 mod sql;
 mod write;
@@ -52,7 +55,9 @@ use crate::status_log;
 use crate::stmts::Statements;
 
 pub(crate) use batch::*;
+pub(crate) use claim::*;
 pub(crate) use commit::*;
+pub(crate) use db::*;
 #[cfg_attr(
     not(feature = "fault-injection"),
     allow(

@@ -127,6 +127,10 @@ impl From<Error> for Fail {
             Error::InvalidInput { field, reason } => Fail::body(field, reason),
             Error::LimitReached => Fail::Conflict(e.to_string()),
             Error::ShuttingDown => Fail::Unavailable(e.to_string()),
+            Error::QuotaExceeded { .. } => Fail::RateLimited {
+                message: e.to_string(),
+                retry_after: 1,
+            },
             Error::InsufficientBudget { needed, balance } => Fail::PaymentRequired(format!(
                 "Insufficient credits: this run needs {needed}, the balance is {balance}"
             )),

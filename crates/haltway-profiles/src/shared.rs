@@ -115,13 +115,6 @@ impl Shared {
                     field: "input",
                     reason,
                 } => Fail::body("query", reason),
-                haltway_core::Error::QuotaExceeded { limit, .. } => Fail::RateLimited {
-                    message: format!(
-                        "tenant `{}` has {limit} active jobs, its limit",
-                        caller.tenant
-                    ),
-                    retry_after: 1,
-                },
                 other => Fail::from(other),
             })?;
         Ok(submitted.job)

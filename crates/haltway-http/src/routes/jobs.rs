@@ -45,8 +45,7 @@ pub(super) async fn create_job(
     let submitted = state
         .engine
         .submit_json(&caller.tenant, &req.kind, &input, options)
-        .await
-        .map_err(|e| capped(&caller, e))?;
+        .await?;
     let job = submitted.job;
     let mut resp = (StatusCode::ACCEPTED, Json(JobView::from(&job))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
@@ -57,21 +56,6 @@ pub(super) async fn create_job(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
-}
-
-/// The answer to an engine error, with a create refused at the tenant's cap of active jobs
-/// (which the store checks atomically) as a 429.
-fn capped(caller: &Caller, e: haltway_core::Error) -> ApiError {
-    match e {
-        haltway_core::Error::QuotaExceeded { limit, .. } => ApiError::rate_limited(
-            format!(
-                "tenant `{}` has {limit} active jobs, its limit",
-                caller.tenant
-            ),
-            1,
-        ),
-        other => ApiError::from(other),
-    }
 }
 
 /// The submit options of a create request.
@@ -233,7 +217,7 @@ pub(super) async fn create_jobs(
                 job: Some(JobView::from(&s.job)),
                 error: None,
             },
-            Err(e) => failed(capped(&caller, e), i),
+            Err(e) => failed(ApiError::from(e), i),
         });
     }
     Ok(Json(BatchCreated {

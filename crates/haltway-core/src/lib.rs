@@ -32,12 +32,12 @@ pub use store::Fault;
 pub use store::kernel;
 pub use store::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Finish, LeaseStatus, ListQuery,
-    MemoryStore, Notice, ResultsQuery, Store, Submitted, Updated,
+    MakeJob, MemoryStore, Notice, ResultsQuery, Store, Submitted, Updated, fire_due,
 };
 pub use types::{
-    AttemptOutcome, Budget, BudgetChange, CancelInfo, CancelMode, Charge, ChargeKind, ChargeQuery,
-    DEFAULT_PRIORITY, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryState, Entry, EventData,
-    GroupId, Hook, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, OnCancel, PRIORITIES,
+    AttemptOutcome, Budget, BudgetChange, Cadence, CancelInfo, CancelMode, Charge, ChargeKind, ChargeQuery,
+    DEFAULT_PRIORITY, Delivery, Fired, DeliveryAttempt, DeliveryQuery, DeliveryState, Entry, EventData,
+    GroupId, Hook, Job, KindCounts, Overlap, PurgeRequest, Purged, Retention, Schedule, ScheduledJob, JobEvent, JobId, JobState, KindName, Lease, NewJob, OnCancel, PRIORITIES,
     Page, Progress, Purse, Reason, SealedSecret, StateCounts, Subscription, TenantId, Timestamp,
     event_type,
 };

@@ -32,6 +32,7 @@ mod budgets;
 mod error;
 mod exec;
 mod notify;
+mod ops;
 mod reader;
 mod schema;
 mod status_log;

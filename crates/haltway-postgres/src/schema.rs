@@ -174,6 +174,59 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX {s}.jobs_ready;
     CREATE INDEX jobs_ready ON {s}.jobs (kind, priority, run_at, id) WHERE state = 0;
     ",
+    // 10: operations. A finished job's finish time (retention walks `jobs_finished`); counts of
+    // finished jobs by tenant, kind and state: a trigger appends each change as a delta row
+    // (inserted, never updated, so nodes finishing jobs never wait on one counter row) and
+    // `compact` folds the deltas into `job_counts`; schedules.
+    r"
+    ALTER TABLE {s}.jobs ADD COLUMN finished_at bigint;
+    UPDATE {s}.jobs SET finished_at = (doc::jsonb ->> 'finished_at')::bigint WHERE state >= 3;
+    CREATE INDEX jobs_finished ON {s}.jobs (finished_at) WHERE state >= 3;
+    CREATE INDEX webhook_attempts_job ON {s}.webhook_attempts (job);
+    CREATE TABLE {s}.job_counts (
+        tenant text NOT NULL,
+        kind   text NOT NULL,
+        state  smallint NOT NULL,
+        n      bigint NOT NULL,
+        PRIMARY KEY (tenant, kind, state)
+    );
+    CREATE TABLE {s}.job_count_deltas (
+        tenant text NOT NULL,
+        kind   text NOT NULL,
+        state  smallint NOT NULL,
+        d      bigint NOT NULL
+    );
+    INSERT INTO {s}.job_counts (tenant, kind, state, n)
+        SELECT tenant, kind, state, count(*) FROM {s}.jobs WHERE state >= 3 GROUP BY 1, 2, 3;
+    CREATE FUNCTION {s}.count_finished() RETURNS trigger LANGUAGE plpgsql AS $body$
+    BEGIN
+        IF TG_OP <> 'INSERT' AND OLD.state >= 3 THEN
+            INSERT INTO {s}.job_count_deltas VALUES (OLD.tenant, OLD.kind, OLD.state, -1);
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.state >= 3 THEN
+            INSERT INTO {s}.job_count_deltas VALUES (NEW.tenant, NEW.kind, NEW.state, 1);
+        END IF;
+        RETURN NULL;
+    END
+    $body$;
+    CREATE TRIGGER job_counts_insert AFTER INSERT ON {s}.jobs
+        FOR EACH ROW WHEN (NEW.state >= 3) EXECUTE FUNCTION {s}.count_finished();
+    CREATE TRIGGER job_counts_update AFTER UPDATE OF state ON {s}.jobs
+        FOR EACH ROW WHEN (OLD.state <> NEW.state AND (OLD.state >= 3 OR NEW.state >= 3))
+        EXECUTE FUNCTION {s}.count_finished();
+    CREATE TRIGGER job_counts_delete AFTER DELETE ON {s}.jobs
+        FOR EACH ROW WHEN (OLD.state >= 3) EXECUTE FUNCTION {s}.count_finished();
+    CREATE TABLE {s}.schedules (
+        id         text PRIMARY KEY,
+        tenant     text NOT NULL,
+        next_run   bigint,
+        created_at bigint NOT NULL,
+        version    bigint NOT NULL,
+        doc        text NOT NULL
+    );
+    CREATE INDEX schedules_due ON {s}.schedules (next_run, id) WHERE next_run IS NOT NULL;
+    CREATE INDEX schedules_tenant ON {s}.schedules (tenant, created_at, id);
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

@@ -12,7 +12,7 @@ use haltway_core::{
     Append, Appended, AttemptOutcome, Budget, BudgetChange, CancelRequest, Charge, ChargeQuery,
     ClaimRequest, Delivery, DeliveryAttempt, DeliveryQuery, Entry, Error, EventData, EventNotice,
     Finish, GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice,
-    Page, Progress, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted,
+    KindCounts, Page, Progress, PurgeRequest, Purged, Result, ResultsQuery, Schedule, StateCounts, Store, StoreErrorKind, Submitted,
     Subscription, TenantId, Timestamp, Updated,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
@@ -22,6 +22,7 @@ use tokio_postgres::types::Json;
 use crate::PgOptions;
 use crate::exec::{self, Answer, Cmd, Executor, Faults, Request};
 use crate::notify::listen;
+use crate::ops;
 use crate::reader::Reader;
 use crate::schema;
 use crate::status_log;
@@ -290,22 +291,47 @@ impl Store for PgStore {
 
     async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         let mut c = self.reader().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT state::int8, count(*) FROM {}.jobs \
-                     WHERE $1::text IS NULL OR tenant = $1 GROUP BY state",
-                    self.shared.q
-                ),
-                &[&tenant.map(TenantId::as_str)],
-            )
-            .await?;
-        let mut out = StateCounts::default();
-        for row in rows {
-            let (state, n): (i64, i64) = (row.get(0), row.get(1));
-            out.add_code(state, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(out)
+        ops::count_by_state(&mut c, &self.shared.q, tenant).await
+    }
+
+    async fn count_by_kind(&self, tenant: Option<&TenantId>) -> Result<KindCounts> {
+        let mut c = self.reader().await?;
+        ops::count_by_kind(&mut c, &self.shared.q, tenant).await
+    }
+
+    async fn compact(&self, _now: Timestamp) -> Result<()> {
+        let mut c = self.reader().await?;
+        ops::compact(&mut c, &self.shared.q, &self.shared.schema).await
+    }
+
+    async fn purge(&self, request: &PurgeRequest, _now: Timestamp) -> Result<Purged> {
+        let mut c = self.reader().await?;
+        ops::purge(&mut c, &self.shared.q, &self.shared.schema, request).await
+    }
+
+    async fn put_schedule(&self, schedule: &Schedule, expected: Option<u64>) -> Result<bool> {
+        let mut c = self.reader().await?;
+        ops::put_schedule(&mut c, &self.shared.q, schedule, expected).await
+    }
+
+    async fn schedule(&self, tenant: &TenantId, id: &str) -> Result<Option<Schedule>> {
+        let mut c = self.reader().await?;
+        ops::schedule(&mut c, &self.shared.q, tenant, id).await
+    }
+
+    async fn schedules(&self, tenant: &TenantId) -> Result<Vec<Schedule>> {
+        let mut c = self.reader().await?;
+        ops::schedules(&mut c, &self.shared.q, tenant).await
+    }
+
+    async fn delete_schedule(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        let mut c = self.reader().await?;
+        ops::delete_schedule(&mut c, &self.shared.q, tenant, id).await
+    }
+
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> Result<Vec<Schedule>> {
+        let mut c = self.reader().await?;
+        ops::due_schedules(&mut c, &self.shared.q, now, limit).await
     }
 
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {

@@ -8,7 +8,7 @@ use haltway_core::{
     Append, Appended, AttemptOutcome, Budget, BudgetChange, CancelRequest, Charge, ChargeQuery,
     ClaimRequest, Delivery, DeliveryAttempt, DeliveryQuery, Entry, Error, EventNotice, Finish,
     GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
-    Progress, Reason, Result, ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted,
+    KindCounts, Progress, PurgeRequest, Purged, Reason, Result, ResultsQuery, Schedule, StateCounts, Store, StoreErrorKind, Submitted,
     Subscription, TenantId, Timestamp, Updated,
 };
 use rusqlite::types::Value;
@@ -286,25 +286,35 @@ impl Store for SqliteStore {
     }
 
     async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
-        let tenant = tenant.map(|t| t.as_str().to_owned());
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT state, count(*) FROM jobs WHERE ?1 IS NULL OR tenant = ?1 \
-                     GROUP BY state",
-                )
-                .map_err(sql)?;
-            let rows = stmt
-                .query_map([tenant], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(sql)?;
-            let mut out = StateCounts::default();
-            for row in rows {
-                let (state, n) = row.map_err(sql)?;
-                out.add_code(state, u64::try_from(n).unwrap_or(0));
-            }
-            Ok(out)
-        })
-        .await
+        self.count_by_state_(tenant).await
+    }
+
+    async fn count_by_kind(&self, tenant: Option<&TenantId>) -> Result<KindCounts> {
+        self.count_by_kind_(tenant).await
+    }
+
+    async fn purge(&self, request: &PurgeRequest, _now: Timestamp) -> Result<Purged> {
+        self.purge_(request).await
+    }
+
+    async fn put_schedule(&self, schedule: &Schedule, expected: Option<u64>) -> Result<bool> {
+        self.put_schedule_(schedule, expected).await
+    }
+
+    async fn schedule(&self, tenant: &TenantId, id: &str) -> Result<Option<Schedule>> {
+        self.schedule_(tenant, id).await
+    }
+
+    async fn schedules(&self, tenant: &TenantId) -> Result<Vec<Schedule>> {
+        self.schedules_(tenant).await
+    }
+
+    async fn delete_schedule(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        self.delete_schedule_(tenant, id).await
+    }
+
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> Result<Vec<Schedule>> {
+        self.due_schedules_(now, limit).await
     }
 
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {

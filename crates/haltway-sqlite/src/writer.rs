@@ -165,6 +165,12 @@ impl Tx<'_> {
         )
     }
 
+    /// Drops a deleted job from the cache (after [`flush`](Self::flush)).
+    pub(crate) fn forget(&mut self, id: JobId) {
+        self.cache.remove(&id);
+        self.dirty.remove(&id);
+    }
+
     /// Writes every changed job back, and the pending events.
     pub(crate) fn flush(&mut self) -> Result<()> {
         for id in self.dirty.drain() {

@@ -100,7 +100,9 @@ macro_rules! store_conformance {
             budget_charges_creates_and_deliveries_and_refuses_past_zero,
             budget_refunds_discarded_entries, budget_set_top_up_and_history_pages,
             claims_take_priority_then_due_time, running_quota_passes_over_a_tenant_at_it,
-            active_cap_is_checked_at_create
+            active_cap_is_checked_at_create, counts_by_kind_follow_every_change,
+            retention_deletes_old_finished_jobs_with_everything,
+            schedules_are_kept_versioned_and_due, schedule_ticks_enqueue_one_job_each
         );
 
         #[test]
@@ -163,6 +165,7 @@ mod tests {
             include_str!("suite/webhooks.rs"),
             include_str!("suite/budgets.rs"),
             include_str!("suite/quotas.rs"),
+            include_str!("suite/ops.rs"),
         ]
         .iter()
         .flat_map(|src| src.lines())
@@ -185,7 +188,7 @@ mod tests {
         assert_eq!(
             modules,
             [
-                "attempts", "budgets", "cancel", "jobs", "ledger", "quotas", "webhooks"
+                "attempts", "budgets", "cancel", "jobs", "ledger", "ops", "quotas", "webhooks"
             ]
         );
         assert!(

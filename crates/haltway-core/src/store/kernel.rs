@@ -777,5 +777,11 @@ pub fn check_page_size(limit: usize, max: usize) -> Result<()> {
     Ok(())
 }
 
+mod retention;
+mod schedule;
+
+pub use retention::*;
+pub use schedule::*;
+
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 //!   `running_of[tenant]` its running and cancelling ones (entries at 0 are removed).
 //! - `active` holds exactly the running and cancelling jobs.
 //! - `groups[(tenant, group)]` holds exactly the non-terminal jobs of that group.
+//! - `ops` counts jobs by tenant, kind and state (see `memory_ops`).
 //! - A record's `keys` maps every keyed ledger entry's key to its sequence number.
 //! - `Job::usage` is the fixed cost plus the costs of the ledger, except for a job cancelled
 //!   under `discard`, whose usage is the fixed cost alone.
@@ -20,8 +21,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use super::kernel::{self, AppendOutcome, Effects};
+use super::kernel::{self, Effects};
 use super::memory_budgets::MemoryBudgets;
+use super::memory_ops::MemoryOps;
 use super::memory_outbox::MemoryOutbox;
 use super::memory_record::{Outbox, Record, Stored, bump, lane};
 use super::{
@@ -31,8 +33,9 @@ use super::{
 use crate::error::{Error, Result};
 use crate::types::{
     AttemptOutcome, Budget, BudgetChange, Charge, ChargeQuery, Delivery, DeliveryAttempt,
-    DeliveryQuery, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page,
-    Progress, Reason, StateCounts, Subscription, TenantId, Timestamp,
+    DeliveryQuery, Entry, GroupId, Job, JobEvent, JobId, JobState, KindCounts, KindName, Lease,
+    NewJob, Page, Progress, PurgeRequest, Purged, Reason, Schedule, StateCounts, Subscription,
+    TenantId, Timestamp,
 };
 
 /// A [`Store`] in memory: fast, shared by every engine of one process, lost on exit.
@@ -96,11 +99,11 @@ impl Default for Shared {
 }
 
 #[derive(Debug, Default)]
-struct Inner {
-    fault: Fault,
-    appends: u64,
-    jobs: HashMap<JobId, Box<Record>>,
-    by_tenant: HashMap<TenantId, BTreeSet<JobId>>,
+pub(super) struct Inner {
+    pub(super) fault: Fault,
+    pub(super) appends: u64,
+    pub(super) jobs: HashMap<JobId, Box<Record>>,
+    pub(super) by_tenant: HashMap<TenantId, BTreeSet<JobId>>,
     /// Kinds announced as available since their last claim (notices are coalesced).
     announced: HashSet<KindName>,
     ready: HashMap<KindName, [BTreeSet<(Timestamp, JobId)>; 4]>,
@@ -109,9 +112,10 @@ struct Inner {
     active: HashSet<JobId>,
     deadlines: BTreeSet<(Timestamp, JobId)>,
     groups: HashMap<(TenantId, GroupId), HashSet<JobId>>,
-    idempotency: HashMap<(TenantId, String), JobId>,
-    webhooks: MemoryOutbox,
-    budgets: MemoryBudgets,
+    pub(super) idempotency: HashMap<(TenantId, String), JobId>,
+    pub(super) webhooks: MemoryOutbox,
+    pub(super) budgets: MemoryBudgets,
+    pub(super) ops: MemoryOps,
 }
 
 impl MemoryStore {
@@ -198,7 +202,7 @@ impl Inner {
     /// Writes the effects the kernel decided for a change of job `id` (which had `kind` and
     /// `old_run_at` before it): the status event, the outbox rows, the refund, the indexes and
     /// the notice.
-    fn changed(
+    pub(super) fn changed(
         &mut self,
         id: JobId,
         kind: &KindName,
@@ -233,6 +237,7 @@ impl Inner {
             return;
         };
         let to = rec.job.state;
+        self.ops.count(&rec.job.tenant, kind, Some(from), Some(to));
         if self.fault == Fault::BillDiscarded && kernel::discarded(&rec.job) {
             rec.job.usage = rec.job.fixed_cost + rec.ledger.iter().map(|e| e.cost).sum::<u64>();
         }
@@ -271,58 +276,6 @@ impl Inner {
             self.enqueue(id);
         }
         self.notify(effects.notice.clone(), outbox);
-    }
-
-    fn append_one(&mut self, a: &Append, now: Timestamp, outbox: &mut Outbox) -> Result<Appended> {
-        let rec = self.jobs.get_mut(&a.lease.job).ok_or(Error::NotFound)?;
-        self.appends += 1;
-        let mut a = a.clone();
-        if self.fault == Fault::SkipFence && rec.job.state.is_active() {
-            a.lease.attempt = rec.job.attempt;
-        }
-        let existing = a.key.as_ref().and_then(|k| rec.keys.get(k)).copied();
-        if self.fault == Fault::LoseAppend && self.appends.is_multiple_of(3) && existing.is_none() {
-            kernel::check_lease(&rec.job, a.lease)?;
-            let seq = rec.job.progress.found + 1;
-            return Ok(Appended {
-                seq,
-                duplicate: false,
-                limit_reached: rec.job.limit.is_some_and(|l| seq >= l),
-                cancel_requested: rec.job.state == JobState::Cancelling,
-                limit: rec.job.limit,
-            });
-        }
-        let tenant = rec.job.tenant.clone();
-        let (kind, run_at) = (rec.job.kind.clone(), rec.job.run_at);
-        let purse = self.budgets.purse(&tenant);
-        let outcome = kernel::append(&mut rec.job, &a, existing, purse, now)?;
-        self.budgets.book(&tenant);
-        let rec = self.jobs.get_mut(&a.lease.job).ok_or(Error::NotFound)?;
-        match outcome {
-            AppendOutcome::Duplicate(ack) => Ok(ack),
-            refused @ AppendOutcome::Refused { .. } => {
-                let error = refused.refusal();
-                if let AppendOutcome::Refused { effects, .. } = &refused {
-                    self.changed(a.lease.job, &kind, run_at, effects, now, outbox);
-                }
-                Err(error.unwrap_or(Error::LimitReached))
-            }
-            AppendOutcome::New(entry, ack) => {
-                if let Some(k) = &entry.key {
-                    rec.keys.insert(k.clone(), entry.seq);
-                }
-                let owed = kernel::outbox(
-                    &rec.job,
-                    kernel::Owed::Entry(&entry),
-                    self.webhooks.subs_of(&rec.job.tenant),
-                    now,
-                );
-                self.webhooks.owe(owed);
-                rec.ledger.push(entry);
-                rec.event(now, Stored::Item(ack.seq), outbox);
-                Ok(ack)
-            }
-        }
     }
 
     fn cancel_one(
@@ -419,6 +372,9 @@ impl Store for MemoryStore {
                 inner.webhooks.owe(owed);
             }
             let job = rec.job.clone();
+            inner
+                .ops
+                .count(&job.tenant, &job.kind, None, Some(job.state));
             inner.jobs.insert(id, Box::new(rec));
             inner.enqueue(id);
             inner.notify(effects.notice, outbox);
@@ -457,14 +413,35 @@ impl Store for MemoryStore {
     }
 
     async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
-        let inner = self.shared.inner.lock();
-        let mut out = StateCounts::default();
-        for slot in inner.jobs.values() {
-            if tenant.is_none_or(|t| &slot.job.tenant == t) {
-                out[slot.job.state] += 1;
-            }
-        }
-        Ok(out)
+        Ok(self.shared.inner.lock().ops.by_state(tenant))
+    }
+
+    async fn count_by_kind(&self, tenant: Option<&TenantId>) -> Result<KindCounts> {
+        Ok(self.shared.inner.lock().ops.by_kind(tenant))
+    }
+
+    async fn purge(&self, request: &PurgeRequest, _now: Timestamp) -> Result<Purged> {
+        Ok(self.shared.inner.lock().purge(request))
+    }
+
+    async fn put_schedule(&self, schedule: &Schedule, expected: Option<u64>) -> Result<bool> {
+        Ok(self.shared.inner.lock().ops.put_schedule(schedule, expected))
+    }
+
+    async fn schedule(&self, tenant: &TenantId, id: &str) -> Result<Option<Schedule>> {
+        Ok(self.shared.inner.lock().ops.schedule(tenant, id))
+    }
+
+    async fn schedules(&self, tenant: &TenantId) -> Result<Vec<Schedule>> {
+        Ok(self.shared.inner.lock().ops.schedules(tenant))
+    }
+
+    async fn delete_schedule(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        Ok(self.shared.inner.lock().ops.delete_schedule(tenant, id))
+    }
+
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> Result<Vec<Schedule>> {
+        Ok(self.shared.inner.lock().ops.due(now, limit))
     }
 
     async fn claim(&self, req: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {

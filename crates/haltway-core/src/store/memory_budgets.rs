@@ -6,12 +6,13 @@ use super::kernel;
 use crate::error::Result;
 use crate::types::{Budget, BudgetChange, Charge, ChargeQuery, Purse, TenantId, Timestamp};
 
-/// The budgets of the tenants that have one, and the history, oldest first (a charge's id is
-/// its index + 1).
+/// The budgets of the tenants that have one, and the history, oldest first (ids count up
+/// from 1; retention removes the charges of deleted jobs).
 #[derive(Debug, Default)]
 pub(super) struct MemoryBudgets {
     purses: HashMap<TenantId, Purse>,
     charges: Vec<Charge>,
+    last_id: u64,
 }
 
 impl MemoryBudgets {
@@ -30,7 +31,8 @@ impl MemoryBudgets {
             return;
         };
         for mut c in p.charges.drain(..) {
-            c.id = self.charges.len() as u64 + 1;
+            self.last_id += 1;
+            c.id = self.last_id;
             self.charges.push(c);
         }
     }
@@ -67,12 +69,9 @@ impl MemoryBudgets {
     /// A page of a tenant's history, newest first.
     pub(super) fn history(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
         kernel::check_page_size(query.limit, 1000)?;
-        let end = query
-            .before
-            .map_or(self.charges.len(), |b| {
-                usize::try_from(b.saturating_sub(1)).unwrap_or(usize::MAX)
-            })
-            .min(self.charges.len());
+        let end = query.before.map_or(self.charges.len(), |b| {
+            self.charges.partition_point(|c| c.id < b)
+        });
         Ok(self.charges[..end]
             .iter()
             .rev()
@@ -80,5 +79,11 @@ impl MemoryBudgets {
             .take(query.limit)
             .cloned()
             .collect())
+    }
+
+    /// Forgets the charges of deleted jobs.
+    pub(super) fn forget_jobs(&mut self, jobs: &std::collections::HashSet<crate::types::JobId>) {
+        self.charges
+            .retain(|c| c.job.is_none_or(|j| !jobs.contains(&j)));
     }
 }

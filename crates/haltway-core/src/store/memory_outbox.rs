@@ -66,6 +66,30 @@ impl MemoryOutbox {
         }
     }
 
+    /// The jobs with a delivery still pending (they are still referenced).
+    pub(super) fn pending_jobs(&self) -> std::collections::HashSet<crate::types::JobId> {
+        self.due
+            .iter()
+            .filter_map(|(_, id)| self.rows.get(id).map(|r| r.delivery.job))
+            .collect()
+    }
+
+    /// Forgets every row of the given jobs (none of them pending), with their attempts.
+    pub(super) fn forget_jobs(&mut self, jobs: &std::collections::HashSet<crate::types::JobId>) {
+        let gone: std::collections::HashSet<String> = self
+            .rows
+            .iter()
+            .filter(|(_, r)| jobs.contains(&r.delivery.job))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        self.rows.retain(|id, _| !gone.contains(id));
+        self.order.retain(|id| !gone.contains(id));
+        self.attempts.retain(|a| !gone.contains(&a.delivery));
+    }
+
     /// Changes one row, keeping `due` in step.
     fn update(&mut self, id: &str, f: impl FnOnce(&mut Row)) -> Option<&Row> {
         let row = self.rows.get_mut(id)?;

@@ -58,9 +58,12 @@
 //! - The kernel's decisions are the contract: a store that writes exactly what the kernel
 //!   returns passes the suite of the same release.
 
+mod fire;
 pub mod kernel;
 mod memory;
+mod memory_append;
 mod memory_budgets;
+mod memory_ops;
 mod memory_outbox;
 mod memory_record;
 
@@ -71,13 +74,15 @@ use tokio::sync::broadcast;
 
 #[cfg(feature = "fault-injection")]
 pub use memory::Fault;
+pub use fire::{MakeJob, fire_due};
 pub use memory::MemoryStore;
 
 use crate::error::Result;
 use crate::types::{
     AttemptOutcome, Budget, BudgetChange, Charge, ChargeQuery, Delivery, DeliveryAttempt,
-    DeliveryQuery, Entry, GroupId, Job, JobEvent, JobId, JobState, KindName, Lease, NewJob, Page,
-    Progress, Reason, StateCounts, Subscription, TenantId, Timestamp,
+    DeliveryQuery, Entry, GroupId, Job, JobEvent, JobId, JobState, KindCounts, KindName, Lease,
+    NewJob, Page, Progress, PurgeRequest, Purged, Reason, Schedule, StateCounts, Subscription,
+    TenantId, Timestamp,
 };
 
 /// Storage for jobs, their ledgers and their events.
@@ -361,6 +366,71 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         let _ = (tenant, query);
         Ok(Vec::new())
     }
+
+    /// Deletes one batch of at most `request.limit` finished jobs that
+    /// [`kernel::purgeable`] allows, each with its ledger, events, charges and webhook outbox
+    /// rows, skipping any job with a webhook delivery still pending; oldest finished first.
+    /// Each batch is its own short transaction; a store shared by many nodes lets one node
+    /// purge at a time (another's call deletes nothing and says so).
+    async fn purge(&self, request: &PurgeRequest, now: Timestamp) -> Result<Purged> {
+        let _ = (request, now);
+        Err(unsupported("retention"))
+    }
+
+    /// Job counts by kind and state, for one tenant or all. Kept as jobs change (or read from
+    /// indexes of active jobs only), so a call costs the same however many jobs have finished.
+    async fn count_by_kind(&self, tenant: Option<&TenantId>) -> Result<KindCounts> {
+        let _ = tenant;
+        Err(unsupported("job counts by kind"))
+    }
+
+    /// Housekeeping a store does now and then (folding counters, say); the engine calls it
+    /// at each retention sweep. Does nothing by default.
+    async fn compact(&self, now: Timestamp) -> Result<()> {
+        let _ = now;
+        Ok(())
+    }
+
+    /// Writes a schedule: creates it when `expected` is `None` (`false` if its id is taken),
+    /// otherwise replaces it only if its stored version is `expected` (`false` if not, or if
+    /// it is gone), so two nodes moving one schedule on write it once.
+    async fn put_schedule(&self, schedule: &Schedule, expected: Option<u64>) -> Result<bool> {
+        let _ = (schedule, expected);
+        Err(unsupported("schedules"))
+    }
+
+    /// A tenant's schedule.
+    async fn schedule(&self, tenant: &TenantId, id: &str) -> Result<Option<Schedule>> {
+        let _ = (tenant, id);
+        Err(unsupported("schedules"))
+    }
+
+    /// A tenant's schedules, oldest first.
+    async fn schedules(&self, tenant: &TenantId) -> Result<Vec<Schedule>> {
+        let _ = tenant;
+        Err(unsupported("schedules"))
+    }
+
+    /// Deletes a tenant's schedule (the jobs it made stay); `false` when there was none.
+    async fn delete_schedule(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        let _ = (tenant, id);
+        Err(unsupported("schedules"))
+    }
+
+    /// Up to `limit` schedules of every tenant whose next run is at or before `now`, the
+    /// most overdue first.
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> Result<Vec<Schedule>> {
+        let _ = (now, limit);
+        Err(unsupported("schedules"))
+    }
+}
+
+/// The error of a store that does not keep `what`.
+fn unsupported(what: &str) -> crate::Error {
+    crate::Error::store(
+        crate::StoreErrorKind::Other,
+        format!("this store does not support {what}"),
+    )
 }
 
 /// The error of a store that keeps no webhooks.

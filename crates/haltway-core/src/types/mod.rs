@@ -5,11 +5,15 @@
 
 mod budget;
 mod job;
+mod ops;
+mod schedule;
 mod state;
 mod webhook;
 
 pub use budget::*;
 pub use job::*;
+pub use ops::*;
+pub use schedule::*;
 pub use state::*;
 pub use webhook::*;
 

@@ -246,17 +246,20 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
         .map(|(j, _)| j.lease_until.map(|t| t.0))
         .collect();
     let started: Vec<bool> = rows.iter().map(|(j, _)| j.started_at.is_some()).collect();
+    let finished: Vec<Option<i64>> = rows.iter().map(|(j, _)| j.finished_at.map(|t| t.0)).collect();
     let docs: Vec<String> = rows.iter().map(|(j, _)| doc(j)).collect();
     let logs: Vec<String> = rows.into_iter().map(|(_, log)| log).collect();
     tx.execute(
         &format!(
             "UPDATE {s}.jobs j SET state = u.state, run_at = u.run_at, \
-             lease_until = u.lease_until, started = u.started, doc = u.doc, log = j.log || u.log \
+             lease_until = u.lease_until, started = u.started, doc = u.doc, log = j.log || u.log, \
+             finished_at = u.finished_at \
              FROM unnest($1::{ty}[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
-             $6::text[], $7::text[]) AS u(k, state, run_at, lease_until, started, doc, log) \
+             $6::text[], $7::text[], $8::int8[]) \
+             AS u(k, state, run_at, lease_until, started, doc, log, finished_at) \
              WHERE j.{column} = u.k"
         ),
-        &[&keys, &states, &run_at, &lease, &started, &docs, &logs],
+        &[&keys, &states, &run_at, &lease, &started, &docs, &logs, &finished],
     )
     .await?;
     Ok(())

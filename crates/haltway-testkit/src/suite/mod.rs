@@ -3,13 +3,14 @@
 //! Each function panics (through `assert!`) on the first difference from docs/semantics.md.
 //!
 //! The behaviours are grouped by subject, one file each: `jobs`, `ledger`, `cancel`,
-//! `attempts`, `budgets`, `quotas`, `webhooks`; this file holds the helpers they share.
+//! `attempts`, `budgets`, `quotas`, `webhooks`, `ops`; this file holds the helpers they share.
 
 mod attempts;
 mod budgets;
 mod cancel;
 mod jobs;
 mod ledger;
+mod ops;
 mod quotas;
 mod webhooks;
 
@@ -18,6 +19,7 @@ pub use budgets::*;
 pub use cancel::*;
 pub use jobs::*;
 pub use ledger::*;
+pub use ops::*;
 pub use quotas::*;
 pub use webhooks::*;
 

@@ -1,0 +1,62 @@
+//! `MemoryStore`'s append path: one ledger entry, fenced, metered and charged by the kernel.
+
+use super::kernel::{self, AppendOutcome};
+use super::memory::{Fault, Inner};
+use super::memory_record::{Outbox, Stored};
+use super::{Append, Appended};
+use crate::error::{Error, Result};
+use crate::types::{JobState, Timestamp};
+
+impl Inner {
+    pub(super) fn append_one(&mut self, a: &Append, now: Timestamp, outbox: &mut Outbox) -> Result<Appended> {
+        let rec = self.jobs.get_mut(&a.lease.job).ok_or(Error::NotFound)?;
+        self.appends += 1;
+        let mut a = a.clone();
+        if self.fault == Fault::SkipFence && rec.job.state.is_active() {
+            a.lease.attempt = rec.job.attempt;
+        }
+        let existing = a.key.as_ref().and_then(|k| rec.keys.get(k)).copied();
+        if self.fault == Fault::LoseAppend && self.appends.is_multiple_of(3) && existing.is_none() {
+            kernel::check_lease(&rec.job, a.lease)?;
+            let seq = rec.job.progress.found + 1;
+            return Ok(Appended {
+                seq,
+                duplicate: false,
+                limit_reached: rec.job.limit.is_some_and(|l| seq >= l),
+                cancel_requested: rec.job.state == JobState::Cancelling,
+                limit: rec.job.limit,
+            });
+        }
+        let tenant = rec.job.tenant.clone();
+        let (kind, run_at) = (rec.job.kind.clone(), rec.job.run_at);
+        let purse = self.budgets.purse(&tenant);
+        let outcome = kernel::append(&mut rec.job, &a, existing, purse, now)?;
+        self.budgets.book(&tenant);
+        let rec = self.jobs.get_mut(&a.lease.job).ok_or(Error::NotFound)?;
+        match outcome {
+            AppendOutcome::Duplicate(ack) => Ok(ack),
+            refused @ AppendOutcome::Refused { .. } => {
+                let error = refused.refusal();
+                if let AppendOutcome::Refused { effects, .. } = &refused {
+                    self.changed(a.lease.job, &kind, run_at, effects, now, outbox);
+                }
+                Err(error.unwrap_or(Error::LimitReached))
+            }
+            AppendOutcome::New(entry, ack) => {
+                if let Some(k) = &entry.key {
+                    rec.keys.insert(k.clone(), entry.seq);
+                }
+                let owed = kernel::outbox(
+                    &rec.job,
+                    kernel::Owed::Entry(&entry),
+                    self.webhooks.subs_of(&rec.job.tenant),
+                    now,
+                );
+                self.webhooks.owe(owed);
+                rec.ledger.push(entry);
+                rec.event(now, Stored::Item(ack.seq), outbox);
+                Ok(ack)
+            }
+        }
+    }
+}

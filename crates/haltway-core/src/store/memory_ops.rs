@@ -1,0 +1,159 @@
+//! `MemoryStore`'s operations side: job counts kept as jobs change, retention, schedules.
+//!
+//! # Invariants
+//! - `counts[tenant][kind][state]` is the number of the tenant's jobs of that kind in that
+//!   state: a create adds one to `queued`, a state change moves one, a purge removes one.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rustc_hash::FxHashMap as HashMap;
+
+use super::kernel;
+use super::memory::Inner;
+use crate::types::{
+    JobId, JobState, KindCounts, KindName, PurgeRequest, Purged, Schedule, StateCounts, TenantId,
+    Timestamp,
+};
+
+/// Counts by tenant, kind and state, and the schedules by id.
+#[derive(Debug, Default)]
+pub(super) struct MemoryOps {
+    counts: HashMap<TenantId, KindCounts>,
+    schedules: BTreeMap<String, Schedule>,
+}
+
+impl MemoryOps {
+    /// Moves one job of `tenant` and `kind` from state `from` (none for a create) to `to` (none
+    /// for a delete).
+    pub(super) fn count(
+        &mut self,
+        tenant: &TenantId,
+        kind: &KindName,
+        from: Option<JobState>,
+        to: Option<JobState>,
+    ) {
+        let c = self
+            .counts
+            .entry(tenant.clone())
+            .or_default()
+            .entry(kind.clone())
+            .or_default();
+        if let Some(f) = from {
+            c[f] = c[f].saturating_sub(1);
+        }
+        if let Some(t) = to {
+            c[t] += 1;
+        }
+    }
+
+    pub(super) fn by_kind(&self, tenant: Option<&TenantId>) -> KindCounts {
+        let mut out = KindCounts::new();
+        for (t, kinds) in &self.counts {
+            if tenant.is_some_and(|x| x != t) {
+                continue;
+            }
+            for (kind, c) in kinds {
+                let sum = out.entry(kind.clone()).or_default();
+                for s in JobState::ALL {
+                    sum[s] += c[s];
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) fn by_state(&self, tenant: Option<&TenantId>) -> StateCounts {
+        let mut out = StateCounts::default();
+        for c in self.by_kind(tenant).values() {
+            for s in JobState::ALL {
+                out[s] += c[s];
+            }
+        }
+        out
+    }
+
+    pub(super) fn put_schedule(&mut self, s: &Schedule, expected: Option<u64>) -> bool {
+        match (self.schedules.get(&s.id), expected) {
+            (None, None) => {}
+            (Some(old), Some(v)) if old.version == v && old.tenant == s.tenant => {}
+            _ => return false,
+        }
+        self.schedules.insert(s.id.clone(), s.clone());
+        true
+    }
+
+    pub(super) fn schedule(&self, tenant: &TenantId, id: &str) -> Option<Schedule> {
+        self.schedules
+            .get(id)
+            .filter(|s| &s.tenant == tenant)
+            .cloned()
+    }
+
+    pub(super) fn schedules(&self, tenant: &TenantId) -> Vec<Schedule> {
+        let mut out: Vec<Schedule> = self
+            .schedules
+            .values()
+            .filter(|s| &s.tenant == tenant)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out
+    }
+
+    pub(super) fn delete_schedule(&mut self, tenant: &TenantId, id: &str) -> bool {
+        if self.schedule(tenant, id).is_none() {
+            return false;
+        }
+        self.schedules.remove(id).is_some()
+    }
+
+    pub(super) fn due(&self, now: Timestamp, limit: usize) -> Vec<Schedule> {
+        let mut out: Vec<Schedule> = self
+            .schedules
+            .values()
+            .filter(|s| s.next_run.is_some_and(|t| t <= now))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.next_run, &a.id).cmp(&(b.next_run, &b.id)));
+        out.truncate(limit);
+        out
+    }
+}
+
+impl Inner {
+    /// Deletes a batch of the jobs `request` allows (oldest finished first), with everything of
+    /// theirs, keeping the jobs a pending delivery still references.
+    pub(super) fn purge(&mut self, request: &PurgeRequest) -> Purged {
+        let pending = self.webhooks.pending_jobs();
+        let mut due: Vec<(Timestamp, JobId)> = self
+            .jobs
+            .values()
+            .filter(|r| kernel::purgeable(&r.job, request) && !pending.contains(&r.job.id))
+            .map(|r| (r.job.finished_at.unwrap_or(Timestamp(0)), r.job.id))
+            .collect();
+        due.sort_unstable();
+        let more = due.len() > request.limit;
+        due.truncate(request.limit);
+        let gone: HashSet<JobId> = due.iter().map(|(_, id)| *id).collect();
+        for id in &gone {
+            let Some(rec) = self.jobs.remove(id) else {
+                continue;
+            };
+            let job = rec.job;
+            self.ops
+                .count(&job.tenant, &job.kind, Some(job.state), None);
+            if let Some(set) = self.by_tenant.get_mut(&job.tenant) {
+                set.remove(id);
+            }
+            if let Some(key) = job.idempotency_key {
+                self.idempotency.remove(&(job.tenant.clone(), key));
+            }
+        }
+        self.webhooks.forget_jobs(&gone);
+        self.budgets.forget_jobs(&gone);
+        Purged {
+            jobs: gone.len() as u64,
+            more,
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Operations on PostgreSQL: job counts without a scan of history, retention, schedules.
+//!
+//! Counts: active jobs are counted from the partial indexes that hold only them
+//! (`jobs_ready`, `jobs_leased`); finished jobs from `job_counts` plus the delta rows a trigger
+//! appends at each change into or out of a terminal state (or a delete). [`compact`] folds the
+//! deltas in, one node at a time. Every count is one statement, so it reads one snapshot.
+
+use haltway_core::{
+    Error, JobState, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts,
+    StoreErrorKind, TenantId, Timestamp,
+};
+
+use crate::error::pg;
+use crate::reader::Reader;
+
+fn counts_sql(s: &str) -> String {
+    let (queued, running, cancelling) = (
+        haltway_core::state_sql!(Queued),
+        haltway_core::state_sql!(Running),
+        haltway_core::state_sql!(Cancelling),
+    );
+    format!(
+        "SELECT kind, state::int8, count(*)::int8 FROM {s}.jobs WHERE state = {queued} \
+         AND ($1::text IS NULL OR tenant = $1) GROUP BY 1, 2 \
+         UNION ALL SELECT kind, state::int8, count(*)::int8 FROM {s}.jobs \
+         WHERE state IN ({running}, {cancelling}) AND ($1::text IS NULL OR tenant = $1) \
+         GROUP BY 1, 2 \
+         UNION ALL SELECT kind, state::int8, sum(n)::int8 FROM ( \
+             SELECT tenant, kind, state, n FROM {s}.job_counts \
+             UNION ALL SELECT tenant, kind, state, d FROM {s}.job_count_deltas) c \
+         WHERE $1::text IS NULL OR tenant = $1 GROUP BY 1, 2"
+    )
+}
+
+/// The advisory lock key of one of this schema's singletons (`what`: `purge`, `compact`).
+fn lock_key(what: &str, schema: &str) -> String {
+    format!("haltway-{what}:{schema}")
+}
+
+pub(crate) async fn count_by_kind(
+    c: &mut Reader,
+    s: &str,
+    tenant: Option<&TenantId>,
+) -> Result<KindCounts> {
+    let rows = c
+        .query(&counts_sql(s), &[&tenant.map(TenantId::as_str)])
+        .await?;
+    let mut out = KindCounts::new();
+    for row in rows {
+        let (kind, state, n): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        if n > 0 {
+            out.entry(kind.into())
+                .or_default()
+                .add_code(state, u64::try_from(n).unwrap_or(0));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn count_by_state(
+    c: &mut Reader,
+    s: &str,
+    tenant: Option<&TenantId>,
+) -> Result<StateCounts> {
+    let mut out = StateCounts::default();
+    for counts in count_by_kind(c, s, tenant).await?.values() {
+        for st in JobState::ALL {
+            out[st] += counts[st];
+        }
+    }
+    Ok(out)
+}
+
+fn commit_error(what: &str, e: &tokio_postgres::Error) -> Error {
+    Error::store(
+        StoreErrorKind::Unavailable,
+        format!("committing {what} (it may or may not have taken effect): {e}"),
+    )
+}
+
+/// Folds the count deltas into `job_counts`, if no other node is doing so.
+pub(crate) async fn compact(c: &mut Reader, s: &str, schema: &str) -> Result<()> {
+    let tx = c.client.transaction().await.map_err(pg)?;
+    let got: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock(hashtext($1))",
+            &[&lock_key("compact", schema)],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    if got {
+        tx.execute(
+            &format!(
+                "WITH d AS (DELETE FROM {s}.job_count_deltas RETURNING tenant, kind, state, d) \
+                 INSERT INTO {s}.job_counts (tenant, kind, state, n) \
+                 SELECT tenant, kind, state, sum(d) FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+                 ON CONFLICT (tenant, kind, state) DO UPDATE SET n = {s}.job_counts.n + excluded.n"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    tx.commit()
+        .await
+        .map_err(|e| commit_error("folding job counts", &e))
+}
+
+/// Deletes one batch of finished jobs, if no other node is purging.
+pub(crate) async fn purge(
+    c: &mut Reader,
+    s: &str,
+    schema: &str,
+    request: &PurgeRequest,
+) -> Result<Purged> {
+    let tx = c.client.transaction().await.map_err(pg)?;
+    let got: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock(hashtext($1))",
+            &[&lock_key("purge", schema)],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    if !got {
+        return Ok(Purged::default());
+    }
+    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+    let mut due: Vec<(i64, uuid::Uuid)> = Vec::new();
+    for (state, before) in request.cutoffs() {
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT id, finished_at FROM {s}.jobs j WHERE state >= 3 AND state = $1 \
+                     AND finished_at < $2 AND NOT EXISTS (SELECT 1 FROM {s}.webhook_deliveries d \
+                     WHERE d.job = j.id AND d.state = 'pending') \
+                     ORDER BY finished_at LIMIT $3 FOR UPDATE SKIP LOCKED"
+                ),
+                &[&state.code(), &before.0, &(limit + 1)],
+            )
+            .await
+            .map_err(pg)?;
+        due.extend(rows.iter().map(|r| (r.get::<_, i64>(1), r.get::<_, uuid::Uuid>(0))));
+    }
+    due.sort_unstable();
+    let more = due.len() > request.limit;
+    due.truncate(request.limit);
+    let ids: Vec<uuid::Uuid> = due.iter().map(|(_, id)| *id).collect();
+    if !ids.is_empty() {
+        for (table, column) in [
+            ("ledger", "job"),
+            ("events", "job"),
+            ("webhook_attempts", "job"),
+            ("webhook_deliveries", "job"),
+            ("charges", "job"),
+            ("jobs", "id"),
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {s}.{table} WHERE {column} = ANY($1)"),
+                &[&ids],
+            )
+            .await
+            .map_err(pg)?;
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(|e| commit_error("a purge", &e))?;
+    Ok(Purged {
+        jobs: ids.len() as u64,
+        more,
+    })
+}
+
+fn decode(doc: &str) -> Result<Schedule> {
+    serde_json::from_str(doc).map_err(|e| {
+        Error::store(
+            StoreErrorKind::Incompatible,
+            format!("a stored schedule does not decode: {e}"),
+        )
+    })
+}
+
+fn decode_all(rows: &[tokio_postgres::Row]) -> Result<Vec<Schedule>> {
+    rows.iter().map(|r| decode(r.get(0))).collect()
+}
+
+pub(crate) async fn put_schedule(
+    c: &mut Reader,
+    s: &str,
+    schedule: &Schedule,
+    expected: Option<u64>,
+) -> Result<bool> {
+    let doc = serde_json::to_string(schedule).map_err(|e| Error::Json(e.into()))?;
+    let next = schedule.next_run.map(|t| t.0);
+    let version = i64::try_from(schedule.version).unwrap_or(i64::MAX);
+    let tenant = schedule.tenant.as_str();
+    let rows = match expected {
+        None => {
+            c.query(
+                &format!(
+                    "INSERT INTO {s}.schedules (id, tenant, next_run, created_at, version, doc) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING 1"
+                ),
+                &[
+                    &schedule.id,
+                    &tenant,
+                    &next,
+                    &schedule.created_at.0,
+                    &version,
+                    &doc,
+                ],
+            )
+            .await?
+        }
+        Some(v) => {
+            let v = i64::try_from(v).unwrap_or(i64::MAX);
+            c.query(
+                &format!(
+                    "UPDATE {s}.schedules SET next_run = $3, version = $4, doc = $5 \
+                     WHERE id = $1 AND tenant = $2 AND version = $6 RETURNING 1"
+                ),
+                &[&schedule.id, &tenant, &next, &version, &doc, &v],
+            )
+            .await?
+        }
+    };
+    Ok(rows.len() == 1)
+}
+
+pub(crate) async fn schedule(
+    c: &mut Reader,
+    s: &str,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Option<Schedule>> {
+    let row = c
+        .query_opt(
+            &format!("SELECT doc FROM {s}.schedules WHERE id = $1 AND tenant = $2"),
+            &[&id, &tenant.as_str()],
+        )
+        .await?;
+    row.map(|r| decode(r.get(0))).transpose()
+}
+
+pub(crate) async fn schedules(c: &mut Reader, s: &str, tenant: &TenantId) -> Result<Vec<Schedule>> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT doc FROM {s}.schedules WHERE tenant = $1 ORDER BY created_at, id"
+            ),
+            &[&tenant.as_str()],
+        )
+        .await?;
+    decode_all(&rows)
+}
+
+pub(crate) async fn delete_schedule(
+    c: &mut Reader,
+    s: &str,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<bool> {
+    let rows = c
+        .query(
+            &format!("DELETE FROM {s}.schedules WHERE id = $1 AND tenant = $2 RETURNING 1"),
+            &[&id, &tenant.as_str()],
+        )
+        .await?;
+    Ok(rows.len() == 1)
+}
+
+pub(crate) async fn due_schedules(
+    c: &mut Reader,
+    s: &str,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Schedule>> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT doc FROM {s}.schedules WHERE next_run IS NOT NULL AND next_run <= $1 \
+                 ORDER BY next_run, id LIMIT $2"
+            ),
+            &[&now.0, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+        .await?;
+    decode_all(&rows)
+}

@@ -35,9 +35,10 @@ pub use store::{
     MakeJob, MemoryStore, Notice, ResultsQuery, Store, Submitted, Updated, fire_due,
 };
 pub use types::{
-    AttemptOutcome, Budget, BudgetChange, Cadence, CancelInfo, CancelMode, Charge, ChargeKind, ChargeQuery,
-    DEFAULT_PRIORITY, Delivery, Fired, DeliveryAttempt, DeliveryQuery, DeliveryState, Entry, EventData,
-    GroupId, Hook, Job, KindCounts, Overlap, PurgeRequest, Purged, Retention, Schedule, ScheduledJob, JobEvent, JobId, JobState, KindName, Lease, NewJob, OnCancel, PRIORITIES,
-    Page, Progress, Purse, Reason, SealedSecret, StateCounts, Subscription, TenantId, Timestamp,
-    event_type,
+    AttemptOutcome, Budget, BudgetChange, Cadence, CancelInfo, CancelMode, Charge, ChargeKind,
+    ChargeQuery, DEFAULT_PRIORITY, Delivery, DeliveryAttempt, DeliveryQuery, DeliveryState, Entry,
+    EventData, Fired, GroupId, Hook, Job, JobEvent, JobId, JobState, KindCounts, KindName, Lease,
+    NewJob, NewSchedule, OnCancel, Overlap, PRIORITIES, Page, Progress, PurgeRequest, Purged,
+    Purse, Reason, Retention, Schedule, ScheduledJob, SealedSecret, StateCounts, Subscription,
+    TenantId, Timestamp, event_type,
 };

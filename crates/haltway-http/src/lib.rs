@@ -37,6 +37,7 @@ pub mod keys;
 mod limit;
 mod metrics;
 mod routes;
+mod schedule_views;
 mod ui;
 mod views;
 mod webhook_views;
@@ -56,6 +57,9 @@ pub use conn::{ApiIo, ApiListener};
 pub use error::{ApiError, ApiErrorKind, ErrorBody, ErrorDetail};
 pub use keys::{KeyError, KeyRecord, Keys, presented_key};
 pub use limit::RateLimiter;
+pub use schedule_views::{
+    CreateSchedule, OverlapName, ScheduleDeleted, ScheduleList, ScheduleView,
+};
 pub use ui::dashboard;
 pub use views::{
     BatchCreated, BatchItem, BatchJob, CancelView, CreateJob, CreateJobs, CreateKey, EventParams,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use haltway_core::{Histogram, StateCounts};
+use haltway_core::{Histogram, JobState, KindCounts, StateCounts};
 use parking_lot::Mutex;
 
 use crate::AppState;
@@ -35,13 +35,19 @@ pub(crate) async fn track(
     resp
 }
 
-/// Renders every metric. `by_state` is the store's job count per state code, or `None` when
+/// Renders every metric. `by_kind` is the store's job count per kind and state, or `None` when
 /// the store could not be read (the rest is still worth a scrape, the store's health most).
-pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String {
+pub(crate) fn render(state: &AppState, by_kind: Option<KindCounts>) -> String {
     let m = state.engine.metrics();
     let health = state.engine.store_health();
     let mut out = String::with_capacity(4096);
-    if let Some(by_state) = by_state {
+    if let Some(by_kind) = by_kind {
+        let mut by_state = StateCounts::default();
+        for c in by_kind.values() {
+            for s in JobState::ALL {
+                by_state[s] += c[s];
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP haltway_jobs Jobs in the store by state (all tenants).\n# TYPE haltway_jobs gauge"
@@ -49,8 +55,22 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
         for (s, n) in by_state.iter() {
             let _ = writeln!(out, "haltway_jobs{{state=\"{s}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP haltway_jobs_by_kind Jobs in the store by kind and state (all tenants).\n\
+             # TYPE haltway_jobs_by_kind gauge"
+        );
+        for (kind, counts) in &by_kind {
+            for (s, n) in counts.iter() {
+                let _ = writeln!(
+                    out,
+                    "haltway_jobs_by_kind{{kind=\"{}\",state=\"{s}\"}} {n}",
+                    escape(kind.as_str())
+                );
+            }
+        }
     }
-    let counters: [(&str, &str, u64); 13] = [
+    let counters: [(&str, &str, u64); 16] = [
         (
             "haltway_store_errors_total",
             "Store calls of this engine that failed (each retry counts).",
@@ -101,6 +121,22 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
             "haltway_ledger_appends_total",
             "Ledger entries appended by this engine's handlers (duplicates not counted).",
             m.appended,
+        ),
+        (
+            "haltway_schedule_ticks_total",
+            "Schedule ticks this engine fired that enqueued a job.",
+            m.schedule_ticks,
+        ),
+        (
+            "haltway_schedule_skips_total",
+            "Schedule ticks this engine fired that enqueued nothing (the previous job still \
+             active, or the job refused).",
+            m.schedule_skips,
+        ),
+        (
+            "haltway_jobs_purged_total",
+            "Finished jobs this engine's retention deleted.",
+            m.purged,
         ),
         (
             "haltway_jobs_requeued_total",
@@ -176,6 +212,12 @@ pub(crate) fn render(state: &AppState, by_state: Option<StateCounts>) -> String 
         "haltway_cancel_stop_seconds",
         "Time from a cancel reaching a running attempt to its handler's stop.",
         &m.cancel_stop,
+    );
+    histogram(
+        &mut out,
+        "haltway_cancel_notice_seconds",
+        "Time from a cancel request to its reaching the running attempt on this engine.",
+        &m.cancel_notice,
     );
     let _ = writeln!(
         out,

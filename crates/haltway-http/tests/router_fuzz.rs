@@ -55,6 +55,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/budget"),
     ("POST", "/v1/budget/top-up"),
     ("GET", "/v1/budget/charges"),
+    ("POST", "/v1/schedules"),
+    ("GET", "/v1/schedules"),
+    ("GET", "/v1/schedules/{seg}"),
+    ("DELETE", "/v1/schedules/{seg}"),
+    ("POST", "/v1/schedules/{seg}/pause"),
+    ("POST", "/v1/schedules/{seg}/resume"),
 ];
 
 fn segment(ids: Vec<String>) -> impl Strategy<Value = String> {
@@ -121,6 +127,10 @@ fn json_value() -> impl Strategy<Value = Value> {
             Just("tenant".to_owned()),
             Just("name".to_owned()),
             Just("admin".to_owned()),
+            Just("cadence".to_owned()),
+            Just("every_seconds".to_owned()),
+            Just("timezone".to_owned()),
+            Just("overlap".to_owned()),
             "[a-z]{1,6}",
         ];
         prop_oneof![

@@ -141,7 +141,10 @@ pub(crate) async fn purge(
             )
             .await
             .map_err(pg)?;
-        due.extend(rows.iter().map(|r| (r.get::<_, i64>(1), r.get::<_, uuid::Uuid>(0))));
+        due.extend(
+            rows.iter()
+                .map(|r| (r.get::<_, i64>(1), r.get::<_, uuid::Uuid>(0))),
+        );
     }
     due.sort_unstable();
     let more = due.len() > request.limit;
@@ -164,9 +167,7 @@ pub(crate) async fn purge(
             .map_err(pg)?;
         }
     }
-    tx.commit()
-        .await
-        .map_err(|e| commit_error("a purge", &e))?;
+    tx.commit().await.map_err(|e| commit_error("a purge", &e))?;
     Ok(Purged {
         jobs: ids.len() as u64,
         more,
@@ -247,9 +248,7 @@ pub(crate) async fn schedule(
 pub(crate) async fn schedules(c: &mut Reader, s: &str, tenant: &TenantId) -> Result<Vec<Schedule>> {
     let rows = c
         .query(
-            &format!(
-                "SELECT doc FROM {s}.schedules WHERE tenant = $1 ORDER BY created_at, id"
-            ),
+            &format!("SELECT doc FROM {s}.schedules WHERE tenant = $1 ORDER BY created_at, id"),
             &[&tenant.as_str()],
         )
         .await?;

@@ -11,9 +11,9 @@ use haltway_core::kernel;
 use haltway_core::{
     Append, Appended, AttemptOutcome, Budget, BudgetChange, CancelRequest, Charge, ChargeQuery,
     ClaimRequest, Delivery, DeliveryAttempt, DeliveryQuery, Entry, Error, EventData, EventNotice,
-    Finish, GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice,
-    KindCounts, Page, Progress, PurgeRequest, Purged, Result, ResultsQuery, Schedule, StateCounts, Store, StoreErrorKind, Submitted,
-    Subscription, TenantId, Timestamp, Updated,
+    Finish, GroupId, Job, JobEvent, JobId, JobState, KindCounts, Lease, LeaseStatus, ListQuery,
+    NewJob, Notice, Page, Progress, PurgeRequest, Purged, Result, ResultsQuery, Schedule,
+    StateCounts, Store, StoreErrorKind, Submitted, Subscription, TenantId, Timestamp, Updated,
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio_postgres::Config;

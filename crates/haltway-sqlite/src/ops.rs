@@ -6,8 +6,7 @@
 //! million finished jobs as with ten.
 
 use haltway_core::{
-    JobState, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts, TenantId,
-    Timestamp,
+    JobState, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts, TenantId, Timestamp,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -165,7 +164,14 @@ impl SqliteStore {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
                     )
                     .map_err(sql)?
-                    .execute(params![s.id, s.tenant.as_str(), next, s.created_at.0, version, doc])
+                    .execute(params![
+                        s.id,
+                        s.tenant.as_str(),
+                        next,
+                        s.created_at.0,
+                        version,
+                        doc
+                    ])
                     .map_err(sql)?,
                 Some(v) => tx
                     .conn
@@ -235,7 +241,11 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn due_schedules_(&self, now: Timestamp, limit: usize) -> Result<Vec<Schedule>> {
+    pub(crate) async fn due_schedules_(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Schedule>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let mut stmt = conn

@@ -7,9 +7,9 @@ use haltway_core::state_sql;
 use haltway_core::{
     Append, Appended, AttemptOutcome, Budget, BudgetChange, CancelRequest, Charge, ChargeQuery,
     ClaimRequest, Delivery, DeliveryAttempt, DeliveryQuery, Entry, Error, EventNotice, Finish,
-    GroupId, Job, JobEvent, JobId, JobState, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page,
-    KindCounts, Progress, PurgeRequest, Purged, Reason, Result, ResultsQuery, Schedule, StateCounts, Store, StoreErrorKind, Submitted,
-    Subscription, TenantId, Timestamp, Updated,
+    GroupId, Job, JobEvent, JobId, JobState, KindCounts, Lease, LeaseStatus, ListQuery, NewJob,
+    Notice, Page, Progress, PurgeRequest, Purged, Reason, Result, ResultsQuery, Schedule,
+    StateCounts, Store, StoreErrorKind, Submitted, Subscription, TenantId, Timestamp, Updated,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};

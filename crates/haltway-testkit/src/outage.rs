@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventNotice, Finish, GroupId, Job,
-    JobEvent, JobId, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress, Result,
-    ResultsQuery, StateCounts, Store, StoreErrorKind, Submitted, TenantId, Timestamp, Updated,
+    JobEvent, JobId, KindCounts, Lease, LeaseStatus, ListQuery, NewJob, Notice, Page, Progress,
+    PurgeRequest, Purged, Result, ResultsQuery, Schedule, StateCounts, Store, StoreErrorKind,
+    Submitted, TenantId, Timestamp, Updated,
 };
 use tokio::sync::broadcast;
 
@@ -139,6 +140,38 @@ impl Store for Outage {
     async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
         self.check()?;
         self.inner.count_by_state(tenant).await
+    }
+    async fn count_by_kind(&self, tenant: Option<&TenantId>) -> Result<KindCounts> {
+        self.check()?;
+        self.inner.count_by_kind(tenant).await
+    }
+    async fn purge(&self, request: &PurgeRequest, now: Timestamp) -> Result<Purged> {
+        self.check()?;
+        self.inner.purge(request, now).await
+    }
+    async fn compact(&self, now: Timestamp) -> Result<()> {
+        self.check()?;
+        self.inner.compact(now).await
+    }
+    async fn put_schedule(&self, schedule: &Schedule, expected: Option<u64>) -> Result<bool> {
+        self.check()?;
+        self.inner.put_schedule(schedule, expected).await
+    }
+    async fn schedule(&self, tenant: &TenantId, id: &str) -> Result<Option<Schedule>> {
+        self.check()?;
+        self.inner.schedule(tenant, id).await
+    }
+    async fn schedules(&self, tenant: &TenantId) -> Result<Vec<Schedule>> {
+        self.check()?;
+        self.inner.schedules(tenant).await
+    }
+    async fn delete_schedule(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        self.check()?;
+        self.inner.delete_schedule(tenant, id).await
+    }
+    async fn due_schedules(&self, now: Timestamp, limit: usize) -> Result<Vec<Schedule>> {
+        self.check()?;
+        self.inner.due_schedules(now, limit).await
     }
     fn notices(&self) -> broadcast::Receiver<Notice> {
         self.inner.notices()

@@ -57,6 +57,8 @@ pub(crate) struct RunShared {
     pub(crate) progress: Mutex<ProgressSlot>,
     /// When this attempt was first told to stop, for the cancel-stop histogram.
     pub(crate) stopped_at: std::sync::OnceLock<Instant>,
+    /// The same moment on the engine's clock, to measure from the cancel request.
+    pub(crate) stopped_clock: std::sync::OnceLock<crate::types::Timestamp>,
 }
 
 pub(crate) struct ProgressSlot {
@@ -88,6 +90,7 @@ impl RunShared {
             }),
             cause: AtomicU8::new(NONE),
             stopped_at: std::sync::OnceLock::new(),
+            stopped_clock: std::sync::OnceLock::new(),
             engine,
             kind,
             job,
@@ -99,6 +102,7 @@ impl RunShared {
     /// Tells the handler to stop for `cause` (the first cause wins) and trips its token.
     pub(crate) fn stop(&self, cause: StopCause) {
         let _ = self.stopped_at.set(Instant::now());
+        let _ = self.stopped_clock.set(self.engine.clock.now());
         let _ = self.cause.compare_exchange(
             NONE,
             cause_code(cause),

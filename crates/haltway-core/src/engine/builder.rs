@@ -18,6 +18,9 @@ pub(super) struct EngineConfig {
     pub(super) store_retry: Duration,
     pub(super) worker_id: Arc<str>,
     pub(super) max_running_per_tenant: Option<u32>,
+    pub(super) retention: crate::types::Retention,
+    pub(super) sweep_interval: Duration,
+    pub(super) schedule_interval: Option<Duration>,
 }
 
 /// Builds an [`Engine`].
@@ -101,6 +104,30 @@ impl EngineBuilder {
     /// tenant's running job ends: the engine that ran it claims again at once.
     pub fn max_running_per_tenant(mut self, n: Option<u32>) -> Self {
         self.config.max_running_per_tenant = n;
+        self
+    }
+
+    /// How long finished jobs are kept, per terminal state (default: for ever). A started
+    /// engine deletes older ones, with their ledgers, events, charges and webhook rows, every
+    /// [`sweep_interval`](Self::sweep_interval), in batches of 500; a job whose webhook
+    /// delivery is still pending is kept until it is done.
+    pub fn retention(mut self, retention: crate::types::Retention) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
+    /// How often a started engine runs retention and the store's housekeeping (folding job
+    /// counts) (default 60 s).
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.config.sweep_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How often a started engine fires due schedules (default 1 s; `None`: never, for an
+    /// engine that should leave schedules to others). Every engine on a store may fire them:
+    /// each tick still makes one job.
+    pub fn schedule_interval(mut self, every: Option<Duration>) -> Self {
+        self.config.schedule_interval = every.map(|d| d.max(Duration::from_millis(10)));
         self
     }
 

@@ -29,6 +29,10 @@ pub(super) fn start(inner: &Arc<EngineInner>) {
     bg.spawn(keep_leases(inner.clone()));
     bg.spawn(reap(inner.clone()));
     bg.spawn(listen(inner.clone()));
+    bg.spawn(super::ops::sweep(inner.clone()));
+    if let Some(every) = inner.config.schedule_interval {
+        bg.spawn(super::ops::tick(inner.clone(), every));
+    }
 }
 
 /// Makes the engine's worker id known to the store as live, so that its jobs can be taken

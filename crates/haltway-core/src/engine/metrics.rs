@@ -46,6 +46,16 @@ pub struct Metrics {
     /// tripped) to the handler's stop (returned, or aborted past its grace): how fast handlers
     /// observe a cancel.
     pub cancel_stop: Histogram,
+    /// Milliseconds from a cancel request to its reaching a running attempt on this engine
+    /// (the attempt's token tripped): how fast a cancel crosses the store to the handler.
+    pub cancel_notice: Histogram,
+    /// Schedule ticks this engine fired that enqueued a job.
+    pub schedule_ticks: u64,
+    /// Schedule ticks this engine fired that enqueued nothing (the previous job still active,
+    /// or the job refused).
+    pub schedule_skips: u64,
+    /// Finished jobs this engine's retention sweeps deleted.
+    pub purged: u64,
 }
 
 impl Metrics {
@@ -100,6 +110,10 @@ pub(crate) struct Counters {
     pub(crate) claim_latency: LiveHistogram,
     pub(crate) run_time: LiveHistogram,
     pub(crate) cancel_stop: LiveHistogram,
+    pub(crate) cancel_notice: LiveHistogram,
+    pub(crate) schedule_ticks: AtomicU64,
+    pub(crate) schedule_skips: AtomicU64,
+    pub(crate) purged: AtomicU64,
 }
 
 /// The live form of a [`Histogram`].
@@ -164,6 +178,10 @@ impl Counters {
             claim_latency: self.claim_latency.snapshot(),
             run_time: self.run_time.snapshot(),
             cancel_stop: self.cancel_stop.snapshot(),
+            cancel_notice: self.cancel_notice.snapshot(),
+            schedule_ticks: n(&self.schedule_ticks),
+            schedule_skips: n(&self.schedule_skips),
+            purged: n(&self.purged),
         }
     }
 

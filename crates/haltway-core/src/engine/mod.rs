@@ -12,6 +12,7 @@ mod erased;
 mod health;
 mod kind;
 mod metrics;
+mod ops;
 mod options;
 mod runs;
 mod stop;
@@ -182,6 +183,9 @@ impl Engine {
                 store_retry: Duration::from_secs(30),
                 worker_id: format!("worker-{}", uuid::Uuid::now_v7().as_simple()).into(),
                 max_running_per_tenant: None,
+                retention: crate::types::Retention::default(),
+                sweep_interval: Duration::from_secs(60),
+                schedule_interval: Some(Duration::from_secs(1)),
             },
             clock: Arc::new(SystemClock),
         }
@@ -309,70 +313,8 @@ impl Engine {
         if inner.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
-        let (kind_name, k) = inner
-            .kinds
-            .get_key_value(kind)
-            .ok_or_else(|| Error::UnknownKind(kind.to_owned()))?;
-        if check {
-            k.check_input(input).map_err(|reason| Error::InvalidInput {
-                field: "input",
-                reason,
-            })?;
-        }
-        let kopts = k.options();
-        let limit = options.limit.or(kopts.default_limit);
-        if limit == Some(0) {
-            return Err(Error::InvalidInput {
-                field: "limit",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if options.max_attempts == Some(0) {
-            return Err(Error::InvalidInput {
-                field: "max_attempts",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if options
-            .idempotency_key
-            .as_ref()
-            .is_some_and(|k| k.is_empty() || k.len() > 255)
-        {
-            return Err(Error::InvalidInput {
-                field: "idempotency_key",
-                reason: "must be 1 to 255 bytes".into(),
-            });
-        }
-        if let Some(hook) = &options.webhook {
-            kernel::check_hook(hook)?;
-        }
-        let priority = options.priority.unwrap_or(crate::types::DEFAULT_PRIORITY);
-        if !crate::types::PRIORITIES.contains(&priority) {
-            return Err(Error::InvalidInput {
-                field: "priority",
-                reason: "must be 1 (first) to 4 (last)".into(),
-            });
-        }
         let now = inner.clock.now();
-        let new = NewJob {
-            id: JobId::new(),
-            tenant: tenant.clone(),
-            kind: kind_name.clone(),
-            input: input.into(),
-            group: options.group,
-            metadata: options.metadata,
-            limit,
-            cancel_mode: options.cancel_mode.unwrap_or(kopts.cancel_mode),
-            on_cancel: options.on_cancel.unwrap_or(kopts.on_cancel),
-            max_attempts: options.max_attempts.unwrap_or(kopts.max_attempts),
-            fixed_cost: kopts.fixed_cost,
-            run_at: now.plus_ms(options.delay.map_or(0, duration_ms)),
-            deadline: options.deadline.map(|d| now.plus_ms(duration_ms(d))),
-            idempotency_key: options.idempotency_key,
-            webhook: options.webhook,
-            priority,
-            max_active: options.max_active,
-        };
+        let new = inner.prepare(tenant, kind, input, options, check, now)?;
         let submitted = inner
             .retrying("submit", || inner.store.submit(new.clone(), now))
             .await
@@ -686,8 +628,9 @@ impl Engine {
         upkeep::recover(&self.inner).await
     }
 
-    /// How many jobs are in each state: one tenant's, or every tenant's for `None`. Reads every
-    /// matching job, so it is meant for metrics scrapes and tools, not for a hot path.
+    /// How many jobs are in each state: one tenant's, or every tenant's for `None`. Stores keep
+    /// finished jobs' counts as they change and count active jobs from their own indexes, so
+    /// the cost does not grow with history.
     ///
     /// # Errors
     /// A store error.

@@ -103,6 +103,84 @@ impl SubmitOptions {
     }
 }
 
+impl EngineInner {
+    /// The job a submit creates: the kind's defaults under `options`, each option checked
+    /// (and the input, when `check`), due `now` plus any delay.
+    pub(super) fn prepare(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        input: &str,
+        options: SubmitOptions,
+        check: bool,
+        now: Timestamp,
+    ) -> Result<NewJob> {
+        let (kind_name, k) = self
+            .kinds
+            .get_key_value(kind)
+            .ok_or_else(|| Error::UnknownKind(kind.to_owned()))?;
+        if check {
+            k.check_input(input).map_err(|reason| Error::InvalidInput {
+                field: "input",
+                reason,
+            })?;
+        }
+        let kopts = k.options();
+        let limit = options.limit.or(kopts.default_limit);
+        if limit == Some(0) {
+            return Err(Error::InvalidInput {
+                field: "limit",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if options.max_attempts == Some(0) {
+            return Err(Error::InvalidInput {
+                field: "max_attempts",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if options
+            .idempotency_key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > 255)
+        {
+            return Err(Error::InvalidInput {
+                field: "idempotency_key",
+                reason: "must be 1 to 255 bytes".into(),
+            });
+        }
+        if let Some(hook) = &options.webhook {
+            kernel::check_hook(hook)?;
+        }
+        let priority = options.priority.unwrap_or(crate::types::DEFAULT_PRIORITY);
+        if !crate::types::PRIORITIES.contains(&priority) {
+            return Err(Error::InvalidInput {
+                field: "priority",
+                reason: "must be 1 (first) to 4 (last)".into(),
+            });
+        }
+        Ok(NewJob {
+            id: JobId::new(),
+            tenant: tenant.clone(),
+            kind: kind_name.clone(),
+            input: input.into(),
+            group: options.group,
+            metadata: options.metadata,
+            limit,
+            cancel_mode: options.cancel_mode.unwrap_or(kopts.cancel_mode),
+            on_cancel: options.on_cancel.unwrap_or(kopts.on_cancel),
+            max_attempts: options.max_attempts.unwrap_or(kopts.max_attempts),
+            fixed_cost: kopts.fixed_cost,
+            run_at: now.plus_ms(options.delay.map_or(0, duration_ms)),
+            deadline: options.deadline.map(|d| now.plus_ms(duration_ms(d))),
+            idempotency_key: options.idempotency_key,
+            webhook: options.webhook,
+            priority,
+            max_active: options.max_active,
+        })
+    }
+}
+
 pub(super) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -89,6 +89,15 @@ pub(super) async fn supervise(
                 tracing::debug!(state = %job.state, reason = ?job.reason, "attempt ended");
                 inner.metrics.run_time.record_since(started);
                 inner.metrics.count_terminal(&job);
+                if let (Some(StopCause::Cancelled), Some(c), Some(told)) =
+                    (cause, &job.cancel, run.stopped_clock.get())
+                {
+                    let ms = told.0.saturating_sub(c.requested_at.0);
+                    inner
+                        .metrics
+                        .cancel_notice
+                        .record(u64::try_from(ms).unwrap_or(0));
+                }
             }
             Err(Error::LeaseLost { .. }) => {
                 tracing::info!("attempt ended after its lease was lost; nothing written");

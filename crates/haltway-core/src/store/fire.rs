@@ -7,7 +7,8 @@ use crate::kernel;
 use crate::types::{Fired, NewJob, Schedule, Timestamp};
 
 /// Makes the job a schedule enqueues for a tick (the engine fills in its kind's defaults);
-/// `fire_due` sets its idempotency key and due time. An error skips the tick.
+/// `fire_due` sets its idempotency key and due time. [`Error::UnknownKind`] leaves the tick
+/// untouched (for a caller that runs the kind); another error skips the tick.
 pub type MakeJob<'a> = dyn Fn(&Schedule, Timestamp) -> Result<NewJob> + Send + Sync + 'a;
 
 /// Fires every schedule due at `now` (up to `limit`): for each, the kernel decides the tick
@@ -53,6 +54,11 @@ pub async fn fire_due(
         let mut job = None;
         if enqueue {
             match make(&schedule, tick) {
+                // A kind this caller does not run: the tick is left to one that does.
+                Err(Error::UnknownKind(kind)) => {
+                    tracing::debug!(schedule = %schedule.id, %kind, "tick left to another engine");
+                    continue;
+                }
                 Ok(mut new) => {
                     new.idempotency_key = Some(kernel::tick_key(&schedule.id, tick));
                     new.run_at = tick;

@@ -425,7 +425,12 @@ impl Store for MemoryStore {
     }
 
     async fn put_schedule(&self, schedule: &Schedule, expected: Option<u64>) -> Result<bool> {
-        Ok(self.shared.inner.lock().ops.put_schedule(schedule, expected))
+        Ok(self
+            .shared
+            .inner
+            .lock()
+            .ops
+            .put_schedule(schedule, expected))
     }
 
     async fn schedule(&self, tenant: &TenantId, id: &str) -> Result<Option<Schedule>> {

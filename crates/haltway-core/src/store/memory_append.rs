@@ -8,7 +8,12 @@ use crate::error::{Error, Result};
 use crate::types::{JobState, Timestamp};
 
 impl Inner {
-    pub(super) fn append_one(&mut self, a: &Append, now: Timestamp, outbox: &mut Outbox) -> Result<Appended> {
+    pub(super) fn append_one(
+        &mut self,
+        a: &Append,
+        now: Timestamp,
+        outbox: &mut Outbox,
+    ) -> Result<Appended> {
         let rec = self.jobs.get_mut(&a.lease.job).ok_or(Error::NotFound)?;
         self.appends += 1;
         let mut a = a.clone();

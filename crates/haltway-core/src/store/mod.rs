@@ -72,9 +72,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub use fire::{MakeJob, fire_due};
 #[cfg(feature = "fault-injection")]
 pub use memory::Fault;
-pub use fire::{MakeJob, fire_due};
 pub use memory::MemoryStore;
 
 use crate::error::Result;

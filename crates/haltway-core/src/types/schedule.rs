@@ -107,6 +107,21 @@ pub struct Schedule {
     pub version: u64,
 }
 
+/// What a schedule is created from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSchedule {
+    /// When it ticks.
+    pub cadence: Cadence,
+    /// What a tick does while the previous tick's job is active (default: skip).
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// The job each tick enqueues.
+    pub job: ScheduledJob,
+    /// Create it paused.
+    #[serde(default)]
+    pub paused: bool,
+}
+
 /// What firing one due schedule did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fired {

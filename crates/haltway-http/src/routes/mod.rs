@@ -7,7 +7,8 @@
 //! - Every `/v1` handler takes a [`Caller`] first, so no route skips authentication, and every
 //!   engine call passes the caller's tenant.
 //!
-//! One file per concern: `jobs`, `events`, `budgets`, `webhooks`, `keys`, `ops`; this file holds the router, the
+//! One file per concern: `jobs`, `events`, `budgets`, `schedules`, `webhooks`, `keys`,
+//! `ops`; this file holds the router, the
 //! document and the extractors they share.
 
 mod budgets;
@@ -15,6 +16,7 @@ mod events;
 mod jobs;
 mod keys;
 mod ops;
+mod schedules;
 mod webhooks;
 
 use std::convert::Infallible;
@@ -68,6 +70,7 @@ pub(crate) struct Spec(pub(crate) Arc<str>);
     tags(
         (name = "jobs", description = "Create, read, cancel and extend jobs; read their results and events."),
         (name = "budgets", description = "Credit budgets: balances, top-ups and the usage history."),
+        (name = "schedules", description = "Periodic jobs: cron expressions in a time zone, or fixed intervals."),
         (name = "webhooks", description = "Webhook subscriptions, deliveries and their attempts."),
         (name = "keys", description = "API keys (admin keys only)."),
         (name = "operations", description = "Health, readiness, metrics and this document.")
@@ -115,6 +118,13 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(budgets::get_budget, budgets::set_budget))
         .routes(routes!(budgets::top_up_budget))
         .routes(routes!(budgets::list_charges))
+        .routes(routes!(
+            schedules::create_schedule,
+            schedules::list_schedules
+        ))
+        .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(ops::healthz))

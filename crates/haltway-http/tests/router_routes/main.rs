@@ -1,5 +1,6 @@
 //! Every route and every error code of the native API, through `oneshot`: jobs, events, and
-//! access (keys, bodies, limits, operations, parameters), one file each.
+//! access (keys, bodies, limits, operations, parameters), budgets, schedules, webhooks, one
+//! file each.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -8,6 +9,7 @@ mod access;
 mod budgets;
 mod events;
 mod jobs;
+mod schedules;
 mod webhooks;
 
 use std::time::Duration;

@@ -246,7 +246,10 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
         .map(|(j, _)| j.lease_until.map(|t| t.0))
         .collect();
     let started: Vec<bool> = rows.iter().map(|(j, _)| j.started_at.is_some()).collect();
-    let finished: Vec<Option<i64>> = rows.iter().map(|(j, _)| j.finished_at.map(|t| t.0)).collect();
+    let finished: Vec<Option<i64>> = rows
+        .iter()
+        .map(|(j, _)| j.finished_at.map(|t| t.0))
+        .collect();
     let docs: Vec<String> = rows.iter().map(|(j, _)| doc(j)).collect();
     let logs: Vec<String> = rows.into_iter().map(|(_, log)| log).collect();
     tx.execute(
@@ -259,7 +262,9 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
              AS u(k, state, run_at, lease_until, started, doc, log, finished_at) \
              WHERE j.{column} = u.k"
         ),
-        &[&keys, &states, &run_at, &lease, &started, &docs, &logs, &finished],
+        &[
+            &keys, &states, &run_at, &lease, &started, &docs, &logs, &finished,
+        ],
     )
     .await?;
     Ok(())

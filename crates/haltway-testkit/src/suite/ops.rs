@@ -26,7 +26,10 @@ async fn listed(store: &Arc<dyn Store>, t: &str) -> KindCounts {
         if !page.has_more {
             return out;
         }
-        q.after = page.next_cursor.as_deref().map(|c| c.parse().expect("cursor"));
+        q.after = page
+            .next_cursor
+            .as_deref()
+            .map(|c| c.parse().expect("cursor"));
     }
 }
 
@@ -60,14 +63,22 @@ async fn check_counts_once(store: &Arc<dyn Store>, when: &str) {
 /// Counts by kind and state follow every change: create, claim, finish, fail, cancel (queued
 /// and running), retry, extend, recovery; per tenant and over all.
 pub async fn counts_by_kind_follow_every_change(store: Arc<dyn Store>) {
-    for (t, k) in [("t1", "a"), ("t1", "a"), ("t1", "b"), ("t2", "a"), ("t1", "a")] {
+    for (t, k) in [
+        ("t1", "a"),
+        ("t1", "a"),
+        ("t1", "b"),
+        ("t2", "a"),
+        ("t1", "a"),
+    ] {
         let mut j = new_job(t, k);
         j.limit = Some(1);
         submit(&store, j).await;
     }
     check_counts(&store, "after creates").await;
     let done = claim_one(&*store, "a").await;
-    let met = append(&store, item(lease(&done), None, 1)).await.expect("append");
+    let met = append(&store, item(lease(&done), None, 1))
+        .await
+        .expect("append");
     assert!(met.limit_reached);
     store
         .finish(lease(&done), &Finish::Done, T0)
@@ -106,10 +117,7 @@ pub async fn counts_by_kind_follow_every_change(store: Arc<dyn Store>) {
 
 /// Finishes `job` (claimed) at `at` with `finish`.
 async fn finish_at(store: &Arc<dyn Store>, job: &Job, finish: &Finish, at: Timestamp) -> Job {
-    store
-        .finish(lease(job), finish, at)
-        .await
-        .expect("finish")
+    store.finish(lease(job), finish, at).await.expect("finish")
 }
 
 fn purge_before(completed: i64, failed: i64, cancelled: i64, limit: usize) -> PurgeRequest {
@@ -168,31 +176,56 @@ pub async fn retention_deletes_old_finished_jobs_with_everything(store: Arc<dyn 
         ..purge_before(T0.0 + 5_000, 0, 0, 1)
     };
     let first = store.purge(&req, T0.plus_ms(10_000)).await.expect("purge");
-    assert_eq!((first.jobs, first.more), (1, false), "{first:?}: the hooked job waits");
+    assert_eq!(
+        (first.jobs, first.more),
+        (1, false),
+        "{first:?}: the hooked job waits"
+    );
     assert!(matches!(
         store.get(&tenant("t1"), old.id).await,
         Err(Error::NotFound)
     ));
-    assert!(store
-        .results(&tenant("t1"), old.id, &ResultsQuery { after: 0, limit: 10 })
-        .await
-        .is_err_and(|e| matches!(e, Error::NotFound)));
-    assert!(store
-        .events(&tenant("t1"), old.id, 0, 100)
-        .await
-        .is_err_and(|e| matches!(e, Error::NotFound)));
+    assert!(
+        store
+            .results(
+                &tenant("t1"),
+                old.id,
+                &ResultsQuery {
+                    after: 0,
+                    limit: 10
+                }
+            )
+            .await
+            .is_err_and(|e| matches!(e, Error::NotFound))
+    );
+    assert!(
+        store
+            .events(&tenant("t1"), old.id, 0, 100)
+            .await
+            .is_err_and(|e| matches!(e, Error::NotFound))
+    );
     let q = ChargeQuery {
         job: Some(old.id),
         before: None,
         limit: 100,
     };
     assert!(
-        store.charges(&tenant("t1"), &q).await.expect("charges").is_empty(),
+        store
+            .charges(&tenant("t1"), &q)
+            .await
+            .expect("charges")
+            .is_empty(),
         "the deleted job's charges go with it"
     );
     keyed.id = JobId::new();
-    let again = store.submit(keyed, T0.plus_ms(10_000)).await.expect("resubmit");
-    assert!(again.created, "the deleted job's idempotency key is free again");
+    let again = store
+        .submit(keyed, T0.plus_ms(10_000))
+        .await
+        .expect("resubmit");
+    assert!(
+        again.created,
+        "the deleted job's idempotency key is free again"
+    );
     assert_ne!(again.job.id, old.id);
 
     // The hooked job's deliveries are pending: it stays until they are done.
@@ -223,12 +256,18 @@ pub async fn retention_deletes_old_finished_jobs_with_everything(store: Arc<dyn 
         }
     }
     let second = store
-        .purge(&purge_before(T0.0 + 5_000, T0.0 + 5_000, T0.0 + 5_000, 1), T0.plus_ms(10_000))
+        .purge(
+            &purge_before(T0.0 + 5_000, T0.0 + 5_000, T0.0 + 5_000, 1),
+            T0.plus_ms(10_000),
+        )
         .await
         .expect("purge again");
     assert_eq!((second.jobs, second.more), (1, true), "{second:?}");
     let third = store
-        .purge(&purge_before(T0.0 + 5_000, T0.0 + 5_000, T0.0 + 5_000, 10), T0.plus_ms(10_000))
+        .purge(
+            &purge_before(T0.0 + 5_000, T0.0 + 5_000, T0.0 + 5_000, 10),
+            T0.plus_ms(10_000),
+        )
         .await
         .expect("purge the rest");
     assert_eq!((third.jobs, third.more), (1, false), "{third:?}");
@@ -240,22 +279,32 @@ pub async fn retention_deletes_old_finished_jobs_with_everything(store: Arc<dyn 
     }
     assert!(
         store
-            .deliveries(&tenant("t1"), &haltway_core::DeliveryQuery {
-                job: Some(hooked.id),
-                limit: 100,
-                ..haltway_core::DeliveryQuery::default()
-            })
+            .deliveries(
+                &tenant("t1"),
+                &haltway_core::DeliveryQuery {
+                    job: Some(hooked.id),
+                    limit: 100,
+                    ..haltway_core::DeliveryQuery::default()
+                }
+            )
             .await
             .expect("deliveries")
             .is_empty(),
         "a deleted job's outbox rows go with it"
     );
     for kept in [&recent, &running, &queued] {
-        assert!(store.get(&kept.tenant, kept.id).await.is_ok(), "{kept:?} kept");
+        assert!(
+            store.get(&kept.tenant, kept.id).await.is_ok(),
+            "{kept:?} kept"
+        );
     }
     let counts = store.count_by_state(None).await.expect("counts");
     assert_eq!(
-        (counts[JobState::Completed], counts[JobState::Failed], counts.total()),
+        (
+            counts[JobState::Completed],
+            counts[JobState::Failed],
+            counts.total()
+        ),
         (1, 0, 4),
         "counts follow the deletions"
     );
@@ -297,35 +346,81 @@ pub async fn schedules_are_kept_versioned_and_due(store: Arc<dyn Store>) {
     for s in [&a, &b, &c] {
         assert!(store.put_schedule(s, None).await.expect("create"));
     }
-    assert!(!store.put_schedule(&a, None).await.expect("create again"), "ids are unique");
-    assert_eq!(store.schedule(&tenant("t1"), "sch_a").await.expect("get"), Some(a.clone()));
-    assert_eq!(store.schedule(&tenant("t2"), "sch_a").await.expect("get"), None);
+    assert!(
+        !store.put_schedule(&a, None).await.expect("create again"),
+        "ids are unique"
+    );
+    assert_eq!(
+        store.schedule(&tenant("t1"), "sch_a").await.expect("get"),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store.schedule(&tenant("t2"), "sch_a").await.expect("get"),
+        None
+    );
     let ids = |v: Vec<Schedule>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
-    assert_eq!(ids(store.schedules(&tenant("t1")).await.expect("list")), ["sch_a", "sch_b"]);
+    assert_eq!(
+        ids(store.schedules(&tenant("t1")).await.expect("list")),
+        ["sch_a", "sch_b"]
+    );
 
     let mut moved = a.clone();
     moved.next_run = Some(T0.plus_ms(120_000));
     moved.version = 2;
-    assert!(!store.put_schedule(&moved, Some(7)).await.expect("stale"), "stale version");
+    assert!(
+        !store.put_schedule(&moved, Some(7)).await.expect("stale"),
+        "stale version"
+    );
     assert!(store.put_schedule(&moved, Some(1)).await.expect("replace"));
-    assert!(!store.put_schedule(&moved, Some(1)).await.expect("twice"), "written once");
+    assert!(
+        !store.put_schedule(&moved, Some(1)).await.expect("twice"),
+        "written once"
+    );
 
     let due = |at: i64, limit| {
         let store = store.clone();
-        async move { ids(store.due_schedules(T0.plus_ms(at as u64), limit).await.expect("due")) }
+        async move {
+            ids(store
+                .due_schedules(T0.plus_ms(at as u64), limit)
+                .await
+                .expect("due"))
+        }
     };
     assert!(due(9_999, 10).await.is_empty());
-    assert_eq!(due(30_000, 10).await, ["sch_c", "sch_b"], "most overdue first");
+    assert_eq!(
+        due(30_000, 10).await,
+        ["sch_c", "sch_b"],
+        "most overdue first"
+    );
     assert_eq!(due(200_000, 10).await, ["sch_c", "sch_b", "sch_a"]);
     assert_eq!(due(200_000, 1).await, ["sch_c"]);
     let mut paused = c.clone();
     assert!(kernel::pause(&mut paused));
     assert!(store.put_schedule(&paused, Some(1)).await.expect("pause"));
-    assert_eq!(due(200_000, 10).await, ["sch_b", "sch_a"], "a paused schedule is never due");
+    assert_eq!(
+        due(200_000, 10).await,
+        ["sch_b", "sch_a"],
+        "a paused schedule is never due"
+    );
 
-    assert!(!store.delete_schedule(&tenant("t2"), "sch_a").await.expect("other tenant"));
-    assert!(store.delete_schedule(&tenant("t1"), "sch_a").await.expect("delete"));
-    assert!(!store.delete_schedule(&tenant("t1"), "sch_a").await.expect("again"));
+    assert!(
+        !store
+            .delete_schedule(&tenant("t2"), "sch_a")
+            .await
+            .expect("other tenant")
+    );
+    assert!(
+        store
+            .delete_schedule(&tenant("t1"), "sch_a")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_schedule(&tenant("t1"), "sch_a")
+            .await
+            .expect("again")
+    );
     assert_eq!(due(200_000, 10).await, ["sch_b"]);
 }
 
@@ -353,7 +448,12 @@ pub async fn schedule_ticks_enqueue_one_job_each(store: Arc<dyn Store>) {
     let s = schedule("sch_1", "t1", 60_000, Overlap::Skip);
     assert!(store.put_schedule(&s, None).await.expect("create"));
     let at = |ms: u64| T0.plus_ms(ms);
-    assert!(fire_due(&*store, at(59_999), 10, &tick_job).await.expect("early").is_empty());
+    assert!(
+        fire_due(&*store, at(59_999), 10, &tick_job)
+            .await
+            .expect("early")
+            .is_empty()
+    );
 
     // Two nodes fire the first tick together: one job.
     let (x, y) = tokio::join!(
@@ -369,22 +469,39 @@ pub async fn schedule_ticks_enqueue_one_job_each(store: Arc<dyn Store>) {
         jobs[0].idempotency_key.as_deref(),
         Some(kernel::tick_key("sch_1", at(60_000)).as_str())
     );
-    assert!(fire_due(&*store, at(60_000), 10, &tick_job).await.expect("again").is_empty());
+    assert!(
+        fire_due(&*store, at(60_000), 10, &tick_job)
+            .await
+            .expect("again")
+            .is_empty()
+    );
 
     // The first job is still queued: the next tick is skipped.
-    let skipped = fire_due(&*store, at(120_000), 10, &tick_job).await.expect("skip");
+    let skipped = fire_due(&*store, at(120_000), 10, &tick_job)
+        .await
+        .expect("skip");
     assert_eq!((skipped.len(), skipped[0].job), (1, None));
-    let now = store.schedule(&tenant("t1"), "sch_1").await.expect("get").expect("kept");
+    let now = store
+        .schedule(&tenant("t1"), "sch_1")
+        .await
+        .expect("get")
+        .expect("kept");
     assert_eq!((now.skipped, now.next_run), (1, Some(at(180_000))));
     assert_eq!(jobs_of(&store, "t1").await.len(), 1);
 
     // The job ends; everything stops for ten periods; one tick runs, then the next is ahead.
     let c = claim(&*store, "k", 1, at(125_000)).await.remove(0);
     finish_at(&store, &c, &Finish::Done, at(130_000)).await;
-    let late = fire_due(&*store, at(780_500), 10, &tick_job).await.expect("late");
+    let late = fire_due(&*store, at(780_500), 10, &tick_job)
+        .await
+        .expect("late");
     assert_eq!(late.len(), 1, "missed ticks run once");
     assert_eq!(late[0].tick, at(180_000), "as the oldest missed tick");
-    let now = store.schedule(&tenant("t1"), "sch_1").await.expect("get").expect("kept");
+    let now = store
+        .schedule(&tenant("t1"), "sch_1")
+        .await
+        .expect("get")
+        .expect("kept");
     assert_eq!(now.next_run, Some(at(840_000)));
     assert_eq!(jobs_of(&store, "t1").await.len(), 2);
 
@@ -395,23 +512,53 @@ pub async fn schedule_ticks_enqueue_one_job_each(store: Arc<dyn Store>) {
     let mut allow = now.clone();
     allow.overlap = Overlap::Allow;
     allow.version += 1;
-    assert!(store.put_schedule(&allow, Some(now.version)).await.expect("allow"));
-    let redo = fire_due(&*store, at(840_000), 10, &tick_job).await.expect("redo");
-    assert_eq!(redo[0].job, Some(made.id), "the crashed node's job is the tick's job");
+    assert!(
+        store
+            .put_schedule(&allow, Some(now.version))
+            .await
+            .expect("allow")
+    );
+    let redo = fire_due(&*store, at(840_000), 10, &tick_job)
+        .await
+        .expect("redo");
+    assert_eq!(
+        redo[0].job,
+        Some(made.id),
+        "the crashed node's job is the tick's job"
+    );
     assert_eq!(jobs_of(&store, "t1").await.len(), 3);
     // Under `allow` the next tick enqueues although that job is queued.
-    let overlap = fire_due(&*store, at(900_000), 10, &tick_job).await.expect("overlap");
+    let overlap = fire_due(&*store, at(900_000), 10, &tick_job)
+        .await
+        .expect("overlap");
     assert!(overlap[0].job.is_some());
     assert_eq!(jobs_of(&store, "t1").await.len(), 4);
 
-    let mut p = store.schedule(&tenant("t1"), "sch_1").await.expect("get").expect("kept");
+    let mut p = store
+        .schedule(&tenant("t1"), "sch_1")
+        .await
+        .expect("get")
+        .expect("kept");
     let v = p.version;
     assert!(kernel::pause(&mut p));
     assert!(store.put_schedule(&p, Some(v)).await.expect("pause"));
-    assert!(fire_due(&*store, at(2_000_000), 10, &tick_job).await.expect("paused").is_empty());
+    assert!(
+        fire_due(&*store, at(2_000_000), 10, &tick_job)
+            .await
+            .expect("paused")
+            .is_empty()
+    );
     let v = p.version;
     assert!(kernel::resume(&mut p, at(2_000_000)).expect("resume"));
-    assert_eq!(p.next_run, Some(at(2_040_000)), "the next tick after the resume");
+    assert_eq!(
+        p.next_run,
+        Some(at(2_040_000)),
+        "the next tick after the resume"
+    );
     assert!(store.put_schedule(&p, Some(v)).await.expect("resume"));
-    assert_eq!(jobs_of(&store, "t1").await.len(), 4, "no job for the paused ticks");
+    assert_eq!(
+        jobs_of(&store, "t1").await.len(),
+        4,
+        "no job for the paused ticks"
+    );
 }

@@ -12,7 +12,12 @@ pub fn purge_request(retention: &Retention, now: Timestamp, limit: usize) -> Opt
         return None;
     }
     let cutoff = |age: Option<Duration>| {
-        age.map(|d| Timestamp(now.0.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))))
+        age.map(|d| {
+            Timestamp(
+                now.0
+                    .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            )
+        })
     };
     Some(PurgeRequest {
         completed_before: cutoff(retention.completed),

@@ -29,7 +29,8 @@ fn invalid(reason: impl Into<String>) -> Error {
 }
 
 fn parse_cron(expr: &str) -> Result<croner::Cron> {
-    croner::Cron::from_str(expr).map_err(|e| invalid(format!("`{expr}` is not a cron expression: {e}")))
+    croner::Cron::from_str(expr)
+        .map_err(|e| invalid(format!("`{expr}` is not a cron expression: {e}")))
 }
 
 fn parse_zone(name: &str) -> Result<chrono_tz::Tz> {
@@ -50,9 +51,9 @@ pub fn check_cadence(cadence: &Cadence) -> Result<()> {
                 .map(|_| ())
                 .map_err(|_| invalid(format!("`{expr}` never ticks")))
         }
-        Cadence::Every { every_ms } if *every_ms < MIN_EVERY_MS => Err(invalid(format!(
-            "every_ms must be at least {MIN_EVERY_MS}"
-        ))),
+        Cadence::Every { every_ms } if *every_ms < MIN_EVERY_MS => {
+            Err(invalid(format!("every_ms must be at least {MIN_EVERY_MS}")))
+        }
         Cadence::Every { .. } => Ok(()),
     }
 }
@@ -76,8 +77,10 @@ pub fn next_tick(cadence: &Cadence, anchor: Timestamp, after: Timestamp) -> Resu
         Cadence::Cron { expr, timezone } => {
             let cron = parse_cron(expr)?;
             let zone = parse_zone(timezone)?;
+            // Whole seconds: a cron tick is at a whole second, and the search keeps the
+            // fraction it starts from.
             let at = Utc
-                .timestamp_millis_opt(after.0)
+                .timestamp_millis_opt(after.0.div_euclid(1000) * 1000)
                 .single()
                 .ok_or_else(|| invalid("the time is out of range"))?
                 .with_timezone(&zone);
@@ -150,4 +153,141 @@ pub fn resume(schedule: &mut Schedule, now: Timestamp) -> Result<bool> {
     schedule.paused = false;
     schedule.version += 1;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Cadence, Overlap, ScheduledJob};
+
+    /// 2026-01-05 (a Monday) 00:00:00.250 UTC.
+    const MONDAY: Timestamp = Timestamp(1_767_571_200_250);
+    const HOUR: i64 = 3_600_000;
+
+    fn cron(expr: &str, zone: &str) -> Cadence {
+        Cadence::Cron {
+            expr: expr.into(),
+            timezone: zone.into(),
+        }
+    }
+
+    #[test]
+    fn cron_ticks_are_whole_seconds_in_their_zone_across_daylight_saving() {
+        let nine = cron("0 9 * * 1-5", "Europe/Paris");
+        // Winter: Paris is UTC+1, so 09:00 there is 08:00 UTC.
+        let next = next_tick(&nine, MONDAY, MONDAY).expect("tick");
+        assert_eq!(next, Timestamp(MONDAY.0 - 250 + 8 * HOUR));
+        // Friday 09:00 → Monday 09:00 (weekdays only).
+        let friday = Timestamp(MONDAY.0 - 250 + 4 * 24 * HOUR + 8 * HOUR);
+        assert_eq!(
+            next_tick(&nine, MONDAY, friday).expect("tick"),
+            Timestamp(friday.0 + 3 * 24 * HOUR),
+            "strictly after, skipping the weekend"
+        );
+        // Summer (2026-07-06, a Monday): UTC+2, so 07:00 UTC.
+        let july = Timestamp(1_783_296_000_000);
+        assert_eq!(
+            next_tick(&nine, july, july).expect("tick"),
+            Timestamp(july.0 + 7 * HOUR)
+        );
+        let hourly = cron("0 * * * *", "UTC");
+        assert_eq!(
+            next_tick(&hourly, MONDAY, MONDAY).expect("tick"),
+            Timestamp(MONDAY.0 - 250 + HOUR)
+        );
+    }
+
+    #[test]
+    fn bad_cadences_are_refused_with_a_reason() {
+        for bad in [
+            cron("61 * * * *", "UTC"),
+            cron("* * *", "UTC"),
+            cron("0 9 * * *", "Mars/Olympus"),
+            Cadence::Every { every_ms: 999 },
+        ] {
+            let e = check_cadence(&bad).expect_err("refused");
+            assert!(
+                matches!(&e, Error::InvalidInput { field: "cadence", reason } if !reason.is_empty()),
+                "{bad:?}: {e:?}"
+            );
+        }
+        check_cadence(&cron("*/15 * * * * *", "America/New_York")).expect("six fields");
+        check_cadence(&Cadence::Every { every_ms: 1_000 }).expect("a second");
+    }
+
+    #[test]
+    fn intervals_count_from_the_anchor_and_a_late_fire_runs_once() {
+        let every = Cadence::Every { every_ms: 60_000 };
+        let anchor = Timestamp(1_000);
+        assert_eq!(
+            next_tick(&every, anchor, anchor).expect("tick"),
+            Timestamp(61_000)
+        );
+        assert_eq!(
+            next_tick(&every, anchor, Timestamp(61_000)).expect("tick"),
+            Timestamp(121_000)
+        );
+        let mut s = Schedule {
+            id: "sch_x".into(),
+            tenant: "t".into(),
+            cadence: every,
+            overlap: Overlap::Skip,
+            job: ScheduledJob {
+                kind: "k".into(),
+                input: "{}".into(),
+                group: None,
+                metadata: None,
+                limit: None,
+                priority: 2,
+                max_attempts: None,
+            },
+            paused: false,
+            next_run: Some(Timestamp(61_000)),
+            last_run: None,
+            last_job: None,
+            skipped: 0,
+            anchor,
+            created_at: anchor,
+            version: 1,
+        };
+        assert_eq!(
+            fire(&mut s, false, Timestamp(60_999)).expect("fire"),
+            None,
+            "not due"
+        );
+        assert_eq!(s.version, 1, "unchanged");
+        // Down for ten periods: the oldest missed tick runs once, the next is ahead of now.
+        let late = Timestamp(661_500);
+        assert_eq!(
+            fire(&mut s, false, late).expect("fire"),
+            Some((Timestamp(61_000), true))
+        );
+        assert_eq!(
+            (s.next_run, s.last_run, s.version),
+            (Some(Timestamp(721_000)), Some(Timestamp(61_000)), 2)
+        );
+        // The previous job is active: skipped, counted, moved on.
+        assert_eq!(
+            fire(&mut s, true, Timestamp(721_000)).expect("fire"),
+            Some((Timestamp(721_000), false))
+        );
+        assert_eq!((s.skipped, s.next_run), (1, Some(Timestamp(781_000))));
+        s.overlap = Overlap::Allow;
+        assert_eq!(
+            fire(&mut s, true, Timestamp(781_000)).expect("fire"),
+            Some((Timestamp(781_000), true))
+        );
+        assert!(pause(&mut s));
+        assert!(!pause(&mut s), "already paused");
+        assert_eq!(
+            fire(&mut s, false, Timestamp(10_000_000)).expect("fire"),
+            None
+        );
+        assert!(resume(&mut s, Timestamp(10_000_000)).expect("resume"));
+        assert_eq!(s.next_run, Some(Timestamp(10_021_000)));
+        assert!(
+            !resume(&mut s, Timestamp(10_000_000)).expect("resume"),
+            "already running"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use haltway_core::{Engine, Store};
+use haltway_core::{Engine, Retention, Store};
 use haltway_http::{ApiConfig, Keys, RateLimit, RateLimiter};
 use haltway_postgres::{PgOptions, PgStore};
 use haltway_sqlite::{SqliteOptions, SqliteStore, Synchronous};
@@ -106,6 +106,22 @@ pub struct ServeArgs {
     /// Send no webhooks from this node (the outbox is still written; other nodes send it).
     #[arg(long, env = "HALTWAY_NO_WEBHOOK_DELIVERY")]
     pub no_webhook_delivery: bool,
+    /// How long completed jobs are kept, counted from when they finished: `90s`, `30m`,
+    /// `12h`, `7d`, or `forever` [default: forever].
+    #[arg(long, env = "HALTWAY_KEEP_COMPLETED")]
+    pub keep_completed: Option<String>,
+    /// How long failed jobs are kept (as `--keep-completed`) [default: forever].
+    #[arg(long, env = "HALTWAY_KEEP_FAILED")]
+    pub keep_failed: Option<String>,
+    /// How long cancelled jobs are kept (as `--keep-completed`) [default: forever].
+    #[arg(long, env = "HALTWAY_KEEP_CANCELLED")]
+    pub keep_cancelled: Option<String>,
+    /// Milliseconds between retention sweeps (and the store's housekeeping) [default: 60000].
+    #[arg(long, env = "HALTWAY_SWEEP_INTERVAL_MS")]
+    pub sweep_interval_ms: Option<u64>,
+    /// Do not fire schedules from this node (others sharing the database do).
+    #[arg(long, env = "HALTWAY_NO_SCHEDULES")]
+    pub no_schedules: bool,
 }
 
 /// The TOML file: the same settings, by the same names (with `_`).
@@ -136,6 +152,11 @@ struct FileConfig {
     webhook_disable_after_s: Option<u64>,
     webhook_per_endpoint: Option<usize>,
     webhook_delivery: Option<bool>,
+    keep_completed: Option<String>,
+    keep_failed: Option<String>,
+    keep_cancelled: Option<String>,
+    sweep_interval_ms: Option<u64>,
+    schedules: Option<bool>,
 }
 
 /// The settings after merging flags, environment, file and defaults.
@@ -167,6 +188,12 @@ pub struct Settings {
     pub ui: bool,
     /// Webhooks.
     pub webhooks: WebhookSettings,
+    /// How long finished jobs are kept.
+    pub retention: Retention,
+    /// Fire schedules from this node.
+    pub schedules: bool,
+    /// Milliseconds between retention sweeps.
+    pub sweep_interval_ms: u64,
 }
 
 /// How webhooks are sealed and sent.
@@ -389,8 +416,23 @@ impl ServeArgs {
             per_endpoint,
             deliver: !self.no_webhook_delivery && file.webhook_delivery.unwrap_or(true),
         };
+        let age = |field: &str, flag: &Option<String>, file: Option<String>| {
+            flag.clone().or(file).map_or(Ok(None), |t| parse_age(field, &t))
+        };
+        let retention = Retention {
+            completed: age("keep_completed", &self.keep_completed, file.keep_completed)?,
+            failed: age("keep_failed", &self.keep_failed, file.keep_failed)?,
+            cancelled: age("keep_cancelled", &self.keep_cancelled, file.keep_cancelled)?,
+        };
         Ok(Settings {
             webhooks,
+            retention,
+            schedules: !self.no_schedules && file.schedules.unwrap_or(true),
+            sweep_interval_ms: self
+                .sweep_interval_ms
+                .or(file.sweep_interval_ms)
+                .unwrap_or(60_000)
+                .max(10),
             listen: self
                 .listen
                 .clone()
@@ -409,6 +451,34 @@ impl ServeArgs {
             ui: !self.no_ui && file.ui.unwrap_or(true),
         })
     }
+}
+
+/// An age such as `90s`, `30m`, `12h` or `7d`; `forever` for none.
+fn parse_age(field: &str, text: &str) -> Result<Option<Duration>, StartError> {
+    let text = text.trim();
+    if text == "forever" {
+        return Ok(None);
+    }
+    let bad = || {
+        StartError(format!(
+            "{field}: `{text}` is not an age (give a whole number with s, m, h or d, such as \
+             `7d`, or `forever`)"
+        ))
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(secs)
+        .filter(|s| *s > 0 && *s < i64::MAX as u64 / 1000)
+        .map(|s| Some(Duration::from_secs(s)))
+        .ok_or_else(bad)
 }
 
 /// `all`, `none`, or a comma-separated list of profile names.
@@ -491,7 +561,10 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
     let store = open_store(&settings.store).await?;
     let mut builder = Engine::builder_shared(store)
         .concurrency(settings.concurrency)
-        .max_running_per_tenant(settings.max_running_per_tenant);
+        .max_running_per_tenant(settings.max_running_per_tenant)
+        .retention(settings.retention)
+        .sweep_interval(Duration::from_millis(settings.sweep_interval_ms))
+        .schedule_interval(settings.schedules.then_some(Duration::from_secs(1)));
     if settings.demo {
         builder = builder.register(DemoFindAll);
     }
@@ -607,6 +680,38 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_ages_parse_from_flags_and_file() {
+        assert_eq!(parse_age("f", "7d").expect("7d"), Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age("f", "90s").expect("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_age("f", "forever").expect("forever"), None);
+        for bad in ["", "7", "d", "7w", "-1d", "0s", "1.5h", "99999999999999999d"] {
+            let e = parse_age("keep_failed", bad).expect_err(bad);
+            assert!(e.0.starts_with("keep_failed:"), "{bad}: {e}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("haltway.toml");
+        std::fs::write(&file, "keep_completed = \"12h\"\nkeep_failed = \"30d\"\nschedules = false\n")
+            .expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            keep_failed: Some("forever".into()),
+            ..ServeArgs::default()
+        };
+        let s = args.settings().expect("settings");
+        assert_eq!(
+            s.retention,
+            Retention {
+                completed: Some(Duration::from_secs(12 * 3600)),
+                failed: None,
+                cancelled: None,
+            },
+            "the flag wins over the file"
+        );
+        assert!(!s.schedules);
+        assert_eq!(ServeArgs::default().settings().expect("defaults").retention, Retention::keep_all());
+    }
 
     #[test]
     fn flags_win_over_file_over_defaults() {

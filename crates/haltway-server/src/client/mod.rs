@@ -1,5 +1,5 @@
 //! The client subcommands: `submit`, `get`, `ls`, `cancel`, `extend`, `retry`, `results`,
-//! `watch`, `keys`. Each talks to a server over its HTTP API; `--json` prints the server's JSON
+//! `watch`, `keys`, `webhooks`, `budget`, `schedules`. Each talks to a server over its HTTP API; `--json` prints the server's JSON
 //! as is.
 //!
 //! Exit codes (see [`Exit`]) let scripts tell outcomes apart without parsing text.
@@ -9,6 +9,7 @@
 
 mod budget;
 mod commands;
+mod schedules;
 mod views;
 mod watch;
 mod webhooks;
@@ -157,6 +158,9 @@ pub enum ClientCmd {
     /// A tenant's credit budget and usage history (set and top up with an admin key).
     #[command(subcommand)]
     Budget(budget::BudgetCmd),
+    /// Periodic jobs: cron expressions in a time zone or fixed intervals; pause and resume.
+    #[command(subcommand)]
+    Schedules(schedules::SchedulesCmd),
 }
 
 /// `haltway submit`.
@@ -437,6 +441,7 @@ async fn run_inner(opts: &ClientOpts, cmd: ClientCmd) -> Outcome<Exit> {
         ClientCmd::Keys(k) => keys(&c, k).await,
         ClientCmd::Webhooks(w) => webhooks::webhooks(&c, w).await,
         ClientCmd::Budget(b) => budget::budget(&c, b).await,
+        ClientCmd::Schedules(s) => schedules::schedules(&c, s).await,
     }
 }
 

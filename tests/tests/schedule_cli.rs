@@ -72,12 +72,20 @@ fn the_cli_creates_pauses_resumes_and_deletes_a_schedule() {
 
     let paused = cli(&["schedules", "pause", &id]);
     assert!(paused.status.success(), "{}", text(&paused));
-    assert!(text(&paused).contains("paused:    true"), "{}", text(&paused));
+    assert!(
+        text(&paused).contains("paused:    true"),
+        "{}",
+        text(&paused)
+    );
     assert!(text(&paused).contains("next run:  -"), "{}", text(&paused));
     let listed = cli(&["schedules", "ls"]);
     assert!(text(&listed).contains(&id), "{}", text(&listed));
     let resumed = cli(&["schedules", "resume", &id]);
-    assert!(text(&resumed).contains("paused:    false"), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("paused:    false"),
+        "{}",
+        text(&resumed)
+    );
     let deleted = cli(&["schedules", "delete", &id]);
     assert!(deleted.status.success(), "{}", text(&deleted));
     let gone = cli(&["schedules", "show", &id]);

@@ -47,7 +47,11 @@ async fn jobs(store: &Arc<dyn Store>) -> Vec<haltway_core::Job> {
         limit: 1000,
         ..ListQuery::default()
     };
-    store.list(&TenantId::from("acme"), &q).await.expect("list").data
+    store
+        .list(&TenantId::from("acme"), &q)
+        .await
+        .expect("list")
+        .data
 }
 
 /// Waits until `store` holds `n` jobs, then a while longer (every loop fires again), and
@@ -122,7 +126,9 @@ async fn scenario(node: impl Fn(usize) -> Arc<dyn Store>, nodes: usize) {
     let now = engines[0].schedule(&tenant, &s.id).await.expect("schedule");
     assert_eq!(
         now.next_run,
-        Some(Timestamp(s.anchor.0 + i64::try_from(EVERY_MS).expect("ms") * 16)),
+        Some(Timestamp(
+            s.anchor.0 + i64::try_from(EVERY_MS).expect("ms") * 16
+        )),
         "the next tick is ahead of now"
     );
     clock.advance(i64::try_from(EVERY_MS).expect("ms"));
@@ -164,11 +170,7 @@ async fn two_postgres_nodes_enqueue_one_job_per_tick_across_restarts() {
         handles.push(Arc::new(s));
     }
     let handles = parking_lot::Mutex::new(handles.into_iter());
-    scenario(
-        |_| handles.lock().next().expect("a prepared node"),
-        2,
-    )
-    .await;
+    scenario(|_| handles.lock().next().expect("a prepared node"), 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -417,7 +417,9 @@ impl ServeArgs {
             deliver: !self.no_webhook_delivery && file.webhook_delivery.unwrap_or(true),
         };
         let age = |field: &str, flag: &Option<String>, file: Option<String>| {
-            flag.clone().or(file).map_or(Ok(None), |t| parse_age(field, &t))
+            flag.clone()
+                .or(file)
+                .map_or(Ok(None), |t| parse_age(field, &t))
         };
         let retention = Retention {
             completed: age("keep_completed", &self.keep_completed, file.keep_completed)?,
@@ -683,17 +685,35 @@ mod tests {
 
     #[test]
     fn retention_ages_parse_from_flags_and_file() {
-        assert_eq!(parse_age("f", "7d").expect("7d"), Some(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_age("f", "90s").expect("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_age("f", "7d").expect("7d"),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            parse_age("f", "90s").expect("90s"),
+            Some(Duration::from_secs(90))
+        );
         assert_eq!(parse_age("f", "forever").expect("forever"), None);
-        for bad in ["", "7", "d", "7w", "-1d", "0s", "1.5h", "99999999999999999d"] {
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7w",
+            "-1d",
+            "0s",
+            "1.5h",
+            "99999999999999999d",
+        ] {
             let e = parse_age("keep_failed", bad).expect_err(bad);
             assert!(e.0.starts_with("keep_failed:"), "{bad}: {e}");
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("haltway.toml");
-        std::fs::write(&file, "keep_completed = \"12h\"\nkeep_failed = \"30d\"\nschedules = false\n")
-            .expect("write");
+        std::fs::write(
+            &file,
+            "keep_completed = \"12h\"\nkeep_failed = \"30d\"\nschedules = false\n",
+        )
+        .expect("write");
         let args = ServeArgs {
             config: Some(file),
             keep_failed: Some("forever".into()),
@@ -710,7 +730,10 @@ mod tests {
             "the flag wins over the file"
         );
         assert!(!s.schedules);
-        assert_eq!(ServeArgs::default().settings().expect("defaults").retention, Retention::keep_all());
+        assert_eq!(
+            ServeArgs::default().settings().expect("defaults").retention,
+            Retention::keep_all()
+        );
     }
 
     #[test]

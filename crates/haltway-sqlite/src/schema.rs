@@ -242,7 +242,8 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY; \
-         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0; \
+         PRAGMA journal_size_limit = 33554432;",
         options.synchronous.pragma()
     ))
     .map_err(describe)?;

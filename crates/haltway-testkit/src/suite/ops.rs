@@ -377,11 +377,11 @@ pub async fn schedules_are_kept_versioned_and_due(store: Arc<dyn Store>) {
         "written once"
     );
 
-    let due = |at: i64, limit| {
+    let due = |at: u64, limit| {
         let store = store.clone();
         async move {
             ids(store
-                .due_schedules(T0.plus_ms(at as u64), limit)
+                .due_schedules(T0.plus_ms(at), limit)
                 .await
                 .expect("due"))
         }

@@ -58,6 +58,7 @@ fn ledger_append(c: &mut Criterion) {
             webhook: None,
             priority: haltway_core::DEFAULT_PRIORITY,
             max_active: None,
+            trace: None,
         };
         store.submit(job, now).await.expect("submit");
         let req = ClaimRequest {

@@ -11,6 +11,7 @@ mod kinds;
 mod memory;
 mod postgres;
 mod report;
+mod scrape;
 mod sqlite;
 mod webhooks;
 
@@ -38,6 +39,7 @@ pub(crate) struct Sizes {
     pub(crate) sse_jobs: usize,
     pub(crate) sse_subscribers: usize,
     pub(crate) sse_items: u64,
+    pub(crate) scrape_jobs: usize,
 }
 
 impl Sizes {
@@ -58,6 +60,7 @@ impl Sizes {
             sse_jobs: 100,
             sse_subscribers: 1_000,
             sse_items: 50,
+            scrape_jobs: 1_000_000,
         }
     }
 
@@ -78,6 +81,7 @@ impl Sizes {
             sse_jobs: 4,
             sse_subscribers: 20,
             sse_items: 3,
+            scrape_jobs: 3_000,
         }
     }
 }
@@ -132,6 +136,7 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .chain(postgres::SCENARIOS)
         .chain(webhooks::SCENARIOS)
         .chain(budgets::SCENARIOS)
+        .chain(scrape::SCENARIOS)
         .chain(http::SCENARIOS);
     for (name, scenario) in all {
         if only.is_none_or(|o| name.contains(o)) {
@@ -175,6 +180,7 @@ mod tests {
             "POST /v1/jobs (durable create)",
             "GET /v1/jobs/{id}",
             "SSE fan-out",
+            "GET /metrics scrape",
         ] {
             assert!(
                 names.iter().any(|n| n.starts_with(want)),

@@ -27,6 +27,7 @@ fn req() -> CancelRequest {
     CancelRequest {
         reason: Reason::UserCancelled,
         requested_by: Some("alice".into()),
+        trace: None,
     }
 }
 

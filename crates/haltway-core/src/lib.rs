@@ -23,7 +23,7 @@ mod types;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     Delivered, Engine, EngineBuilder, Histogram, JobContext, JobError, JobErrorKind, JobKind,
-    KindOptions, Metrics, StopCause, StoreHealthReport, SubmitOptions,
+    KindOptions, Metrics, SpanLink, StopCause, StoreHealthReport, SubmitOptions,
 };
 pub use error::{Cause, Error, Report, Result, StoreErrorKind};
 pub use state::{ALL_TRANSITIONS, Refusal, Step, Transition, transition};

@@ -78,7 +78,12 @@ fn commit_error(what: &str, e: &tokio_postgres::Error) -> Error {
     )
 }
 
-/// Folds the count deltas into `job_counts`, if no other node is doing so.
+/// Folded delta rows past which a fold vacuums the deltas table at once, rather than leave
+/// the dead rows to autovacuum: a count reads the whole (small) table, dead rows included.
+const VACUUM_AFTER: i64 = 1_000;
+
+/// Folds the count deltas into `job_counts`, if no other node is doing so; then, after a large
+/// fold, vacuums the deltas table so that counts do not read the rows folded away.
 pub(crate) async fn compact(c: &mut Reader, s: &str, schema: &str) -> Result<()> {
     let tx = c.client.transaction().await.map_err(pg)?;
     let got: bool = tx
@@ -89,22 +94,34 @@ pub(crate) async fn compact(c: &mut Reader, s: &str, schema: &str) -> Result<()>
         .await
         .map_err(pg)?
         .get(0);
+    let mut folded = 0;
     if got {
-        tx.execute(
-            &format!(
-                "WITH d AS (DELETE FROM {s}.job_count_deltas RETURNING tenant, kind, state, d) \
-                 INSERT INTO {s}.job_counts (tenant, kind, state, n) \
-                 SELECT tenant, kind, state, sum(d) FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
-                 ON CONFLICT (tenant, kind, state) DO UPDATE SET n = {s}.job_counts.n + excluded.n"
-            ),
-            &[],
-        )
-        .await
-        .map_err(pg)?;
+        folded = tx
+            .query_one(
+                &format!(
+                    "WITH d AS (DELETE FROM {s}.job_count_deltas RETURNING tenant, kind, state, d), \
+                     f AS (INSERT INTO {s}.job_counts (tenant, kind, state, n) \
+                     SELECT tenant, kind, state, sum(d) FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+                     ON CONFLICT (tenant, kind, state) \
+                     DO UPDATE SET n = {s}.job_counts.n + excluded.n) \
+                     SELECT count(*)::int8 FROM d"
+                ),
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .get::<_, i64>(0);
     }
     tx.commit()
         .await
-        .map_err(|e| commit_error("folding job counts", &e))
+        .map_err(|e| commit_error("folding job counts", &e))?;
+    if folded >= VACUUM_AFTER {
+        c.client
+            .batch_execute(&format!("VACUUM {s}.job_count_deltas"))
+            .await
+            .map_err(pg)?;
+    }
+    Ok(())
 }
 
 /// Deletes one batch of finished jobs, if no other node is purging.

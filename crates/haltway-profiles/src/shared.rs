@@ -47,6 +47,9 @@ pub(crate) struct Shared {
 pub(crate) struct Caller {
     pub(crate) tenant: TenantId,
     pub(crate) name: String,
+    /// The request's W3C `traceparent`, if it carried a valid one: kept with the jobs it
+    /// creates or cancels.
+    pub(crate) trace: Option<String>,
 }
 
 impl Shared {
@@ -65,6 +68,11 @@ impl Shared {
         Ok(Caller {
             tenant: record.tenant,
             name: record.name,
+            trace: headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| haltway_core::kernel::check_traceparent(v.trim()))
+                .map(str::to_owned),
         })
     }
 
@@ -98,6 +106,10 @@ impl Shared {
         // The cap of active jobs is checked by the store, atomically with the insert.
         let options = match self.max_active_jobs {
             Some(max) => options.max_active(max),
+            None => options,
+        };
+        let options = match &caller.trace {
+            Some(t) => options.trace(t),
             None => options,
         };
         let metadata = serde_json::json!({"profile": self.product.name(), "wire": wire});
@@ -161,6 +173,7 @@ impl Shared {
     pub(crate) async fn cancel(&self, caller: &Caller, job: &Job) -> Result<Job, Fail> {
         let request = CancelRequest {
             requested_by: Some(caller.name.clone()),
+            trace: caller.trace.clone(),
             ..CancelRequest::default()
         };
         Ok(self.engine.cancel(&caller.tenant, job.id, &request).await?)

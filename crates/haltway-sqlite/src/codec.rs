@@ -74,7 +74,8 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant, kind, grp, input, metadata, st
     cancel_reason, cancel_by, cancel_at, cancel_mode, on_cancel, lim, attempt, failures, \
     max_attempts, cycle, run_at, deadline, lease_until, worker, fixed_cost, usage, found, \
     analyzed, completion, time_left_ms, stage, recall, last_error, idem_key, created_at, \
-    started_at, finished_at, last_event_id, request_digest, webhook, charged, priority";
+    started_at, finished_at, last_event_id, request_digest, webhook, charged, priority, trace, \
+    cancel_trace";
 
 struct Arcstr(Arc<str>);
 
@@ -110,6 +111,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
             reason: conv(8, reason_from(code))?,
             requested_by: row.get(9)?,
             requested_at: Timestamp(row.get::<_, Option<i64>>(10)?.unwrap_or(0)),
+            trace: row.get(41)?,
         }),
         None => None,
     };
@@ -176,6 +178,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         },
         charged: uint(row.get(38)?),
         priority: row.get(39)?,
+        trace: row.get(40)?,
     })
 }
 
@@ -201,7 +204,7 @@ pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> = std::sync::LazyL
     format!(
         "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, NULL, \
          NULL, NULL, NULL, ?7, ?8, ?9, 0, 0, ?10, 0, ?11, ?12, NULL, NULL, ?13, ?14, 0, 0, NULL, \
-         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18, ?19, ?20, ?21)"
+         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18, ?19, ?20, ?21, ?22, NULL)"
     )
 });
 
@@ -253,6 +256,7 @@ pub(crate) fn insert_new_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool
             .transpose()?,
         int(job.charged, "charged")?,
         job.priority,
+        job.trace.as_deref(),
     ])
     .map_err(sql)
     .map(|n| n == 1)
@@ -317,8 +321,8 @@ pub(crate) const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, reason = ?3, \
     cancel_reason = ?4, cancel_by = ?5, cancel_at = ?6, lim = ?7, attempt = ?8, failures = ?9, \
     cycle = ?10, run_at = ?11, lease_until = ?12, worker = ?13, usage = ?14, found = ?15, \
     analyzed = ?16, completion = ?17, time_left_ms = ?18, stage = ?19, recall = ?20, \
-    last_error = ?21, started_at = ?22, finished_at = ?23, last_event_id = ?24, charged = ?25 \
-    WHERE id = ?1";
+    last_error = ?21, started_at = ?22, finished_at = ?23, last_event_id = ?24, charged = ?25, \
+    cancel_trace = ?26 WHERE id = ?1";
 
 /// Writes every field of a job that can change after submit, with [`UPDATE_JOB`].
 pub(crate) fn update_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
@@ -351,6 +355,7 @@ pub(crate) fn update_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
         t(job.finished_at),
         int(job.last_event_id, "last_event_id")?,
         int(job.charged, "charged")?,
+        job.cancel.as_ref().and_then(|c| c.trace.as_deref()),
     ])
     .map_err(sql)?;
     Ok(())

@@ -170,8 +170,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ",
     // 6: operations. Finished jobs by finish time (retention); counts of finished jobs by
     // tenant, kind and state, kept by triggers (active jobs are counted from their own partial
-    // indexes, so no count grows with history); schedules.
+    // indexes, so no count grows with history); schedules; the trace context of the requests
+    // that created and cancelled a job.
     r"
+    ALTER TABLE jobs ADD COLUMN trace TEXT;
+    ALTER TABLE jobs ADD COLUMN cancel_trace TEXT;
     CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state >= 3;
     CREATE TABLE job_counts (
         tenant TEXT NOT NULL,

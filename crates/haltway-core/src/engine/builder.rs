@@ -4,7 +4,7 @@
 use super::*;
 
 /// Engine-wide settings; see [`EngineBuilder`] for each.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct EngineConfig {
     pub(super) concurrency: usize,
     pub(super) lease: Duration,
@@ -21,6 +21,26 @@ pub(super) struct EngineConfig {
     pub(super) retention: crate::types::Retention,
     pub(super) sweep_interval: Duration,
     pub(super) schedule_interval: Option<Duration>,
+    pub(super) span_link: Option<SpanLink>,
+}
+
+/// Links an attempt's span to a request's trace context (its W3C `traceparent`); see
+/// [`EngineBuilder::span_link`].
+pub type SpanLink = Arc<dyn Fn(&tracing::Span, &str) + Send + Sync>;
+
+impl fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("concurrency", &self.concurrency)
+            .field("lease", &self.lease)
+            .field("poll_interval", &self.poll_interval)
+            .field("claim_batch", &self.claim_batch)
+            .field("worker_id", &self.worker_id)
+            .field("retention", &self.retention)
+            .field("schedule_interval", &self.schedule_interval)
+            .field("span_link", &self.span_link.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds an [`Engine`].
@@ -116,8 +136,8 @@ impl EngineBuilder {
         self
     }
 
-    /// How often a started engine runs retention and the store's housekeeping (folding job
-    /// counts) (default 60 s).
+    /// How often a started engine runs retention (default 60 s). The store's housekeeping
+    /// (folding job counts) runs every second, or this often if shorter.
     pub fn sweep_interval(mut self, every: Duration) -> Self {
         self.config.sweep_interval = every.max(Duration::from_millis(10));
         self
@@ -128,6 +148,17 @@ impl EngineBuilder {
     /// each tick still makes one job.
     pub fn schedule_interval(mut self, every: Option<Duration>) -> Self {
         self.config.schedule_interval = every.map(|d| d.max(Duration::from_millis(10)));
+        self
+    }
+
+    /// Called with each attempt's span (`job`, with the job's id, kind, tenant and attempt)
+    /// and the W3C `traceparent` of the request that created the job, when it carried one; and
+    /// again, before the span closes, with that of the request that cancelled it. A tracing
+    /// exporter links the span to those traces here (the server's OpenTelemetry exporter does).
+    /// Without one, the creating request's `traceparent` is a field of the span and the
+    /// cancel's is logged in it.
+    pub fn span_link(mut self, link: SpanLink) -> Self {
+        self.config.span_link = Some(link);
         self
     }
 

@@ -239,8 +239,15 @@ pub(super) fn spawn_job(inner: &Arc<EngineInner>, job: Job) {
         id = %job.id,
         kind = %job.kind,
         tenant = %job.tenant,
-        attempt = job.attempt
+        attempt = job.attempt,
+        traceparent = tracing::field::Empty,
     );
+    if let Some(t) = &job.trace {
+        span.record("traceparent", t.as_str());
+        if let Some(link) = &inner.config.span_link {
+            link(&span, t);
+        }
+    }
     inner.metrics.claimed.fetch_add(1, Ordering::Relaxed);
     if let Some(c) = inner
         .metrics

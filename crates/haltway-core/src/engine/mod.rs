@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use builder::EngineBuilder;
+pub use builder::{EngineBuilder, SpanLink};
 pub use health::StoreHealthReport;
 pub use kind::{Delivered, JobContext, JobKind};
 pub use metrics::{Histogram, Metrics};
@@ -186,6 +186,7 @@ impl Engine {
                 retention: crate::types::Retention::default(),
                 sweep_interval: Duration::from_secs(60),
                 schedule_interval: Some(Duration::from_secs(1)),
+                span_link: None,
             },
             clock: Arc::new(SystemClock),
         }

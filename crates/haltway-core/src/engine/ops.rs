@@ -15,24 +15,36 @@ const DUE_BATCH: usize = 100;
 /// How often a schedule change that lost a race with another writer is tried again.
 const CHANGE_TRIES: usize = 8;
 
-/// Runs retention and the store's housekeeping every `sweep_interval`.
+/// The store's housekeeping runs at least this often (so that counters it folds stay small
+/// between folds), retention every `sweep_interval`.
+const COMPACT_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs the store's housekeeping every second (or every `sweep_interval`, if shorter) and
+/// retention every `sweep_interval`.
 pub(super) async fn sweep(inner: Arc<EngineInner>) {
+    let every = inner.config.sweep_interval.min(COMPACT_EVERY);
+    let mut last_purge = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            () = tokio::time::sleep(inner.config.sweep_interval) => {}
+            () = tokio::time::sleep(every) => {}
             () = inner.root.cancelled() => return,
         }
-        if let Err(e) = sweep_once(&inner).await {
+        let purge = last_purge.elapsed() >= inner.config.sweep_interval;
+        if purge {
+            last_purge = tokio::time::Instant::now();
+        }
+        if let Err(e) = sweep_once(&inner, purge).await {
             tracing::debug!(error = %e.report(), "retention sweep failed");
         }
     }
 }
 
-/// One sweep: deletes every finished job past its retention, batch by batch, then lets the
-/// store fold its counters.
-async fn sweep_once(inner: &EngineInner) -> Result<u64> {
+/// One sweep: with `purge`, deletes every finished job past its retention, batch by batch;
+/// then lets the store fold its counters.
+async fn sweep_once(inner: &EngineInner, purge: bool) -> Result<u64> {
     let mut total = 0;
-    let request = kernel::purge_request(&inner.config.retention, inner.clock.now(), PURGE_BATCH);
+    let request = kernel::purge_request(&inner.config.retention, inner.clock.now(), PURGE_BATCH)
+        .filter(|_| purge);
     if let Some(request) = request {
         loop {
             let purged = inner.health.observe(
@@ -122,7 +134,7 @@ impl Engine {
     /// # Errors
     /// A store error (the batches deleted before it stay deleted).
     pub async fn sweep_now(&self) -> Result<u64> {
-        sweep_once(&self.inner).await
+        sweep_once(&self.inner, true).await
     }
 
     /// Fires now every due schedule (what a started engine does every schedule interval);

@@ -19,6 +19,7 @@ pub struct SubmitOptions {
     pub(super) webhook: Option<crate::types::Hook>,
     pub(super) priority: Option<u8>,
     pub(super) max_active: Option<u64>,
+    pub(super) trace: Option<String>,
 }
 
 impl SubmitOptions {
@@ -101,6 +102,15 @@ impl SubmitOptions {
         self.max_active = Some(n);
         self
     }
+
+    /// The W3C `traceparent` of the request that asks for the job
+    /// (`00-<trace id>-<span id>-<flags>`): kept with the job, so that each attempt's span,
+    /// on whichever node runs it, is linked to that request. A value that is not a
+    /// `traceparent` is ignored.
+    pub fn trace(mut self, traceparent: &str) -> Self {
+        self.trace = kernel::check_traceparent(traceparent).map(str::to_owned);
+        self
+    }
 }
 
 impl EngineInner {
@@ -177,6 +187,7 @@ impl EngineInner {
             webhook: options.webhook,
             priority,
             max_active: options.max_active,
+            trace: options.trace,
         })
     }
 }

@@ -89,6 +89,14 @@ pub(super) async fn supervise(
                 tracing::debug!(state = %job.state, reason = ?job.reason, "attempt ended");
                 inner.metrics.run_time.record_since(started);
                 inner.metrics.count_terminal(&job);
+                if let (Some(StopCause::Cancelled), Some(trace)) =
+                    (cause, job.cancel.as_ref().and_then(|c| c.trace.as_deref()))
+                {
+                    tracing::info!(cancel_traceparent = trace, "stopped by a cancel");
+                    if let Some(link) = &inner.config.span_link {
+                        link(&tracing::Span::current(), trace);
+                    }
+                }
                 if let (Some(StopCause::Cancelled), Some(c), Some(told)) =
                     (cause, &job.cancel, run.stopped_clock.get())
                 {

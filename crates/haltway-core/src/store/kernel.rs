@@ -256,6 +256,7 @@ pub fn new_job(new: NewJob, now: Timestamp) -> Job {
         last_event_id: 1,
         webhook: new.webhook,
         priority: new.priority,
+        trace: new.trace,
     }
 }
 
@@ -544,6 +545,7 @@ pub fn append(
         let request = CancelRequest {
             reason: crate::types::Reason::InsufficientBudget,
             requested_by: None,
+            trace: None,
         };
         let effects = cancel(job, &request, now)?;
         return Ok(AppendOutcome::Refused {
@@ -640,6 +642,7 @@ pub fn cancel(job: &mut Job, request: &CancelRequest, now: Timestamp) -> Result<
             reason: request.reason,
             requested_by: request.requested_by.clone(),
             requested_at: now,
+            trace: request.trace.clone(),
         });
     }
     apply(job, event, now)
@@ -779,9 +782,11 @@ pub fn check_page_size(limit: usize, max: usize) -> Result<()> {
 
 mod retention;
 mod schedule;
+mod trace;
 
 pub use retention::*;
 pub use schedule::*;
+pub use trace::*;
 
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,7 @@
 //!     webhook: None,
 //!     priority: haltway_core::DEFAULT_PRIORITY,
 //!     max_active: None,
+//!     trace: None,
 //! };
 //! // Submit: the job and what creating it implies.
 //! let mut job = kernel::new_job(new, now);
@@ -566,6 +567,10 @@ pub struct CancelRequest {
     pub reason: Reason,
     /// Who asked.
     pub requested_by: Option<String>,
+    /// The asking request's W3C `traceparent`, if it carried one; see [`CancelInfo::trace`].
+    ///
+    /// [`CancelInfo::trace`]: crate::CancelInfo::trace
+    pub trace: Option<String>,
 }
 
 impl Default for CancelRequest {
@@ -573,6 +578,7 @@ impl Default for CancelRequest {
         CancelRequest {
             reason: Reason::UserCancelled,
             requested_by: None,
+            trace: None,
         }
     }
 }

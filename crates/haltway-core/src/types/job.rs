@@ -35,6 +35,9 @@ pub struct CancelInfo {
     pub requested_by: Option<String>,
     /// When the cancel was requested.
     pub requested_at: Timestamp,
+    /// The W3C `traceparent` of the request that asked for the cancel, if it carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// A job as the store holds it.
@@ -131,6 +134,10 @@ pub struct Job {
     /// (`run_at`), then the oldest id.
     #[serde(default = "default_priority")]
     pub priority: u8,
+    /// The W3C `traceparent` of the request that created the job, if it carried one: each
+    /// attempt's span is linked to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 fn default_priority() -> u8 {
@@ -197,6 +204,8 @@ pub struct NewJob {
     pub webhook: Option<super::Hook>,
     /// Priority, 1 (first) to 4 (last); see [`Job::priority`].
     pub priority: u8,
+    /// The creating request's W3C `traceparent`; see [`Job::trace`].
+    pub trace: Option<String>,
     /// The most active (queued, running, cancelling) jobs the tenant may have: the store
     /// refuses the create, atomically, when the tenant already has this many
     /// ([`Error::QuotaExceeded`](crate::Error::QuotaExceeded)). `None` for no cap.

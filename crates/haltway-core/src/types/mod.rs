@@ -169,6 +169,7 @@ pub(crate) fn test_request(at: Timestamp) -> NewJob {
         webhook: None,
         priority: DEFAULT_PRIORITY,
         max_active: None,
+        trace: None,
     }
 }
 

@@ -40,7 +40,10 @@ pub(super) async fn create_job(
                 .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))
         })
         .transpose()?;
-    let options = submit_options(&state, &req, key)?;
+    let mut options = submit_options(&state, &req, key)?;
+    if let Some(t) = traceparent(&headers) {
+        options = options.trace(&t);
+    }
     let input = req.input.to_string();
     let submitted = state
         .engine
@@ -162,6 +165,7 @@ pub(super) async fn create_jobs(
     // Every job must be well formed, or the whole request is refused (422 naming
     // `jobs.<i>.<field>`); what only the engine can tell (an unknown kind, an input the kind
     // refuses, a reused key, the cap) is answered job by job.
+    let trace = traceparent(&headers);
     let mut checked = Vec::with_capacity(req.jobs.len());
     for (i, job) in req.jobs.into_iter().enumerate() {
         let at = |e: ApiError| {
@@ -198,7 +202,10 @@ pub(super) async fn create_jobs(
         }
         let key = job.idempotency_key.clone();
         let create = CreateJob::from(job);
-        let options = submit_options(&state, &create, key.as_deref()).map_err(at)?;
+        let mut options = submit_options(&state, &create, key.as_deref()).map_err(at)?;
+        if let Some(t) = &trace {
+            options = options.trace(t);
+        }
         checked.push((create, options));
     }
     let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(checked.len());
@@ -335,10 +342,12 @@ pub(super) async fn cancel_job(
     State(state): St,
     caller: Caller,
     Seg(id): Seg,
+    headers: HeaderMap,
 ) -> AppResult<Json<JobView>> {
     let request = CancelRequest {
         reason: Reason::UserCancelled,
         requested_by: Some(caller.name.clone()),
+        trace: traceparent(&headers),
     };
     let job = state
         .engine
@@ -461,11 +470,13 @@ pub(super) async fn cancel_group(
     State(state): St,
     caller: Caller,
     Seg(group): Seg,
+    headers: HeaderMap,
 ) -> AppResult<Json<GroupCancelled>> {
     name_field("group", &group)?;
     let request = CancelRequest {
         reason: Reason::GroupCancelled,
         requested_by: Some(caller.name.clone()),
+        trace: traceparent(&headers),
     };
     let jobs = state
         .engine

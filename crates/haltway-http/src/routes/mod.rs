@@ -258,6 +258,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Seg {
     }
 }
 
+/// The W3C `traceparent` a request carries, if it is a valid one (others are ignored, as
+/// the Trace Context specification asks).
+fn traceparent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| haltway_core::kernel::check_traceparent(v.trim()))
+        .map(str::to_owned)
+}
+
 /// A job id from the path; anything that is not one is a job that does not exist.
 fn job_id(raw: &str) -> AppResult<JobId> {
     raw.parse()

@@ -310,6 +310,7 @@ async fn cancel_webset(State(s): St, headers: HeaderMap, path: Params<String>) -
         let request = CancelRequest {
             reason: Reason::GroupCancelled,
             requested_by: Some(caller.name.clone()),
+            trace: caller.trace.clone(),
         };
         s.engine
             .cancel_group(&caller.tenant, &group(&id), &request)

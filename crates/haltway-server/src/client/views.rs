@@ -153,6 +153,7 @@ mod tests {
                 webhook: None,
                 priority: haltway_core::DEFAULT_PRIORITY,
                 max_active: None,
+                trace: None,
             },
             now,
         );

@@ -152,6 +152,7 @@ impl Case {
                     webhook: None,
                     priority: *priority,
                     max_active: *cap,
+                    trace: None,
                 };
                 let out = store.submit(new.clone(), now).await;
                 let repeat = idem.and_then(|k| self.idem.get(&k)).is_some();

@@ -6,6 +6,9 @@
 )]
 use super::*;
 
+/// A cancel request's trace context.
+const CANCEL_TRACE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
 /// Cancelling a queued job is immediate and final.
 pub async fn cancel_queued_is_immediate(store: Arc<dyn Store>) {
     let mut j = new_job("t1", "k");
@@ -14,6 +17,7 @@ pub async fn cancel_queued_is_immediate(store: Arc<dyn Store>) {
     let req = CancelRequest {
         reason: Reason::UserCancelled,
         requested_by: Some("alice".into()),
+        trace: Some(CANCEL_TRACE.into()),
     };
     let Updated { job: c, changed } = store
         .cancel(&job.tenant, job.id, &req, T0.plus_ms(1))
@@ -27,6 +31,15 @@ pub async fn cancel_queued_is_immediate(store: Arc<dyn Store>) {
     let info = c.cancel.clone().expect("cancel info");
     assert_eq!(info.requested_by.as_deref(), Some("alice"));
     assert_eq!(info.requested_at, T0.plus_ms(1));
+    assert_eq!(
+        get(&store, &c)
+            .await
+            .cancel
+            .and_then(|i| i.trace)
+            .as_deref(),
+        Some(CANCEL_TRACE),
+        "the cancel's trace context is kept"
+    );
     assert_eq!(c.finished_at, Some(T0.plus_ms(1)));
     assert_eq!(c.usage, 5);
     assert!(

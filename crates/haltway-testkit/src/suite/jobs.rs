@@ -11,6 +11,7 @@ pub async fn submit_and_get(store: Arc<dyn Store>) {
     let mut new = new_job("t1", "k");
     new.metadata = Some("{\"a\":1}".into());
     new.fixed_cost = 7;
+    new.trace = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
     let s = store.submit(new.clone(), T0).await.expect("submit");
     assert!(s.created);
     let job = get(&store, &s.job).await;
@@ -20,6 +21,10 @@ pub async fn submit_and_get(store: Arc<dyn Store>) {
     assert_eq!(job.attempt, 0);
     assert_eq!(job.usage, 7, "fixed cost billed once from the start");
     assert_eq!(job.metadata.as_deref(), Some("{\"a\":1}"));
+    assert_eq!(
+        job.trace, new.trace,
+        "the creating request's trace context is kept"
+    );
     assert_eq!(job.created_at, T0);
     assert_eq!(statuses(&store, &job).await, vec![(JobState::Queued, None)]);
     assert!(matches!(

@@ -58,6 +58,7 @@ pub fn new_job(tenant: &str, kind: &str) -> NewJob {
         webhook: None,
         priority: haltway_core::DEFAULT_PRIORITY,
         max_active: None,
+        trace: None,
     }
 }
 

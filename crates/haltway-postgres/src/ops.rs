@@ -1,9 +1,10 @@
 //! Operations on PostgreSQL: job counts without a scan of history, retention, schedules.
 //!
 //! Counts: active jobs are counted from the partial indexes that hold only them
-//! (`jobs_ready`, `jobs_leased`); finished jobs from `job_counts` plus the delta rows a trigger
-//! appends at each change into or out of a terminal state (or a delete). [`compact`] folds the
-//! deltas in, one node at a time. Every count is one statement, so it reads one snapshot.
+//! (`jobs_ready`, `jobs_leased`); finished jobs from `job_counts` plus the delta rows that each
+//! batch appends for its changes into or out of a terminal state (the kernel's
+//! `Effects::left`), and each purge for what it deleted. [`compact`] folds the deltas in, one
+//! node at a time. Every count is one statement, so it reads one snapshot.
 
 use haltway_core::{
     Error, JobState, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts,
@@ -168,6 +169,16 @@ pub(crate) async fn purge(
     due.truncate(request.limit);
     let ids: Vec<uuid::Uuid> = due.iter().map(|(_, id)| *id).collect();
     if !ids.is_empty() {
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.job_count_deltas (tenant, kind, state, d) \
+                 SELECT tenant, kind, state, -count(*) FROM {s}.jobs WHERE id = ANY($1) \
+                 GROUP BY 1, 2, 3"
+            ),
+            &[&ids],
+        )
+        .await
+        .map_err(pg)?;
         for (table, column) in [
             ("ledger", "job"),
             ("events", "job"),

@@ -175,9 +175,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_ready ON {s}.jobs (kind, priority, run_at, id) WHERE state = 0;
     ",
     // 10: operations. A finished job's finish time (retention walks `jobs_finished`); counts of
-    // finished jobs by tenant, kind and state: a trigger appends each change as a delta row
-    // (inserted, never updated, so nodes finishing jobs never wait on one counter row) and
-    // `compact` folds the deltas into `job_counts`; schedules.
+    // finished jobs by tenant, kind and state: each batch appends its changes as delta rows (one
+    // per tenant, kind and state; inserted, never updated, so nodes finishing jobs never wait
+    // on one counter row) and `compact` folds the deltas into `job_counts`; schedules.
     r"
     ALTER TABLE {s}.jobs ADD COLUMN finished_at bigint;
     UPDATE {s}.jobs SET finished_at = (doc::jsonb ->> 'finished_at')::bigint WHERE state >= 3;
@@ -198,24 +198,6 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO {s}.job_counts (tenant, kind, state, n)
         SELECT tenant, kind, state, count(*) FROM {s}.jobs WHERE state >= 3 GROUP BY 1, 2, 3;
-    CREATE FUNCTION {s}.count_finished() RETURNS trigger LANGUAGE plpgsql AS $body$
-    BEGIN
-        IF TG_OP <> 'INSERT' AND OLD.state >= 3 THEN
-            INSERT INTO {s}.job_count_deltas VALUES (OLD.tenant, OLD.kind, OLD.state, -1);
-        END IF;
-        IF TG_OP <> 'DELETE' AND NEW.state >= 3 THEN
-            INSERT INTO {s}.job_count_deltas VALUES (NEW.tenant, NEW.kind, NEW.state, 1);
-        END IF;
-        RETURN NULL;
-    END
-    $body$;
-    CREATE TRIGGER job_counts_insert AFTER INSERT ON {s}.jobs
-        FOR EACH ROW WHEN (NEW.state >= 3) EXECUTE FUNCTION {s}.count_finished();
-    CREATE TRIGGER job_counts_update AFTER UPDATE OF state ON {s}.jobs
-        FOR EACH ROW WHEN (OLD.state <> NEW.state AND (OLD.state >= 3 OR NEW.state >= 3))
-        EXECUTE FUNCTION {s}.count_finished();
-    CREATE TRIGGER job_counts_delete AFTER DELETE ON {s}.jobs
-        FOR EACH ROW WHEN (OLD.state >= 3) EXECUTE FUNCTION {s}.count_finished();
     CREATE TABLE {s}.schedules (
         id         text PRIMARY KEY,
         tenant     text NOT NULL,

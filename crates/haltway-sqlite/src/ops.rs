@@ -1,9 +1,11 @@
 //! Operations on SQLite: job counts without a scan of history, retention, schedules.
 //!
-//! Counts: finished jobs are counted in `job_counts` by triggers on `jobs` (a change into or
-//! out of a terminal state, a delete); active jobs are counted from the partial indexes that
-//! hold only them (`jobs_ready`, `jobs_leased`). A count therefore costs the same with ten
-//! million finished jobs as with ten.
+//! Counts: finished jobs are counted in `job_counts`, which the writer keeps: every change into
+//! or out of a terminal state (the kernel's `Effects::left`) and every purge adds to it, one
+//! row per tenant, kind and state per transaction, in the transaction of the change. Active
+//! jobs are counted from the partial indexes that hold only them (`jobs_ready`,
+//! `jobs_leased`). A count therefore costs the same with ten million finished jobs as with
+//! ten.
 
 use haltway_core::{
     JobState, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts, TenantId, Timestamp,
@@ -30,7 +32,8 @@ const COUNTS: &str = concat!(
 
 /// The finished jobs of state `?1` that finished before `?2` and have no delivery pending,
 /// oldest first, at most `?3`. (`state >= 3` names the partial index's predicate.)
-const PURGEABLE: &str = "SELECT id, finished_at FROM jobs WHERE state >= 3 AND state = ?1 \
+const PURGEABLE: &str = "SELECT id, finished_at, tenant, kind FROM jobs WHERE state >= 3 \
+    AND state = ?1 \
     AND finished_at < ?2 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
     WHERE d.job = jobs.id AND d.state = 'pending') ORDER BY finished_at LIMIT ?3";
 
@@ -56,6 +59,29 @@ fn json_err(e: serde_json::Error) -> haltway_core::Error {
 
 fn decode(doc: &str) -> Result<Schedule> {
     serde_json::from_str(doc).map_err(json_err)
+}
+
+/// Adds `changes` (tenant, kind, state → change) to `job_counts`, and empties it.
+pub(crate) fn add_finished_counts(
+    conn: &rusqlite::Connection,
+    changes: &mut rustc_hash::FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
+) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO job_counts (tenant, kind, state, n) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (tenant, kind, state) DO UPDATE SET n = n + excluded.n",
+        )
+        .map_err(sql)?;
+    for ((tenant, kind, state), n) in changes.drain() {
+        if n != 0 {
+            stmt.execute(params![tenant.as_str(), kind.as_str(), state, n])
+                .map_err(sql)?;
+        }
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -101,12 +127,18 @@ impl SqliteStore {
         self.write(move |tx| {
             tx.flush()?;
             let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-            let mut due: Vec<(i64, Vec<u8>)> = Vec::new();
+            let mut due: Vec<(i64, Vec<u8>, String, String, i16)> = Vec::new();
             for (state, before) in request.cutoffs() {
                 let mut stmt = tx.conn.prepare_cached(PURGEABLE).map_err(sql)?;
                 let rows = stmt
                     .query_map(params![state.code(), before.0, limit + 1], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(0)?))
+                        Ok((
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Vec<u8>>(0)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            state.code(),
+                        ))
                     })
                     .map_err(sql)?;
                 for row in rows {
@@ -116,7 +148,15 @@ impl SqliteStore {
             due.sort_unstable();
             let more = due.len() > request.limit;
             due.truncate(request.limit);
-            for (_, id) in &due {
+            let mut gone = rustc_hash::FxHashMap::default();
+            for (_, id, tenant, kind, state) in &due {
+                *gone
+                    .entry((
+                        TenantId::from(tenant.as_str()),
+                        haltway_core::KindName::from(kind.as_str()),
+                        *state,
+                    ))
+                    .or_default() -= 1;
                 for text in DELETES {
                     tx.conn
                         .prepare_cached(text)
@@ -128,6 +168,7 @@ impl SqliteStore {
                     tx.forget(haltway_core::JobId(u));
                 }
             }
+            add_finished_counts(tx.conn, &mut gone)?;
             if !due.is_empty() {
                 let free: i64 = tx
                     .conn

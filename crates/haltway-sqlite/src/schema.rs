@@ -169,9 +169,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_ready ON jobs (kind, priority, run_at, id) WHERE state = 0;
     ",
     // 6: operations. Finished jobs by finish time (retention); counts of finished jobs by
-    // tenant, kind and state, kept by triggers (active jobs are counted from their own partial
-    // indexes, so no count grows with history); schedules; the trace context of the requests
-    // that created and cancelled a job.
+    // tenant, kind and state, kept by the writer (active jobs are counted from their own
+    // partial indexes, so no count grows with history); schedules; the trace context of the
+    // requests that created and cancelled a job.
     r"
     ALTER TABLE jobs ADD COLUMN trace TEXT;
     ALTER TABLE jobs ADD COLUMN cancel_trace TEXT;
@@ -185,22 +185,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO job_counts (tenant, kind, state, n)
         SELECT tenant, kind, state, count(*) FROM jobs WHERE state >= 3 GROUP BY 1, 2, 3;
-    CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs WHEN new.state >= 3 BEGIN
-        INSERT INTO job_counts (tenant, kind, state, n) VALUES (new.tenant, new.kind, new.state, 1)
-            ON CONFLICT DO UPDATE SET n = n + 1;
-    END;
-    CREATE TRIGGER job_counts_update AFTER UPDATE OF state ON jobs
-        WHEN old.state <> new.state AND (old.state >= 3 OR new.state >= 3) BEGIN
-        UPDATE job_counts SET n = n - 1
-            WHERE old.state >= 3 AND tenant = old.tenant AND kind = old.kind AND state = old.state;
-        INSERT INTO job_counts (tenant, kind, state, n)
-            SELECT new.tenant, new.kind, new.state, 1 WHERE new.state >= 3
-            ON CONFLICT DO UPDATE SET n = n + 1;
-    END;
-    CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs WHEN old.state >= 3 BEGIN
-        UPDATE job_counts SET n = n - 1
-            WHERE tenant = old.tenant AND kind = old.kind AND state = old.state;
-    END;
     CREATE INDEX webhook_attempts_job ON webhook_attempts (job);
     CREATE TABLE schedules (
         id         TEXT PRIMARY KEY,
@@ -228,7 +212,7 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     // Takes effect only on a new file (before its first table), and is ignored otherwise.
     // Likewise: pages freed by retention are given back to the file system in steps
     // (`PRAGMA incremental_vacuum` after each purge) rather than kept on the free list.
-    conn.execute_batch("PRAGMA page_size = 16384; PRAGMA auto_vacuum = INCREMENTAL")
+    conn.execute_batch("PRAGMA page_size = 16384")
         .map_err(describe)?;
     // The first read of the file: a file that is not a database fails here.
     let mode: String = conn

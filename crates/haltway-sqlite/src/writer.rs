@@ -51,6 +51,9 @@ pub(crate) struct Tx<'c> {
     /// Charges to insert, and tenants whose balance to write, at the next flush.
     pub(crate) charges_out: Vec<haltway_core::Charge>,
     pub(crate) purses_dirty: FxHashSet<TenantId>,
+    /// Changes to the counts of finished jobs, by tenant, kind and state, to add to
+    /// `job_counts` at the next flush (one row per key per transaction).
+    pub(crate) finished_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
     dirty: FxHashSet<JobId>,
     /// Events to insert at the next flush, many rows per statement.
     events_out: Vec<codec::EventRow>,
@@ -182,6 +185,7 @@ impl Tx<'_> {
             }
         }
         self.flush_budgets()?;
+        crate::ops::add_finished_counts(self.conn, &mut self.finished_counts)?;
         codec::insert_events(self.conn, &std::mem::take(&mut self.events_out))
     }
 
@@ -231,6 +235,14 @@ impl Tx<'_> {
         }
         if let Some(from) = effects.left {
             self.count_move(&job.tenant, Some(from), job.state);
+            for (state, step) in [(from, -1), (job.state, 1)] {
+                if state.is_terminal() {
+                    *self
+                        .finished_counts
+                        .entry((job.tenant.clone(), job.kind.clone(), state.code()))
+                        .or_default() += step;
+                }
+            }
         }
         if effects.refund > 0 {
             haltway_core::kernel::refund(job.id, effects.refund, self.purse(&job.tenant)?, at);
@@ -450,6 +462,7 @@ impl Writer {
             counts,
             charges_out: Vec::new(),
             purses_dirty: FxHashSet::default(),
+            finished_counts: FxHashMap::default(),
             dirty: FxHashSet::default(),
             events_out: Vec::new(),
             notices: Vec::new(),

@@ -90,6 +90,9 @@ pub(crate) struct Batch<'s> {
     /// The active jobs of each tenant whose capped submits the batch holds, counted under
     /// the tenant's create lock when the batch began, plus the jobs the batch created since.
     pub(crate) active: FxHashMap<TenantId, u64>,
+    /// Changes to the counts of finished jobs, by tenant, kind and state: one delta row per
+    /// key at the next flush.
+    pub(crate) finished_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
 }
 
 pub(crate) async fn run_batch(
@@ -137,6 +140,7 @@ pub(crate) async fn run_batch(
         budget_known: FxHashSet::default(),
         refunds: Vec::new(),
         active: FxHashMap::default(),
+        finished_counts: FxHashMap::default(),
     };
     b.preload(&tx, cmds, careful).await?;
     let mut outs = Vec::with_capacity(cmds.len());
@@ -422,6 +426,16 @@ impl Batch<'_> {
 
     /// After a kernel change: the effects the kernel decided (the status event, the notice).
     pub(crate) fn effects(&mut self, job: &Job, effects: &Effects, now: Timestamp) {
+        if let Some(from) = effects.left {
+            for (state, step) in [(from, -1), (job.state, 1)] {
+                if state.is_terminal() {
+                    *self
+                        .finished_counts
+                        .entry((job.tenant.clone(), job.kind.clone(), state.code()))
+                        .or_default() += step;
+                }
+            }
+        }
         if effects.status_event {
             self.status(job, now);
             self.owe(job, kernel::Owed::Status, now);

@@ -206,6 +206,29 @@ impl Batch<'_> {
             .await?;
         }
         crate::budgets::flush(self, tx).await?;
+        if !self.finished_counts.is_empty() {
+            let (mut tenants, mut kinds, mut states, mut ds) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((tenant, kind, state), d) in self.finished_counts.drain() {
+                if d != 0 {
+                    tenants.push(tenant.as_str().to_owned());
+                    kinds.push(kind.as_str().to_owned());
+                    states.push(state);
+                    ds.push(d);
+                }
+            }
+            if !ds.is_empty() {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {}.job_count_deltas (tenant, kind, state, d) \
+                         SELECT * FROM unnest($1::text[], $2::text[], $3::int2[], $4::int8[])",
+                        self.s
+                    ),
+                    &[&tenants, &kinds, &states, &ds],
+                )
+                .await?;
+            }
+        }
         if !self.deliveries.is_empty() {
             let rows = std::mem::take(&mut self.deliveries);
             crate::webhooks::insert_deliveries(tx, self.s, &rows).await?;

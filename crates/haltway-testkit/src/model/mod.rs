@@ -25,6 +25,8 @@
 //!    set or a top-up), and each job's lines to its `charged`. So no interleaving of
 //!    deliveries, cancels, retries, lease losses and extends takes the balance below zero or
 //!    away from the sum of the charges.
+//! 9. counts: the store's job counts of the case's tenant, by kind and by state, equal the
+//!    model's, before and after the store folds what it keeps for them (`Store::compact`).
 //!
 //! Cases share one store: each uses its own tenant and kind, so cases cannot see each other.
 //!

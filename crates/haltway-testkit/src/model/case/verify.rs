@@ -142,7 +142,54 @@ impl Case {
             now_jobs.push(job);
         }
         self.verify_budget(&now_jobs).await?;
+        self.verify_counts().await?;
         Ok(now_jobs)
+    }
+
+    /// Invariant 9: the store's job counts for the case's tenant, by kind and by state, equal
+    /// the model's jobs by state (before and after the store folds what it keeps for them).
+    async fn verify_counts(&self) -> Result<(), TestCaseError> {
+        let mut want = haltway_core::StateCounts::default();
+        for m in &self.jobs {
+            want[m.state] += 1;
+        }
+        for fold in [false, true] {
+            if fold {
+                self.store
+                    .compact(haltway_core::Timestamp(0))
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("compact: {e}")))?;
+            }
+            let by_kind = self
+                .store
+                .count_by_kind(Some(&self.tenant))
+                .await
+                .map_err(|e| TestCaseError::fail(format!("count_by_kind: {e}")))?;
+            let mut kinds: Vec<_> = by_kind.iter().filter(|(_, c)| c.total() > 0).collect();
+            let got = kinds.pop().map(|(k, c)| (k.clone(), *c));
+            ensure!(
+                kinds.is_empty(),
+                "counts name kinds the case never used: {by_kind:?}"
+            );
+            let got = got.map_or_else(haltway_core::StateCounts::default, |(k, c)| {
+                debug_assert_eq!(k, self.kind);
+                c
+            });
+            ensure!(
+                got == want,
+                "counts (folded: {fold}): store {got:?}, model {want:?} (invariant 9)"
+            );
+            let by_state = self
+                .store
+                .count_by_state(Some(&self.tenant))
+                .await
+                .map_err(|e| TestCaseError::fail(format!("count_by_state: {e}")))?;
+            ensure!(
+                by_state == want,
+                "count_by_state {by_state:?}, model {want:?}"
+            );
+        }
+        Ok(())
     }
 
     /// Invariant 7: the balance and the usage history.

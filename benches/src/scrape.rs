@@ -169,10 +169,10 @@ fn sqlite_scrape(rt: &Runtime, s: Sizes) -> Vec<Row> {
         )
         .expect("scan");
     let scan = t.elapsed();
-    assert_eq!(counted as usize, have);
+    assert_eq!(usize::try_from(counted).expect("a count"), have);
     let kept = rt.block_on(store.count_by_state(None)).expect("counts");
     assert_eq!(
-        kept.total() as usize,
+        usize::try_from(kept.total()).expect("a count"),
         have,
         "the store's counts hold the copies"
     );
@@ -244,9 +244,9 @@ fn pg_scrape(rt: &Runtime, s: Sizes) -> Vec<Row> {
             .expect("scan")
             .get(0);
         let scan = t.elapsed();
-        assert_eq!(counted as usize, have);
+        assert_eq!(usize::try_from(counted).expect("a count"), have);
         let kept = store.count_by_state(None).await.expect("counts");
-        assert_eq!(kept.total() as usize, have, "the store's counts hold the copies");
+        assert_eq!(usize::try_from(kept.total()).expect("a count"), have, "the store's counts hold the copies");
         let mut large = scrapes(store).await;
         row("postgres", SEED, have, &mut small, &mut large, scan)
     });

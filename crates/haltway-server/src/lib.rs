@@ -3,11 +3,15 @@
 
 mod client;
 mod demo;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod serve;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 pub use client::{ClientCmd, ClientOpts, Exit, SseEvent, SseParser};
 pub use demo::{
@@ -57,11 +61,22 @@ pub fn main() -> ExitCode {
         };
         tracing_subscriber::EnvFilter::new(default)
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otel")]
+    let provider = match otel::configured().then(otel::provider).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    #[cfg(feature = "otel")]
+    registry.with(provider.as_ref().map(otel::layer)).init();
+    #[cfg(not(feature = "otel"))]
+    registry.init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,7 +87,7 @@ pub fn main() -> ExitCode {
             return Exit::Failure.into();
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         match cli.cmd {
             Cmd::Serve(args) => match serve(&args).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -83,5 +98,12 @@ pub fn main() -> ExitCode {
             },
             Cmd::Client(cmd) => client::run(&cli.client, cmd).await.into(),
         }
-    })
+    });
+    #[cfg(feature = "otel")]
+    if let Some(p) = provider
+        && let Err(e) = p.shutdown()
+    {
+        eprintln!("warning: the last spans may not have been exported: {e}");
+    }
+    code
 }

@@ -567,6 +567,10 @@ pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
         .retention(settings.retention)
         .sweep_interval(Duration::from_millis(settings.sweep_interval_ms))
         .schedule_interval(settings.schedules.then_some(Duration::from_secs(1)));
+    #[cfg(feature = "otel")]
+    if crate::otel::configured() {
+        builder = builder.span_link(Arc::new(crate::otel::link));
+    }
     if settings.demo {
         builder = builder.register(DemoFindAll);
     }

@@ -1,6 +1,6 @@
 //! Schedule routes: a tenant creates, reads, lists, pauses, resumes and deletes its schedules;
 //! each tick of a running schedule enqueues a job; bad cadences and templates are 422s; another
-//! tenant's schedule is not found.
+//! tenant's schedule is not found. And the `traceparent` header of creates and cancels.
 
 // The route tests' shared imports and helpers.
 use super::*;
@@ -206,4 +206,49 @@ async fn cron_schedules_take_a_zone_and_bad_ones_are_refused() {
             answer.text
         );
     }
+}
+
+/// A create and a cancel that carry a W3C `traceparent` leave it with the job (for the
+/// attempt's span to link to); a malformed one is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traceparent_headers_are_kept_with_the_job() {
+    const CREATED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const CANCELLED: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let api = api();
+    let send = |method: &str, path: &str, trace: &str, body: Option<Value>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", api.acme))
+            .header("traceparent", trace);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request")
+    };
+    let body = json!({"kind": "steps", "input": {"items": 50, "pause_ms": 100}});
+    let created = api
+        .send(send("POST", "/v1/jobs", CREATED, Some(body.clone())))
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.text);
+    let id: JobId = id_of(&created.json()).parse().expect("id");
+    let cancelled = api
+        .send(send(
+            "POST",
+            &format!("/v1/jobs/{id}/cancel"),
+            CANCELLED,
+            None,
+        ))
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    let job = api.engine.get(&"acme".into(), id).await.expect("get");
+    assert_eq!(job.trace.as_deref(), Some(CREATED));
+    assert_eq!(job.cancel.and_then(|c| c.trace).as_deref(), Some(CANCELLED));
+    let plain = api
+        .send(send("POST", "/v1/jobs", "garbage", Some(body)))
+        .await;
+    let id: JobId = id_of(&plain.json()).parse().expect("id");
+    let job = api.engine.get(&"acme".into(), id).await.expect("get");
+    assert_eq!(job.trace, None, "a malformed traceparent is ignored");
 }

@@ -73,7 +73,7 @@ pub(crate) use write::*;
 /// A write, as data.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
-    Submit(NewJob),
+    Submit(Box<NewJob>),
     Claim(ClaimRequest),
     Renew(Vec<Lease>, u64),
     Append(Vec<Append>),
@@ -120,7 +120,7 @@ impl<T> Request<T> {
 
 impl Request<Submitted> {
     pub(crate) fn submit(new: NewJob) -> Self {
-        Self::new(Op::Submit(new))
+        Self::new(Op::Submit(Box::new(new)))
     }
 }
 

@@ -6,6 +6,7 @@ mod demo;
 #[cfg(feature = "otel")]
 pub mod otel;
 mod serve;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -17,7 +18,8 @@ pub use client::{ClientCmd, ClientOpts, Exit, SseEvent, SseParser};
 pub use demo::{
     Company, Condition, DemoFindAll, FIXED_COST, FindAllInput, MATCH_COST, Match, catalog,
 };
-pub use serve::{ServeArgs, Settings, StartError, StoreSettings, serve};
+pub use serve::serve;
+pub use settings::{ServeArgs, Settings, StartError, StoreSettings, WebhookSettings};
 
 /// The command line.
 #[derive(Debug, Parser)]

@@ -87,14 +87,7 @@ pub(super) async fn tick(inner: Arc<EngineInner>, every: Duration) {
 /// The job a schedule's tick makes: its template under the kind's defaults. A kind this
 /// engine does not run is [`Error::UnknownKind`], which leaves the tick to an engine that does.
 fn tick_job(inner: &EngineInner, s: &Schedule, now: Timestamp) -> Result<NewJob> {
-    let options = SubmitOptions {
-        group: s.job.group.clone(),
-        metadata: s.job.metadata.clone(),
-        limit: s.job.limit,
-        max_attempts: s.job.max_attempts,
-        priority: Some(s.job.priority),
-        ..SubmitOptions::default()
-    };
+    let options = template_options(&s.job);
     inner.prepare(
         &s.tenant,
         s.job.kind.as_str(),
@@ -103,6 +96,18 @@ fn tick_job(inner: &EngineInner, s: &Schedule, now: Timestamp) -> Result<NewJob>
         false,
         now,
     )
+}
+
+/// The submit options a schedule's job template stands for.
+fn template_options(job: &crate::types::ScheduledJob) -> SubmitOptions {
+    SubmitOptions {
+        group: job.group.clone(),
+        metadata: job.metadata.clone(),
+        limit: job.limit,
+        max_attempts: job.max_attempts,
+        priority: Some(job.priority),
+        ..SubmitOptions::default()
+    }
 }
 
 async fn fire(inner: &EngineInner) -> Result<Vec<Fired>> {
@@ -184,17 +189,9 @@ impl Engine {
             created_at: now,
             version: 1,
         };
-        let options = SubmitOptions {
-            group: schedule.job.group.clone(),
-            metadata: schedule.job.metadata.clone(),
-            limit: schedule.job.limit,
-            max_attempts: schedule.job.max_attempts,
-            priority: Some(schedule.job.priority),
-            ..SubmitOptions::default()
-        };
-        let kind = schedule.job.kind.clone();
-        let input = schedule.job.input.clone();
-        inner.prepare(tenant, kind.as_str(), &input, options, true, now)?;
+        let options = template_options(&schedule.job);
+        let (kind, input) = (&schedule.job.kind, &schedule.job.input);
+        inner.prepare(tenant, kind.as_str(), input, options, true, now)?;
         if !schedule.paused {
             schedule.next_run = Some(kernel::next_tick(&schedule.cadence, now, now)?);
         }

@@ -36,12 +36,14 @@ fn double_terminal_write_is_caught() {
 #[test]
 fn lost_append_is_caught() {
     let err = check(Fault::LoseAppend).expect_err("a lost ledger entry must be caught");
-    // Seen as a short ledger, or as a full job taking one more entry (the lost one left room).
+    // Seen as a short ledger, as a full job taking one more entry (the lost one left room),
+    // or as a delivery the budget should have refused (the lost one was not charged).
     assert!(
         err.contains("ledger")
             || err.contains("found")
             || err.contains("usage")
-            || err.contains("deliver: store Ok, model LimitReached"),
+            || err.contains("deliver: store Ok, model LimitReached")
+            || err.contains("deliver: store Ok, model Budget"),
         "{err}"
     );
 }

@@ -7,13 +7,7 @@ mod server_support;
 
 use std::process::{Command, Output};
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use server_support::output_text as text;
 
 #[test]
 fn the_cli_sets_shows_and_spends_a_budget() {

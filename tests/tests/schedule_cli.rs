@@ -6,15 +6,9 @@
 mod server_support;
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use server_support::output_text as text;
+use std::time::{Duration, Instant};
 
 #[test]
 fn the_cli_creates_pauses_resumes_and_deletes_a_schedule() {

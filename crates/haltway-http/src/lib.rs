@@ -73,6 +73,17 @@ pub use webhook_views::{
     WebhookSecret, WebhookView,
 };
 
+/// The W3C `traceparent` a request carries, if it is a valid one (others are ignored, as the
+/// Trace Context specification asks): kept with the job a create or cancel names.
+#[must_use]
+pub fn traceparent(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| haltway_core::kernel::check_traceparent(v.trim()))
+        .map(str::to_owned)
+}
+
 /// Settings of the API.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use haltway_core::{Histogram, JobState, KindCounts, StateCounts};
+use haltway_core::{Histogram, KindCounts, StateCounts};
 use parking_lot::Mutex;
 
 use crate::AppState;
@@ -42,12 +42,7 @@ pub(crate) fn render(state: &AppState, by_kind: Option<KindCounts>) -> String {
     let health = state.engine.store_health();
     let mut out = String::with_capacity(4096);
     if let Some(by_kind) = by_kind {
-        let mut by_state = StateCounts::default();
-        for c in by_kind.values() {
-            for s in JobState::ALL {
-                by_state[s] += c[s];
-            }
-        }
+        let by_state: StateCounts = by_kind.values().sum();
         let _ = writeln!(
             out,
             "# HELP haltway_jobs Jobs in the store by state (all tenants).\n# TYPE haltway_jobs gauge"

@@ -7,8 +7,8 @@
 //! node at a time. Every count is one statement, so it reads one snapshot.
 
 use haltway_core::{
-    Error, JobState, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts,
-    StoreErrorKind, TenantId, Timestamp,
+    Error, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts, StoreErrorKind,
+    TenantId, Timestamp,
 };
 
 use crate::error::pg;
@@ -63,13 +63,7 @@ pub(crate) async fn count_by_state(
     s: &str,
     tenant: Option<&TenantId>,
 ) -> Result<StateCounts> {
-    let mut out = StateCounts::default();
-    for counts in count_by_kind(c, s, tenant).await?.values() {
-        for st in JobState::ALL {
-            out[st] += counts[st];
-        }
-    }
-    Ok(out)
+    Ok(count_by_kind(c, s, tenant).await?.values().sum())
 }
 
 fn commit_error(what: &str, e: &tokio_postgres::Error) -> Error {

@@ -68,11 +68,7 @@ impl Shared {
         Ok(Caller {
             tenant: record.tenant,
             name: record.name,
-            trace: headers
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| haltway_core::kernel::check_traceparent(v.trim()))
-                .map(str::to_owned),
+            trace: haltway_http::traceparent(headers),
         })
     }
 

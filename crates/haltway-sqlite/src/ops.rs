@@ -8,7 +8,7 @@
 //! ten.
 
 use haltway_core::{
-    JobState, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts, TenantId, Timestamp,
+    KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts, TenantId, Timestamp,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -113,13 +113,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn count_by_state_(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
-        let mut out = StateCounts::default();
-        for c in self.count_by_kind_(tenant).await?.values() {
-            for s in JobState::ALL {
-                out[s] += c[s];
-            }
-        }
-        Ok(out)
+        Ok(self.count_by_kind_(tenant).await?.values().sum())
     }
 
     pub(crate) async fn purge_(&self, request: &PurgeRequest) -> Result<Purged> {

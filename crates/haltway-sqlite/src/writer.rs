@@ -235,13 +235,11 @@ impl Tx<'_> {
         }
         if let Some(from) = effects.left {
             self.count_move(&job.tenant, Some(from), job.state);
-            for (state, step) in [(from, -1), (job.state, 1)] {
-                if state.is_terminal() {
-                    *self
-                        .finished_counts
-                        .entry((job.tenant.clone(), job.kind.clone(), state.code()))
-                        .or_default() += step;
-                }
+            for (state, step) in haltway_core::kernel::finished_moves(from, job.state) {
+                *self
+                    .finished_counts
+                    .entry((job.tenant.clone(), job.kind.clone(), state.code()))
+                    .or_default() += step;
             }
         }
         if effects.refund > 0 {

@@ -9,6 +9,15 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+/// What a command printed, its standard output then its standard error.
+pub(crate) fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Builds the binary (a no-op when `cargo test` already did) and returns its path.
 pub(crate) fn haltway_binary() -> PathBuf {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");

@@ -53,23 +53,14 @@ impl MemoryOps {
                 continue;
             }
             for (kind, c) in kinds {
-                let sum = out.entry(kind.clone()).or_default();
-                for s in JobState::ALL {
-                    sum[s] += c[s];
-                }
+                *out.entry(kind.clone()).or_default() += c;
             }
         }
         out
     }
 
     pub(super) fn by_state(&self, tenant: Option<&TenantId>) -> StateCounts {
-        let mut out = StateCounts::default();
-        for c in self.by_kind(tenant).values() {
-            for s in JobState::ALL {
-                out[s] += c[s];
-            }
-        }
-        out
+        self.by_kind(tenant).values().sum()
     }
 
     pub(super) fn put_schedule(&mut self, s: &Schedule, expected: Option<u64>) -> bool {

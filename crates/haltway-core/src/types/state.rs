@@ -171,6 +171,25 @@ impl StateCounts {
     }
 }
 
+impl std::ops::AddAssign<&StateCounts> for StateCounts {
+    fn add_assign(&mut self, other: &StateCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+}
+
+/// Counts added state by state (the counts of every kind, say).
+impl<'a> std::iter::Sum<&'a StateCounts> for StateCounts {
+    fn sum<I: Iterator<Item = &'a StateCounts>>(iter: I) -> Self {
+        let mut out = StateCounts::default();
+        for c in iter {
+            out += c;
+        }
+        out
+    }
+}
+
 impl std::ops::Index<JobState> for StateCounts {
     type Output = u64;
 

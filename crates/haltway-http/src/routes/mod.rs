@@ -47,7 +47,7 @@ use crate::views::{
     JobView, KeyList, KeyParams, KeyRevoked, KeyView, ListParams, ResultPage, ResultView,
     ResultsParams, StateCountsView, StatsView,
 };
-use crate::{AppState, metrics};
+use crate::{AppState, metrics, traceparent};
 
 type AppResult<T> = Result<T, ApiError>;
 
@@ -256,16 +256,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Seg {
             .map(|Path(s)| Seg(s))
             .map_err(|_| ApiError::not_found("nothing is at this path"))
     }
-}
-
-/// The W3C `traceparent` a request carries, if it is a valid one (others are ignored, as
-/// the Trace Context specification asks).
-fn traceparent(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| haltway_core::kernel::check_traceparent(v.trim()))
-        .map(str::to_owned)
 }
 
 /// A job id from the path; anything that is not one is a job that does not exist.

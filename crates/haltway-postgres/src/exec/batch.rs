@@ -427,13 +427,11 @@ impl Batch<'_> {
     /// After a kernel change: the effects the kernel decided (the status event, the notice).
     pub(crate) fn effects(&mut self, job: &Job, effects: &Effects, now: Timestamp) {
         if let Some(from) = effects.left {
-            for (state, step) in [(from, -1), (job.state, 1)] {
-                if state.is_terminal() {
-                    *self
-                        .finished_counts
-                        .entry((job.tenant.clone(), job.kind.clone(), state.code()))
-                        .or_default() += step;
-                }
+            for (state, step) in kernel::finished_moves(from, job.state) {
+                *self
+                    .finished_counts
+                    .entry((job.tenant.clone(), job.kind.clone(), state.code()))
+                    .or_default() += step;
             }
         }
         if effects.status_event {

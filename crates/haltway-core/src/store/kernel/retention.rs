@@ -1,4 +1,5 @@
-//! Retention: which finished jobs a store may delete, and when.
+//! Retention: which finished jobs a store may delete, and when; and how a change moves the
+//! counts of finished jobs a store keeps.
 
 use std::time::Duration;
 
@@ -37,4 +38,17 @@ pub fn purgeable(job: &Job, request: &PurgeRequest) -> bool {
             (Some(before), Some(finished)) => finished < before,
             _ => false,
         }
+}
+
+/// What a change of a job from `from` to `to` does to the counts of finished jobs a store
+/// keeps: one less in `from` and one more in `to`, for whichever of them is terminal. A store
+/// applies it for every change with [`Effects::left`](super::Effects::left), in the change's
+/// transaction.
+pub fn finished_moves(
+    from: crate::types::JobState,
+    to: crate::types::JobState,
+) -> impl Iterator<Item = (crate::types::JobState, i64)> {
+    [(from, -1), (to, 1)]
+        .into_iter()
+        .filter(|(s, _)| s.is_terminal())
 }

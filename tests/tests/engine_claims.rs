@@ -1,5 +1,6 @@
 //! An engine keeps as many claims in flight as its store can commit side by side
-//! (`Store::parallel_claims`), unless the builder says otherwise.
+//! (`Store::parallel_claims`), unless the builder says otherwise; a handler's slot is free
+//! while its end is still being recorded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,13 +16,17 @@ use haltway_core::{
 use tokio::sync::broadcast;
 
 /// A memory store that says it can commit `parallel` claims at once, holds each claim a
-/// moment so that claims overlap, and records how many were ever in flight together.
-#[derive(Debug)]
+/// moment so that claims overlap, and records how many were ever in flight together; it holds
+/// each finish for `finish_delay` and records the most finishes in flight together.
+#[derive(Debug, Default)]
 struct Overlapping {
     inner: MemoryStore,
     parallel: usize,
     now: AtomicUsize,
     most: AtomicUsize,
+    finish_delay: Duration,
+    finishing: AtomicUsize,
+    most_finishing: AtomicUsize,
 }
 
 #[async_trait]
@@ -56,7 +61,12 @@ impl Store for Overlapping {
         self.inner.progress(lease, progress, now).await
     }
     async fn finish(&self, lease: Lease, finish: &Finish, now: Timestamp) -> Result<Job> {
-        self.inner.finish(lease, finish, now).await
+        let n = self.finishing.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_finishing.fetch_max(n, Ordering::SeqCst);
+        tokio::time::sleep(self.finish_delay).await;
+        let out = self.inner.finish(lease, finish, now).await;
+        self.finishing.fetch_sub(1, Ordering::SeqCst);
+        out
     }
     async fn cancel(
         &self,
@@ -136,10 +146,8 @@ async fn most_claims(
     adjust: impl FnOnce(EngineBuilder) -> EngineBuilder,
 ) -> usize {
     let store = Arc::new(Overlapping {
-        inner: MemoryStore::new(),
         parallel,
-        now: AtomicUsize::new(0),
-        most: AtomicUsize::new(0),
+        ..Overlapping::default()
     });
     let engine = adjust(
         Engine::builder_shared(store.clone())
@@ -154,9 +162,15 @@ async fn most_claims(
             .await
             .expect("submit");
     }
+    run_to_end(&engine, 40).await;
+    store.most.load(Ordering::SeqCst)
+}
+
+/// Starts `engine`, waits (30 s at most) until `n` jobs completed, and shuts it down.
+async fn run_to_end(engine: &Engine, n: u64) {
     engine.start();
     let done = async {
-        while engine.metrics().completed < 40 {
+        while engine.metrics().completed < n {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
@@ -164,7 +178,6 @@ async fn most_claims(
         .await
         .expect("all jobs complete");
     engine.shutdown().await;
-    store.most.load(Ordering::SeqCst)
 }
 
 #[tokio::test]
@@ -174,4 +187,29 @@ async fn an_engine_keeps_as_many_claims_in_flight_as_its_store_commits_at_once()
     assert_eq!(most_claims(5, |b| b).await, 5);
     // The builder's own setting wins.
     assert_eq!(most_claims(5, |b| b.claims_in_flight(1)).await, 1);
+}
+
+/// With one slot and a slow store, the next job runs while the last one's end is committed,
+/// and no more than one engine's worth of ends is in flight beside the running handlers: at
+/// most two attempts (one finishing, one running or finishing) with a concurrency of 1.
+#[tokio::test]
+async fn a_slot_is_free_while_its_end_is_recorded_and_ends_in_flight_are_capped() {
+    let store = Arc::new(Overlapping {
+        parallel: 1,
+        finish_delay: Duration::from_millis(100),
+        ..Overlapping::default()
+    });
+    let engine = Engine::builder_shared(store.clone())
+        .register(Quick)
+        .concurrency(1)
+        .build();
+    let tenant = TenantId::from("t");
+    for _ in 0..6 {
+        engine
+            .submit::<Quick>(tenant.clone(), &(), SubmitOptions::new())
+            .await
+            .expect("submit");
+    }
+    run_to_end(&engine, 6).await;
+    assert_eq!(store.most_finishing.load(Ordering::SeqCst), 2);
 }

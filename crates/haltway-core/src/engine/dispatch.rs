@@ -64,11 +64,15 @@ pub(super) async fn register(inner: &Arc<EngineInner>) {
 
 /// Free slots per kind, bounded by the kind's and the engine's concurrency, less the slots that
 /// claims in flight have reserved.
+///
+/// Attempts whose end is still being recorded count too beyond one engine's worth: at most
+/// twice the concurrency is admitted, so a slow store holds back claims instead of letting ends
+/// pile up.
 pub(super) fn free_slots(inner: &EngineInner, reserved: &Reserved) -> Vec<(KindName, usize)> {
-    let mut global = inner
-        .config
-        .concurrency
+    let most = inner.config.concurrency;
+    let mut global = most
         .saturating_sub(inner.runs.count())
+        .min((2 * most).saturating_sub(inner.runs.admitted()))
         .saturating_sub(reserved.total);
     let mut out = Vec::new();
     for (name, kind) in &inner.kinds {

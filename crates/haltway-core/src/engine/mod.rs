@@ -210,7 +210,8 @@ impl Engine {
         self.inner.kinds.keys().cloned().collect()
     }
 
-    /// Jobs running on this engine now.
+    /// Handlers running on this engine now (an attempt whose handler has returned and whose end
+    /// is being recorded no longer takes a slot, and is not counted).
     #[must_use]
     pub fn running(&self) -> usize {
         self.inner.runs.count()

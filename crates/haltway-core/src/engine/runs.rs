@@ -4,9 +4,12 @@
 //!
 //! # Invariants
 //! - The map holds exactly the attempts whose task is alive: from [`Runs::admit`] to
-//!   [`Runs::release`].
-//! - The engine's count and each kind's count equal the attempts admitted and not released
-//!   (kept as atomics so the dispatcher reads them without a lock).
+//!   [`Runs::release`], and `admitted` is its size.
+//! - The engine's count and each kind's count (the slots in use) equal the attempts admitted
+//!   whose handler has not ended: [`Runs::vacate`] gives a slot back as soon as the handler
+//!   returns, before its end is recorded, so the next claim does not wait for that commit
+//!   (kept as atomics so the dispatcher reads them without a lock). An attempt whose end is
+//!   being recorded stays in the map: renewals keep its lease, cancels still find it.
 //! - Token tree: the engine's root token → one token per (tenant, group) with jobs running
 //!   here → one token per attempt. A group's slot lives while one of its attempts runs here;
 //!   [`Runs::take_group`] removes it before the group is cancelled, so an attempt admitted
@@ -41,9 +44,10 @@ pub(crate) struct Runs {
     running: Mutex<HashMap<JobId, Arc<RunShared>>>,
     groups: Mutex<HashMap<(TenantId, GroupId), (CancellationToken, usize)>>,
     total: AtomicUsize,
+    admitted: AtomicUsize,
 }
 
-/// The counts before a release, for the dispatcher to know whether a slot freed matters.
+/// The counts before a slot was given back, for the dispatcher to know whether it matters.
 pub(crate) struct Released {
     /// Attempts running on the engine before this one ended.
     pub(crate) total_before: usize,
@@ -73,17 +77,27 @@ impl Runs {
             None => root.clone(),
         };
         self.total.fetch_add(1, Ordering::AcqRel);
+        self.admitted.fetch_add(1, Ordering::AcqRel);
         kind.running().fetch_add(1, Ordering::AcqRel);
         let run = make(job, parent.child_token());
         self.running.lock().insert(run.lease.job, run.clone());
         run
     }
 
-    /// Releases an attempt whose task ended: out of the map, the counts and its group's slot.
-    pub(crate) fn release(&self, run: &RunShared) -> Released {
-        self.running.lock().remove(&run.lease.job);
+    /// Gives back the slot of an attempt whose handler ended (called once per attempt).
+    pub(crate) fn vacate(&self, run: &RunShared) -> Released {
         let kind_before = run.kind.running().fetch_sub(1, Ordering::AcqRel);
         let total_before = self.total.fetch_sub(1, Ordering::AcqRel);
+        Released {
+            total_before,
+            kind_before,
+        }
+    }
+
+    /// Releases an attempt whose task ended: out of the map and its group's slot. Answers how
+    /// many attempts were admitted before.
+    pub(crate) fn release(&self, run: &RunShared) -> usize {
+        self.running.lock().remove(&run.lease.job);
         if let Some(g) = &run.job.group {
             let mut groups = self.groups.lock();
             let key = (run.job.tenant.clone(), g.clone());
@@ -94,10 +108,7 @@ impl Runs {
                 }
             }
         }
-        Released {
-            total_before,
-            kind_before,
-        }
+        self.admitted.fetch_sub(1, Ordering::AcqRel)
     }
 
     /// The attempt of job `id` running here, if any.
@@ -110,9 +121,14 @@ impl Runs {
         self.running.lock().values().cloned().collect()
     }
 
-    /// How many attempts run here.
+    /// How many handlers run here (the slots in use).
     pub(crate) fn count(&self) -> usize {
         self.total.load(Ordering::Acquire)
+    }
+
+    /// How many attempts are here: handlers running and ends being recorded.
+    pub(crate) fn admitted(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
     }
 
     /// Removes the slot of a group about to be cancelled and returns its token, to trip once

@@ -1,5 +1,6 @@
 //! One attempt's supervision: its handler run to an end (returned, stopped, aborted after the
-//! grace), the end recorded in the store with retries and backoff, and its slot released.
+//! grace), its slot given back, the end recorded in the store with retries and backoff, and the
+//! attempt released.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,7 @@ pub(super) async fn supervise(
     };
     drop(fut);
     let inner = run.engine.clone();
+    vacate(&inner, &run);
     let cause = run.cause();
     if cause == Some(StopCause::Cancelled)
         && let Some(told) = run.stopped_at.get()
@@ -115,7 +117,11 @@ pub(super) async fn supervise(
             }
         }
     }
-    release(&inner, &run);
+    // Ends recorded in flight are capped (see `dispatch::free_slots`): a claim held back by
+    // that cap waits for this one.
+    if inner.runs.release(&run) >= 2 * inner.config.concurrency {
+        inner.wake.notify_one();
+    }
 }
 
 pub(super) fn failure(inner: &EngineInner, run: &RunShared, e: JobError) -> Finish {
@@ -153,11 +159,13 @@ pub(super) fn backoff(inner: &EngineInner, failures: u32) -> Duration {
     Duration::from_secs_f64(capped * jitter)
 }
 
-pub(super) fn release(inner: &EngineInner, run: &RunShared) {
+/// Gives back the slot of an attempt whose handler ended, so the next claim can start while its
+/// end is recorded.
+fn vacate(inner: &EngineInner, run: &RunShared) {
     let Released {
         total_before,
         kind_before,
-    } = inner.runs.release(run);
+    } = inner.runs.vacate(run);
     // A freed slot matters to the dispatcher only if it was out of slots.
     if total_before >= inner.config.concurrency || kind_before >= run.kind.options().concurrency {
         inner.wake.notify_one();

@@ -281,33 +281,34 @@ impl Executor {
         let mut has_claim = matches!(first.op, Op::Claim(_));
         let mut cmds = vec![first];
         // Adds `c` to the batch, or leaves it for the next one (`false`: the batch is done).
-        let mut take = |c: Cmd, cmds: &mut Vec<Cmd>, carry: &mut Option<Cmd>| {
+        let take = |c: Cmd, cmds: &mut Vec<Cmd>, carry: &mut Option<Cmd>, has_claim: &mut bool| {
             if matches!(c.op, Op::Claim(_)) {
-                if has_claim {
+                if *has_claim {
                     *carry = Some(c);
                     return false;
                 }
-                has_claim = true;
+                *has_claim = true;
             }
             cmds.push(c);
             true
         };
         // Group commit: a commit costs the same for one command or a thousand, so give the
         // commands that are about to arrive (other handlers' deliveries, woken by the last
-        // commit) a moment to join, bounded by `LINGER`.
+        // commit) a moment to join, bounded by `LINGER`. A batch with a claim goes at once,
+        // with what is already queued: workers wait on a claim's round trip.
         let linger = tokio::time::Instant::now() + LINGER;
         'gather: loop {
             while cmds.len() < self.max_batch {
                 match rx.try_recv() {
                     Ok(c) => {
-                        if !take(c, &mut cmds, carry) {
+                        if !take(c, &mut cmds, carry, &mut has_claim) {
                             break 'gather;
                         }
                     }
                     Err(_) => break,
                 }
             }
-            if cmds.len() >= self.max_batch || tokio::time::Instant::now() >= linger {
+            if cmds.len() >= self.max_batch || has_claim || tokio::time::Instant::now() >= linger {
                 break;
             }
             let before = cmds.len();
@@ -316,7 +317,7 @@ impl Executor {
                 // Nothing new after a yield: wait a little, or run what we have.
                 match tokio::time::timeout_at(linger, rx.recv()).await {
                     Ok(Some(c)) => {
-                        if !take(c, &mut cmds, carry) {
+                        if !take(c, &mut cmds, carry, &mut has_claim) {
                             break;
                         }
                     }

@@ -65,7 +65,7 @@ pub(crate) fn render(state: &AppState, by_kind: Option<KindCounts>) -> String {
             }
         }
     }
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 17] = [
         (
             "haltway_store_errors_total",
             "Store calls of this engine that failed (each retry counts).",
@@ -95,6 +95,11 @@ pub(crate) fn render(state: &AppState, by_kind: Option<KindCounts>) -> String {
             "haltway_claim_batches_total",
             "Claim calls made to the store (each claims a batch).",
             m.claim_batches,
+        ),
+        (
+            "haltway_leases_renewed_total",
+            "Leases renewed by this engine (each running attempt's, every third of the lease).",
+            m.renewed,
         ),
         (
             "haltway_cancel_requests_total",

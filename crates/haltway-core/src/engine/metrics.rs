@@ -17,6 +17,8 @@ pub struct Metrics {
     pub claimed_by_priority: [u64; 4],
     /// Claim calls made to the store (each claims a batch).
     pub claim_batches: u64,
+    /// Leases renewed (one per running attempt per renewal; a renewal call covers them all).
+    pub renewed: u64,
     /// Attempts that ended with the job completed.
     pub completed: u64,
     /// Attempts that ended with the job failed.
@@ -98,6 +100,7 @@ pub(crate) struct Counters {
     pub(crate) claimed: AtomicU64,
     pub(crate) claimed_by_priority: [AtomicU64; 4],
     pub(crate) claim_batches: AtomicU64,
+    pub(crate) renewed: AtomicU64,
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) cancelled: AtomicU64,
@@ -166,6 +169,7 @@ impl Counters {
             claimed: n(&self.claimed),
             claimed_by_priority: std::array::from_fn(|i| n(&self.claimed_by_priority[i])),
             claim_batches: n(&self.claim_batches),
+            renewed: n(&self.renewed),
             completed: n(&self.completed),
             failed: n(&self.failed),
             cancelled: n(&self.cancelled),

@@ -2,6 +2,7 @@
 //! listening to the store's notices (work available, cancels, extends).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
@@ -38,6 +39,10 @@ pub(super) async fn renew_all(inner: &EngineInner) {
         .await;
     match inner.health.observe("renew", renewed) {
         Ok(statuses) => {
+            inner
+                .metrics
+                .renewed
+                .fetch_add(statuses.len() as u64, Ordering::Relaxed);
             for (run, status) in runs.iter().zip(statuses) {
                 match status {
                     LeaseStatus::Held {

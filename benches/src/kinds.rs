@@ -107,3 +107,22 @@ pub(crate) async fn completed(engine: &Engine, n: u64) {
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
 }
+
+/// Queues `n` jobs of the kind named `kind` with a `null` input for tenant `bench`, by
+/// `submit_many` calls of 1,000; answers their ids.
+pub(crate) async fn queue(engine: &Engine, kind: &str, n: usize) -> Vec<JobId> {
+    let tenant = TenantId::from("bench");
+    let mut ids = Vec::with_capacity(n);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1_000);
+        let jobs = (0..k)
+            .map(|_| (kind.to_owned(), "null".to_owned(), SubmitOptions::new()))
+            .collect();
+        for r in engine.submit_many(&tenant, jobs).await {
+            ids.push(r.expect("submit").job.id);
+        }
+        left -= k;
+    }
+    ids
+}

@@ -6,11 +6,14 @@
 //! ```
 
 mod budgets;
+mod horizon;
 mod http;
 mod kinds;
+mod long_runs;
 mod memory;
 mod postgres;
 mod report;
+mod scale;
 mod scrape;
 mod sqlite;
 mod webhooks;
@@ -40,6 +43,10 @@ pub(crate) struct Sizes {
     pub(crate) sse_subscribers: usize,
     pub(crate) sse_items: u64,
     pub(crate) scrape_jobs: usize,
+    pub(crate) deep_queue: usize,
+    pub(crate) horizon_secs: u64,
+    pub(crate) long_runs: usize,
+    pub(crate) quiet_secs: u64,
 }
 
 impl Sizes {
@@ -61,6 +68,10 @@ impl Sizes {
             sse_subscribers: 1_000,
             sse_items: 50,
             scrape_jobs: 1_000_000,
+            deep_queue: 1_000_000,
+            horizon_secs: 60,
+            long_runs: 100_000,
+            quiet_secs: 30,
         }
     }
 
@@ -82,12 +93,20 @@ impl Sizes {
             sse_subscribers: 20,
             sse_items: 3,
             scrape_jobs: 3_000,
+            deep_queue: 2_000,
+            horizon_secs: 1,
+            long_runs: 300,
+            quiet_secs: 1,
         }
     }
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.first().is_some_and(|a| a == "--long-runs-child") {
+        long_runs::child(&all[1..]);
+    }
+    let mut args = all.into_iter();
     let mut runs = 5;
     let mut only: Option<String> = None;
     let mut smoke = false;
@@ -137,6 +156,9 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .chain(webhooks::SCENARIOS)
         .chain(budgets::SCENARIOS)
         .chain(scrape::SCENARIOS)
+        .chain(scale::SCENARIOS)
+        .chain(horizon::SCENARIOS)
+        .chain(long_runs::SCENARIOS)
         .chain(http::SCENARIOS);
     for (name, scenario) in all {
         if only.is_none_or(|o| name.contains(o)) {
@@ -181,6 +203,11 @@ mod tests {
             "GET /v1/jobs/{id}",
             "SSE fan-out",
             "GET /metrics scrape",
+            "claim of one job",
+            "submit → handler starts",
+            "memory per running job, durable",
+            "leases renewed per second",
+            "kill -9 → all",
         ] {
             assert!(
                 names.iter().any(|n| n.starts_with(want)),

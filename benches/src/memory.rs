@@ -165,7 +165,7 @@ async fn engine_cancel_latency(s: Sizes) -> (Vec<Duration>, Vec<Duration>) {
     (observe, recorded)
 }
 
-async fn raw_cancel_latency(s: Sizes) -> Vec<Duration> {
+pub(crate) async fn raw_cancel_latency(s: Sizes) -> Vec<Duration> {
     let root = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut tokens = Vec::new();
@@ -353,24 +353,7 @@ fn memory_per_job(rt: &Runtime, s: Sizes) -> Vec<Row> {
             engine.shutdown().await;
             per
         }));
-        raw.push(rt.block_on(async {
-            let n = s.running;
-            let root = CancellationToken::new();
-            let region = crate::region();
-            let handles: Vec<_> = (0..n)
-                .map(|_| {
-                    let t = root.child_token();
-                    tokio::spawn(async move { t.cancelled().await })
-                })
-                .collect();
-            tokio::task::yield_now().await;
-            let per = crate::live_bytes(&region) / n as f64;
-            root.cancel();
-            for h in handles {
-                h.await.expect("join");
-            }
-            per
-        }));
+        raw.push(rt.block_on(raw_task_bytes(s.running)));
     }
     let q = report::median(&mut queued);
     let r = report::median(&mut running);
@@ -394,4 +377,23 @@ fn memory_per_job(rt: &Runtime, s: Sizes) -> Vec<Row> {
     row_r.baseline = format!("raw task + token {}", report::bytes(b));
     row_r.ratio = format!("{:.1}×", r / b.max(1.0));
     vec![row_q, row_r]
+}
+
+/// Bytes per waiting task with its own cancel token: the raw baseline of a running job.
+pub(crate) async fn raw_task_bytes(n: usize) -> f64 {
+    let root = CancellationToken::new();
+    let region = crate::region();
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let t = root.child_token();
+            tokio::spawn(async move { t.cancelled().await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let per = crate::live_bytes(&region) / n as f64;
+    root.cancel();
+    for h in handles {
+        h.await.expect("join");
+    }
+    per
 }

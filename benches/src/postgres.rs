@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use haltway_core::{CancelRequest, Engine, SubmitOptions, TenantId};
+use haltway_core::{CancelRequest, Engine, JobKind, SubmitOptions, TenantId};
 use haltway_postgres::{PgOptions, PgStore};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -21,6 +21,7 @@ pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
     ("pg-noop", noop_end_to_end),
     ("pg-ledger", ledger_appends),
     ("pg-cancel", cross_node_cancel),
+    ("pg-bulk", bulk_submit),
 ];
 
 const STORE: &str = "postgres";
@@ -48,6 +49,30 @@ async fn client(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
     tokio::spawn(conn);
     c
+}
+
+/// The types of the job columns the raw baselines write, in [`jobs_copy`]'s order.
+const JOB_COLUMNS: [Type; 9] = [
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT2,
+    Type::INT8,
+    Type::BOOL,
+    Type::BOOL,
+    Type::TEXT,
+    Type::TEXT,
+];
+
+/// The binary `COPY` of new job rows into schema `sch`: id, tenant, kind, state, run_at,
+/// started, discard, doc, log.
+async fn jobs_copy(c: &tokio_postgres::Client, sch: &str) -> tokio_postgres::Statement {
+    c.prepare(&format!(
+        "COPY \"{sch}\".jobs (id, tenant, kind, state, run_at, started, discard, doc, log) \
+         FROM STDIN (FORMAT binary)"
+    ))
+    .await
+    .expect("prepare")
 }
 
 /// `COPY … FROM STDIN (FORMAT binary)` of `rows` on `tx`, as the store writes new rows.
@@ -110,24 +135,8 @@ fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
 async fn raw_jobs(url: &str, sch: &str, n: usize) -> f64 {
     let mut c = client(url).await;
     let s = format!("\"{sch}\"");
-    let jobs_copy = c
-        .prepare(&format!(
-            "COPY {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc, log) \
-             FROM STDIN (FORMAT binary)"
-        ))
-        .await
-        .expect("prepare");
-    let job_types = [
-        Type::UUID,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT2,
-        Type::INT8,
-        Type::BOOL,
-        Type::BOOL,
-        Type::TEXT,
-        Type::TEXT,
-    ];
+    let jobs_copy = jobs_copy(&c, sch).await;
+    let job_types = JOB_COLUMNS;
     let (raw, queued, one, no) = ("raw", 0i16, 1i64, false);
     let (doc, log) = ("{}", "1 1 queued -\n");
     let t = Instant::now();
@@ -423,4 +432,108 @@ async fn raw_notify(url: &str, n: usize) -> Vec<Duration> {
     }
     drop(listener);
     out
+}
+
+/// Jobs per `submit_many` call and per raw transaction in the bulk scenario.
+const BULK: usize = 1_000;
+
+/// `Engine::submit_many` in calls of `BULK`, no worker running, against the same rows (the job
+/// documents the engine wrote, read back) inserted by binary `COPY` in transactions of `BULK`,
+/// each into a fresh schema.
+fn bulk_submit(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let title = format!("bulk submit, {BULK} per call, durable ({} jobs)", s.pg_jobs);
+    let Some(url) = url() else {
+        return skipped(&title);
+    };
+    let n = s.pg_jobs;
+    let (mut engine_rates, mut base_rates) = (Vec::new(), Vec::new());
+    for _ in 0..s.runs {
+        let (sch, raw_sch) = (schema(), schema());
+        let (rate, doc, log) = rt.block_on(async {
+            let store = PgStore::connect(&url, PgOptions::default().schema(&sch))
+                .await
+                .expect("connect");
+            let engine = Engine::builder(store).register(Noop).build();
+            let t = Instant::now();
+            crate::kinds::queue(&engine, Noop::NAME, n).await;
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            engine.shutdown().await;
+            let row = client(&url)
+                .await
+                .query_one(
+                    &format!("SELECT doc::text, log FROM \"{sch}\".jobs LIMIT 1"),
+                    &[],
+                )
+                .await
+                .expect("one job");
+            (rate, row.get::<_, String>(0), row.get::<_, String>(1))
+        });
+        engine_rates.push(rate);
+        base_rates.push(rt.block_on(async {
+            drop(
+                PgStore::connect(&url, PgOptions::default().schema(&raw_sch))
+                    .await
+                    .expect("schema"),
+            );
+            raw_bulk(&url, &raw_sch, n, &doc, &log).await
+        }));
+        rt.block_on(drop_schema(&url, &sch));
+        rt.block_on(drop_schema(&url, &raw_sch));
+    }
+    let e = report::median(&mut engine_rates);
+    let b = report::median(&mut base_rates);
+    let mut row = Row::new(title, STORE);
+    row.median = report::rate(e, "jobs");
+    row.baseline = format!(
+        "raw binary COPY, same rows, {BULK} per transaction {}",
+        report::rate(b, "jobs")
+    );
+    row.ratio = format!("{:.0}%", 100.0 * e / b);
+    vec![row]
+}
+
+/// `n` queued jobs with document `doc` and status log `log`, by binary `COPY` in transactions
+/// of `BULK`.
+async fn raw_bulk(url: &str, sch: &str, n: usize, doc: &str, log: &str) -> f64 {
+    let mut c = client(url).await;
+    let copy = jobs_copy(&c, sch).await;
+    let types = JOB_COLUMNS;
+    let (tenant, kind, queued, no) = ("bench", "noop", 0i16, false);
+    let t = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(BULK);
+        left -= k;
+        let rows: Vec<(uuid::Uuid, i64)> = (0..k)
+            .map(|_| {
+                let at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock")
+                    .as_millis();
+                (uuid::Uuid::now_v7(), i64::try_from(at).expect("millis"))
+            })
+            .collect();
+        let tx = c.transaction().await.expect("begin");
+        copy_rows(
+            &tx,
+            &copy,
+            &types,
+            rows.iter().map(|(id, at)| {
+                vec![
+                    id as &(dyn ToSql + Sync),
+                    &tenant,
+                    &kind,
+                    &queued,
+                    at,
+                    &no,
+                    &no,
+                    &doc,
+                    &log,
+                ]
+            }),
+        )
+        .await;
+        tx.commit().await.expect("commit");
+    }
+    n as f64 / t.elapsed().as_secs_f64()
 }

@@ -51,6 +51,31 @@ pub(crate) fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     samples[rank - 1]
 }
 
+/// A latency row: the p50 (also in the median column) and p99 of `samples`, beside `base`'s
+/// described as `what` (its p50 and p99 are appended; `note` after them), and both ratios.
+pub(crate) fn latency_row(
+    scenario: String,
+    store: &'static str,
+    samples: &mut [Duration],
+    what: &str,
+    base: &mut [Duration],
+    note: &str,
+) -> Row {
+    let (p50, p99) = (quantile(samples, 0.5), quantile(samples, 0.99));
+    let (b50, b99) = (quantile(base, 0.5), quantile(base, 0.99));
+    let mut row = Row::new(scenario, store);
+    row.median = dur(p50);
+    row.p50 = dur(p50);
+    row.p99 = dur(p99);
+    row.baseline = format!("{what}: p50 {}, p99 {}{note}", dur(b50), dur(b99));
+    row.ratio = format!(
+        "p50 {:.2}×, p99 {:.2}×",
+        p50.as_secs_f64() / b50.as_secs_f64(),
+        p99.as_secs_f64() / b99.as_secs_f64()
+    );
+    row
+}
+
 pub(crate) fn rate(per_sec: f64, unit: &str) -> String {
     if per_sec >= 1_000_000.0 {
         format!("{:.2} M {unit}/s", per_sec / 1_000_000.0)

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use haltway_core::{Engine, SubmitOptions, TenantId};
+use haltway_core::{Engine, JobKind};
 use haltway_sqlite::SqliteStore;
 use rusqlite::{Connection, params};
 use tokio::runtime::Runtime;
@@ -205,19 +205,8 @@ fn bulk_submit(rt: &Runtime, s: Sizes) -> Vec<Row> {
         engine_rates.push(rt.block_on(async {
             let store = SqliteStore::open(&path).expect("open");
             let engine = Engine::builder(store).register(Noop).build();
-            let tenant = TenantId::from("bench");
             let t = Instant::now();
-            let mut left = n;
-            while left > 0 {
-                let k = left.min(BULK);
-                let jobs = (0..k)
-                    .map(|_| ("noop".to_owned(), "null".to_owned(), SubmitOptions::new()))
-                    .collect();
-                for r in engine.submit_many(&tenant, jobs).await {
-                    r.expect("submit");
-                }
-                left -= k;
-            }
+            crate::kinds::queue(&engine, Noop::NAME, n).await;
             let rate = n as f64 / t.elapsed().as_secs_f64();
             engine.shutdown().await;
             rate

@@ -1,0 +1,286 @@
+//! Long runs at scale on the durable stores: many jobs running at once on one node, each
+//! waiting (a run that is mostly waiting on someone else). Measures the memory each running job
+//! costs, the leases renewed per second while nothing else happens (each is a row written),
+//! cancel → handler with all of them running, and the time to have them all running again
+//! after the process that ran them is killed with `SIGKILL` (a child process of the harness,
+//! `haltway-load --long-runs-child …`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use haltway_core::{CancelRequest, Engine, JobId, JobKind, Store, TenantId};
+use haltway_postgres::{PgOptions, PgStore};
+use haltway_sqlite::SqliteStore;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use crate::Sizes;
+use crate::kinds::{Waiter, queue};
+use crate::postgres;
+use crate::report::{self, Row};
+
+pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] =
+    &[("sqlite-long-runs", sqlite_long), ("pg-long-runs", pg_long)];
+
+/// The default lease, renewed every third of it.
+const LEASE: Duration = Duration::from_secs(30);
+
+fn titles(s: Sizes) -> [String; 4] {
+    let n = s.long_runs;
+    [
+        format!(
+            "kill -9 → all {n} waiting jobs running again on a new process (lease {} s)",
+            LEASE.as_secs()
+        ),
+        format!("memory per running job, durable ({n} jobs waiting)"),
+        format!(
+            "leases renewed per second, nothing else happening ({n} jobs waiting, {} s)",
+            s.quiet_secs
+        ),
+        format!(
+            "cancel → handler observes ({n} jobs running, {} cancels)",
+            s.cancel_samples
+        ),
+    ]
+}
+
+/// The raw baselines, measured first, while nothing else runs: bytes per waiting task with
+/// its token, and a token's cancel → task latencies.
+fn baselines(rt: &Runtime, s: Sizes) -> (f64, Vec<Duration>) {
+    // An engine of an earlier scenario may still be freeing what it held; the count of live
+    // bytes is the process's, so let that end first.
+    std::thread::sleep(Duration::from_secs(2));
+    (
+        rt.block_on(crate::memory::raw_task_bytes(s.long_runs)),
+        rt.block_on(crate::memory::raw_cancel_latency(s)),
+    )
+}
+
+fn sqlite_long(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let raw = baselines(rt, s);
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("long.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let m = rt.block_on(measure(Arc::new(store), s));
+    let killed = dir.path().join("killed.db");
+    let path_arg = killed.to_str().expect("a UTF-8 path").to_owned();
+    let recovered = recovery(rt, s, &["sqlite", &path_arg], || async {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&killed).expect("open"));
+        store
+    });
+    rows(s, "sqlite", m, recovered, raw)
+}
+
+fn pg_long(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let Some(url) = postgres::url() else {
+        return titles(s)
+            .iter()
+            .flat_map(|t| postgres::skipped(t))
+            .collect();
+    };
+    let raw = baselines(rt, s);
+    let sch = postgres::schema();
+    let m = rt.block_on(async {
+        let store = PgStore::connect(&url, PgOptions::default().schema(&sch))
+            .await
+            .expect("connect");
+        measure(Arc::new(store), s).await
+    });
+    rt.block_on(postgres::drop_schema(&url, &sch));
+    let killed = postgres::schema();
+    let recovered = recovery(rt, s, &["postgres", &url, &killed], || async {
+        let store: Arc<dyn Store> = Arc::new(
+            PgStore::connect(&url, PgOptions::default().schema(&killed))
+                .await
+                .expect("connect"),
+        );
+        store
+    });
+    rt.block_on(postgres::drop_schema(&url, &killed));
+    rows(s, "postgres", m, recovered, raw)
+}
+
+/// What one store's run measured.
+struct Measured {
+    bytes_per_job: f64,
+    renewed_per_sec: f64,
+    observe: Vec<Duration>,
+}
+
+fn rows(
+    s: Sizes,
+    store: &'static str,
+    mut m: Measured,
+    recovered: Duration,
+    (raw_bytes, mut raw_cancel): (f64, Vec<Duration>),
+) -> Vec<Row> {
+    let [kill, mem, quiet, cancel] = titles(s);
+    let mut row_m = Row::new(mem, store);
+    row_m.median = report::bytes(m.bytes_per_job);
+    row_m.baseline = format!("raw task + token {}", report::bytes(raw_bytes));
+    row_m.ratio = format!("{:.1}×", m.bytes_per_job / raw_bytes.max(1.0));
+    let mut row_q = Row::new(quiet, store);
+    row_q.median = format!("{:.0} /s", m.renewed_per_sec);
+    let period = LEASE.as_secs_f64() / 3.0;
+    row_q.baseline = format!(
+        "target ≈ 0; one renewal per job every {period:.0} s is {:.0} /s",
+        s.long_runs as f64 / period
+    );
+    row_q.ratio = "–".into();
+    let (p50, p99) = (
+        report::quantile(&mut m.observe, 0.5),
+        report::quantile(&mut m.observe, 0.99),
+    );
+    let (r50, r99) = (
+        report::quantile(&mut raw_cancel, 0.5),
+        report::quantile(&mut raw_cancel, 0.99),
+    );
+    let mut row_c = Row::new(cancel, store);
+    row_c.median = report::dur(p50);
+    row_c.p50 = report::dur(p50);
+    row_c.p99 = report::dur(p99);
+    row_c.baseline = format!(
+        "raw token p50 {} / p99 {}",
+        report::dur(r50),
+        report::dur(r99)
+    );
+    row_c.ratio = format!("p99 {:.1}×", p99.as_secs_f64() / r99.as_secs_f64());
+    let mut row_k = Row::new(kill, store);
+    row_k.median = report::dur(recovered);
+    // A gone worker is seen by its lock (a file lock on SQLite; an advisory lock and a beat
+    // 5 s old on PostgreSQL), so its jobs need not wait out their leases.
+    row_k.baseline = format!("waiting out the lease {} s", LEASE.as_secs());
+    row_k.ratio = format!(
+        "{:.0}% of the lease",
+        100.0 * recovered.as_secs_f64() / LEASE.as_secs_f64()
+    );
+    vec![row_m, row_q, row_c, row_k]
+}
+
+/// Starts a child process that runs `s.long_runs` waiting jobs on the store `spec` names, kills
+/// it with `SIGKILL` once they all run, then opens the store with `open` in a new engine here
+/// and answers how long after the kill they were all running again.
+fn recovery<F, Fut>(rt: &Runtime, s: Sizes, spec: &[&str], open: F) -> Duration
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    use std::io::BufRead;
+    let n = s.long_runs;
+    let exe = std::env::current_exe().expect("the harness's path");
+    let mut child = std::process::Command::new(exe)
+        .arg("--long-runs-child")
+        .arg(n.to_string())
+        .args(spec)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the child");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the child's answer");
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "the child did not get its jobs running"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let killed = Instant::now();
+    rt.block_on(async {
+        let (engine, _rx) = waiting_engine(open().await, n);
+        all_running(&engine, n, killed).await;
+        let took = killed.elapsed();
+        engine.shutdown().await;
+        took
+    })
+}
+
+/// The child of [`recovery`]: `N sqlite PATH` or `N postgres URL SCHEMA`. Gets `N` waiting jobs
+/// running, prints `ready` and waits to be killed.
+pub(crate) fn child(args: &[String]) -> ! {
+    let (n, spec) = args.split_first().expect("N and a store");
+    let n: usize = n.parse().expect("N");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let store: Arc<dyn Store> = match spec {
+            [kind, path] if kind == "sqlite" => Arc::new(SqliteStore::open(path).expect("open")),
+            [kind, url, sch] if kind == "postgres" => Arc::new(
+                PgStore::connect(url, PgOptions::default().schema(sch))
+                    .await
+                    .expect("connect"),
+            ),
+            _ => panic!("unknown store {spec:?}"),
+        };
+        let (engine, _rx) = waiting_engine(store, n);
+        queue(&engine, Waiter::NAME, n).await;
+        all_running(&engine, n, Instant::now()).await;
+        println!("ready");
+        std::future::pending::<()>().await;
+    });
+    unreachable!("the child waits to be killed")
+}
+
+/// Starts `s.long_runs` waiting jobs on `store`, then measures.
+async fn measure(store: Arc<dyn Store>, s: Sizes) -> Measured {
+    let n = s.long_runs;
+    let (engine, mut rx) = waiting_engine(store, n);
+    let tenant = TenantId::from("bench");
+    let region = crate::region();
+    let ids = queue(&engine, Waiter::NAME, n).await;
+    all_running(&engine, n, Instant::now()).await;
+    let bytes_per_job = crate::live_bytes(&region) / n as f64;
+    // Quiet: nothing is submitted, delivered or cancelled; only upkeep writes.
+    let before = engine.metrics().renewed;
+    let window = Duration::from_secs(s.quiet_secs);
+    tokio::time::sleep(window).await;
+    let renewed_per_sec = (engine.metrics().renewed - before) as f64 / window.as_secs_f64();
+    let mut observe = Vec::with_capacity(s.cancel_samples);
+    for id in ids.iter().take(s.cancel_samples) {
+        let start = Instant::now();
+        engine
+            .cancel(&tenant, *id, &CancelRequest::default())
+            .await
+            .expect("cancel");
+        let (seen, at) = rx.recv().await.expect("observed");
+        assert_eq!(seen, *id);
+        observe.push(at - start);
+    }
+    engine.shutdown().await;
+    Measured {
+        bytes_per_job,
+        renewed_per_sec,
+        observe,
+    }
+}
+
+/// A started engine on `store` with room for `n` waiting jobs and the default lease; the
+/// receiver hears each job that saw its cancel.
+fn waiting_engine(
+    store: Arc<dyn Store>,
+    n: usize,
+) -> (Engine, mpsc::UnboundedReceiver<(JobId, Instant)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let engine = Engine::builder_shared(store)
+        .register(Waiter { observed: tx })
+        .concurrency(n + 10)
+        .lease(LEASE)
+        .build();
+    engine.start();
+    (engine, rx)
+}
+
+/// Waits until `n` jobs run on `engine`, at most 10 minutes after `since`.
+async fn all_running(engine: &Engine, n: usize, since: Instant) {
+    while engine.running() < n {
+        assert!(
+            since.elapsed() < Duration::from_secs(600),
+            "only {} of {n} running after 10 minutes",
+            engine.running()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -264,6 +264,14 @@ impl Store for PgStore {
         self.write(Request::submit(job), now).await
     }
 
+    async fn submit_many(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Submitted>>> {
+        self.write(Request::submit_many(jobs), now).await
+    }
+
     async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
         let mut c = self.reader().await?;
         let row = c

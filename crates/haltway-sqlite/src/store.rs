@@ -212,48 +212,29 @@ fn cancel_in(
 #[async_trait]
 impl Store for SqliteStore {
     async fn submit(&self, new: NewJob, now: Timestamp) -> Result<Submitted> {
+        self.write(move |tx| submit_in(tx, new, now)).await
+    }
+
+    async fn submit_many(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Submitted>>> {
         self.write(move |tx| {
-            if let Some(key) = &new.idempotency_key {
-                let existing = ids(
-                    tx,
-                    "SELECT id FROM jobs WHERE tenant = ?1 AND idem_key = ?2",
-                    &[&new.tenant.as_str(), &key.as_str()],
-                )?;
-                if let Some(id) = existing.first() {
-                    let job = tx.take(*id)?.ok_or(Error::NotFound)?;
-                    tx.put(job.clone(), false);
-                    return Ok(Submitted {
-                        job,
-                        created: false,
-                    });
+            let mut out = Vec::with_capacity(jobs.len());
+            for new in jobs {
+                // After a store error the transaction is lost: the rest are not tried.
+                if let Some(e) = &tx.poisoned {
+                    out.push(Err(e.clone()));
+                    continue;
                 }
-            }
-            if new.max_active.is_some() {
-                let active = tx.counts()?.get(&new.tenant).map_or(0, |c| c.active);
-                kernel::admit_active(&new, active)?;
-            }
-            let mut job = kernel::new_job(new, now);
-            // The fixed cost is taken from a copy of the purse, kept only once the job is in.
-            let mut purse = tx.purse(&job.tenant)?.cloned();
-            kernel::admit(&mut job, purse.as_mut(), now)?;
-            if !tx.insert_new_job(&job)? {
-                return Err(Error::InvalidInput {
-                    field: "id",
-                    reason: "a job with this id exists".into(),
-                });
-            }
-            if let Some(p) = purse
-                && p.changed()
-            {
-                if let Some(all) = tx.purses.as_mut() {
-                    all.insert(job.tenant.clone(), p);
+                let done = submit_in(tx, new, now);
+                if let Err(e @ Error::Store { .. }) = &done {
+                    tx.poisoned.get_or_insert_with(|| e.clone());
                 }
-                tx.book(&job.tenant)?;
+                out.push(done);
             }
-            tx.effects(&job, &kernel::created(&job), now)?;
-            tx.count_move(&job.tenant, None, job.state);
-            // Not cached: the row is written, and only running jobs stay in the cache.
-            Ok(Submitted { job, created: true })
+            Ok(out)
         })
         .await
     }
@@ -727,4 +708,49 @@ impl Store for SqliteStore {
     async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {
         self.redeliver_(tenant, id, now).await
     }
+}
+
+/// One create in the writer's transaction (see `Store::submit`).
+fn submit_in(tx: &mut Tx<'_>, new: NewJob, now: Timestamp) -> Result<Submitted> {
+    if let Some(key) = &new.idempotency_key {
+        let existing = ids(
+            tx,
+            "SELECT id FROM jobs WHERE tenant = ?1 AND idem_key = ?2",
+            &[&new.tenant.as_str(), &key.as_str()],
+        )?;
+        if let Some(id) = existing.first() {
+            let job = tx.take(*id)?.ok_or(Error::NotFound)?;
+            tx.put(job.clone(), false);
+            return Ok(Submitted {
+                job,
+                created: false,
+            });
+        }
+    }
+    if new.max_active.is_some() {
+        let active = tx.counts()?.get(&new.tenant).map_or(0, |c| c.active);
+        kernel::admit_active(&new, active)?;
+    }
+    let mut job = kernel::new_job(new, now);
+    // The fixed cost is taken from a copy of the purse, kept only once the job is in.
+    let mut purse = tx.purse(&job.tenant)?.cloned();
+    kernel::admit(&mut job, purse.as_mut(), now)?;
+    if !tx.insert_new_job(&job)? {
+        return Err(Error::InvalidInput {
+            field: "id",
+            reason: "a job with this id exists".into(),
+        });
+    }
+    if let Some(p) = purse
+        && p.changed()
+    {
+        if let Some(all) = tx.purses.as_mut() {
+            all.insert(job.tenant.clone(), p);
+        }
+        tx.book(&job.tenant)?;
+    }
+    tx.effects(&job, &kernel::created(&job), now)?;
+    tx.count_move(&job.tenant, None, job.state);
+    // Not cached: the row is written, and only running jobs stay in the cache.
+    Ok(Submitted { job, created: true })
 }

@@ -62,7 +62,7 @@ pub(crate) struct Tx<'c> {
     pub(crate) events: Vec<EventNotice>,
     pub(crate) want_events: bool,
     /// A SQL error inside a command: the transaction is rolled back whole.
-    poisoned: Option<Error>,
+    pub(crate) poisoned: Option<Error>,
     held: Held<'c>,
 }
 

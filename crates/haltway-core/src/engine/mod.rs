@@ -283,9 +283,10 @@ impl Engine {
 
     /// Submits several jobs of a tenant at once, each by kind name with its input as JSON text
     /// and its own options (its own idempotency key, say); answers one result per job, in
-    /// order. The submits go to the store together, so a store that commits in groups writes
-    /// them in few transactions; each is durable when this returns, and one job's error does
-    /// not affect the others.
+    /// order. Each job is checked on its own, then the valid ones go to the store in one call
+    /// ([`Store::submit_many`](crate::Store::submit_many); SQLite writes them in one
+    /// transaction); each is durable when this returns, and one job's error does not affect
+    /// the others.
     ///
     /// # Cancel safety
     /// As [`submit`](Self::submit): give each job an idempotency key and repeat the call to
@@ -295,11 +296,52 @@ impl Engine {
         tenant: &TenantId,
         jobs: Vec<(String, String, SubmitOptions)>,
     ) -> Vec<Result<Submitted>> {
-        futures_util::future::join_all(jobs.into_iter().map(|(kind, input, options)| async move {
-            self.submit_checked(tenant, &kind, &input, options, true)
-                .await
-        }))
-        .await
+        let inner = &self.inner;
+        if inner.is_shutting_down() {
+            return jobs.iter().map(|_| Err(Error::ShuttingDown)).collect();
+        }
+        let now = inner.clock.now();
+        let mut out: Vec<Option<Result<Submitted>>> = Vec::with_capacity(jobs.len());
+        let (mut news, mut slots) = (Vec::new(), Vec::new());
+        for (kind, input, options) in jobs {
+            match inner.prepare(tenant, &kind, &input, options, true, now) {
+                Ok(new) => {
+                    slots.push(out.len());
+                    news.push(new);
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        if !news.is_empty() {
+            let answers = inner
+                .retrying("submit", || inner.store.submit_many(news.clone(), now))
+                .await;
+            match answers {
+                Ok(answers) if answers.len() == news.len() => {
+                    for ((slot, new), answer) in slots.into_iter().zip(&news).zip(answers) {
+                        out[slot] = Some(inner.submitted(new, answer));
+                    }
+                }
+                Ok(answers) => {
+                    let e = Error::store(
+                        crate::StoreErrorKind::Other,
+                        format!("{} answers for {} jobs", answers.len(), news.len()),
+                    );
+                    for slot in slots {
+                        out[slot] = Some(Err(e.clone()));
+                    }
+                }
+                Err(e) => {
+                    for slot in slots {
+                        out[slot] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or(Err(Error::ShuttingDown)))
+            .collect()
     }
 
     /// Submits; `check` decodes the input first (typed submits encoded it from the right type).
@@ -317,29 +359,10 @@ impl Engine {
         }
         let now = inner.clock.now();
         let new = inner.prepare(tenant, kind, input, options, check, now)?;
-        let submitted = inner
+        let answer = inner
             .retrying("submit", || inner.store.submit(new.clone(), now))
-            .await
-            .inspect_err(|e| match e {
-                Error::InsufficientBudget { .. } => {
-                    inner
-                        .metrics
-                        .budget_refusals
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                Error::QuotaExceeded { .. } => {
-                    inner.metrics.quota_refusals.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
-            })?;
-        if !submitted.created && !kernel::same_request(&submitted.job, &new) {
-            return Err(Error::KeyReused);
-        }
-        if submitted.created {
-            inner.metrics.submitted.fetch_add(1, Ordering::Relaxed);
-            inner.wake.notify_one();
-        }
-        Ok(submitted)
+            .await;
+        inner.submitted(&new, answer)
     }
 
     /// Reads a job.

@@ -195,3 +195,27 @@ impl EngineInner {
 pub(super) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+impl EngineInner {
+    /// What a submit answers once the store has: a refusal counted, a repeated key with a
+    /// different request refused, a new job counted and the dispatcher woken.
+    pub(super) fn submitted(&self, new: &NewJob, answer: Result<Submitted>) -> Result<Submitted> {
+        let submitted = answer.inspect_err(|e| match e {
+            Error::InsufficientBudget { .. } => {
+                self.metrics.budget_refusals.fetch_add(1, Ordering::Relaxed);
+            }
+            Error::QuotaExceeded { .. } => {
+                self.metrics.quota_refusals.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        })?;
+        if !submitted.created && !kernel::same_request(&submitted.job, new) {
+            return Err(Error::KeyReused);
+        }
+        if submitted.created {
+            self.metrics.submitted.fetch_add(1, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+        Ok(submitted)
+    }
+}

@@ -115,6 +115,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// ([`kernel::admit`]).
     async fn submit(&self, job: NewJob, now: Timestamp) -> Result<Submitted>;
 
+    /// Creates several jobs as [`submit`](Self::submit) would each, answering one result per
+    /// job in order (one job's refusal does not affect the others). `Err` only when none was
+    /// written (the transaction failed).
+    ///
+    /// The default sends the submits together, so a store that commits in groups writes them
+    /// in few transactions; SQLite overrides it with one command that writes them all in one
+    /// transaction, one after the other.
+    async fn submit_many(
+        &self,
+        jobs: Vec<NewJob>,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Submitted>>> {
+        Ok(futures_util::future::join_all(jobs.into_iter().map(|job| self.submit(job, now))).await)
+    }
+
     /// Reads one job.
     async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job>;
 

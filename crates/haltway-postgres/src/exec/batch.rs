@@ -118,6 +118,7 @@ pub(crate) async fn run_batch(
                 .fold(0, usize::saturating_add),
             Op::Append(items) => items.len(),
             Op::Renew(leases, _) => leases.len(),
+            Op::SubmitMany(jobs) => jobs.len(),
             _ => 1,
         })
         .fold(0, usize::saturating_add)
@@ -216,20 +217,26 @@ impl Batch<'_> {
         let (mut idem_t, mut idem_k) = (Vec::new(), Vec::new());
         let (mut key_j, mut key_k) = (Vec::new(), Vec::new());
         for cmd in cmds {
-            match &cmd.op {
-                Op::Submit(new) => {
-                    if careful {
-                        ids.push(new.id.0);
-                    }
-                    budget_t.push(new.tenant.as_str().to_owned());
-                    if new.max_active.is_some() {
-                        capped.push(new.tenant.as_str().to_owned());
-                    }
-                    if let Some(k) = &new.idempotency_key {
-                        idem_t.push(new.tenant.as_str().to_owned());
-                        idem_k.push(k.clone());
-                    }
+            let submits: &[NewJob] = match &cmd.op {
+                Op::Submit(new) => std::slice::from_ref(&**new),
+                Op::SubmitMany(jobs) => jobs,
+                _ => &[],
+            };
+            for new in submits {
+                if careful {
+                    ids.push(new.id.0);
                 }
+                budget_t.push(new.tenant.as_str().to_owned());
+                if new.max_active.is_some() {
+                    capped.push(new.tenant.as_str().to_owned());
+                }
+                if let Some(k) = &new.idempotency_key {
+                    idem_t.push(new.tenant.as_str().to_owned());
+                    idem_k.push(k.clone());
+                }
+            }
+            match &cmd.op {
+                Op::Submit(_) | Op::SubmitMany(_) => {}
                 Op::Renew(leases, _) => ids.extend(leases.iter().map(|l| l.job.0)),
                 Op::Append(items) => {
                     for a in items {
@@ -468,6 +475,17 @@ impl Batch<'_> {
     ) -> Result<Result<Out>, BatchError> {
         Ok(match op {
             Op::Submit(new) => self.submit(new, now),
+            Op::SubmitMany(jobs) => Ok(Out::Submits(
+                jobs.iter()
+                    .map(|new| match self.submit(new, now)? {
+                        Out::Submitted(s) => Ok(s),
+                        other => Err(Error::store(
+                            StoreErrorKind::Other,
+                            format!("a submit answered {other:?}"),
+                        )),
+                    })
+                    .collect(),
+            )),
             Op::Claim(req) => Ok(Out::Jobs(self.claim(tx, req, now).await?)),
             Op::Renew(leases, lease_ms) => {
                 let mut out = Vec::with_capacity(leases.len());

@@ -74,6 +74,8 @@ pub(crate) use write::*;
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     Submit(Box<NewJob>),
+    /// Many submits in one command, answered in order.
+    SubmitMany(Vec<NewJob>),
     Claim(ClaimRequest),
     Renew(Vec<Lease>, u64),
     Append(Vec<Append>),
@@ -93,6 +95,7 @@ pub(crate) enum Op {
 #[derive(Debug)]
 pub(crate) enum Out {
     Submitted(Submitted),
+    Submits(Vec<Result<Submitted>>),
     Job(Job),
     Jobs(Vec<Job>),
     Updated(Updated),
@@ -121,6 +124,12 @@ impl<T> Request<T> {
 impl Request<Submitted> {
     pub(crate) fn submit(new: NewJob) -> Self {
         Self::new(Op::Submit(Box::new(new)))
+    }
+}
+
+impl Request<Vec<Result<Submitted>>> {
+    pub(crate) fn submit_many(jobs: Vec<NewJob>) -> Self {
+        Self::new(Op::SubmitMany(jobs))
     }
 }
 
@@ -203,6 +212,7 @@ macro_rules! answer {
 
 answer!(
     Submitted => Submitted,
+    Vec<Result<Submitted>> => Submits,
     Job => Job,
     Vec<Job> => Jobs,
     Updated => Updated,

@@ -161,6 +161,75 @@ pub async fn submit_with_a_taken_id_is_refused(store: Arc<dyn Store>) {
     assert_eq!(kept.last_event_id, first.last_event_id);
 }
 
+/// Many submits in one call answer in order, each as `submit` would: new jobs created, a key
+/// already taken (before the call or earlier in it) answered with its job, a taken id refused
+/// without affecting the rest.
+pub async fn submit_many_answers_each_job_in_order(store: Arc<dyn Store>) {
+    let taken = submit(&store, new_job("t1", "k")).await;
+    let mut keyed = new_job("t1", "k");
+    keyed.idempotency_key = Some("many-1".into());
+    let before = store.submit(keyed.clone(), T0).await.expect("keyed");
+    let mut again = keyed.clone();
+    again.id = JobId::new();
+    let mut clash = new_job("t1", "k");
+    clash.id = taken.id;
+    let mut twice = new_job("t1", "k");
+    twice.idempotency_key = Some("many-2".into());
+    let mut twice_again = twice.clone();
+    twice_again.id = JobId::new();
+    let plain: Vec<NewJob> = (0..3).map(|_| new_job("t1", "k")).collect();
+    let batch = vec![
+        plain[0].clone(),
+        again,
+        clash,
+        twice.clone(),
+        twice_again.clone(),
+        plain[1].clone(),
+        plain[2].clone(),
+    ];
+    let answers = store.submit_many(batch, T0).await.expect("submit_many");
+    assert_eq!(answers.len(), 7, "one answer per job");
+    let created = |i: usize| match &answers[i] {
+        Ok(s) => (s.created, s.job.id),
+        Err(e) => panic!("job {i}: {e:?}"),
+    };
+    assert_eq!(created(0), (true, plain[0].id));
+    assert_eq!(
+        created(1),
+        (false, before.job.id),
+        "a key taken before the call"
+    );
+    assert!(
+        matches!(&answers[2], Err(Error::InvalidInput { field: "id", .. })),
+        "a taken id: {:?}",
+        answers[2]
+    );
+    // One of two jobs with the same new key is created and the other answered with it (a
+    // store that sends the submits side by side may take them in either order).
+    let (c3, c4) = (created(3), created(4));
+    assert_eq!(c3.1, c4.1, "one job for the key");
+    assert!(c3.0 != c4.0, "exactly one created: {c3:?} {c4:?}");
+    assert!([twice.id, twice_again.id].contains(&c3.1));
+    assert_eq!(created(5), (true, plain[1].id));
+    assert_eq!(created(6), (true, plain[2].id));
+    for id in plain.iter().map(|j| j.id).chain([c3.1]) {
+        let job = store.get(&tenant("t1"), id).await.expect("written");
+        assert_eq!(job.state, JobState::Queued);
+    }
+    let kept = get(&store, &taken).await;
+    assert_eq!(
+        kept.last_event_id, taken.last_event_id,
+        "the taken id's job is untouched"
+    );
+    assert!(
+        store
+            .submit_many(Vec::new(), T0)
+            .await
+            .expect("nothing")
+            .is_empty()
+    );
+}
+
 /// Lists are newest first, filtered, and paged by cursor without gaps or repeats.
 pub async fn list_pages_newest_first_with_filters(store: Arc<dyn Store>) {
     let mut ids = Vec::new();

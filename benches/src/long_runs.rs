@@ -127,24 +127,7 @@ fn rows(
         s.long_runs as f64 / period
     );
     row_q.ratio = "–".into();
-    let (p50, p99) = (
-        report::quantile(&mut m.observe, 0.5),
-        report::quantile(&mut m.observe, 0.99),
-    );
-    let (r50, r99) = (
-        report::quantile(&mut raw_cancel, 0.5),
-        report::quantile(&mut raw_cancel, 0.99),
-    );
-    let mut row_c = Row::new(cancel, store);
-    row_c.median = report::dur(p50);
-    row_c.p50 = report::dur(p50);
-    row_c.p99 = report::dur(p99);
-    row_c.baseline = format!(
-        "raw token p50 {} / p99 {}",
-        report::dur(r50),
-        report::dur(r99)
-    );
-    row_c.ratio = format!("p99 {:.1}×", p99.as_secs_f64() / r99.as_secs_f64());
+    let row_c = report::cancel_row(cancel, store, &mut m.observe, "raw token", &mut raw_cancel);
     let mut row_k = Row::new(kill, store);
     row_k.median = report::dur(recovered);
     // A gone worker is seen by its lock (a file lock on SQLite; an advisory lock and a beat

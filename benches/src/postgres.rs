@@ -372,28 +372,15 @@ fn cross_node_cancel(rt: &Runtime, s: Sizes) -> Vec<Row> {
         base.extend(rt.block_on(raw_notify(&url, s.cancel_samples)));
         rt.block_on(drop_schema(&url, &sch));
     }
-    let p50 = report::quantile(&mut samples, 0.5);
-    let p99 = report::quantile(&mut samples, 0.99);
-    let b99 = report::quantile(&mut base, 0.99);
-    let b50 = report::quantile(&mut base, 0.5);
-    let mut row = Row::new(
+    let row = report::cancel_row(
         format!(
             "cross-node cancel → handler observes ({} others running on the other node)",
             s.running
         ),
         STORE,
-    );
-    row.median = report::dur(p50);
-    row.p50 = report::dur(p50);
-    row.p99 = report::dur(p99);
-    row.baseline = format!(
-        "raw NOTIFY → LISTEN p50 {} / p99 {}",
-        report::dur(b50),
-        report::dur(b99)
-    );
-    row.ratio = format!(
-        "p99 {:.1}×",
-        p99.as_secs_f64() / b99.as_secs_f64().max(1e-9)
+        &mut samples,
+        "raw NOTIFY → LISTEN",
+        &mut base,
     );
     vec![row]
 }

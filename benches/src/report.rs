@@ -76,6 +76,29 @@ pub(crate) fn latency_row(
     row
 }
 
+/// A cancel-latency row: the p50 (also in the median column) and p99 of `samples`, beside a
+/// raw mechanism's (`raw`, e.g. "raw token") p50 and p99, and the ratio of the p99s.
+pub(crate) fn cancel_row(
+    scenario: String,
+    store: &'static str,
+    samples: &mut [Duration],
+    raw: &str,
+    base: &mut [Duration],
+) -> Row {
+    let (p50, p99) = (quantile(samples, 0.5), quantile(samples, 0.99));
+    let (b50, b99) = (quantile(base, 0.5), quantile(base, 0.99));
+    let mut row = Row::new(scenario, store);
+    row.median = dur(p50);
+    row.p50 = dur(p50);
+    row.p99 = dur(p99);
+    row.baseline = format!("{raw} p50 {} / p99 {}", dur(b50), dur(b99));
+    row.ratio = format!(
+        "p99 {:.1}×",
+        p99.as_secs_f64() / b99.as_secs_f64().max(1e-9)
+    );
+    row
+}
+
 pub(crate) fn rate(per_sec: f64, unit: &str) -> String {
     if per_sec >= 1_000_000.0 {
         format!("{:.2} M {unit}/s", per_sec / 1_000_000.0)

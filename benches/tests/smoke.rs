@@ -44,7 +44,7 @@ fn smoke_run_prints_every_scenario() {
         "claim of one job",
         "submit → handler starts",
         "memory per running job, durable",
-        "leases renewed per second",
+        "rows written per second",
         "kill -9 → all",
     ] {
         assert!(

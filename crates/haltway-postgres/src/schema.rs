@@ -209,6 +209,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX schedules_due ON {s}.schedules (next_run, id) WHERE next_run IS NOT NULL;
     CREATE INDEX schedules_tenant ON {s}.schedules (tenant, created_at, id);
     ",
+    // 11: the leases of registered workers. A running job with no lease of its own
+    // (`lease_until IS NULL`) is covered by its worker's row in `worker_leases` (the engine's
+    // clock, in milliseconds), renewed in place of a row per job; `worker` names the worker that
+    // holds a running job (NULL on rows written before, which all have leases of their own).
+    r"
+    CREATE TABLE {s}.worker_leases (worker text PRIMARY KEY, lease_until bigint NOT NULL);
+    ALTER TABLE {s}.jobs ADD COLUMN worker text;
+    CREATE INDEX jobs_covered ON {s}.jobs (worker) WHERE state IN (1, 2) AND lease_until IS NULL;
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

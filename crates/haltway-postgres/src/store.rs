@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) wanted: Arc<tokio::sync::Notify>,
     /// Holds the locks of the workers registered here.
     liveness: crate::workers::Liveness,
+    /// The workers registered here: their renewals cover their jobs (see `exec::leases`).
+    registered: parking_lot::Mutex<Vec<String>>,
     /// Stops the listener when the last clone is dropped.
     _stop: tokio_util_like::Stop,
 }
@@ -180,6 +182,7 @@ impl PgStore {
                 io_timeout: options.io_timeout,
                 wanted: Arc::new(tokio::sync::Notify::new()),
                 liveness,
+                registered: parking_lot::Mutex::new(Vec::new()),
                 _stop: tokio_util_like::Stop(stop_tx),
             }),
         };
@@ -381,7 +384,8 @@ impl Store for PgStore {
         lease_ms: u64,
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>> {
-        self.write(Request::renew(leases.to_vec(), lease_ms), now)
+        let covers = self.shared.registered.lock().clone();
+        self.write(Request::renew(leases.to_vec(), lease_ms, covers), now)
             .await
     }
 
@@ -443,7 +447,14 @@ impl Store for PgStore {
     }
 
     async fn register_worker(&self, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
-        if !self.shared.liveness.register(worker).await? {
+        let existed = self.shared.liveness.register(worker).await?;
+        {
+            let mut registered = self.shared.registered.lock();
+            if !registered.iter().any(|w| w == worker) {
+                registered.push(worker.to_owned());
+            }
+        }
+        if !existed {
             return Ok(Vec::new());
         }
         self.write(Request::recover_worker(worker.to_owned()), now)

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 use haltway_core::{Error, EventNotice, Notice, Result, StoreErrorKind};
@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) workers: Arc<Workers>,
+    /// Rows inserted, updated or deleted by the writer's committed transactions.
+    pub(crate) rows_written: Arc<AtomicU64>,
 }
 
 impl Drop for Shared {
@@ -73,7 +75,9 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel();
         let notices = broadcast::channel(1024).0;
         let events = broadcast::channel(4096).0;
+        let rows_written = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            rows_written: rows_written.clone(),
             conn,
             rx,
             notices: notices.clone(),
@@ -129,9 +133,17 @@ impl SqliteStore {
                 events,
                 stop,
                 workers: Arc::new(Workers::new(&path)),
+                rows_written,
                 path,
             }),
         })
+    }
+
+    /// How many rows the writer has inserted, updated or deleted in committed transactions
+    /// since the store opened: a diagnostic, for measuring what a workload costs the database.
+    #[must_use]
+    pub fn rows_written(&self) -> u64 {
+        self.shared.rows_written.load(Ordering::Relaxed)
     }
 
     /// The database file.

@@ -22,6 +22,7 @@ mod claim;
 mod codec;
 mod error;
 mod handle;
+mod leases;
 mod ops;
 mod quotas;
 mod schema;

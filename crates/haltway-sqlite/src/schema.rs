@@ -197,6 +197,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX schedules_due ON schedules (next_run, id) WHERE next_run IS NOT NULL;
     CREATE INDEX schedules_tenant ON schedules (tenant, created_at, id);
     ",
+    // The leases of registered workers: a running job with no lease of its own
+    // (`lease_until IS NULL`) is covered by its worker's row here (see `leases`).
+    r"
+    CREATE TABLE worker_leases (
+        worker      TEXT PRIMARY KEY,
+        lease_until INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_covered ON jobs (worker) WHERE state IN (1, 2) AND lease_until IS NULL;
+    ",
 ];
 
 /// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it

@@ -39,7 +39,7 @@ fn visible(conn: &Connection, tenant: &TenantId, id: JobId) -> Result<bool> {
 }
 
 /// Recovers the running and cancelling jobs of a gone `worker` ([`kernel::orphan`]).
-fn orphans(tx: &mut Tx<'_>, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
+pub(crate) fn orphans(tx: &mut Tx<'_>, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
     let due = ids(
         tx,
         concat!(
@@ -56,7 +56,7 @@ fn orphans(tx: &mut Tx<'_>, worker: &str, now: Timestamp) -> Result<Vec<Job>> {
 
 /// Applies a recovery rule of the kernel (`expire`, `orphan`) to each job of `due`; returns
 /// the jobs it changed.
-fn settle(
+pub(crate) fn settle(
     tx: &mut Tx<'_>,
     due: Vec<JobId>,
     now: Timestamp,
@@ -76,7 +76,11 @@ fn settle(
     Ok(out)
 }
 
-fn ids(tx: &Tx<'_>, sql_text: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<JobId>> {
+pub(crate) fn ids(
+    tx: &Tx<'_>,
+    sql_text: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<JobId>> {
     let mut stmt = tx.conn.prepare_cached(sql_text).map_err(sql)?;
     let rows = stmt
         .query_map(args, |r| r.get::<_, Vec<u8>>(0))
@@ -358,21 +362,9 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>> {
         let leases = leases.to_vec();
-        self.write(move |tx| {
-            let mut out = Vec::with_capacity(leases.len());
-            for lease in leases {
-                match tx.take(lease.job)? {
-                    Some(mut job) => {
-                        let status = kernel::renew(&mut job, lease, lease_ms, now);
-                        tx.put(job, matches!(status, LeaseStatus::Held { .. }));
-                        out.push(status);
-                    }
-                    None => out.push(LeaseStatus::Lost),
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let workers = self.shared.workers.clone();
+        self.write(move |tx| crate::leases::renew(tx, &workers, &leases, lease_ms, now))
+            .await
     }
 
     async fn append(&self, batch: &[Append], now: Timestamp) -> Result<Vec<Result<Appended>>> {
@@ -553,8 +545,10 @@ impl Store for SqliteStore {
                 out.extend(orphans(tx, &g.worker, now)?);
             }
             for g in gone {
+                crate::leases::forget(tx, &g.worker)?;
                 Workers::forget(g);
             }
+            out.extend(crate::leases::lapsed(tx, now)?);
             let mut due = ids(
                 tx,
                 concat!(

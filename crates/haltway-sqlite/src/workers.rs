@@ -95,6 +95,12 @@ impl Workers {
         Ok(existed)
     }
 
+    /// `true` when `worker` was registered here (by this store, in this process).
+    pub(crate) fn holds(&self, worker: &str) -> bool {
+        let path = self.path_of(worker);
+        self.held.lock().iter().any(|(p, _)| *p == path)
+    }
+
     /// The registered workers that are gone, each with its lock held.
     pub(crate) fn gone(&self) -> Vec<Gone> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {

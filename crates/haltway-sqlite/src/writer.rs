@@ -368,6 +368,8 @@ pub(crate) struct Writer {
     pub(crate) max_batch: usize,
     /// The multi-thread runtime the store was opened in, if any: where answers are sent from.
     pub(crate) runtime: Option<tokio::runtime::Handle>,
+    /// Set to the connection's count of changed rows after each commit.
+    pub(crate) rows_written: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Most jobs the writer keeps cached between transactions.
@@ -501,6 +503,11 @@ impl Writer {
             };
             if failed.is_some() {
                 let _ = self.conn.execute_batch("ROLLBACK");
+            } else {
+                self.rows_written.store(
+                    self.conn.total_changes(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
         } else {
             // Nothing ran: every command is answered with the error.

@@ -462,18 +462,6 @@ pub fn claim(job: &mut Job, worker: &Arc<str>, lease_ms: u64, now: Timestamp) ->
     apply(job, Transition::Claim, now)
 }
 
-/// Renews a lease.
-pub fn renew(job: &mut Job, lease: Lease, lease_ms: u64, now: Timestamp) -> LeaseStatus {
-    if check_lease(job, lease).is_err() {
-        return LeaseStatus::Lost;
-    }
-    job.lease_until = Some(now.plus_ms(lease_ms));
-    LeaseStatus::Held {
-        cancel_requested: job.state == JobState::Cancelling,
-        limit: job.limit,
-    }
-}
-
 /// What an append does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppendOutcome {
@@ -699,38 +687,6 @@ pub fn retry(job: &mut Job, now: Timestamp) -> Result<Effects> {
     apply(job, Transition::Retry, now)
 }
 
-/// What recovery does to a job at `now`: a running job whose lease expired is requeued (or
-/// failed without attempts left), a cancelling one is cancelled, a queued one never started by
-/// its deadline fails with `timeout`. [`Effects::none`] when none applies.
-pub fn expire(job: &mut Job, now: Timestamp) -> Effects {
-    let lease_expired = job.lease_until.is_some_and(|until| until <= now);
-    let event = match job.state {
-        JobState::Running | JobState::Cancelling if lease_expired => {
-            let attempts_left = job.failures + 1 < job.max_attempts;
-            if job.state == JobState::Running {
-                job.failures += 1;
-                job.last_error = Some("lease expired".into());
-                job.run_at = now;
-            }
-            Transition::LeaseExpired { attempts_left }
-        }
-        JobState::Queued if job.missed_deadline(now) => Transition::DeadlinePassed,
-        _ => return Effects::none(),
-    };
-    apply(job, event, now).unwrap_or_default()
-}
-
-/// What recovery does to a running or cancelling job whose worker is gone (its process
-/// ended): what [`expire`] does to one whose lease expired, now. [`Effects::none`] for a job
-/// in another state.
-pub fn orphan(job: &mut Job, now: Timestamp) -> Effects {
-    if !matches!(job.state, JobState::Running | JobState::Cancelling) {
-        return Effects::none();
-    }
-    job.lease_until = Some(now);
-    expire(job, now)
-}
-
 /// A 64-bit FNV-1a hash of `bytes`, stable across releases and platforms: for names a store
 /// derives from data and must find again (a worker's lock), never for security.
 #[must_use]
@@ -780,10 +736,12 @@ pub fn check_page_size(limit: usize, max: usize) -> Result<()> {
     Ok(())
 }
 
+mod leases;
 mod retention;
 mod schedule;
 mod trace;
 
+pub use leases::*;
 pub use retention::*;
 pub use schedule::*;
 pub use trace::*;

@@ -150,6 +150,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Renews many leases in one batch, reporting for each whether it is still held and whether
     /// a cancel or an extend arrived meanwhile.
+    ///
+    /// A worker registered through this store value
+    /// ([`register_worker`](Self::register_worker)) names in each renewal every job it holds:
+    /// a job it leaves out is released (recovered once its lease ends), and the store may keep
+    /// the leases of the jobs it names by one lease of the worker's own
+    /// ([`kernel::cover`]), so that a renewal writes one row, not one per job.
     async fn renew(
         &self,
         leases: &[Lease],

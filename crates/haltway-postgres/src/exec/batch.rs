@@ -117,7 +117,7 @@ pub(crate) async fn run_batch(
                 .map(|(_, n)| *n)
                 .fold(0, usize::saturating_add),
             Op::Append(items) => items.len(),
-            Op::Renew(leases, _) => leases.len(),
+            Op::Renew(leases, ..) => leases.len(),
             Op::SubmitMany(jobs) => jobs.len(),
             _ => 1,
         })
@@ -237,7 +237,12 @@ impl Batch<'_> {
             }
             match &cmd.op {
                 Op::Submit(_) | Op::SubmitMany(_) => {}
-                Op::Renew(leases, _) => ids.extend(leases.iter().map(|l| l.job.0)),
+                // A registered worker's renewal reads its jobs without locking them (see
+                // `leases`); others lock each job they write.
+                Op::Renew(leases, _, covers) if covers.is_empty() => {
+                    ids.extend(leases.iter().map(|l| l.job.0));
+                }
+                Op::Renew(..) => {}
                 Op::Append(items) => {
                     for a in items {
                         ids.push(a.lease.job.0);
@@ -487,20 +492,9 @@ impl Batch<'_> {
                     .collect(),
             )),
             Op::Claim(req) => Ok(Out::Jobs(self.claim(tx, req, now).await?)),
-            Op::Renew(leases, lease_ms) => {
-                let mut out = Vec::with_capacity(leases.len());
-                for l in leases {
-                    out.push(match self.take(l.job) {
-                        Some((mut job, mark)) => {
-                            let st = kernel::renew(&mut job, *l, *lease_ms, now);
-                            self.put(job, mark, matches!(st, LeaseStatus::Held { .. }));
-                            st
-                        }
-                        None => LeaseStatus::Lost,
-                    });
-                }
-                Ok(Out::Leases(out))
-            }
+            Op::Renew(leases, lease_ms, covers) => Ok(Out::Leases(
+                self.renew(tx, leases, *lease_ms, covers, now).await?,
+            )),
             Op::Append(items) => Ok(Out::Appends(
                 items.iter().map(|a| self.append(a, now)).collect(),
             )),
@@ -607,11 +601,16 @@ impl Batch<'_> {
                     let worker: String = row.try_get(0).map_err(pg)?;
                     self.recover_worker(tx, &worker, now, &mut out).await?;
                     tx.execute(
-                        &format!("DELETE FROM {}.workers WHERE worker = $1", self.s),
+                        &format!(
+                            "WITH w AS (DELETE FROM {s}.workers WHERE worker = $1) \
+                             DELETE FROM {s}.worker_leases WHERE worker = $1",
+                            s = self.s
+                        ),
                         &[&worker],
                     )
                     .await?;
                 }
+                self.lapsed(tx, now, &mut out).await?;
                 let rows = tx
                     .query(
                         &format!(
@@ -654,7 +653,7 @@ impl Batch<'_> {
 
     /// Applies a recovery rule of the kernel (`expire`, `orphan`) to each locked row; pushes
     /// the jobs it changed onto `out`.
-    fn settle(
+    pub(crate) fn settle(
         &mut self,
         rows: &[tokio_postgres::Row],
         now: Timestamp,

@@ -33,6 +33,7 @@ mod claim;
 mod commit;
 mod db;
 mod faults;
+mod leases;
 mod sql;
 mod write;
 
@@ -77,7 +78,9 @@ pub(crate) enum Op {
     /// Many submits in one command, answered in order.
     SubmitMany(Vec<NewJob>),
     Claim(ClaimRequest),
-    Renew(Vec<Lease>, u64),
+    /// Leases, the lease's length, and the workers registered by this store (whose leases
+    /// cover their jobs).
+    Renew(Vec<Lease>, u64, Vec<String>),
     Append(Vec<Append>),
     Progress(Lease, Progress),
     Finish(Lease, Finish),
@@ -148,8 +151,8 @@ impl Request<Vec<Job>> {
 }
 
 impl Request<Vec<LeaseStatus>> {
-    pub(crate) fn renew(leases: Vec<Lease>, lease_ms: u64) -> Self {
-        Self::new(Op::Renew(leases, lease_ms))
+    pub(crate) fn renew(leases: Vec<Lease>, lease_ms: u64, covers: Vec<String>) -> Self {
+        Self::new(Op::Renew(leases, lease_ms, covers))
     }
 }
 

@@ -38,6 +38,7 @@ pub(crate) struct NewRow<'j> {
     doc: String,
     log: String,
     priority: i16,
+    worker: Option<&'j str>,
 }
 
 impl<'j> NewRow<'j> {
@@ -57,6 +58,7 @@ impl<'j> NewRow<'j> {
             doc: doc(j),
             log,
             priority: i16::from(j.priority),
+            worker: j.worker.as_deref(),
         }
     }
 
@@ -76,6 +78,7 @@ impl<'j> NewRow<'j> {
             &self.doc,
             &self.log,
             &self.priority,
+            &self.worker,
         ]
     }
 }
@@ -114,7 +117,7 @@ impl Batch<'_> {
             tx.copy(
                 &format!(
                     "COPY {}.jobs (id, tenant, kind, grp, state, run_at, lease_until, \
-                     deadline, started, idem_key, discard, doc, log, priority) \
+                     deadline, started, idem_key, discard, doc, log, priority, worker) \
                      FROM STDIN (FORMAT binary)",
                     self.s
                 ),
@@ -133,6 +136,7 @@ impl Batch<'_> {
                     Type::TEXT,
                     Type::TEXT,
                     Type::INT2,
+                    Type::TEXT,
                 ],
                 rows.iter().map(NewRow::values),
             )
@@ -273,20 +277,21 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
         .iter()
         .map(|(j, _)| j.finished_at.map(|t| t.0))
         .collect();
+    let workers: Vec<Option<&str>> = rows.iter().map(|(j, _)| j.worker.as_deref()).collect();
     let docs: Vec<String> = rows.iter().map(|(j, _)| doc(j)).collect();
     let logs: Vec<String> = rows.into_iter().map(|(_, log)| log).collect();
     tx.execute(
         &format!(
             "UPDATE {s}.jobs j SET state = u.state, run_at = u.run_at, \
              lease_until = u.lease_until, started = u.started, doc = u.doc, log = j.log || u.log, \
-             finished_at = u.finished_at \
+             finished_at = u.finished_at, worker = u.worker \
              FROM unnest($1::{ty}[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
-             $6::text[], $7::text[], $8::int8[]) \
-             AS u(k, state, run_at, lease_until, started, doc, log, finished_at) \
+             $6::text[], $7::text[], $8::int8[], $9::text[]) \
+             AS u(k, state, run_at, lease_until, started, doc, log, finished_at, worker) \
              WHERE j.{column} = u.k"
         ),
         &[
-            &keys, &states, &run_at, &lease, &started, &docs, &logs, &finished,
+            &keys, &states, &run_at, &lease, &started, &docs, &logs, &finished, &workers,
         ],
     )
     .await?;

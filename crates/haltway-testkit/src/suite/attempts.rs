@@ -361,6 +361,65 @@ pub async fn renew_keeps_lease_and_reports_cancel(store: Arc<dyn Store>) {
     );
 }
 
+/// A worker registered with the store names every job it holds when it renews: the jobs it
+/// names keep their leases while it renews, one it leaves out is recovered once its lease ends,
+/// and when it stops renewing the rest are recovered a lease after its last renewal. (A store
+/// may keep these leases by the worker rather than by each job; the outcome is the same.)
+pub async fn a_registered_workers_renewal_keeps_what_it_names(store: Arc<dyn Store>) {
+    let before = store.register_worker("w1", T0).await.expect("register");
+    assert!(before.is_empty(), "no predecessor: {before:?}");
+    for _ in 0..3 {
+        submit(&store, new_job("t1", "k")).await;
+    }
+    let jobs = claim(&*store, "k", 3, T0).await;
+    assert_eq!(jobs.len(), 3);
+    let leases: Vec<Lease> = jobs.iter().map(lease).collect();
+    let held = LeaseStatus::Held {
+        cancel_requested: false,
+        limit: None,
+    };
+    let half = T0.plus_ms(LEASE_MS / 2);
+    let out = store.renew(&leases, LEASE_MS, half).await.expect("renew");
+    assert_eq!(out, vec![held; 3]);
+    let t1 = T0.plus_ms(LEASE_MS + 1);
+    let back = store.recover(t1).await.expect("recover");
+    assert!(back.is_empty(), "renewed past the claim's lease: {back:?}");
+    let out = store
+        .renew(&leases[..2], LEASE_MS, t1)
+        .await
+        .expect("renew");
+    assert_eq!(out, vec![held; 2]);
+    let back = store
+        .recover(half.plus_ms(LEASE_MS + 1))
+        .await
+        .expect("recover");
+    let back: Vec<(JobId, JobState)> = back.iter().map(|j| (j.id, j.state)).collect();
+    assert_eq!(
+        back,
+        vec![(jobs[2].id, JobState::Queued)],
+        "the job left out"
+    );
+    let mut back: Vec<(JobId, JobState)> = store
+        .recover(t1.plus_ms(LEASE_MS))
+        .await
+        .expect("recover")
+        .iter()
+        .map(|j| (j.id, j.state))
+        .collect();
+    back.sort_by_key(|(id, _)| *id);
+    let mut want = vec![
+        (jobs[0].id, JobState::Queued),
+        (jobs[1].id, JobState::Queued),
+    ];
+    want.sort_by_key(|(id, _)| *id);
+    assert_eq!(back, want, "the worker stopped renewing");
+    let out = store
+        .renew(&leases[..2], LEASE_MS, t1.plus_ms(LEASE_MS))
+        .await
+        .expect("renew");
+    assert_eq!(out, vec![LeaseStatus::Lost; 2]);
+}
+
 /// An operator retries a `failed(error)` job: it goes back to the queue with its ledger and
 /// usage, its failures reset and its status event written, and runs again with a new attempt
 /// while the old one stays fenced. Any other job is refused, and another tenant's is not found.

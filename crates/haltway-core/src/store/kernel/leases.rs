@@ -1,0 +1,154 @@
+//! Leases: how a running job stays its worker's, and what recovery does when it stops being.
+//!
+//! A job's lease is held in one of two ways:
+//! - **its own**: `job.lease_until` is when it ends; the worker renews it row by row. A claim
+//!   always starts one, and a worker that a store has not registered keeps it.
+//! - **its worker's** (`job.lease_until` is `None` while the job is running or cancelling):
+//!   the job is covered by the lease of the worker that holds it, one row per worker that the
+//!   store renews in place of every job's. A renewal by a registered worker moves each job it
+//!   names to its worker's lease ([`cover`]: one write per attempt, none after), and names every
+//!   job the worker holds, so a covered job it leaves out is one the worker no longer runs:
+//!   [`release`] gives it back to recovery. When the worker's lease ends (or the worker is
+//!   gone), recovery treats its covered jobs as expired ([`orphan`]).
+//!
+//! Either way a quiet running job costs its worker nothing per job once covered, fencing stays
+//! the attempt ([`check_lease`]), and recovery applies the one rule of [`expire`].
+
+use super::{Job, JobState, Lease, LeaseStatus, Timestamp, Transition, apply, check_lease};
+
+/// Renews a job's own lease until `now + lease_ms`.
+pub fn renew(job: &mut Job, lease: Lease, lease_ms: u64, now: Timestamp) -> LeaseStatus {
+    if check_lease(job, lease).is_err() {
+        return LeaseStatus::Lost;
+    }
+    job.lease_until = Some(now.plus_ms(lease_ms));
+    held(job)
+}
+
+/// Renews a lease by its worker's lease, which the store renews beside it: the job's own lease
+/// ends (`lease_until` becomes `None`) the first time, and nothing changes after. Answers the
+/// status and whether the job changed (and must be written).
+pub fn cover(job: &mut Job, lease: Lease) -> (LeaseStatus, bool) {
+    if check_lease(job, lease).is_err() {
+        return (LeaseStatus::Lost, false);
+    }
+    let changed = job.lease_until.take().is_some();
+    (held(job), changed)
+}
+
+/// A covered job its worker's renewal left out (the worker no longer runs it): its lease ends
+/// at `now`, so recovery takes it. `false` (nothing changed) for a job that is not covered.
+pub fn release(job: &mut Job, now: Timestamp) -> bool {
+    if !covered(job) {
+        return false;
+    }
+    job.lease_until = Some(now);
+    true
+}
+
+/// `true` when the job is running or cancelling under its worker's lease.
+#[must_use]
+pub fn covered(job: &Job) -> bool {
+    matches!(job.state, JobState::Running | JobState::Cancelling) && job.lease_until.is_none()
+}
+
+fn held(job: &Job) -> LeaseStatus {
+    LeaseStatus::Held {
+        cancel_requested: job.state == JobState::Cancelling,
+        limit: job.limit,
+    }
+}
+
+/// What recovery does to a job at `now`: a running job whose own lease expired is requeued (or
+/// failed without attempts left), a cancelling one is cancelled, a queued one never started by
+/// its deadline fails with `timeout`. [`Effects::none`](super::Effects::none) when none applies
+/// (a covered job's lease is its worker's: see [`orphan`]).
+pub fn expire(job: &mut Job, now: Timestamp) -> super::Effects {
+    let lease_expired = job.lease_until.is_some_and(|until| until <= now);
+    let event = match job.state {
+        JobState::Running | JobState::Cancelling if lease_expired => {
+            let attempts_left = job.failures + 1 < job.max_attempts;
+            if job.state == JobState::Running {
+                job.failures += 1;
+                job.last_error = Some("lease expired".into());
+                job.run_at = now;
+            }
+            Transition::LeaseExpired { attempts_left }
+        }
+        JobState::Queued if job.missed_deadline(now) => Transition::DeadlinePassed,
+        _ => return super::Effects::none(),
+    };
+    apply(job, event, now).unwrap_or_default()
+}
+
+/// What recovery does to a job whose worker's lease ended: a covered job is recovered as
+/// [`orphan`] does; one under a lease of its own keeps it.
+pub fn lapse(job: &mut Job, now: Timestamp) -> super::Effects {
+    if covered(job) {
+        orphan(job, now)
+    } else {
+        super::Effects::none()
+    }
+}
+
+/// What recovery does to a running or cancelling job whose worker is gone (its process
+/// ended) or whose worker's lease ended: what [`expire`] does to one whose lease expired, now.
+/// [`Effects::none`](super::Effects::none) for a job in another state.
+pub fn orphan(job: &mut Job, now: Timestamp) -> super::Effects {
+    if !matches!(job.state, JobState::Running | JobState::Cancelling) {
+        return super::Effects::none();
+    }
+    job.lease_until = Some(now);
+    expire(job, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::kernel::{claim, new_job};
+    use crate::types::test_request;
+
+    fn running() -> (Job, Lease) {
+        let mut job = new_job(test_request(Timestamp(0)), Timestamp(0));
+        claim(&mut job, &Arc::from("w"), 1_000, Timestamp(0)).expect("claim");
+        let lease = Lease {
+            job: job.id,
+            attempt: job.attempt,
+        };
+        (job, lease)
+    }
+
+    #[test]
+    fn a_covered_job_is_written_once_and_never_expires_by_itself() {
+        let (mut job, lease) = running();
+        assert!(cover(&mut job, lease).1, "the first cover changes the job");
+        assert_eq!(job.lease_until, None);
+        let (status, changed) = cover(&mut job, lease);
+        assert!(!changed, "a second cover writes nothing");
+        assert!(matches!(status, LeaseStatus::Held { .. }));
+        assert!(!expire(&mut job, Timestamp(1_000_000)).changed());
+        assert_eq!(job.state, JobState::Running);
+        assert!(
+            orphan(&mut job, Timestamp(5)).changed(),
+            "its worker's end ends it"
+        );
+        assert_eq!(job.state, JobState::Queued);
+    }
+
+    #[test]
+    fn a_released_job_is_recovered_and_a_stale_cover_is_lost() {
+        let (mut job, lease) = running();
+        assert!(
+            !release(&mut job, Timestamp(3)),
+            "an own lease is not released"
+        );
+        cover(&mut job, lease);
+        assert!(release(&mut job, Timestamp(3)));
+        assert_eq!(job.lease_until, Some(Timestamp(3)));
+        assert!(expire(&mut job, Timestamp(3)).changed());
+        let (status, changed) = cover(&mut job, lease);
+        assert_eq!((status, changed), (LeaseStatus::Lost, false));
+    }
+}

@@ -1,0 +1,214 @@
+//! Workers' leases (see `haltway_core::kernel::cover`): a worker registered by this store
+//! renews one row of `worker_leases` in place of a row per running job. Its jobs are read
+//! without a lock, and only those that change (the first renewal of an attempt, a job of an
+//! unregistered worker, a covered job the worker no longer names) are locked and written; a
+//! quiet covered job costs no write at all.
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "one module split by role: its parts share the parent's imports"
+)]
+use super::*;
+
+/// The covered jobs of worker `$1`.
+fn covered_sql(s: &str, what: &str, lock: &str) -> String {
+    format!(
+        "SELECT {what} FROM {s}.jobs WHERE worker = $1 AND state IN ({RUNNING}, {CANCELLING}) \
+         AND lease_until IS NULL ORDER BY id {lock}"
+    )
+}
+
+impl Batch<'_> {
+    /// Renews `leases`: by their worker's lease when a worker in `covers` holds them, each by
+    /// its own otherwise. The workers in `covers` name every job they hold, so their covered
+    /// jobs left out are released to recovery.
+    pub(crate) async fn renew(
+        &mut self,
+        tx: &Db<'_, '_>,
+        leases: &[Lease],
+        lease_ms: u64,
+        covers: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<LeaseStatus>, BatchError> {
+        // Read, without locks, the jobs the batch does not hold yet.
+        let unread: Vec<uuid::Uuid> = leases
+            .iter()
+            .map(|l| l.job)
+            .filter(|id| !self.cache.contains_key(id))
+            .map(|id| id.0)
+            .collect();
+        let mut seen: FxHashMap<JobId, Job> = FxHashMap::default();
+        if !unread.is_empty() {
+            let rows = tx
+                .query(
+                    &format!("SELECT doc FROM {}.jobs WHERE id = ANY($1)", self.s),
+                    &[&unread],
+                )
+                .await?;
+            for r in &rows {
+                let job = job_at(r, 0)?;
+                seen.insert(job.id, job);
+            }
+        }
+        let is_covering = |job: &Job| {
+            job.worker
+                .as_deref()
+                .is_some_and(|w| covers.iter().any(|c| c == w))
+        };
+        // The jobs to lock and write: those whose lease changes.
+        let mut write: Vec<uuid::Uuid> = Vec::new();
+        for l in leases {
+            let job = self.cache.get(&l.job).map(|(j, _)| j).or(seen.get(&l.job));
+            if let Some(job) = job
+                && kernel::check_lease(job, *l).is_ok()
+                && !(is_covering(job) && kernel::covered(job))
+                && !self.cache.contains_key(&l.job)
+            {
+                write.push(l.job.0);
+            }
+        }
+        if !write.is_empty() {
+            write.sort_unstable();
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                        self.s
+                    ),
+                    &[&write],
+                )
+                .await?;
+            for r in &rows {
+                let job = self.locked(r)?;
+                seen.remove(&job.id);
+                self.cache.insert(job.id, (job, Mark::Clean));
+            }
+        }
+        let mut named: FxHashMap<String, FxHashSet<JobId>> = FxHashMap::default();
+        let mut out = Vec::with_capacity(leases.len());
+        for l in leases {
+            let status = if let Some((mut job, mark)) = self.take(l.job) {
+                let (status, changed) = if is_covering(&job) {
+                    kernel::cover(&mut job, *l)
+                } else {
+                    let st = kernel::renew(&mut job, *l, lease_ms, now);
+                    (st, matches!(st, LeaseStatus::Held { .. }))
+                };
+                if matches!(status, LeaseStatus::Held { .. })
+                    && let Some(w) = job.worker.as_deref().filter(|_| is_covering(&job))
+                {
+                    named.entry(w.to_owned()).or_default().insert(job.id);
+                }
+                self.put(job, mark, changed);
+                status
+            } else if let Some(job) = seen.get(&l.job) {
+                // Read, not locked: already covered (or lost), nothing to write.
+                let mut job = job.clone();
+                let (status, _) = kernel::cover(&mut job, *l);
+                if matches!(status, LeaseStatus::Held { .. })
+                    && let Some(w) = job.worker.as_deref()
+                {
+                    named.entry(w.to_owned()).or_default().insert(job.id);
+                }
+                status
+            } else {
+                LeaseStatus::Lost
+            };
+            out.push(status);
+        }
+        for (worker, held) in named {
+            self.cover_worker(tx, &worker, &held, lease_ms, now).await?;
+        }
+        Ok(out)
+    }
+
+    /// Renews `worker`'s lease and releases its covered jobs that are not in `held`.
+    async fn cover_worker(
+        &mut self,
+        tx: &Db<'_, '_>,
+        worker: &str,
+        held: &FxHashSet<JobId>,
+        lease_ms: u64,
+        now: Timestamp,
+    ) -> Result<(), BatchError> {
+        tx.execute(
+            &format!(
+                "INSERT INTO {}.worker_leases (worker, lease_until) VALUES ($1, $2) \
+                 ON CONFLICT (worker) DO UPDATE SET lease_until = EXCLUDED.lease_until",
+                self.s
+            ),
+            &[&worker, &now.plus_ms(lease_ms).0],
+        )
+        .await?;
+        let ids = tx.query(&covered_sql(self.s, "id", ""), &[&worker]).await?;
+        let mut strays = Vec::new();
+        for r in &ids {
+            let id = JobId(r.try_get(0).map_err(pg)?);
+            if !held.contains(&id) {
+                strays.push(id.0);
+            }
+        }
+        if strays.is_empty() {
+            return Ok(());
+        }
+        // Rows another node holds are skipped: the next renewal finds them again.
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id \
+                     FOR UPDATE SKIP LOCKED",
+                    self.s
+                ),
+                &[&strays],
+            )
+            .await?;
+        for r in &rows {
+            let fresh = self.locked(r)?;
+            let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
+            let released = job.worker.as_deref() == Some(worker) && kernel::release(&mut job, now);
+            self.put(job, mark, released);
+        }
+        Ok(())
+    }
+
+    /// Recovers the covered jobs of every worker whose lease ended by `now`
+    /// ([`kernel::lapse`]); forgets such a lease once none are left (the next pass, as the rows
+    /// another node holds are skipped).
+    pub(crate) async fn lapsed(
+        &mut self,
+        tx: &Db<'_, '_>,
+        now: Timestamp,
+        out: &mut Vec<Job>,
+    ) -> Result<(), BatchError> {
+        let ended = tx
+            .query(
+                &format!(
+                    "SELECT worker FROM {}.worker_leases WHERE lease_until <= $1 \
+                     ORDER BY worker FOR UPDATE SKIP LOCKED",
+                    self.s
+                ),
+                &[&now.0],
+            )
+            .await?;
+        for r in ended {
+            let worker: String = r.try_get(0).map_err(pg)?;
+            let rows = tx
+                .query(
+                    &covered_sql(self.s, "doc, ctid", "FOR UPDATE SKIP LOCKED"),
+                    &[&worker],
+                )
+                .await?;
+            if rows.is_empty() {
+                // Nothing of it left to recover (this pass or an earlier one): forget it.
+                tx.execute(
+                    &format!("DELETE FROM {}.worker_leases WHERE worker = $1", self.s),
+                    &[&worker],
+                )
+                .await?;
+            } else {
+                self.settle(&rows, now, kernel::lapse, out)?;
+            }
+        }
+        Ok(())
+    }
+}

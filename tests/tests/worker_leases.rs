@@ -1,0 +1,113 @@
+//! A registered worker's renewals cover its jobs with one lease of its own: once covered, a
+//! quiet running job is not written again, however often its worker renews. On SQLite the
+//! writer's count of changed rows grows by one per renewal (the worker's row); on PostgreSQL no
+//! job row gets a new version (`xmin`) and the worker's row holds the lease.
+
+mod pg_support;
+
+use std::sync::Arc;
+
+use haltway_core::{ClaimRequest, KindName, Lease, LeaseStatus, Store, Timestamp};
+use haltway_sqlite::SqliteStore;
+use haltway_testkit::suite::{LEASE_MS, T0, new_job};
+
+const JOBS: usize = 50;
+
+/// Registers `w1`, submits and claims [`JOBS`] jobs as `w1` and renews them once (covering
+/// them); answers their leases.
+async fn covered(store: &Arc<dyn Store>) -> Vec<Lease> {
+    store.register_worker("w1", T0).await.expect("register");
+    for _ in 0..JOBS {
+        store.submit(new_job("t", "k"), T0).await.expect("submit");
+    }
+    let req = ClaimRequest {
+        worker: "w1".into(),
+        lease_ms: LEASE_MS,
+        kinds: vec![(KindName::from("k"), JOBS)],
+        max_running_per_tenant: None,
+    };
+    let jobs = store.claim(&req, T0).await.expect("claim");
+    assert_eq!(jobs.len(), JOBS);
+    let leases: Vec<Lease> = jobs
+        .iter()
+        .map(|j| Lease {
+            job: j.id,
+            attempt: j.attempt,
+        })
+        .collect();
+    renew(store, &leases, T0.plus_ms(1)).await;
+    for j in &jobs {
+        let now = store.get(&j.tenant, j.id).await.expect("get");
+        assert_eq!(now.lease_until, None, "covered by its worker's lease");
+        assert_eq!(now.worker.as_deref(), Some("w1"));
+    }
+    leases
+}
+
+async fn renew(store: &Arc<dyn Store>, leases: &[Lease], at: Timestamp) {
+    let out = store.renew(leases, LEASE_MS, at).await.expect("renew");
+    assert!(
+        out.iter().all(|s| matches!(s, LeaseStatus::Held { .. })),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_renewals_write_one_row_each_not_one_per_job() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let sqlite = SqliteStore::open(dir.path().join("h.db")).expect("open");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let leases = covered(&store).await;
+    let before = sqlite.rows_written();
+    for i in 2..5 {
+        renew(&store, &leases, T0.plus_ms(i * LEASE_MS / 4)).await;
+    }
+    assert_eq!(
+        sqlite.rows_written() - before,
+        3,
+        "three renewals of {JOBS} covered jobs: the worker's row, three times"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_renewals_leave_covered_job_rows_untouched() {
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (pg, guard) = pg_support::store(&url).await;
+    let store: Arc<dyn Store> = Arc::new(pg);
+    let leases = covered(&store).await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let s = &guard.schema;
+    let versions = || async {
+        let rows = client
+            .query(
+                &format!("SELECT id, xmin::text FROM \"{s}\".jobs ORDER BY id"),
+                &[],
+            )
+            .await
+            .expect("versions");
+        rows.iter()
+            .map(|r| (r.get::<_, uuid::Uuid>(0), r.get::<_, String>(1)))
+            .collect::<Vec<_>>()
+    };
+    let before = versions().await;
+    assert_eq!(before.len(), JOBS);
+    let last = T0.plus_ms(4 * LEASE_MS / 4);
+    for i in 2..5 {
+        renew(&store, &leases, T0.plus_ms(i * LEASE_MS / 4)).await;
+    }
+    assert_eq!(versions().await, before, "no job row was written");
+    let until: i64 = client
+        .query_one(
+            &format!("SELECT lease_until FROM \"{s}\".worker_leases WHERE worker = 'w1'"),
+            &[],
+        )
+        .await
+        .expect("the worker's lease")
+        .get(0);
+    assert_eq!(until, last.plus_ms(LEASE_MS).0);
+}

@@ -212,3 +212,41 @@ async fn recovery_deletes_old_commit_markers_only() {
         "the old marker is deleted, the fresh one kept"
     );
 }
+
+/// A batch that creates jobs writes its marker with its first queries (it is sure to write):
+/// a lost reply to its `COMMIT` is resolved the same way, for one job and for many.
+#[tokio::test]
+async fn lost_commit_replies_of_creates_are_resolved_from_the_database() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (store, _guard) = pg_support::store(&url).await;
+    let many = |n: usize| (0..n).map(|_| new_job("t", "k")).collect::<Vec<_>>();
+
+    // Committed, reply lost: acknowledged once, each job there once.
+    store.faults().lose_commit_replies(1);
+    let first = store.submit_many(many(3), T0).await.expect("submit_many");
+    // Not committed, reply lost: the batch runs again.
+    store.faults().abandon_commits(1);
+    let second = store.submit_many(many(2), T0).await.expect("submit_many");
+    store.faults().lose_commit_replies(1);
+    let third = store.submit(new_job("t", "k"), T0).await.expect("submit");
+    let mut ids = Vec::new();
+    for answer in first.into_iter().chain(second) {
+        let s = answer.expect("each job is acknowledged");
+        assert!(s.created, "a new job");
+        ids.push(s.job.id);
+    }
+    ids.push(third.job.id);
+    for id in &ids {
+        let job = store.get(&"t".into(), *id).await.expect("the job is there");
+        assert_eq!(job.state, JobState::Queued);
+    }
+    let counts = store.count_by_state(None).await.expect("counts");
+    assert_eq!(
+        (counts[JobState::Queued], counts.total()),
+        (6, 6),
+        "six jobs, none written twice: {counts:?}"
+    );
+}

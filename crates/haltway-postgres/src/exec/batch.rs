@@ -110,17 +110,7 @@ pub(crate) async fn run_batch(
     // Room for every job the batch can touch, so the map never grows (and moves its jobs).
     let room = cmds
         .iter()
-        .map(|c| match &c.op {
-            Op::Claim(req) => req
-                .kinds
-                .iter()
-                .map(|(_, n)| *n)
-                .fold(0, usize::saturating_add),
-            Op::Append(items) => items.len(),
-            Op::Renew(leases, ..) => leases.len(),
-            Op::SubmitMany(jobs) => jobs.len(),
-            _ => 1,
-        })
+        .map(|c| c.op.weight())
         .fold(0, usize::saturating_add)
         .min(1 << 16);
     let mut b = Batch {
@@ -143,19 +133,35 @@ pub(crate) async fn run_batch(
         active: FxHashMap::default(),
         finished_counts: FxHashMap::default(),
     };
-    b.preload(&tx, cmds, careful).await?;
+    // The batch's commit marker (a time-ordered UUID), to look for should the `COMMIT` reply
+    // be lost. A batch that creates jobs writes for sure: its marker goes in the round trip of
+    // the preload. Any other batch marks at the end, and only if it wrote (see `mark_commit`).
+    let token = uuid::Uuid::now_v7();
+    let creates = cmds
+        .iter()
+        .any(|c| matches!(c.op, Op::Submit(_) | Op::SubmitMany(_)));
+    if creates {
+        tokio::try_join!(b.preload(&tx, cmds, careful), async {
+            tx.execute(&mark_commit_now(&s), &[&token]).await?;
+            Ok(())
+        })?;
+    } else {
+        b.preload(&tx, cmds, careful).await?;
+    }
     let mut outs = Vec::with_capacity(cmds.len());
     for cmd in cmds {
         outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
     }
     b.flush(&tx).await?;
-    // The batch's commit marker, to look for should the `COMMIT` reply be lost (none if the
-    // batch wrote nothing); sent in the same round trip as the notifications.
-    let token = uuid::Uuid::now_v7();
+    // Otherwise the marker (none if the batch wrote nothing) goes in the same round trip as
+    // the notifications.
     let (marker, ()) = tokio::try_join!(
         async {
+            if creates {
+                return Ok::<Option<uuid::Uuid>, BatchError>(Some(token));
+            }
             let rows = tx.query(&mark_commit(&s), &[&token]).await?;
-            Ok::<Option<uuid::Uuid>, BatchError>((!rows.is_empty()).then_some(token))
+            Ok((!rows.is_empty()).then_some(token))
         },
         b.notify(&tx, schema, node),
     )?;

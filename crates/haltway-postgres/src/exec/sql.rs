@@ -7,6 +7,12 @@ pub(crate) const RUNNING: &str = haltway_core::state_sql!(Running);
 
 pub(crate) const CANCELLING: &str = haltway_core::state_sql!(Cancelling);
 
+/// Inserts the batch's commit marker `$1` into schema `s`'s `commits`, whatever the batch
+/// writes (for a batch that is sure to write).
+pub(crate) fn mark_commit_now(s: &str) -> String {
+    format!("INSERT INTO {s}.commits (token) VALUES ($1)")
+}
+
 /// Inserts the batch's commit marker `$1` into schema `s`'s `commits`, if the transaction wrote
 /// anything (has a transaction id) before it; returns the row it wrote.
 pub(crate) fn mark_commit(s: &str) -> String {

@@ -9,14 +9,12 @@
 mod pg_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use haltway_core::{CancelRequest, Engine, JobId, JobState, Reason, SubmitOptions, TenantId};
-use haltway_postgres::{PgOptions, PgStore};
-use haltway_tests::{Pace, Paced, Sink, unix_ns};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use haltway_core::{CancelRequest, JobId, JobState, Reason, SubmitOptions, TenantId};
+use haltway_tests::{Pace, Paced, unix_ns};
+use pg_support::two_nodes;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -57,43 +55,10 @@ async fn two_nodes_share_jobs_cancels_events_and_recovery() {
         seen: Vec::new(),
     };
 
-    // Node A, in this process.
-    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
-        .await
-        .expect("connect");
-    let a_tx = tx.clone();
-    let sink: Sink = Arc::new(move |l| {
-        let _ = a_tx.send(('A', l));
-    });
-    let a = Engine::builder(store)
-        .register(Paced {
-            node: "node-a".into(),
-            sink,
-            concurrency: 4,
-        })
-        .worker_id("node-a")
-        .lease(Duration::from_secs(1))
-        .reap_interval(Duration::from_millis(200))
-        .poll_interval(Duration::from_millis(50))
-        .build();
-
-    // Node B, a separate process.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pg_node"))
-        .args([&url, &schema, "node-b"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start node B");
+    // Node A, in this process; node B, a separate process.
+    let a = two_nodes::node_a(&url, &schema, Duration::from_secs(1), tx.clone()).await;
+    let mut child = two_nodes::spawn_b(&url, &schema, Duration::from_secs(1), tx.clone());
     let mut b_in = child.stdin.take().expect("stdin");
-    let b_out = child.stdout.take().expect("stdout");
-    let b_tx = tx.clone();
-    tokio::spawn(async move {
-        let mut r = tokio::io::BufReader::new(b_out).lines();
-        while let Ok(Some(l)) = r.next_line().await {
-            let _ = b_tx.send(('B', l));
-        }
-    });
     lines
         .until(|n, w| n == 'B' && w.first() == Some(&"READY"))
         .await;

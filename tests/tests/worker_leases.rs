@@ -1,15 +1,19 @@
 //! A registered worker's renewals cover its jobs with one lease of its own: once covered, a
 //! quiet running job is not written again, however often its worker renews. On SQLite the
 //! writer's count of changed rows grows by one per renewal (the worker's row); on PostgreSQL no
-//! job row gets a new version (`xmin`) and the worker's row holds the lease.
+//! job row gets a new version (`xmin`) and the worker's row holds the lease. And when a node
+//! that is alive stops renewing (`SIGSTOP`), another node takes its covered jobs once that
+//! lease ends.
 
 mod pg_support;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use haltway_core::{ClaimRequest, KindName, Lease, LeaseStatus, Store, Timestamp};
 use haltway_sqlite::SqliteStore;
 use haltway_testkit::suite::{LEASE_MS, T0, new_job};
+use pg_support::two_nodes::TwoNodes;
 
 const JOBS: usize = 50;
 
@@ -110,4 +114,59 @@ async fn postgres_renewals_leave_covered_job_rows_untouched() {
         .expect("the worker's lease")
         .get(0);
     assert_eq!(until, last.plus_ms(LEASE_MS).0);
+}
+
+/// Node B (`pg_node`, a child process, 3 s leases) runs four jobs; once its renewals cover
+/// them, it is stopped. It holds its liveness lock (it is not gone), so only the end of its
+/// worker's lease can give its jobs to node A (this process), which then runs all four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_nodes_covered_jobs_move_when_its_lease_ends() {
+    const LEASE: Duration = Duration::from_secs(3);
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (schema, _guard) = pg_support::guarded_schema(&url);
+    let mut nodes = TwoNodes::start(&url, &schema, LEASE).await;
+    // B's renewals (every second) move the jobs to its worker's lease.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let covered = format!(
+        "SELECT count(*) FROM \"{schema}\".jobs WHERE state = 1 AND lease_until IS NULL \
+         AND worker = 'node-b'"
+    );
+    let since = Instant::now();
+    while client
+        .query_one(&covered, &[])
+        .await
+        .expect("count")
+        .get::<_, i64>(0)
+        < 4
+    {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "B's jobs were not covered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    nodes.a.start();
+
+    pg_support::signal(nodes.pid, "-STOP");
+    let stopped = Instant::now();
+    nodes
+        .all_move_to_a(
+            Duration::from_secs(15),
+            "B's jobs move to A once B's lease ends",
+        )
+        .await;
+    println!(
+        "SIGSTOP of B to the last of its {} jobs running on A: {:?} (lease {LEASE:?})",
+        nodes.on_b.len(),
+        stopped.elapsed()
+    );
+    pg_support::signal(nodes.pid, "-CONT");
+    nodes.child.start_kill().expect("SIGKILL");
+    nodes.child.wait().await.expect("reap");
+    nodes.a.shutdown().await;
 }

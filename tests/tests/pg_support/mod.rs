@@ -6,6 +6,8 @@
 
 use haltway_postgres::{PgOptions, PgStore};
 
+pub(crate) mod two_nodes;
+
 /// The test server's URL from `HALTWAY_TEST_PG_URL`. Without one, prints why the test is
 /// skipped and returns `None`; in CI (`CI=true`) a missing URL fails the test instead.
 pub(crate) fn pg_url() -> Option<String> {
@@ -128,5 +130,26 @@ pub(crate) fn assert_acked_kept(
                 "acknowledged {key} of {j} is in the ledger once"
             );
         }
+    }
+}
+
+/// Sends signal `sig` (`-STOP`, `-CONT`, …) to process `pid`.
+pub(crate) fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {sig}");
+}
+
+/// Continues a process whatever happens, so a failed test leaves no stopped process.
+pub(crate) struct Cont(pub(crate) u32);
+
+impl Drop for Cont {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }

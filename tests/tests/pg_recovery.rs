@@ -19,7 +19,7 @@ async fn a_killed_nodes_jobs_resume_at_once_and_a_stopped_ones_stay() {
         return;
     };
     let (schema, _guard) = pg_support::guarded_schema(&url);
-    let mut nodes = TwoNodes::start(&url, &schema, LEASE).await;
+    let mut nodes = TwoNodes::start(&url, &schema, LEASE, 20).await;
     nodes.a.start();
 
     // Alive but not moving, for longer than the liveness window: B keeps its jobs.

@@ -116,9 +116,13 @@ async fn postgres_renewals_leave_covered_job_rows_untouched() {
     assert_eq!(until, last.plus_ms(LEASE_MS).0);
 }
 
-/// Node B (`pg_node`, a child process, 3 s leases) runs four jobs; once its renewals cover
-/// them, it is stopped. It holds its liveness lock (it is not gone), so only the end of its
-/// worker's lease can give its jobs to node A (this process), which then runs all four.
+/// Node B (`pg_node`, a child process, 3 s leases) runs four jobs that wait; once its renewals
+/// cover them, it is stopped. It holds its liveness lock (it is not gone), so only the end of
+/// its worker's lease can give its jobs to node A (this process), which then runs all four.
+///
+/// A node frozen inside a transaction would hold that transaction's row locks (its worker's
+/// lease among them) until the server ends its session, which no setting here asks for; the
+/// test stops B again if it caught it inside one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_nodes_covered_jobs_move_when_its_lease_ends() {
     const LEASE: Duration = Duration::from_secs(3);
@@ -126,7 +130,7 @@ async fn a_stopped_nodes_covered_jobs_move_when_its_lease_ends() {
         return;
     };
     let (schema, _guard) = pg_support::guarded_schema(&url);
-    let mut nodes = TwoNodes::start(&url, &schema, LEASE).await;
+    let mut nodes = TwoNodes::start(&url, &schema, LEASE, 600_000).await;
     // B's renewals (every second) move the jobs to its worker's lease.
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
@@ -152,8 +156,28 @@ async fn a_stopped_nodes_covered_jobs_move_when_its_lease_ends() {
     }
     nodes.a.start();
 
-    pg_support::signal(nodes.pid, "-STOP");
-    let stopped = Instant::now();
+    // A session of B idle inside a transaction for half a second is one B was stopped in.
+    let frozen = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                  AND state = 'idle in transaction' AND state_change < now() - interval '500 ms'";
+    let mut tries = 0;
+    let stopped = loop {
+        pg_support::signal(nodes.pid, "-STOP");
+        let stopped = Instant::now();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        if client
+            .query_one(frozen, &[])
+            .await
+            .expect("sessions")
+            .get::<_, i64>(0)
+            == 0
+        {
+            break stopped;
+        }
+        tries += 1;
+        assert!(tries < 10, "B was stopped inside a transaction ten times");
+        pg_support::signal(nodes.pid, "-CONT");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     nodes
         .all_move_to_a(
             Duration::from_secs(15),

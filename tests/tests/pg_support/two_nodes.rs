@@ -78,7 +78,8 @@ pub(crate) async fn node_a(
 }
 
 impl TwoNodes {
-    pub(crate) async fn start(url: &str, schema: &str, lease: Duration) -> Self {
+    /// Starts both nodes; A submits four jobs delivering an item every `delay_ms`.
+    pub(crate) async fn start(url: &str, schema: &str, lease: Duration, delay_ms: u64) -> Self {
         let (tx, rx) = mpsc::unbounded_channel::<(char, String)>();
         let child = spawn_b(url, schema, lease, tx.clone());
         let pid = child.id().expect("pid");
@@ -102,7 +103,7 @@ impl TwoNodes {
         for _ in 0..4 {
             let pace = Pace {
                 items: 100_000,
-                delay_ms: 20,
+                delay_ms,
             };
             nodes
                 .a

@@ -87,24 +87,8 @@ fn pg_long(rt: &Runtime, s: Sizes) -> Vec<Row> {
             .collect();
     };
     let raw = baselines(rt, s);
-    let sch = postgres::schema();
-    let mut m = rt.block_on(async {
-        let store = PgStore::connect(&url, PgOptions::default().schema(&sch))
-            .await
-            .expect("connect");
-        let writes = Writes::Postgres(url.clone(), sch.clone());
-        measure(Arc::new(store), s, writes).await
-    });
-    rt.block_on(postgres::drop_schema(&url, &sch));
-    let base = postgres::schema();
-    m.per_job_rows = rt.block_on(async {
-        let store = PgStore::connect(&url, PgOptions::default().schema(&base))
-            .await
-            .expect("connect");
-        let writes = Writes::Postgres(url.clone(), base.clone());
-        quiet_per_job(Arc::new(store), s, writes).await
-    });
-    rt.block_on(postgres::drop_schema(&url, &base));
+    let mut m = on_fresh_schema(rt, &url, |store, writes| measure(store, s, writes));
+    m.per_job_rows = on_fresh_schema(rt, &url, |store, writes| quiet_per_job(store, s, writes));
     let killed = postgres::schema();
     let recovered = recovery(rt, s, &["postgres", &url, &killed], || async {
         let store: Arc<dyn Store> = Arc::new(
@@ -116,6 +100,27 @@ fn pg_long(rt: &Runtime, s: Sizes) -> Vec<Row> {
     });
     rt.block_on(postgres::drop_schema(&url, &killed));
     rows(s, "postgres", m, recovered, raw)
+}
+
+/// Runs `f` on a store in a fresh PostgreSQL schema, with its row counts, then drops the schema.
+fn on_fresh_schema<T, F, Fut>(rt: &Runtime, url: &str, f: F) -> T
+where
+    F: FnOnce(Arc<dyn Store>, Writes) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let sch = postgres::schema();
+    let out = rt.block_on(async {
+        let store = PgStore::connect(url, PgOptions::default().schema(&sch))
+            .await
+            .expect("connect");
+        f(
+            Arc::new(store),
+            Writes::Postgres(url.to_owned(), sch.clone()),
+        )
+        .await
+    });
+    rt.block_on(postgres::drop_schema(url, &sch));
+    out
 }
 
 /// What one store's run measured.

@@ -61,12 +61,7 @@ pub(crate) fn latency_row(
     base: &mut [Duration],
     note: &str,
 ) -> Row {
-    let (p50, p99) = (quantile(samples, 0.5), quantile(samples, 0.99));
-    let (b50, b99) = (quantile(base, 0.5), quantile(base, 0.99));
-    let mut row = Row::new(scenario, store);
-    row.median = dur(p50);
-    row.p50 = dur(p50);
-    row.p99 = dur(p99);
+    let (mut row, [p50, p99, b50, b99]) = percentiles(scenario, store, samples, base);
     row.baseline = format!("{what}: p50 {}, p99 {}{note}", dur(b50), dur(b99));
     row.ratio = format!(
         "p50 {:.2}×, p99 {:.2}×",
@@ -74,6 +69,23 @@ pub(crate) fn latency_row(
         p99.as_secs_f64() / b99.as_secs_f64()
     );
     row
+}
+
+/// A row with the p50 (also in the median column) and p99 of `samples`; answers them with the
+/// p50 and p99 of `base`.
+fn percentiles(
+    scenario: String,
+    store: &'static str,
+    samples: &mut [Duration],
+    base: &mut [Duration],
+) -> (Row, [Duration; 4]) {
+    let (p50, p99) = (quantile(samples, 0.5), quantile(samples, 0.99));
+    let (b50, b99) = (quantile(base, 0.5), quantile(base, 0.99));
+    let mut row = Row::new(scenario, store);
+    row.median = dur(p50);
+    row.p50 = dur(p50);
+    row.p99 = dur(p99);
+    (row, [p50, p99, b50, b99])
 }
 
 /// A cancel-latency row: the p50 (also in the median column) and p99 of `samples`, beside a
@@ -85,12 +97,7 @@ pub(crate) fn cancel_row(
     raw: &str,
     base: &mut [Duration],
 ) -> Row {
-    let (p50, p99) = (quantile(samples, 0.5), quantile(samples, 0.99));
-    let (b50, b99) = (quantile(base, 0.5), quantile(base, 0.99));
-    let mut row = Row::new(scenario, store);
-    row.median = dur(p50);
-    row.p50 = dur(p50);
-    row.p99 = dur(p99);
+    let (mut row, [_, p99, b50, b99]) = percentiles(scenario, store, samples, base);
     row.baseline = format!("{raw} p50 {} / p99 {}", dur(b50), dur(b99));
     row.ratio = format!(
         "p99 {:.1}×",

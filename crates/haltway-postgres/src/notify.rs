@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
+use crate::exec::floors::{Floors, Key, Ready};
 use crate::exec::{self, Batch, BatchError, Db};
 use crate::store::Shared;
 
@@ -19,10 +20,20 @@ pub(crate) fn channel(schema: &str) -> String {
     format!("haltway_{schema}")
 }
 
-/// A notice as a notification payload: `a:<kind>`, `c:<job>`, `x:<job>:<limit>`.
-pub(crate) fn encode_notice(n: &Notice) -> String {
+/// A notice as a notification payload: `a:<kind>`, `c:<job>`, `x:<job>:<limit>`. A kind's
+/// wakeup carries the lowest keys (`<priority>:<run_at>`, tab-separated after the kind) of the
+/// queued rows of the kind the batch wrote (`ready`), for other nodes' claim floors (see
+/// `exec::floors`); a node that knows no keys wakes all the same.
+pub(crate) fn encode_notice(n: &Notice, ready: &FxHashMap<String, Ready>) -> String {
+    use std::fmt::Write as _;
     match n {
-        Notice::Available(kind) => format!("a:{kind}"),
+        Notice::Available(kind) => {
+            let mut out = format!("a:{kind}");
+            for (priority, run_at) in ready.get(kind.as_str()).copied().unwrap_or_default().keys() {
+                let _ = write!(out, "\t{priority}:{run_at}");
+            }
+            out
+        }
         Notice::CancelRequested(id) => format!("c:{}", id.0),
         Notice::Extended { job, limit } => format!("x:{}:{limit}", job.0),
         // A notice this protocol has no word for yet: a wakeup of every kind, after which
@@ -59,7 +70,26 @@ pub(crate) fn encode_events(last: &FxHashMap<JobId, u64>) -> Vec<String> {
 #[derive(Debug, PartialEq)]
 pub(crate) enum Payload {
     Notice(Notice),
+    /// Jobs of a kind may be ready; the lowest keys of the queued rows written, if said.
+    Available(String, Vec<Key>),
     Events(Vec<EventNotice>),
+}
+
+/// `<kind>` or `<kind>\t<priority>:<run_at>…`: the kind and its keys (none when a part does
+/// not read as a key: then it is all the kind).
+fn kind_and_keys(rest: &str) -> (String, Vec<Key>) {
+    let mut parts = rest.split('\t');
+    let kind = parts.next().unwrap_or_default();
+    let keys: Option<Vec<Key>> = parts
+        .map(|k| {
+            let (p, r) = k.split_once(':')?;
+            Some((p.parse().ok()?, r.parse().ok()?))
+        })
+        .collect();
+    match keys {
+        Some(keys) => (kind.to_owned(), keys),
+        None => (rest.to_owned(), Vec::new()),
+    }
 }
 
 /// A notification payload back into a notice or an event notice; `None` for one this node
@@ -68,7 +98,10 @@ pub(crate) fn decode_payload(p: &str) -> Option<Payload> {
     let (tag, rest) = p.split_once(':')?;
     let id = |s: &str| uuid::Uuid::from_str(s).ok().map(JobId);
     Some(match tag {
-        "a" => Payload::Notice(Notice::Available(rest.into())),
+        "a" => {
+            let (kind, keys) = kind_and_keys(rest);
+            Payload::Available(kind, keys)
+        }
         "c" => Payload::Notice(Notice::CancelRequested(id(rest)?)),
         "x" => {
             let (job, limit) = rest.split_once(':')?;
@@ -103,7 +136,11 @@ impl Batch<'_> {
         schema: &str,
         node: uuid::Uuid,
     ) -> Result<(), BatchError> {
-        let mut payloads: Vec<String> = self.notices.iter().map(encode_notice).collect();
+        let mut payloads: Vec<String> = self
+            .notices
+            .iter()
+            .map(|n| encode_notice(n, &self.ready))
+            .collect();
         payloads.extend(encode_events(&self.last_event));
         if payloads.is_empty() {
             return Ok(());
@@ -136,6 +173,7 @@ pub(crate) async fn listen(
         let (config, schema, q) = (s.config.clone(), s.schema.clone(), s.q.clone());
         let (notices, events) = (s.notices.clone(), s.events.clone());
         let (node, wanted, io) = (s.node, s.wanted.clone(), s.io_timeout);
+        let floors = s.floors.clone();
         drop(s);
         let lease = (safety_poll * 5).max(Duration::from_secs(10));
         let (client, mut conn) = match config.connect(NoTls).await {
@@ -178,6 +216,8 @@ pub(crate) async fn listen(
                 continue;
             }
         }
+        // Rows may have been written while no notification could reach this node.
+        floors.forget(None);
         // Every query here is bounded by the I/O timeout: a connection that stops answering
         // is dropped and replaced (it would otherwise hold the listener, and its notices, for
         // good).
@@ -198,11 +238,16 @@ pub(crate) async fn listen(
         };
         let mut poll = tokio::time::interval(safety_poll);
         poll.tick().await;
+        let mut probe_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 m = msgs.recv() => match m {
                     Some(p) => match decode_payload(&p) {
                         Some(Payload::Notice(n)) => { let _ = notices.send(n); }
+                        Some(Payload::Available(kind, keys)) => {
+                            heard_ready(&floors, &kind, &keys);
+                            let _ = notices.send(Notice::Available(kind.into()));
+                        }
                         Some(Payload::Events(evs)) => {
                             for e in evs {
                                 let _ = events.send(e);
@@ -225,6 +270,16 @@ pub(crate) async fn listen(
                             break;
                         }
                     }
+                    let began = tokio::time::Instant::now();
+                    if began >= probe_at {
+                        if tokio::time::timeout(io, probe(&client, &q, &floors)).await.is_err() {
+                            tracing::warn!("postgres listener connection stopped answering; reconnecting");
+                            break;
+                        }
+                        // A look that took long (a pinned horizon leaves many dead entries
+                        // below the floors) waits twenty times as long before the next.
+                        probe_at = began + began.elapsed() * 20;
+                    }
                 }
                 () = wanted.notified() => {
                     match tokio::time::timeout(io, follow(&client, &q, node, &events, following, lease)).await {
@@ -245,6 +300,47 @@ pub(crate) async fn listen(
             }
         }
         driver.abort();
+    }
+}
+
+/// Another node wrote queued rows of `kind` with lowest `keys`: claims here read from them
+/// (from the start when the notification says no keys, or names every kind).
+fn heard_ready(floors: &Floors, kind: &str, keys: &[Key]) {
+    if kind == "*" {
+        floors.forget(None);
+    } else if keys.is_empty() {
+        floors.forget(Some(kind));
+    } else {
+        let now = haltway_core::Clock::now(&haltway_core::SystemClock).0;
+        for &key in keys {
+            floors.lower(kind, key, now);
+        }
+    }
+}
+
+/// Looks below each kind's floor for a ready row (see `exec::floors`) and lowers the floor to
+/// the first it finds. Reads only: no row is locked, and no claim waits for it.
+async fn probe(client: &Client, q: &str, floors: &Floors) {
+    let now = haltway_core::Clock::now(&haltway_core::SystemClock).0;
+    for (kind, (priority, run_at)) in floors.all() {
+        let found = client
+            .query_opt(
+                &format!(
+                    "SELECT priority, run_at FROM {q}.jobs WHERE state = {} AND kind = $1 \
+                     AND run_at <= $2 \
+                     AND NOT (NOT started AND deadline IS NOT NULL AND deadline <= $2) \
+                     AND (priority, run_at) < ($3::int2, $4::int8) \
+                     ORDER BY priority, run_at LIMIT 1",
+                    exec::QUEUED
+                ),
+                &[&kind, &now, &priority, &run_at],
+            )
+            .await;
+        match found {
+            Ok(Some(r)) => floors.lower(&kind, (r.get(0), r.get(1)), now),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "look below a claim floor skipped"),
+        }
     }
 }
 
@@ -321,13 +417,43 @@ mod tests {
     #[test]
     fn payloads_round_trip() {
         let job = JobId::new();
+        let none = FxHashMap::default();
         for n in [
-            Notice::Available("find_all".into()),
             Notice::CancelRequested(job),
             Notice::Extended { job, limit: 42 },
         ] {
-            assert_eq!(decode_payload(&encode_notice(&n)), Some(Payload::Notice(n)));
+            assert_eq!(
+                decode_payload(&encode_notice(&n, &none)),
+                Some(Payload::Notice(n))
+            );
         }
+        // A wakeup carries the lowest keys of the kind's queued rows; one without (from a node
+        // that sends none) reads as the kind alone, as does a kind that looks like keys.
+        let ready: FxHashMap<String, Ready> = [(
+            "find_all".to_owned(),
+            Ready {
+                due: Some((2, 1_700_000_000_000)),
+                later: Some((-1, 1_800_000_000_000)),
+            },
+        )]
+        .into_iter()
+        .collect();
+        let wake = encode_notice(&Notice::Available("find_all".into()), &ready);
+        assert_eq!(
+            decode_payload(&wake),
+            Some(Payload::Available(
+                "find_all".into(),
+                vec![(2, 1_700_000_000_000), (-1, 1_800_000_000_000)]
+            ))
+        );
+        assert_eq!(
+            decode_payload(&encode_notice(&Notice::Available("enrich".into()), &ready)),
+            Some(Payload::Available("enrich".into(), vec![]))
+        );
+        assert_eq!(
+            decode_payload("a:odd\tname"),
+            Some(Payload::Available("odd\tname".into(), vec![]))
+        );
         let e = decode_payload(&format!("e:{}:7", job.0));
         assert_eq!(e, Some(Payload::Events(vec![EventNotice { job, id: 7 }])));
         assert_eq!(decode_payload("zz"), None);

@@ -218,6 +218,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE {s}.jobs ADD COLUMN worker text;
     CREATE INDEX jobs_covered ON {s}.jobs (worker) WHERE state IN (1, 2) AND lease_until IS NULL;
     ",
+    // 12: the cancelling jobs, which every listener reads on each safety poll: found through an
+    // index of their own rather than every running job's entry (and, while a long transaction
+    // keeps dead row versions, every finished one's).
+    r"
+    CREATE INDEX jobs_cancelling ON {s}.jobs (id) WHERE state = 2;
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     liveness: crate::workers::Liveness,
     /// The workers registered here: their renewals cover their jobs (see `exec::leases`).
     registered: parking_lot::Mutex<Vec<String>>,
+    /// Where this node's claims read the ready index from (see `exec::floors`).
+    pub(crate) floors: Arc<exec::floors::Floors>,
     /// Stops the listener when the last clone is dropped.
     _stop: tokio_util_like::Stop,
 }
@@ -139,6 +141,8 @@ impl PgStore {
         let rx = Arc::new(Mutex::new(exec::Queue { rx, carry: None }));
         let faults = Arc::new(Faults::default());
         let node = uuid::Uuid::now_v7();
+        let floors = Arc::new(exec::floors::Floors::default());
+        let expiry = Arc::new(exec::floors::Expiry::default());
         for _ in 0..options.writers.max(1) {
             tokio::spawn(
                 Executor {
@@ -152,6 +156,8 @@ impl PgStore {
                     backend: parking_lot::Mutex::new(None),
                     faults: faults.clone(),
                     node,
+                    floors: floors.clone(),
+                    expiry: expiry.clone(),
                 }
                 .run(),
             );
@@ -183,6 +189,7 @@ impl PgStore {
                 wanted: Arc::new(tokio::sync::Notify::new()),
                 liveness,
                 registered: parking_lot::Mutex::new(Vec::new()),
+                floors,
                 _stop: tokio_util_like::Stop(stop_tx),
             }),
         };

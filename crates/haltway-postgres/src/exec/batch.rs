@@ -42,6 +42,10 @@ pub(crate) struct Done {
     pub(crate) outs: Vec<Result<Out>>,
     pub(crate) notices: Vec<Notice>,
     pub(crate) events: FxHashMap<JobId, u64>,
+    /// The lowest keys of the queued rows written, by kind (see [`floors::Ready`]).
+    pub(crate) ready: FxHashMap<String, floors::Ready>,
+    /// The claims' news for their kinds' floors.
+    pub(crate) advances: Vec<floors::Advance>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,6 +97,12 @@ pub(crate) struct Batch<'s> {
     /// Changes to the counts of finished jobs, by tenant, kind and state: one delta row per
     /// key at the next flush.
     pub(crate) finished_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
+    /// The batch's clock (its latest command's).
+    pub(crate) now: Timestamp,
+    pub(crate) floors: &'s floors::Floors,
+    pub(crate) expiry: &'s floors::Expiry,
+    pub(crate) ready: FxHashMap<String, floors::Ready>,
+    pub(crate) advances: Vec<floors::Advance>,
 }
 
 pub(crate) async fn run_batch(
@@ -132,6 +142,11 @@ pub(crate) async fn run_batch(
         refunds: Vec::new(),
         active: FxHashMap::default(),
         finished_counts: FxHashMap::default(),
+        now: cmds.iter().map(|c| c.now).max().unwrap_or(Timestamp(0)),
+        floors: &exec.floors,
+        expiry: &exec.expiry,
+        ready: FxHashMap::default(),
+        advances: Vec::new(),
     };
     // The batch's commit marker (a time-ordered UUID), to look for should the `COMMIT` reply
     // be lost. A batch that creates jobs writes for sure: its marker goes in the round trip of
@@ -171,6 +186,8 @@ pub(crate) async fn run_batch(
             outs,
             notices: b.notices,
             events: b.last_event,
+            ready: b.ready,
+            advances: b.advances,
         },
     });
     let unknown = |at_commit: &mut Option<AtCommit>, error: Error| {
@@ -582,56 +599,7 @@ impl Batch<'_> {
                 self.recover_worker(tx, worker, now, &mut out).await?;
                 Ok(Out::Jobs(out))
             }
-            Op::Recover => {
-                self.flush(tx).await?;
-                let mut out = Vec::new();
-                // Commit markers old enough that no lost `COMMIT` reply is still asked about,
-                // a bounded number at a time (rows another node is deleting are skipped).
-                tx.execute(
-                    &format!(
-                        "DELETE FROM {s}.commits WHERE token IN (SELECT token FROM {s}.commits \
-                         WHERE token < $1 ORDER BY token LIMIT 10000 FOR UPDATE SKIP LOCKED)",
-                        s = self.s
-                    ),
-                    &[&markers_from(std::time::SystemTime::now())],
-                )
-                .await?;
-                // Gone workers first: their jobs resume now instead of when their leases end.
-                let gone = tx
-                    .query(
-                        &crate::workers::gone_query(self.s),
-                        &[&crate::workers::schema_key(self.s)],
-                    )
-                    .await?;
-                for row in gone {
-                    let worker: String = row.try_get(0).map_err(pg)?;
-                    self.recover_worker(tx, &worker, now, &mut out).await?;
-                    tx.execute(
-                        &format!(
-                            "WITH w AS (DELETE FROM {s}.workers WHERE worker = $1) \
-                             DELETE FROM {s}.worker_leases WHERE worker = $1",
-                            s = self.s
-                        ),
-                        &[&worker],
-                    )
-                    .await?;
-                }
-                self.lapsed(tx, now, &mut out).await?;
-                let rows = tx
-                    .query(
-                        &format!(
-                            "SELECT doc, ctid FROM {}.jobs \
-                             WHERE (state IN ({RUNNING}, {CANCELLING}) AND lease_until <= $1) \
-                             OR (state = {QUEUED} AND NOT started AND deadline IS NOT NULL AND deadline <= $1) \
-                             ORDER BY id FOR UPDATE SKIP LOCKED",
-                            self.s
-                        ),
-                        &[&now.0],
-                    )
-                    .await?;
-                self.settle(&rows, now, kernel::expire, &mut out)?;
-                Ok(Out::Jobs(out))
-            }
+            Op::Recover => Ok(Out::Jobs(self.recover(tx, now).await?)),
         })
     }
 

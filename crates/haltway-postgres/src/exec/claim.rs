@@ -1,6 +1,9 @@
 //! Claims: the ready jobs of a kind in claim order (priority, due time, id), locked with
 //! `SKIP LOCKED`; under a running quota, per-tenant advisory locks and counts so that no two
 //! nodes take a tenant's last slot. The same locks serialize capped creates (see `preload`).
+//! Without a quota a claim reads the ready index from its kind's floor (see `floors`); under
+//! one, from the start (rows of tenants at the quota are left out, so no floor can be
+//! learned from what it read).
 
 #[allow(
     clippy::wildcard_imports,
@@ -30,36 +33,101 @@ pub(crate) async fn lock_tenants(tx: &Db<'_, '_>, mut keys: Vec<i64>) -> Result<
     Ok(())
 }
 
+/// What a claim's query leaves out besides what is not ready.
+enum Except {
+    /// Nothing: it reads the ready index from its start.
+    Nothing,
+    /// Rows before the floor `($4, $5)` (see `floors`).
+    BelowFloor,
+    /// Rows of the tenants in `$4` (at their running quota).
+    Tenants,
+}
+
 /// The ready jobs of kind `$1` due at `$2`, in claim order, at most `$3`, locked (skipping
-/// rows other nodes hold); with `quota`, not of the tenants in `$4`.
-fn ready_sql(s: &str, quota: bool) -> String {
+/// rows other nodes hold), but for `except`.
+fn ready_sql(s: &str, except: &Except) -> String {
     format!(
         "SELECT doc, ctid FROM {s}.jobs WHERE state = {QUEUED} AND kind = $1 AND run_at <= $2 \
          AND NOT (NOT started AND deadline IS NOT NULL AND deadline <= $2) {} \
          ORDER BY priority, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED",
-        if quota { "AND tenant <> ALL($4)" } else { "" }
+        match except {
+            Except::Nothing => "",
+            Except::BelowFloor => "AND (priority, run_at) >= ($4::int2, $5::int8)",
+            Except::Tenants => "AND tenant <> ALL($4)",
+        }
     )
 }
 
 impl Batch<'_> {
     /// Claims the job in a locked ready row, if the kernel agrees; pushes it onto `out`.
+    /// Answers the row's key in claim order and whether its job was claimed.
     fn claim_row(
         &mut self,
         r: &tokio_postgres::Row,
         req: &ClaimRequest,
         now: Timestamp,
         out: &mut Vec<Job>,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(floors::Key, bool), BatchError> {
         let fresh = self.locked(r)?;
         let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
-        match kernel::claim(&mut job, &req.worker, req.lease_ms, now) {
+        let key = (i16::from(job.priority), job.run_at.0);
+        let claimed = match kernel::claim(&mut job, &req.worker, req.lease_ms, now) {
             Ok(effects) => {
                 self.effects(&job, &effects, now);
                 out.push(job.clone());
                 self.put(job, mark, true);
+                true
             }
-            Err(_) => self.put(job, mark, false),
+            Err(_) => {
+                self.put(job, mark, false);
+                false
+            }
+        };
+        Ok((key, claimed))
+    }
+
+    /// Claims up to `want` jobs of `kind` in claim order, reading the ready index from the
+    /// kind's floor; the floor's news goes with the batch's answer, for after its commit.
+    async fn claim_from_floor(
+        &mut self,
+        tx: &Db<'_, '_>,
+        req: &ClaimRequest,
+        kind: &str,
+        want: usize,
+        now: Timestamp,
+        out: &mut Vec<Job>,
+    ) -> Result<(), BatchError> {
+        let scan = self.floors.start(kind, now.0);
+        let want = i64::try_from(want).unwrap_or(i64::MAX);
+        let rows = match scan.from {
+            None => {
+                tx.query(
+                    &ready_sql(self.s, &Except::Nothing),
+                    &[&kind, &now.0, &want],
+                )
+                .await?
+            }
+            Some((priority, run_at)) => {
+                tx.query(
+                    &ready_sql(self.s, &Except::BelowFloor),
+                    &[&kind, &now.0, &want, &priority, &run_at],
+                )
+                .await?
+            }
+        };
+        let (mut last, mut refused) = (None, None);
+        for r in rows {
+            let (key, claimed) = self.claim_row(&r, req, now, out)?;
+            last = Some(key);
+            if !claimed && refused.is_none() {
+                refused = Some(key);
+            }
         }
+        self.advances.push(floors::Advance {
+            kind: kind.to_owned(),
+            scan,
+            to: refused.or(last),
+        });
         Ok(())
     }
 
@@ -97,7 +165,7 @@ impl Batch<'_> {
                 .collect();
             let rows = tx
                 .query(
-                    &ready_sql(self.s, true),
+                    &ready_sql(self.s, &Except::Tenants),
                     &[
                         &kind,
                         &now.0,
@@ -164,19 +232,8 @@ impl Batch<'_> {
             }
             match req.max_running_per_tenant {
                 None => {
-                    let rows = tx
-                        .query(
-                            &ready_sql(self.s, false),
-                            &[
-                                &kind.as_str(),
-                                &now.0,
-                                &i64::try_from(*want).unwrap_or(i64::MAX),
-                            ],
-                        )
+                    self.claim_from_floor(tx, req, kind.as_str(), *want, now, &mut out)
                         .await?;
-                    for r in rows {
-                        self.claim_row(&r, req, now, &mut out)?;
-                    }
                 }
                 Some(quota) => {
                     self.claim_under_quota(tx, req, kind.as_str(), *want, quota, now, &mut out)

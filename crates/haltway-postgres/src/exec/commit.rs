@@ -34,9 +34,20 @@ impl Executor {
             _ => {
                 let c = connect(&self.config).await?;
                 stmts.clear();
+                // Every statement a batch runs finds its rows through an index or their
+                // `ctid`, and its plan is kept for the life of the connection: a plan made
+                // while a table was nearly empty must not read all of it once it has grown
+                // (joining a batch's rows by `ctid` became a whole-table scan per batch).
+                // Without sequential scans some plans look costly, so the just-in-time
+                // compiler, which spends milliseconds on statements that take microseconds,
+                // is off too.
                 let pid = tokio::time::timeout(
                     self.io_timeout,
-                    c.query_one("SELECT pg_backend_pid()", &[]),
+                    c.query_one(
+                        "SELECT pg_backend_pid(), set_config('enable_seqscan', 'off', false), \
+                         set_config('jit', 'off', false)",
+                        &[],
+                    ),
                 )
                 .await
                 .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres did not answer"))?

@@ -2,7 +2,8 @@
 //! renews one row of `worker_leases` in place of a row per running job. Its jobs are read
 //! without a lock, and only those that change (the first renewal of an attempt, a job of an
 //! unregistered worker, a covered job the worker no longer names) are locked and written; a
-//! quiet covered job costs no write at all.
+//! quiet covered job costs no write at all. Recovery (`recover`: gone workers, lapsed worker
+//! leases, ended job leases and passed deadlines) is here too.
 
 #[allow(
     clippy::wildcard_imports,
@@ -19,6 +20,67 @@ fn covered_sql(s: &str, what: &str, lock: &str) -> String {
 }
 
 impl Batch<'_> {
+    /// Recovery: old commit markers, gone workers' jobs, lapsed worker leases, then ended
+    /// leases and passed deadlines ([`kernel::expire`]); answers the jobs it changed.
+    pub(crate) async fn recover(
+        &mut self,
+        tx: &Db<'_, '_>,
+        now: Timestamp,
+    ) -> Result<Vec<Job>, BatchError> {
+        self.flush(tx).await?;
+        let mut out = Vec::new();
+        // Commit markers old enough that no lost `COMMIT` reply is still asked about,
+        // a bounded number at a time (rows another node is deleting are skipped).
+        tx.execute(
+            &format!(
+                "DELETE FROM {s}.commits WHERE token IN (SELECT token FROM {s}.commits \
+                 WHERE token < $1 ORDER BY token LIMIT 10000 FOR UPDATE SKIP LOCKED)",
+                s = self.s
+            ),
+            &[&markers_from(std::time::SystemTime::now())],
+        )
+        .await?;
+        // Gone workers first: their jobs resume now instead of when their leases end.
+        let gone = tx
+            .query(
+                &crate::workers::gone_query(self.s),
+                &[&crate::workers::schema_key(self.s)],
+            )
+            .await?;
+        for row in gone {
+            let worker: String = row.try_get(0).map_err(pg)?;
+            self.recover_worker(tx, &worker, now, &mut out).await?;
+            tx.execute(
+                &format!(
+                    "WITH w AS (DELETE FROM {s}.workers WHERE worker = $1) \
+                     DELETE FROM {s}.worker_leases WHERE worker = $1",
+                    s = self.s
+                ),
+                &[&worker],
+            )
+            .await?;
+        }
+        self.lapsed(tx, now, &mut out).await?;
+        // From the previous recovery on (see `floors::Expiry`): the index entries of
+        // rows that ended before are dead versions a pinned horizon keeps.
+        let after = self.expiry.start(now.0);
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT doc, ctid FROM {}.jobs \
+                     WHERE (state IN ({RUNNING}, {CANCELLING}) \
+                            AND lease_until <= $1 AND lease_until > $2) \
+                     OR (state = {QUEUED} AND NOT started AND deadline IS NOT NULL \
+                         AND deadline <= $1 AND deadline > $2) \
+                     ORDER BY id FOR UPDATE SKIP LOCKED",
+                    self.s
+                ),
+                &[&now.0, &after],
+            )
+            .await?;
+        self.settle(&rows, now, kernel::expire, &mut out)?;
+        Ok(out)
+    }
     /// Renews `leases`: by their worker's lease when a worker in `covers` holds them, each by
     /// its own otherwise. The workers in `covers` name every job they hold, so their covered
     /// jobs left out are released to recovery.

@@ -26,13 +26,14 @@
 //! `mod.rs` the queue and the executor loop; `batch` one batch's transaction and commands;
 //! `write` writing a batch back; `commit` the lost-`COMMIT` protocol; `sql` query text;
 //! `faults` test faults; `claim` claims, in priority order and under tenant quotas;
-//! `db` the batch's transaction. The `NOTIFY` protocol is `crate::notify`.
+//! `db` the batch's transaction; `floors` where claims start reading the ready index. The `NOTIFY` protocol is `crate::notify`.
 
 mod batch;
 mod claim;
 mod commit;
 mod db;
 mod faults;
+pub(crate) mod floors;
 mod leases;
 mod sql;
 mod write;
@@ -42,7 +43,7 @@ use std::sync::Arc;
 use haltway_core::kernel::{self, AppendOutcome, Effects};
 use haltway_core::{
     Append, Appended, CancelRequest, ClaimRequest, Entry, Error, EventData, EventNotice, Finish,
-    GroupId, Job, JobId, Lease, LeaseStatus, NewJob, Notice, Progress, Reason, Result,
+    GroupId, Job, JobId, JobState, Lease, LeaseStatus, NewJob, Notice, Progress, Reason, Result,
     StoreErrorKind, Submitted, TenantId, Timestamp, Updated,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -272,6 +273,10 @@ pub(crate) struct Executor {
     pub(crate) faults: Arc<Faults>,
     /// This node's id in `listeners`.
     pub(crate) node: uuid::Uuid,
+    /// Where this node's claims read the ready index from (see `floors`).
+    pub(crate) floors: Arc<floors::Floors>,
+    /// Where recovery reads ended leases from (see `floors::Expiry`).
+    pub(crate) expiry: Arc<floors::Expiry>,
 }
 
 /// The store's write queue, shared by its executors.
@@ -370,6 +375,21 @@ impl Executor {
         Some(cmds)
     }
 
+    /// Claims of the kinds `cmds` claim, and recovery, read from the start next time.
+    fn forget_floors(&self, cmds: &[Cmd]) {
+        for c in cmds {
+            match &c.op {
+                Op::Claim(req) => {
+                    for (kind, _) in &req.kinds {
+                        self.floors.forget(Some(kind.as_str()));
+                    }
+                }
+                Op::Recover => self.expiry.forget(),
+                _ => {}
+            }
+        }
+    }
+
     pub(crate) async fn run(self) {
         let mut client: Option<Client> = None;
         let stmts = Statements::default();
@@ -427,6 +447,11 @@ impl Executor {
                         (r, true)
                     }
                 };
+                if r.is_err() {
+                    // The rows its claims held are free again, perhaps behind a floor that
+                    // another claim raised meanwhile.
+                    self.forget_floors(&cmds);
+                }
                 match r {
                     Err(BatchError::Retry(e)) if tries < 5 && !closed => {
                         tries += 1;
@@ -464,6 +489,15 @@ impl Executor {
             };
             match result {
                 Ok(done) => {
+                    let now = cmds.iter().map(|c| c.now.0).max().unwrap_or(0);
+                    for (kind, ready) in &done.ready {
+                        for key in ready.keys() {
+                            self.floors.lower(kind, key, now);
+                        }
+                    }
+                    for a in &done.advances {
+                        self.floors.advance(a);
+                    }
                     for n in done.notices {
                         let _ = self.notices.send(n);
                     }
@@ -522,6 +556,8 @@ mod tests {
             node: uuid::Uuid::now_v7(),
             io_timeout: std::time::Duration::from_secs(30),
             backend: parking_lot::Mutex::new(None),
+            floors: Arc::default(),
+            expiry: Arc::default(),
         };
         let claim = || {
             Op::Claim(ClaimRequest {

@@ -83,6 +83,22 @@ impl<'j> NewRow<'j> {
     }
 }
 
+/// Keeps the lowest key of the queued rows of `job`'s kind, among those due at `now` or among
+/// those not (see `floors`).
+fn note_ready(ready: &mut FxHashMap<String, floors::Ready>, job: &Job, now: Timestamp) {
+    let key = (i16::from(job.priority), job.run_at.0);
+    let r = match ready.get_mut(job.kind.as_str()) {
+        Some(r) => r,
+        None => ready.entry(job.kind.as_str().to_owned()).or_default(),
+    };
+    let slot = if job.run_at <= now {
+        &mut r.due
+    } else {
+        &mut r.later
+    };
+    *slot = Some(slot.map_or(key, |k| k.min(key)));
+}
+
 /// A job as the JSON text stored in `jobs.doc`.
 pub(crate) fn doc(job: &Job) -> String {
     // Sized for a typical job up front, so the text is not copied as it grows.
@@ -109,6 +125,9 @@ impl Batch<'_> {
                 Mark::Clean => continue,
             }
             *mark = Mark::Clean;
+            if job.state == JobState::Queued {
+                note_ready(&mut self.ready, job, self.now);
+            }
         }
         debug_assert!(logs.is_empty(), "status events of jobs not in the batch");
         if !new.is_empty() {

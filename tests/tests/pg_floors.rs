@@ -37,6 +37,16 @@ async fn connect(url: &str, schema: &str, safety_poll: Duration) -> PgStore {
     .expect("connect to the test server")
 }
 
+/// Submits a job of kind `k` due at `run_at` with `priority`; answers its id.
+async fn submit(store: &PgStore, run_at: Timestamp, priority: u8) -> JobId {
+    store
+        .submit(job_at(run_at, priority), T0)
+        .await
+        .expect("submit")
+        .job
+        .id
+}
+
 async fn claim(store: &PgStore, at: Timestamp) -> Vec<JobId> {
     store
         .claim(&claim_one(), at)
@@ -74,18 +84,8 @@ async fn a_row_another_transaction_held_during_a_claim_is_claimed_after() {
     };
     let (schema, _guard) = pg_support::guarded_schema(&url);
     let store = connect(&url, &schema, Duration::from_millis(100)).await;
-    let early = store
-        .submit(job_at(T0, 2), T0)
-        .await
-        .expect("submit")
-        .job
-        .id;
-    let late = store
-        .submit(job_at(T0.plus_ms(5), 2), T0)
-        .await
-        .expect("submit")
-        .job
-        .id;
+    let early = submit(&store, T0, 2).await;
+    let late = submit(&store, T0.plus_ms(5), 2).await;
     let (mut raw, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connect");
@@ -115,14 +115,9 @@ async fn a_job_another_node_writes_below_the_floor_is_claimed_at_once() {
     let (schema, _guard) = pg_support::guarded_schema(&url);
     let a = connect(&url, &schema, Duration::from_secs(600)).await;
     let b = connect(&url, &schema, Duration::from_secs(600)).await;
-    let first = a
-        .submit(job_at(T0.plus_ms(100), 2), T0)
-        .await
-        .expect("submit")
-        .job
-        .id;
+    let first = submit(&a, T0.plus_ms(100), 2).await;
     assert_eq!(claim(&a, T0.plus_ms(200)).await, vec![first]);
-    let below = b.submit(job_at(T0, 2), T0).await.expect("submit").job.id;
+    let below = submit(&b, T0, 2).await;
     assert!(
         claimed_within(&a, below, T0.plus_ms(200), Duration::from_secs(5)).await,
         "the other node's job below the floor was not claimed"
@@ -138,20 +133,10 @@ async fn a_higher_priority_job_due_later_is_claimed_first_once_due() {
     };
     let (schema, _guard) = pg_support::guarded_schema(&url);
     let store = connect(&url, &schema, Duration::from_secs(600)).await;
-    let urgent = store
-        .submit(job_at(T0.plus_ms(1_000), 1), T0)
-        .await
-        .expect("submit")
-        .job
-        .id;
+    let urgent = submit(&store, T0.plus_ms(1_000), 1).await;
     let mut flowing = Vec::new();
     for i in 0..3 {
-        let id = store
-            .submit(job_at(T0.plus_ms(i), 3), T0)
-            .await
-            .expect("submit")
-            .job
-            .id;
+        let id = submit(&store, T0.plus_ms(i), 3).await;
         flowing.push(id);
     }
     // Before it is due, the lower-priority jobs come out in order.

@@ -63,7 +63,9 @@ pub struct PgOptions {
     /// Most commands in one transaction (default 4096).
     pub max_batch: usize,
     /// How often the listener reconciles from the tables even without notifications
-    /// (default 2 s).
+    /// (default 2 s), and looks below the claims' floors for a ready job that no notice
+    /// announced (a job skipped while another transaction held its row starts at most this
+    /// much later; the look waits longer when it takes long).
     pub safety_poll: Duration,
     /// How long a batch, a read or a liveness beat may wait for the server's answer before its
     /// connection is taken for dead (default 30 s): a connection that stops answering without

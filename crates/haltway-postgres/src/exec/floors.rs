@@ -268,6 +268,14 @@ impl Floors {
 mod tests {
     use super::*;
 
+    fn advance(floors: &Floors, scan: Scan, to: Key) {
+        floors.advance(&Advance {
+            kind: "k".into(),
+            scan,
+            to: Some(to),
+        });
+    }
+
     fn claimed(floors: &Floors, kind: &str, now: i64, to: Option<Key>) -> Scan {
         let scan = floors.start(kind, now);
         floors.advance(&Advance {
@@ -298,11 +306,7 @@ mod tests {
         assert_eq!(scan.from, Some((2, 90)));
         // A row with a higher priority was written while the claim ran.
         f.lower("k", (1, 150), 200);
-        f.advance(&Advance {
-            kind: "k".into(),
-            scan,
-            to: Some((2, 190)),
-        });
+        advance(&f, scan, (2, 190));
         assert_eq!(f.of("k"), Some((1, 150)));
         assert_eq!(f.start("k", 201).from, Some((1, 150)));
     }
@@ -316,31 +320,19 @@ mod tests {
         f.lower("k", (2, 195), 200);
         f.lower("k", (2, 199), 200);
         f.forget(Some("other"));
-        f.advance(&Advance {
-            kind: "k".into(),
-            scan,
-            to: Some((2, 190)),
-        });
+        advance(&f, scan, (2, 190));
         assert_eq!(f.of("k"), Some((2, 190)));
         // Too many lowerings to remember: the floor only goes down.
         let scan = f.start("k", 300);
         for t in 0..=MAX_LOWERED as i64 {
             f.lower("k", (2, 250 + t), 1000);
         }
-        f.advance(&Advance {
-            kind: "k".into(),
-            scan,
-            to: Some((2, 240)),
-        });
+        advance(&f, scan, (2, 240));
         assert_eq!(f.of("k"), Some((2, 190)));
         // A forget while a claim ran wins.
         let scan = f.start("k", 400);
         f.forget(Some("k"));
-        f.advance(&Advance {
-            kind: "k".into(),
-            scan,
-            to: Some((2, 390)),
-        });
+        advance(&f, scan, (2, 390));
         assert_eq!(f.of("k"), None);
     }
 
@@ -356,11 +348,7 @@ mod tests {
         // Due: the claim reads from its key.
         let scan = f.start("k", 500);
         assert_eq!(scan.from, Some((1, 500)));
-        f.advance(&Advance {
-            kind: "k".into(),
-            scan,
-            to: Some((1, 500)),
-        });
+        advance(&f, scan, (1, 500));
         assert_eq!(f.start("k", 600).from, Some((1, 500)));
     }
 

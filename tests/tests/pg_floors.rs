@@ -1,7 +1,8 @@
 //! PostgreSQL claims read the ready index from a floor per kind (the key of the last row a
 //! claim read), so that they do not walk the dead entries a pinned MVCC horizon leaves behind.
 //! A floor must never hide a job for long: these tests put a ready job below one in each way
-//! it can get there and check that a claim still takes it.
+//! it can get there and check that a claim still takes it. Recovery reads from a floor too
+//! (the previous recovery's clock); the last test writes below it.
 
 mod pg_support;
 
@@ -145,4 +146,51 @@ async fn a_higher_priority_job_due_later_is_claimed_first_once_due() {
     }
     assert_eq!(claim(&store, T0.plus_ms(1_000)).await, vec![urgent]);
     assert_eq!(claim(&store, T0.plus_ms(1_001)).await, vec![flowing[2]]);
+}
+
+/// Recovery reads ended leases and passed deadlines from the previous recovery's clock on, but
+/// a lease or deadline written with an earlier clock (a command that waited for its batch, a
+/// deadline already passed when written) is still read: the job whose deadline passed and the
+/// one whose lease ended are both recovered by the next recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_or_deadline_written_with_an_earlier_clock_is_still_recovered() {
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (schema, _guard) = pg_support::guarded_schema(&url);
+    let store = connect(&url, &schema, Duration::from_secs(600)).await;
+    let late = T0.plus_ms(20_000);
+    assert!(store.recover(late).await.expect("recover").is_empty());
+    assert!(
+        store
+            .recover(late.plus_ms(1))
+            .await
+            .expect("recover")
+            .is_empty()
+    );
+    let claimed = submit(&store, T0, 2).await;
+    assert_eq!(claim(&store, T0).await, vec![claimed]);
+    let timed_out = store
+        .submit(
+            NewJob {
+                deadline: Some(T0.plus_ms(70)),
+                ..job_at(T0, 2)
+            },
+            T0,
+        )
+        .await
+        .expect("submit")
+        .job
+        .id;
+    let mut got: Vec<JobId> = store
+        .recover(late.plus_ms(2))
+        .await
+        .expect("recover")
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    got.sort_unstable();
+    let mut want = vec![claimed, timed_out];
+    want.sort_unstable();
+    assert_eq!(got, want, "both were recovered");
 }

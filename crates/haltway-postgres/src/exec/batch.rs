@@ -46,6 +46,8 @@ pub(crate) struct Done {
     pub(crate) ready: FxHashMap<String, floors::Ready>,
     /// The claims' news for their kinds' floors.
     pub(crate) advances: Vec<floors::Advance>,
+    /// The earliest lease end or deadline written (see `floors::Expiry`).
+    pub(crate) expiring: Option<i64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -103,6 +105,7 @@ pub(crate) struct Batch<'s> {
     pub(crate) expiry: &'s floors::Expiry,
     pub(crate) ready: FxHashMap<String, floors::Ready>,
     pub(crate) advances: Vec<floors::Advance>,
+    pub(crate) expiring: Option<i64>,
 }
 
 pub(crate) async fn run_batch(
@@ -147,6 +150,7 @@ pub(crate) async fn run_batch(
         expiry: &exec.expiry,
         ready: FxHashMap::default(),
         advances: Vec::new(),
+        expiring: None,
     };
     // The batch's commit marker (a time-ordered UUID), to look for should the `COMMIT` reply
     // be lost. A batch that creates jobs writes for sure: its marker goes in the round trip of
@@ -188,6 +192,7 @@ pub(crate) async fn run_batch(
             events: b.last_event,
             ready: b.ready,
             advances: b.advances,
+            expiring: b.expiring,
         },
     });
     let unknown = |at_commit: &mut Option<AtCommit>, error: Error| {

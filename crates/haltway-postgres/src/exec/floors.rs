@@ -26,11 +26,12 @@
 //! only leaves out index entries that cannot be claimed.
 //!
 //! Recovery's look for ended leases and passed deadlines has a floor of its own ([`Expiry`]):
-//! the previous recovery's clock, less [`EXPIRY_MARGIN`]. A lease or deadline is written in the
-//! future (a claim's, a renewal's) or at its writer's clock (a release), so rows that ended
-//! before the previous recovery were taken by it, but for rows it skipped while another
-//! transaction held them and rows written with a deadline already passed: every
-//! [`EXPIRY_FULL_EVERY`], and whenever the clock went back, a recovery reads everything.
+//! the previous recovery's clock, less [`EXPIRY_MARGIN`], or the earliest lease end or deadline
+//! this node committed since, if earlier (a command's clock is taken before it waits for its
+//! batch, and a deadline may be passed when written). So rows that ended before the previous
+//! recovery were taken by it, but for rows it skipped while another transaction held them and
+//! rows other nodes wrote with an old clock: every [`EXPIRY_FULL_EVERY`], and whenever the
+//! clock went back, a recovery reads everything.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -127,29 +128,46 @@ pub(crate) const EXPIRY_FULL_EVERY: Duration = Duration::from_secs(30);
 /// Where recovery's look for ended leases and deadlines starts (see the module's notes).
 #[derive(Default)]
 pub(crate) struct Expiry {
-    last: Mutex<Option<(i64, Instant)>>,
+    state: Mutex<ExpiryState>,
+}
+
+#[derive(Default)]
+struct ExpiryState {
+    /// The previous recovery's clock, and when a recovery last read everything.
+    last: Option<(i64, Instant)>,
+    /// The earliest lease end or deadline this node wrote since the previous recovery began.
+    low: Option<i64>,
 }
 
 impl Expiry {
     /// The lease end or deadline after which a recovery at `now` reads; `i64::MIN` for all.
     pub(crate) fn start(&self, now: i64) -> i64 {
-        let mut last = self.last.lock();
-        match *last {
+        let mut st = self.state.lock();
+        let low = st.low.take();
+        match st.last {
             // A clock that went back reads everything (what ended before it may be new).
             Some((through, full_at)) if full_at.elapsed() < EXPIRY_FULL_EVERY && now >= through => {
-                *last = Some((now, full_at));
-                through.saturating_sub(EXPIRY_MARGIN)
+                st.last = Some((now, full_at));
+                let after = through.saturating_sub(EXPIRY_MARGIN);
+                low.map_or(after, |l| after.min(l.saturating_sub(1)))
             }
             _ => {
-                *last = Some((now, Instant::now()));
+                st.last = Some((now, Instant::now()));
                 i64::MIN
             }
         }
     }
 
+    /// This node committed a lease end or deadline `at` (one written with an old clock, a
+    /// command that waited, may be before the previous recovery's).
+    pub(crate) fn lower(&self, at: i64) {
+        let mut st = self.state.lock();
+        st.low = Some(st.low.map_or(at, |l| l.min(at)));
+    }
+
     /// A recovery failed: the next reads everything.
     pub(crate) fn forget(&self) {
-        *self.last.lock() = None;
+        self.state.lock().last = None;
     }
 }
 
@@ -362,8 +380,14 @@ mod tests {
         assert_eq!(e.start(13_000), 11_000 - EXPIRY_MARGIN);
         e.forget();
         assert_eq!(e.start(14_000), i64::MIN);
-        *e.last.lock() = Some((14_000, Instant::now() - EXPIRY_FULL_EVERY));
+        e.state.lock().last = Some((14_000, Instant::now() - EXPIRY_FULL_EVERY));
         assert_eq!(e.start(15_000), i64::MIN);
+        // A deadline this node wrote before the previous recovery's clock is read once.
+        assert_eq!(e.start(16_000), 15_000 - EXPIRY_MARGIN);
+        e.lower(9_000);
+        e.lower(12_000);
+        assert_eq!(e.start(17_000), 8_999);
+        assert_eq!(e.start(18_000), 17_000 - EXPIRY_MARGIN);
     }
 
     #[test]

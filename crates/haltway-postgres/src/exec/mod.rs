@@ -498,6 +498,9 @@ impl Executor {
                     for a in &done.advances {
                         self.floors.advance(a);
                     }
+                    if let Some(at) = done.expiring {
+                        self.expiry.lower(at);
+                    }
                     for n in done.notices {
                         let _ = self.notices.send(n);
                     }

@@ -128,6 +128,14 @@ impl Batch<'_> {
             if job.state == JobState::Queued {
                 note_ready(&mut self.ready, job, self.now);
             }
+            let ends = match job.state {
+                JobState::Running | JobState::Cancelling => job.lease_until,
+                JobState::Queued if job.started_at.is_none() => job.deadline,
+                _ => None,
+            };
+            if let Some(t) = ends {
+                self.expiring = Some(self.expiring.map_or(t.0, |e| e.min(t.0)));
+            }
         }
         debug_assert!(logs.is_empty(), "status events of jobs not in the batch");
         if !new.is_empty() {

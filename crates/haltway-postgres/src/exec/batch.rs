@@ -226,7 +226,7 @@ pub(crate) async fn run_batch(
 
 impl Batch<'_> {
     /// Loads (and locks) every job the commands name, the idempotency keys of submits and the
-    /// ledger keys of appends, in three queries.
+    /// ledger keys of appends: one round trip, and one more for idempotency keys.
     ///
     /// The ids of new jobs are looked up only when `careful`: an id is fresh (a v7 UUID) but
     /// for a caller's mistake, and then the insert fails on the primary key, the batch runs
@@ -292,10 +292,10 @@ impl Batch<'_> {
         budget_t.dedup();
         budget_j.sort_unstable();
         budget_j.dedup();
-        // The subscriptions and the budgets in the same round trip as the jobs; the budgets
-        // are locked after the jobs, as everywhere.
+        // The subscriptions, the budgets and the ledger keys in the same round trip as the
+        // jobs; the budgets are locked after the jobs, as everywhere.
         let subs_sql = crate::webhooks::active_subscriptions(self.s);
-        let (subs, rows, budgets) = tokio::try_join!(
+        let (subs, rows, budgets, keys) = tokio::try_join!(
             tx.query(&subs_sql, &[]),
             async {
                 if ids.is_empty() {
@@ -319,8 +319,19 @@ impl Batch<'_> {
                     &[&budget_t, &budget_j],
                 )
                 .await
+            },
+            async {
+                if key_j.is_empty() {
+                    return Ok(Vec::new());
+                }
+                tx.query(&key_lookup(self.s), &[&key_j, &key_k]).await
             }
         )?;
+        for r in keys {
+            let seq: i64 = r.get(2);
+            self.keys
+                .insert((JobId(r.get(0)), r.get(1)), u64::try_from(seq).unwrap_or(0));
+        }
         for t in budget_t {
             self.budget_known.insert(t.into());
         }
@@ -378,14 +389,6 @@ impl Batch<'_> {
                     self.idem.insert((job.tenant.clone(), k), job.id);
                 }
                 self.cache.entry(job.id).or_insert((job, Mark::Clean));
-            }
-        }
-        if !key_j.is_empty() {
-            let rows = tx.query(&key_lookup(self.s), &[&key_j, &key_k]).await?;
-            for r in rows {
-                let seq: i64 = r.get(2);
-                self.keys
-                    .insert((JobId(r.get(0)), r.get(1)), u64::try_from(seq).unwrap_or(0));
             }
         }
         Ok(())

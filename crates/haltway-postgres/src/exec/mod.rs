@@ -304,6 +304,14 @@ const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
 /// shared enough already (a bulk submit waited a whole timer tick, about 1 ms, for company).
 const FULL: usize = 512;
 
+/// A batch of this many commands goes without lingering too. Commands that keep arriving
+/// (handlers woken by the last commit, delivering again) would otherwise keep a batch
+/// gathering past `LINGER` while the other write connections sit idle; cut here, the next
+/// commands go to the next connection, and the batches' round trips and commits overlap (one
+/// `deliver()` per item: 27–29% of the raw baseline without the cut, 35–39% with it, in
+/// alternating runs).
+const MANY: usize = 64;
+
 impl Executor {
     /// Takes the next batch off the shared queue; `None` when the store is gone.
     ///
@@ -336,7 +344,7 @@ impl Executor {
         // commands that are about to arrive (other handlers' deliveries, woken by the last
         // commit) a moment to join, bounded by `LINGER`. A batch with a claim goes at once,
         // with what is already queued: workers wait on a claim's round trip; so does a batch
-        // of `FULL` jobs, items or leases.
+        // of `FULL` jobs, items or leases, or of `MANY` commands.
         let linger = tokio::time::Instant::now() + LINGER;
         'gather: loop {
             while cmds.len() < self.max_batch {
@@ -350,7 +358,7 @@ impl Executor {
                     Err(_) => break,
                 }
             }
-            if cmds.len() >= self.max_batch
+            if cmds.len() >= self.max_batch.min(MANY)
                 || has_claim
                 || weight >= FULL
                 || tokio::time::Instant::now() >= linger
@@ -543,10 +551,8 @@ pub(crate) mod test_support {
 mod tests {
     use super::*;
 
-    /// A batch takes at most one claim; the next batch starts with the one left over, and the
-    /// commands keep their order.
-    #[tokio::test]
-    async fn a_batch_holds_at_most_one_claim() {
+    /// An executor (never connected) reading commands from the returned sender.
+    fn executor(max_batch: usize) -> (mpsc::UnboundedSender<Cmd>, Executor) {
         let (tx, rx) = mpsc::unbounded_channel();
         let executor = Executor {
             config: Config::new(),
@@ -554,7 +560,7 @@ mod tests {
             rx: Arc::new(tokio::sync::Mutex::new(Queue { rx, carry: None })),
             notices: broadcast::channel(1).0,
             events: broadcast::channel(1).0,
-            max_batch: 100,
+            max_batch,
             faults: Arc::new(Faults::default()),
             node: uuid::Uuid::now_v7(),
             io_timeout: std::time::Duration::from_secs(30),
@@ -562,6 +568,22 @@ mod tests {
             floors: Arc::default(),
             expiry: Arc::default(),
         };
+        (tx, executor)
+    }
+
+    fn cmd(op: Op, at: usize) -> Cmd {
+        Cmd {
+            op,
+            now: Timestamp(i64::try_from(at).expect("small")),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// A batch takes at most one claim; the next batch starts with the one left over, and the
+    /// commands keep their order.
+    #[tokio::test]
+    async fn a_batch_holds_at_most_one_claim() {
+        let (tx, executor) = executor(100);
         let claim = || {
             Op::Claim(ClaimRequest {
                 worker: "w".into(),
@@ -579,12 +601,7 @@ mod tests {
             Op::Recover,
         ];
         for (i, op) in ops.into_iter().enumerate() {
-            tx.send(Cmd {
-                op,
-                now: Timestamp(i64::try_from(i).expect("small")),
-                reply: oneshot::channel().0,
-            })
-            .expect("send");
+            tx.send(cmd(op, i)).expect("send");
         }
         drop(tx);
         let mut batches = Vec::new();
@@ -592,5 +609,28 @@ mod tests {
             batches.push(cmds.iter().map(|c| c.now.0).collect::<Vec<_>>());
         }
         assert_eq!(batches, vec![vec![0, 1, 2], vec![3], vec![4, 5]]);
+    }
+
+    /// Commands that keep arriving one by one (handlers woken by a commit, delivering again)
+    /// do not keep a batch gathering: it goes once it holds `MANY` of them, and the rest make
+    /// the next batches. The clock stands still, so nothing else can end the gathering.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_goes_once_full_while_commands_keep_arriving() {
+        let (tx, executor) = executor(10_000);
+        let total = 3 * MANY;
+        let producer = tokio::spawn(async move {
+            for i in 0..total {
+                tx.send(cmd(Op::Recover, i)).expect("send");
+                tokio::task::yield_now().await;
+            }
+        });
+        let first = executor.gather().await.expect("a batch");
+        assert_eq!(first.len(), MANY, "the first batch stops at MANY");
+        producer.await.expect("producer");
+        let mut rest = 0;
+        while rest < total - MANY {
+            rest += executor.gather().await.expect("a batch").len();
+        }
+        assert_eq!(rest, total - MANY, "every command is in a batch");
     }
 }

@@ -72,18 +72,14 @@ fn main() {
     else {
         usage("set HALTWAY_BENCH_PG_URL to a PostgreSQL database")
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
     let mut rows = Vec::new();
     for workers in workers {
         eprintln!("running {workers} workers …");
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            ours.push(rt.block_on(haltway_drain(&url, jobs, workers)));
+            ours.push(alone(haltway_drain(&url, jobs, workers)));
             if peer {
-                theirs.push(rt.block_on(awa_side::drain(&url, jobs, workers)));
+                theirs.push(alone(awa_side::drain(&url, jobs, workers)));
             }
         }
         let h = report::median(&mut ours);
@@ -106,6 +102,18 @@ fn main() {
         rows.push(row);
     }
     report::print(&rows);
+}
+
+/// Runs `run` on a runtime of its own, dropped after it: whatever either side leaves running
+/// (maintenance loops, connections closing) ends there and does not slow the next run.
+fn alone(run: impl Future<Output = f64>) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let rate = rt.block_on(run);
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    rate
 }
 
 fn usage(problem: &str) -> ! {

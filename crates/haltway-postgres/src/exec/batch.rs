@@ -48,6 +48,8 @@ pub(crate) struct Done {
     pub(crate) advances: Vec<floors::Advance>,
     /// The earliest lease end or deadline written (see `floors::Expiry`).
     pub(crate) expiring: Option<i64>,
+    /// The batch's clock (its latest command's), in ms.
+    pub(crate) now: i64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -193,6 +195,7 @@ pub(crate) async fn run_batch(
             ready: b.ready,
             advances: b.advances,
             expiring: b.expiring,
+            now: b.now.0,
         },
     });
     let unknown = |at_commit: &mut Option<AtCommit>, error: Error| {

@@ -497,10 +497,9 @@ impl Executor {
             };
             match result {
                 Ok(done) => {
-                    let now = cmds.iter().map(|c| c.now.0).max().unwrap_or(0);
                     for (kind, ready) in &done.ready {
                         for key in ready.keys() {
-                            self.floors.lower(kind, key, now);
+                            self.floors.lower(kind, key, done.now);
                         }
                     }
                     for a in &done.advances {

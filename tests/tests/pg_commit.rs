@@ -250,3 +250,109 @@ async fn lost_commit_replies_of_creates_are_resolved_from_the_database() {
         "six jobs, none written twice: {counts:?}"
     );
 }
+
+/// A node that stops mid-transaction (its process frozen, so neither its I/O timeout nor its
+/// ending of the backend can run) does not keep its rows locked: the server ends the waiting
+/// transaction after the store's I/O timeout, and the batch, run again once the node goes on,
+/// is acknowledged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_left_waiting_by_a_frozen_node_is_ended_by_the_server() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (schema, _guard) = pg_support::guarded_schema(&url);
+    let io = std::time::Duration::from_secs(1);
+    let store = haltway_postgres::PgStore::connect(
+        &url,
+        haltway_postgres::PgOptions::default()
+            .schema(&schema)
+            .io_timeout(io),
+    )
+    .await
+    .expect("connect");
+    let job = store
+        .submit(new_job("t", "k"), T0)
+        .await
+        .expect("submit")
+        .job;
+    let lease = claim_one(&store, "k").await.lease().expect("a lease");
+
+    // The next batch stops before its `COMMIT`, blocking its thread as a frozen process would,
+    // with the job's row locked.
+    let frozen = std::time::Duration::from_secs(4);
+    let stopped_at = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let cell = stopped_at.clone();
+    store.faults().crash_before_commits(1, move || {
+        *cell.lock().expect("not poisoned") = Some(std::time::Instant::now());
+        std::thread::sleep(frozen);
+        Box::pin(async {})
+    });
+    // The row is watched from a thread and a runtime of their own: a blocked worker thread can
+    // hold up the rest of its runtime, as it holds up the frozen node.
+    let watcher = std::thread::spawn({
+        let (url, schema, id) = (url.clone(), schema.clone(), job.id.0);
+        move || {
+            let since = loop {
+                if let Some(at) = *stopped_at.lock().expect("not poisoned") {
+                    break at;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(conn);
+                let lock =
+                    format!("SELECT 1 FROM \"{schema}\".jobs WHERE id = $1 FOR UPDATE NOWAIT");
+                loop {
+                    client.simple_query("BEGIN").await.expect("begin");
+                    let got = client.query(&lock, &[&id]).await;
+                    client.simple_query("ROLLBACK").await.expect("rollback");
+                    if got.is_ok() || since.elapsed() >= frozen {
+                        break (got.is_ok(), since.elapsed());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            })
+        }
+    });
+    let append = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .append(
+                    &[Append {
+                        lease,
+                        key: Some("one".into()),
+                        payload: "1".into(),
+                        cost: 1,
+                    }],
+                    T0,
+                )
+                .await
+        }
+    });
+    let (free, after) = tokio::task::spawn_blocking(move || watcher.join().expect("watcher"))
+        .await
+        .expect("join");
+    assert!(
+        free && after >= io / 2 && after < frozen,
+        "the server ended the waiting transaction after about the I/O timeout, not when the \
+         node went on ({after:?})"
+    );
+
+    let mut acks = append.await.expect("join").expect("append batch");
+    let ack = acks
+        .pop()
+        .expect("one answer")
+        .expect("the append is acknowledged once the batch has run again");
+    assert_eq!(ack.seq, 1);
+    let entries = ledger(&store, &job).await;
+    assert_eq!(entries.len(), 1, "the item is kept once");
+}

@@ -71,7 +71,9 @@ pub struct PgOptions {
     /// connection is taken for dead (default 30 s): a connection that stops answering without
     /// closing (a network partition, a stuck proxy) is dropped and replaced instead of holding
     /// the node. A batch cut off this way is settled like a lost `COMMIT` reply: its backend is
-    /// ended, then the database says whether it committed.
+    /// ended, then the database says whether it committed. The write connections' transactions
+    /// also end on the server when they wait this long for the node
+    /// (`idle_in_transaction_session_timeout`), so a frozen node keeps no row locked.
     pub io_timeout: Duration,
 }
 

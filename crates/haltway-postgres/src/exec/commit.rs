@@ -40,13 +40,18 @@ impl Executor {
                 // (joining a batch's rows by `ctid` became a whole-table scan per batch).
                 // Without sequential scans some plans look costly, so the just-in-time
                 // compiler, which spends milliseconds on statements that take microseconds,
-                // is off too.
+                // is off too. A transaction left waiting on this node for longer than the
+                // I/O timeout is ended by the server: the executor would have given up on its
+                // batch by then, and a node that cannot (frozen, cut off) must not keep its
+                // rows locked and the oldest snapshot pinned.
+                let idle = self.io_timeout.as_millis().to_string();
                 let pid = tokio::time::timeout(
                     self.io_timeout,
                     c.query_one(
                         "SELECT pg_backend_pid(), set_config('enable_seqscan', 'off', false), \
-                         set_config('jit', 'off', false)",
-                        &[],
+                         set_config('jit', 'off', false), \
+                         set_config('idle_in_transaction_session_timeout', $1, false)",
+                        &[&idle],
                     ),
                 )
                 .await

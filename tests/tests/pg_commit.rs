@@ -6,7 +6,7 @@
 
 mod pg_support;
 
-use haltway_core::{Append, Entry, Finish, Job, JobState, ResultsQuery, Store};
+use haltway_core::{Append, Entry, Finish, Job, JobState, Lease, ResultsQuery, Store};
 use haltway_testkit::suite::{T0, claim_one, new_job};
 
 /// The first 100 entries of `job`'s ledger.
@@ -23,6 +23,17 @@ async fn ledger(store: &haltway_postgres::PgStore, job: &Job) -> Vec<Entry> {
         .await
         .expect("results")
         .data
+}
+
+/// A new job of kind `k` for tenant `t`, claimed: the job and its lease.
+async fn running_job(store: &haltway_postgres::PgStore) -> (Job, Lease) {
+    let job = store
+        .submit(new_job("t", "k"), T0)
+        .await
+        .expect("submit")
+        .job;
+    let lease = claim_one(store, "k").await.lease().expect("a lease");
+    (job, lease)
 }
 
 /// One test at a time (see the module's doc).
@@ -103,12 +114,7 @@ async fn a_commit_cut_off_by_a_server_crash_is_neither_lost_nor_invented() {
         return;
     };
     let (store, _guard) = pg_support::store(&url).await;
-    let job = store
-        .submit(new_job("t", "k"), T0)
-        .await
-        .expect("submit")
-        .job;
-    let lease = claim_one(&store, "k").await.lease().expect("a lease");
+    let (job, lease) = running_job(&store).await;
 
     for round in 1..=3u64 {
         let (url, restart) = (url.clone(), restart.clone());
@@ -271,12 +277,7 @@ async fn a_transaction_left_waiting_by_a_frozen_node_is_ended_by_the_server() {
     )
     .await
     .expect("connect");
-    let job = store
-        .submit(new_job("t", "k"), T0)
-        .await
-        .expect("submit")
-        .job;
-    let lease = claim_one(&store, "k").await.lease().expect("a lease");
+    let (job, lease) = running_job(&store).await;
 
     // The next batch stops before its `COMMIT`, blocking its thread as a frozen process would,
     // with the job's row locked.

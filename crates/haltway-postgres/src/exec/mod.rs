@@ -308,7 +308,7 @@ const FULL: usize = 512;
 /// (handlers woken by the last commit, delivering again) would otherwise keep a batch
 /// gathering past `LINGER` while the other write connections sit idle; cut here, the next
 /// commands go to the next connection, and the batches' round trips and commits overlap (one
-/// `deliver()` per item: 27–29% of the raw baseline without the cut, 35–39% with it, in
+/// `deliver()` per item: 25–29% of the raw baseline without the cut, 33–40% with it, in
 /// alternating runs).
 const MANY: usize = 64;
 

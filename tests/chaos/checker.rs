@@ -100,12 +100,24 @@ impl Checker {
     /// invariant against the store behind `engine`. Panics on the first violation.
     pub(crate) async fn verify(&self, engine: &Engine, within: Duration) {
         let tenant = TenantId::from("chaos");
-        let deadline = Instant::now() + within;
+        let began = Instant::now();
+        let deadline = began + within;
+        let mut told = began;
         let jobs = loop {
             let jobs = all_jobs(engine, &tenant).await;
             let active: Vec<_> = jobs.iter().filter(|j| !j.state.is_terminal()).collect();
             if active.is_empty() {
                 break jobs;
+            }
+            // How the backlog drains, for a run that fails here: stuck nodes, or slow ones.
+            if told.elapsed() >= Duration::from_secs(10) {
+                told = Instant::now();
+                let running = active.iter().filter(|j| j.state.is_active()).count();
+                println!(
+                    "chaos: {:?} after the faults: {} jobs not terminal ({running} held by a node)",
+                    began.elapsed(),
+                    active.len()
+                );
             }
             assert!(
                 Instant::now() < deadline,

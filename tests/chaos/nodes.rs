@@ -33,7 +33,10 @@ impl Node {
         cmd.args(args)
             .arg(name)
             .env("CHAOS_LEASE_MS", crate::LEASE.as_millis().to_string())
-            .env("HALTWAY_LOG", "error")
+            .env(
+                "HALTWAY_LOG",
+                std::env::var("HALTWAY_CHAOS_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

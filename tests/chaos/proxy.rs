@@ -26,6 +26,10 @@ impl Proxy {
                 let Ok(up) = TcpStream::connect(target).await else {
                     continue;
                 };
+                // As a real proxy does (pgbouncer, HAProxy, Envoy): small replies go out at
+                // once instead of waiting for the previous one's acknowledgement.
+                let _ = down.set_nodelay(true);
+                let _ = up.set_nodelay(true);
                 let born = gen_all.load(Ordering::Acquire);
                 let (dr, dw) = down.into_split();
                 let (ur, uw) = up.into_split();

@@ -6,7 +6,8 @@
 //!
 //! `chaos_node sqlite PATH NAME` or `chaos_node postgres URL SCHEMA NAME`. `CHAOS_LEASE_MS`
 //! sets the lease (default 2000); `CHAOS_MAX_SIZE` caps a SQLite file, in bytes;
-//! `CHAOS_IO_TIMEOUT_MS` sets the PostgreSQL store's I/O timeout.
+//! `CHAOS_IO_TIMEOUT_MS` sets the PostgreSQL store's I/O timeout; `HALTWAY_LOG` filters the
+//! engine's log, written to standard error (default `error`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -30,6 +31,13 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[tokio::main]
 async fn main() {
+    // The engine's log, on standard error (the suite passes `HALTWAY_CHAOS_LOG` here).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HALTWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().collect();
     let (store, name): (Arc<dyn Store>, &String) = match args.as_slice() {
         [_, kind, path, name] if kind == "sqlite" => {

@@ -65,6 +65,11 @@ impl Node {
         }
     }
 
+    /// The node's worker id (`<name>-<pid>`).
+    pub(crate) fn worker(&self) -> String {
+        format!("{}-{}", self.name, self.child.id())
+    }
+
     /// `kill -9`.
     pub(crate) fn kill(mut self) {
         let _ = self.child.kill();

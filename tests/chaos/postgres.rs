@@ -2,7 +2,8 @@
 //! the nodes' backends killed (`pg_terminate_backend`), one node killed with `kill -9` (its
 //! jobs resume on the other), every connection slot taken by another client for a while, every
 //! connection of the nodes blackholed by the proxy (open, but silent: the nodes must notice by
-//! their I/O timeout), and PostgreSQL itself restarted (immediate stop), round after round.
+//! their I/O timeout, and take their worker locks back from the sessions left on the server),
+//! and PostgreSQL itself restarted (immediate stop), round after round.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +84,72 @@ async fn moved_within(
     }
 }
 
+/// The backends of the database now.
+async fn backends(url: &str) -> Vec<i32> {
+    admin(url)
+        .await
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .expect("backends")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Waits until the worker lock of every node is held by a session that did not exist when
+/// `before` was taken (at most `within`): a node whose liveness connection was cut off ends the
+/// old session, which still holds the lock, and takes the lock again. Returns how long it took.
+async fn locks_retaken(
+    url: &str,
+    schema: &str,
+    key: i32,
+    nodes: &[Node],
+    before: &[i32],
+    within: Duration,
+) -> Duration {
+    let admin = admin(url).await;
+    let since = Instant::now();
+    let workers: Vec<String> = nodes.iter().map(Node::worker).collect();
+    loop {
+        let rows = admin
+            .query(
+                &format!(
+                    "SELECT w.worker, l.pid FROM \"{schema}\".workers w \
+                     LEFT JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted \
+                     AND l.objsubid = 2 AND l.classid = $1::integer::oid \
+                     AND l.objid = w.lock_key::oid \
+                     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                     WHERE w.worker = ANY($2)"
+                ),
+                &[&key, &workers],
+            )
+            .await
+            .expect("worker locks");
+        let stale: Vec<(String, Option<i32>)> = workers
+            .iter()
+            .map(|w| {
+                let pid = rows
+                    .iter()
+                    .find(|r| r.get::<_, String>(0) == *w)
+                    .and_then(|r| r.get::<_, Option<i32>>(1));
+                (w.clone(), pid)
+            })
+            .filter(|(_, pid)| pid.is_none_or(|p| before.contains(&p)))
+            .collect();
+        if stale.is_empty() {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < within,
+            "worker locks not taken again by a new session within {within:?} of the cut: {stale:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Kills every other client backend of the database.
 async fn kill_backends(url: &str) -> u64 {
     admin(url)
@@ -123,6 +190,7 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
     let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
         .await
         .expect("connect");
+    let lock_key = store.worker_lock_key();
     let engine = client(Arc::new(store));
     let checker = Arc::new(Checker::default());
     let tally = Tally::default();
@@ -177,10 +245,22 @@ async fn postgres_keeps_every_acknowledged_write_through_restarts_and_kills() {
         println!("chaos: round {round}: held {held} connections for 3 s");
         tally.after(&checker, since, "pool exhausted").await;
 
+        let before = backends(&url).await;
         proxy.blackhole();
         tally
             .after(&checker, Instant::now(), "connections blackholed")
             .await;
+        // Their liveness sessions still hold the workers' locks on the server.
+        let took = locks_retaken(
+            &url,
+            &schema,
+            lock_key,
+            &nodes,
+            &before,
+            IO_TIMEOUT * 3 + Duration::from_secs(5),
+        )
+        .await;
+        println!("chaos: round {round}: the nodes held their worker locks again within {took:?}");
 
         if let Some(script) = &restart {
             let status = tokio::process::Command::new(script)

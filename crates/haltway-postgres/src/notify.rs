@@ -168,6 +168,8 @@ pub(crate) async fn listen(
     safety_poll: Duration,
 ) {
     let mut pause = Duration::from_millis(50);
+    // The backend of the previous connection, ended (if still there) after a reconnection.
+    let mut dropped: Option<exec::Backend> = None;
     loop {
         let Some(s) = shared.upgrade() else { return };
         let (config, schema, q) = (s.config.clone(), s.schema.clone(), s.q.clone());
@@ -212,6 +214,18 @@ pub(crate) async fn listen(
             Ok(Ok(())) => {}
             failed => {
                 tracing::warn!(error = ?failed.map(|r| r.err()), "LISTEN failed; reconnecting");
+                driver.abort();
+                continue;
+            }
+        }
+        match exec::backend_of(&client, io).await {
+            Ok(mine) => {
+                if let Some(old) = dropped.replace(mine) {
+                    exec::end_dropped(&client, old, io, "listener").await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "postgres listener connection lost; reconnecting");
                 driver.abort();
                 continue;
             }

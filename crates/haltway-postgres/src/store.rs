@@ -215,6 +215,14 @@ impl PgStore {
         &self.shared.schema
     }
 
+    /// The first key of the session advisory locks that tell a live worker (`pg_locks.classid`;
+    /// the second, `objid`, is the `lock_key` of the worker's row in `workers`, with
+    /// `objsubid = 2`): which session holds each worker.
+    #[must_use]
+    pub fn worker_lock_key(&self) -> i32 {
+        crate::workers::schema_key(&self.shared.schema)
+    }
+
     /// Runs a write on the executor and returns its answer, typed by the request.
     async fn write<T: Answer>(&self, request: Request<T>, now: Timestamp) -> Result<T> {
         let (reply, wait) = oneshot::channel();

@@ -127,6 +127,30 @@ async fn hold_now(
     Ok(locked.then_some((key, existed)))
 }
 
+/// Tries again to take the locks of `unlocked` (held by another session when this one took
+/// the others); keeps the ones still held elsewhere. Stops at a lost connection.
+async fn retake(
+    client: &Client,
+    q: &str,
+    key1: i32,
+    unlocked: &mut Vec<String>,
+    io: Duration,
+) -> Result<()> {
+    let mut left = std::mem::take(unlocked).into_iter();
+    while let Some(worker) = left.next() {
+        match hold(client, q, key1, &worker, io).await {
+            Ok(Some(_)) => {}
+            Ok(None) => unlocked.push(worker),
+            Err(e) => {
+                unlocked.push(worker);
+                unlocked.extend(left);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn run(
     config: Config,
     schema: String,
@@ -137,6 +161,11 @@ async fn run(
     let q = format!("\"{schema}\"");
     let key1 = schema_key(&schema);
     let mut held: Vec<String> = Vec::new();
+    // Workers of `held` whose lock another session held at the last reconnection (most likely
+    // this node's previous one, cut off but not ended): tried again on every beat.
+    let mut unlocked: Vec<String> = Vec::new();
+    // The backend of the previous connection, ended (if still there) after a reconnection.
+    let mut dropped: Option<crate::exec::Backend> = None;
     let mut first: Option<Register> = tokio::select! {
         r = rx.recv() => match r { Some(r) => Some(r), None => return },
         _ = stop.changed() => return,
@@ -160,24 +189,33 @@ async fn run(
             }
         };
         pause = Duration::from_millis(50);
-        // After a reconnection: take every lock again before anything else.
-        let mut lost = false;
-        for worker in &held {
-            match hold(&client, &q, key1, worker, io).await {
-                Ok(Some(_)) => {}
-                Ok(None) => tracing::error!(
-                    %worker,
-                    "another live session holds this worker's lock; it must not run twice"
-                ),
-                Err(e) => {
+        let mine = match crate::exec::backend_of(&client, io).await {
+            Ok(b) => b,
+            Err(e) => {
+                if let Some((_, reply)) = first.take() {
+                    let _ = reply.send(Err(e));
+                } else {
                     tracing::warn!(error = %e.report(), "worker liveness lost its connection");
-                    lost = true;
-                    break;
                 }
+                continue;
             }
+        };
+        if let Some(old) = dropped.replace(mine) {
+            crate::exec::end_dropped(&client, old, io, "worker liveness").await;
         }
-        if lost {
+        // After a reconnection: take every lock again before anything else.
+        unlocked.clone_from(&held);
+        if let Err(e) = retake(&client, &q, key1, &mut unlocked, io).await {
+            tracing::warn!(error = %e.report(), "worker liveness lost its connection");
             continue;
+        }
+        for worker in &unlocked {
+            tracing::warn!(
+                %worker,
+                "another session holds this worker's lock (this node's previous connection, not \
+                 yet ended, or a second process with the same worker id, which must not run); \
+                 trying again on every beat"
+            );
         }
         let mut beat = tokio::time::interval(BEAT);
         beat.tick().await;
@@ -226,6 +264,16 @@ async fn run(
                         if let Err(e) = hold(&client, &q, key1, worker, io).await {
                             tracing::warn!(error = %e.report(), %worker, "worker row not written again");
                         }
+                    }
+                }
+                Ok(_) if !unlocked.is_empty() => {
+                    let before = unlocked.clone();
+                    if let Err(e) = retake(&client, &q, key1, &mut unlocked, io).await {
+                        tracing::warn!(error = %e.report(), "worker liveness lost its connection");
+                        break;
+                    }
+                    for worker in before.iter().filter(|w| !unlocked.contains(w)) {
+                        tracing::info!(%worker, "took this worker's lock again");
                     }
                 }
                 Ok(_) => {}

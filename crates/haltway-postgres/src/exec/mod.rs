@@ -297,6 +297,54 @@ pub(crate) async fn connect(config: &Config) -> Result<Client> {
     Ok(client)
 }
 
+/// A backend of a node's own connection: its pid and when it started (a pid alone may name
+/// another backend once this one is gone).
+pub(crate) type Backend = (i32, i64);
+
+/// The backend of `client`, asked within `io`.
+pub(crate) async fn backend_of(client: &Client, io: std::time::Duration) -> Result<Backend> {
+    let row = tokio::time::timeout(
+        io,
+        client.query_one(
+            "SELECT pid, (extract(epoch from backend_start) * 1000000)::int8 \
+             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        ),
+    )
+    .await
+    .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres did not answer"))?
+    .map_err(pg)?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Ends `old`, the backend of a connection of `what` that this node dropped, if it is still
+/// there: a connection cut off in the network (rather than closed) keeps its session, and what
+/// the session holds (advisory locks, a place in the notification queue), until the server
+/// notices, which its keepalive settings may leave to hours. Best effort, within `io`.
+pub(crate) async fn end_dropped(
+    client: &Client,
+    old: Backend,
+    io: std::time::Duration,
+    what: &str,
+) {
+    let ended = tokio::time::timeout(
+        io,
+        client.query_opt(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE pid = $1 AND (extract(epoch from backend_start) * 1000000)::int8 = $2",
+            &[&old.0, &old.1],
+        ),
+    )
+    .await;
+    if let Ok(Ok(Some(row))) = ended {
+        tracing::info!(
+            pid = old.0,
+            ended = row.get::<_, bool>(0),
+            "ended the session of a dropped {what} connection"
+        );
+    }
+}
+
 /// How long a batch waits for more commands after its first one.
 const LINGER: std::time::Duration = std::time::Duration::from_micros(500);
 

@@ -99,7 +99,7 @@ fn insert_charges_sql(s: &str) -> String {
 
 /// Gives the refunds owed to tenants the batch had not loaded (locking their budgets now),
 /// then writes every changed balance and the charges pending in the batch's purses.
-pub(crate) async fn flush(b: &mut Batch<'_>, tx: &Db<'_, '_>) -> Result<(), BatchError> {
+pub(crate) async fn flush(b: &mut Batch<'_>, tx: &Db<'_>) -> Result<(), BatchError> {
     if !b.refunds.is_empty() {
         let refunds = std::mem::take(&mut b.refunds);
         let mut tenants: Vec<String> = refunds

@@ -132,7 +132,7 @@ impl Batch<'_> {
     /// executor, and nobody else needs them.
     pub(crate) async fn notify(
         &self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         schema: &str,
         node: uuid::Uuid,
     ) -> Result<(), BatchError> {

@@ -92,7 +92,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
 
 /// Writes a batch's outbox rows, in one statement.
 pub(crate) async fn insert_deliveries(
-    tx: &Db<'_, '_>,
+    tx: &Db<'_>,
     s: &str,
     rows: &[Delivery],
 ) -> Result<(), BatchError> {

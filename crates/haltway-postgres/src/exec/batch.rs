@@ -110,9 +110,11 @@ pub(crate) struct Batch<'s> {
     pub(crate) expiring: Option<i64>,
 }
 
+/// Runs `cmds` in one transaction on `client`. On an error the transaction may still be open
+/// (or failed): the caller rolls it back before the connection runs anything else.
 pub(crate) async fn run_batch(
     exec: &Executor,
-    client: &mut Client,
+    client: &Client,
     stmts: &Statements,
     cmds: &[Cmd],
     careful: bool,
@@ -120,8 +122,7 @@ pub(crate) async fn run_batch(
 ) -> Result<Done, BatchError> {
     let (schema, faults, node) = (exec.schema.as_str(), &*exec.faults, exec.node);
     let s = format!("\"{schema}\"");
-    let txn = client.transaction().await?;
-    let tx = Db { tx: &txn, stmts };
+    let tx = Db { tx: client, stmts };
     // Room for every job the batch can touch, so the map never grows (and moves its jobs).
     let room = cmds
         .iter()
@@ -161,13 +162,18 @@ pub(crate) async fn run_batch(
     let creates = cmds
         .iter()
         .any(|c| matches!(c.op, Op::Submit(_) | Op::SubmitMany(_)));
+    // `BEGIN` is sent first (`biased`: polled first, it is queued on the connection before
+    // anything else) and its answer is not waited for: the batch's first statements follow it
+    // in the same round trip. Should it fail, so do they (a connection that broke; one left in
+    // a transaction is rolled back by the executor before it is used again).
+    let begin = async { Ok::<(), BatchError>(client.batch_execute("BEGIN").await?) };
     if creates {
-        tokio::try_join!(b.preload(&tx, cmds, careful), async {
+        tokio::try_join!(biased; begin, b.preload(&tx, cmds, careful), async {
             tx.execute(&mark_commit_now(&s), &[&token]).await?;
             Ok(())
         })?;
     } else {
-        b.preload(&tx, cmds, careful).await?;
+        tokio::try_join!(biased; begin, b.preload(&tx, cmds, careful))?;
     }
     let mut outs = Vec::with_capacity(cmds.len());
     for cmd in cmds {
@@ -207,15 +213,14 @@ pub(crate) async fn run_batch(
         }
     };
     if Faults::take(&faults.abandoned_commits) {
-        txn.rollback().await?;
+        client.batch_execute("ROLLBACK").await?;
         return Err(unknown(at_commit, simulated()));
     }
     if let Some(crash) = faults.take_crash() {
         crash().await;
-        drop(txn);
         return Err(unknown(at_commit, simulated()));
     }
-    match txn.commit().await {
+    match client.batch_execute("COMMIT").await {
         Ok(()) if Faults::take(&faults.lost_replies) => Err(unknown(at_commit, simulated())),
         Ok(()) => Ok(at_commit.take().unwrap_or_default().done),
         // The connection broke: the `COMMIT` may or may not have reached the server.
@@ -237,7 +242,7 @@ impl Batch<'_> {
     /// probe the index for ids that are not there.
     pub(crate) async fn preload(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         cmds: &[Cmd],
         careful: bool,
     ) -> Result<(), BatchError> {
@@ -508,7 +513,7 @@ impl Batch<'_> {
     /// command's own answer.
     pub(crate) async fn apply(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         op: &Op,
         now: Timestamp,
     ) -> Result<Result<Out>, BatchError> {
@@ -617,7 +622,7 @@ impl Batch<'_> {
     /// Recovers the running and cancelling jobs of the gone `worker` ([`kernel::orphan`]).
     pub(crate) async fn recover_worker(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         worker: &str,
         now: Timestamp,
         out: &mut Vec<Job>,

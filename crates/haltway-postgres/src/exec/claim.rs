@@ -20,7 +20,7 @@ pub(crate) fn tenant_lock(space: &str, s: &str, tenant: &str) -> i64 {
 
 /// Takes the advisory locks `keys` (sorted, so two transactions take them in one order),
 /// held until the transaction ends.
-pub(crate) async fn lock_tenants(tx: &Db<'_, '_>, mut keys: Vec<i64>) -> Result<(), BatchError> {
+pub(crate) async fn lock_tenants(tx: &Db<'_>, mut keys: Vec<i64>) -> Result<(), BatchError> {
     keys.sort_unstable();
     keys.dedup();
     if !keys.is_empty() {
@@ -90,7 +90,7 @@ impl Batch<'_> {
     /// kind's floor; the floor's news goes with the batch's answer, for after its commit.
     async fn claim_from_floor(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         req: &ClaimRequest,
         kind: &str,
         want: usize,
@@ -139,7 +139,7 @@ impl Batch<'_> {
     #[allow(clippy::too_many_arguments, reason = "one claim's parts")]
     async fn claim_under_quota(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         req: &ClaimRequest,
         kind: &str,
         want: usize,
@@ -220,7 +220,7 @@ impl Batch<'_> {
 
     pub(crate) async fn claim(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         req: &ClaimRequest,
         now: Timestamp,
     ) -> Result<Vec<Job>, BatchError> {

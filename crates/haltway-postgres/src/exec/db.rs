@@ -6,14 +6,16 @@
 )]
 use super::*;
 
-/// The batch's transaction, with the connection's prepared statements: each SQL text is
-/// prepared once per connection, then only bound and executed (one round trip, no planning).
-pub(crate) struct Db<'t, 'c> {
-    pub(crate) tx: &'t Transaction<'c>,
+/// The batch's connection, inside its transaction (begun by `run_batch`, whose `BEGIN` shares
+/// the round trip of the batch's first statements), with the connection's prepared statements:
+/// each SQL text is prepared once per connection, then only bound and executed (one round
+/// trip, no planning).
+pub(crate) struct Db<'t> {
+    pub(crate) tx: &'t Client,
     pub(crate) stmts: &'t Statements,
 }
 
-impl Db<'_, '_> {
+impl Db<'_> {
     pub(crate) async fn stmt(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         self.stmts.get(self.tx, sql).await
     }

@@ -24,7 +24,7 @@ impl Batch<'_> {
     /// leases and passed deadlines ([`kernel::expire`]); answers the jobs it changed.
     pub(crate) async fn recover(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         now: Timestamp,
     ) -> Result<Vec<Job>, BatchError> {
         self.flush(tx).await?;
@@ -86,7 +86,7 @@ impl Batch<'_> {
     /// jobs left out are released to recovery.
     pub(crate) async fn renew(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         leases: &[Lease],
         lease_ms: u64,
         covers: &[String],
@@ -187,7 +187,7 @@ impl Batch<'_> {
     /// Renews `worker`'s lease and releases its covered jobs that are not in `held`.
     async fn cover_worker(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         worker: &str,
         held: &FxHashSet<JobId>,
         lease_ms: u64,
@@ -238,7 +238,7 @@ impl Batch<'_> {
     /// another node holds are skipped).
     pub(crate) async fn lapsed(
         &mut self,
-        tx: &Db<'_, '_>,
+        tx: &Db<'_>,
         now: Timestamp,
         out: &mut Vec<Job>,
     ) -> Result<(), BatchError> {

@@ -50,7 +50,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Config, NoTls, Statement, Transaction};
+use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use crate::error::{pg, retryable};
 use crate::status_log;
@@ -465,15 +465,24 @@ impl Executor {
                         break Err(e);
                     }
                 };
-                let mut c = c;
                 // After a failed try, look for clashing job ids before inserting (see
                 // `preload`).
                 let careful = tries > 0;
                 let mut at_commit = None;
-                let batch = run_batch(&self, &mut c, &stmts, &cmds, careful, &mut at_commit);
+                let batch = run_batch(&self, &c, &stmts, &cmds, careful, &mut at_commit);
                 let (r, closed) = match tokio::time::timeout(self.io_timeout, batch).await {
                     Ok(r) => {
-                        let closed = c.is_closed();
+                        // A failed batch's transaction may still be open: it ends before the
+                        // connection runs anything else (the next `BEGIN` would only warn, and
+                        // its writes join this one's). One that cannot end it is not reused.
+                        let ended = r.is_ok()
+                            || c.is_closed()
+                            || matches!(
+                                tokio::time::timeout(self.io_timeout, c.batch_execute("ROLLBACK"))
+                                    .await,
+                                Ok(Ok(()))
+                            );
+                        let closed = c.is_closed() || !ended;
                         if !closed {
                             client = Some(c);
                         }

@@ -114,7 +114,7 @@ impl Batch<'_> {
     /// together: the connection pipelines them, so the batch waits for about one round trip
     /// per `COPY` (whose rows go once the server takes them) instead of one or two per
     /// statement.
-    pub(crate) async fn flush(&mut self, tx: &Db<'_, '_>) -> Result<(), BatchError> {
+    pub(crate) async fn flush(&mut self, tx: &Db<'_>) -> Result<(), BatchError> {
         // The budgets first: they may read a tenant's budget for a refund.
         crate::budgets::flush(self, tx).await?;
         let mut new = Vec::new();
@@ -204,7 +204,7 @@ impl Batch<'_> {
 }
 
 /// Writes a batch's new jobs.
-async fn write_new(tx: &Db<'_, '_>, s: &str, new: &[NewRow<'_>]) -> Result<(), BatchError> {
+async fn write_new(tx: &Db<'_>, s: &str, new: &[NewRow<'_>]) -> Result<(), BatchError> {
     if new.is_empty() {
         return Ok(());
     }
@@ -237,11 +237,7 @@ async fn write_new(tx: &Db<'_, '_>, s: &str, new: &[NewRow<'_>]) -> Result<(), B
 }
 
 /// Writes a batch's ledger entries.
-async fn write_ledger(
-    tx: &Db<'_, '_>,
-    s: &str,
-    entries: &[(JobId, Entry)],
-) -> Result<(), BatchError> {
+async fn write_ledger(tx: &Db<'_>, s: &str, entries: &[(JobId, Entry)]) -> Result<(), BatchError> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -287,7 +283,7 @@ async fn write_ledger(
 }
 
 /// Writes a batch's events.
-async fn write_events(tx: &Db<'_, '_>, s: &str, events: &[EventRow]) -> Result<(), BatchError> {
+async fn write_events(tx: &Db<'_>, s: &str, events: &[EventRow]) -> Result<(), BatchError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -307,7 +303,7 @@ async fn write_events(tx: &Db<'_, '_>, s: &str, events: &[EventRow]) -> Result<(
 /// Writes changed jobs back, each with the status lines it gained, matching rows on `column`
 /// (of SQL type `ty`) against `keys`.
 pub(crate) async fn update_jobs<K: ToSql + Sync>(
-    tx: &Db<'_, '_>,
+    tx: &Db<'_>,
     s: &str,
     column: &str,
     ty: &str,

@@ -163,7 +163,7 @@ pub(crate) async fn change_budget(
     change: BudgetChange,
     now: Timestamp,
 ) -> Result<Budget> {
-    let tx = c.client.transaction().await.map_err(pg)?;
+    let tx = c.begin().await?;
     tx.execute(
         &format!("INSERT INTO {s}.budgets (tenant, balance) VALUES ($1, 0) ON CONFLICT DO NOTHING"),
         &[&tenant.as_str()],

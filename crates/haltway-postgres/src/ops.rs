@@ -80,7 +80,7 @@ const VACUUM_AFTER: i64 = 1_000;
 /// Folds the count deltas into `job_counts`, if no other node is doing so; then, after a large
 /// fold, vacuums the deltas table so that counts do not read the rows folded away.
 pub(crate) async fn compact(c: &mut Reader, s: &str, schema: &str) -> Result<()> {
-    let tx = c.client.transaction().await.map_err(pg)?;
+    let tx = c.begin().await?;
     let got: bool = tx
         .query_one(
             "SELECT pg_try_advisory_xact_lock(hashtext($1))",
@@ -126,7 +126,7 @@ pub(crate) async fn purge(
     schema: &str,
     request: &PurgeRequest,
 ) -> Result<Purged> {
-    let tx = c.client.transaction().await.map_err(pg)?;
+    let tx = c.begin().await?;
     let got: bool = tx
         .query_one(
             "SELECT pg_try_advisory_xact_lock(hashtext($1))",

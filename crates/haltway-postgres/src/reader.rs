@@ -59,4 +59,43 @@ impl Reader {
     ) -> Result<Option<tokio_postgres::Row>> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
+
+    /// Runs `op`, several statements on this connection (a transaction begun with
+    /// [`Reader::begin`]), within the I/O timeout as a whole: a connection that does not finish
+    /// by then is marked dead and `op` fails as unavailable (`what` may or may not have taken
+    /// effect: it did not unless its `COMMIT` had been sent). Without this, a silent connection
+    /// held the operation, and the read slot it holds, for good.
+    pub(crate) async fn bounded<T>(
+        &mut self,
+        what: &str,
+        op: impl AsyncFnOnce(&mut Reader) -> Result<T>,
+    ) -> Result<T> {
+        let limit = self.io_timeout;
+        let done = tokio::time::timeout(limit, op(self)).await;
+        done.unwrap_or_else(|_| {
+            self.dead = true;
+            Err(Error::store(
+                StoreErrorKind::Unavailable,
+                format!(
+                    "postgres did not answer within {limit:?}; {what} may or may not have \
+                     taken effect"
+                ),
+            ))
+        })
+    }
+
+    /// Begins a transaction that the server ends by itself should it wait on this node for
+    /// longer than the I/O timeout (`idle_in_transaction_session_timeout`, for this transaction
+    /// only): a node cut off or frozen in the middle keeps no rows or locks.
+    pub(crate) async fn begin(&mut self) -> Result<tokio_postgres::Transaction<'_>> {
+        let idle = format!("{}ms", self.io_timeout.as_millis().max(1));
+        let tx = self.client.transaction().await.map_err(pg)?;
+        tx.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+            &[&idle],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(tx)
+    }
 }

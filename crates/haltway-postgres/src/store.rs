@@ -327,12 +327,18 @@ impl Store for PgStore {
 
     async fn compact(&self, _now: Timestamp) -> Result<()> {
         let mut c = self.reader().await?;
-        ops::compact(&mut c, &self.shared.q, &self.shared.schema).await
+        let (q, schema) = (&self.shared.q, &self.shared.schema);
+        c.bounded("folding job counts", async |c| {
+            ops::compact(c, q, schema).await
+        })
+        .await
     }
 
     async fn purge(&self, request: &PurgeRequest, _now: Timestamp) -> Result<Purged> {
         let mut c = self.reader().await?;
-        ops::purge(&mut c, &self.shared.q, &self.shared.schema, request).await
+        let (q, schema) = (&self.shared.q, &self.shared.schema);
+        c.bounded("a purge", async |c| ops::purge(c, q, schema, request).await)
+            .await
     }
 
     async fn put_schedule(&self, schedule: &Schedule, expected: Option<u64>) -> Result<bool> {
@@ -582,7 +588,11 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<Budget> {
         let mut c = self.reader().await?;
-        crate::budgets::change_budget(&mut c, &self.shared.q, tenant, change, now).await
+        let q = &self.shared.q;
+        c.bounded("a budget change", async |c| {
+            crate::budgets::change_budget(c, q, tenant, change, now).await
+        })
+        .await
     }
 
     async fn budget(&self, tenant: &TenantId) -> Result<Option<Budget>> {

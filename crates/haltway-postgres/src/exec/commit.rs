@@ -45,26 +45,28 @@ impl Executor {
                 // batch by then, and a node that cannot (frozen, cut off) must not keep its
                 // rows locked and the oldest snapshot pinned.
                 let idle = self.io_timeout.as_millis().to_string();
-                let pid = tokio::time::timeout(
+                let row = tokio::time::timeout(
                     self.io_timeout,
                     c.query_one(
-                        "SELECT pg_backend_pid(), set_config('enable_seqscan', 'off', false), \
-                         set_config('jit', 'off', false), \
-                         set_config('idle_in_transaction_session_timeout', $1, false)",
+                        &format!(
+                            "SELECT pid, {BACKEND_START}, set_config('enable_seqscan', 'off', false), \
+                             set_config('jit', 'off', false), \
+                             set_config('idle_in_transaction_session_timeout', $1, false) \
+                             FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+                        ),
                         &[&idle],
                     ),
                 )
                 .await
                 .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres did not answer"))?
-                .map_err(pg)?
-                .get(0);
-                *self.backend.lock() = Some(pid);
+                .map_err(pg)?;
+                *self.backend.lock() = Some((row.get(0), row.get(1)));
                 Ok(c)
             }
         }
     }
 
-    /// Ends the backend `pid` (of a connection that stopped answering) from a new connection,
+    /// Ends `stuck`, the backend of a connection that stopped answering, from a new connection,
     /// so that its transaction is rolled back rather than left open (or committed late).
     /// Best effort: if the server cannot be reached either, the backend ends when the server
     /// notices its client is gone.
@@ -72,19 +74,14 @@ impl Executor {
         &self,
         client: &mut Option<Client>,
         stmts: &Statements,
-        pid: Option<i32>,
+        stuck: Option<Backend>,
     ) {
-        let Some(pid) = pid else { return };
+        let Some(stuck) = stuck else { return };
         let Ok(Ok(c)) = tokio::time::timeout(self.io_timeout, self.open(client, stmts)).await
         else {
             return;
         };
-        let ended = tokio::time::timeout(
-            self.io_timeout,
-            c.query_one("SELECT pg_terminate_backend($1)", &[&pid]),
-        )
-        .await;
-        tracing::info!(pid, ended = ?ended.map(|r| r.map(|row| row.get::<_, bool>(0))), "ended the backend of a stuck connection");
+        end_dropped(&c, stuck, self.io_timeout, "write").await;
         if !c.is_closed() {
             *client = Some(c);
         }

@@ -263,7 +263,7 @@ pub(crate) struct Executor {
     pub(crate) io_timeout: std::time::Duration,
     /// The backend process of this executor's connection, to end it if the connection
     /// stops answering.
-    pub(crate) backend: parking_lot::Mutex<Option<i32>>,
+    pub(crate) backend: parking_lot::Mutex<Option<Backend>>,
     pub(crate) schema: String,
     /// Shared by the store's executors: one gathers a batch while the others run theirs.
     pub(crate) rx: Arc<tokio::sync::Mutex<Queue>>,
@@ -301,13 +301,18 @@ pub(crate) async fn connect(config: &Config) -> Result<Client> {
 /// another backend once this one is gone).
 pub(crate) type Backend = (i32, i64);
 
+/// The start of the backend in a row of `pg_stat_activity`, in microseconds: with its pid,
+/// what names it (see [`Backend`]).
+pub(crate) const BACKEND_START: &str = "(extract(epoch from backend_start) * 1000000)::int8";
+
 /// The backend of `client`, asked within `io`.
 pub(crate) async fn backend_of(client: &Client, io: std::time::Duration) -> Result<Backend> {
     let row = tokio::time::timeout(
         io,
         client.query_one(
-            "SELECT pid, (extract(epoch from backend_start) * 1000000)::int8 \
-             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &format!(
+                "SELECT pid, {BACKEND_START} FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            ),
             &[],
         ),
     )
@@ -330,8 +335,10 @@ pub(crate) async fn end_dropped(
     let ended = tokio::time::timeout(
         io,
         client.query_opt(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE pid = $1 AND (extract(epoch from backend_start) * 1000000)::int8 = $2",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE pid = $1 AND {BACKEND_START} = $2"
+            ),
             &[&old.0, &old.1],
         ),
     )
@@ -475,14 +482,16 @@ impl Executor {
                         // A failed batch's transaction may still be open: it ends before the
                         // connection runs anything else (the next `BEGIN` would only warn, and
                         // its writes join this one's). One that cannot end it is not reused.
-                        let ended = r.is_ok()
-                            || c.is_closed()
-                            || matches!(
-                                tokio::time::timeout(self.io_timeout, c.batch_execute("ROLLBACK"))
+                        let closed = c.is_closed()
+                            || (r.is_err()
+                                && !matches!(
+                                    tokio::time::timeout(
+                                        self.io_timeout,
+                                        c.batch_execute("ROLLBACK")
+                                    )
                                     .await,
-                                Ok(Ok(()))
-                            );
-                        let closed = c.is_closed() || !ended;
+                                    Ok(Ok(()))
+                                ));
                         if !closed {
                             client = Some(c);
                         }

@@ -138,11 +138,12 @@ fn usage(problem: &str) -> ! {
     if !problem.is_empty() {
         eprintln!("haltway-load: {problem}");
     }
-    eprintln!("usage: haltway-load [--runs N] [--only SCENARIO] [--smoke]");
+    eprintln!("usage: haltway-load [--runs N] [--only SCENARIO|=EXACT] [--smoke]");
     std::process::exit(2)
 }
 
-/// Runs every scenario whose name contains `only` (all when `None`).
+/// Runs every scenario whose name contains `only` (all when `None`); `=NAME` runs the one
+/// scenario named exactly NAME.
 pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -161,12 +162,24 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .chain(long_runs::SCENARIOS)
         .chain(http::SCENARIOS);
     for (name, scenario) in all {
-        if only.is_none_or(|o| name.contains(o)) {
+        if chosen(name, only) {
             eprintln!("running {name} …");
             rows.extend(scenario(&rt, sizes));
         }
     }
     rows
+}
+
+/// Whether `--only` picks scenario `name`: every scenario when absent, those whose name
+/// contains it, or with a leading `=` the one named exactly so.
+fn chosen(name: &str, only: Option<&str>) -> bool {
+    match only {
+        None => true,
+        Some(o) => match o.strip_prefix('=') {
+            Some(exact) => name == exact,
+            None => name.contains(o),
+        },
+    }
 }
 
 /// Bytes allocated and not freed since `region` was made.
@@ -177,4 +190,19 @@ pub(crate) fn live_bytes(region: &stats_alloc::Region<'_, System>) -> f64 {
 
 pub(crate) fn region() -> stats_alloc::Region<'static, System> {
     stats_alloc::Region::new(GLOBAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chosen;
+
+    #[test]
+    fn only_matches_parts_of_names_or_one_exact_name() {
+        assert!(chosen("pg-noop", None));
+        assert!(chosen("pg-noop", Some("noop")));
+        assert!(chosen("sqlite-noop", Some("noop")));
+        assert!(!chosen("pg-noop", Some("=noop")));
+        assert!(chosen("noop", Some("=noop")));
+        assert!(!chosen("pg-ledger", Some("noop")));
+    }
 }

@@ -91,6 +91,39 @@ async fn copy_rows(
     writer.finish().await.expect("copy finish");
 }
 
+/// New job rows by binary `COPY` on `tx` (with [`jobs_copy`]'s statement `copy`): one per
+/// `(id, run_at)` of `rows`, of tenant and kind `who`, in `state`, with document `doc` and
+/// status log `log`.
+async fn copy_jobs(
+    tx: &tokio_postgres::Transaction<'_>,
+    copy: &tokio_postgres::Statement,
+    who: (&str, &str),
+    state: i16,
+    rows: &[(uuid::Uuid, i64)],
+    (doc, log): (&str, &str),
+) {
+    let (tenant, kind, no) = (who.0, who.1, false);
+    copy_rows(
+        tx,
+        copy,
+        &JOB_COLUMNS,
+        rows.iter().map(|(id, at)| {
+            vec![
+                id as &(dyn ToSql + Sync),
+                &tenant,
+                &kind,
+                &state,
+                at,
+                &no,
+                &no,
+                &doc,
+                &log,
+            ]
+        }),
+    )
+    .await;
+}
+
 pub(crate) async fn drop_schema(url: &str, schema: &str) {
     let c = client(url).await;
     let _ = c
@@ -134,18 +167,34 @@ fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let thin = report::median(&mut thin_rates);
     let mut row = Row::new(format!("no-op jobs end to end, durable ({n} jobs)"), STORE);
     row.median = report::rate(e, "jobs");
-    row.baseline = format!(
-        "raw SQL, SKIP LOCKED claim/complete by hand, same rows {} (with a 2-byte job document \
-         instead: {})",
-        report::rate(b, "jobs"),
-        report::rate(thin, "jobs")
-    );
-    row.ratio = format!(
-        "{:.0}% ({:.0}% of the 2-byte one)",
-        100.0 * e / b,
-        100.0 * e / thin
+    against(
+        &mut row,
+        ("jobs", e),
+        ("raw SQL, SKIP LOCKED claim/complete by hand, same rows", b),
+        ("with a 2-byte job document instead", "the 2-byte one", thin),
     );
     vec![row]
+}
+
+/// Fills `row`'s baseline and ratio: haltway's rate `e` (in `unit`) against the raw baseline
+/// `b` (described by `what`), with the earlier raw baseline `old` beside it (described by
+/// `old_what`, and by `old_short` in the ratio).
+fn against(
+    row: &mut Row,
+    (unit, e): (&str, f64),
+    (what, b): (&str, f64),
+    (old_what, old_short, old): (&str, &str, f64),
+) {
+    row.baseline = format!(
+        "{what} {} ({old_what}: {})",
+        report::rate(b, unit),
+        report::rate(old, unit)
+    );
+    row.ratio = format!(
+        "{:.0}% ({:.0}% of {old_short})",
+        100.0 * e / b,
+        100.0 * e / old
+    );
 }
 
 /// A new schema with the store's tables, for a raw baseline to write into.
@@ -182,35 +231,15 @@ async fn raw_jobs(url: &str, sch: &str, n: usize, doc: &str) -> f64 {
     let mut c = client(url).await;
     let s = format!("\"{sch}\"");
     let jobs_copy = jobs_copy(&c, sch).await;
-    let job_types = JOB_COLUMNS;
-    let (raw, queued, one, no) = ("raw", 0i16, 1i64, false);
     let log = "1 1 queued -\n";
     let t = Instant::now();
     let mut left = n;
     while left > 0 {
         let k = left.min(512);
         left -= k;
-        let ids: Vec<uuid::Uuid> = (0..k).map(|_| uuid::Uuid::now_v7()).collect();
+        let rows: Vec<(uuid::Uuid, i64)> = (0..k).map(|_| (uuid::Uuid::now_v7(), 1)).collect();
         let tx = c.transaction().await.expect("begin");
-        copy_rows(
-            &tx,
-            &jobs_copy,
-            &job_types,
-            ids.iter().map(|i| {
-                vec![
-                    i as &(dyn ToSql + Sync),
-                    &raw,
-                    &raw,
-                    &queued,
-                    &one,
-                    &no,
-                    &no,
-                    &doc,
-                    &log,
-                ]
-            }),
-        )
-        .await;
+        copy_jobs(&tx, &jobs_copy, ("raw", "raw"), 0, &rows, (doc, log)).await;
         tx.commit().await.expect("commit");
         let tx = c.transaction().await.expect("begin");
         let rows = tx
@@ -290,15 +319,11 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
             STORE,
         );
         row.median = report::rate(e, "items");
-        row.baseline = format!(
-            "raw SQL, same rows and commits {} (without the job rows' counts: {})",
-            report::rate(b, "items"),
-            report::rate(thin, "items")
-        );
-        row.ratio = format!(
-            "{:.0}% ({:.0}% of the one without)",
-            100.0 * e / b,
-            100.0 * e / thin
+        against(
+            &mut row,
+            ("items", e),
+            ("raw SQL, same rows and commits", b),
+            ("without the job rows' counts", "the one without", thin),
         );
         rows.push(row);
     }
@@ -321,25 +346,15 @@ async fn raw_ledger(
     let ids: Vec<uuid::Uuid> = (0..jobs).map(|_| uuid::Uuid::now_v7()).collect();
     if let Some(doc) = doc {
         let copy = jobs_copy(&c, sch).await;
+        let rows: Vec<(uuid::Uuid, i64)> = ids.iter().map(|id| (*id, 1)).collect();
         let tx = c.transaction().await.expect("begin");
-        let (raw, running, one, no, log) = ("raw", 1i16, 1i64, false, "1 1 queued -\n");
-        copy_rows(
+        copy_jobs(
             &tx,
             &copy,
-            &JOB_COLUMNS,
-            ids.iter().map(|i| {
-                vec![
-                    i as &(dyn ToSql + Sync),
-                    &raw,
-                    &raw,
-                    &running,
-                    &one,
-                    &no,
-                    &no,
-                    &doc,
-                    &log,
-                ]
-            }),
+            ("raw", "raw"),
+            1,
+            &rows,
+            (doc, "1 1 queued -\n"),
         )
         .await;
         tx.commit().await.expect("commit");
@@ -591,8 +606,6 @@ fn bulk_submit(rt: &Runtime, s: Sizes) -> Vec<Row> {
 async fn raw_bulk(url: &str, sch: &str, n: usize, doc: &str, log: &str) -> f64 {
     let mut c = client(url).await;
     let copy = jobs_copy(&c, sch).await;
-    let types = JOB_COLUMNS;
-    let (tenant, kind, queued, no) = ("bench", "noop", 0i16, false);
     let t = Instant::now();
     let mut left = n;
     while left > 0 {
@@ -608,25 +621,7 @@ async fn raw_bulk(url: &str, sch: &str, n: usize, doc: &str, log: &str) -> f64 {
             })
             .collect();
         let tx = c.transaction().await.expect("begin");
-        copy_rows(
-            &tx,
-            &copy,
-            &types,
-            rows.iter().map(|(id, at)| {
-                vec![
-                    id as &(dyn ToSql + Sync),
-                    &tenant,
-                    &kind,
-                    &queued,
-                    at,
-                    &no,
-                    &no,
-                    &doc,
-                    &log,
-                ]
-            }),
-        )
-        .await;
+        copy_jobs(&tx, &copy, ("bench", "noop"), 0, &rows, (doc, log)).await;
         tx.commit().await.expect("commit");
     }
     n as f64 / t.elapsed().as_secs_f64()

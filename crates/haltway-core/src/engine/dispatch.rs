@@ -66,13 +66,13 @@ pub(super) async fn register(inner: &Arc<EngineInner>) {
 /// claims in flight have reserved.
 ///
 /// Attempts whose end is still being recorded count too beyond one engine's worth: at most
-/// twice the concurrency is admitted, so a slow store holds back claims instead of letting ends
-/// pile up.
+/// [`ADMITTED`] times the concurrency is admitted, so a slow store holds back claims instead of
+/// letting ends pile up.
 pub(super) fn free_slots(inner: &EngineInner, reserved: &Reserved) -> Vec<(KindName, usize)> {
     let most = inner.config.concurrency;
     let mut global = most
         .saturating_sub(inner.runs.count())
-        .min((2 * most).saturating_sub(inner.runs.admitted()))
+        .min((ADMITTED * most).saturating_sub(inner.runs.admitted()))
         .saturating_sub(reserved.total);
     let mut out = Vec::new();
     for (name, kind) in &inner.kinds {
@@ -90,6 +90,13 @@ pub(super) fn free_slots(inner: &EngineInner, reserved: &Reserved) -> Vec<(KindN
     }
     out
 }
+
+/// How many attempts per slot of the engine's concurrency may be admitted at once: handlers
+/// running and ends being recorded. With short jobs the ends of several claims' jobs are then
+/// committed side by side while the next claims run (the peer's drain at 32 workers: a median
+/// of 10.25 k jobs/s against 9.15 k with 2, in six alternating rounds); a store that cannot keep
+/// up still holds claims back.
+pub(super) const ADMITTED: usize = 4;
 
 /// Slots held by claims in flight, so that two claims never take more jobs than there are
 /// slots for.

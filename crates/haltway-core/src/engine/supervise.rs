@@ -119,7 +119,7 @@ pub(super) async fn supervise(
     }
     // Ends recorded in flight are capped (see `dispatch::free_slots`): a claim held back by
     // that cap waits for this one.
-    if inner.runs.release(&run) >= 2 * inner.config.concurrency {
+    if inner.runs.release(&run) >= super::dispatch::ADMITTED * inner.config.concurrency {
         inner.wake.notify_one();
     }
 }

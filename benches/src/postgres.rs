@@ -149,18 +149,12 @@ fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
         });
         engine_rates.push(rate);
         rt.block_on(drop_schema(&url, &sch));
-        base_rates.push(rt.block_on(async {
-            let sch = fresh_schema(&url).await;
-            let rate = raw_jobs(&url, &sch, n, &doc).await;
-            drop_schema(&url, &sch).await;
-            rate
-        }));
-        thin_rates.push(rt.block_on(async {
-            let sch = fresh_schema(&url).await;
-            let rate = raw_jobs(&url, &sch, n, "{}").await;
-            drop_schema(&url, &sch).await;
-            rate
-        }));
+        let u = url.as_str();
+        for (doc, rates) in [(doc.as_str(), &mut base_rates), ("{}", &mut thin_rates)] {
+            rates.push(rt.block_on(in_fresh_schema(u, |sch| async move {
+                raw_jobs(u, &sch, n, doc).await
+            })));
+        }
     }
     let e = report::median(&mut engine_rates);
     let b = report::median(&mut base_rates);
@@ -197,15 +191,18 @@ fn against(
     );
 }
 
-/// A new schema with the store's tables, for a raw baseline to write into.
-async fn fresh_schema(url: &str) -> String {
+/// Runs a raw baseline in a new schema with the store's tables (dropped after it); answers
+/// its rate.
+async fn in_fresh_schema<F: Future<Output = f64>>(url: &str, run: impl FnOnce(String) -> F) -> f64 {
     let sch = schema();
     drop(
         PgStore::connect(url, PgOptions::default().schema(&sch))
             .await
             .expect("schema"),
     );
-    sch
+    let rate = run(sch.clone()).await;
+    drop_schema(url, &sch).await;
+    rate
 }
 
 /// The job document (`jobs.doc`) of one finished job in schema `sch`: what the store writes
@@ -294,16 +291,14 @@ fn ledger_appends(rt: &Runtime, s: Sizes) -> Vec<Row> {
             });
             engine_rates.push(rate);
             rt.block_on(drop_schema(&url, &sch));
+            let u = url.as_str();
             for (doc, rates) in [
                 (Some(doc.as_str()), &mut base_rates),
                 (None, &mut thin_rates),
             ] {
-                rates.push(rt.block_on(async {
-                    let sch = fresh_schema(&url).await;
-                    let rate = raw_ledger(&url, &sch, jobs, (items, batch), doc).await;
-                    drop_schema(&url, &sch).await;
-                    rate
-                }));
+                rates.push(rt.block_on(in_fresh_schema(u, |sch| async move {
+                    raw_ledger(u, &sch, jobs, (items, batch), doc).await
+                })));
             }
         }
         let e = report::median(&mut engine_rates);
@@ -557,7 +552,7 @@ fn bulk_submit(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let n = s.pg_jobs;
     let (mut engine_rates, mut base_rates) = (Vec::new(), Vec::new());
     for _ in 0..s.runs {
-        let (sch, raw_sch) = (schema(), schema());
+        let sch = schema();
         let (rate, doc, log) = rt.block_on(async {
             let store = PgStore::connect(&url, PgOptions::default().schema(&sch))
                 .await
@@ -578,16 +573,11 @@ fn bulk_submit(rt: &Runtime, s: Sizes) -> Vec<Row> {
             (rate, row.get::<_, String>(0), row.get::<_, String>(1))
         });
         engine_rates.push(rate);
-        base_rates.push(rt.block_on(async {
-            drop(
-                PgStore::connect(&url, PgOptions::default().schema(&raw_sch))
-                    .await
-                    .expect("schema"),
-            );
-            raw_bulk(&url, &raw_sch, n, &doc, &log).await
-        }));
+        let u = url.as_str();
+        base_rates.push(rt.block_on(in_fresh_schema(u, |raw_sch| async move {
+            raw_bulk(u, &raw_sch, n, &doc, &log).await
+        })));
         rt.block_on(drop_schema(&url, &sch));
-        rt.block_on(drop_schema(&url, &raw_sch));
     }
     let e = report::median(&mut engine_rates);
     let b = report::median(&mut base_rates);

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use crate::exec::floors::{Floors, Key, Ready};
-use crate::exec::{self, Batch, BatchError, Db};
+use crate::exec::{self, BatchError, Db};
 use crate::store::Shared;
 
 /// The notification channel of a schema.
@@ -125,38 +125,42 @@ pub(crate) fn decode_payload(p: &str) -> Option<Payload> {
     })
 }
 
-impl Batch<'_> {
-    /// One `pg_notify` per notice, and the jobs with new events a few hundred to a
-    /// notification, delivered on commit. Events go out only while another node follows
-    /// them (a live row in `listeners`): this node's own subscribers hear of them from the
-    /// executor, and nobody else needs them.
-    pub(crate) async fn notify(
-        &self,
-        tx: &Db<'_>,
-        schema: &str,
-        node: uuid::Uuid,
-    ) -> Result<(), BatchError> {
-        let mut payloads: Vec<String> = self
-            .notices
-            .iter()
-            .map(|n| encode_notice(n, &self.ready))
-            .collect();
-        payloads.extend(encode_events(&self.last_event));
-        if payloads.is_empty() {
-            return Ok(());
-        }
-        tx.execute(
-            &format!(
-                "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p \
-                 WHERE left(p, 2) <> 'e:' \
-                 OR EXISTS (SELECT 1 FROM {}.listeners WHERE until > now() AND node <> $3)",
-                self.s
-            ),
-            &[&channel(schema), &payloads, &node],
-        )
-        .await?;
-        Ok(())
+/// A batch's notifications: one per notice, and the jobs with new events a few hundred to a
+/// notification.
+pub(crate) fn payloads(
+    notices: &[Notice],
+    ready: &FxHashMap<String, Ready>,
+    last_event: &FxHashMap<JobId, u64>,
+) -> Vec<String> {
+    let mut payloads: Vec<String> = notices.iter().map(|n| encode_notice(n, ready)).collect();
+    payloads.extend(encode_events(last_event));
+    payloads
+}
+
+/// Sends `payloads` (see [`payloads`]) in the batch's transaction on `tx` (schema `s`, quoted),
+/// to be delivered on commit. Events go out only while another node follows them (a live row
+/// in `listeners`): this node's own subscribers hear of them from the executor, and nobody else
+/// needs them.
+pub(crate) async fn send(
+    tx: &Db<'_>,
+    s: &str,
+    schema: &str,
+    node: uuid::Uuid,
+    payloads: &[String],
+) -> Result<(), BatchError> {
+    if payloads.is_empty() {
+        return Ok(());
     }
+    tx.execute(
+        &format!(
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p \
+             WHERE left(p, 2) <> 'e:' \
+             OR EXISTS (SELECT 1 FROM {s}.listeners WHERE until > now() AND node <> $3)"
+        ),
+        &[&channel(schema), &payloads, &node],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Follows the schema's notifications, reconnecting when the connection drops; after every

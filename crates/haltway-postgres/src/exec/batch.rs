@@ -157,7 +157,8 @@ pub(crate) async fn run_batch(
     };
     // The batch's commit marker (a time-ordered UUID), to look for should the `COMMIT` reply
     // be lost. A batch that creates jobs writes for sure: its marker goes in the round trip of
-    // the preload. Any other batch marks at the end, and only if it wrote (see `mark_commit`).
+    // the preload. Any other batch marks with its last writes (see `Tail`) or, when its last
+    // flush had nothing to write, at the end and only if it wrote (see `mark_commit`).
     let token = uuid::Uuid::now_v7();
     let creates = cmds
         .iter()
@@ -179,19 +180,29 @@ pub(crate) async fn run_batch(
     for cmd in cmds {
         outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
     }
-    b.flush(&tx).await?;
-    // Otherwise the marker (none if the batch wrote nothing) goes in the same round trip as
-    // the notifications.
-    let (marker, ()) = tokio::try_join!(
-        async {
-            if creates {
-                return Ok::<Option<uuid::Uuid>, BatchError>(Some(token));
-            }
-            let rows = tx.query(&mark_commit(&s), &[&token]).await?;
-            Ok((!rows.is_empty()).then_some(token))
-        },
-        b.notify(&tx, schema, node),
-    )?;
+    // The last flush takes the marker and the notifications along if it writes anything.
+    let tail = Tail {
+        schema,
+        node,
+        marker: (!creates).then_some(token),
+    };
+    let (marker, ()) = if b.write_back(&tx, Some(tail)).await? {
+        (Some(token), ())
+    } else {
+        // Otherwise the marker (none if the batch wrote nothing: claims write as they go)
+        // goes in the same round trip as the notifications.
+        let payloads = crate::notify::payloads(&b.notices, &b.ready, &b.last_event);
+        tokio::try_join!(
+            async {
+                if creates {
+                    return Ok::<Option<uuid::Uuid>, BatchError>(Some(token));
+                }
+                let rows = tx.query(&mark_commit(&s), &[&token]).await?;
+                Ok((!rows.is_empty()).then_some(token))
+            },
+            crate::notify::send(&tx, &s, schema, node, &payloads),
+        )?
+    };
     *at_commit = Some(AtCommit {
         marker,
         done: Done {

@@ -109,12 +109,33 @@ pub(crate) fn doc(job: &Job) -> String {
     }
 }
 
+/// What the batch's last flush sends beside its writes, in the same round trip, when it has
+/// writes to send: the commit marker and the notifications. Neither depends on its place in
+/// the transaction: the marker is inserted whatever ran before it (the flush writes, so the
+/// batch writes), and notifications are delivered on commit.
+pub(crate) struct Tail<'a> {
+    pub(crate) schema: &'a str,
+    pub(crate) node: uuid::Uuid,
+    /// The batch's commit marker; `None` when the batch wrote it already.
+    pub(crate) marker: Option<uuid::Uuid>,
+}
+
 impl Batch<'_> {
+    /// Writes new and changed jobs, events and ledger entries (see [`Batch::write_back`]).
+    pub(crate) async fn flush(&mut self, tx: &Db<'_>) -> Result<(), BatchError> {
+        self.write_back(tx, None).await.map(|_| ())
+    }
+
     /// Writes new and changed jobs, events and ledger entries, one statement each, sent
     /// together: the connection pipelines them, so the batch waits for about one round trip
     /// per `COPY` (whose rows go once the server takes them) instead of one or two per
-    /// statement.
-    pub(crate) async fn flush(&mut self, tx: &Db<'_>) -> Result<(), BatchError> {
+    /// statement. With `tail` (the batch's last flush), and if there is anything to write, the
+    /// tail goes in the same pipeline; answers whether it did.
+    pub(crate) async fn write_back(
+        &mut self,
+        tx: &Db<'_>,
+        tail: Option<Tail<'_>>,
+    ) -> Result<bool, BatchError> {
         // The budgets first: they may read a tenant's budget for a refund.
         crate::budgets::flush(self, tx).await?;
         let mut new = Vec::new();
@@ -173,6 +194,18 @@ impl Batch<'_> {
         let deliveries = std::mem::take(&mut self.deliveries);
         let events = std::mem::take(&mut self.events);
         let s = self.s;
+        let writes = !(new.is_empty()
+            && by_tid.is_empty()
+            && by_id.is_empty()
+            && entries.is_empty()
+            && ds.is_empty()
+            && deliveries.is_empty()
+            && events.is_empty());
+        let tail = tail.filter(|_| writes);
+        let payloads = match &tail {
+            Some(_) => crate::notify::payloads(&self.notices, &self.ready, &self.last_event),
+            None => Vec::new(),
+        };
         tokio::try_join!(
             write_new(tx, s, &new),
             update_jobs(tx, s, "ctid", "tid", &tids, by_tid),
@@ -198,8 +231,20 @@ impl Batch<'_> {
                 Ok(())
             },
             write_events(tx, s, &events),
+            async {
+                if let Some(marker) = tail.as_ref().and_then(|t| t.marker) {
+                    tx.execute(&mark_commit_now(s), &[&marker]).await?;
+                }
+                Ok(())
+            },
+            async {
+                match &tail {
+                    Some(t) => crate::notify::send(tx, s, t.schema, t.node, &payloads).await,
+                    None => Ok(()),
+                }
+            },
         )?;
-        Ok(())
+        Ok(tail.is_some())
     }
 }
 

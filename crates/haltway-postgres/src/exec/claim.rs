@@ -58,6 +58,31 @@ fn ready_sql(s: &str, except: &Except) -> String {
     )
 }
 
+/// The ready rows of `kind` from `scan`'s floor on, at most `want`, locked (see [`ready_sql`]).
+async fn read_ready(
+    tx: &Db<'_>,
+    s: &str,
+    kind: &str,
+    want: usize,
+    scan: floors::Scan,
+    now: Timestamp,
+) -> Result<Vec<tokio_postgres::Row>, BatchError> {
+    let want = i64::try_from(want).unwrap_or(i64::MAX);
+    Ok(match scan.from {
+        None => {
+            tx.query(&ready_sql(s, &Except::Nothing), &[&kind, &now.0, &want])
+                .await?
+        }
+        Some((priority, run_at)) => {
+            tx.query(
+                &ready_sql(s, &Except::BelowFloor),
+                &[&kind, &now.0, &want, &priority, &run_at],
+            )
+            .await?
+        }
+    })
+}
+
 impl Batch<'_> {
     /// Claims the job in a locked ready row, if the kernel agrees; pushes it onto `out`.
     /// Answers the row's key in claim order and whether its job was claimed.
@@ -68,8 +93,17 @@ impl Batch<'_> {
         now: Timestamp,
         out: &mut Vec<Job>,
     ) -> Result<(floors::Key, bool), BatchError> {
-        let fresh = self.locked(r)?;
-        let (mut job, mark) = self.take(fresh.id).unwrap_or((fresh, Mark::Clean));
+        let fresh = job_at(r, 0)?;
+        // A job the batch holds already is kept as the batch has it, and found where the
+        // batch knows it is: the query may have read its row before the batch's own write of
+        // it (see `claim`), and that version's place is no longer the row's.
+        let (mut job, mark) = match self.take(fresh.id) {
+            Some(held) => held,
+            None => {
+                self.tids.insert(fresh.id, r.try_get(1).map_err(pg)?);
+                (fresh, Mark::Clean)
+            }
+        };
         let key = (i16::from(job.priority), job.run_at.0);
         let claimed = match kernel::claim(&mut job, &req.worker, req.lease_ms, now) {
             Ok(effects) => {
@@ -92,27 +126,16 @@ impl Batch<'_> {
         &mut self,
         tx: &Db<'_>,
         req: &ClaimRequest,
-        kind: &str,
-        want: usize,
+        (kind, want): (&str, usize),
         now: Timestamp,
+        read: Option<(floors::Scan, Vec<tokio_postgres::Row>)>,
         out: &mut Vec<Job>,
     ) -> Result<(), BatchError> {
-        let scan = self.floors.start(kind, now.0);
-        let want = i64::try_from(want).unwrap_or(i64::MAX);
-        let rows = match scan.from {
+        let (scan, rows) = match read {
+            Some(read) => read,
             None => {
-                tx.query(
-                    &ready_sql(self.s, &Except::Nothing),
-                    &[&kind, &now.0, &want],
-                )
-                .await?
-            }
-            Some((priority, run_at)) => {
-                tx.query(
-                    &ready_sql(self.s, &Except::BelowFloor),
-                    &[&kind, &now.0, &want, &priority, &run_at],
-                )
-                .await?
+                let scan = self.floors.start(kind, now.0);
+                (scan, read_ready(tx, self.s, kind, want, scan, now).await?)
             }
         };
         let (mut last, mut refused) = (None, None);
@@ -224,15 +247,35 @@ impl Batch<'_> {
         req: &ClaimRequest,
         now: Timestamp,
     ) -> Result<Vec<Job>, BatchError> {
-        self.flush(tx).await?;
+        // The batch's writes so far go first; without a quota, the first kind's read follows
+        // them in the same round trip (sent after them, it reads them; should a write wait
+        // for its statement to be prepared, the read may not, which costs nothing: a row the
+        // batch holds is taken as the batch has it, see `claim_row`).
+        let first = req.kinds.iter().position(|(_, want)| *want > 0);
+        let mut read = None;
+        match first {
+            Some(i) if req.max_running_per_tenant.is_none() => {
+                let (kind, want) = (req.kinds[i].0.as_str(), req.kinds[i].1);
+                let scan = self.floors.start(kind, now.0);
+                let s = self.s;
+                let ((), rows) = tokio::try_join!(
+                    biased;
+                    self.flush(tx),
+                    read_ready(tx, s, kind, want, scan, now)
+                )?;
+                read = Some((scan, rows));
+            }
+            _ => self.flush(tx).await?,
+        }
         let mut out = Vec::new();
-        for (kind, want) in &req.kinds {
+        for (i, (kind, want)) in req.kinds.iter().enumerate() {
             if *want == 0 {
                 continue;
             }
             match req.max_running_per_tenant {
                 None => {
-                    self.claim_from_floor(tx, req, kind.as_str(), *want, now, &mut out)
+                    let read = read.take().filter(|_| Some(i) == first);
+                    self.claim_from_floor(tx, req, (kind.as_str(), *want), now, read, &mut out)
                         .await?;
                 }
                 Some(quota) => {

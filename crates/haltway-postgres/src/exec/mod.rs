@@ -644,6 +644,122 @@ mod tests {
         }
     }
 
+    /// Sends `ops` to the executor's queue at once (one batch) and waits for their answers.
+    async fn batch_of(queue: &mpsc::UnboundedSender<Cmd>, ops: Vec<Op>) -> Vec<Result<Out>> {
+        let mut answers = Vec::new();
+        for op in ops {
+            let (reply, answer) = oneshot::channel();
+            queue
+                .send(Cmd {
+                    op,
+                    now: Timestamp(1_000),
+                    reply,
+                })
+                .expect("send");
+            answers.push(answer);
+        }
+        let mut out = Vec::new();
+        for a in answers {
+            out.push(a.await.expect("an answer"));
+        }
+        out
+    }
+
+    /// A claim's read goes in the same round trip as the batch's earlier writes, and may run
+    /// before one of them when that write's statement is prepared first (here: a connection
+    /// that has run a claim but never a write). The read then sees the old version of a job
+    /// the batch has just written (its limit raised); claiming it, the batch must write the
+    /// claim where the row now is, not where the read found it, and answer what it wrote.
+    #[tokio::test]
+    async fn a_claim_read_beside_the_batchs_writes_claims_the_jobs_as_written() {
+        let Some(url) = test_support::pg_url() else {
+            return;
+        };
+        let config: Config = url.parse().expect("url");
+        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+        let mut admin = connect(&config).await.expect("connect");
+        crate::schema::migrate(&mut admin, &schema)
+            .await
+            .expect("migrate");
+        let (queue, mut executor) = executor(100);
+        executor.config = config;
+        executor.schema.clone_from(&schema);
+        let run = tokio::spawn(executor.run());
+        let tenant = TenantId::from("t");
+        let new = || NewJob {
+            id: JobId::new(),
+            tenant: tenant.clone(),
+            kind: "k".into(),
+            input: "{}".into(),
+            group: None,
+            metadata: None,
+            limit: Some(10),
+            cancel_mode: haltway_core::CancelMode::Checkpoint,
+            on_cancel: haltway_core::OnCancel::Keep,
+            max_attempts: 3,
+            fixed_cost: 0,
+            run_at: Timestamp(0),
+            deadline: None,
+            idempotency_key: None,
+            webhook: None,
+            priority: haltway_core::DEFAULT_PRIORITY,
+            trace: None,
+            max_active: None,
+        };
+        let (a, b) = (new(), new());
+        let (a_id, b_id) = (a.id, b.id);
+        let claim = |kind: &str| {
+            Op::Claim(ClaimRequest {
+                worker: "w".into(),
+                lease_ms: 60_000,
+                kinds: vec![(kind.into(), 2)],
+                max_running_per_tenant: None,
+            })
+        };
+        batch_of(&queue, vec![Op::SubmitMany(vec![a, b]), claim("other")]).await;
+        let mut out = batch_of(
+            &queue,
+            vec![Op::Extend(tenant.clone(), a_id, 20), claim("k")],
+        )
+        .await
+        .into_iter();
+        let extended =
+            Updated::take(out.next().expect("extend").expect("extended")).expect("an update");
+        assert_eq!(extended.job.limit, Some(20));
+        let claimed = Vec::<Job>::take(out.next().expect("claim").expect("claimed")).expect("jobs");
+        let mut ids: Vec<JobId> = claimed.iter().map(|j| j.id).collect();
+        ids.sort_unstable_by_key(|id| id.0);
+        let mut both = vec![a_id, b_id];
+        both.sort_unstable_by_key(|id| id.0);
+        assert_eq!(ids, both, "both queued jobs are claimed");
+        let a_claimed = claimed.iter().find(|j| j.id == a_id).expect("a");
+        assert_eq!(a_claimed.limit, Some(20), "claimed as the batch wrote it");
+        let rows = admin
+            .query(
+                &format!(
+                    "SELECT id, state, (doc::jsonb ->> 'limit')::int8 FROM \"{schema}\".jobs \
+                     ORDER BY id"
+                ),
+                &[],
+            )
+            .await
+            .expect("rows");
+        let stored: Vec<(uuid::Uuid, i16, i64)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let running = haltway_core::JobState::Running.code();
+        let mut expected = vec![(a_id.0, running, 20), (b_id.0, running, 10)];
+        expected.sort_unstable();
+        assert_eq!(stored, expected, "the rows say what the batch answered");
+        drop(queue);
+        run.await.expect("executor");
+        admin
+            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .expect("drop schema");
+    }
+
     /// A batch takes at most one claim; the next batch starts with the one left over, and the
     /// commands keep their order.
     #[tokio::test]

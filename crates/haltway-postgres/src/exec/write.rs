@@ -372,21 +372,30 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
     let workers: Vec<Option<&str>> = rows.iter().map(|(j, _)| j.worker.as_deref()).collect();
     let docs: Vec<String> = rows.iter().map(|(j, _)| doc(j)).collect();
     let logs: Vec<String> = rows.into_iter().map(|(_, log)| log).collect();
-    tx.execute(
-        &format!(
-            "UPDATE {s}.jobs j SET state = u.state, run_at = u.run_at, \
+    let written = tx
+        .execute(
+            &format!(
+                "UPDATE {s}.jobs j SET state = u.state, run_at = u.run_at, \
              lease_until = u.lease_until, started = u.started, doc = u.doc, log = j.log || u.log, \
              finished_at = u.finished_at, worker = u.worker \
              FROM unnest($1::{ty}[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
              $6::text[], $7::text[], $8::int8[], $9::text[]) \
              AS u(k, state, run_at, lease_until, started, doc, log, finished_at, worker) \
              WHERE j.{column} = u.k"
-        ),
-        &[
-            &keys, &states, &run_at, &lease, &started, &docs, &logs, &finished, &workers,
-        ],
-    )
-    .await?;
+            ),
+            &[
+                &keys, &states, &run_at, &lease, &started, &docs, &logs, &finished, &workers,
+            ],
+        )
+        .await?;
+    // Every row is locked by this transaction where the batch found it: one missed would be
+    // a change answered but never stored.
+    if written != keys.len() as u64 {
+        return Err(BatchError::Fail(Error::store(
+            StoreErrorKind::Other,
+            format!("{written} of {} job rows written", keys.len()),
+        )));
+    }
     Ok(())
 }
 

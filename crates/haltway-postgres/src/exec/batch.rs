@@ -108,6 +108,8 @@ pub(crate) struct Batch<'s> {
     pub(crate) ready: FxHashMap<String, floors::Ready>,
     pub(crate) advances: Vec<floors::Advance>,
     pub(crate) expiring: Option<i64>,
+    /// The ready rows the batch's claim read with the preload (see `early_read`).
+    pub(crate) claim_read: Option<(floors::Scan, Vec<tokio_postgres::Row>)>,
 }
 
 /// Runs `cmds` in one transaction on `client`. On an error the transaction may still be open
@@ -154,6 +156,7 @@ pub(crate) async fn run_batch(
         ready: FxHashMap::default(),
         advances: Vec::new(),
         expiring: None,
+        claim_read: None,
     };
     // The batch's commit marker (a time-ordered UUID), to look for should the `COMMIT` reply
     // be lost. A batch that creates jobs writes for sure: its marker goes in the round trip of
@@ -314,7 +317,7 @@ impl Batch<'_> {
         // The subscriptions, the budgets and the ledger keys in the same round trip as the
         // jobs; the budgets are locked after the jobs, as everywhere.
         let subs_sql = crate::webhooks::active_subscriptions(self.s);
-        let (subs, rows, budgets, keys) = tokio::try_join!(
+        let (subs, rows, budgets, keys, claim_read) = tokio::try_join!(
             tx.query(&subs_sql, &[]),
             async {
                 if ids.is_empty() {
@@ -344,8 +347,10 @@ impl Batch<'_> {
                     return Ok(Vec::new());
                 }
                 tx.query(&key_lookup(self.s), &[&key_j, &key_k]).await
-            }
+            },
+            early_read(tx, self.s, cmds, self.floors),
         )?;
+        self.claim_read = claim_read;
         for r in keys {
             let seq: i64 = r.get(2);
             self.keys

@@ -62,25 +62,53 @@ fn ready_sql(s: &str, except: &Except) -> String {
 async fn read_ready(
     tx: &Db<'_>,
     s: &str,
-    kind: &str,
-    want: usize,
+    (kind, want): (&str, usize),
     scan: floors::Scan,
     now: Timestamp,
-) -> Result<Vec<tokio_postgres::Row>, BatchError> {
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
     let want = i64::try_from(want).unwrap_or(i64::MAX);
-    Ok(match scan.from {
+    match scan.from {
         None => {
             tx.query(&ready_sql(s, &Except::Nothing), &[&kind, &now.0, &want])
-                .await?
+                .await
         }
         Some((priority, run_at)) => {
             tx.query(
                 &ready_sql(s, &Except::BelowFloor),
                 &[&kind, &now.0, &want, &priority, &run_at],
             )
-            .await?
+            .await
         }
-    })
+    }
+}
+
+/// A batch's claim without a quota reads the ready rows of its first kind with the batch's
+/// preload, in the same round trip, rather than in one of its own once the commands before it
+/// are applied and written: what those commands change of a row the read returns is in the
+/// batch's own copy of the job, which the claim goes by (see `claim_row`), and a job they
+/// make ready is claimed by a later claim. Reads the rows if `cmds` hold such a claim.
+pub(crate) async fn early_read(
+    tx: &Db<'_>,
+    s: &str,
+    cmds: &[Cmd],
+    floors: &floors::Floors,
+) -> Result<Option<(floors::Scan, Vec<tokio_postgres::Row>)>, tokio_postgres::Error> {
+    let first = cmds.iter().find_map(|c| match &c.op {
+        Op::Claim(req) if req.max_running_per_tenant.is_none() => req
+            .kinds
+            .iter()
+            .find(|(_, want)| *want > 0)
+            .map(|(kind, want)| (kind.as_str(), *want, c.now)),
+        _ => None,
+    });
+    let Some((kind, want, now)) = first else {
+        return Ok(None);
+    };
+    let scan = floors.start(kind, now.0);
+    Ok(Some((
+        scan,
+        read_ready(tx, s, (kind, want), scan, now).await?,
+    )))
 }
 
 impl Batch<'_> {
@@ -95,8 +123,8 @@ impl Batch<'_> {
     ) -> Result<(floors::Key, bool), BatchError> {
         let fresh = job_at(r, 0)?;
         // A job the batch holds already is kept as the batch has it, and found where the
-        // batch knows it is: the query may have read its row before the batch's own write of
-        // it (see `claim`), and that version's place is no longer the row's.
+        // batch knows it is: the query may have read its row before the batch wrote it (see
+        // `early_read`), and that version's place is no longer the row's.
         let (mut job, mark) = match self.take(fresh.id) {
             Some(held) => held,
             None => {
@@ -135,7 +163,7 @@ impl Batch<'_> {
             Some(read) => read,
             None => {
                 let scan = self.floors.start(kind, now.0);
-                (scan, read_ready(tx, self.s, kind, want, scan, now).await?)
+                (scan, read_ready(tx, self.s, (kind, want), scan, now).await?)
             }
         };
         let (mut last, mut refused) = (None, None);
@@ -247,34 +275,21 @@ impl Batch<'_> {
         req: &ClaimRequest,
         now: Timestamp,
     ) -> Result<Vec<Job>, BatchError> {
-        // The batch's writes so far go first; without a quota, the first kind's read follows
-        // them in the same round trip (sent after them, it reads them; should a write wait
-        // for its statement to be prepared, the read may not, which costs nothing: a row the
-        // batch holds is taken as the batch has it, see `claim_row`).
-        let first = req.kinds.iter().position(|(_, want)| *want > 0);
-        let mut read = None;
-        match first {
-            Some(i) if req.max_running_per_tenant.is_none() => {
-                let (kind, want) = (req.kinds[i].0.as_str(), req.kinds[i].1);
-                let scan = self.floors.start(kind, now.0);
-                let s = self.s;
-                let ((), rows) = tokio::try_join!(
-                    biased;
-                    self.flush(tx),
-                    read_ready(tx, s, kind, want, scan, now)
-                )?;
-                read = Some((scan, rows));
-            }
-            _ => self.flush(tx).await?,
+        // Under a quota the batch's writes so far go first: the running jobs are counted in
+        // the table. Otherwise the first kind's rows were read with the preload (see
+        // `early_read`), and a row the batch also holds is taken as the batch has it.
+        if req.max_running_per_tenant.is_some() {
+            self.flush(tx).await?;
         }
+        let mut read = self.claim_read.take();
         let mut out = Vec::new();
-        for (i, (kind, want)) in req.kinds.iter().enumerate() {
+        for (kind, want) in &req.kinds {
             if *want == 0 {
                 continue;
             }
             match req.max_running_per_tenant {
                 None => {
-                    let read = read.take().filter(|_| Some(i) == first);
+                    let read = read.take();
                     self.claim_from_floor(tx, req, (kind.as_str(), *want), now, read, &mut out)
                         .await?;
                 }

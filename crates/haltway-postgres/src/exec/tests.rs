@@ -1,0 +1,207 @@
+//! The executor's batching, and batches against a live server.
+
+use super::*;
+
+/// An executor (never connected) reading commands from the returned sender.
+fn executor(max_batch: usize) -> (mpsc::UnboundedSender<Cmd>, Executor) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let executor = Executor {
+        config: Config::new(),
+        schema: "s".into(),
+        rx: Arc::new(tokio::sync::Mutex::new(Queue { rx, carry: None })),
+        notices: broadcast::channel(1).0,
+        events: broadcast::channel(1).0,
+        max_batch,
+        faults: Arc::new(Faults::default()),
+        node: uuid::Uuid::now_v7(),
+        io_timeout: std::time::Duration::from_secs(30),
+        backend: parking_lot::Mutex::new(None),
+        floors: Arc::default(),
+        expiry: Arc::default(),
+    };
+    (tx, executor)
+}
+
+fn cmd(op: Op, at: usize) -> Cmd {
+    Cmd {
+        op,
+        now: Timestamp(i64::try_from(at).expect("small")),
+        reply: oneshot::channel().0,
+    }
+}
+
+/// Sends `ops` to the executor's queue at once (one batch) and waits for their answers.
+async fn batch_of(queue: &mpsc::UnboundedSender<Cmd>, ops: Vec<Op>) -> Vec<Result<Out>> {
+    let mut answers = Vec::new();
+    for op in ops {
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Cmd {
+                op,
+                now: Timestamp(1_000),
+                reply,
+            })
+            .expect("send");
+        answers.push(answer);
+    }
+    let mut out = Vec::new();
+    for a in answers {
+        out.push(a.await.expect("an answer"));
+    }
+    out
+}
+
+/// A claim reads its ready rows with the batch's preload, before the commands ahead of it
+/// are applied and written. Here one raises a queued job's limit and a recovery writes it
+/// (a recovery flushes the batch's changes first); the claim, reading the old version of
+/// the row, must claim the job as the batch has it, write the claim where the row now is
+/// (not where the read found it), and answer what it wrote.
+#[tokio::test]
+async fn a_claim_read_before_the_batchs_writes_claims_the_jobs_as_written() {
+    let Some(url) = test_support::pg_url() else {
+        return;
+    };
+    let config: Config = url.parse().expect("url");
+    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+    let mut admin = connect(&config).await.expect("connect");
+    crate::schema::migrate(&mut admin, &schema)
+        .await
+        .expect("migrate");
+    let (queue, mut executor) = executor(100);
+    executor.config = config;
+    executor.schema.clone_from(&schema);
+    let run = tokio::spawn(executor.run());
+    let tenant = TenantId::from("t");
+    let new = || NewJob {
+        id: JobId::new(),
+        tenant: tenant.clone(),
+        kind: "k".into(),
+        input: "{}".into(),
+        group: None,
+        metadata: None,
+        limit: Some(10),
+        cancel_mode: haltway_core::CancelMode::Checkpoint,
+        on_cancel: haltway_core::OnCancel::Keep,
+        max_attempts: 3,
+        fixed_cost: 0,
+        run_at: Timestamp(0),
+        deadline: None,
+        idempotency_key: None,
+        webhook: None,
+        priority: haltway_core::DEFAULT_PRIORITY,
+        trace: None,
+        max_active: None,
+    };
+    let (a, b) = (new(), new());
+    let (a_id, b_id) = (a.id, b.id);
+    let claim = |kind: &str| {
+        Op::Claim(ClaimRequest {
+            worker: "w".into(),
+            lease_ms: 60_000,
+            kinds: vec![(kind.into(), 2)],
+            max_running_per_tenant: None,
+        })
+    };
+    batch_of(&queue, vec![Op::SubmitMany(vec![a, b])]).await;
+    let mut out = batch_of(
+        &queue,
+        vec![
+            Op::Extend(tenant.clone(), a_id, 20),
+            Op::Recover,
+            claim("k"),
+        ],
+    )
+    .await
+    .into_iter();
+    let extended =
+        Updated::take(out.next().expect("extend").expect("extended")).expect("an update");
+    assert_eq!(extended.job.limit, Some(20));
+    out.next().expect("recover").expect("recovered");
+    let claimed = Vec::<Job>::take(out.next().expect("claim").expect("claimed")).expect("jobs");
+    let mut ids: Vec<JobId> = claimed.iter().map(|j| j.id).collect();
+    ids.sort_unstable_by_key(|id| id.0);
+    let mut both = vec![a_id, b_id];
+    both.sort_unstable_by_key(|id| id.0);
+    assert_eq!(ids, both, "both queued jobs are claimed");
+    let a_claimed = claimed.iter().find(|j| j.id == a_id).expect("a");
+    assert_eq!(a_claimed.limit, Some(20), "claimed as the batch wrote it");
+    let rows = admin
+        .query(
+            &format!(
+                "SELECT id, state, (doc::jsonb ->> 'limit')::int8 FROM \"{schema}\".jobs \
+                 ORDER BY id"
+            ),
+            &[],
+        )
+        .await
+        .expect("rows");
+    let stored: Vec<(uuid::Uuid, i16, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let running = haltway_core::JobState::Running.code();
+    let mut expected = vec![(a_id.0, running, 20), (b_id.0, running, 10)];
+    expected.sort_unstable();
+    assert_eq!(stored, expected, "the rows say what the batch answered");
+    drop(queue);
+    run.await.expect("executor");
+    admin
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .expect("drop schema");
+}
+
+/// A batch takes at most one claim; the next batch starts with the one left over, and the
+/// commands keep their order.
+#[tokio::test]
+async fn a_batch_holds_at_most_one_claim() {
+    let (tx, executor) = executor(100);
+    let claim = || {
+        Op::Claim(ClaimRequest {
+            worker: "w".into(),
+            lease_ms: 1000,
+            kinds: vec![("k".into(), 1)],
+            max_running_per_tenant: None,
+        })
+    };
+    let ops = [
+        Op::Recover,
+        claim(),
+        Op::Recover,
+        claim(),
+        claim(),
+        Op::Recover,
+    ];
+    for (i, op) in ops.into_iter().enumerate() {
+        tx.send(cmd(op, i)).expect("send");
+    }
+    drop(tx);
+    let mut batches = Vec::new();
+    while let Some(cmds) = executor.gather().await {
+        batches.push(cmds.iter().map(|c| c.now.0).collect::<Vec<_>>());
+    }
+    assert_eq!(batches, vec![vec![0, 1, 2], vec![3], vec![4, 5]]);
+}
+
+/// Commands that keep arriving one by one (handlers woken by a commit, delivering again)
+/// do not keep a batch gathering: it goes once it holds `MANY` of them, and the rest make
+/// the next batches. The clock stands still, so nothing else can end the gathering.
+#[tokio::test(start_paused = true)]
+async fn a_batch_goes_once_full_while_commands_keep_arriving() {
+    let (tx, executor) = executor(10_000);
+    let total = 3 * MANY;
+    let producer = tokio::spawn(async move {
+        for i in 0..total {
+            tx.send(cmd(Op::Recover, i)).expect("send");
+            tokio::task::yield_now().await;
+        }
+    });
+    let first = executor.gather().await.expect("a batch");
+    assert_eq!(first.len(), MANY, "the first batch stops at MANY");
+    producer.await.expect("producer");
+    let mut rest = 0;
+    while rest < total - MANY {
+        rest += executor.gather().await.expect("a batch").len();
+    }
+    assert_eq!(rest, total - MANY, "every command is in a batch");
+}

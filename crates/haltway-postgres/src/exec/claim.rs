@@ -281,7 +281,6 @@ impl Batch<'_> {
         if req.max_running_per_tenant.is_some() {
             self.flush(tx).await?;
         }
-        let mut read = self.claim_read.take();
         let mut out = Vec::new();
         for (kind, want) in &req.kinds {
             if *want == 0 {
@@ -289,7 +288,7 @@ impl Batch<'_> {
             }
             match req.max_running_per_tenant {
                 None => {
-                    let read = read.take();
+                    let read = self.claim_read.take();
                     self.claim_from_floor(tx, req, (kind.as_str(), *want), now, read, &mut out)
                         .await?;
                 }

@@ -376,12 +376,12 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
         .execute(
             &format!(
                 "UPDATE {s}.jobs j SET state = u.state, run_at = u.run_at, \
-             lease_until = u.lease_until, started = u.started, doc = u.doc, log = j.log || u.log, \
-             finished_at = u.finished_at, worker = u.worker \
-             FROM unnest($1::{ty}[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
-             $6::text[], $7::text[], $8::int8[], $9::text[]) \
-             AS u(k, state, run_at, lease_until, started, doc, log, finished_at, worker) \
-             WHERE j.{column} = u.k"
+                 lease_until = u.lease_until, started = u.started, doc = u.doc, \
+                 log = j.log || u.log, finished_at = u.finished_at, worker = u.worker \
+                 FROM unnest($1::{ty}[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
+                 $6::text[], $7::text[], $8::int8[], $9::text[]) \
+                 AS u(k, state, run_at, lease_until, started, doc, log, finished_at, worker) \
+                 WHERE j.{column} = u.k"
             ),
             &[
                 &keys, &states, &run_at, &lease, &started, &docs, &logs, &finished, &workers,

@@ -21,7 +21,12 @@ pub(crate) enum BatchError {
 
 impl From<tokio_postgres::Error> for BatchError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let again = e.code().is_some_and(retryable);
+        // A batch sends its statements together; after one fails, each sent behind it fails
+        // with `IN_FAILED_SQL_TRANSACTION`, and that answer may be the one the batch looks at
+        // first. The batch runs again (carefully), where the first failure answers for itself.
+        let again = e.code().is_some_and(|c| {
+            retryable(c) || *c == tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION
+        });
         let e = pg(e);
         if again {
             BatchError::Retry(e)
@@ -196,6 +201,7 @@ pub(crate) async fn run_batch(
         // goes in the same round trip as the notifications.
         let payloads = crate::notify::payloads(&b.notices, &b.ready, &b.last_event);
         tokio::try_join!(
+            biased;
             async {
                 if creates {
                     return Ok::<Option<uuid::Uuid>, BatchError>(Some(token));
@@ -318,6 +324,7 @@ impl Batch<'_> {
         // jobs; the budgets are locked after the jobs, as everywhere.
         let subs_sql = crate::webhooks::active_subscriptions(self.s);
         let (subs, rows, budgets, keys, claim_read) = tokio::try_join!(
+            biased;
             tx.query(&subs_sql, &[]),
             async {
                 if ids.is_empty() {

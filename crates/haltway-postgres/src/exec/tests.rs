@@ -58,41 +58,17 @@ async fn batch_of(queue: &mpsc::UnboundedSender<Cmd>, ops: Vec<Op>) -> Vec<Resul
 /// (not where the read found it), and answer what it wrote.
 #[tokio::test]
 async fn a_claim_read_before_the_batchs_writes_claims_the_jobs_as_written() {
-    let Some(url) = test_support::pg_url() else {
+    let Some(Live {
+        admin,
+        schema,
+        queue,
+        run,
+    }) = Live::start().await
+    else {
         return;
     };
-    let config: Config = url.parse().expect("url");
-    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-    let mut admin = connect(&config).await.expect("connect");
-    crate::schema::migrate(&mut admin, &schema)
-        .await
-        .expect("migrate");
-    let (queue, mut executor) = executor(100);
-    executor.config = config;
-    executor.schema.clone_from(&schema);
-    let run = tokio::spawn(executor.run());
     let tenant = TenantId::from("t");
-    let new = || NewJob {
-        id: JobId::new(),
-        tenant: tenant.clone(),
-        kind: "k".into(),
-        input: "{}".into(),
-        group: None,
-        metadata: None,
-        limit: Some(10),
-        cancel_mode: haltway_core::CancelMode::Checkpoint,
-        on_cancel: haltway_core::OnCancel::Keep,
-        max_attempts: 3,
-        fixed_cost: 0,
-        run_at: Timestamp(0),
-        deadline: None,
-        idempotency_key: None,
-        webhook: None,
-        priority: haltway_core::DEFAULT_PRIORITY,
-        trace: None,
-        max_active: None,
-    };
-    let (a, b) = (new(), new());
+    let (a, b) = (new_job(), new_job());
     let (a_id, b_id) = (a.id, b.id);
     let claim = |kind: &str| {
         Op::Claim(ClaimRequest {
@@ -143,12 +119,116 @@ async fn a_claim_read_before_the_batchs_writes_claims_the_jobs_as_written() {
     let mut expected = vec![(a_id.0, running, 20), (b_id.0, running, 10)];
     expected.sort_unstable();
     assert_eq!(stored, expected, "the rows say what the batch answered");
-    drop(queue);
-    run.await.expect("executor");
-    admin
-        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await
-        .expect("drop schema");
+    Live {
+        admin,
+        schema,
+        queue,
+        run,
+    }
+    .stop()
+    .await;
+}
+
+/// A statement that fails in a batch's pipeline aborts its transaction, and each statement
+/// sent after it fails too ("current transaction is aborted"), in whatever order the batch
+/// looks at their answers. Here a create reuses a stored job's id: the `COPY` fails on the
+/// primary key with the notifications behind it, and the batch must still run again and
+/// answer the create with its own error, the other create with its job.
+#[tokio::test]
+async fn an_error_behind_a_failed_statement_still_runs_the_batch_again() {
+    let Some(live) = Live::start().await else {
+        return;
+    };
+    for _ in 0..30 {
+        let taken = new_job();
+        batch_of(&live.queue, vec![Op::Submit(Box::new(taken.clone()))])
+            .await
+            .pop()
+            .expect("an answer")
+            .expect("stored");
+        let mut again = new_job();
+        again.id = taken.id;
+        let out = batch_of(&live.queue, vec![Op::SubmitMany(vec![again, new_job()])])
+            .await
+            .pop()
+            .expect("an answer")
+            .expect("the batch ran");
+        let answers = Vec::<Result<Submitted>>::take(out).expect("answers");
+        assert!(
+            matches!(&answers[0], Err(Error::InvalidInput { field: "id", .. })),
+            "{:?}",
+            answers[0]
+        );
+        assert!(
+            answers[1].as_ref().is_ok_and(|s| s.created),
+            "{:?}",
+            answers[1]
+        );
+    }
+    live.stop().await;
+}
+
+/// An executor on a fresh schema of the test server, with a connection of its own.
+struct Live {
+    admin: Client,
+    schema: String,
+    queue: mpsc::UnboundedSender<Cmd>,
+    run: tokio::task::JoinHandle<()>,
+}
+
+impl Live {
+    async fn start() -> Option<Live> {
+        let url = test_support::pg_url()?;
+        let config: Config = url.parse().expect("url");
+        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+        let mut admin = connect(&config).await.expect("connect");
+        crate::schema::migrate(&mut admin, &schema)
+            .await
+            .expect("migrate");
+        let (queue, mut executor) = executor(100);
+        executor.config = config;
+        executor.schema.clone_from(&schema);
+        let run = tokio::spawn(executor.run());
+        Some(Live {
+            admin,
+            schema,
+            queue,
+            run,
+        })
+    }
+
+    async fn stop(self) {
+        drop(self.queue);
+        self.run.await.expect("executor");
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema))
+            .await
+            .expect("drop schema");
+    }
+}
+
+/// A queued job of tenant `t`, kind `k`, with a limit of 10 items.
+fn new_job() -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        tenant: "t".into(),
+        kind: "k".into(),
+        input: "{}".into(),
+        group: None,
+        metadata: None,
+        limit: Some(10),
+        cancel_mode: haltway_core::CancelMode::Checkpoint,
+        on_cancel: haltway_core::OnCancel::Keep,
+        max_attempts: 3,
+        fixed_cost: 0,
+        run_at: Timestamp(0),
+        deadline: None,
+        idempotency_key: None,
+        webhook: None,
+        priority: haltway_core::DEFAULT_PRIORITY,
+        trace: None,
+        max_active: None,
+    }
 }
 
 /// A batch takes at most one claim; the next batch starts with the one left over, and the

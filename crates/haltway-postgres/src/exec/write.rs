@@ -206,7 +206,10 @@ impl Batch<'_> {
             Some(_) => crate::notify::payloads(&self.notices, &self.ready, &self.last_event),
             None => Vec::new(),
         };
+        // `biased`: the answers are looked at in the order the statements went, so a failed
+        // statement's own error is the one seen rather than that of one behind it.
         tokio::try_join!(
+            biased;
             write_new(tx, s, &new),
             update_jobs(tx, s, "ctid", "tid", &tids, by_tid),
             update_jobs(tx, s, "id", "uuid", &ids, by_id),

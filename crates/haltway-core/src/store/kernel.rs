@@ -218,10 +218,10 @@ pub fn same_request(job: &Job, new: &NewJob) -> bool {
 }
 
 /// The job a store creates for `new`, with its first (`queued`) status event counted; its
-/// effects are [`created`].
+/// effects are [`created`]. Only a job with an idempotency key keeps its request's digest.
 #[must_use]
 pub fn new_job(new: NewJob, now: Timestamp) -> Job {
-    let request_digest = Some(request_digest(&new));
+    let request_digest = new.idempotency_key.is_some().then(|| request_digest(&new));
     Job {
         id: new.id,
         tenant: new.tenant,

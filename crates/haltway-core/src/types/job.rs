@@ -112,8 +112,9 @@ pub struct Job {
     pub idempotency_key: Option<String>,
     /// A digest of the request that created the job (see
     /// [`kernel::request_digest`](crate::kernel::request_digest)), so that a repeat of its
-    /// idempotency key can be told from another request under the same key. `None` for jobs
-    /// stored before it was kept.
+    /// idempotency key can be told from another request under the same key. `None` for a job
+    /// created without a key (nothing can repeat its request) and for keyed jobs stored
+    /// before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_digest: Option<u64>,
     /// When it was submitted.

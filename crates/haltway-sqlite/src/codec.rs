@@ -198,15 +198,83 @@ fn t(v: Option<Timestamp>) -> Option<i64> {
     v.map(|t| t.0)
 }
 
-/// The statement of [`insert_new_job`]: the fields every new job starts with are constants,
-/// so only the 18 that vary are bound (binding is a good part of an insert's cost).
-pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "INSERT OR IGNORE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, NULL, \
-         NULL, NULL, NULL, ?7, ?8, ?9, 0, 0, ?10, 0, ?11, ?12, NULL, NULL, ?13, ?14, 0, 0, NULL, \
-         NULL, NULL, NULL, NULL, ?15, ?16, NULL, NULL, ?17, ?18, ?19, ?20, ?21, ?22, NULL)"
-    )
-});
+/// A new job's row in [`JOB_COLUMNS`] order: the fields every new job starts with are
+/// constants, so only the [`NEW_JOB_VALUES`] that vary are bound (binding is a good part of an
+/// insert's cost), in the order of [`new_job_values`].
+const NEW_JOB_ROW: &str = "(?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, NULL, ?, ?, ?, 0, 0, ?, 0, \
+    ?, ?, NULL, NULL, ?, ?, 0, 0, NULL, NULL, NULL, NULL, NULL, ?, ?, NULL, NULL, ?, ?, ?, ?, ?, \
+    ?, NULL)";
+
+/// How many values a new job's row binds.
+pub(crate) const NEW_JOB_VALUES: usize = 22;
+
+/// The statement of [`insert_new_job`]. Not `INSERT OR IGNORE`, which costs more: a taken id
+/// fails it before it writes anything (see [`id_taken`]).
+pub(crate) static INSERT_NEW_JOB: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert_new_jobs_sql(1));
+
+/// The statement that inserts `rows` new jobs in order, and stops at the first whose id is
+/// taken (in the table or earlier in the statement): `OR FAIL` keeps the rows inserted before
+/// it, whose number the connection's `changes()` then gives. (`OR ABORT` would undo them, at
+/// the cost of a statement journal that every such insert would write.)
+pub(crate) fn insert_new_jobs_sql(rows: usize) -> String {
+    let values = vec![NEW_JOB_ROW; rows].join(", ");
+    format!("INSERT OR FAIL INTO jobs ({JOB_COLUMNS}) VALUES {values}")
+}
+
+/// The values a new job's row binds, in the order of [`NEW_JOB_ROW`]'s parameters.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a number SQLite cannot hold; a webhook that does not encode.
+pub(crate) fn new_job_values(job: &Job) -> Result<[ToSqlOutput<'_>; NEW_JOB_VALUES]> {
+    use rusqlite::types::Value;
+    fn text(v: &str) -> ToSqlOutput<'_> {
+        ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes()))
+    }
+    fn null<'a>() -> ToSqlOutput<'a> {
+        ToSqlOutput::Owned(Value::Null)
+    }
+    fn some_text(v: Option<&str>) -> ToSqlOutput<'_> {
+        v.map_or_else(null, text)
+    }
+    fn i<'a>(v: i64) -> ToSqlOutput<'a> {
+        ToSqlOutput::Owned(Value::Integer(v))
+    }
+    fn some_i<'a>(v: Option<i64>) -> ToSqlOutput<'a> {
+        v.map_or_else(null, i)
+    }
+    debug_assert!(is_new(job));
+    Ok([
+        ToSqlOutput::Borrowed(ValueRef::Blob(job.id.0.as_bytes())),
+        text(job.tenant.as_str()),
+        text(job.kind.as_str()),
+        some_text(job.group.as_ref().map(|g| &*g.0)),
+        text(&job.input),
+        some_text(job.metadata.as_deref()),
+        i(cancel_mode_code(job.cancel_mode)),
+        i(i64::from(job.on_cancel == OnCancel::Discard)),
+        some_i(job.limit.map(|l| int(l, "limit")).transpose()?),
+        i(i64::from(job.max_attempts)),
+        i(job.run_at.0),
+        some_i(t(job.deadline)),
+        i(int(job.fixed_cost, "fixed_cost")?),
+        i(int(job.usage, "usage")?),
+        some_text(job.idempotency_key.as_deref()),
+        i(job.created_at.0),
+        i(int(job.last_event_id, "last_event_id")?),
+        some_i(
+            job.request_digest
+                .map(|d| i64::from_ne_bytes(d.to_ne_bytes())),
+        ),
+        match &job.webhook {
+            Some(w) => ToSqlOutput::Owned(Value::Text(serde_json::to_string(w)?)),
+            None => null(),
+        },
+        i(int(job.charged, "charged")?),
+        i(i64::from(job.priority)),
+        some_text(job.trace.as_deref()),
+    ])
+}
 
 /// `true` for a job as `kernel::new_job` makes it: queued, never run, nothing recorded, so
 /// [`insert_new_job`] stores it whole.
@@ -228,38 +296,21 @@ pub(crate) fn is_new(job: &Job) -> bool {
 /// Inserts a job for which [`is_new`] holds, with [`INSERT_NEW_JOB`]; `false` when a job with
 /// its id exists.
 pub(crate) fn insert_new_job(stmt: &mut Statement<'_>, job: &Job) -> Result<bool> {
-    debug_assert!(is_new(job));
-    let group = job.group.as_ref().map(|g| g.0.clone());
-    stmt.execute(params![
-        id_blob(job.id),
-        job.tenant.as_str(),
-        job.kind.as_str(),
-        s(&group),
-        &*job.input,
-        s(&job.metadata),
-        cancel_mode_code(job.cancel_mode),
-        i64::from(job.on_cancel == OnCancel::Discard),
-        job.limit.map(|l| int(l, "limit")).transpose()?,
-        job.max_attempts,
-        job.run_at.0,
-        t(job.deadline),
-        int(job.fixed_cost, "fixed_cost")?,
-        int(job.usage, "usage")?,
-        job.idempotency_key.as_deref(),
-        job.created_at.0,
-        int(job.last_event_id, "last_event_id")?,
-        job.request_digest
-            .map(|d| i64::from_ne_bytes(d.to_ne_bytes())),
-        job.webhook
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()?,
-        int(job.charged, "charged")?,
-        job.priority,
-        job.trace.as_deref(),
-    ])
-    .map_err(sql)
-    .map(|n| n == 1)
+    match stmt.execute(rusqlite::params_from_iter(new_job_values(job)?)) {
+        Ok(_) => Ok(true),
+        Err(e) if id_taken(&e) => Ok(false),
+        Err(e) => Err(sql(e)),
+    }
+}
+
+/// `true` when an insert into `jobs` failed because a row has its id. Such a statement
+/// changed nothing, and the transaction goes on.
+pub(crate) fn id_taken(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
 }
 
 fn cancel_mode_code(m: CancelMode) -> i64 {
@@ -477,4 +528,53 @@ pub(crate) fn event_from_row(job: JobId, row: &Row<'_>) -> rusqlite::Result<JobE
         at: Timestamp(row.get(1)?),
         data,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+    use rusqlite::types::Value;
+
+    /// Inserts rows with ids `ids` in one statement.
+    fn insert(conn: &Connection, ids: &[u8]) -> rusqlite::Result<usize> {
+        let mut values: Vec<Value> = Vec::new();
+        for id in ids {
+            values.push(Value::Blob(vec![*id]));
+            values.extend((1..super::NEW_JOB_VALUES).map(|_| Value::Integer(0)));
+        }
+        conn.prepare(&super::insert_new_jobs_sql(ids.len()))?
+            .execute(rusqlite::params_from_iter(values))
+    }
+
+    #[test]
+    fn a_multi_row_insert_stops_at_a_taken_id_and_keeps_the_rows_before_it() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(&format!(
+            "CREATE TABLE jobs ({}, PRIMARY KEY (id)) WITHOUT ROWID",
+            super::JOB_COLUMNS
+        ))
+        .expect("table");
+        assert_eq!(insert(&conn, &[1, 2]).expect("new ids"), 2);
+        // The statement stops at the taken id; `changes()` counts the rows kept before it.
+        for (ids, kept) in [(&[3, 1, 4][..], 1), (&[5, 6, 5, 7][..], 2), (&[2][..], 0)] {
+            let e = insert(&conn, ids).expect_err("a taken id");
+            assert!(super::id_taken(&e), "{e:?}");
+            assert_eq!(conn.changes(), kept, "{ids:?}");
+        }
+        let stored: Vec<u8> = conn
+            .prepare("SELECT id FROM jobs ORDER BY id")
+            .expect("select")
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .expect("rows")
+            .map(|id| id.expect("id")[0])
+            .collect();
+        assert_eq!(stored, vec![1, 2, 3, 5, 6], "the rows before each taken id");
+        let other = conn
+            .execute_batch(
+                "CREATE UNIQUE INDEX one_x ON jobs (kind) WHERE kind = 'x'; \
+                 INSERT INTO jobs (id, kind) VALUES (x'08', 'x'), (x'09', 'x')",
+            )
+            .expect_err("another unique index");
+        assert!(!super::id_taken(&other), "{other:?}");
+    }
 }

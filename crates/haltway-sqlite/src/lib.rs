@@ -18,6 +18,7 @@
 //! ```
 
 mod budgets;
+mod bulk;
 mod claim;
 mod codec;
 mod error;

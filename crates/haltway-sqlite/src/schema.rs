@@ -244,6 +244,9 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     ))
     .map_err(describe)?;
     migrate(&conn, path)?;
+    // Room for every statement the writer runs (multi-row inserts come in several sizes),
+    // so that none is prepared again for want of a place.
+    conn.set_prepared_statement_cache_capacity(64);
     if let Some(bytes) = options.max_size {
         let page: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))

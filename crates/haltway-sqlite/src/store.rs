@@ -224,23 +224,8 @@ impl Store for SqliteStore {
         jobs: Vec<NewJob>,
         now: Timestamp,
     ) -> Result<Vec<Result<Submitted>>> {
-        self.write(move |tx| {
-            let mut out = Vec::with_capacity(jobs.len());
-            for new in jobs {
-                // After a store error the transaction is lost: the rest are not tried.
-                if let Some(e) = &tx.poisoned {
-                    out.push(Err(e.clone()));
-                    continue;
-                }
-                let done = submit_in(tx, new, now);
-                if let Err(e @ Error::Store { .. }) = &done {
-                    tx.poisoned.get_or_insert_with(|| e.clone());
-                }
-                out.push(done);
-            }
-            Ok(out)
-        })
-        .await
+        self.write(move |tx| Ok(crate::bulk::submit_many(tx, jobs, now)))
+            .await
     }
 
     async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
@@ -705,7 +690,7 @@ impl Store for SqliteStore {
 }
 
 /// One create in the writer's transaction (see `Store::submit`).
-fn submit_in(tx: &mut Tx<'_>, new: NewJob, now: Timestamp) -> Result<Submitted> {
+pub(crate) fn submit_in(tx: &mut Tx<'_>, new: NewJob, now: Timestamp) -> Result<Submitted> {
     if let Some(key) = &new.idempotency_key {
         let existing = ids(
             tx,
@@ -730,10 +715,7 @@ fn submit_in(tx: &mut Tx<'_>, new: NewJob, now: Timestamp) -> Result<Submitted> 
     let mut purse = tx.purse(&job.tenant)?.cloned();
     kernel::admit(&mut job, purse.as_mut(), now)?;
     if !tx.insert_new_job(&job)? {
-        return Err(Error::InvalidInput {
-            field: "id",
-            reason: "a job with this id exists".into(),
-        });
+        return Err(id_taken());
     }
     if let Some(p) = purse
         && p.changed()
@@ -743,6 +725,19 @@ fn submit_in(tx: &mut Tx<'_>, new: NewJob, now: Timestamp) -> Result<Submitted> 
         }
         tx.book(&job.tenant)?;
     }
+    inserted(tx, job, now)
+}
+
+/// The answer for a new job whose id is taken.
+pub(crate) fn id_taken() -> Error {
+    Error::InvalidInput {
+        field: "id",
+        reason: "a job with this id exists".into(),
+    }
+}
+
+/// Records what the creation of `job`, just inserted, implies.
+pub(crate) fn inserted(tx: &mut Tx<'_>, job: Job, now: Timestamp) -> Result<Submitted> {
     tx.effects(&job, &kernel::created(&job), now)?;
     tx.count_move(&job.tenant, None, job.state);
     // Not cached: the row is written, and only running jobs stay in the cache.

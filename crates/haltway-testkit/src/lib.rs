@@ -84,6 +84,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@tests $make;
             submit_and_get, tenancy_hides_other_tenants_jobs, idempotency_key_returns_same_job,
             submit_with_a_taken_id_is_refused, submit_many_answers_each_job_in_order,
+            submit_many_refuses_taken_ids_among_many,
             list_pages_newest_first_with_filters, claim_respects_kind_count_and_run_at,
             claim_skips_jobs_past_deadline, append_sequences_dedups_and_meters,
             stale_attempt_is_fenced, limit_met_completes, cancel_queued_is_immediate,

@@ -230,6 +230,52 @@ pub async fn submit_many_answers_each_job_in_order(store: Arc<dyn Store>) {
     );
 }
 
+/// A large batch of plain jobs with taken ids among them (a stored job's, and an earlier job's
+/// of the batch): each taken id is refused alone, and every other job is created as given.
+pub async fn submit_many_refuses_taken_ids_among_many(store: Arc<dyn Store>) {
+    let t = tenant("bulk");
+    let stored = submit(&store, new_job("bulk", "k")).await;
+    let mut batch: Vec<NewJob> = (0..150)
+        .map(|i| NewJob {
+            input: format!("{{\"n\":{i}}}").into(),
+            ..new_job("bulk", "k")
+        })
+        .collect();
+    let refused = [10, 90, 149];
+    batch[10].id = stored.id;
+    batch[90].id = batch[70].id;
+    batch[149].id = stored.id;
+    let answers = store
+        .submit_many(batch.clone(), T0)
+        .await
+        .expect("submit_many");
+    assert_eq!(answers.len(), batch.len(), "one answer per job");
+    for (i, (new, answer)) in batch.iter().zip(&answers).enumerate() {
+        if refused.contains(&i) {
+            assert!(
+                matches!(answer, Err(Error::InvalidInput { field: "id", .. })),
+                "job {i}: {answer:?}"
+            );
+            continue;
+        }
+        let s = answer.as_ref().unwrap_or_else(|e| panic!("job {i}: {e:?}"));
+        assert!(s.created, "job {i} created");
+        assert_eq!(s.job.id, new.id, "job {i}");
+        let job = store.get(&t, new.id).await.expect("written");
+        assert_eq!(job.input, new.input, "job {i} stored as given");
+        assert_eq!(job.state, JobState::Queued);
+    }
+    let counts = store.count_by_state(Some(&t)).await.expect("count");
+    assert_eq!(
+        counts[JobState::Queued],
+        148,
+        "the stored job and 147 new ones"
+    );
+    let kept = get(&store, &stored).await;
+    assert_eq!(kept.input, stored.input, "the stored job is untouched");
+    assert_eq!(kept.last_event_id, stored.last_event_id);
+}
+
 /// Lists are newest first, filtered, and paged by cursor without gaps or repeats.
 pub async fn list_pages_newest_first_with_filters(store: Arc<dyn Store>) {
     let mut ids = Vec::new();

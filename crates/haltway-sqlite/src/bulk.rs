@@ -1,0 +1,153 @@
+//! `submit_many` on the writer. New jobs that need nothing read first (no idempotency key to
+//! look up, no cap on active jobs to count, no budget to take a fixed cost from) are inserted
+//! many rows per statement; the others one at a time, in the order given, so each job is
+//! answered as if the batch were submitted one job after another.
+
+use haltway_core::{Error, Job, NewJob, Result, Submitted, Timestamp, kernel};
+use rusqlite::types::ToSqlOutput;
+
+use crate::codec::{self, NEW_JOB_VALUES};
+use crate::error::sql;
+use crate::store::{id_taken, inserted, submit_in};
+use crate::writer::Tx;
+
+/// Rows per multi-row insert, largest first (each size is one cached statement).
+const ROWS: [usize; 3] = [64, 8, 1];
+
+/// The statement of each size in [`ROWS`].
+static SQL: std::sync::LazyLock<[String; 3]> =
+    std::sync::LazyLock::new(|| ROWS.map(codec::insert_new_jobs_sql));
+
+/// Submits `jobs` in `tx`: one answer per job, in order.
+pub(crate) fn submit_many(
+    tx: &mut Tx<'_>,
+    jobs: Vec<NewJob>,
+    now: Timestamp,
+) -> Vec<Result<Submitted>> {
+    let mut out: Vec<Option<Result<Submitted>>> = Vec::with_capacity(jobs.len());
+    // Plain jobs waiting for their insert, with their places in `out`.
+    let mut run: Vec<(usize, Job)> = Vec::new();
+    for new in jobs {
+        // After a store error the transaction is lost: the rest are not tried.
+        if let Some(e) = &tx.poisoned {
+            out.push(Some(Err(e.clone())));
+            continue;
+        }
+        if plain(tx, &new) {
+            run.push((out.len(), kernel::new_job(new, now)));
+            out.push(None);
+            continue;
+        }
+        insert_run(tx, &mut run, &mut out, now);
+        let done = submit_in(tx, new, now);
+        out.push(Some(poison(tx, done)));
+    }
+    insert_run(tx, &mut run, &mut out, now);
+    out.into_iter()
+        .map(|r| r.expect("every job is answered"))
+        .collect()
+}
+
+/// `true` when `new` needs nothing read before its insert.
+fn plain(tx: &mut Tx<'_>, new: &NewJob) -> bool {
+    new.idempotency_key.is_none()
+        && new.max_active.is_none()
+        // A purse that cannot be read is left to `submit_in`, which answers the error.
+        && tx.purse(&new.tenant).is_ok_and(|p| p.is_none())
+}
+
+/// Marks the transaction lost on a store error, which every later job then gets.
+fn poison(tx: &mut Tx<'_>, done: Result<Submitted>) -> Result<Submitted> {
+    if let Err(e @ Error::Store { .. }) = &done {
+        tx.poisoned.get_or_insert_with(|| e.clone());
+    }
+    done
+}
+
+/// Inserts the plain jobs of `run` and answers each in `out`.
+fn insert_run(
+    tx: &mut Tx<'_>,
+    run: &mut Vec<(usize, Job)>,
+    out: &mut [Option<Result<Submitted>>],
+    now: Timestamp,
+) {
+    if run.is_empty() {
+        return;
+    }
+    let jobs = std::mem::take(run);
+    let written = insert_new_jobs(tx, &jobs);
+    for ((at, job), written) in jobs.into_iter().zip(written) {
+        let done = match written {
+            Ok(true) => inserted(tx, job, now),
+            Ok(false) => Err(id_taken()),
+            Err(e) => Err(e),
+        };
+        out[at] = Some(poison(tx, done));
+    }
+}
+
+/// Inserts `jobs` (as `kernel::new_job` made them), many rows per statement. For each job:
+/// `Ok(true)` when it was inserted, `Ok(false)` when its id was taken (by a stored job or an
+/// earlier one of `jobs`), its own error when its values cannot be stored, or the statement's
+/// error for all.
+fn insert_new_jobs(tx: &Tx<'_>, jobs: &[(usize, Job)]) -> Vec<Result<bool>> {
+    let mut answers: Vec<Result<bool>> = Vec::with_capacity(jobs.len());
+    // The rows that can be bound, with the index of their job.
+    let mut rows: Vec<(usize, [ToSqlOutput<'_>; NEW_JOB_VALUES])> = Vec::new();
+    for (i, (_, job)) in jobs.iter().enumerate() {
+        match codec::new_job_values(job) {
+            Ok(values) => {
+                rows.push((i, values));
+                answers.push(Ok(false));
+            }
+            Err(e) => answers.push(Err(e)),
+        }
+    }
+    let mut rest = &rows[..];
+    while !rest.is_empty() {
+        let size = ROWS
+            .iter()
+            .position(|n| *n <= rest.len())
+            .unwrap_or(ROWS.len() - 1);
+        let chunk = &rest[..ROWS[size]];
+        match insert_chunk(tx, &SQL[size], chunk.iter().flat_map(|(_, v)| v)) {
+            Ok(()) => {
+                chunk.iter().for_each(|(i, _)| answers[*i] = Ok(true));
+                rest = &rest[chunk.len()..];
+            }
+            // The statement stopped at the first row whose id is taken, keeping the rows
+            // before it: those are in, that one is refused, and the next go in from there.
+            Err(e) if codec::id_taken(&e) => {
+                let kept = usize::try_from(tx.conn.changes()).unwrap_or(usize::MAX);
+                let Some((taken, _)) = chunk.get(kept) else {
+                    let e = sql(e);
+                    rows.iter().for_each(|(i, _)| answers[*i] = Err(e.clone()));
+                    return answers;
+                };
+                chunk[..kept]
+                    .iter()
+                    .for_each(|(i, _)| answers[*i] = Ok(true));
+                answers[*taken] = Ok(false);
+                rest = &rest[kept + 1..];
+            }
+            Err(e) => {
+                let e = sql(e);
+                rows.iter().for_each(|(i, _)| answers[*i] = Err(e.clone()));
+                return answers;
+            }
+        }
+    }
+    answers
+}
+
+/// Inserts rows in one statement (`text`, of their number) from their `values`, all rows'
+/// in order; it stops at a row whose id is taken, keeping the rows before it.
+fn insert_chunk<'v, 'j: 'v>(
+    tx: &Tx<'_>,
+    text: &str,
+    values: impl IntoIterator<Item = &'v ToSqlOutput<'j>>,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.conn.prepare_cached(text)?;
+    stmt.execute(rusqlite::params_from_iter(values))?;
+    Ok(())
+}

@@ -428,22 +428,31 @@ pub(crate) struct EventRow {
     pub(crate) data: Option<String>,
 }
 
+/// Rows per statement of [`insert_events`], largest first.
+const EVENT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// The statement of each size in [`EVENT_ROWS`]. `OR FAIL` rather than the default `OR ABORT`:
+/// a failure fails the whole transaction anyway, and `OR ABORT` would have every multi-row
+/// insert keep a statement journal to undo its own rows.
+static INSERT_EVENTS: std::sync::LazyLock<[String; 5]> = std::sync::LazyLock::new(|| {
+    EVENT_ROWS.map(|n| {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
+        format!("INSERT OR FAIL INTO events (job, id, at, type, a, b, data) VALUES {values}")
+    })
+});
+
 /// Inserts events, many rows per statement (chunks of 256, 64, 16, 4 and 1 rows, so a handful
-/// of prepared statements serve every count).
+/// of prepared statements serve every count). An error fails the transaction.
 pub(crate) fn insert_events(conn: &Connection, rows: &[EventRow]) -> Result<()> {
     let mut rest = rows;
     while !rest.is_empty() {
-        let n = [256, 64, 16, 4, 1]
-            .into_iter()
-            .find(|n| *n <= rest.len())
-            .unwrap_or(1);
+        let size = EVENT_ROWS
+            .iter()
+            .position(|n| *n <= rest.len())
+            .unwrap_or(EVENT_ROWS.len() - 1);
+        let n = EVENT_ROWS[size];
         let (chunk, tail) = rest.split_at(n);
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "INSERT INTO events (job, id, at, type, a, b, data) VALUES {values}"
-            ))
-            .map_err(sql)?;
+        let mut stmt = conn.prepare_cached(&INSERT_EVENTS[size]).map_err(sql)?;
         let mut params: Vec<&dyn ToSql> = Vec::with_capacity(n * 7);
         for r in chunk {
             params.extend([

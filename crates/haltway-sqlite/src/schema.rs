@@ -206,6 +206,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX jobs_covered ON jobs (worker) WHERE state IN (1, 2) AND lease_until IS NULL;
     ",
+    // 8: the cancelling jobs, read whenever another process has committed (the rest of the
+    // table is not scanned for them).
+    r"
+    CREATE INDEX jobs_cancelling ON jobs (id) WHERE state = 2;
+    ",
 ];
 
 /// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it
@@ -353,4 +358,57 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         tracing::info!(path = %path.display(), version = next, "database migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, StatementStatus};
+
+    use crate::writer::{CANCELLING, READY_KINDS};
+
+    /// Runs `q`: its rows' first column, and the virtual machine steps it took.
+    fn run<T: rusqlite::types::FromSql>(conn: &Connection, q: &str) -> (Vec<T>, i32) {
+        let mut stmt = conn.prepare(q).expect("prepare");
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect();
+        (rows, stmt.get_status(StatementStatus::VmStep))
+    }
+
+    /// The reads a writer makes after another process commits find each kind with queued
+    /// jobs and each cancelling job in a number of steps that does not grow with the table.
+    #[test]
+    fn the_reads_after_a_foreign_commit_do_not_read_the_whole_table() {
+        let dir = tempfile::tempdir().expect("dir");
+        let conn =
+            super::open_writer(&dir.path().join("reads.db"), &Default::default()).expect("open");
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO jobs (id, tenant, kind, input, state, cancel_mode, on_cancel, \
+                 attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
+                 analyzed, created_at, last_event_id) \
+                 VALUES (?1, 't', ?2, 'null', ?3, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0, 1, 1)",
+            )
+            .expect("prepare");
+        for i in 0..3000u32 {
+            let (kind, state) = match i {
+                7 => ("b", 2),
+                8 => ("d", 1),
+                _ if i % 3 == 0 => ("e", 3),
+                _ if i % 2 == 0 => ("a", 0),
+                _ => ("c", 0),
+            };
+            insert
+                .execute(rusqlite::params![i.to_be_bytes(), kind, state])
+                .expect("insert");
+        }
+        let (kinds, steps) = run::<String>(&conn, READY_KINDS);
+        assert_eq!(kinds, ["a", "c"], "each kind with queued jobs, once");
+        assert!(steps < 200, "{steps} steps for the kinds");
+        let (cancelling, steps) = run::<Vec<u8>>(&conn, CANCELLING);
+        assert_eq!(cancelling, [7u32.to_be_bytes().to_vec()]);
+        assert!(steps < 200, "{steps} steps for the cancelling jobs");
+    }
 }

@@ -273,13 +273,7 @@ impl Tx<'_> {
 
     /// Notices for what other processes may have changed: ready kinds and pending cancels.
     fn foreign_changes(&mut self) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(concat!(
-                "SELECT DISTINCT kind FROM jobs WHERE state = ",
-                haltway_core::state_sql!(Queued)
-            ))
-            .map_err(sql)?;
+        let mut stmt = self.conn.prepare_cached(READY_KINDS).map_err(sql)?;
         let kinds: Vec<String> = stmt
             .query_map([], |r| r.get(0))
             .map_err(sql)?
@@ -288,13 +282,7 @@ impl Tx<'_> {
         for k in kinds {
             self.announce(&Arc::from(k));
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached(concat!(
-                "SELECT id FROM jobs WHERE state = ",
-                haltway_core::state_sql!(Cancelling)
-            ))
-            .map_err(sql)?;
+        let mut stmt = self.conn.prepare_cached(CANCELLING).map_err(sql)?;
         let ids: Vec<Vec<u8>> = stmt
             .query_map([], |r| r.get(0))
             .map_err(sql)?
@@ -308,6 +296,25 @@ impl Tx<'_> {
         Ok(())
     }
 }
+
+/// The kinds with queued jobs: one seek of the `jobs_ready` index per kind, from each kind
+/// to the next (a plain `DISTINCT` reads every queued job's entry).
+pub(crate) const READY_KINDS: &str = concat!(
+    "WITH RECURSIVE k(kind) AS (",
+    "SELECT (SELECT kind FROM jobs WHERE state = ",
+    haltway_core::state_sql!(Queued),
+    " ORDER BY kind LIMIT 1) ",
+    "UNION ALL SELECT (SELECT kind FROM jobs WHERE state = ",
+    haltway_core::state_sql!(Queued),
+    " AND kind > k.kind ORDER BY kind LIMIT 1) FROM k WHERE k.kind IS NOT NULL) ",
+    "SELECT kind FROM k WHERE kind IS NOT NULL"
+);
+
+/// The cancelling jobs, through their own index (`jobs_cancelling`).
+pub(crate) const CANCELLING: &str = concat!(
+    "SELECT id FROM jobs WHERE state = ",
+    haltway_core::state_sql!(Cancelling)
+);
 
 /// Sends a command and waits for its committed answer.
 pub(crate) async fn run<T: Send + 'static>(

@@ -34,8 +34,15 @@ pub(crate) fn submit_many(
             continue;
         }
         if plain(tx, &new) {
-            run.push((out.len(), kernel::new_job(new, now)));
-            out.push(None);
+            let mut job = kernel::new_job(new, now);
+            // No budget: nothing to take, but the kernel decides that too.
+            match kernel::admit(&mut job, None, now) {
+                Ok(()) => {
+                    run.push((out.len(), job));
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
             continue;
         }
         insert_run(tx, &mut run, &mut out, now);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use haltway_core::{CancelRequest, Engine, JobKind, SubmitOptions, TenantId};
+use haltway_core::{CancelRequest, Clock, Engine, JobKind, SubmitOptions, SystemClock, TenantId};
 use haltway_postgres::{PgOptions, PgStore};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -602,13 +602,7 @@ async fn raw_bulk(url: &str, sch: &str, n: usize, doc: &str, log: &str) -> f64 {
         let k = left.min(BULK);
         left -= k;
         let rows: Vec<(uuid::Uuid, i64)> = (0..k)
-            .map(|_| {
-                let at = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .expect("clock")
-                    .as_millis();
-                (uuid::Uuid::now_v7(), i64::try_from(at).expect("millis"))
-            })
+            .map(|_| (uuid::Uuid::now_v7(), SystemClock.now().0))
             .collect();
         let tx = c.transaction().await.expect("begin");
         copy_jobs(&tx, &copy, ("bench", "noop"), 0, &rows, (doc, log)).await;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use haltway_core::{Engine, JobKind};
+use haltway_core::{Clock, Engine, JobKind, SystemClock};
 use haltway_sqlite::SqliteStore;
 use rusqlite::{Connection, params};
 use tokio::runtime::Runtime;
@@ -303,12 +303,9 @@ fn insert_queued_multi(conn: &Connection, ids: &[[u8; 16]]) {
     conn.execute_batch("COMMIT").expect("commit");
 }
 
-/// Now, in the milliseconds the store keeps timestamps in.
+/// Now, as the store's clock gives it.
 fn now_ms() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock");
-    i64::try_from(d.as_millis()).expect("millis")
+    SystemClock.now().0
 }
 
 /// Inserts `ids` as new queued `noop` jobs with their `queued` events, in one transaction,

@@ -112,37 +112,29 @@ fn insert_new_jobs(tx: &Tx<'_>, jobs: &[(usize, Job)]) -> Vec<Result<bool>> {
     }
     let mut rest = &rows[..];
     while !rest.is_empty() {
-        let size = ROWS
-            .iter()
-            .position(|n| *n <= rest.len())
-            .unwrap_or(ROWS.len() - 1);
+        let size = codec::statement_size(&ROWS, rest.len());
         let chunk = &rest[..ROWS[size]];
-        match insert_chunk(tx, &SQL[size], chunk.iter().flat_map(|(_, v)| v)) {
-            Ok(()) => {
-                chunk.iter().for_each(|(i, _)| answers[*i] = Ok(true));
-                rest = &rest[chunk.len()..];
-            }
-            // The statement stopped at the first row whose id is taken, keeping the rows
-            // before it: those are in, that one is refused, and the next go in from there.
-            Err(e) if codec::id_taken(&e) => {
-                let kept = usize::try_from(tx.conn.changes()).unwrap_or(usize::MAX);
-                let Some((taken, _)) = chunk.get(kept) else {
-                    let e = sql(e);
-                    rows.iter().for_each(|(i, _)| answers[*i] = Err(e.clone()));
-                    return answers;
-                };
-                chunk[..kept]
-                    .iter()
-                    .for_each(|(i, _)| answers[*i] = Ok(true));
-                answers[*taken] = Ok(false);
-                rest = &rest[kept + 1..];
-            }
-            Err(e) => {
-                let e = sql(e);
-                rows.iter().for_each(|(i, _)| answers[*i] = Err(e.clone()));
-                return answers;
-            }
-        }
+        let Err(e) = insert_chunk(tx, &SQL[size], chunk.iter().flat_map(|(_, v)| v)) else {
+            chunk.iter().for_each(|(i, _)| answers[*i] = Ok(true));
+            rest = &rest[chunk.len()..];
+            continue;
+        };
+        // On a taken id the statement stopped at its row, keeping the rows before it: those
+        // are in, this one is refused, and the next go in from there.
+        let kept = codec::id_taken(&e)
+            .then(|| usize::try_from(tx.conn.changes()).ok())
+            .flatten()
+            .filter(|kept| *kept < chunk.len());
+        let Some(kept) = kept else {
+            let e = sql(e);
+            rows.iter().for_each(|(i, _)| answers[*i] = Err(e.clone()));
+            return answers;
+        };
+        chunk[..kept]
+            .iter()
+            .for_each(|(i, _)| answers[*i] = Ok(true));
+        answers[chunk[kept].0] = Ok(false);
+        rest = &rest[kept + 1..];
     }
     answers
 }

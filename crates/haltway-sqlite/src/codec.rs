@@ -428,6 +428,15 @@ pub(crate) struct EventRow {
     pub(crate) data: Option<String>,
 }
 
+/// The index in `sizes` (statement sizes in rows, largest first, ending with 1) of the largest
+/// that `left` rows fill.
+pub(crate) fn statement_size(sizes: &[usize], left: usize) -> usize {
+    sizes
+        .iter()
+        .position(|n| *n <= left)
+        .unwrap_or(sizes.len() - 1)
+}
+
 /// Rows per statement of [`insert_events`], largest first.
 const EVENT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
 
@@ -446,10 +455,7 @@ static INSERT_EVENTS: std::sync::LazyLock<[String; 5]> = std::sync::LazyLock::ne
 pub(crate) fn insert_events(conn: &Connection, rows: &[EventRow]) -> Result<()> {
     let mut rest = rows;
     while !rest.is_empty() {
-        let size = EVENT_ROWS
-            .iter()
-            .position(|n| *n <= rest.len())
-            .unwrap_or(EVENT_ROWS.len() - 1);
+        let size = statement_size(&EVENT_ROWS, rest.len());
         let n = EVENT_ROWS[size];
         let (chunk, tail) = rest.split_at(n);
         let mut stmt = conn.prepare_cached(&INSERT_EVENTS[size]).map_err(sql)?;

@@ -84,6 +84,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@tests $make;
             submit_and_get, tenancy_hides_other_tenants_jobs, idempotency_key_returns_same_job,
             submit_with_a_taken_id_is_refused, submit_many_answers_each_job_in_order,
+            submit_many_answers_each_job_in_order_among_many,
             submit_many_refuses_taken_ids_among_many,
             list_pages_newest_first_with_filters, claim_respects_kind_count_and_run_at,
             claim_skips_jobs_past_deadline, append_sequences_dedups_and_meters,
@@ -100,6 +101,7 @@ macro_rules! store_conformance {
             webhook_deliveries_are_leased_logged_and_redelivered,
             webhook_subscriptions_are_kept_replaced_and_disabled,
             budget_charges_creates_and_deliveries_and_refuses_past_zero,
+            budget_charges_and_refuses_creates_among_many,
             budget_refunds_discarded_entries, budget_set_top_up_and_history_pages,
             claims_take_priority_then_due_time, running_quota_passes_over_a_tenant_at_it,
             active_cap_is_checked_at_create, counts_by_kind_follow_every_change,

@@ -141,6 +141,75 @@ pub async fn budget_charges_creates_and_deliveries_and_refuses_past_zero(store: 
     assert!(history(&store, "t2", None).await.is_empty());
 }
 
+/// Many creates in one call are charged in order: those the balance covers are created and
+/// charged their fixed cost, the rest refused, leaving nothing behind; a later cheaper create
+/// that still fits is created.
+pub async fn budget_charges_and_refuses_creates_among_many(store: Arc<dyn Store>) {
+    store
+        .change_budget(&tenant("t1"), BudgetChange::Set(103), T0)
+        .await
+        .expect("set");
+    let batch: Vec<NewJob> = (0..100)
+        .map(|i| NewJob {
+            fixed_cost: if i == 99 { 1 } else { 2 },
+            ..new_job("t1", "k")
+        })
+        .collect();
+    let answers = store
+        .submit_many(batch.clone(), T0)
+        .await
+        .expect("submit_many");
+    assert_eq!(answers.len(), 100, "one answer per job");
+    for (i, (new, answer)) in batch.iter().zip(&answers).enumerate() {
+        match answer {
+            Ok(s) if i < 51 || i == 99 => {
+                assert!(s.created, "job {i}");
+                assert_eq!(
+                    (s.job.usage, s.job.charged),
+                    (new.fixed_cost, new.fixed_cost)
+                );
+            }
+            Err(Error::InsufficientBudget { needed, balance }) if (51..99).contains(&i) => {
+                assert_eq!((*needed, *balance), (2, 1), "job {i}");
+                assert!(
+                    matches!(store.get(&tenant("t1"), new.id).await, Err(Error::NotFound)),
+                    "refused job {i} was not created"
+                );
+            }
+            other => panic!("job {i}: {other:?}"),
+        }
+    }
+    assert_eq!(balance(&store, "t1").await, Some(0));
+    let lines = history(&store, "t1", None).await;
+    let created: Vec<Option<JobId>> = batch
+        .iter()
+        .zip(&answers)
+        .filter(|(_, a)| a.is_ok())
+        .map(|(new, _)| Some(new.id))
+        .collect();
+    let mut fixed: Vec<Option<JobId>> = lines
+        .iter()
+        .filter(|c| c.kind == ChargeKind::Fixed)
+        .map(|c| c.job)
+        .collect();
+    fixed.reverse();
+    assert_eq!(fixed, created, "one fixed charge per created job, in order");
+    assert_eq!(lines.len(), 53, "and the line that set the balance");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|c| c.kind == ChargeKind::Fixed)
+            .map(|c| c.amount)
+            .sum::<i64>(),
+        103
+    );
+    let counts = store
+        .count_by_state(Some(&tenant("t1")))
+        .await
+        .expect("count");
+    assert_eq!(counts[JobState::Queued], 52);
+}
+
 /// Cancelling a budgeted job under `discard` gives back what its entries were charged (its
 /// fixed cost stays charged), recorded as a refund; the charges of the job still add up to its
 /// usage.

@@ -165,6 +165,17 @@ pub async fn submit_with_a_taken_id_is_refused(store: Arc<dyn Store>) {
 /// already taken (before the call or earlier in it) answered with its job, a taken id refused
 /// without affecting the rest.
 pub async fn submit_many_answers_each_job_in_order(store: Arc<dyn Store>) {
+    answers_in_order(store, 0).await;
+}
+
+/// The same, followed by a hundred plain jobs in the same call: a store may write a large batch
+/// another way than a small one (in one statement, or while it is still admitting the rest).
+pub async fn submit_many_answers_each_job_in_order_among_many(store: Arc<dyn Store>) {
+    answers_in_order(store, 100).await;
+}
+
+/// The batch of [`submit_many_answers_each_job_in_order`], then `pad` plain jobs.
+async fn answers_in_order(store: Arc<dyn Store>, pad: usize) {
     let taken = submit(&store, new_job("t1", "k")).await;
     let mut keyed = new_job("t1", "k");
     keyed.idempotency_key = Some("many-1".into());
@@ -177,8 +188,8 @@ pub async fn submit_many_answers_each_job_in_order(store: Arc<dyn Store>) {
     twice.idempotency_key = Some("many-2".into());
     let mut twice_again = twice.clone();
     twice_again.id = JobId::new();
-    let plain: Vec<NewJob> = (0..3).map(|_| new_job("t1", "k")).collect();
-    let batch = vec![
+    let plain: Vec<NewJob> = (0..3 + pad).map(|_| new_job("t1", "k")).collect();
+    let mut batch = vec![
         plain[0].clone(),
         again,
         clash,
@@ -187,8 +198,9 @@ pub async fn submit_many_answers_each_job_in_order(store: Arc<dyn Store>) {
         plain[1].clone(),
         plain[2].clone(),
     ];
+    batch.extend(plain[3..].iter().cloned());
     let answers = store.submit_many(batch, T0).await.expect("submit_many");
-    assert_eq!(answers.len(), 7, "one answer per job");
+    assert_eq!(answers.len(), 7 + pad, "one answer per job");
     let created = |i: usize| match &answers[i] {
         Ok(s) => (s.created, s.job.id),
         Err(e) => panic!("job {i}: {e:?}"),
@@ -212,6 +224,9 @@ pub async fn submit_many_answers_each_job_in_order(store: Arc<dyn Store>) {
     assert!([twice.id, twice_again.id].contains(&c3.1));
     assert_eq!(created(5), (true, plain[1].id));
     assert_eq!(created(6), (true, plain[2].id));
+    for (i, new) in plain[3..].iter().enumerate() {
+        assert_eq!(created(7 + i), (true, new.id), "padding job {i}");
+    }
     for id in plain.iter().map(|j| j.id).chain([c3.1]) {
         let job = store.get(&tenant("t1"), id).await.expect("written");
         assert_eq!(job.state, JobState::Queued);

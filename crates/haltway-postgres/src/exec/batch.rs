@@ -184,23 +184,30 @@ pub(crate) async fn run_batch(
     } else {
         tokio::try_join!(biased; begin, b.preload(&tx, cmds, careful))?;
     }
-    let mut outs = Vec::with_capacity(cmds.len());
-    for cmd in cmds {
-        outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
-    }
+    let (outs, copying) = if streams(cmds) {
+        let (outs, copy) = b.create_streamed(&tx, cmds).await?;
+        (outs, Some(copy))
+    } else {
+        let mut outs = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            outs.push(b.apply(&tx, &cmd.op, cmd.now).await?);
+        }
+        (outs, None)
+    };
     // The last flush takes the marker and the notifications along if it writes anything.
     let tail = Tail {
         schema,
         node,
         marker: (!creates).then_some(token),
     };
-    let (marker, ()) = if b.write_back(&tx, Some(tail)).await? {
-        (Some(token), ())
-    } else {
+    let last = async {
+        if b.write_back(&tx, Some(tail)).await? {
+            return Ok(Some(token));
+        }
         // Otherwise the marker (none if the batch wrote nothing: claims write as they go)
         // goes in the same round trip as the notifications.
         let payloads = crate::notify::payloads(&b.notices, &b.ready, &b.last_event);
-        tokio::try_join!(
+        let (marker, ()) = tokio::try_join!(
             biased;
             async {
                 if creates {
@@ -210,8 +217,22 @@ pub(crate) async fn run_batch(
                 Ok((!rows.is_empty()).then_some(token))
             },
             crate::notify::send(&tx, &s, schema, node, &payloads),
-        )?
+        )?;
+        Ok(marker)
     };
+    // A streamed `COPY` ends in the round trip of the last writes: the connection sends
+    // nothing else until the `COPY` is over, so they follow it (`biased`: its own error is the
+    // one seen when it fails).
+    let ((), marker) = tokio::try_join!(
+        biased;
+        async {
+            match copying {
+                Some(copy) => copy.finish().await.map(drop),
+                None => Ok(()),
+            }
+        },
+        last,
+    )?;
     *at_commit = Some(AtCommit {
         marker,
         done: Done {
@@ -543,15 +564,7 @@ impl Batch<'_> {
         Ok(match op {
             Op::Submit(new) => self.submit(new, now),
             Op::SubmitMany(jobs) => Ok(Out::Submits(
-                jobs.iter()
-                    .map(|new| match self.submit(new, now)? {
-                        Out::Submitted(s) => Ok(s),
-                        other => Err(Error::store(
-                            StoreErrorKind::Other,
-                            format!("a submit answered {other:?}"),
-                        )),
-                    })
-                    .collect(),
+                jobs.iter().map(|new| self.submit_one(new, now)).collect(),
             )),
             Op::Claim(req) => Ok(Out::Jobs(self.claim(tx, req, now).await?)),
             Op::Renew(leases, lease_ms, covers) => Ok(Out::Leases(

@@ -4,7 +4,8 @@
 //! order, so two nodes never lock in opposite orders), applies the commands in arrival order
 //! with the shared kernel, and writes everything back set-wise: one statement each for new
 //! jobs, changed jobs (with their new status lines), other events and ledger entries, one for
-//! the notifications, then `COMMIT`.
+//! the notifications, then `COMMIT`. A batch of many creates and nothing else sends its new
+//! rows while the kernel is still making the later ones (see `create`).
 //! Claims, group cancels and recovery query the table after writing back what the batch changed
 //! so far, and claims skip rows other nodes hold (`FOR UPDATE SKIP LOCKED`).
 //!
@@ -24,13 +25,16 @@
 //!
 //! # Files
 //! `mod.rs` the queue and the executor loop; `batch` one batch's transaction and commands;
-//! `write` writing a batch back; `commit` the lost-`COMMIT` protocol; `sql` query text;
-//! `faults` test faults; `claim` claims, in priority order and under tenant quotas;
-//! `db` the batch's transaction; `floors` where claims start reading the ready index. The `NOTIFY` protocol is `crate::notify`.
+//! `create` a batch of many creates, its rows streamed; `write` writing a batch back;
+//! `commit` the lost-`COMMIT` protocol; `sql` query text; `faults` test faults; `claim`
+//! claims, in priority order and under tenant quotas; `db` the batch's transaction and its
+//! `COPY`s; `floors` where claims start reading the ready index. The `NOTIFY` protocol is
+//! `crate::notify`.
 
 mod batch;
 mod claim;
 mod commit;
+mod create;
 mod db;
 mod faults;
 pub(crate) mod floors;
@@ -48,7 +52,6 @@ use haltway_core::{
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
@@ -59,6 +62,7 @@ use crate::stmts::Statements;
 pub(crate) use batch::*;
 pub(crate) use claim::*;
 pub(crate) use commit::*;
+pub(crate) use create::*;
 pub(crate) use db::*;
 #[cfg_attr(
     not(feature = "fault-injection"),

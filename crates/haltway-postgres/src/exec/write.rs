@@ -35,7 +35,7 @@ pub(crate) struct NewRow<'j> {
     started: bool,
     idem: Option<&'j str>,
     discard: bool,
-    doc: String,
+    doc: Doc<'j>,
     log: String,
     priority: i16,
     worker: Option<&'j str>,
@@ -55,7 +55,7 @@ impl<'j> NewRow<'j> {
             started: j.started_at.is_some(),
             idem: j.idempotency_key.as_deref(),
             discard: j.on_cancel == haltway_core::OnCancel::Discard,
-            doc: doc(j),
+            doc: Doc(j),
             log,
             priority: i16::from(j.priority),
             worker: j.worker.as_deref(),
@@ -83,30 +83,58 @@ impl<'j> NewRow<'j> {
     }
 }
 
-/// Keeps the lowest key of the queued rows of `job`'s kind, among those due at `now` or among
-/// those not (see `floors`).
-fn note_ready(ready: &mut FxHashMap<String, floors::Ready>, job: &Job, now: Timestamp) {
-    let key = (i16::from(job.priority), job.run_at.0);
-    let r = match ready.get_mut(job.kind.as_str()) {
-        Some(r) => r,
-        None => ready.entry(job.kind.as_str().to_owned()).or_default(),
+/// Notes a job row being written: the lowest key of the queued rows of its kind, among those
+/// due at `now` or among those not (see `floors`), and the earliest lease end or deadline.
+pub(crate) fn note_written(
+    ready: &mut FxHashMap<String, floors::Ready>,
+    expiring: &mut Option<i64>,
+    job: &Job,
+    now: Timestamp,
+) {
+    if job.state == JobState::Queued {
+        let key = (i16::from(job.priority), job.run_at.0);
+        let r = match ready.get_mut(job.kind.as_str()) {
+            Some(r) => r,
+            None => ready.entry(job.kind.as_str().to_owned()).or_default(),
+        };
+        let slot = if job.run_at <= now {
+            &mut r.due
+        } else {
+            &mut r.later
+        };
+        *slot = Some(slot.map_or(key, |k| k.min(key)));
+    }
+    let ends = match job.state {
+        JobState::Running | JobState::Cancelling => job.lease_until,
+        JobState::Queued if job.started_at.is_none() => job.deadline,
+        _ => None,
     };
-    let slot = if job.run_at <= now {
-        &mut r.due
-    } else {
-        &mut r.later
-    };
-    *slot = Some(slot.map_or(key, |k| k.min(key)));
+    if let Some(t) = ends {
+        *expiring = Some(expiring.map_or(t.0, |e| e.min(t.0)));
+    }
 }
 
-/// A job as the JSON text stored in `jobs.doc`.
-pub(crate) fn doc(job: &Job) -> String {
-    // Sized for a typical job up front, so the text is not copied as it grows.
-    let mut out = Vec::with_capacity(512 + job.input.len());
-    match serde_json::to_writer(&mut out, job) {
-        Ok(()) => String::from_utf8(out).unwrap_or_default(),
-        Err(_) => String::new(),
+/// A job as the JSON text stored in `jobs.doc`, encoded straight into the statement's
+/// parameters or `COPY` data when it is sent: no text of its own, and a `COPY`'s rows are
+/// encoded while the server takes the ones before.
+#[derive(Debug)]
+pub(crate) struct Doc<'j>(pub(crate) &'j Job);
+
+impl ToSql for Doc<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        serde_json::to_writer(bytes::BufMut::writer(out), self.0)?;
+        Ok(tokio_postgres::types::IsNull::No)
     }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// What the batch's last flush sends beside its writes, in the same round trip, when it has
@@ -151,17 +179,7 @@ impl Batch<'_> {
                 Mark::Clean => continue,
             }
             *mark = Mark::Clean;
-            if job.state == JobState::Queued {
-                note_ready(&mut self.ready, job, self.now);
-            }
-            let ends = match job.state {
-                JobState::Running | JobState::Cancelling => job.lease_until,
-                JobState::Queued if job.started_at.is_none() => job.deadline,
-                _ => None,
-            };
-            if let Some(t) = ends {
-                self.expiring = Some(self.expiring.map_or(t.0, |e| e.min(t.0)));
-            }
+            note_written(&mut self.ready, &mut self.expiring, job, self.now);
         }
         debug_assert!(logs.is_empty(), "status events of jobs not in the batch");
         let new: Vec<NewRow<'_>> = new.into_iter().map(|(j, log)| NewRow::of(j, log)).collect();
@@ -251,33 +269,41 @@ impl Batch<'_> {
     }
 }
 
+/// The columns of a new job's row, in `COPY` order (see [`NewRow::values`]).
+pub(crate) const NEW_JOB_TYPES: [Type; 15] = [
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT2,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::BOOL,
+    Type::TEXT,
+    Type::BOOL,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT2,
+    Type::TEXT,
+];
+
+/// Copies new job rows ([`NEW_JOB_TYPES`]) into schema `s`'s `jobs`.
+pub(crate) fn copy_new_jobs(s: &str) -> String {
+    format!(
+        "COPY {s}.jobs (id, tenant, kind, grp, state, run_at, lease_until, deadline, started, \
+         idem_key, discard, doc, log, priority, worker) FROM STDIN (FORMAT binary)"
+    )
+}
+
 /// Writes a batch's new jobs.
 async fn write_new(tx: &Db<'_>, s: &str, new: &[NewRow<'_>]) -> Result<(), BatchError> {
     if new.is_empty() {
         return Ok(());
     }
     tx.copy(
-        &format!(
-            "COPY {s}.jobs (id, tenant, kind, grp, state, run_at, lease_until, deadline, \
-             started, idem_key, discard, doc, log, priority, worker) FROM STDIN (FORMAT binary)"
-        ),
-        &[
-            Type::UUID,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT2,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::BOOL,
-            Type::TEXT,
-            Type::BOOL,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT2,
-            Type::TEXT,
-        ],
+        &copy_new_jobs(s),
+        &NEW_JOB_TYPES,
         new.iter().map(NewRow::values),
     )
     .await?;
@@ -373,7 +399,7 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
         .map(|(j, _)| j.finished_at.map(|t| t.0))
         .collect();
     let workers: Vec<Option<&str>> = rows.iter().map(|(j, _)| j.worker.as_deref()).collect();
-    let docs: Vec<String> = rows.iter().map(|(j, _)| doc(j)).collect();
+    let docs: Vec<Doc<'_>> = rows.iter().map(|(j, _)| Doc(j)).collect();
     let logs: Vec<String> = rows.into_iter().map(|(_, log)| log).collect();
     let written = tx
         .execute(

@@ -1,0 +1,99 @@
+//! A batch of many creates: its new rows go by `COPY` while the kernel is still making the
+//! rest, so the server inserts the first rows as the later ones are admitted and encoded.
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "one module split by role: its parts share the parent's imports"
+)]
+use super::*;
+
+/// A batch of creates only carrying at least this many jobs streams them. A smaller one writes
+/// them with the rest of the batch, which spares it the round trip that starts the `COPY`.
+const STREAMED: usize = 64;
+
+/// Whether `cmds` are creates only, enough of them to stream (see [`Batch::create_streamed`]).
+pub(crate) fn streams(cmds: &[Cmd]) -> bool {
+    let mut jobs = 0usize;
+    for c in cmds {
+        match &c.op {
+            Op::Submit(_) => jobs += 1,
+            Op::SubmitMany(many) => jobs += many.len(),
+            _ => return false,
+        }
+    }
+    jobs >= STREAMED
+}
+
+impl Batch<'_> {
+    /// One submit's answer.
+    pub(crate) fn submit_one(&mut self, new: &NewJob, now: Timestamp) -> Result<Submitted> {
+        match self.submit(new, now)? {
+            Out::Submitted(s) => Ok(s),
+            other => Err(Error::store(
+                StoreErrorKind::Other,
+                format!("a submit answered {other:?}"),
+            )),
+        }
+    }
+
+    /// Applies `cmds`, creates only (see [`streams`]), writing each new job as soon as the
+    /// kernel made it: the rows go to one `COPY` while the next jobs are made, where otherwise
+    /// every job is made before the first row is sent. Answers the commands' answers and the
+    /// `COPY`, all rows sent, for the caller to finish: what else the creates imply (outbox
+    /// rows, charges) is written by the batch's last flush, which the connection sends after
+    /// the `COPY`'s end, in the same round trip.
+    ///
+    /// A created job's row is written once: nothing else in a batch of creates changes it (a
+    /// repeated idempotency key answers with the job as it was made).
+    pub(crate) async fn create_streamed(
+        &mut self,
+        tx: &Db<'_>,
+        cmds: &[Cmd],
+    ) -> Result<(Vec<Result<Out>>, CopyIn<'static>), BatchError> {
+        let mut copy = tx.copy_in(&copy_new_jobs(self.s), &NEW_JOB_TYPES).await?;
+        let mut outs = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let out = match &cmd.op {
+                Op::Submit(new) => {
+                    let answer = self.submit_one(new, cmd.now);
+                    self.stream(&mut copy, &answer).await?;
+                    answer.map(Out::Submitted)
+                }
+                Op::SubmitMany(jobs) => {
+                    let mut answers = Vec::with_capacity(jobs.len());
+                    for new in jobs {
+                        let answer = self.submit_one(new, cmd.now);
+                        self.stream(&mut copy, &answer).await?;
+                        answers.push(answer);
+                    }
+                    Ok(Out::Submits(answers))
+                }
+                other => {
+                    return Err(BatchError::Fail(Error::store(
+                        StoreErrorKind::Other,
+                        format!("a batch of creates holds {other:?}"),
+                    )));
+                }
+            };
+            outs.push(out);
+        }
+        Ok((outs, copy))
+    }
+
+    /// Writes the row of the job `answer` created, if it created one.
+    async fn stream(
+        &mut self,
+        copy: &mut CopyIn<'_>,
+        answer: &Result<Submitted>,
+    ) -> Result<(), BatchError> {
+        let Ok(Submitted { job, created: true }) = answer else {
+            return Ok(());
+        };
+        if let Some((_, mark)) = self.cache.get_mut(&job.id) {
+            *mark = Mark::Clean;
+        }
+        note_written(&mut self.ready, &mut self.expiring, job, self.now);
+        let log = self.logs.remove(&job.id).unwrap_or_default();
+        copy.row(&NewRow::of(job, log).values()).await
+    }
+}

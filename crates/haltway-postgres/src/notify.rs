@@ -151,16 +151,19 @@ pub(crate) async fn send(
     if payloads.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        &format!(
-            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p \
-             WHERE left(p, 2) <> 'e:' \
-             OR EXISTS (SELECT 1 FROM {s}.listeners WHERE until > now() AND node <> $3)"
-        ),
-        &[&channel(schema), &payloads, &node],
-    )
-    .await?;
+    tx.execute(&send_sql(s), &[&channel(schema), &payloads, &node])
+        .await?;
     Ok(())
+}
+
+/// Sends notifications `$2` on channel `$1`, those of events only while a node other than
+/// `$3` listens for them (see [`send`]).
+pub(crate) fn send_sql(s: &str) -> String {
+    format!(
+        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p \
+         WHERE left(p, 2) <> 'e:' \
+         OR EXISTS (SELECT 1 FROM {s}.listeners WHERE until > now() AND node <> $3)"
+    )
 }
 
 /// Follows the schema's notifications, reconnecting when the connection drops; after every

@@ -143,7 +143,10 @@ impl PgStore {
         let node = uuid::Uuid::now_v7();
         let floors = Arc::new(exec::floors::Floors::default());
         let expiry = Arc::new(exec::floors::Expiry::default());
+        let mut opened = Vec::new();
         for _ in 0..options.writers.max(1) {
+            let (ready, open) = oneshot::channel();
+            opened.push(open);
             tokio::spawn(
                 Executor {
                     config: config.clone(),
@@ -159,8 +162,13 @@ impl PgStore {
                     floors: floors.clone(),
                     expiry: expiry.clone(),
                 }
-                .run(),
+                .run(ready),
             );
+        }
+        // The write connections are open (or failed to open, and the first batch of each
+        // tries again) before the store is handed out: the first writes do not wait for them.
+        for open in opened {
+            let _ = open.await;
         }
         let mut readers = vec![Mutex::new(Some(Reader::new(client, options.io_timeout)))];
         readers.extend((1..options.readers.max(1)).map(|_| Mutex::new(None)));

@@ -351,14 +351,7 @@ impl Batch<'_> {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                tx.query(
-                    &format!(
-                        "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                        self.s
-                    ),
-                    &[&ids],
-                )
-                .await
+                tx.query(&lock_jobs(self.s), &[&ids]).await
             },
             async {
                 if budget_t.is_empty() && budget_j.is_empty() {

@@ -61,6 +61,20 @@ impl Executor {
                 .map_err(|_| Error::store(StoreErrorKind::Unavailable, "postgres did not answer"))?
                 .map_err(pg)?;
                 *self.backend.lock() = Some((row.get(0), row.get(1)));
+                // A statement that does not prepare here is prepared again where it is used,
+                // which reports what is wrong.
+                let s = format!("\"{}\"", self.schema);
+                let opening = opening_statements(&s);
+                let prepared = tokio::time::timeout(
+                    self.io_timeout,
+                    futures_util::future::join_all(opening.iter().map(|q| stmts.get(&c, q))),
+                )
+                .await;
+                if let Ok(answers) = prepared {
+                    for e in answers.into_iter().filter_map(Result::err) {
+                        tracing::debug!(error = %e, "a statement did not prepare");
+                    }
+                }
                 Ok(c)
             }
         }

@@ -457,9 +457,19 @@ impl Executor {
         }
     }
 
-    pub(crate) async fn run(self) {
+    /// Runs batches until the store is gone. The connection is opened first, and `ready`
+    /// told, so that the first batch does not wait for it; should that fail, the first batch
+    /// tries again.
+    pub(crate) async fn run(self, ready: oneshot::Sender<()>) {
         let mut client: Option<Client> = None;
         let stmts = Statements::default();
+        match self.open(&mut client, &stmts).await {
+            Ok(c) => client = Some(c),
+            Err(e) => {
+                tracing::debug!(error = %e.report(), "postgres write connection not opened yet")
+            }
+        }
+        let _ = ready.send(());
         let mut pause = std::time::Duration::from_millis(50);
         loop {
             let Some(cmds) = self.gather().await else {

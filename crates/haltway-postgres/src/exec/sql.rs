@@ -22,6 +22,27 @@ pub(crate) fn mark_commit(s: &str) -> String {
     )
 }
 
+/// Locks the jobs with ids `$1` in schema `s`, in id order; answers their documents and where
+/// their rows are.
+pub(crate) fn lock_jobs(s: &str) -> String {
+    format!("SELECT doc, ctid FROM {s}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+}
+
+/// The statements that batches of creates and of claims' preloads start with, and that
+/// every batch ends with, in schema `s`: prepared when a write connection opens, all in one
+/// round trip, rather than one round trip each in the first batches.
+pub(crate) fn opening_statements(s: &str) -> [String; 7] {
+    [
+        crate::webhooks::active_subscriptions(s),
+        crate::budgets::lock_for_batch(s),
+        lock_jobs(s),
+        mark_commit_now(s),
+        mark_commit(s),
+        super::copy_new_jobs(s),
+        crate::notify::send_sql(s),
+    ]
+}
+
 /// The jobs with the given (tenant, idempotency key) pairs (`$1`, `$2`), from schema `s`.
 ///
 /// This and [`key_lookup`] are lateral joins with `LIMIT 1`, so each pair is one index probe

@@ -188,7 +188,11 @@ impl Live {
         let (queue, mut executor) = executor(100);
         executor.config = config;
         executor.schema.clone_from(&schema);
-        let run = tokio::spawn(executor.run());
+        let (ready, opened) = oneshot::channel();
+        let run = tokio::spawn(executor.run(ready));
+        opened
+            .await
+            .expect("the executor opens its connection first");
         Some(Live {
             admin,
             schema,
@@ -284,4 +288,20 @@ async fn a_batch_goes_once_full_while_commands_keep_arriving() {
         rest += executor.gather().await.expect("a batch").len();
     }
     assert_eq!(rest, total - MANY, "every command is in a batch");
+}
+
+/// The statements a write connection prepares when it opens are valid on a migrated schema:
+/// one that did not prepare would only be noted at debug level there.
+#[tokio::test]
+async fn the_opening_statements_prepare() {
+    let Some(live) = Live::start().await else {
+        return;
+    };
+    let s = format!("\"{}\"", live.schema);
+    for sql in opening_statements(&s) {
+        if let Err(e) = live.admin.prepare(&sql).await {
+            panic!("{sql}: {e}");
+        }
+    }
+    live.stop().await;
 }

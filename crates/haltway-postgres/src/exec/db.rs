@@ -77,9 +77,10 @@ impl Db<'_> {
 /// A `COPY … FROM STDIN (FORMAT binary)` under way (see [`Db::copy_in`]). Dropped unfinished,
 /// it fails, and so does the transaction.
 ///
-/// Rows are encoded here and handed to the connection [`COPY_CHUNK`] bytes at a time: each
-/// hand-over waits for the connection's task to take the last one, so in 4 kB pieces (what
-/// `BinaryCopyInWriter` sends) a thousand jobs cost hundreds of task switches.
+/// Rows are encoded here, as they come (a batch of creates makes its jobs between them, see
+/// `create`), and handed to the connection [`COPY_CHUNK`] bytes at a time, where
+/// `BinaryCopyInWriter` hands over every 4 kB and waits for the connection's task to take each
+/// piece.
 pub(crate) struct CopyIn<'a> {
     sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>>,
     types: &'a [Type],

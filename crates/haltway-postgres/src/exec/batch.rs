@@ -168,9 +168,7 @@ pub(crate) async fn run_batch(
     // the preload. Any other batch marks with its last writes (see `Tail`) or, when its last
     // flush had nothing to write, at the end and only if it wrote (see `mark_commit`).
     let token = uuid::Uuid::now_v7();
-    let creates = cmds
-        .iter()
-        .any(|c| matches!(c.op, Op::Submit(_) | Op::SubmitMany(_)));
+    let creates = cmds.iter().any(|c| c.op.submits().is_some());
     // `BEGIN` is sent first (`biased`: polled first, it is queued on the connection before
     // anything else) and its answer is not waited for: the batch's first statements follow it
     // in the same round trip. Should it fail, so do they (a connection that broke; one left in
@@ -294,11 +292,7 @@ impl Batch<'_> {
         let (mut idem_t, mut idem_k) = (Vec::new(), Vec::new());
         let (mut key_j, mut key_k) = (Vec::new(), Vec::new());
         for cmd in cmds {
-            let submits: &[NewJob] = match &cmd.op {
-                Op::Submit(new) => std::slice::from_ref(&**new),
-                Op::SubmitMany(jobs) => jobs,
-                _ => &[],
-            };
+            let submits = cmd.op.submits().unwrap_or_default();
             for new in submits {
                 if careful {
                     ids.push(new.id.0);

@@ -13,15 +13,10 @@ const STREAMED: usize = 64;
 
 /// Whether `cmds` are creates only, enough of them to stream (see [`Batch::create_streamed`]).
 pub(crate) fn streams(cmds: &[Cmd]) -> bool {
-    let mut jobs = 0usize;
-    for c in cmds {
-        match &c.op {
-            Op::Submit(_) => jobs += 1,
-            Op::SubmitMany(many) => jobs += many.len(),
-            _ => return false,
-        }
-    }
-    jobs >= STREAMED
+    cmds.iter()
+        .map(|c| c.op.submits().map(<[NewJob]>::len))
+        .sum::<Option<usize>>()
+        .is_some_and(|jobs| jobs >= STREAMED)
 }
 
 impl Batch<'_> {

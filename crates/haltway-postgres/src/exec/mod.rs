@@ -100,6 +100,15 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// The jobs a create carries; `None` for any other command.
+    pub(crate) fn submits(&self) -> Option<&[NewJob]> {
+        match self {
+            Op::Submit(new) => Some(std::slice::from_ref(&**new)),
+            Op::SubmitMany(jobs) => Some(jobs),
+            _ => None,
+        }
+    }
+
     /// How many jobs, items or leases the command carries (a claim: the most it may take).
     pub(crate) fn weight(&self) -> usize {
         match self {

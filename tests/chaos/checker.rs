@@ -20,6 +20,8 @@ struct State {
     tried: BTreeMap<String, (Pace, Option<u64>)>,
     /// Acknowledged creates: key → job.
     created: BTreeMap<String, JobId>,
+    /// When each create was acknowledged, to place a lost one among the faults.
+    created_at: BTreeMap<String, Instant>,
     /// Acknowledged deliveries: (job, item key) → sequence number.
     acks: BTreeMap<(String, String), u64>,
     /// When each acknowledged delivery arrived, for recovery times.
@@ -33,12 +35,28 @@ struct State {
 }
 
 /// Records acknowledgements and checks the store against them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Checker {
     state: Mutex<State>,
+    /// When the checker was made: the origin of the times it prints.
+    began: Instant,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Checker {
+            state: Mutex::default(),
+            began: Instant::now(),
+        }
+    }
 }
 
 impl Checker {
+    /// Time since the checker was made, for lines that place an event among the faults.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.began.elapsed()
+    }
+
     pub(crate) fn tried(&self, key: &str, pace: Pace, limit: Option<u64>) {
         self.state
             .lock()
@@ -47,7 +65,11 @@ impl Checker {
     }
 
     pub(crate) fn created(&self, key: &str, id: JobId) {
-        let prior = self.state.lock().created.insert(key.to_owned(), id);
+        let mut s = self.state.lock();
+        s.created_at
+            .entry(key.to_owned())
+            .or_insert_with(Instant::now);
+        let prior = s.created.insert(key.to_owned(), id);
         assert!(
             prior.is_none_or(|p| p == id),
             "one idempotency key acknowledged with two jobs"
@@ -141,13 +163,31 @@ impl Checker {
         let s = self.state.lock().clone();
         let by_id: BTreeMap<JobId, &haltway_core::Job> = jobs.iter().map(|j| (j.id, j)).collect();
 
-        // Nothing acknowledged is lost; no key made two jobs.
+        // Nothing acknowledged is lost; no key made two jobs. Every loss is named, each with
+        // whether a direct read finds it (the listing missed it) or not (the store lost it).
+        let mut lost = Vec::new();
         for (key, id) in &s.created {
-            assert!(
-                by_id.contains_key(id),
-                "acknowledged create {key} ({id}) lost"
-            );
+            if !by_id.contains_key(id) {
+                let read = match engine.get(&tenant, *id).await {
+                    Ok(j) => format!("a direct read finds it {}", j.state),
+                    Err(e) => format!("a direct read: {e}"),
+                };
+                // Deliveries acknowledged for it: a node ran it, so it was in the store.
+                let ran = s.acks.keys().filter(|(j, _)| *j == id.to_string()).count();
+                let at = s.created_at[key].saturating_duration_since(self.began);
+                lost.push(format!(
+                    "{key} ({id}; acknowledged at t+{at:?}; {read}; {ran} deliveries acknowledged)"
+                ));
+            }
         }
+        assert!(
+            lost.is_empty(),
+            "{} of {} acknowledged creates lost (the listing has {} jobs): {}",
+            lost.len(),
+            s.created.len(),
+            jobs.len(),
+            lost.join(", ")
+        );
         let mut keys = BTreeSet::new();
         for job in &jobs {
             let key = job.idempotency_key.clone().expect("every job has a key");

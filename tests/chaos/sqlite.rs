@@ -36,6 +36,7 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_rea
         // kill -9 of one node, started again at once.
         let victim = nodes.remove(round % 2);
         let name = victim.name.clone();
+        println!("chaos: t+{:?}: kill -9 of {name}", checker.elapsed());
         victim.kill();
         let since = Instant::now();
         nodes.insert(round % 2, Node::start(&name, &args, &[], &checker));
@@ -47,6 +48,7 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_rea
     for _ in 0..crate::rounds() {
         let size = std::fs::metadata(&db).expect("size").len();
         let capped = vec![("CHAOS_MAX_SIZE", size.to_string())];
+        println!("chaos: t+{:?}: full disk", checker.elapsed());
         for node in std::mem::take(&mut nodes) {
             let name = node.name.clone();
             node.stop();
@@ -81,12 +83,28 @@ async fn sqlite_keeps_every_acknowledged_write_through_kills_a_full_disk_and_rea
             println!("chaos: read-only files not exercised: `chattr +i` is not available here");
             break;
         };
+        println!("chaos: t+{:?}: read-only files", checker.elapsed());
         tokio::time::sleep(Duration::from_secs(2)).await;
         drop(frozen);
         tally
             .after(&checker, Instant::now(), "read-only files")
             .await;
     }
+
+    // The file as SQLite sees it, through a connection of its own: every page, index and row
+    // consistent, under the load still running.
+    let check = rusqlite::Connection::open(&db).expect("open for the integrity check");
+    let mut stmt = check
+        .prepare("PRAGMA integrity_check")
+        .expect("integrity check");
+    let problems: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("integrity check")
+        .collect::<Result<_, _>>()
+        .expect("integrity check rows");
+    assert_eq!(problems, ["ok"], "the database is not consistent");
+    drop(stmt);
+    drop(check);
 
     finish(stop, clients, &checker, &engine, &tally, "SQLite").await;
     drop(nodes);

@@ -16,16 +16,17 @@ use crate::error::sql;
 use crate::handle::SqliteStore;
 
 /// Counts by kind and state: queued and running/cancelling from their partial indexes,
-/// finished from `job_counts`. `?1` is the tenant, or NULL for all.
+/// finished from `job_counts`. `?1` is the tenant, or NULL for all. (`+tenant` keeps the
+/// planner off `jobs_tenant`, which holds every job of the tenant, finished ones included.)
 const COUNTS: &str = concat!(
     "SELECT kind, state, count(*) FROM jobs WHERE state = ",
     haltway_core::state_sql!(Queued),
-    " AND (?1 IS NULL OR tenant = ?1) GROUP BY kind, state \
+    " AND (?1 IS NULL OR +tenant = ?1) GROUP BY kind, state \
      UNION ALL SELECT kind, state, count(*) FROM jobs WHERE state IN (",
     haltway_core::state_sql!(Running),
     ", ",
     haltway_core::state_sql!(Cancelling),
-    ") AND (?1 IS NULL OR tenant = ?1) GROUP BY kind, state \
+    ") AND (?1 IS NULL OR +tenant = ?1) GROUP BY kind, state \
      UNION ALL SELECT kind, state, sum(n) FROM job_counts \
      WHERE ?1 IS NULL OR tenant = ?1 GROUP BY kind, state"
 );

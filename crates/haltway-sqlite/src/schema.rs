@@ -377,6 +377,20 @@ mod tests {
         (rows, stmt.get_status(StatementStatus::VmStep))
     }
 
+    /// The SQLite linked in has the fix of the WAL-reset bug (3.7.0 through 3.51.2): a
+    /// checkpoint that raced a commit restarting the WAL could leave committed pages out of the
+    /// database, losing acknowledged writes. The store checkpoints on a thread of its own while
+    /// its writer commits, and other processes do the same on one file: that race. A
+    /// dependency change that brings an older SQLite back fails here.
+    #[test]
+    fn the_linked_sqlite_has_the_wal_reset_fix() {
+        assert!(
+            rusqlite::version_number() >= 3_051_003,
+            "SQLite {} has the WAL-reset bug; haltway needs 3.51.3 or later",
+            rusqlite::version()
+        );
+    }
+
     /// The reads a writer makes after another process commits find each kind with queued
     /// jobs and each cancelling job in a number of steps that does not grow with the table.
     #[test]

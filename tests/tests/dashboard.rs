@@ -264,8 +264,14 @@ async fn the_dashboard_follows_and_cancels_a_run_in_a_real_browser() {
         .click()
         .await
         .expect("click");
-    let tenant = text(&client, "#whoami").await;
-    assert!(tenant.contains("default"), "{tenant}");
+    // `#whoami` is in the page from the start, empty until the sign-in's answer fills it.
+    until(
+        &client,
+        "the signed-in tenant",
+        "return document.getElementById('whoami').textContent",
+        |v| v.as_str().is_some_and(|t| t.contains("default")),
+    )
+    .await;
     assert!(
         !client
             .current_url()
@@ -351,8 +357,14 @@ async fn the_dashboard_follows_and_cancels_a_run_in_a_real_browser() {
         .click()
         .await
         .expect("click");
-    let confirm = text(&client, "#confirm-text").await;
-    assert!(confirm.contains("kept and billed"), "{confirm}");
+    // The dialog's text is in the page from the start, filled when the dialog opens.
+    until(
+        &client,
+        "the cancel confirmation",
+        "return document.getElementById('confirm-text').textContent",
+        |v| v.as_str().is_some_and(|t| t.contains("kept and billed")),
+    )
+    .await;
     screenshot(&client, "job-cancel-confirm").await;
     client
         .find(Locator::Css("#confirm-yes"))

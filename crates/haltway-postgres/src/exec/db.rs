@@ -97,7 +97,11 @@ impl CopyIn<'_> {
             ))
         })?;
         if self.buf.len() >= COPY_CHUNK {
-            self.sink.send(self.buf.split().freeze()).await?;
+            let full = self.buf.split().freeze();
+            // A whole chunk's room at once: the rest of the old allocation is shared with the
+            // chunk being sent, so growing into it piece by piece would copy what was written.
+            self.buf.reserve(COPY_CHUNK + COPY_CHUNK / 4);
+            self.sink.send(full).await?;
         }
         Ok(())
     }

@@ -186,6 +186,18 @@ async fn until(client: &Client, what: &str, script: &str, check: impl Fn(&Value)
     }
 }
 
+/// Waits until the text of the element with id `id` contains `needle` (an element in the page
+/// from the start, filled in later).
+async fn until_text(client: &Client, what: &str, id: &str, needle: &str) {
+    until(
+        client,
+        what,
+        &format!("return document.getElementById('{id}').textContent"),
+        |v| v.as_str().is_some_and(|t| t.contains(needle)),
+    )
+    .await;
+}
+
 async fn api(
     server: &server_support::Server,
     key: &str,
@@ -237,13 +249,7 @@ async fn the_dashboard_follows_and_cancels_a_run_in_a_real_browser() {
         .click()
         .await
         .expect("click");
-    until(
-        &client,
-        "the refusal",
-        "return document.getElementById('signin-error').textContent",
-        |v| v.as_str().is_some_and(|t| t.contains("refused")),
-    )
-    .await;
+    until_text(&client, "the refusal", "signin-error", "refused").await;
     screenshot(&client, "signin-refused").await;
     assert_clean_log(
         &driver,
@@ -265,13 +271,7 @@ async fn the_dashboard_follows_and_cancels_a_run_in_a_real_browser() {
         .await
         .expect("click");
     // `#whoami` is in the page from the start, empty until the sign-in's answer fills it.
-    until(
-        &client,
-        "the signed-in tenant",
-        "return document.getElementById('whoami').textContent",
-        |v| v.as_str().is_some_and(|t| t.contains("default")),
-    )
-    .await;
+    until_text(&client, "the signed-in tenant", "whoami", "default").await;
     assert!(
         !client
             .current_url()
@@ -358,11 +358,11 @@ async fn the_dashboard_follows_and_cancels_a_run_in_a_real_browser() {
         .await
         .expect("click");
     // The dialog's text is in the page from the start, filled when the dialog opens.
-    until(
+    until_text(
         &client,
         "the cancel confirmation",
-        "return document.getElementById('confirm-text').textContent",
-        |v| v.as_str().is_some_and(|t| t.contains("kept and billed")),
+        "confirm-text",
+        "kept and billed",
     )
     .await;
     screenshot(&client, "job-cancel-confirm").await;

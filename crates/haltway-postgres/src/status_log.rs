@@ -7,8 +7,6 @@
 //! A line is `<event id> <at ms> <state> <reason or ->` and ends with `\n`, for example
 //! `3 1795423355245 completed exhausted`.
 
-use std::fmt::Write as _;
-
 use haltway_core::{
     Error, EventData, JobEvent, JobId, JobState, Reason, StoreErrorKind, Timestamp,
 };
@@ -21,8 +19,17 @@ pub(crate) fn push(
     state: JobState,
     reason: Option<Reason>,
 ) {
-    let reason = reason.map_or("-", Reason::as_str);
-    let _ = writeln!(log, "{id} {} {} {reason}", at.0, state.as_str());
+    // By hand rather than `writeln!`: formatting machinery cost about 1,700 instructions a
+    // line, a tenth of a bulk create's own work (callgrind).
+    let mut n = itoa::Buffer::new();
+    log.push_str(n.format(id));
+    log.push(' ');
+    log.push_str(n.format(at.0));
+    log.push(' ');
+    log.push_str(state.as_str());
+    log.push(' ');
+    log.push_str(reason.map_or("-", Reason::as_str));
+    log.push('\n');
 }
 
 /// The status events of job `job` in `log` with an id above `after`, in id order.

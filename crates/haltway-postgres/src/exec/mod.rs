@@ -36,6 +36,7 @@ mod claim;
 mod commit;
 mod create;
 mod db;
+mod doc;
 mod faults;
 pub(crate) mod floors;
 mod leases;

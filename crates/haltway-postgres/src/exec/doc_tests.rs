@@ -1,0 +1,204 @@
+//! The document codec's tests: its text against `serde_json`'s, and what it leaves to it.
+
+use super::*;
+use haltway_core::{
+    CancelInfo, CancelMode, Hook, JobId, JobState, OnCancel, Progress, Reason, Timestamp,
+};
+use std::sync::Arc;
+
+fn ours(job: &Job) -> String {
+    let mut out = BytesMut::new();
+    encode(job, &mut out).expect("encode");
+    String::from_utf8(out.to_vec()).expect("utf-8")
+}
+
+fn theirs(job: &Job) -> String {
+    serde_json::to_string(job).expect("serde_json")
+}
+
+/// Every field set, strings that need escaping, floats: a field added to `Job` must be
+/// named here (the literal lists them all), and a field the encoder leaves out fails it.
+fn full() -> Job {
+    Job {
+        id: JobId(uuid::Uuid::now_v7()),
+        tenant: "acme \"west\"".into(),
+        kind: "enrich\\list".into(),
+        group: Some("batch\n7".into()),
+        input: Arc::from(r#"{"query":"rust jobs","n":3,"tab":"a	b"}"#),
+        metadata: Some(Arc::from(r#"{"by":"ünïcode ✓","ctl":"\u0001"}"#)),
+        state: JobState::Cancelling,
+        reason: Some(Reason::UserCancelled),
+        cancel: Some(CancelInfo {
+            reason: Reason::UserCancelled,
+            requested_by: Some("key \"ops\"".into()),
+            requested_at: Timestamp(1_796_000_000_500),
+            trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        }),
+        cancel_mode: CancelMode::Drain,
+        on_cancel: OnCancel::Discard,
+        limit: Some(u64::MAX),
+        attempt: 3,
+        failures: 2,
+        max_attempts: u32::MAX,
+        cycle: 1,
+        run_at: Timestamp(-5),
+        deadline: Some(Timestamp(i64::MAX)),
+        lease_until: Some(Timestamp(i64::MIN)),
+        worker: Some(Arc::from("node-1/worker\t2")),
+        fixed_cost: 10,
+        usage: 1234,
+        charged: 1200,
+        progress: Progress {
+            found: 17,
+            analyzed: 4_000,
+            completion: Some(42.5),
+            time_left_ms: Some(90_000),
+            stage: Some("scoring \"b\"".into()),
+            recall: Some(0.1),
+        },
+        last_error: Some("timeout\r\nafter 30 s".into()),
+        idempotency_key: Some("k-1".into()),
+        request_digest: Some(u64::MAX - 1),
+        created_at: Timestamp(1_796_000_000_000),
+        started_at: Some(Timestamp(1_796_000_000_100)),
+        finished_at: Some(Timestamp(1_796_000_000_900)),
+        last_event_id: 9,
+        webhook: Some(Hook {
+            event_types: vec!["job.completed".into()],
+            ..Hook::new("https://example.com/hook?a=1&b=\"2\"")
+        }),
+        priority: 4,
+        trace: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+    }
+}
+
+#[test]
+fn a_job_with_every_field_set_encodes_as_serde_json_does() {
+    let job = full();
+    assert_eq!(ours(&job), theirs(&job));
+    let back: Job = serde_json::from_str(&ours(&job)).expect("decodes");
+    assert_eq!(back, job);
+}
+
+#[test]
+fn a_new_job_with_only_what_it_needs_encodes_as_serde_json_does() {
+    let mut job = full();
+    job.group = None;
+    job.metadata = None;
+    job.reason = None;
+    job.cancel = None;
+    job.limit = None;
+    job.deadline = None;
+    job.lease_until = None;
+    job.worker = None;
+    job.charged = 0;
+    job.progress = Progress::default();
+    job.last_error = None;
+    job.idempotency_key = None;
+    job.request_digest = None;
+    job.started_at = None;
+    job.finished_at = None;
+    job.webhook = None;
+    job.trace = None;
+    job.input = Arc::from("null");
+    assert_eq!(ours(&job), theirs(&job));
+}
+
+#[test]
+fn every_state_reason_and_policy_is_written_by_its_wire_name() {
+    let mut job = full();
+    for state in JobState::ALL {
+        for reason in [
+            Reason::Exhausted,
+            Reason::LimitMet,
+            Reason::UserCancelled,
+            Reason::GroupCancelled,
+            Reason::Error,
+            Reason::Timeout,
+            Reason::InsufficientBudget,
+        ] {
+            for (mode, keep) in [
+                (CancelMode::Checkpoint, OnCancel::Keep),
+                (CancelMode::Abort, OnCancel::Discard),
+            ] {
+                job.state = state;
+                job.reason = Some(reason);
+                job.cancel_mode = mode;
+                job.on_cancel = keep;
+                assert_eq!(ours(&job), theirs(&job), "{state:?} {reason:?} {mode:?}");
+            }
+        }
+    }
+}
+/// Reads `text` field by field, without falling back: what the fast path makes of it.
+fn fast(text: &str) -> Option<Job> {
+    Reader::new(text).job()
+}
+
+#[test]
+fn documents_read_back_field_by_field_as_the_jobs_written() {
+    let mut jobs = vec![full()];
+    let mut plain = full();
+    plain.progress = Progress::default();
+    plain.cancel = None;
+    plain.webhook = None;
+    plain.metadata = None;
+    plain.input = Arc::from("null");
+    jobs.push(plain);
+    for job in jobs {
+        let text = ours(&job);
+        assert_eq!(fast(&text).as_ref(), Some(&job), "{text}");
+        assert_eq!(decode(&text).expect("decodes"), job);
+    }
+}
+
+#[test]
+fn a_document_in_another_order_or_with_nulls_reads_as_serde_json_reads_it() {
+    let job = full();
+    let id = job.id.0;
+    let text = format!(
+        r#"{{"priority":1,"state":"queued","kind":"k","tenant":"t","id":"{id}","input":"{{\"a\":\"\u00e9\"}}","group":null,"cancel_mode":"abort","on_cancel":"keep","attempt":0,"failures":0,"max_attempts":3,"cycle":0,"run_at":-7,"fixed_cost":0,"usage":0,"progress":{{"analyzed":2,"found":1,"completion":1e2,"recall":null}},"created_at":5,"last_event_id":1,"limit":null}}"#
+    );
+    let slow: Job = serde_json::from_str(&text).expect("serde_json reads it");
+    assert_eq!(fast(&text).as_ref(), Some(&slow));
+    assert_eq!(&*slow.input, r#"{"a":"é"}"#);
+    assert_eq!(slow.progress.completion, Some(100.0));
+}
+
+#[test]
+fn what_the_field_reader_does_not_take_goes_to_serde_json() {
+    let text = ours(&full());
+    // Each of these is left to `serde_json`: white space, an unknown key (which it
+    // ignores), a number in another form, a field twice, a field missing, a control
+    // character in a string.
+    let spaced = text.replacen(",\"kind\":", ", \"kind\" : ", 1);
+    let unknown = text.replacen("{", "{\"extra\":[1,{\"x\":\"}\"}],", 1);
+    let float = text.replacen("\"attempt\":3", "\"attempt\":3.0", 1);
+    let twice = text.replacen("{", "{\"attempt\":1,", 1);
+    let missing = text.replacen(",\"cycle\":1", "", 1);
+    let control = text.replacen("\"idempotency_key\":\"k", "\"idempotency_key\":\"\tk", 1);
+    assert_ne!(control, text);
+    for t in [&spaced, &unknown, &float, &twice, &missing, &control] {
+        assert_eq!(fast(t), None, "{t}");
+    }
+    assert_eq!(decode(&spaced).expect("spaced"), full_with_id(&text));
+    assert_eq!(decode(&unknown).expect("unknown"), full_with_id(&text));
+    for t in [&float, &twice, &missing, &control] {
+        assert!(decode(t).is_err(), "{t}");
+    }
+    for bad in [
+        "",
+        "{",
+        "{}",
+        "null",
+        "{\"id\":\"nope\"}",
+        &text[..text.len() - 1],
+    ] {
+        assert!(decode(bad).is_err(), "{bad}");
+    }
+}
+
+/// `full()` as `text` holds it (its id is random).
+fn full_with_id(text: &str) -> Job {
+    serde_json::from_str(text).expect("decodes")
+}

@@ -24,12 +24,11 @@ use haltway_core::{
     CancelMode, DEFAULT_PRIORITY, Job, JobId, JobState, OnCancel, Progress, Reason, Timestamp,
 };
 
-/// Appends `job`'s document to `out`.
+/// Appends job `j`'s document to `out`.
 ///
 /// # Errors
 /// Only from `serde_json`, for the nested values it writes.
-pub(crate) fn encode(job: &Job, out: &mut BytesMut) -> serde_json::Result<()> {
-    let j = job;
+pub(crate) fn encode(j: &Job, out: &mut BytesMut) -> serde_json::Result<()> {
     out.reserve(512 + j.input.len() + j.metadata.as_deref().map_or(0, str::len));
     out.put_slice(b"{\"id\":\"");
     let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -513,7 +512,7 @@ fn progress(out: &mut BytesMut, p: &haltway_core::Progress) -> serde_json::Resul
     int(out, b",\"analyzed\":", p.analyzed);
     out.put_slice(b",\"completion\":");
     match p.completion {
-        Some(c) => serde_json::to_writer(out.writer_ref(), &c)?,
+        Some(c) => serde_json::to_writer(BufMut::writer(&mut *out), &c)?,
         None => out.put_slice(b"null"),
     }
     out.put_slice(b",\"time_left_ms\":");
@@ -528,7 +527,7 @@ fn progress(out: &mut BytesMut, p: &haltway_core::Progress) -> serde_json::Resul
     }
     out.put_slice(b",\"recall\":");
     match p.recall {
-        Some(r) => serde_json::to_writer(out.writer_ref(), &r)?,
+        Some(r) => serde_json::to_writer(BufMut::writer(&mut *out), &r)?,
         None => out.put_slice(b"null"),
     }
     out.put_u8(b'}');
@@ -550,7 +549,7 @@ fn text(out: &mut BytesMut, key: &[u8], s: &str) {
 /// `key` and a value `serde_json` writes.
 fn nested<T: serde::Serialize>(out: &mut BytesMut, key: &[u8], v: &T) -> serde_json::Result<()> {
     out.put_slice(key);
-    serde_json::to_writer(out.writer_ref(), v)
+    serde_json::to_writer(BufMut::writer(&mut *out), v)
 }
 
 /// A JSON string: copied between quotes when nothing in it needs escaping (`serde_json`
@@ -562,18 +561,7 @@ fn string(out: &mut BytesMut, s: &str) {
         out.put_u8(b'"');
     } else {
         // Writing a `str` into memory cannot fail.
-        let _ = serde_json::to_writer(out.writer_ref(), s);
-    }
-}
-
-/// `BytesMut` as an `io::Write`, borrowed.
-trait WriterRef {
-    fn writer_ref(&mut self) -> bytes::buf::Writer<&mut BytesMut>;
-}
-
-impl WriterRef for BytesMut {
-    fn writer_ref(&mut self) -> bytes::buf::Writer<&mut BytesMut> {
-        BufMut::writer(self)
+        let _ = serde_json::to_writer(BufMut::writer(&mut *out), s);
     }
 }
 

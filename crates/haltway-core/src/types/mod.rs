@@ -39,9 +39,30 @@ impl Timestamp {
 }
 
 /// A job's identifier: a UUIDv7, so ids sort by creation time and make stable list cursors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Ids compare and hash as one 128-bit number read big-endian, which orders them exactly as
+/// their bytes (and their text) order, without a byte-by-byte comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct JobId(pub uuid::Uuid);
+
+impl Ord for JobId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.as_u128().cmp(&other.0.as_u128())
+    }
+}
+
+impl PartialOrd for JobId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for JobId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.0.as_u128());
+    }
+}
 
 impl JobId {
     /// A fresh, time-ordered id.
@@ -217,6 +238,16 @@ mod tests {
         let text = serde_json::to_string(&j).expect("serialize");
         assert!(text.contains("\"group\":\"g\""), "{text}");
         assert_eq!(serde_json::from_str::<Job>(&text).expect("read"), j);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn job_ids_order_as_their_bytes_and_their_text(a: [u8; 16], b: [u8; 16]) {
+            let (x, y) = (JobId(uuid::Uuid::from_bytes(a)), JobId(uuid::Uuid::from_bytes(b)));
+            proptest::prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+            proptest::prop_assert_eq!(x.cmp(&y), x.to_string().cmp(&y.to_string()));
+            proptest::prop_assert_eq!(x == y, a == b);
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::kernel::{self, Effects};
 use super::memory_budgets::MemoryBudgets;
 use super::memory_ops::MemoryOps;
 use super::memory_outbox::MemoryOutbox;
-use super::memory_record::{Outbox, Record, Stored, bump, lane};
+use super::memory_record::{Outbox, Record, Stored, TenantIds, bump, lane};
 use super::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Finish, LeaseStatus, ListQuery,
     Notice, ResultsQuery, Store, Submitted, Updated,
@@ -103,7 +103,7 @@ pub(super) struct Inner {
     pub(super) fault: Fault,
     pub(super) appends: u64,
     pub(super) jobs: HashMap<JobId, Box<Record>>,
-    pub(super) by_tenant: HashMap<TenantId, BTreeSet<JobId>>,
+    pub(super) by_tenant: HashMap<TenantId, TenantIds>,
     /// Kinds announced as available since their last claim (notices are coalesced).
     announced: HashSet<KindName>,
     ready: HashMap<KindName, [BTreeSet<(Timestamp, JobId)>; 4]>,
@@ -166,8 +166,11 @@ impl Inner {
 
     fn enqueue(&mut self, id: JobId) {
         let job = &self.jobs[&id].job;
-        self.ready.entry(job.kind.clone()).or_default()[lane(job.priority)]
-            .insert((job.run_at, id));
+        let lanes = match self.ready.get_mut(&job.kind) {
+            Some(lanes) => lanes,
+            None => self.ready.entry(job.kind.clone()).or_default(),
+        };
+        lanes[lane(job.priority)].insert((job.run_at, id));
         if let (Some(d), None) = (job.deadline, job.started_at) {
             self.deadlines.insert((d, id));
         }
@@ -177,7 +180,8 @@ impl Inner {
     /// kind between two claims of it (they are coalesced).
     fn notify(&mut self, notice: Option<Notice>, outbox: &mut Outbox) {
         match notice {
-            Some(Notice::Available(kind)) if !self.announced.insert(kind.clone()) => {}
+            Some(Notice::Available(kind))
+                if self.announced.contains(&kind) || !self.announced.insert(kind.clone()) => {}
             Some(n) => outbox.notices.push(n),
             None => {}
         }
@@ -247,13 +251,13 @@ impl Inner {
         {
             q[lane(rec.job.priority)].remove(&(old_run_at, id));
         }
-        let tenant = rec.job.tenant.clone();
+        let tenant = &rec.job.tenant;
         let running = |s: JobState| matches!(s, JobState::Running | JobState::Cancelling);
         if from.is_active() != to.is_active() {
-            bump(&mut self.active_of, &tenant, to.is_active());
+            bump(&mut self.active_of, tenant, to.is_active());
         }
         if running(from) != running(to) {
-            bump(&mut self.running_of, &tenant, running(to));
+            bump(&mut self.running_of, tenant, running(to));
         }
         if matches!(to, JobState::Running | JobState::Cancelling) {
             self.active.insert(id);
@@ -400,8 +404,7 @@ impl Store for MemoryStore {
         };
         let hi = q.after.unwrap_or(JobId(uuid::Uuid::max()));
         let data: Vec<Job> = ids
-            .range(..hi)
-            .rev()
+            .below(hi)
             .map(|id| &inner.jobs[id].job)
             .filter(|j| q.state.is_none_or(|s| j.state == s))
             .filter(|j| q.kind.as_ref().is_none_or(|k| &j.kind == k))

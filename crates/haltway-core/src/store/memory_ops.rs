@@ -32,12 +32,15 @@ impl MemoryOps {
         from: Option<JobState>,
         to: Option<JobState>,
     ) {
-        let c = self
-            .counts
-            .entry(tenant.clone())
-            .or_default()
-            .entry(kind.clone())
-            .or_default();
+        // Found without cloning the names (the common case), else made.
+        let kinds = match self.counts.get_mut(tenant) {
+            Some(kinds) => kinds,
+            None => self.counts.entry(tenant.clone()).or_default(),
+        };
+        let c = match kinds.get_mut(kind) {
+            Some(c) => c,
+            None => kinds.entry(kind.clone()).or_default(),
+        };
         if let Some(f) = from {
             c[f] = c[f].saturating_sub(1);
         }
@@ -126,18 +129,22 @@ impl Inner {
         let more = due.len() > request.limit;
         due.truncate(request.limit);
         let gone: HashSet<JobId> = due.iter().map(|(_, id)| *id).collect();
+        let mut tenants = HashSet::new();
         for id in &gone {
             let Some(rec) = self.jobs.remove(id) else {
                 continue;
             };
             let job = rec.job;
+            tenants.insert(job.tenant.clone());
             self.ops
                 .count(&job.tenant, &job.kind, Some(job.state), None);
-            if let Some(set) = self.by_tenant.get_mut(&job.tenant) {
-                set.remove(id);
-            }
             if let Some(key) = job.idempotency_key {
                 self.idempotency.remove(&(job.tenant.clone(), key));
+            }
+        }
+        for tenant in &tenants {
+            if let Some(ids) = self.by_tenant.get_mut(tenant) {
+                ids.remove_all(|id| gone.contains(id));
             }
         }
         self.webhooks.forget_jobs(&gone);

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::store::{EventNotice, Notice};
 use crate::types::{
-    Entry, EventData, Job, JobEvent, JobState, Progress, Reason, TenantId, Timestamp,
+    Entry, EventData, Job, JobEvent, JobId, JobState, Progress, Reason, TenantId, Timestamp,
 };
 
 #[derive(Debug)]
@@ -78,6 +78,36 @@ impl Record {
     }
 }
 
+/// A tenant's job ids in ascending order, for listing newest first.
+///
+/// A sorted vector rather than a tree: ids are UUIDv7, so a new job's id nearly always sorts
+/// last and is pushed; one that does not is put in its place by a binary search.
+#[derive(Debug, Default)]
+pub(super) struct TenantIds(Vec<JobId>);
+
+impl TenantIds {
+    pub(super) fn insert(&mut self, id: JobId) {
+        match self.0.last() {
+            Some(last) if *last >= id => {
+                if let Err(at) = self.0.binary_search(&id) {
+                    self.0.insert(at, id);
+                }
+            }
+            _ => self.0.push(id),
+        }
+    }
+
+    /// The ids below `hi`, highest first.
+    pub(super) fn below(&self, hi: JobId) -> impl Iterator<Item = &JobId> {
+        self.0[..self.0.partition_point(|id| *id < hi)].iter().rev()
+    }
+
+    /// Removes every id that is `gone`, in one pass.
+    pub(super) fn remove_all(&mut self, gone: impl Fn(&JobId) -> bool) {
+        self.0.retain(|id| !gone(id));
+    }
+}
+
 /// The index of priority `p` in a kind's ready lanes.
 pub(super) fn lane(p: u8) -> usize {
     usize::from(p.clamp(1, 4) - 1)
@@ -86,11 +116,59 @@ pub(super) fn lane(p: u8) -> usize {
 /// Counts one more (`up`) or one fewer job of `tenant` in `counts`.
 pub(super) fn bump(counts: &mut HashMap<TenantId, u64>, tenant: &TenantId, up: bool) {
     if up {
-        *counts.entry(tenant.clone()).or_default() += 1;
+        match counts.get_mut(tenant) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(tenant.clone(), 1);
+            }
+        }
     } else if let Some(n) = counts.get_mut(tenant) {
         *n -= 1;
         if *n == 0 {
             counts.remove(tenant);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::TenantIds;
+    use crate::types::JobId;
+
+    fn id(n: u8) -> JobId {
+        JobId(uuid::Uuid::from_u128(u128::from(n)))
+    }
+
+    proptest::proptest! {
+        /// Inserts in any order (repeats too), removals and listings agree with a sorted set.
+        #[test]
+        fn tenant_ids_keep_the_order_of_a_sorted_set(
+            steps in proptest::collection::vec((0u8..3, 0u8..40), 0..200),
+        ) {
+            let (mut ids, mut model) = (TenantIds::default(), BTreeSet::new());
+            for (op, n) in steps {
+                match op {
+                    0 => {
+                        ids.insert(id(n));
+                        model.insert(id(n));
+                    }
+                    1 => {
+                        ids.remove_all(|x| *x == id(n) || *x == id(n / 2));
+                        model.remove(&id(n));
+                        model.remove(&id(n / 2));
+                    }
+                    _ => {
+                        let got: Vec<JobId> = ids.below(id(n)).copied().collect();
+                        let want: Vec<JobId> = model.range(..id(n)).rev().copied().collect();
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                }
+            }
+            let all: Vec<JobId> = ids.below(JobId(uuid::Uuid::max())).copied().collect();
+            let want: Vec<JobId> = model.iter().rev().copied().collect();
+            proptest::prop_assert_eq!(all, want);
         }
     }
 }

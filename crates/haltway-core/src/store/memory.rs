@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -85,6 +86,9 @@ struct Shared {
     inner: Mutex<Inner>,
     notices: broadcast::Sender<Notice>,
     events: broadcast::Sender<EventNotice>,
+    /// Whether anyone has asked for event notices. Read on every write instead of the
+    /// channel's receiver count, which takes the channel's lock.
+    events_wanted: AtomicBool,
 }
 
 impl Default for Shared {
@@ -94,6 +98,7 @@ impl Default for Shared {
             inner: Mutex::default(),
             notices: broadcast::channel(1024).0,
             events: broadcast::channel(4096).0,
+            events_wanted: AtomicBool::new(false),
         }
     }
 }
@@ -139,7 +144,7 @@ impl MemoryStore {
 
     fn write<T>(&self, f: impl FnOnce(&mut Inner, &mut Outbox) -> T) -> T {
         let mut outbox = Outbox {
-            want_events: self.shared.events.receiver_count() > 0,
+            want_events: self.shared.events_wanted.load(Ordering::Acquire),
             ..Outbox::default()
         };
         let mut inner = self.shared.inner.lock();
@@ -197,19 +202,18 @@ impl Inner {
         f: impl FnOnce(&mut Job) -> Result<(T, Effects)>,
     ) -> Result<T> {
         let rec = self.jobs.get_mut(&id).ok_or(Error::NotFound)?;
-        let (kind, old_run_at) = (rec.job.kind.clone(), rec.job.run_at);
+        let old_run_at = rec.job.run_at;
         let (out, effects) = f(&mut rec.job)?;
-        self.changed(id, &kind, old_run_at, &effects, now, outbox);
+        self.changed(id, old_run_at, &effects, now, outbox);
         Ok(out)
     }
 
-    /// Writes the effects the kernel decided for a change of job `id` (which had `kind` and
-    /// `old_run_at` before it): the status event, the outbox rows, the refund, the indexes and
-    /// the notice.
+    /// Writes the effects the kernel decided for a change of job `id` (which was due at
+    /// `old_run_at` before it; a job's kind never changes): the status event, the outbox rows,
+    /// the refund, the indexes and the notice.
     pub(super) fn changed(
         &mut self,
         id: JobId,
-        kind: &KindName,
         old_run_at: Timestamp,
         effects: &Effects,
         now: Timestamp,
@@ -241,13 +245,14 @@ impl Inner {
             return;
         };
         let to = rec.job.state;
-        self.ops.count(&rec.job.tenant, kind, Some(from), Some(to));
+        self.ops
+            .count(&rec.job.tenant, &rec.job.kind, Some(from), Some(to));
         if self.fault == Fault::BillDiscarded && kernel::discarded(&rec.job) {
             rec.job.usage = rec.job.fixed_cost + rec.ledger.iter().map(|e| e.cost).sum::<u64>();
         }
         let group = rec.job.group.clone().map(|g| (rec.job.tenant.clone(), g));
         if from == JobState::Queued
-            && let Some(q) = self.ready.get_mut(kind)
+            && let Some(q) = self.ready.get_mut(&rec.job.kind)
         {
             q[lane(rec.job.priority)].remove(&(old_run_at, id));
         }
@@ -687,6 +692,8 @@ impl Store for MemoryStore {
     }
 
     fn event_notices(&self) -> broadcast::Receiver<EventNotice> {
+        // Set first: a write that reads it after this subscription must send its events.
+        self.shared.events_wanted.store(true, Ordering::Release);
         self.shared.events.subscribe()
     }
 

@@ -33,7 +33,7 @@ impl Inner {
             });
         }
         let tenant = rec.job.tenant.clone();
-        let (kind, run_at) = (rec.job.kind.clone(), rec.job.run_at);
+        let run_at = rec.job.run_at;
         let purse = self.budgets.purse(&tenant);
         let outcome = kernel::append(&mut rec.job, &a, existing, purse, now)?;
         self.budgets.book(&tenant);
@@ -43,7 +43,7 @@ impl Inner {
             refused @ AppendOutcome::Refused { .. } => {
                 let error = refused.refusal();
                 if let AppendOutcome::Refused { effects, .. } = &refused {
-                    self.changed(a.lease.job, &kind, run_at, effects, now, outbox);
+                    self.changed(a.lease.job, run_at, effects, now, outbox);
                 }
                 Err(error.unwrap_or(Error::LimitReached))
             }

@@ -176,7 +176,8 @@ impl EngineBuilder {
         self
     }
 
-    /// How long transient store errors are retried before a call gives up (default 30 s).
+    /// How long transient store errors are retried, from a call's first failure, before the
+    /// call gives up (default 30 s).
     pub fn store_retry(mut self, window: Duration) -> Self {
         self.config.store_retry = window;
         self

@@ -145,7 +145,10 @@ impl LiveHistogram {
     pub(crate) fn record(&self, ms: u64) {
         let i = Histogram::BOUNDS_MS.partition_point(|&b| b < ms);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+        // Most observations of short steps are 0 ms; they leave the sum's line alone.
+        if ms > 0 {
+            self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+        }
     }
 
     fn snapshot(&self) -> Histogram {

@@ -78,17 +78,26 @@ impl EngineInner {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Runs a store call, retrying transient errors with backoff for the `store_retry` window.
+    /// Runs a store call, retrying transient errors with backoff for the `store_retry` window
+    /// (counted from the first failure).
     async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let started = tokio::time::Instant::now();
+        // The clock is read at the first failure: a call that succeeds at once (nearly every
+        // call) does not read it.
+        let mut started = None;
         let mut pause = Duration::from_millis(20);
         loop {
             match self.health.observe(what, call().await) {
-                Err(e) if e.is_transient() && started.elapsed() < self.config.store_retry => {
+                Err(e)
+                    if e.is_transient()
+                        && started
+                            .get_or_insert_with(tokio::time::Instant::now)
+                            .elapsed()
+                            < self.config.store_retry =>
+                {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }

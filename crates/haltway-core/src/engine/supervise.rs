@@ -50,8 +50,8 @@ pub(super) async fn supervise(
         }
     };
     drop(fut);
-    let inner = run.engine.clone();
-    vacate(&inner, &run);
+    let inner = &run.engine;
+    vacate(inner, &run);
     let cause = run.cause();
     if cause == Some(StopCause::Cancelled)
         && let Some(told) = run.stopped_at.get()
@@ -68,11 +68,11 @@ pub(super) async fn supervise(
             Some(Finish::Shutdown)
         }
         (Some(StopCause::Shutdown), Ended::Returned(Ok(()))) => Some(Finish::Done),
-        (Some(StopCause::Shutdown), Ended::Returned(Err(e))) => Some(failure(&inner, &run, e)),
+        (Some(StopCause::Shutdown), Ended::Returned(Err(e))) => Some(failure(inner, &run, e)),
         (Some(StopCause::Cancelled), Ended::Aborted) => Some(Finish::Aborted),
         (Some(StopCause::Cancelled | StopCause::LimitMet), _) => Some(Finish::Done),
         (None, Ended::Returned(Ok(()))) => Some(Finish::Done),
-        (None, Ended::Returned(Err(e))) => Some(failure(&inner, &run, e)),
+        (None, Ended::Returned(Err(e))) => Some(failure(inner, &run, e)),
         // The token trips only after a cause is set, so an abort always has one.
         (None, Ended::Aborted) => Some(Finish::Aborted),
     };

@@ -1,8 +1,9 @@
 //! Pickup latency under a pinned MVCC horizon (PostgreSQL): a steady stream of no-op jobs at a
 //! fixed offered rate, first with nothing else on the database, then with one transaction held
-//! open for the whole phase, then with four long `REPEATABLE READ` readers. While the horizon
-//! is pinned, no dead row version left by claims and completions can be removed, so a queue
-//! whose claims walk past them slows down.
+//! open for the whole phase, then with four readers running the same reads each in a short
+//! transaction of its own (their load on the machine without a pinned horizon), then with four
+//! long `REPEATABLE READ` readers. While the horizon is pinned, no dead row version left by
+//! claims and completions can be removed, so a queue whose claims walk past them slows down.
 //!
 //! The latency is from just before `submit` to the handler starting (a submit's commit, the
 //! wakeup, the claim's commit, the spawn); the phases run one after the other on the same
@@ -56,6 +57,8 @@ impl JobKind for Stamped {
 enum Pressure {
     None,
     HeldTransaction,
+    /// The readers' queries, each in its own transaction: their load, no pinned horizon.
+    ShortReaders,
     Readers,
 }
 
@@ -64,6 +67,9 @@ impl Pressure {
         match self {
             Pressure::None => format!("nothing else, {secs} s"),
             Pressure::HeldTransaction => format!("one transaction held open {secs} s"),
+            Pressure::ShortReaders => {
+                format!("four readers, the same reads in short transactions, {secs} s")
+            }
             Pressure::Readers => format!("four REPEATABLE READ readers held {secs} s"),
         }
     }
@@ -77,33 +83,54 @@ fn horizon(rt: &Runtime, s: Sizes) -> Vec<Row> {
             p.describe(secs)
         )
     };
+    let pressed = [
+        Pressure::HeldTransaction,
+        Pressure::ShortReaders,
+        Pressure::Readers,
+    ];
     let Some(url) = postgres::url() else {
-        return [Pressure::HeldTransaction, Pressure::Readers]
+        return pressed
             .into_iter()
             .flat_map(|p| postgres::skipped(&title(p)))
             .collect();
     };
-    let phases = rt.block_on(run_phases(&url, Duration::from_secs(secs)));
+    let mut phases = rt.block_on(run_phases(&url, Duration::from_secs(secs)));
     let (mut clean, clean_done) = phases[0].clone();
     let offered = OFFERED * secs;
-    let note = format!(" ({clean_done} of {offered} started)");
-    [Pressure::HeldTransaction, Pressure::Readers]
+    let started = |done: usize| format!(" ({done} of {offered} started)");
+    let mut rows: Vec<Row> = pressed
         .into_iter()
-        .zip(phases.into_iter().skip(1))
-        .map(|(p, (mut waits, done))| {
+        .zip(phases.iter_mut().skip(1))
+        .map(|(p, (waits, done))| {
             report::latency_row(
                 format!("{} ({done} of {offered} started in the phase)", title(p)),
                 "postgres",
-                &mut waits,
+                waits,
                 "nothing else, same run",
                 &mut clean,
-                &note,
+                &started(clean_done),
             )
         })
-        .collect()
+        .collect();
+    // The long readers once more, against their own reads without the pinned snapshot: what
+    // the horizon adds beyond the readers' load on the machine.
+    let (mut short, short_done) = phases[2].clone();
+    let (mut long, long_done) = phases[3].clone();
+    rows.push(report::latency_row(
+        format!(
+            "{} ({long_done} of {offered} started in the phase)",
+            title(Pressure::Readers)
+        ),
+        "postgres",
+        &mut long,
+        "the same reads in short transactions, same run",
+        &mut short,
+        &started(short_done),
+    ));
+    rows
 }
 
-/// Runs the three phases on one schema; answers each phase's waits and how many of its jobs
+/// Runs the four phases on one schema; answers each phase's waits and how many of its jobs
 /// started within it.
 async fn run_phases(url: &str, each: Duration) -> Vec<(Vec<Duration>, usize)> {
     let sch = postgres::schema();
@@ -118,7 +145,12 @@ async fn run_phases(url: &str, each: Duration) -> Vec<(Vec<Duration>, usize)> {
         .build();
     engine.start();
     let mut out = Vec::new();
-    for pressure in [Pressure::None, Pressure::HeldTransaction, Pressure::Readers] {
+    for pressure in [
+        Pressure::None,
+        Pressure::HeldTransaction,
+        Pressure::ShortReaders,
+        Pressure::Readers,
+    ] {
         let holders = hold(url, &sch, pressure).await;
         waits.lock().clear();
         offer(&engine, each).await;
@@ -163,7 +195,7 @@ async fn hold(url: &str, sch: &str, pressure: Pressure) -> Vec<AbortOnDrop> {
     let sessions = match pressure {
         Pressure::None => 0,
         Pressure::HeldTransaction => 1,
-        Pressure::Readers => 4,
+        Pressure::ShortReaders | Pressure::Readers => 4,
     };
     let mut tasks = Vec::new();
     for _ in 0..sessions {
@@ -172,16 +204,17 @@ async fn hold(url: &str, sch: &str, pressure: Pressure) -> Vec<AbortOnDrop> {
             let _ = conn.await;
         });
         let read = format!("SELECT count(*) FROM \"{sch}\".jobs");
-        let readers = pressure == Pressure::Readers;
         tasks.push(AbortOnDrop(tokio::spawn(async move {
             let _conn = AbortOnDrop(conn);
-            if readers {
-                client
-                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-                    .await
-                    .expect("begin");
-                // Read the jobs table again and again in the one snapshot, as a long report
-                // would.
+            if matches!(pressure, Pressure::ShortReaders | Pressure::Readers) {
+                if pressure == Pressure::Readers {
+                    client
+                        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                        .await
+                        .expect("begin");
+                }
+                // Read the jobs table again and again: in the one snapshot, as a long report
+                // would, or each read in its own transaction.
                 loop {
                     client.query_one(read.as_str(), &[]).await.expect("read");
                     tokio::time::sleep(Duration::from_millis(200)).await;

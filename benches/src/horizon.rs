@@ -10,6 +10,7 @@
 //! schema, as they would on a live database.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use haltway_core::{Engine, JobContext, JobError, JobKind, SubmitOptions, TenantId};
@@ -94,45 +95,89 @@ fn horizon(rt: &Runtime, s: Sizes) -> Vec<Row> {
             .flat_map(|p| postgres::skipped(&title(p)))
             .collect();
     };
-    let mut phases = rt.block_on(run_phases(&url, Duration::from_secs(secs)));
-    let (mut clean, clean_done) = phases[0].clone();
+    let phases = rt.block_on(run_phases(&url, Duration::from_secs(secs)));
     let offered = OFFERED * secs;
-    let started = |done: usize| format!(" ({done} of {offered} started)");
+    let span = Duration::from_secs(secs);
+    let mut clean = phases[0].waits.clone();
+    let clean_note = format!(" ({} of {offered} started)", phases[0].started);
     let mut rows: Vec<Row> = pressed
         .into_iter()
-        .zip(phases.iter_mut().skip(1))
-        .map(|(p, (waits, done))| {
+        .zip(&phases[1..])
+        .map(|(p, phase)| {
             report::latency_row(
-                format!("{} ({done} of {offered} started in the phase)", title(p)),
+                format!("{} ({})", title(p), phase.describe(offered, span)),
                 "postgres",
-                waits,
+                &mut phase.waits.clone(),
                 "nothing else, same run",
                 &mut clean,
-                &started(clean_done),
+                &clean_note,
             )
         })
         .collect();
     // The long readers once more, against their own reads without the pinned snapshot: what
     // the horizon adds beyond the readers' load on the machine.
-    let (mut short, short_done) = phases[2].clone();
-    let (mut long, long_done) = phases[3].clone();
+    let (short, long) = (&phases[2], &phases[3]);
     rows.push(report::latency_row(
         format!(
-            "{} ({long_done} of {offered} started in the phase)",
-            title(Pressure::Readers)
+            "{} ({})",
+            title(Pressure::Readers),
+            long.describe(offered, span)
         ),
         "postgres",
-        &mut long,
+        &mut long.waits.clone(),
         "the same reads in short transactions, same run",
-        &mut short,
-        &started(short_done),
+        &mut short.waits.clone(),
+        &format!(" ({})", short.describe(offered, span)),
     ));
     rows
 }
 
-/// Runs the four phases on one schema; answers each phase's waits and how many of its jobs
-/// started within it.
-async fn run_phases(url: &str, each: Duration) -> Vec<(Vec<Duration>, usize)> {
+/// What one phase measured.
+struct Phase {
+    /// How long after its submit each job of the phase started.
+    waits: Vec<Duration>,
+    /// How many of the phase's jobs started within it.
+    started: usize,
+    /// The readers' reads in the phase, and the time they took in all.
+    reads: u64,
+    read_time: Duration,
+}
+
+impl Phase {
+    /// How many jobs started, and the readers' reads if there were any: the mean read and the
+    /// share of the phase the readers spent reading (four readers: up to 400%).
+    fn describe(&self, offered: u64, span: Duration) -> String {
+        let started = format!("{} of {offered} started in the phase", self.started);
+        if self.reads == 0 {
+            return started;
+        }
+        let reads = u32::try_from(self.reads).unwrap_or(u32::MAX);
+        format!(
+            "{started}; {} reads of {} on average, reading {:.0}% of the phase",
+            self.reads,
+            report::dur(self.read_time / reads),
+            100.0 * self.read_time.as_secs_f64() / span.as_secs_f64()
+        )
+    }
+}
+
+/// The reads of a phase's readers, added up as they run.
+#[derive(Default)]
+struct Reading {
+    reads: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Reading {
+    fn add(&self, took: Duration) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+/// Runs the four phases on one schema; answers what each measured.
+async fn run_phases(url: &str, each: Duration) -> Vec<Phase> {
     let sch = postgres::schema();
     let store = PgStore::connect(url, PgOptions::default().schema(&sch))
         .await
@@ -151,13 +196,18 @@ async fn run_phases(url: &str, each: Duration) -> Vec<(Vec<Duration>, usize)> {
         Pressure::ShortReaders,
         Pressure::Readers,
     ] {
-        let holders = hold(url, &sch, pressure).await;
+        let reading = Arc::new(Reading::default());
+        let holders = hold(url, &sch, pressure, &reading).await;
         waits.lock().clear();
         offer(&engine, each).await;
         let phase = std::mem::take(&mut *waits.lock());
-        let started = phase.len();
-        out.push((phase, started));
         drop(holders);
+        out.push(Phase {
+            started: phase.len(),
+            waits: phase,
+            reads: reading.reads.load(Ordering::Relaxed),
+            read_time: Duration::from_micros(reading.micros.load(Ordering::Relaxed)),
+        });
         // Let the phase's last jobs finish before the next phase starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -191,7 +241,13 @@ async fn offer(engine: &Engine, span: Duration) {
 }
 
 /// Opens the connections that pin the horizon for a phase; dropping them ends the pressure.
-async fn hold(url: &str, sch: &str, pressure: Pressure) -> Vec<AbortOnDrop> {
+/// Readers add their reads to `reading`.
+async fn hold(
+    url: &str,
+    sch: &str,
+    pressure: Pressure,
+    reading: &Arc<Reading>,
+) -> Vec<AbortOnDrop> {
     let sessions = match pressure {
         Pressure::None => 0,
         Pressure::HeldTransaction => 1,
@@ -204,6 +260,7 @@ async fn hold(url: &str, sch: &str, pressure: Pressure) -> Vec<AbortOnDrop> {
             let _ = conn.await;
         });
         let read = format!("SELECT count(*) FROM \"{sch}\".jobs");
+        let reading = reading.clone();
         tasks.push(AbortOnDrop(tokio::spawn(async move {
             let _conn = AbortOnDrop(conn);
             if matches!(pressure, Pressure::ShortReaders | Pressure::Readers) {
@@ -216,7 +273,9 @@ async fn hold(url: &str, sch: &str, pressure: Pressure) -> Vec<AbortOnDrop> {
                 // Read the jobs table again and again: in the one snapshot, as a long report
                 // would, or each read in its own transaction.
                 loop {
+                    let t = Instant::now();
                     client.query_one(read.as_str(), &[]).await.expect("read");
+                    reading.add(t.elapsed());
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             } else {

@@ -35,6 +35,8 @@ pub(crate) enum Msg {
     Run(Command),
     /// Look for commits by other processes (see `Tx::foreign_changes`).
     Poll,
+    /// Truncate the WAL (see [`Writer::truncate_wal`]).
+    TruncateWal,
 }
 
 /// The state of one transaction.
@@ -55,6 +57,9 @@ pub(crate) struct Tx<'c> {
     /// `job_counts` at the next flush (one row per key per transaction).
     pub(crate) finished_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
     dirty: FxHashSet<JobId>,
+    /// Jobs put in the cache in this transaction: after the commit, only they may have left
+    /// the states the cache keeps (a job changes only between `take` and `put`).
+    touched: Vec<JobId>,
     /// Events to insert at the next flush, many rows per statement.
     events_out: Vec<codec::EventRow>,
     pub(crate) notices: Vec<Notice>,
@@ -124,6 +129,7 @@ impl Tx<'_> {
         if dirty {
             self.dirty.insert(job.id);
         }
+        self.touched.push(job.id);
         self.cache.insert(job.id, job);
     }
 
@@ -398,11 +404,16 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let mut truncate = false;
             let commands: Vec<Command> = batch
                 .into_iter()
                 .filter_map(|m| match m {
                     Msg::Run(c) => Some(c),
                     Msg::Poll => None,
+                    Msg::TruncateWal => {
+                        truncate = true;
+                        None
+                    }
                 })
                 .collect();
             if commands.is_empty() {
@@ -426,6 +437,26 @@ impl Writer {
                     &mut counts,
                     &mut version,
                 );
+            }
+            if truncate {
+                self.truncate_wal();
+            }
+        }
+    }
+
+    /// Copies the WAL into the database and truncates it, on the writer's own connection: a
+    /// checkpoint by another connection that restarts the WAL moves this one's
+    /// `PRAGMA data_version` as another process's commit does, and the writer would drop every
+    /// cached job (all the running ones, so that each is read again at its next write). It
+    /// does not wait: while a reader still needs the WAL it does nothing, and the checkpointer
+    /// asks again later.
+    fn truncate_wal(&self) {
+        if self.conn.busy_timeout(std::time::Duration::ZERO).is_ok() {
+            if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                tracing::debug!(error = %e, "truncating the WAL skipped");
+            }
+            if let Err(e) = self.conn.busy_timeout(crate::schema::BUSY_TIMEOUT) {
+                tracing::warn!(error = %e, "restoring the writer's busy timeout failed");
             }
         }
     }
@@ -471,6 +502,7 @@ impl Writer {
             purses_dirty: FxHashSet::default(),
             finished_counts: FxHashMap::default(),
             dirty: FxHashSet::default(),
+            touched: Vec::new(),
             events_out: Vec::new(),
             notices: Vec::new(),
             announced: FxHashSet::default(),
@@ -535,8 +567,17 @@ impl Writer {
             for n in tx.events.drain(..) {
                 let _ = self.events.send(n);
             }
-            tx.cache
-                .retain(|_, j| matches!(j.state, JobState::Running | JobState::Cancelling));
+            // Only the jobs this transaction put back can have left the states kept: looking
+            // at them alone keeps a commit's cost apart from how many jobs run.
+            for id in tx.touched.drain(..) {
+                if tx
+                    .cache
+                    .get(&id)
+                    .is_some_and(|j| !matches!(j.state, JobState::Running | JobState::Cancelling))
+                {
+                    tx.cache.remove(&id);
+                }
+            }
             if tx.cache.len() > CACHE_LIMIT {
                 tx.cache.clear();
             }

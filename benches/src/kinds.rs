@@ -126,3 +126,71 @@ pub(crate) async fn queue(engine: &Engine, kind: &str, n: usize) -> Vec<JobId> {
     }
     ids
 }
+
+/// Counts a [`Trickle`] kind's deliveries and times each, while switched on.
+#[derive(Default)]
+pub(crate) struct Tally {
+    on: std::sync::atomic::AtomicBool,
+    took: parking_lot::Mutex<Vec<Duration>>,
+}
+
+impl Tally {
+    /// Starts counting afresh.
+    pub(crate) fn start(&self) {
+        self.took.lock().clear();
+        self.on.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Stops counting; answers the time of each delivery counted.
+    pub(crate) fn stop(&self) -> Vec<Duration> {
+        self.on.store(false, std::sync::atomic::Ordering::Release);
+        std::mem::take(&mut *self.took.lock())
+    }
+
+    fn record(&self, took: Duration) {
+        if self.on.load(std::sync::atomic::Ordering::Acquire) {
+            self.took.lock().push(took);
+        }
+    }
+}
+
+/// A run that streams slowly: delivers one keyed item of cost 1 every `period`, and waits in
+/// between, until it must stop. Its first item is due at an offset within the first period
+/// taken from its id, so that many jobs spread their deliveries evenly. A delivery that ends
+/// late pushes the next one back (the rate offered never exceeds one item per period).
+pub(crate) struct Trickle {
+    pub(crate) period: Duration,
+    pub(crate) tally: std::sync::Arc<Tally>,
+}
+
+impl JobKind for Trickle {
+    const NAME: &'static str = "trickle";
+    type Input = serde_json::Value;
+    type Item = u64;
+
+    fn item_key(&self, n: &u64) -> Option<String> {
+        Some(n.to_string())
+    }
+
+    fn item_cost(&self, _: &u64) -> u64 {
+        1
+    }
+
+    async fn run(&self, ctx: JobContext<Self>, _input: serde_json::Value) -> Result<(), JobError> {
+        let ms = self.period.as_millis().max(1);
+        let offset = u64::try_from(ctx.job_id().0.as_u128() % ms).unwrap_or(0);
+        let mut next = tokio::time::Instant::now() + Duration::from_millis(offset);
+        let mut n = 0;
+        loop {
+            tokio::select! {
+                () = ctx.cancelled() => return Ok(()),
+                () = tokio::time::sleep_until(next) => {}
+            }
+            let t = Instant::now();
+            ctx.deliver(n).await?;
+            self.tally.record(t.elapsed());
+            n += 1;
+            next = (next + self.period).max(tokio::time::Instant::now());
+        }
+    }
+}

@@ -362,7 +362,7 @@ fn waiting_engine(
 }
 
 /// Waits until `n` jobs run on `engine`, at most 10 minutes after `since`.
-async fn all_running(engine: &Engine, n: usize, since: Instant) {
+pub(crate) async fn all_running(engine: &Engine, n: usize, since: Instant) {
     while engine.running() < n {
         assert!(
             since.elapsed() < Duration::from_secs(600),

@@ -16,6 +16,7 @@ mod report;
 mod scale;
 mod scrape;
 mod sqlite;
+mod trickle;
 mod webhooks;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
@@ -47,6 +48,10 @@ pub(crate) struct Sizes {
     pub(crate) horizon_secs: u64,
     pub(crate) long_runs: usize,
     pub(crate) quiet_secs: u64,
+    /// How often each trickling job delivers an item (one run each), and how long its
+    /// deliveries are counted.
+    pub(crate) trickle_periods_ms: [u64; 2],
+    pub(crate) trickle_secs: u64,
 }
 
 impl Sizes {
@@ -72,6 +77,8 @@ impl Sizes {
             horizon_secs: 60,
             long_runs: 100_000,
             quiet_secs: 30,
+            trickle_periods_ms: [5_000, 60_000],
+            trickle_secs: 20,
         }
     }
 
@@ -97,6 +104,8 @@ impl Sizes {
             horizon_secs: 1,
             long_runs: 300,
             quiet_secs: 1,
+            trickle_periods_ms: [200, 1_000],
+            trickle_secs: 1,
         }
     }
 }
@@ -160,6 +169,7 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .chain(scale::SCENARIOS)
         .chain(horizon::SCENARIOS)
         .chain(long_runs::SCENARIOS)
+        .chain(trickle::SCENARIOS)
         .chain(http::SCENARIOS);
     for (name, scenario) in all {
         if chosen(name, only) {

@@ -46,6 +46,7 @@ fn smoke_run_prints_every_scenario() {
         "memory per running job, durable",
         "rows written per second",
         "kill -9 → all",
+        "items delivered",
     ] {
         assert!(
             rows.iter().any(|r| r[0].starts_with(want)),

@@ -131,25 +131,25 @@ pub(crate) async fn queue(engine: &Engine, kind: &str, n: usize) -> Vec<JobId> {
 #[derive(Default)]
 pub(crate) struct Tally {
     on: std::sync::atomic::AtomicBool,
-    took: parking_lot::Mutex<Vec<Duration>>,
+    took: std::sync::Mutex<Vec<Duration>>,
 }
 
 impl Tally {
     /// Starts counting afresh.
     pub(crate) fn start(&self) {
-        self.took.lock().clear();
+        self.took.lock().expect("tally").clear();
         self.on.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Stops counting; answers the time of each delivery counted.
     pub(crate) fn stop(&self) -> Vec<Duration> {
         self.on.store(false, std::sync::atomic::Ordering::Release);
-        std::mem::take(&mut *self.took.lock())
+        std::mem::take(&mut *self.took.lock().expect("tally"))
     }
 
     fn record(&self, took: Duration) {
         if self.on.load(std::sync::atomic::Ordering::Acquire) {
-            self.took.lock().push(took);
+            self.took.lock().expect("tally").push(took);
         }
     }
 }

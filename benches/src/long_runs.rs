@@ -25,7 +25,7 @@ pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] =
     &[("sqlite-long-runs", sqlite_long), ("pg-long-runs", pg_long)];
 
 /// The default lease, renewed every third of it.
-const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 
 fn titles(s: Sizes) -> [String; 4] {
     let n = s.long_runs;

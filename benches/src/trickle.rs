@@ -13,11 +13,9 @@ use tokio::runtime::Runtime;
 
 use crate::Sizes;
 use crate::kinds::{Tally, Trickle, queue};
+use crate::long_runs::LEASE;
 use crate::postgres;
 use crate::report::{self, Row};
-
-/// The lease of the jobs (the default), renewed every third of it.
-const LEASE: Duration = Duration::from_secs(30);
 
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
     ("sqlite-trickle", sqlite_trickle),

@@ -89,6 +89,12 @@ pub(super) async fn supervise(
         match result {
             Ok(job) => {
                 tracing::debug!(state = %job.state, reason = ?job.reason, "attempt ended");
+                // Under a running quota the end frees one of the tenant's slots, and a job the
+                // store passed over for the quota may now be claimed: claim again at once
+                // rather than at the next poll (no store announces a freed slot).
+                if inner.config.max_running_per_tenant.is_some() {
+                    inner.wake.notify_one();
+                }
                 inner.metrics.run_time.record_since(started);
                 inner.metrics.count_terminal(&job);
                 if let (Some(StopCause::Cancelled), Some(trace)) =

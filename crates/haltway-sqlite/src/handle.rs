@@ -98,9 +98,10 @@ impl SqliteStore {
         let stop = Arc::new(AtomicBool::new(false));
         let checkpointer = schema::open_reader_writer(&path)?;
         let checkpoint_stop = stop.clone();
+        let truncate = tx.clone();
         std::thread::Builder::new()
             .name("haltway-sqlite-checkpoint".into())
-            .spawn(move || checkpoint(&checkpointer, &checkpoint_stop))
+            .spawn(move || checkpoint(&checkpointer, &truncate, &checkpoint_stop))
             .map_err(|e| {
                 Error::store(
                     StoreErrorKind::Other,
@@ -189,9 +190,11 @@ impl SqliteStore {
 }
 
 /// Copies the WAL back into the database off the writer's thread, so commits never wait for
-/// it: a passive checkpoint whenever the WAL has grown, a truncating one when the store is idle
-/// (so the WAL file does not stay large).
-fn checkpoint(conn: &Connection, stop: &AtomicBool) {
+/// it: a passive checkpoint whenever the WAL has grown. When the store is idle or the WAL
+/// large, and all of it is copied, it asks the writer to truncate it (so the file does not
+/// stay large); the writer does that itself, between transactions (see
+/// `Writer::truncate_wal`).
+fn checkpoint(conn: &Connection, writer: &mpsc::Sender<Msg>, stop: &AtomicBool) {
     const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
     const GROWN: i64 = 4096;
     let mut idle_rounds = 0;
@@ -205,7 +208,9 @@ fn checkpoint(conn: &Connection, stop: &AtomicBool) {
             Ok((_, log, done)) if log > 0 && log == done => {
                 idle_rounds += 1;
                 if idle_rounds >= 20 || log > GROWN {
-                    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+                    if writer.send(Msg::TruncateWal).is_err() {
+                        return;
+                    }
                     idle_rounds = 0;
                 }
             }

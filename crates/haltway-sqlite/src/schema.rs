@@ -213,6 +213,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// How long a connection waits for another's lock before it answers "busy".
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Opens `path` for writing: creates it if missing, sets WAL and `synchronous`, checks that it
 /// is a haltway database (or empty), and migrates it.
 pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
@@ -221,8 +224,7 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(describe)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(describe)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(describe)?;
     // Takes effect only on a new file (before its first table), and is ignored otherwise.
     // Likewise: pages freed by retention are given back to the file system in steps
     // (`PRAGMA incremental_vacuum` after each purge) rather than kept on the free list.
@@ -268,8 +270,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| sql_at(e, &format!("opening {} for reading", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(sql)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     Ok(conn)
 }
 
@@ -278,8 +279,7 @@ pub(crate) fn open_reader_writer(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| sql_at(e, &format!("opening {} for checkpoints", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(sql)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
         .map_err(sql)?;
     Ok(conn)
@@ -424,5 +424,55 @@ mod tests {
         let (cancelling, steps) = run::<Vec<u8>>(&conn, CANCELLING);
         assert_eq!(cancelling, [7u32.to_be_bytes().to_vec()]);
         assert!(steps < 200, "{steps} steps for the cancelling jobs");
+    }
+
+    /// Why the writer truncates the WAL itself (`Writer::truncate_wal`): its cache is kept
+    /// while `PRAGMA data_version` stays put, and a truncating checkpoint by another connection
+    /// moves it as another process's commit does, while a passive checkpoint (the
+    /// checkpointer's) and the writer's own truncation do not. If SQLite changed this, the
+    /// writer would either drop its cache for nothing or miss other processes' commits.
+    #[test]
+    fn only_another_connections_truncation_moves_the_data_version() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("version.db");
+        let writer = super::open_writer(&path, &Default::default()).expect("open");
+        let other = super::open_reader_writer(&path).expect("open");
+        let version = |c: &Connection| -> i64 {
+            c.query_row("PRAGMA data_version", [], |r| r.get(0))
+                .expect("version")
+        };
+        let write = |c: &Connection| {
+            c.execute(
+                "INSERT OR REPLACE INTO haltway_meta (key, value) VALUES ('probe', 1)",
+                [],
+            )
+            .expect("write");
+        };
+        write(&writer);
+        let v = version(&writer);
+        other
+            .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+            .expect("passive");
+        assert_eq!(version(&writer), v, "a passive checkpoint is not a commit");
+        write(&writer);
+        let v = version(&writer);
+        writer
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("own truncate");
+        assert_eq!(version(&writer), v, "the writer's own truncation");
+        write(&writer);
+        let v = version(&writer);
+        other
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("other truncate");
+        assert_ne!(
+            version(&writer),
+            v,
+            "another connection's truncation reads as a commit"
+        );
+        write(&other);
+        let v = version(&writer);
+        write(&other);
+        assert_ne!(version(&writer), v, "another connection's commit");
     }
 }

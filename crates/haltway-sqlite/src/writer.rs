@@ -35,6 +35,8 @@ pub(crate) enum Msg {
     Run(Command),
     /// Look for commits by other processes (see `Tx::foreign_changes`).
     Poll,
+    /// Truncate the WAL (see [`Writer::truncate_wal`]).
+    TruncateWal,
 }
 
 /// The state of one transaction.
@@ -402,11 +404,16 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let mut truncate = false;
             let commands: Vec<Command> = batch
                 .into_iter()
                 .filter_map(|m| match m {
                     Msg::Run(c) => Some(c),
                     Msg::Poll => None,
+                    Msg::TruncateWal => {
+                        truncate = true;
+                        None
+                    }
                 })
                 .collect();
             if commands.is_empty() {
@@ -430,6 +437,26 @@ impl Writer {
                     &mut counts,
                     &mut version,
                 );
+            }
+            if truncate {
+                self.truncate_wal();
+            }
+        }
+    }
+
+    /// Copies the WAL into the database and truncates it, on the writer's own connection: a
+    /// checkpoint by another connection that restarts the WAL moves this one's
+    /// `PRAGMA data_version` as another process's commit does, and the writer would drop every
+    /// cached job (all the running ones, so that each is read again at its next write). It
+    /// does not wait: while a reader still needs the WAL it does nothing, and the checkpointer
+    /// asks again later.
+    fn truncate_wal(&self) {
+        if self.conn.busy_timeout(std::time::Duration::ZERO).is_ok() {
+            if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                tracing::debug!(error = %e, "truncating the WAL skipped");
+            }
+            if let Err(e) = self.conn.busy_timeout(crate::schema::BUSY_TIMEOUT) {
+                tracing::warn!(error = %e, "restoring the writer's busy timeout failed");
             }
         }
     }

@@ -20,7 +20,7 @@ use tokio_postgres::Config;
 use tokio_postgres::types::Json;
 
 use crate::PgOptions;
-use crate::exec::{self, Answer, Cmd, Executor, Faults, Request};
+use crate::exec::{self, Answer, Cmd, Executor, Faults, Part, Request};
 use crate::notify::listen;
 use crate::ops;
 use crate::reader::Reader;
@@ -95,6 +95,10 @@ impl fmt::Debug for PgStore {
 
 /// The time limit of a connection attempt when the URL sets none (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A renewal of more leases than this goes to the database in parts of this many (see
+/// `PgStore::renew`).
+const RENEW_PART: usize = 2048;
 
 /// The connection settings of `url`, with [`CONNECT_TIMEOUT`] unless it sets its own.
 fn parse_url(url: &str) -> Result<Config> {
@@ -414,8 +418,28 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>> {
         let covers = self.shared.registered.lock().clone();
-        self.write(Request::renew(leases.to_vec(), lease_ms, covers), now)
-            .await
+        if leases.len() <= RENEW_PART {
+            let req = Request::renew(leases.to_vec(), lease_ms, covers, Part::Whole);
+            return self.write(req, now).await;
+        }
+        // In parts, one after another: each is a transaction of its own, so the rows a part
+        // locks to write (every job at the first renewal of its attempt) are held for one
+        // part's time, not for the whole renewal's, and deliveries to them go on.
+        let all: Arc<rustc_hash::FxHashSet<JobId>> =
+            Arc::new(leases.iter().map(|l| l.job).collect());
+        let mut out = Vec::with_capacity(leases.len());
+        let parts = leases.chunks(RENEW_PART);
+        let last = parts.len() - 1;
+        for (i, leases) in parts.enumerate() {
+            let part = match i {
+                0 => Part::First,
+                i if i == last => Part::Last(all.clone()),
+                _ => Part::Middle,
+            };
+            let req = Request::renew(leases.to_vec(), lease_ms, covers.clone(), part);
+            out.extend(self.write(req, now).await?);
+        }
+        Ok(out)
     }
 
     async fn append(&self, batch: &[Append], now: Timestamp) -> Result<Vec<Result<Appended>>> {

@@ -310,7 +310,7 @@ impl Batch<'_> {
                 Op::Submit(_) | Op::SubmitMany(_) => {}
                 // A registered worker's renewal reads its jobs without locking them (see
                 // `leases`); others lock each job they write.
-                Op::Renew(leases, _, covers) if covers.is_empty() => {
+                Op::Renew(leases, _, covers, _) if covers.is_empty() => {
                     ids.extend(leases.iter().map(|l| l.job.0));
                 }
                 Op::Renew(..) => {}
@@ -554,8 +554,8 @@ impl Batch<'_> {
                 jobs.iter().map(|new| self.submit_one(new, now)).collect(),
             )),
             Op::Claim(req) => Ok(Out::Jobs(self.claim(tx, req, now).await?)),
-            Op::Renew(leases, lease_ms, covers) => Ok(Out::Leases(
-                self.renew(tx, leases, *lease_ms, covers, now).await?,
+            Op::Renew(leases, lease_ms, covers, part) => Ok(Out::Leases(
+                self.renew(tx, leases, *lease_ms, covers, part, now).await?,
             )),
             Op::Append(items) => Ok(Out::Appends(
                 items.iter().map(|a| self.append(a, now)).collect(),

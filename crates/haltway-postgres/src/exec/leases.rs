@@ -82,14 +82,16 @@ impl Batch<'_> {
         Ok(out)
     }
     /// Renews `leases`: by their worker's lease when a worker in `covers` holds them, each by
-    /// its own otherwise. The workers in `covers` name every job they hold, so their covered
-    /// jobs left out are released to recovery.
+    /// its own otherwise. The workers in `covers` name every job they hold (in this command,
+    /// or in the whole renewal it is a part of), so their covered jobs left out are released
+    /// to recovery by the whole renewal or its last part (see [`Part`]).
     pub(crate) async fn renew(
         &mut self,
         tx: &Db<'_>,
         leases: &[Lease],
         lease_ms: u64,
         covers: &[String],
+        part: &Part,
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>, BatchError> {
         // Read, without locks, the jobs the batch does not hold yet.
@@ -147,11 +149,17 @@ impl Batch<'_> {
             }
         }
         let mut named: FxHashMap<String, FxHashSet<JobId>> = FxHashMap::default();
+        // Workers that cover jobs anew in this command.
+        let mut fresh: FxHashSet<String> = FxHashSet::default();
         let mut out = Vec::with_capacity(leases.len());
         for l in leases {
             let status = if let Some((mut job, mark)) = self.take(l.job) {
                 let (status, changed) = if is_covering(&job) {
-                    kernel::cover(&mut job, *l)
+                    let (status, changed) = kernel::cover(&mut job, *l);
+                    if let (true, Some(w)) = (changed, job.worker.as_deref()) {
+                        fresh.insert(w.to_owned());
+                    }
+                    (status, changed)
                 } else {
                     let st = kernel::renew(&mut job, *l, lease_ms, now);
                     (st, matches!(st, LeaseStatus::Held { .. }))
@@ -178,18 +186,28 @@ impl Batch<'_> {
             };
             out.push(status);
         }
+        // A worker named only by earlier parts of a renewal has its strays released at its
+        // next renewal.
         for (worker, held) in named {
-            self.cover_worker(tx, &worker, &held, lease_ms, now).await?;
+            let held = match part {
+                Part::Whole => Some(&held),
+                Part::First => None,
+                Part::Middle if fresh.contains(&worker) => None,
+                Part::Middle => continue,
+                Part::Last(all) => Some(&**all),
+            };
+            self.cover_worker(tx, &worker, held, lease_ms, now).await?;
         }
         Ok(out)
     }
 
-    /// Renews `worker`'s lease and releases its covered jobs that are not in `held`.
+    /// Renews `worker`'s lease and releases its covered jobs that are not in `held` (none when
+    /// `held` is `None`).
     async fn cover_worker(
         &mut self,
         tx: &Db<'_>,
         worker: &str,
-        held: &FxHashSet<JobId>,
+        held: Option<&FxHashSet<JobId>>,
         lease_ms: u64,
         now: Timestamp,
     ) -> Result<(), BatchError> {
@@ -202,6 +220,9 @@ impl Batch<'_> {
             &[&worker, &now.plus_ms(lease_ms).0],
         )
         .await?;
+        let Some(held) = held else {
+            return Ok(());
+        };
         let ids = tx.query(&covered_sql(self.s, "id", ""), &[&worker]).await?;
         let mut strays = Vec::new();
         for r in &ids {

@@ -84,9 +84,9 @@ pub(crate) enum Op {
     /// Many submits in one command, answered in order.
     SubmitMany(Vec<NewJob>),
     Claim(ClaimRequest),
-    /// Leases, the lease's length, and the workers registered by this store (whose leases
-    /// cover their jobs).
-    Renew(Vec<Lease>, u64, Vec<String>),
+    /// Leases, the lease's length, the workers registered by this store (whose leases
+    /// cover their jobs), and which part of a renewal it is.
+    Renew(Vec<Lease>, u64, Vec<String>, Part),
     Append(Vec<Append>),
     Progress(Lease, Progress),
     Finish(Lease, Finish),
@@ -182,9 +182,31 @@ impl Request<Vec<Job>> {
     }
 }
 
+/// Which part of a renewal a command is: a renewal of many leases goes in parts, each its own
+/// transaction (see `PgStore::renew`). Every part renews the lease of a worker it covers jobs
+/// for anew (so that no job is ever covered without it); what else each does is below.
+#[derive(Debug, Clone)]
+pub(crate) enum Part {
+    /// The whole renewal: renews its workers' leases, and releases the covered jobs (see
+    /// `kernel::release`) its held leases leave out.
+    Whole,
+    /// The first of several: renews its workers' leases, releases nothing.
+    First,
+    /// Neither first nor last: releases nothing.
+    Middle,
+    /// The last of several: renews its workers' leases, and releases the covered jobs the whole
+    /// renewal (every part) left out.
+    Last(std::sync::Arc<FxHashSet<JobId>>),
+}
+
 impl Request<Vec<LeaseStatus>> {
-    pub(crate) fn renew(leases: Vec<Lease>, lease_ms: u64, covers: Vec<String>) -> Self {
-        Self::new(Op::Renew(leases, lease_ms, covers))
+    pub(crate) fn renew(
+        leases: Vec<Lease>,
+        lease_ms: u64,
+        covers: Vec<String>,
+        part: Part,
+    ) -> Self {
+        Self::new(Op::Renew(leases, lease_ms, covers, part))
     }
 }
 

@@ -420,6 +420,46 @@ pub async fn a_registered_workers_renewal_keeps_what_it_names(store: Arc<dyn Sto
     assert_eq!(out, vec![LeaseStatus::Lost; 2]);
 }
 
+/// The same with more jobs than a store may renew in one transaction (PostgreSQL renews in
+/// parts): every job named keeps its lease, and the one left out, whichever part it would have
+/// been in, is recovered once its lease ends.
+pub async fn a_registered_workers_large_renewal_keeps_what_it_names(store: Arc<dyn Store>) {
+    const JOBS: usize = 5_000;
+    store.register_worker("w1", T0).await.expect("register");
+    let made = store
+        .submit_many((0..JOBS).map(|_| new_job("t1", "k")).collect(), T0)
+        .await
+        .expect("submit many");
+    assert!(made.iter().all(Result::is_ok));
+    let jobs = claim(&*store, "k", JOBS, T0).await;
+    assert_eq!(jobs.len(), JOBS);
+    let mut leases: Vec<Lease> = jobs.iter().map(lease).collect();
+    let held = LeaseStatus::Held {
+        cancel_requested: false,
+        limit: None,
+    };
+    let half = T0.plus_ms(LEASE_MS / 2);
+    let out = store.renew(&leases, LEASE_MS, half).await.expect("renew");
+    assert!(out.iter().all(|s| *s == held), "every job held");
+    // Left out: one early in the list, so that a store renewing in parts does not find it
+    // missing from the last part only.
+    let gone = leases.remove(7);
+    let t1 = T0.plus_ms(LEASE_MS + 1);
+    let out = store.renew(&leases, LEASE_MS, t1).await.expect("renew");
+    assert_eq!(out.len(), JOBS - 1);
+    assert!(out.iter().all(|s| *s == held), "every named job held");
+    let back = store
+        .recover(half.plus_ms(LEASE_MS + 1))
+        .await
+        .expect("recover");
+    let back: Vec<(JobId, JobState)> = back.iter().map(|j| (j.id, j.state)).collect();
+    assert_eq!(
+        back,
+        vec![(gone.job, JobState::Queued)],
+        "only the job left out"
+    );
+}
+
 /// An operator retries a `failed(error)` job: it goes back to the queue with its ledger and
 /// usage, its failures reset and its status event written, and runs again with a new attempt
 /// while the old one stays fenced. Any other job is refused, and another tenant's is not found.

@@ -149,17 +149,11 @@ impl Batch<'_> {
             }
         }
         let mut named: FxHashMap<String, FxHashSet<JobId>> = FxHashMap::default();
-        // Workers that cover jobs anew in this command.
-        let mut fresh: FxHashSet<String> = FxHashSet::default();
         let mut out = Vec::with_capacity(leases.len());
         for l in leases {
             let status = if let Some((mut job, mark)) = self.take(l.job) {
                 let (status, changed) = if is_covering(&job) {
-                    let (status, changed) = kernel::cover(&mut job, *l);
-                    if let (true, Some(w)) = (changed, job.worker.as_deref()) {
-                        fresh.insert(w.to_owned());
-                    }
-                    (status, changed)
+                    kernel::cover(&mut job, *l)
                 } else {
                     let st = kernel::renew(&mut job, *l, lease_ms, now);
                     (st, matches!(st, LeaseStatus::Held { .. }))
@@ -192,7 +186,6 @@ impl Batch<'_> {
             let held = match part {
                 Part::Whole => Some(&held),
                 Part::First => None,
-                Part::Middle if fresh.contains(&worker) => None,
                 Part::Middle => continue,
                 Part::Last(all) => Some(&**all),
             };

@@ -183,16 +183,16 @@ impl Request<Vec<Job>> {
 }
 
 /// Which part of a renewal a command is: a renewal of many leases goes in parts, each its own
-/// transaction (see `PgStore::renew`). Every part renews the lease of a worker it covers jobs
-/// for anew (so that no job is ever covered without it); what else each does is below.
+/// transaction, one after another (see `PgStore::renew`).
 #[derive(Debug, Clone)]
 pub(crate) enum Part {
     /// The whole renewal: renews its workers' leases, and releases the covered jobs (see
     /// `kernel::release`) its held leases leave out.
     Whole,
-    /// The first of several: renews its workers' leases, releases nothing.
+    /// The first of several: renews its workers' leases (before any later part covers a job
+    /// by them), releases nothing.
     First,
-    /// Neither first nor last: releases nothing.
+    /// Neither first nor last: covers and renews its jobs only.
     Middle,
     /// The last of several: renews its workers' leases, and releases the covered jobs the whole
     /// renewal (every part) left out.

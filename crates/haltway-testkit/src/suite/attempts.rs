@@ -389,30 +389,21 @@ pub async fn a_registered_workers_renewal_keeps_what_it_names(store: Arc<dyn Sto
         .await
         .expect("renew");
     assert_eq!(out, vec![held; 2]);
-    let back = store
-        .recover(half.plus_ms(LEASE_MS + 1))
-        .await
-        .expect("recover");
-    let back: Vec<(JobId, JobState)> = back.iter().map(|j| (j.id, j.state)).collect();
     assert_eq!(
-        back,
+        recovered(&*store, half.plus_ms(LEASE_MS + 1)).await,
         vec![(jobs[2].id, JobState::Queued)],
         "the job left out"
     );
-    let mut back: Vec<(JobId, JobState)> = store
-        .recover(t1.plus_ms(LEASE_MS))
-        .await
-        .expect("recover")
-        .iter()
-        .map(|j| (j.id, j.state))
-        .collect();
-    back.sort_by_key(|(id, _)| *id);
     let mut want = vec![
         (jobs[0].id, JobState::Queued),
         (jobs[1].id, JobState::Queued),
     ];
     want.sort_by_key(|(id, _)| *id);
-    assert_eq!(back, want, "the worker stopped renewing");
+    assert_eq!(
+        recovered(&*store, t1.plus_ms(LEASE_MS)).await,
+        want,
+        "the worker stopped renewing"
+    );
     let out = store
         .renew(&leases[..2], LEASE_MS, t1.plus_ms(LEASE_MS))
         .await
@@ -448,16 +439,24 @@ pub async fn a_registered_workers_large_renewal_keeps_what_it_names(store: Arc<d
     let out = store.renew(&leases, LEASE_MS, t1).await.expect("renew");
     assert_eq!(out.len(), JOBS - 1);
     assert!(out.iter().all(|s| *s == held), "every named job held");
-    let back = store
-        .recover(half.plus_ms(LEASE_MS + 1))
-        .await
-        .expect("recover");
-    let back: Vec<(JobId, JobState)> = back.iter().map(|j| (j.id, j.state)).collect();
     assert_eq!(
-        back,
+        recovered(&*store, half.plus_ms(LEASE_MS + 1)).await,
         vec![(gone.job, JobState::Queued)],
         "only the job left out"
     );
+}
+
+/// The jobs recovery changes at `now`, with their new states, in id order.
+async fn recovered(store: &dyn Store, now: Timestamp) -> Vec<(JobId, JobState)> {
+    let mut back: Vec<(JobId, JobState)> = store
+        .recover(now)
+        .await
+        .expect("recover")
+        .iter()
+        .map(|j| (j.id, j.state))
+        .collect();
+    back.sort_by_key(|(id, _)| *id);
+    back
 }
 
 /// An operator retries a `failed(error)` job: it goes back to the queue with its ledger and

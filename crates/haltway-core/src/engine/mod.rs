@@ -66,6 +66,8 @@ pub(crate) struct EngineInner {
     started: AtomicBool,
     runs: runs::Runs,
     wake: Notify,
+    /// Held by a renewal of the leases held here (see `upkeep::renew_all`).
+    renewing: tokio::sync::Mutex<()>,
     metrics: metrics::Counters,
     health: health::StoreHealth,
     hub: Arc<subscribe::Hub>,

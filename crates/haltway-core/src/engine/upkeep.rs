@@ -27,6 +27,11 @@ pub(super) async fn keep_leases(inner: Arc<EngineInner>) {
 }
 
 pub(super) async fn renew_all(inner: &EngineInner) {
+    // One renewal at a time, each naming the jobs held when it starts: a registered worker's
+    // renewal releases its covered jobs that it does not name, so one that started earlier
+    // (and, on a store that renews in parts, ends later) would release jobs claimed and
+    // covered since.
+    let _one = inner.renewing.lock().await;
     let runs = inner.runs.all();
     if runs.is_empty() {
         return;

@@ -431,6 +431,7 @@ pub async fn a_registered_workers_large_renewal_keeps_what_it_names(store: Arc<d
     };
     let half = T0.plus_ms(LEASE_MS / 2);
     let out = store.renew(&leases, LEASE_MS, half).await.expect("renew");
+    assert_eq!(out.len(), JOBS);
     assert!(out.iter().all(|s| *s == held), "every job held");
     // Left out: one early in the list, so that a store renewing in parts does not find it
     // missing from the last part only.

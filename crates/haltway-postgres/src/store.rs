@@ -20,7 +20,7 @@ use tokio_postgres::Config;
 use tokio_postgres::types::Json;
 
 use crate::PgOptions;
-use crate::exec::{self, Answer, Cmd, Executor, Faults, Part, Request};
+use crate::exec::{self, Answer, Cmd, Executor, Faults, Request};
 use crate::notify::listen;
 use crate::ops;
 use crate::reader::Reader;
@@ -418,24 +418,11 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>> {
         let covers = self.shared.registered.lock().clone();
-        if leases.len() <= RENEW_PART {
-            let req = Request::renew(leases.to_vec(), lease_ms, covers, Part::Whole);
-            return self.write(req, now).await;
-        }
         // In parts, one after another: each is a transaction of its own, so the rows a part
         // locks to write (every job at the first renewal of its attempt) are held for one
         // part's time, not for the whole renewal's, and deliveries to them go on.
-        let all: Arc<rustc_hash::FxHashSet<JobId>> =
-            Arc::new(leases.iter().map(|l| l.job).collect());
         let mut out = Vec::with_capacity(leases.len());
-        let parts = leases.chunks(RENEW_PART);
-        let last = parts.len() - 1;
-        for (i, leases) in parts.enumerate() {
-            let part = match i {
-                0 => Part::First,
-                i if i == last => Part::Last(all.clone()),
-                _ => Part::Middle,
-            };
+        for (leases, part) in kernel::renewal_parts(leases, RENEW_PART) {
             let req = Request::renew(leases.to_vec(), lease_ms, covers.clone(), part);
             out.extend(self.write(req, now).await?);
         }

@@ -24,13 +24,15 @@ const COVERED: &str = concat!(
 );
 
 /// Renews `leases`: those of workers registered here by their worker's lease (written once per
-/// worker), the others each by its own. A registered worker names every job it holds, so its
-/// covered jobs left out are released to recovery.
+/// worker), the others each by its own. A registered worker names every job it holds (in this
+/// command, or in the whole renewal it is a `part` of), so its covered jobs left out are
+/// released to recovery by the whole renewal or its last part.
 pub(crate) fn renew(
     tx: &mut Tx<'_>,
     workers: &Workers,
     leases: &[Lease],
     lease_ms: u64,
+    part: &kernel::RenewalPart,
     now: Timestamp,
 ) -> Result<Vec<LeaseStatus>> {
     let mut registered: FxHashMap<Arc<str>, bool> = FxHashMap::default();
@@ -62,7 +64,7 @@ pub(crate) fn renew(
         tx.put(job, write);
         out.push(status);
     }
-    if named.is_empty() {
+    if named.is_empty() || !part.renews_worker() {
         return Ok(out);
     }
     tx.flush()?;
@@ -75,6 +77,9 @@ pub(crate) fn renew(
             .map_err(sql)?
             .execute(params![&*worker, now.plus_ms(lease_ms).0])
             .map_err(sql)?;
+        let Some(held) = part.still_named(&held) else {
+            continue;
+        };
         for id in ids(tx, COVERED, &[&&*worker])? {
             if held.contains(&id) {
                 continue;

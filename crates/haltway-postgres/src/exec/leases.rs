@@ -84,14 +84,14 @@ impl Batch<'_> {
     /// Renews `leases`: by their worker's lease when a worker in `covers` holds them, each by
     /// its own otherwise. The workers in `covers` name every job they hold (in this command,
     /// or in the whole renewal it is a part of), so their covered jobs left out are released
-    /// to recovery by the whole renewal or its last part (see [`Part`]).
+    /// to recovery by the whole renewal or its last part (see [`kernel::RenewalPart`]).
     pub(crate) async fn renew(
         &mut self,
         tx: &Db<'_>,
         leases: &[Lease],
         lease_ms: u64,
         covers: &[String],
-        part: &Part,
+        part: &kernel::RenewalPart,
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>, BatchError> {
         // Read, without locks, the jobs the batch does not hold yet.
@@ -182,14 +182,11 @@ impl Batch<'_> {
         }
         // A worker named only by earlier parts of a renewal has its strays released at its
         // next renewal.
-        for (worker, held) in named {
-            let held = match part {
-                Part::Whole => Some(&held),
-                Part::First => None,
-                Part::Middle => continue,
-                Part::Last(all) => Some(&**all),
-            };
-            self.cover_worker(tx, &worker, held, lease_ms, now).await?;
+        if part.renews_worker() {
+            for (worker, held) in named {
+                let held = part.still_named(&held);
+                self.cover_worker(tx, &worker, held, lease_ms, now).await?;
+            }
         }
         Ok(out)
     }

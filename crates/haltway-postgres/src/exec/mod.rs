@@ -86,7 +86,7 @@ pub(crate) enum Op {
     Claim(ClaimRequest),
     /// Leases, the lease's length, the workers registered by this store (whose leases
     /// cover their jobs), and which part of a renewal it is.
-    Renew(Vec<Lease>, u64, Vec<String>, Part),
+    Renew(Vec<Lease>, u64, Vec<String>, kernel::RenewalPart),
     Append(Vec<Append>),
     Progress(Lease, Progress),
     Finish(Lease, Finish),
@@ -182,29 +182,12 @@ impl Request<Vec<Job>> {
     }
 }
 
-/// Which part of a renewal a command is: a renewal of many leases goes in parts, each its own
-/// transaction, one after another (see `PgStore::renew`).
-#[derive(Debug, Clone)]
-pub(crate) enum Part {
-    /// The whole renewal: renews its workers' leases, and releases the covered jobs (see
-    /// `kernel::release`) its held leases leave out.
-    Whole,
-    /// The first of several: renews its workers' leases (before any later part covers a job
-    /// by them), releases nothing.
-    First,
-    /// Neither first nor last: covers and renews its jobs only.
-    Middle,
-    /// The last of several: renews its workers' leases, and releases the covered jobs the whole
-    /// renewal (every part) left out.
-    Last(std::sync::Arc<FxHashSet<JobId>>),
-}
-
 impl Request<Vec<LeaseStatus>> {
     pub(crate) fn renew(
         leases: Vec<Lease>,
         lease_ms: u64,
         covers: Vec<String>,
-        part: Part,
+        part: kernel::RenewalPart,
     ) -> Self {
         Self::new(Op::Renew(leases, lease_ms, covers, part))
     }

@@ -59,6 +59,72 @@ fn held(job: &Job) -> LeaseStatus {
     }
 }
 
+/// Which part of a registered worker's renewal a store's write is. A store may renew many
+/// leases in parts, each its own transaction, one after another ([`renewal_parts`]), so that
+/// the first renewal of many new attempts (which writes every job, see [`cover`]) does not lock
+/// or stall the store for its whole length. The worker's own lease is renewed by the first part,
+/// before any later part covers a job by it, and by the last; the covered jobs the worker no
+/// longer names are released ([`release`]) once, by the last part, against every job the whole
+/// renewal named.
+#[derive(Debug, Clone)]
+pub enum RenewalPart {
+    /// The whole renewal in one write.
+    Whole,
+    /// The first of several.
+    First,
+    /// Neither the first nor the last.
+    Middle,
+    /// The last of several, with every job the renewal names.
+    Last(std::sync::Arc<rustc_hash::FxHashSet<crate::JobId>>),
+}
+
+impl RenewalPart {
+    /// Whether this part renews the lease of each worker it names a job of.
+    #[must_use]
+    pub fn renews_worker(&self) -> bool {
+        !matches!(self, RenewalPart::Middle)
+    }
+
+    /// The jobs still named, against which a worker's other covered jobs are released: `named`
+    /// (the worker's jobs this write holds) for the whole renewal, every job named for the last
+    /// part, and `None` (release nothing) for the others.
+    #[must_use]
+    pub fn still_named<'a>(
+        &'a self,
+        named: &'a rustc_hash::FxHashSet<crate::JobId>,
+    ) -> Option<&'a rustc_hash::FxHashSet<crate::JobId>> {
+        match self {
+            RenewalPart::Whole => Some(named),
+            RenewalPart::Last(all) => Some(all),
+            RenewalPart::First | RenewalPart::Middle => None,
+        }
+    }
+}
+
+/// `leases` in parts of at most `size` (at least 1), each with its [`RenewalPart`]: one
+/// [`RenewalPart::Whole`] when they fit in one.
+#[must_use]
+pub fn renewal_parts(leases: &[Lease], size: usize) -> Vec<(&[Lease], RenewalPart)> {
+    let size = size.max(1);
+    if leases.len() <= size {
+        return vec![(leases, RenewalPart::Whole)];
+    }
+    let all = std::sync::Arc::new(leases.iter().map(|l| l.job).collect());
+    let count = leases.len().div_ceil(size);
+    leases
+        .chunks(size)
+        .enumerate()
+        .map(|(i, part)| {
+            let which = match i {
+                0 => RenewalPart::First,
+                i if i + 1 == count => RenewalPart::Last(std::sync::Arc::clone(&all)),
+                _ => RenewalPart::Middle,
+            };
+            (part, which)
+        })
+        .collect()
+}
+
 /// What recovery does to a job at `now`: a running job whose own lease expired is requeued (or
 /// failed without attempts left), a cancelling one is cancelled, a queued one never started by
 /// its deadline fails with `timeout`. [`Effects::none`](super::Effects::none) when none applies
@@ -150,5 +216,38 @@ mod tests {
         assert!(expire(&mut job, Timestamp(3)).changed());
         let (status, changed) = cover(&mut job, lease);
         assert_eq!((status, changed), (LeaseStatus::Lost, false));
+    }
+
+    #[test]
+    fn a_renewal_in_parts_releases_once_against_every_job_named() {
+        let leases: Vec<Lease> = (0..5)
+            .map(|_| Lease {
+                job: crate::JobId::new(),
+                attempt: 1,
+            })
+            .collect();
+        let whole = renewal_parts(&leases, 5);
+        assert_eq!(whole.len(), 1);
+        assert!(matches!(whole[0].1, RenewalPart::Whole));
+        let named: rustc_hash::FxHashSet<crate::JobId> = [leases[0].job].into_iter().collect();
+        assert_eq!(whole[0].1.still_named(&named), Some(&named));
+
+        let parts = renewal_parts(&leases, 2);
+        let sizes: Vec<usize> = parts.iter().map(|(p, _)| p.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        assert!(matches!(parts[0].1, RenewalPart::First));
+        assert!(matches!(parts[1].1, RenewalPart::Middle));
+        let renews: Vec<bool> = parts.iter().map(|(_, w)| w.renews_worker()).collect();
+        assert_eq!(renews, [true, false, true]);
+        assert_eq!(parts[0].1.still_named(&named), None);
+        assert_eq!(parts[1].1.still_named(&named), None);
+        let all = parts[2]
+            .1
+            .still_named(&named)
+            .expect("the last part releases");
+        assert_eq!(all.len(), 5);
+        assert!(leases.iter().all(|l| all.contains(&l.job)));
+        let joined: Vec<Lease> = parts.iter().flat_map(|(p, _)| p.iter().copied()).collect();
+        assert_eq!(joined, leases, "the parts keep the leases' order");
     }
 }

@@ -309,17 +309,23 @@ async fn measure(store: Arc<dyn Store>, s: Sizes, writes: Writes) -> Measured {
 /// Rows written and leases renewed per second while `engine`'s jobs only wait.
 async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> (f64, f64) {
     // The first renewal of each attempt writes its job once (its lease becomes its worker's):
-    // that round passes, and the counts of the writes so far settle, before the window; then
-    // both counts are read as late after the writes they include. (A window shorter than a
-    // renewal round, as in `--smoke`, only checks that the rows come out.)
+    // that round ends (every job's renewal counted; a store may renew in parts, one after
+    // another), and the counts of the writes so far settle, before the window; then both
+    // counts are read as late after the writes they include. (A window shorter than a renewal
+    // round, as in `--smoke`, only checks that the rows come out.)
     let full = s.quiet_secs * 3 >= LEASE.as_secs();
     let lag = if full { writes.lag() } else { Duration::ZERO };
-    let settle = if full {
-        lag + LEASE / 3 + Duration::from_secs(1)
+    if full {
+        tokio::time::sleep(LEASE / 3).await;
+        let first_round = Instant::now();
+        let jobs = s.long_runs as u64;
+        while engine.metrics().renewed < jobs && first_round.elapsed() < LEASE {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(lag + Duration::from_secs(1)).await;
     } else {
-        Duration::from_secs(1)
-    };
-    tokio::time::sleep(settle).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let rows_before = writes.count().await;
     let before = engine.metrics().renewed;
     let started = Instant::now();

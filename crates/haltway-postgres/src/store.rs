@@ -96,10 +96,6 @@ impl fmt::Debug for PgStore {
 /// The time limit of a connection attempt when the URL sets none (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A renewal of more leases than this goes to the database in parts of this many (see
-/// `PgStore::renew`).
-const RENEW_PART: usize = 2048;
-
 /// The connection settings of `url`, with [`CONNECT_TIMEOUT`] unless it sets its own.
 fn parse_url(url: &str) -> Result<Config> {
     let mut config = Config::from_str(url).map_err(invalid_url)?;
@@ -422,7 +418,7 @@ impl Store for PgStore {
         // locks to write (every job at the first renewal of its attempt) are held for one
         // part's time, not for the whole renewal's, and deliveries to them go on.
         let mut out = Vec::with_capacity(leases.len());
-        for (leases, part) in kernel::renewal_parts(leases, RENEW_PART) {
+        for (leases, part) in kernel::renewal_parts(leases, kernel::RENEWAL_PART) {
             let req = Request::renew(leases.to_vec(), lease_ms, covers.clone(), part);
             out.extend(self.write(req, now).await?);
         }

@@ -22,10 +22,6 @@ use crate::handle::SqliteStore;
 use crate::workers::Workers;
 use crate::writer::Tx;
 
-/// A renewal of more leases than this goes to the writer in parts of this many (see
-/// `kernel::renewal_parts`).
-const RENEW_PART: usize = 2048;
-
 /// Reads the tenant and visibility of a job; `NotFound` for another tenant's.
 fn visible(conn: &Connection, tenant: &TenantId, id: JobId) -> Result<bool> {
     let row: Option<(String, i64, i64)> = conn
@@ -354,7 +350,7 @@ impl Store for SqliteStore {
         // attempts writes every job, and as one command it held every other write of the
         // store back for its whole length (about a second for 100,000 jobs).
         let mut out = Vec::with_capacity(leases.len());
-        for (leases, part) in kernel::renewal_parts(leases, RENEW_PART) {
+        for (leases, part) in kernel::renewal_parts(leases, kernel::RENEWAL_PART) {
             let leases = leases.to_vec();
             let workers = self.shared.workers.clone();
             out.extend(

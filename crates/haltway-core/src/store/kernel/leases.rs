@@ -101,6 +101,10 @@ impl RenewalPart {
     }
 }
 
+/// The most leases a part of a renewal carries, on every store that renews in parts (about
+/// 20 ms of SQLite's writer for a first renewal).
+pub const RENEWAL_PART: usize = 2048;
+
 /// `leases` in parts of at most `size` (at least 1), each with its [`RenewalPart`]: one
 /// [`RenewalPart::Whole`] when they fit in one.
 #[must_use]

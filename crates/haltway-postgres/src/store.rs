@@ -144,7 +144,8 @@ impl PgStore {
         let floors = Arc::new(exec::floors::Floors::default());
         let expiry = Arc::new(exec::floors::Expiry::default());
         let mut opened = Vec::new();
-        for _ in 0..options.writers.max(1) {
+        let turns = Arc::new(exec::Turns::new(options.writers.max(1)));
+        for id in 0..options.writers.max(1) {
             let (ready, open) = oneshot::channel();
             opened.push(open);
             tokio::spawn(
@@ -152,6 +153,8 @@ impl PgStore {
                     config: config.clone(),
                     schema: options.schema.clone(),
                     rx: rx.clone(),
+                    turns: turns.clone(),
+                    id,
                     notices: notices.clone(),
                     events: events.clone(),
                     max_batch: options.max_batch.max(1),

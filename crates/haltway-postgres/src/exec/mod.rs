@@ -28,8 +28,8 @@
 //! `create` a batch of many creates, its rows streamed; `write` writing a batch back;
 //! `commit` the lost-`COMMIT` protocol; `sql` query text; `faults` test faults; `claim`
 //! claims, in priority order and under tenant quotas; `db` the batch's transaction and its
-//! `COPY`s; `floors` where claims start reading the ready index. The `NOTIFY` protocol is
-//! `crate::notify`.
+//! `COPY`s; `floors` where claims start reading the ready index; `turns` which idle
+//! connection takes the next batch. The `NOTIFY` protocol is `crate::notify`.
 
 mod batch;
 mod claim;
@@ -41,6 +41,7 @@ mod faults;
 pub(crate) mod floors;
 mod leases;
 mod sql;
+mod turns;
 mod write;
 
 use std::sync::Arc;
@@ -75,6 +76,7 @@ pub(crate) use db::*;
 pub use faults::Faults;
 pub(crate) use faults::*;
 pub(crate) use sql::*;
+pub(crate) use turns::Turns;
 pub(crate) use write::*;
 
 /// A write, as data.
@@ -286,6 +288,9 @@ pub(crate) struct Executor {
     pub(crate) schema: String,
     /// Shared by the store's executors: one gathers a batch while the others run theirs.
     pub(crate) rx: Arc<tokio::sync::Mutex<Queue>>,
+    /// Which idle executor waits on `rx` (see `turns`), and this one's place in it.
+    pub(crate) turns: Arc<turns::Turns>,
+    pub(crate) id: usize,
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) max_batch: usize,
@@ -393,11 +398,10 @@ impl Executor {
     /// other write connection runs at the same time, so an engine with two claims in flight
     /// has them committed side by side instead of one after the other.
     async fn gather(&self) -> Option<Vec<Cmd>> {
-        let mut queue = self.rx.lock().await;
+        let mut queue = self.take_turn().await?;
         let Queue { rx, carry } = &mut *queue;
-        let first = match carry.take() {
-            Some(c) => c,
-            None => rx.recv().await?,
+        let Some(first) = carry.take() else {
+            unreachable!("a turn starts with a command")
         };
         let mut has_claim = matches!(first.op, Op::Claim(_));
         let mut weight = first.op.weight();
@@ -455,6 +459,46 @@ impl Executor {
             }
         }
         Some(cmds)
+    }
+
+    /// Waits on the queue while this executor is the last idle one (see `turns`), until a
+    /// command comes: answers the queue with that command as its `carry`, the executor off the
+    /// idle stack. `None` when the store is gone.
+    async fn take_turn(&self) -> Option<tokio::sync::MutexGuard<'_, Queue>> {
+        self.turns.idle(self.id);
+        loop {
+            if !self.turns.on_top(self.id)? {
+                self.turns.wait(self.id).await;
+                continue;
+            }
+            let mut queue = self.rx.lock().await;
+            // Another executor may have gone idle while this one waited for the lock.
+            if !self.turns.on_top(self.id)? {
+                continue;
+            }
+            if queue.carry.is_none() {
+                let got = tokio::select! {
+                    biased;
+                    c = queue.rx.recv() => Some(c),
+                    () = self.turns.wait(self.id) => None,
+                };
+                match got {
+                    Some(Some(c)) => queue.carry = Some(c),
+                    Some(None) => {
+                        self.turns.close();
+                        return None;
+                    }
+                    // Another executor went idle: it waits on the queue now.
+                    None => continue,
+                }
+                // One that went idle before the command came takes it: it is left for it.
+                if !self.turns.on_top(self.id)? {
+                    continue;
+                }
+            }
+            self.turns.busy(self.id);
+            return Some(queue);
+        }
     }
 
     /// Claims of the kinds `cmds` claim, and recovery, read from the start next time.
@@ -590,6 +634,9 @@ impl Executor {
                     }
                 }
             };
+            // Idle before answering: a caller that sends its next command on the answer finds
+            // this connection, its backend warm, waiting on the queue (see `turns`).
+            self.turns.idle(self.id);
             match result {
                 Ok(done) => {
                     for (kind, ready) in &done.ready {

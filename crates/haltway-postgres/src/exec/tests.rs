@@ -4,22 +4,34 @@ use super::*;
 
 /// An executor (never connected) reading commands from the returned sender.
 fn executor(max_batch: usize) -> (mpsc::UnboundedSender<Cmd>, Executor) {
+    let (tx, mut all) = executors(1, max_batch);
+    (tx, all.pop().expect("one"))
+}
+
+/// `n` executors (never connected) sharing one queue, fed by the returned sender.
+fn executors(n: usize, max_batch: usize) -> (mpsc::UnboundedSender<Cmd>, Vec<Executor>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let executor = Executor {
-        config: Config::new(),
-        schema: "s".into(),
-        rx: Arc::new(tokio::sync::Mutex::new(Queue { rx, carry: None })),
-        notices: broadcast::channel(1).0,
-        events: broadcast::channel(1).0,
-        max_batch,
-        faults: Arc::new(Faults::default()),
-        node: uuid::Uuid::now_v7(),
-        io_timeout: std::time::Duration::from_secs(30),
-        backend: parking_lot::Mutex::new(None),
-        floors: Arc::default(),
-        expiry: Arc::default(),
-    };
-    (tx, executor)
+    let rx = Arc::new(tokio::sync::Mutex::new(Queue { rx, carry: None }));
+    let turns = Arc::new(turns::Turns::new(n));
+    let executors = (0..n)
+        .map(|id| Executor {
+            config: Config::new(),
+            schema: "s".into(),
+            rx: rx.clone(),
+            turns: turns.clone(),
+            id,
+            notices: broadcast::channel(1).0,
+            events: broadcast::channel(1).0,
+            max_batch,
+            faults: Arc::new(Faults::default()),
+            node: uuid::Uuid::now_v7(),
+            io_timeout: std::time::Duration::from_secs(30),
+            backend: parking_lot::Mutex::new(None),
+            floors: Arc::default(),
+            expiry: Arc::default(),
+        })
+        .collect();
+    (tx, executors)
 }
 
 fn cmd(op: Op, at: usize) -> Cmd {
@@ -288,6 +300,99 @@ async fn a_batch_goes_once_full_while_commands_keep_arriving() {
         rest += executor.gather().await.expect("a batch").len();
     }
     assert_eq!(rest, total - MANY, "every command is in a batch");
+}
+
+/// What an executor of `the_executor_that_went_idle_last_takes_the_next_batch` reports.
+enum Report {
+    /// It took a batch starting with the command of time `at`; it runs until told to end.
+    Took(usize, i64, oneshot::Sender<()>),
+    /// It ended its batch and went idle, as an executor does before answering.
+    Done(usize),
+    /// The queue closed.
+    Stopped(usize),
+}
+
+/// Executors sharing one queue: a caller that waits for each answer before sending again has
+/// every batch taken by the executor that finished last (its backend warm), a command sent
+/// while that one is busy goes to another, and all of them stop when the queue closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_executor_that_went_idle_last_takes_the_next_batch() {
+    let (tx, all) = executors(3, 100);
+    let (report, mut reports) = mpsc::unbounded_channel();
+    for e in all {
+        let report = report.clone();
+        tokio::spawn(async move {
+            while let Some(cmds) = e.gather().await {
+                let (end, ended) = oneshot::channel();
+                let _ = report.send(Report::Took(e.id, cmds[0].now.0, end));
+                let _ = ended.await;
+                e.turns.idle(e.id);
+                let _ = report.send(Report::Done(e.id));
+            }
+            let _ = report.send(Report::Stopped(e.id));
+        });
+    }
+    drop(report);
+    let wait = std::time::Duration::from_secs(10);
+    let mut next = async || {
+        tokio::time::timeout(wait, reports.recv())
+            .await
+            .expect("a report in time")
+            .expect("executors running")
+    };
+    // Sends the command of time `at`; answers which executor took it, and its end.
+    let send = |at: usize| tx.send(cmd(Op::Recover, at)).expect("send");
+    let took = |r: Report, at: usize| match r {
+        Report::Took(id, now, end) => {
+            assert_eq!(now, i64::try_from(at).expect("small"), "commands in order");
+            (id, end)
+        }
+        _ => panic!("command {at} was not taken"),
+    };
+    let done = |r: Report| match r {
+        Report::Done(id) => id,
+        _ => panic!("a batch did not end"),
+    };
+    // One command after another, each sent once the last was answered: one executor takes
+    // them all.
+    send(0);
+    let (first, mut end) = took(next().await, 0);
+    for at in 1..20 {
+        end.send(()).expect("running");
+        assert_eq!(done(next().await), first);
+        send(at);
+        let (id, e) = took(next().await, at);
+        assert_eq!(id, first, "command {at} went to another executor");
+        end = e;
+    }
+    // While it is busy, the next command goes to another one.
+    send(20);
+    let (second, end2) = took(next().await, 20);
+    assert_ne!(second, first);
+    // The one that ends last takes the next command.
+    end2.send(()).expect("running");
+    assert_eq!(done(next().await), second);
+    end.send(()).expect("running");
+    assert_eq!(done(next().await), first);
+    send(21);
+    let (id, end) = took(next().await, 21);
+    assert_eq!(
+        id, first,
+        "the executor that went idle last takes the command"
+    );
+    end.send(()).expect("running");
+    assert_eq!(done(next().await), first);
+    // A closed queue stops every executor.
+    drop(tx);
+    let mut stopped = Vec::new();
+    for _ in 0..3 {
+        match next().await {
+            Report::Stopped(id) => stopped.push(id),
+            _ => panic!("an executor ran after the queue closed"),
+        }
+    }
+    stopped.sort_unstable();
+    assert_eq!(stopped, vec![0, 1, 2]);
 }
 
 /// The statements a write connection prepares when it opens are valid on a migrated schema:

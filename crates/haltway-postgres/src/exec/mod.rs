@@ -465,7 +465,7 @@ impl Executor {
     /// command comes: answers the queue with that command as its `carry`, the executor off the
     /// idle stack. `None` when the store is gone.
     async fn take_turn(&self) -> Option<tokio::sync::MutexGuard<'_, Queue>> {
-        self.turns.idle(self.id);
+        self.turns.enter(self.id);
         loop {
             if !self.turns.on_top(self.id)? {
                 self.turns.wait(self.id).await;
@@ -501,6 +501,15 @@ impl Executor {
         }
     }
 
+    /// Joins the idle executors: on top with a connection, under the others without one.
+    fn go_idle(&self, connected: bool) {
+        if connected {
+            self.turns.idle(self.id);
+        } else {
+            self.turns.idle_behind(self.id);
+        }
+    }
+
     /// Claims of the kinds `cmds` claim, and recovery, read from the start next time.
     fn forget_floors(&self, cmds: &[Cmd]) {
         for c in cmds {
@@ -529,6 +538,7 @@ impl Executor {
             }
         }
         let _ = ready.send(());
+        self.go_idle(client.is_some());
         let mut pause = std::time::Duration::from_millis(50);
         loop {
             let Some(cmds) = self.gather().await else {
@@ -636,7 +646,7 @@ impl Executor {
             };
             // Idle before answering: a caller that sends its next command on the answer finds
             // this connection, its backend warm, waiting on the queue (see `turns`).
-            self.turns.idle(self.id);
+            self.go_idle(client.is_some());
             match result {
                 Ok(done) => {
                     for (kind, ready) in &done.ready {

@@ -8,8 +8,8 @@
 //! caller, and the others take batches only while it is busy (bulk submit: 97–99 k jobs/s
 //! with one write connection against 88–94 k with three in turn, same run).
 //!
-//! The idle executors form a stack, the last to go idle on top; only the top one waits on the
-//! queue. One going idle takes the top from the one waiting there, which lets the queue go;
+//! The idle executors form a stack, the last to go idle on top (one that has no connection,
+//! under the others); only the top one waits on the queue. One going idle takes the top from the one waiting there, which lets the queue go;
 //! one that took a command leaves the stack, and the next on top waits on the queue, so
 //! commands that come while it gathers and runs its batch go to another connection.
 
@@ -49,6 +49,24 @@ impl Turns {
         drop(s);
         if let Some(was) = was.filter(|&w| w != me) {
             self.wake[was].notify_one();
+        }
+    }
+
+    /// Executor `me`, without a connection (it failed to open one), is idle: it goes under the
+    /// others, so that it takes commands only while they are all busy. Otherwise a caller
+    /// retrying its failed call would send it to the same connection again and again while
+    /// the others sat idle.
+    pub(crate) fn idle_behind(&self, me: usize) {
+        let mut s = self.state.lock();
+        s.idle.retain(|&i| i != me);
+        s.idle.insert(0, me);
+    }
+
+    /// Executor `me` waits for its turn: it goes on top unless it is idle already.
+    pub(crate) fn enter(&self, me: usize) {
+        let in_place = self.state.lock().idle.contains(&me);
+        if !in_place {
+            self.idle(me);
         }
     }
 
@@ -101,6 +119,17 @@ mod tests {
         t.idle(2);
         assert_eq!(t.on_top(2), Some(true));
         assert_eq!(t.on_top(1), Some(false));
+        // One without a connection goes under the others, and stays there when it waits.
+        t.idle_behind(2);
+        t.enter(2);
+        assert_eq!(t.on_top(1), Some(true));
+        t.busy(1);
+        t.busy(0);
+        assert_eq!(
+            t.on_top(2),
+            Some(true),
+            "taken only when the others are busy"
+        );
         t.close();
         assert_eq!(t.on_top(2), None);
     }

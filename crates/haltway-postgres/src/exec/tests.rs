@@ -395,6 +395,68 @@ async fn the_executor_that_went_idle_last_takes_the_next_batch() {
     assert_eq!(stopped, vec![0, 1, 2]);
 }
 
+/// A write connection that cannot open waits under the idle ones: commands sent one after
+/// another go to the connection that works, though the other went idle after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_cannot_open_waits_under_the_others() {
+    let Some(url) = test_support::pg_url() else {
+        return;
+    };
+    let config: Config = url.parse().expect("url");
+    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+    let mut admin = connect(&config).await.expect("connect");
+    crate::schema::migrate(&mut admin, &schema)
+        .await
+        .expect("migrate");
+    let (queue, all) = executors(2, 100);
+    let turns = all[0].turns.clone();
+    let mut runs = Vec::new();
+    // The working connection first, then (once it is idle) the one that cannot open.
+    for (i, mut e) in all.into_iter().enumerate() {
+        e.schema.clone_from(&schema);
+        e.config = if i == 0 {
+            config.clone()
+        } else {
+            // Nothing listens on port 1: every connect is refused at once.
+            let mut bad = Config::new();
+            bad.host("127.0.0.1").port(1).user("nobody");
+            bad
+        };
+        let (ready, opened) = oneshot::channel();
+        runs.push(tokio::spawn(e.run(ready)));
+        opened.await.expect("opened or failed to");
+        let waited = tokio::time::Instant::now();
+        while turns.idle_count() < i + 1 {
+            assert!(
+                waited.elapsed().as_secs() < 10,
+                "executor {i} never went idle"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    assert_eq!(
+        turns.on_top(0),
+        Some(true),
+        "the working connection waits on top"
+    );
+    for i in 0..10 {
+        let out = batch_of(&queue, vec![Op::Recover]).await;
+        assert!(
+            out[0].is_ok(),
+            "command {i} went to the connection that cannot open: {:?}",
+            out[0]
+        );
+    }
+    drop(queue);
+    for r in runs {
+        r.await.expect("executor");
+    }
+    admin
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .expect("drop schema");
+}
+
 /// The statements a write connection prepares when it opens are valid on a migrated schema:
 /// one that did not prepare would only be noted at debug level there.
 #[tokio::test]

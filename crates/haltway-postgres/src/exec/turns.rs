@@ -93,6 +93,12 @@ impl Turns {
         self.wake[me].notified().await;
     }
 
+    /// How many executors are idle.
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        self.state.lock().idle.len()
+    }
+
     /// The queue is closed: wakes every executor to stop.
     pub(crate) fn close(&self) {
         self.state.lock().closed = true;

@@ -181,6 +181,39 @@ async fn an_error_behind_a_failed_statement_still_runs_the_batch_again() {
 }
 
 /// An executor on a fresh schema of the test server, with a connection of its own.
+/// A freshly migrated schema of its own on the test server, and an admin connection to it.
+struct Scratch {
+    admin: Client,
+    config: Config,
+    schema: String,
+}
+
+impl Scratch {
+    /// `None` (with a `SKIPPED` line) without a test server.
+    async fn new() -> Option<Scratch> {
+        let url = test_support::pg_url()?;
+        let config: Config = url.parse().expect("url");
+        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+        let mut admin = connect(&config).await.expect("connect");
+        crate::schema::migrate(&mut admin, &schema)
+            .await
+            .expect("migrate");
+        Some(Scratch {
+            admin,
+            config,
+            schema,
+        })
+    }
+}
+
+/// Drops `schema`, made by [`Scratch::new`].
+async fn drop_schema(admin: &Client, schema: &str) {
+    admin
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .expect("drop schema");
+}
+
 struct Live {
     admin: Client,
     schema: String,
@@ -190,13 +223,11 @@ struct Live {
 
 impl Live {
     async fn start() -> Option<Live> {
-        let url = test_support::pg_url()?;
-        let config: Config = url.parse().expect("url");
-        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-        let mut admin = connect(&config).await.expect("connect");
-        crate::schema::migrate(&mut admin, &schema)
-            .await
-            .expect("migrate");
+        let Scratch {
+            admin,
+            config,
+            schema,
+        } = Scratch::new().await?;
         let (queue, mut executor) = executor(100);
         executor.config = config;
         executor.schema.clone_from(&schema);
@@ -216,10 +247,7 @@ impl Live {
     async fn stop(self) {
         drop(self.queue);
         self.run.await.expect("executor");
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema))
-            .await
-            .expect("drop schema");
+        drop_schema(&self.admin, &self.schema).await;
     }
 }
 
@@ -399,23 +427,17 @@ async fn the_executor_that_went_idle_last_takes_the_next_batch() {
 /// another go to the connection that works, though the other went idle after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_cannot_open_waits_under_the_others() {
-    let Some(url) = test_support::pg_url() else {
+    let Some(scratch) = Scratch::new().await else {
         return;
     };
-    let config: Config = url.parse().expect("url");
-    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-    let mut admin = connect(&config).await.expect("connect");
-    crate::schema::migrate(&mut admin, &schema)
-        .await
-        .expect("migrate");
     let (queue, all) = executors(2, 100);
     let turns = all[0].turns.clone();
     let mut runs = Vec::new();
     // The working connection first, then (once it is idle) the one that cannot open.
     for (i, mut e) in all.into_iter().enumerate() {
-        e.schema.clone_from(&schema);
+        e.schema.clone_from(&scratch.schema);
         e.config = if i == 0 {
-            config.clone()
+            scratch.config.clone()
         } else {
             // Nothing listens on port 1: every connect is refused at once.
             let mut bad = Config::new();
@@ -451,10 +473,7 @@ async fn a_connection_that_cannot_open_waits_under_the_others() {
     for r in runs {
         r.await.expect("executor");
     }
-    admin
-        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await
-        .expect("drop schema");
+    drop_schema(&scratch.admin, &scratch.schema).await;
 }
 
 /// The statements a write connection prepares when it opens are valid on a migrated schema:

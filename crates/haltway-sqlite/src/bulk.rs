@@ -1,7 +1,8 @@
-//! `submit_many` on the writer. New jobs that need nothing read first (no idempotency key to
-//! look up, no cap on active jobs to count, no budget to take a fixed cost from) are inserted
-//! many rows per statement; the others one at a time, in the order given, so each job is
-//! answered as if the batch were submitted one job after another.
+//! `submit_many` on the writer, and single submits that reach the writer side by side. New
+//! jobs that need nothing read first (no idempotency key to look up, no cap on active jobs to
+//! count, no budget to take a fixed cost from) are inserted many rows per statement; the
+//! others one at a time, in the order given, so each job is answered as if the batch were
+//! submitted one job after another.
 
 use haltway_core::{Error, Job, NewJob, Result, Submitted, Timestamp, kernel};
 use rusqlite::types::ToSqlOutput;
@@ -18,16 +19,24 @@ const ROWS: [usize; 3] = [64, 8, 1];
 static SQL: std::sync::LazyLock<[String; 3]> =
     std::sync::LazyLock::new(|| ROWS.map(codec::insert_new_jobs_sql));
 
-/// Submits `jobs` in `tx`: one answer per job, in order.
+/// Submits `jobs` in `tx`, all at `now`: one answer per job, in order.
 pub(crate) fn submit_many(
     tx: &mut Tx<'_>,
     jobs: Vec<NewJob>,
     now: Timestamp,
 ) -> Vec<Result<Submitted>> {
+    submit_each(tx, jobs.into_iter().map(|new| (new, now)))
+}
+
+/// Submits each job in `tx` at its own time: one answer per job, in order.
+pub(crate) fn submit_each(
+    tx: &mut Tx<'_>,
+    jobs: impl ExactSizeIterator<Item = (NewJob, Timestamp)>,
+) -> Vec<Result<Submitted>> {
     let mut out: Vec<Option<Result<Submitted>>> = Vec::with_capacity(jobs.len());
     // Plain jobs waiting for their insert, with their places in `out`.
-    let mut run: Vec<(usize, Job)> = Vec::new();
-    for new in jobs {
+    let mut run: Vec<Pending> = Vec::new();
+    for (new, now) in jobs {
         // After a store error the transaction is lost: the rest are not tried.
         if let Some(e) = &tx.poisoned {
             out.push(Some(Err(e.clone())));
@@ -38,22 +47,25 @@ pub(crate) fn submit_many(
             // No budget: nothing to take, but the kernel decides that too.
             match kernel::admit(&mut job, None, now) {
                 Ok(()) => {
-                    run.push((out.len(), job));
+                    run.push((out.len(), job, now));
                     out.push(None);
                 }
                 Err(e) => out.push(Some(Err(e))),
             }
             continue;
         }
-        insert_run(tx, &mut run, &mut out, now);
+        insert_run(tx, &mut run, &mut out);
         let done = submit_in(tx, new, now);
         out.push(Some(poison(tx, done)));
     }
-    insert_run(tx, &mut run, &mut out, now);
+    insert_run(tx, &mut run, &mut out);
     out.into_iter()
         .map(|r| r.expect("every job is answered"))
         .collect()
 }
+
+/// A plain job waiting for its insert: its place among the answers, the job, and its time.
+type Pending = (usize, Job, Timestamp);
 
 /// `true` when `new` needs nothing read before its insert.
 fn plain(tx: &mut Tx<'_>, new: &NewJob) -> bool {
@@ -72,18 +84,13 @@ fn poison(tx: &mut Tx<'_>, done: Result<Submitted>) -> Result<Submitted> {
 }
 
 /// Inserts the plain jobs of `run` and answers each in `out`.
-fn insert_run(
-    tx: &mut Tx<'_>,
-    run: &mut Vec<(usize, Job)>,
-    out: &mut [Option<Result<Submitted>>],
-    now: Timestamp,
-) {
+fn insert_run(tx: &mut Tx<'_>, run: &mut Vec<Pending>, out: &mut [Option<Result<Submitted>>]) {
     if run.is_empty() {
         return;
     }
     let jobs = std::mem::take(run);
     let written = insert_new_jobs(tx, &jobs);
-    for ((at, job), written) in jobs.into_iter().zip(written) {
+    for ((at, job, now), written) in jobs.into_iter().zip(written) {
         let done = match written {
             Ok(true) => inserted(tx, job, now),
             Ok(false) => Err(id_taken()),
@@ -97,11 +104,11 @@ fn insert_run(
 /// `Ok(true)` when it was inserted, `Ok(false)` when its id was taken (by a stored job or an
 /// earlier one of `jobs`), its own error when its values cannot be stored, or the statement's
 /// error for all.
-fn insert_new_jobs(tx: &Tx<'_>, jobs: &[(usize, Job)]) -> Vec<Result<bool>> {
+fn insert_new_jobs(tx: &Tx<'_>, jobs: &[Pending]) -> Vec<Result<bool>> {
     let mut answers: Vec<Result<bool>> = Vec::with_capacity(jobs.len());
     // The rows that can be bound, with the index of their job.
     let mut rows: Vec<(usize, [ToSqlOutput<'_>; NEW_JOB_VALUES])> = Vec::new();
-    for (i, (_, job)) in jobs.iter().enumerate() {
+    for (i, (_, job, _)) in jobs.iter().enumerate() {
         match codec::new_job_values(job) {
             Ok(values) => {
                 rows.push((i, values));

@@ -160,6 +160,16 @@ impl SqliteStore {
         writer::run(&self.shared.writer, f).await
     }
 
+    /// Submits one job through the writer, beside whatever other submits it is given at the
+    /// same time.
+    pub(crate) async fn submit_one(
+        &self,
+        new: haltway_core::NewJob,
+        now: haltway_core::Timestamp,
+    ) -> Result<haltway_core::Submitted> {
+        writer::submit(&self.shared.writer, new, now).await
+    }
+
     pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,

@@ -216,7 +216,7 @@ fn cancel_in(
 #[async_trait]
 impl Store for SqliteStore {
     async fn submit(&self, new: NewJob, now: Timestamp) -> Result<Submitted> {
-        self.write(move |tx| submit_in(tx, new, now)).await
+        self.submit_one(new, now).await
     }
 
     async fn submit_many(

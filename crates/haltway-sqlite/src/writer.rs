@@ -33,10 +33,86 @@ pub(crate) type Command = Box<dyn FnOnce(Option<&mut Tx<'_>>) -> Reply + Send>;
 
 pub(crate) enum Msg {
     Run(Command),
+    /// One job to submit: kept apart from other commands so that submits that reach the
+    /// writer side by side are inserted many rows per statement (see `bulk::submit_each`).
+    Submit(Box<Submit>),
     /// Look for commits by other processes (see `Tx::foreign_changes`).
     Poll,
     /// Truncate the WAL (see [`Writer::truncate_wal`]).
     TruncateWal,
+}
+
+/// A submit waiting for the writer, and where its committed answer goes.
+pub(crate) struct Submit {
+    new: haltway_core::NewJob,
+    now: haltway_core::Timestamp,
+    answer: oneshot::Sender<Result<haltway_core::Submitted>>,
+}
+
+/// What a transaction runs, in the order the messages came: commands one by one, and each run
+/// of submits that came one after another as one.
+enum Work {
+    Run(Command),
+    Submits(Vec<Submit>),
+}
+
+impl Work {
+    /// Runs this work in `tx` (`None`: the transaction could not begin); answers its replies.
+    fn run(self, tx: Option<&mut Tx<'_>>, replies: &mut Vec<Reply>) {
+        match self {
+            Work::Run(cmd) => replies.push(cmd(tx)),
+            Work::Submits(submits) => {
+                let (answers, items): (Vec<_>, Vec<_>) = submits
+                    .into_iter()
+                    .map(|s| (s.answer, (s.new, s.now)))
+                    .unzip();
+                let outs = match tx {
+                    Some(tx) => crate::bulk::submit_each(tx, items.into_iter()),
+                    None => answers.iter().map(|_| Err(closed())).collect(),
+                };
+                for (answer, out) in answers.into_iter().zip(outs) {
+                    replies.push(Box::new(move |failed: Option<&Error>| {
+                        let out = match failed {
+                            Some(e) => Err(e.clone()),
+                            None => out,
+                        };
+                        let _ = answer.send(out);
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// The work of a batch of messages, in order, each run of submits that came one after another
+/// as one; and whether a message asked to truncate the WAL.
+fn works(batch: Vec<Msg>) -> (Vec<Work>, bool) {
+    let mut truncate = false;
+    let mut out: Vec<Work> = Vec::with_capacity(batch.len());
+    for m in batch {
+        match m {
+            Msg::Run(c) => out.push(Work::Run(c)),
+            Msg::Submit(s) => match out.last_mut() {
+                Some(Work::Submits(run)) => run.push(*s),
+                _ => out.push(Work::Submits(vec![*s])),
+            },
+            Msg::Poll => {}
+            Msg::TruncateWal => truncate = true,
+        }
+    }
+    (out, truncate)
+}
+
+/// Sends a submit and waits for its committed answer.
+pub(crate) async fn submit(
+    tx: &mpsc::Sender<Msg>,
+    new: haltway_core::NewJob,
+    now: haltway_core::Timestamp,
+) -> Result<haltway_core::Submitted> {
+    let (answer, wait) = oneshot::channel();
+    tx.send(Msg::Submit(Box::new(Submit { new, now, answer })))
+        .map_err(|_| closed())?;
+    wait.await.map_err(|_| closed())?
 }
 
 /// The state of one transaction.
@@ -404,18 +480,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut truncate = false;
-            let commands: Vec<Command> = batch
-                .into_iter()
-                .filter_map(|m| match m {
-                    Msg::Run(c) => Some(c),
-                    Msg::Poll => None,
-                    Msg::TruncateWal => {
-                        truncate = true;
-                        None
-                    }
-                })
-                .collect();
+            let (commands, truncate) = works(batch);
             if commands.is_empty() {
                 // A poll: look for other processes' commits outside any transaction.
                 if self.data_version().is_some_and(|v| v != version) {
@@ -471,7 +536,7 @@ impl Writer {
 
     fn commit(
         &self,
-        commands: Vec<Command>,
+        commands: Vec<Work>,
         cache: &mut FxHashMap<JobId, Job>,
         subs: &mut Option<crate::webhooks::Subs>,
         purses: &mut Option<crate::budgets::Purses>,
@@ -522,10 +587,10 @@ impl Writer {
                     // (a full disk, an I/O error) make SQLite roll the transaction back itself,
                     // and a statement run after that would commit on its own, half of a
                     // command without the rest. They are all answered with the error.
-                    replies.push(cmd(None));
+                    cmd.run(None, &mut replies);
                     continue;
                 }
-                replies.push(cmd(Some(&mut tx)));
+                cmd.run(Some(&mut tx), &mut replies);
                 if tx.poisoned.is_none() && self.conn.is_autocommit() {
                     tx.poisoned = Some(Error::store(
                         haltway_core::StoreErrorKind::Other,
@@ -551,7 +616,7 @@ impl Writer {
         } else {
             // Nothing ran: every command is answered with the error.
             for cmd in commands {
-                replies.push(cmd(None));
+                cmd.run(None, &mut replies);
             }
         }
         if let Some(e) = &failed {
@@ -594,5 +659,75 @@ impl Writer {
             }
             _ => drop(answers),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submit_msg(n: u8) -> Msg {
+        let (answer, _) = oneshot::channel();
+        let new = haltway_core::NewJob {
+            id: JobId::new(),
+            tenant: "t".into(),
+            kind: "k".into(),
+            input: format!("{n}").into(),
+            group: None,
+            metadata: None,
+            limit: None,
+            cancel_mode: haltway_core::CancelMode::Checkpoint,
+            on_cancel: haltway_core::OnCancel::Keep,
+            max_attempts: 3,
+            fixed_cost: 0,
+            run_at: haltway_core::Timestamp(0),
+            deadline: None,
+            idempotency_key: None,
+            webhook: None,
+            priority: haltway_core::DEFAULT_PRIORITY,
+            max_active: None,
+            trace: None,
+        };
+        Msg::Submit(Box::new(Submit {
+            new,
+            now: haltway_core::Timestamp(0),
+            answer,
+        }))
+    }
+
+    fn run_msg() -> Msg {
+        Msg::Run(Box::new(|_| Box::new(|_| {})))
+    }
+
+    /// Submits that come one after another are run as one, in order; a command between two
+    /// of them keeps its place, and polls are dropped.
+    #[test]
+    fn submits_side_by_side_are_grouped_in_order() {
+        let batch = vec![
+            submit_msg(1),
+            submit_msg(2),
+            Msg::Poll,
+            submit_msg(3),
+            run_msg(),
+            submit_msg(4),
+            Msg::TruncateWal,
+        ];
+        let (works, truncate) = works(batch);
+        assert!(truncate);
+        let shape: Vec<Vec<String>> = works
+            .iter()
+            .map(|w| match w {
+                Work::Run(_) => Vec::new(),
+                Work::Submits(s) => s.iter().map(|s| s.new.input.to_string()).collect(),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                vec!["1".to_owned(), "2".into(), "3".into()],
+                vec![],
+                vec!["4".into()]
+            ]
+        );
     }
 }

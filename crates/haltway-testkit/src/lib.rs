@@ -83,7 +83,8 @@ macro_rules! store_conformance {
     (@all $make:expr) => {
         $crate::store_conformance!(@tests $make;
             submit_and_get, tenancy_hides_other_tenants_jobs, idempotency_key_returns_same_job,
-            submit_with_a_taken_id_is_refused, submit_many_answers_each_job_in_order,
+            submit_with_a_taken_id_is_refused, submits_side_by_side_are_each_answered_as_alone,
+            submit_many_answers_each_job_in_order,
             submit_many_answers_each_job_in_order_among_many,
             submit_many_refuses_taken_ids_among_many,
             list_pages_newest_first_with_filters, claim_respects_kind_count_and_run_at,

@@ -161,6 +161,64 @@ pub async fn submit_with_a_taken_id_is_refused(store: Arc<dyn Store>) {
     assert_eq!(kept.last_event_id, first.last_event_id);
 }
 
+/// Submits sent side by side (a store may write them together) are each answered as if alone,
+/// at their own time: plain jobs created as given, and of two submits with one new key, one
+/// created and the other answered with its job.
+pub async fn submits_side_by_side_are_each_answered_as_alone(store: Arc<dyn Store>) {
+    let calls: Vec<(NewJob, Timestamp)> = (0..60u16)
+        .map(|i| {
+            let mut new = NewJob {
+                input: format!("{{\"n\":{i}}}").into(),
+                ..new_job("side", "k")
+            };
+            if i % 3 == 0 {
+                new.idempotency_key = Some(format!("side-{}", i / 6));
+            }
+            (new, Timestamp(T0.0 + i64::from(i)))
+        })
+        .collect();
+    let tasks: Vec<_> = calls
+        .iter()
+        .cloned()
+        .map(|(new, at)| {
+            let store = store.clone();
+            tokio::spawn(async move { store.submit(new, at).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("task").expect("submit"));
+    }
+    for (i, ((new, at), s)) in calls.iter().zip(&answers).enumerate() {
+        if new.idempotency_key.is_some() {
+            continue;
+        }
+        assert!(s.created, "plain submit {i} created");
+        assert_eq!(s.job.id, new.id, "plain submit {i}");
+        let job = store.get(&tenant("side"), new.id).await.expect("written");
+        assert_eq!(job.input, new.input, "submit {i} stored as given");
+        assert_eq!(job.created_at, *at, "submit {i} stamped with its own time");
+        assert_eq!(statuses(&store, &job).await, vec![(JobState::Queued, None)]);
+    }
+    for pair in 0..10 {
+        let (a, b) = (&answers[6 * pair], &answers[6 * pair + 3]);
+        assert_eq!(a.job.id, b.job.id, "one job for key side-{pair}");
+        assert!(
+            a.created != b.created,
+            "exactly one created for side-{pair}"
+        );
+    }
+    let counts = store
+        .count_by_state(Some(&tenant("side")))
+        .await
+        .expect("count");
+    assert_eq!(
+        counts[JobState::Queued],
+        50,
+        "40 plain jobs and one per key"
+    );
+}
+
 /// Many submits in one call answer in order, each as `submit` would: new jobs created, a key
 /// already taken (before the call or earlier in it) answered with its job, a taken id refused
 /// without affecting the rest.

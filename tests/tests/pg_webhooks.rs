@@ -1,5 +1,6 @@
 //! Webhook delivery from two nodes on one PostgreSQL database: every event is delivered, and no
-//! attempt of one event is ever in flight on both nodes at once.
+//! attempt of one event is ever in flight on both nodes at once; a subscription changed on one
+//! node applies to the other's next write.
 
 mod pg_support;
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use haltway_core::{
-    ClaimRequest, Clock, DeliveryQuery, DeliveryState, Finish, Hook, NewJob, Store, SystemClock,
-    TenantId,
+    ClaimRequest, Clock, DeliveryQuery, DeliveryState, Finish, Hook, NewJob, SealedSecret, Store,
+    Subscription, SystemClock, TenantId,
 };
 use haltway_postgres::{PgOptions, PgStore};
 use haltway_webhooks::{DeliveryConfig, Dispatcher, SealKey, TargetPolicy};
@@ -171,5 +172,106 @@ async fn two_nodes_deliver_every_event_and_never_the_same_attempt_at_once() {
         "two nodes delivered {} events, {} requests",
         JOBS * 4,
         flights.iter().map(|f| f.1).sum::<usize>()
+    );
+}
+
+/// A node holds the subscriptions its write batches read until their version moves: one
+/// changed on another node (created, changed, deleted) applies to this node's next write, and
+/// an update that leaves a subscription as it was does not move the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_changed_on_one_node_applies_to_the_others_next_write() {
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (a, _guard) = pg_support::store(&url).await;
+    let schema = a.schema().to_owned();
+    let b = PgStore::connect(&url, PgOptions::default().schema(&schema))
+        .await
+        .expect("node b");
+    let (raw, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let version = async || -> i64 {
+        raw.query_one(
+            &format!("SELECT v FROM \"{schema}\".webhook_subs_version"),
+            &[],
+        )
+        .await
+        .expect("version")
+        .get(0)
+    };
+    let tenant = TenantId::from("acme");
+    let now = SystemClock.now();
+    // The subscriptions a job's `queued` event went to, as node `a` wrote it.
+    let sent_to = async |job: haltway_core::JobId| -> Vec<Option<String>> {
+        let all = DeliveryQuery {
+            limit: 1000,
+            ..DeliveryQuery::default()
+        };
+        a.deliveries(&tenant, &all)
+            .await
+            .expect("deliveries")
+            .into_iter()
+            .filter(|d| d.job == job)
+            .map(|d| d.subscription)
+            .collect()
+    };
+    let submit_on_a = async || {
+        let new = haltway_testkit::suite::new_job("acme", "k");
+        a.submit(new.clone(), now).await.expect("submit");
+        new.id
+    };
+
+    let first = submit_on_a().await;
+    assert!(sent_to(first).await.is_empty(), "no subscription yet");
+    let v0 = version().await;
+
+    let mut sub = Subscription {
+        id: "wh_other_node".into(),
+        tenant: tenant.clone(),
+        hook: Hook::new("https://example.com/hook"),
+        secrets: vec![SealedSecret {
+            sealed: "sealed".into(),
+            expires_at: None,
+        }],
+        created_at: now,
+        failing_since: None,
+        disabled_at: None,
+        disabled_reason: None,
+        metadata: None,
+    };
+    b.put_subscription(&sub).await.expect("subscribe on b");
+    assert_eq!(version().await, v0 + 1, "a create moves the version");
+    let second = submit_on_a().await;
+    assert_eq!(
+        sent_to(second).await,
+        vec![Some("wh_other_node".to_owned())],
+        "node a's next write sees node b's subscription"
+    );
+
+    let same = raw
+        .execute(
+            &format!("UPDATE \"{schema}\".webhook_subscriptions SET failing_since = failing_since"),
+            &[],
+        )
+        .await
+        .expect("update in place");
+    assert_eq!(same, 1);
+    assert_eq!(version().await, v0 + 1, "an update that changes nothing");
+    sub.metadata = Some("{\"label\":\"x\"}".into());
+    b.put_subscription(&sub).await.expect("replace on b");
+    assert_eq!(version().await, v0 + 2, "a change moves the version");
+
+    assert!(
+        b.delete_subscription(&tenant, &sub.id)
+            .await
+            .expect("delete on b")
+    );
+    assert_eq!(version().await, v0 + 3, "a delete moves the version");
+    let third = submit_on_a().await;
+    assert!(
+        sent_to(third).await.is_empty(),
+        "node a's next write no longer sees the deleted subscription"
     );
 }

@@ -224,6 +224,57 @@ const MIGRATIONS: &[&str] = &[
     r"
     CREATE INDEX jobs_cancelling ON {s}.jobs (id) WHERE state = 2;
     ",
+    // 13: a version of the webhook subscriptions, moved in the transaction of every change to
+    // them (by triggers, whatever statement makes it), so that a write batch reads the
+    // subscriptions again only when they changed rather than all of them each time. An update
+    // that leaves a row as it was (a delivery that succeeds for a subscription that was not
+    // failing) moves nothing. Each trigger is per statement, so it takes the version's row lock
+    // once, after the statement's rows.
+    r"
+    CREATE TABLE {s}.webhook_subs_version (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        v   bigint NOT NULL
+    );
+    INSERT INTO {s}.webhook_subs_version (v) VALUES (0);
+    CREATE FUNCTION {s}.webhook_subs_inserted() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM new_rows) THEN
+            UPDATE {s}.webhook_subs_version SET v = v + 1;
+        END IF;
+        RETURN NULL;
+    END $f$;
+    CREATE FUNCTION {s}.webhook_subs_updated() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM old_rows o FULL JOIN new_rows n USING (id)
+                   WHERE o IS DISTINCT FROM n) THEN
+            UPDATE {s}.webhook_subs_version SET v = v + 1;
+        END IF;
+        RETURN NULL;
+    END $f$;
+    CREATE FUNCTION {s}.webhook_subs_deleted() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM old_rows) THEN
+            UPDATE {s}.webhook_subs_version SET v = v + 1;
+        END IF;
+        RETURN NULL;
+    END $f$;
+    CREATE FUNCTION {s}.webhook_subs_truncated() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        UPDATE {s}.webhook_subs_version SET v = v + 1;
+        RETURN NULL;
+    END $f$;
+    CREATE TRIGGER webhook_subs_inserted AFTER INSERT ON {s}.webhook_subscriptions
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+        EXECUTE FUNCTION {s}.webhook_subs_inserted();
+    CREATE TRIGGER webhook_subs_updated AFTER UPDATE ON {s}.webhook_subscriptions
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+        EXECUTE FUNCTION {s}.webhook_subs_updated();
+    CREATE TRIGGER webhook_subs_deleted AFTER DELETE ON {s}.webhook_subscriptions
+        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+        EXECUTE FUNCTION {s}.webhook_subs_deleted();
+    CREATE TRIGGER webhook_subs_truncated AFTER TRUNCATE ON {s}.webhook_subscriptions
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.webhook_subs_truncated();
+    ",
 ];
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

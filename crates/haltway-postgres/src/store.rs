@@ -143,6 +143,7 @@ impl PgStore {
         let node = uuid::Uuid::now_v7();
         let floors = Arc::new(exec::floors::Floors::default());
         let expiry = Arc::new(exec::floors::Expiry::default());
+        let subs = Arc::new(crate::webhooks::SubsCache::default());
         let mut opened = Vec::new();
         let turns = Arc::new(exec::Turns::new(options.writers.max(1)));
         for id in 0..options.writers.max(1) {
@@ -164,6 +165,7 @@ impl PgStore {
                     node,
                     floors: floors.clone(),
                     expiry: expiry.clone(),
+                    subs: subs.clone(),
                 }
                 .run(ready),
             );

@@ -29,9 +29,67 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     })
 }
 
-/// The query of every subscription that is not disabled, for a write batch.
+/// The query a write batch starts with: the version of the subscriptions (moved by every
+/// change to them, see migration 13) as the last column, and, unless it is `$1` (the version
+/// the node holds), every subscription that is not disabled. Always one row at least: with
+/// the version alone (and NULL for the rest) when it is `$1` or nothing is subscribed.
 pub(crate) fn active_subscriptions(s: &str) -> String {
-    format!("SELECT {SUB_COLUMNS} FROM {s}.webhook_subscriptions WHERE disabled_at IS NULL")
+    format!(
+        "SELECT {SUB_COLUMNS}, v.v FROM {s}.webhook_subs_version v \
+         LEFT JOIN {s}.webhook_subscriptions ON v.v <> $1 AND disabled_at IS NULL"
+    )
+}
+
+/// Every tenant's subscriptions that are not disabled.
+pub(crate) type Subs = rustc_hash::FxHashMap<TenantId, Vec<Subscription>>;
+
+/// The subscriptions a node's write batches last read, with their version: shared by the
+/// node's write connections, so that none reads them again until they change.
+#[derive(Default)]
+pub(crate) struct SubsCache(parking_lot::Mutex<Option<(i64, std::sync::Arc<Subs>)>>);
+
+impl SubsCache {
+    /// The version held (`-1` for none, which no stored version is) and its subscriptions:
+    /// what a batch sends as `$1` of [`active_subscriptions`], and keeps for its answer.
+    pub(crate) fn held(&self) -> (i64, std::sync::Arc<Subs>) {
+        self.0
+            .lock()
+            .clone()
+            .unwrap_or_else(|| (-1, std::sync::Arc::default()))
+    }
+
+    /// The subscriptions in `rows` (the answer of [`active_subscriptions`] to `held`): those
+    /// held if the version is the same, otherwise the rows' own, which are then held unless
+    /// a newer version is already.
+    pub(crate) fn answer(
+        &self,
+        held: (i64, std::sync::Arc<Subs>),
+        rows: &[Row],
+    ) -> Result<std::sync::Arc<Subs>> {
+        let Some(first) = rows.first() else {
+            return Err(Error::store(
+                StoreErrorKind::Incompatible,
+                "the row of webhook_subs_version is missing",
+            ));
+        };
+        let version: i64 = first.try_get(9).map_err(pg)?;
+        if version == held.0 {
+            return Ok(held.1);
+        }
+        let mut subs = Subs::default();
+        for r in rows {
+            if r.try_get::<_, Option<String>>(0).map_err(pg)?.is_some() {
+                let sub = subscription_from_row(r)?;
+                subs.entry(sub.tenant.clone()).or_default().push(sub);
+            }
+        }
+        let subs = std::sync::Arc::new(subs);
+        let mut slot = self.0.lock();
+        if slot.as_ref().is_none_or(|(v, _)| *v < version) {
+            *slot = Some((version, subs.clone()));
+        }
+        Ok(subs)
+    }
 }
 
 /// A row of [`SUB_COLUMNS`].

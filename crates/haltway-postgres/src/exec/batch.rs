@@ -88,8 +88,9 @@ pub(crate) struct Batch<'s> {
     pub(crate) notices: Vec<Notice>,
     pub(crate) announced: FxHashSet<String>,
     pub(crate) last_event: FxHashMap<JobId, u64>,
-    /// Every tenant's webhook subscriptions that are not disabled, read when the batch began.
-    pub(crate) subs: FxHashMap<TenantId, Vec<haltway_core::Subscription>>,
+    /// Every tenant's webhook subscriptions that are not disabled, as of when the batch began
+    /// (read then, or held by the node at the version read then).
+    pub(crate) subs: Arc<crate::webhooks::Subs>,
     /// Outbox rows to write at the next flush.
     pub(crate) deliveries: Vec<haltway_core::Delivery>,
     /// The budgets of the tenants the batch's submits and appends name that have one, locked
@@ -109,6 +110,8 @@ pub(crate) struct Batch<'s> {
     /// The batch's clock (its latest command's).
     pub(crate) now: Timestamp,
     pub(crate) floors: &'s floors::Floors,
+    /// The subscriptions the node holds (see `webhooks::SubsCache`).
+    pub(crate) subs_cache: &'s crate::webhooks::SubsCache,
     pub(crate) expiry: &'s floors::Expiry,
     pub(crate) ready: FxHashMap<String, floors::Ready>,
     pub(crate) advances: Vec<floors::Advance>,
@@ -148,7 +151,7 @@ pub(crate) async fn run_batch(
         notices: Vec::new(),
         announced: FxHashSet::default(),
         last_event: FxHashMap::default(),
-        subs: FxHashMap::default(),
+        subs: Arc::default(),
         deliveries: Vec::new(),
         purses: FxHashMap::default(),
         budget_known: FxHashSet::default(),
@@ -157,6 +160,7 @@ pub(crate) async fn run_batch(
         finished_counts: FxHashMap::default(),
         now: cmds.iter().map(|c| c.now).max().unwrap_or(Timestamp(0)),
         floors: &exec.floors,
+        subs_cache: &exec.subs,
         expiry: &exec.expiry,
         ready: FxHashMap::default(),
         advances: Vec::new(),
@@ -338,9 +342,12 @@ impl Batch<'_> {
         // The subscriptions, the budgets and the ledger keys in the same round trip as the
         // jobs; the budgets are locked after the jobs, as everywhere.
         let subs_sql = crate::webhooks::active_subscriptions(self.s);
+        let held = self.subs_cache.held();
+        let held_version = held.0;
+        let subs_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&held_version];
         let (subs, rows, budgets, keys, claim_read) = tokio::try_join!(
             biased;
-            tx.query(&subs_sql, &[]),
+            tx.query(&subs_sql, &subs_params),
             async {
                 if ids.is_empty() {
                     return Ok(Vec::new());
@@ -378,10 +385,7 @@ impl Batch<'_> {
             let p = crate::budgets::purse_from_row(r)?;
             self.purses.insert(p.tenant.clone(), p);
         }
-        for r in &subs {
-            let sub = crate::webhooks::subscription_from_row(r)?;
-            self.subs.entry(sub.tenant.clone()).or_default().push(sub);
-        }
+        self.subs = self.subs_cache.answer(held, &subs)?;
         {
             let appended: FxHashSet<uuid::Uuid> = budget_j.into_iter().collect();
             for r in rows {

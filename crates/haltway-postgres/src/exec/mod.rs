@@ -301,6 +301,8 @@ pub(crate) struct Executor {
     pub(crate) floors: Arc<floors::Floors>,
     /// Where recovery reads ended leases from (see `floors::Expiry`).
     pub(crate) expiry: Arc<floors::Expiry>,
+    /// The webhook subscriptions this node's batches last read (see `webhooks::SubsCache`).
+    pub(crate) subs: Arc<crate::webhooks::SubsCache>,
 }
 
 /// The store's write queue, shared by its executors.

@@ -28,6 +28,7 @@ fn executors(n: usize, max_batch: usize) -> (mpsc::UnboundedSender<Cmd>, Vec<Exe
             io_timeout: std::time::Duration::from_secs(30),
             backend: parking_lot::Mutex::new(None),
             floors: Arc::default(),
+            subs: Arc::default(),
             expiry: Arc::default(),
         })
         .collect();

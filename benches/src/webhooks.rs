@@ -1,12 +1,16 @@
 //! Webhooks on the SQLite store: what an outbox row per change costs the no-op scenario, and
-//! how fast the delivery workers empty the outbox into a receiver on loopback, each beside a
-//! baseline measured in the same run.
+//! how fast the delivery workers empty the outbox into a receiver on loopback; on PostgreSQL,
+//! what other tenants' subscriptions cost the no-op scenario. Each beside a baseline measured
+//! in the same run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use haltway_core::{Engine, Hook, Store, SubmitOptions, TenantId};
+use haltway_core::{
+    Engine, Hook, SealedSecret, Store, SubmitOptions, Subscription, TenantId, Timestamp,
+};
+use haltway_postgres::{PgOptions, PgStore};
 use haltway_sqlite::SqliteStore;
 use haltway_webhooks::{DeliveryConfig, Dispatcher, SealKey, TargetPolicy};
 use tokio::runtime::Runtime;
@@ -19,6 +23,7 @@ use crate::report::{self, Row};
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
     ("sqlite-webhook-cost", outbox_cost),
     ("sqlite-webhook-delivery", delivery_rate),
+    ("pg-webhook-subs", subscriptions_cost),
 ];
 
 const STORE: &str = "sqlite";
@@ -116,6 +121,63 @@ fn outbox_cost(rt: &Runtime, s: Sizes) -> Vec<Row> {
     row.baseline = format!("no webhook {}", report::rate(b, "jobs"));
     row.ratio = format!("{:.0}%", 100.0 * w / b);
     vec![row]
+}
+
+/// Subscriptions of other tenants than the one submitting, so that no job has an outbox row:
+/// what holding them costs the no-op scenario on PostgreSQL, beside the same run with none.
+fn subscriptions_cost(rt: &Runtime, s: Sizes) -> Vec<Row> {
+    let Some(url) = crate::postgres::url() else {
+        return crate::postgres::skipped("no-op jobs with other tenants' subscriptions");
+    };
+    let n = s.pg_jobs;
+    let subs = n.min(2_000);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..s.runs {
+        for (count, rates) in [(0, &mut without), (subs, &mut with)] {
+            let sch = crate::postgres::schema();
+            rates.push(rt.block_on(async {
+                let store = PgStore::connect(&url, PgOptions::default().schema(&sch))
+                    .await
+                    .expect("connect");
+                for i in 0..count {
+                    store
+                        .put_subscription(&subscription(i))
+                        .await
+                        .expect("subscribe");
+                }
+                noop_jobs(Engine::builder(store).register(Noop).build(), n, None).await
+            }));
+            rt.block_on(crate::postgres::drop_schema(&url, &sch));
+        }
+    }
+    let w = report::median(&mut with);
+    let b = report::median(&mut without);
+    let mut row = Row::new(
+        format!("no-op jobs, {subs} subscriptions of other tenants ({n} jobs)"),
+        "postgres",
+    );
+    row.median = report::rate(w, "jobs");
+    row.baseline = format!("no subscriptions {}", report::rate(b, "jobs"));
+    row.ratio = format!("{:.0}%", 100.0 * w / b);
+    vec![row]
+}
+
+/// Subscription `i`, of tenant `other-i`, to every event.
+fn subscription(i: usize) -> Subscription {
+    Subscription {
+        id: format!("wh_{i}"),
+        tenant: TenantId::from(format!("other-{i}").as_str()),
+        hook: Hook::new(format!("https://receiver.example/{i}")),
+        secrets: vec![SealedSecret {
+            sealed: format!("sealed-{i}"),
+            expires_at: None,
+        }],
+        created_at: Timestamp(0),
+        failing_since: None,
+        disabled_at: None,
+        disabled_reason: None,
+        metadata: None,
+    }
 }
 
 /// An outbox of `4 × jobs` events, emptied by one dispatcher (the default 4 requests at a time

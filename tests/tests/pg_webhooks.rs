@@ -274,4 +274,14 @@ async fn a_subscription_changed_on_one_node_applies_to_the_others_next_write() {
         sent_to(third).await.is_empty(),
         "node a's next write no longer sees the deleted subscription"
     );
+    assert!(
+        !b.delete_subscription(&tenant, &sub.id)
+            .await
+            .expect("again")
+    );
+    assert_eq!(version().await, v0 + 3, "a delete that deletes nothing");
+    raw.batch_execute(&format!("TRUNCATE \"{schema}\".webhook_subscriptions"))
+        .await
+        .expect("truncate");
+    assert_eq!(version().await, v0 + 4, "a truncate moves the version");
 }

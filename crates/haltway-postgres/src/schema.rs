@@ -236,44 +236,32 @@ const MIGRATIONS: &[&str] = &[
         v   bigint NOT NULL
     );
     INSERT INTO {s}.webhook_subs_version (v) VALUES (0);
-    CREATE FUNCTION {s}.webhook_subs_inserted() RETURNS trigger LANGUAGE plpgsql AS $f$
+    CREATE FUNCTION {s}.webhook_subs_changed() RETURNS trigger LANGUAGE plpgsql AS $f$
     BEGIN
-        IF EXISTS (SELECT 1 FROM new_rows) THEN
-            UPDATE {s}.webhook_subs_version SET v = v + 1;
+        IF TG_OP = 'UPDATE' THEN
+            IF NOT EXISTS (SELECT 1 FROM old_rows o FULL JOIN new_rows n USING (id)
+                           WHERE o IS DISTINCT FROM n) THEN
+                RETURN NULL;
+            END IF;
+        ELSIF TG_OP <> 'TRUNCATE' THEN
+            IF NOT EXISTS (SELECT 1 FROM changed_rows) THEN
+                RETURN NULL;
+            END IF;
         END IF;
-        RETURN NULL;
-    END $f$;
-    CREATE FUNCTION {s}.webhook_subs_updated() RETURNS trigger LANGUAGE plpgsql AS $f$
-    BEGIN
-        IF EXISTS (SELECT 1 FROM old_rows o FULL JOIN new_rows n USING (id)
-                   WHERE o IS DISTINCT FROM n) THEN
-            UPDATE {s}.webhook_subs_version SET v = v + 1;
-        END IF;
-        RETURN NULL;
-    END $f$;
-    CREATE FUNCTION {s}.webhook_subs_deleted() RETURNS trigger LANGUAGE plpgsql AS $f$
-    BEGIN
-        IF EXISTS (SELECT 1 FROM old_rows) THEN
-            UPDATE {s}.webhook_subs_version SET v = v + 1;
-        END IF;
-        RETURN NULL;
-    END $f$;
-    CREATE FUNCTION {s}.webhook_subs_truncated() RETURNS trigger LANGUAGE plpgsql AS $f$
-    BEGIN
         UPDATE {s}.webhook_subs_version SET v = v + 1;
         RETURN NULL;
     END $f$;
     CREATE TRIGGER webhook_subs_inserted AFTER INSERT ON {s}.webhook_subscriptions
-        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-        EXECUTE FUNCTION {s}.webhook_subs_inserted();
+        REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT
+        EXECUTE FUNCTION {s}.webhook_subs_changed();
     CREATE TRIGGER webhook_subs_updated AFTER UPDATE ON {s}.webhook_subscriptions
         REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-        EXECUTE FUNCTION {s}.webhook_subs_updated();
+        EXECUTE FUNCTION {s}.webhook_subs_changed();
     CREATE TRIGGER webhook_subs_deleted AFTER DELETE ON {s}.webhook_subscriptions
-        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-        EXECUTE FUNCTION {s}.webhook_subs_deleted();
+        REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT
+        EXECUTE FUNCTION {s}.webhook_subs_changed();
     CREATE TRIGGER webhook_subs_truncated AFTER TRUNCATE ON {s}.webhook_subscriptions
-        FOR EACH STATEMENT EXECUTE FUNCTION {s}.webhook_subs_truncated();
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.webhook_subs_changed();
     ",
 ];
 

@@ -669,24 +669,8 @@ mod tests {
     fn submit_msg(n: u8) -> Msg {
         let (answer, _) = oneshot::channel();
         let new = haltway_core::NewJob {
-            id: JobId::new(),
-            tenant: "t".into(),
-            kind: "k".into(),
             input: format!("{n}").into(),
-            group: None,
-            metadata: None,
-            limit: None,
-            cancel_mode: haltway_core::CancelMode::Checkpoint,
-            on_cancel: haltway_core::OnCancel::Keep,
-            max_attempts: 3,
-            fixed_cost: 0,
-            run_at: haltway_core::Timestamp(0),
-            deadline: None,
-            idempotency_key: None,
-            webhook: None,
-            priority: haltway_core::DEFAULT_PRIORITY,
-            max_active: None,
-            trace: None,
+            ..haltway_testkit::suite::new_job("t", "k")
         };
         Msg::Submit(Box::new(Submit {
             new,

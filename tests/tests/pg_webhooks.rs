@@ -183,11 +183,8 @@ async fn a_subscription_changed_on_one_node_applies_to_the_others_next_write() {
     let Some(url) = pg_support::pg_url() else {
         return;
     };
-    let (a, _guard) = pg_support::store(&url).await;
-    let schema = a.schema().to_owned();
-    let b = PgStore::connect(&url, PgOptions::default().schema(&schema))
-        .await
-        .expect("node b");
+    let ([a, b], guard) = pg_support::two_nodes(&url).await;
+    let schema = &guard.schema;
     let (raw, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connect");

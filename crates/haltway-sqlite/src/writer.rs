@@ -71,13 +71,7 @@ impl Work {
                     None => answers.iter().map(|_| Err(closed())).collect(),
                 };
                 for (answer, out) in answers.into_iter().zip(outs) {
-                    replies.push(Box::new(move |failed: Option<&Error>| {
-                        let out = match failed {
-                            Some(e) => Err(e.clone()),
-                            None => out,
-                        };
-                        let _ = answer.send(out);
-                    }));
+                    replies.push(reply(answer, out));
                 }
             }
         }
@@ -415,16 +409,22 @@ pub(crate) async fn run<T: Send + 'static>(
             }
             None => Err(closed()),
         };
-        Box::new(move |failed: Option<&Error>| {
-            let out = match failed {
-                Some(e) => Err(e.clone()),
-                None => out,
-            };
-            let _ = answer.send(out);
-        })
+        reply(answer, out)
     });
     tx.send(Msg::Run(cmd)).map_err(|_| closed())?;
     wait.await.map_err(|_| closed())?
+}
+
+/// The reply that sends `out` to `answer` once the transaction is over, or the transaction's
+/// error if it failed.
+fn reply<T: Send + 'static>(answer: oneshot::Sender<Result<T>>, out: Result<T>) -> Reply {
+    Box::new(move |failed: Option<&Error>| {
+        let out = match failed {
+            Some(e) => Err(e.clone()),
+            None => out,
+        };
+        let _ = answer.send(out);
+    })
 }
 
 fn closed() -> Error {

@@ -16,14 +16,16 @@ use haltway_core::{
 use tokio::sync::broadcast;
 
 /// A memory store that says it can commit `parallel` claims at once, holds each claim a
-/// moment so that claims overlap, and records how many were ever in flight together; it holds
-/// each finish for `finish_delay` and records the most finishes in flight together.
+/// moment so that claims overlap, and records how many were ever in flight together (and how
+/// many jobs each claim that started beside another asked for); it holds each finish for
+/// `finish_delay` and records the most finishes in flight together.
 #[derive(Debug, Default)]
 struct Overlapping {
     inner: MemoryStore,
     parallel: usize,
     now: AtomicUsize,
     most: AtomicUsize,
+    beside: std::sync::Mutex<Vec<usize>>,
     finish_delay: Duration,
     finishing: AtomicUsize,
     most_finishing: AtomicUsize,
@@ -46,6 +48,10 @@ impl Store for Overlapping {
     async fn claim(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(n, Ordering::SeqCst);
+        if n > 1 {
+            let asked = request.kinds.iter().map(|(_, k)| k).sum();
+            self.beside.lock().expect("not poisoned").push(asked);
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let out = self.inner.claim(request, now).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
@@ -139,6 +145,20 @@ impl JobKind for Quick {
     }
 }
 
+/// Sleeps for the milliseconds it is given.
+struct Sleepy;
+
+impl JobKind for Sleepy {
+    const NAME: &'static str = "sleepy";
+    type Input = u64;
+    type Item = ();
+
+    async fn run(&self, _ctx: JobContext<Self>, ms: u64) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(())
+    }
+}
+
 /// Runs 40 queued jobs with one-job claims (every claim comes back full, so the engine sends
 /// all the claims it may) and returns the most claims that were in flight together.
 async fn most_claims(
@@ -212,4 +232,35 @@ async fn a_slot_is_free_while_its_end_is_recorded_and_ends_in_flight_are_capped(
     }
     run_to_end(&engine, 6).await;
     assert_eq!(store.most_finishing.load(Ordering::SeqCst), 4);
+}
+
+/// Slots given back while a claim is in flight start the next claim at once, without waiting
+/// for the first to come back, but only when enough are free (a quarter of the concurrency):
+/// with jobs that end at different times, two claims are in flight together, and none that
+/// started beside another asked for fewer than two jobs.
+#[tokio::test]
+async fn slots_given_back_during_a_claim_start_another_beside_it() {
+    let store = Arc::new(Overlapping {
+        parallel: 2,
+        ..Overlapping::default()
+    });
+    let engine = Engine::builder_shared(store.clone())
+        .register(Sleepy)
+        .concurrency(8)
+        .build();
+    let tenant = TenantId::from("t");
+    for i in 0..200 {
+        engine
+            .submit::<Sleepy>(tenant.clone(), &(i % 5 * 4), SubmitOptions::new())
+            .await
+            .expect("submit");
+    }
+    run_to_end(&engine, 200).await;
+    assert_eq!(store.most.load(Ordering::SeqCst), 2);
+    let beside = store.beside.lock().expect("not poisoned").clone();
+    assert!(!beside.is_empty(), "no claim started beside another");
+    assert!(
+        beside.iter().all(|asked| *asked >= 2),
+        "a claim beside another asked for fewer than a quarter of the slots: {beside:?}"
+    );
 }

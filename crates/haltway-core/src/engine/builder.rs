@@ -208,6 +208,7 @@ impl EngineBuilder {
             started: AtomicBool::new(false),
             runs: runs::Runs::default(),
             wake: Notify::new(),
+            freed: Notify::new(),
             renewing: tokio::sync::Mutex::new(()),
             metrics: super::metrics::Counters::default(),
             health: health::StoreHealth::default(),

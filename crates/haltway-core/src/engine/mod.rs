@@ -66,6 +66,9 @@ pub(crate) struct EngineInner {
     started: AtomicBool,
     runs: runs::Runs,
     wake: Notify,
+    /// A handler's slot was given back: the dispatcher may send another claim beside the
+    /// ones in flight (see `dispatch::dispatch`).
+    freed: Notify,
     /// Held by a renewal of the leases held here (see `upkeep::renew_all`).
     renewing: tokio::sync::Mutex<()>,
     metrics: metrics::Counters,

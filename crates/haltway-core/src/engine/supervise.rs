@@ -172,8 +172,11 @@ fn vacate(inner: &EngineInner, run: &RunShared) {
         total_before,
         kind_before,
     } = inner.runs.vacate(run);
-    // A freed slot matters to the dispatcher only if it was out of slots.
+    // A freed slot wakes an idle dispatcher only if it was out of slots (with slots to spare
+    // and nothing in flight, the queue is empty or a poll is due anyway); a dispatcher with
+    // claims in flight may send another beside them.
     if total_before >= inner.config.concurrency || kind_before >= run.kind.options().concurrency {
         inner.wake.notify_one();
     }
+    inner.freed.notify_one();
 }

@@ -248,9 +248,10 @@ pub(super) async fn dispatch(inner: Arc<EngineInner>) {
 /// The fewest free slots worth a claim while others are in flight: a quarter of the most one
 /// claim takes. Smaller claims would each cost a commit for a few jobs; waiting for more would
 /// leave slots idle for a claim's round trip. On PostgreSQL (the peer's drain of 30,000 no-op
-/// jobs, `--haltway-only --runs 3`, alternating) a quarter gave 13.2–14.1 k jobs/s at 32
-/// workers and 23.5–25.0 k at 128; an eighth 13.2–13.4 k and 22.5–23.1 k; a half 13.7–14.1 k
-/// and 20.9–22.9 k.
+/// jobs, `--haltway-only --runs 3`, two rounds alternating with a quarter): an eighth gave
+/// 13.4 and 13.2 k jobs/s against 14.1 and 13.8 k at 32 workers, 23.1 and 22.5 k against 24.2
+/// and 24.3 k at 128; a half 13.7 and 14.1 k against 13.2 and 11.5 k at 32, but 20.9 and
+/// 22.9 k against 23.5 and 25.0 k at 128.
 fn overlap_floor(inner: &EngineInner) -> usize {
     (inner.config.concurrency.min(inner.config.claim_batch) / 4).max(1)
 }

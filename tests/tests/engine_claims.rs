@@ -175,19 +175,24 @@ async fn most_claims(
             .claim_batch(1),
     )
     .build();
-    let tenant = TenantId::from("t");
-    for _ in 0..40 {
-        engine
-            .submit::<Quick>(tenant.clone(), &(), SubmitOptions::new())
-            .await
-            .expect("submit");
-    }
-    run_to_end(&engine, 40).await;
+    run_to_end::<Quick>(&engine, vec![(); 40]).await;
     store.most.load(Ordering::SeqCst)
 }
 
-/// Starts `engine`, waits (30 s at most) until `n` jobs completed, and shuts it down.
-async fn run_to_end(engine: &Engine, n: u64) {
+/// Queues a job of kind `K` for each of `inputs` (tenant `t`), starts `engine`, waits (30 s at
+/// most) until they all completed, and shuts it down.
+async fn run_to_end<K: JobKind>(engine: &Engine, inputs: Vec<K::Input>)
+where
+    K::Input: serde::Serialize,
+{
+    let tenant = TenantId::from("t");
+    let n = inputs.len() as u64;
+    for input in &inputs {
+        engine
+            .submit::<K>(tenant.clone(), input, SubmitOptions::new())
+            .await
+            .expect("submit");
+    }
     engine.start();
     let done = async {
         while engine.metrics().completed < n {
@@ -223,14 +228,7 @@ async fn a_slot_is_free_while_its_end_is_recorded_and_ends_in_flight_are_capped(
         .register(Quick)
         .concurrency(1)
         .build();
-    let tenant = TenantId::from("t");
-    for _ in 0..6 {
-        engine
-            .submit::<Quick>(tenant.clone(), &(), SubmitOptions::new())
-            .await
-            .expect("submit");
-    }
-    run_to_end(&engine, 6).await;
+    run_to_end::<Quick>(&engine, vec![(); 6]).await;
     assert_eq!(store.most_finishing.load(Ordering::SeqCst), 4);
 }
 
@@ -248,14 +246,7 @@ async fn slots_given_back_during_a_claim_start_another_beside_it() {
         .register(Sleepy)
         .concurrency(8)
         .build();
-    let tenant = TenantId::from("t");
-    for i in 0..200 {
-        engine
-            .submit::<Sleepy>(tenant.clone(), &(i % 5 * 4), SubmitOptions::new())
-            .await
-            .expect("submit");
-    }
-    run_to_end(&engine, 200).await;
+    run_to_end::<Sleepy>(&engine, (0..200).map(|i| i % 5 * 4).collect()).await;
     assert_eq!(store.most.load(Ordering::SeqCst), 2);
     let beside = store.beside.lock().expect("not poisoned").clone();
     assert!(!beside.is_empty(), "no claim started beside another");

@@ -174,9 +174,11 @@ fn vacate(inner: &EngineInner, run: &RunShared) {
     } = inner.runs.vacate(run);
     // A freed slot wakes an idle dispatcher only if it was out of slots (with slots to spare
     // and nothing in flight, the queue is empty or a poll is due anyway); a dispatcher with
-    // claims in flight may send another beside them.
+    // claims in flight may send another beside them (only if it may have more than one).
     if total_before >= inner.config.concurrency || kind_before >= run.kind.options().concurrency {
         inner.wake.notify_one();
     }
-    inner.freed.notify_one();
+    if inner.config.claims_in_flight > 1 {
+        inner.freed.notify_one();
+    }
 }

@@ -98,7 +98,7 @@ fn main() {
             awa_side::VERSION,
             report::rate(a, "jobs")
         );
-        row.ratio = format!("{:.1}×", h / a);
+        row.ratio = format!("{:.2}×", h / a);
         rows.push(row);
     }
     report::print(&rows);

@@ -2,8 +2,8 @@
 //! waiting (a run that is mostly waiting on someone else). Measures the memory each running job
 //! costs, the rows the store writes per second while nothing else happens (SQLite: the
 //! writer's count of changed rows; PostgreSQL: the schema's rows inserted, updated and deleted
-//! in `pg_stat_user_tables`), beside the leases renewed,
-//! cancel → handler with all of them running, and the time to have them all running again
+//! in `pg_stat_user_tables`), beside the leases renewed and the CPU the harness's process and
+//! the host's `postgres` processes spent in that window, cancel → handler with all of them running, and the time to have them all running again
 //! after the process that ran them is killed with `SIGKILL` (a child process of the harness,
 //! `haltway-load --long-runs-child …`).
 
@@ -126,8 +126,7 @@ where
 /// What one store's run measured.
 struct Measured {
     bytes_per_job: f64,
-    renewed_per_sec: f64,
-    rows_per_sec: f64,
+    quiet: Quiet,
     /// The same, with a lease per job (see [`quiet_per_job`]).
     per_job_rows: f64,
     observe: Vec<Duration>,
@@ -146,9 +145,13 @@ fn rows(
     row_m.baseline = format!("raw task + token {}", report::bytes(raw_bytes));
     row_m.ratio = format!("{:.1}×", m.bytes_per_job / raw_bytes.max(1.0));
     let mut row_q = Row::new(quiet, store);
+    let q = &m.quiet;
+    let pg = q
+        .cpu_postgres
+        .map_or(String::new(), |c| format!(", postgres {c:.1}%"));
     row_q.median = format!(
-        "{:.1} /s ({:.0} leases renewed /s)",
-        m.rows_per_sec, m.renewed_per_sec
+        "{:.1} /s ({:.0} leases renewed /s; CPU of a core: here {:.1}%{pg})",
+        q.rows, q.renewed, q.cpu_here
     );
     row_q.baseline = format!(
         "target ≈ 0; leases per job (worker not registered) {:.0} /s",
@@ -284,7 +287,7 @@ async fn measure(store: Arc<dyn Store>, s: Sizes, writes: Writes) -> Measured {
     let ids = queue(&engine, Waiter::NAME, n).await;
     all_running(&engine, n, Instant::now()).await;
     let bytes_per_job = crate::live_bytes(&region) / n as f64;
-    let (rows_per_sec, renewed_per_sec) = quiet(&engine, s, &writes).await;
+    let quiet = quiet(&engine, s, &writes).await;
     let mut observe = Vec::with_capacity(s.cancel_samples);
     for id in ids.iter().take(s.cancel_samples) {
         let start = Instant::now();
@@ -299,15 +302,62 @@ async fn measure(store: Arc<dyn Store>, s: Sizes, writes: Writes) -> Measured {
     engine.shutdown().await;
     Measured {
         bytes_per_job,
-        renewed_per_sec,
-        rows_per_sec,
+        quiet,
         per_job_rows: 0.0,
         observe,
     }
 }
 
-/// Rows written and leases renewed per second while `engine`'s jobs only wait.
-async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> (f64, f64) {
+/// What a window in which `engine`'s jobs only wait cost.
+struct Quiet {
+    /// Rows the store wrote per second.
+    rows: f64,
+    /// Leases renewed per second.
+    renewed: f64,
+    /// CPU this process spent, in percent of one core.
+    cpu_here: f64,
+    /// CPU the `postgres` processes of this host spent, in percent of one core (`None` on
+    /// SQLite, or when none runs here).
+    cpu_postgres: Option<f64>,
+}
+
+/// CPU time (user and system, every thread) of process `pid` so far, in the 1/100 s ticks that
+/// `/proc` counts in (`USER_HZ`, 100 on Linux); `None` if it cannot be read.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (in parentheses, which may hold spaces): `utime` and
+    // `stime` are the 14th and 15th of the line, the 12th and 13th after the name.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// CPU ticks of every process of this host named `postgres` (the server and its backends), if
+/// any runs here.
+fn postgres_ticks() -> Option<u64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "postgres"
+            && let Some(t) = cpu_ticks(pid)
+        {
+            *total.get_or_insert(0) += t;
+        }
+    }
+    total
+}
+
+/// Rows written, leases renewed and CPU spent per second while `engine`'s jobs only wait.
+async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> Quiet {
     // The first renewal of each attempt writes its job once (its lease becomes its worker's):
     // that round ends (every job's renewal counted; a store may renew in parts, one after
     // another), and the counts of the writes so far settle, before the window; then both
@@ -328,13 +378,30 @@ async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> (f64, f64) {
     }
     let rows_before = writes.count().await;
     let before = engine.metrics().renewed;
+    let on_postgres = matches!(writes, Writes::Postgres(..));
+    let cpu_before = (
+        cpu_ticks("self"),
+        on_postgres.then(postgres_ticks).flatten(),
+    );
     let started = Instant::now();
     let window = Duration::from_secs(s.quiet_secs);
     tokio::time::sleep(window).await;
+    let took = started.elapsed().as_secs_f64();
+    // Ticks of 1/100 s over the window, as a percentage of one core.
+    let share = |before: Option<u64>, after: Option<u64>| {
+        Some(after?.saturating_sub(before?) as f64 / took)
+    };
+    let cpu_here = share(cpu_before.0, cpu_ticks("self")).unwrap_or(f64::NAN);
+    let cpu_postgres = share(cpu_before.1, on_postgres.then(postgres_ticks).flatten());
     let renewed = (engine.metrics().renewed - before) as f64 / window.as_secs_f64();
     tokio::time::sleep(lag).await;
     let rows = (writes.count().await - rows_before) as f64 / started.elapsed().as_secs_f64();
-    (rows, renewed)
+    Quiet {
+        rows,
+        renewed,
+        cpu_here,
+        cpu_postgres,
+    }
 }
 
 /// The baseline of the quiet row: the same jobs on `store` behind a pass-through wrapper that
@@ -346,7 +413,7 @@ async fn quiet_per_job(store: Arc<dyn Store>, s: Sizes, writes: Writes) -> f64 {
     let (engine, _rx) = waiting_engine(Arc::new(haltway_testkit::Outage::new(store)), n);
     queue(&engine, Waiter::NAME, n).await;
     all_running(&engine, n, Instant::now()).await;
-    let (rows, _) = quiet(&engine, s, &writes).await;
+    let rows = quiet(&engine, s, &writes).await.rows;
     engine.shutdown().await;
     rows
 }

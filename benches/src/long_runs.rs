@@ -3,9 +3,9 @@
 //! costs, the rows the store writes per second while nothing else happens (SQLite: the
 //! writer's count of changed rows; PostgreSQL: the schema's rows inserted, updated and deleted
 //! in `pg_stat_user_tables`), beside the leases renewed and the CPU the harness's process and
-//! the host's `postgres` processes spent in that window, cancel → handler with all of them running, and the time to have them all running again
-//! after the process that ran them is killed with `SIGKILL` (a child process of the harness,
-//! `haltway-load --long-runs-child …`).
+//! the host's `postgres` processes spent in that window; cancel → handler with all of them
+//! running; and the time to have them all running again after the process that ran them is
+//! killed with `SIGKILL` (a child process of the harness, `haltway-load --long-runs-child …`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -246,6 +246,15 @@ enum Writes {
 }
 
 impl Writes {
+    /// CPU ticks so far of the server's processes on this host (see [`postgres_ticks`]);
+    /// `None` for SQLite, whose work is done in this process.
+    fn server_ticks(&self) -> Option<u64> {
+        match self {
+            Writes::Sqlite(_) => None,
+            Writes::Postgres(..) => postgres_ticks(),
+        }
+    }
+
     /// How long after a write its count can show: PostgreSQL's backends send their table
     /// statistics at most once a second when busy and within 10 s when idle.
     fn lag(&self) -> Duration {
@@ -378,11 +387,7 @@ async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> Quiet {
     }
     let rows_before = writes.count().await;
     let before = engine.metrics().renewed;
-    let on_postgres = matches!(writes, Writes::Postgres(..));
-    let cpu_before = (
-        cpu_ticks("self"),
-        on_postgres.then(postgres_ticks).flatten(),
-    );
+    let cpu_before = (cpu_ticks("self"), writes.server_ticks());
     let started = Instant::now();
     let window = Duration::from_secs(s.quiet_secs);
     tokio::time::sleep(window).await;
@@ -392,7 +397,7 @@ async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> Quiet {
         Some(after?.saturating_sub(before?) as f64 / took)
     };
     let cpu_here = share(cpu_before.0, cpu_ticks("self")).unwrap_or(f64::NAN);
-    let cpu_postgres = share(cpu_before.1, on_postgres.then(postgres_ticks).flatten());
+    let cpu_postgres = share(cpu_before.1, writes.server_ticks());
     let renewed = (engine.metrics().renewed - before) as f64 / window.as_secs_f64();
     tokio::time::sleep(lag).await;
     let rows = (writes.count().await - rows_before) as f64 / started.elapsed().as_secs_f64();

@@ -12,6 +12,7 @@ mod kinds;
 mod long_runs;
 mod memory;
 mod postgres;
+mod pressure;
 mod report;
 mod scale;
 mod scrape;

@@ -10,6 +10,14 @@
 //!
 //! `--haltway-only` skips the peer, to compare two builds of haltway.
 //!
+//! `--horizon SECS` runs, instead of the drains, the pinned-horizon phases of `pg-horizon`
+//! (see `benches/src/pressure.rs`: no pressure, a held transaction, four readers in short
+//! transactions, four long `REPEATABLE READ` readers, `SECS` seconds each at 1,000 jobs/s)
+//! through haltway and then through awa, the readers of both running the same query, which
+//! reads no table of either (`pressure::NEUTRAL_READ`). awa runs with its defaults and a 50 ms
+//! poll; each tick's ten jobs are inserted with one `insert_many` (one `insert_with` per job
+//! took 19 ms on average here, and awa fell behind the offered rate).
+//!
 //! Each side gets the same number of no-op jobs queued first (not timed), then its workers
 //! start and the clock runs until the last completion is committed. haltway counts a job when
 //! its store returns the finished row; awa's jobs are counted by its handler, then the clock
@@ -27,6 +35,8 @@
     reason = "the harness's kinds; this binary runs only the no-op one"
 )]
 mod kinds;
+#[path = "../../src/pressure.rs"]
+mod pressure;
 #[path = "../../src/report.rs"]
 #[allow(
     dead_code,
@@ -43,6 +53,7 @@ const WORKERS: [usize; 2] = [32, 128];
 
 fn main() {
     let (mut runs, mut jobs, mut workers, mut peer) = (5usize, 30_000usize, WORKERS.to_vec(), true);
+    let mut horizon = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut number = || {
@@ -62,6 +73,7 @@ fn main() {
                     .unwrap_or_else(|| usage("--workers takes positive numbers: 32,128"));
             }
             "--haltway-only" => peer = false,
+            "--horizon" => horizon = Some(number() as u64),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument `{other}`")),
         }
@@ -72,6 +84,9 @@ fn main() {
     else {
         usage("set HALTWAY_BENCH_PG_URL to a PostgreSQL database")
     };
+    if let Some(secs) = horizon {
+        return horizon_rows(&url, secs, peer);
+    }
     let mut rows = Vec::new();
     for workers in workers {
         eprintln!("running {workers} workers …");
@@ -104,16 +119,33 @@ fn main() {
     report::print(&rows);
 }
 
+/// The pinned-horizon phases of `secs` seconds each through haltway, then (with `peer`)
+/// through awa; prints both sides' rows.
+fn horizon_rows(url: &str, secs: u64, peer: bool) {
+    let each = std::time::Duration::from_secs(secs);
+    eprintln!("running the horizon phases through haltway …");
+    let read = Some(pressure::NEUTRAL_READ);
+    let ours = alone(pressure::haltway_phases(url, each, read));
+    let mut rows = pressure::rows("haltway: ", &ours, secs);
+    if peer {
+        eprintln!("running the horizon phases through awa …");
+        let theirs = alone(awa_side::horizon(url, each));
+        let who = format!("awa {} (queue storage, defaults): ", awa_side::VERSION);
+        rows.extend(pressure::rows(&who, &theirs, secs));
+    }
+    report::print(&rows);
+}
+
 /// Runs `run` on a runtime of its own, dropped after it: whatever either side leaves running
 /// (maintenance loops, connections closing) ends there and does not slow the next run.
-fn alone(run: impl Future<Output = f64>) -> f64 {
+fn alone<T>(run: impl Future<Output = T>) -> T {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let rate = rt.block_on(run);
+    let out = rt.block_on(run);
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
-    rate
+    out
 }
 
 fn usage(problem: &str) -> ! {
@@ -121,8 +153,8 @@ fn usage(problem: &str) -> ! {
         eprintln!("haltway-peer: {problem}");
     }
     eprintln!(
-        "usage: haltway-peer [--runs N] [--jobs N] [--workers N,N] [--haltway-only]  \
-         (with HALTWAY_BENCH_PG_URL set)"
+        "usage: haltway-peer [--runs N] [--jobs N] [--workers N,N] [--haltway-only] \
+         [--horizon SECS]  (with HALTWAY_BENCH_PG_URL set)"
     );
     std::process::exit(2)
 }
@@ -159,6 +191,7 @@ mod awa_side {
     use std::time::{Duration, Instant};
 
     use awa::{Client, InsertOpts, JobArgs, JobContext, JobError, JobResult, QueueConfig, Worker};
+    use parking_lot::Mutex;
     use serde::{Deserialize, Serialize};
 
     /// The awa release the harness pins (see `benches/Cargo.toml`).
@@ -182,6 +215,84 @@ mod awa_side {
             self.0.fetch_add(1, Ordering::Relaxed);
             Ok(JobResult::Completed)
         }
+    }
+
+    /// A job that carries the time just before its insert (see `pressure::micros_now`).
+    #[derive(Debug, Serialize, Deserialize, JobArgs)]
+    struct StampedJob {
+        at: u64,
+    }
+
+    /// Records how long after its insert each job started.
+    struct Stamped(Arc<Mutex<Vec<Duration>>>);
+
+    #[async_trait::async_trait]
+    impl Worker for Stamped {
+        fn kind(&self) -> &'static str {
+            "stamped_job"
+        }
+
+        async fn perform(&self, ctx: &JobContext) -> Result<JobResult, JobError> {
+            let at = ctx.job.args["at"].as_u64().expect("a stamped job's time");
+            self.0.lock().push(crate::pressure::since(at));
+            Ok(JobResult::Completed)
+        }
+    }
+
+    /// awa's side of the horizon phases: a fresh `awa` schema, a client with its defaults and
+    /// a 50 ms poll, each tick's jobs in one `insert_many` from a pool of 20 connections.
+    pub(super) async fn horizon(url: &str, each: Duration) -> Vec<crate::pressure::Phase> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(20)
+            .connect(url)
+            .await
+            .expect("connect");
+        sqlx::query("DROP SCHEMA IF EXISTS awa CASCADE")
+            .execute(&pool)
+            .await
+            .expect("drop awa's schema");
+        awa::migrations::run(&pool).await.expect("awa migrations");
+        let queue = "bench".to_owned();
+        let waits = Arc::new(Mutex::new(Vec::new()));
+        let client = Client::builder(pool.clone())
+            .queue(
+                &queue,
+                QueueConfig {
+                    poll_interval: Duration::from_millis(50),
+                    ..QueueConfig::default()
+                },
+            )
+            .register_worker(Stamped(waits.clone()))
+            .build()
+            .expect("client");
+        client.start().await.expect("start");
+        let phases =
+            crate::pressure::run_phases(url, crate::pressure::NEUTRAL_READ, each, &waits, |n| {
+                let (pool, queue) = (pool.clone(), queue.clone());
+                async move {
+                    let params: Vec<_> = (0..n)
+                        .map(|_| {
+                            let job = StampedJob {
+                                at: crate::pressure::micros_now(),
+                            };
+                            let opts = InsertOpts {
+                                queue: queue.clone(),
+                                ..Default::default()
+                            };
+                            awa::model::insert::params_with(&job, opts).expect("params")
+                        })
+                        .collect();
+                    awa::insert_many(&pool, &params).await.expect("insert");
+                }
+            })
+            .await;
+        client.shutdown(Duration::from_secs(5)).await;
+        sqlx::query("DROP SCHEMA IF EXISTS awa CASCADE")
+            .execute(&pool)
+            .await
+            .expect("drop awa's schema");
+        pool.close().await;
+        phases
     }
 
     /// awa's side: a fresh `awa` schema, `n` jobs inserted, then a client with `workers`.

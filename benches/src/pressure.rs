@@ -1,0 +1,359 @@
+//! A pinned MVCC horizon and its control, as phases of pickup latency, for any queue on
+//! PostgreSQL: a steady stream of no-op jobs at a fixed offered rate, first with nothing else on
+//! the database, then with one transaction held open for the whole phase, then with four
+//! readers running the same reads each in a short transaction of its own (their load on the
+//! machine without a pinned horizon), then with four long `REPEATABLE READ` readers. While the
+//! horizon is pinned, no dead row version left by claims and completions can be removed, so a
+//! queue whose claims walk past them slows down.
+//!
+//! `haltway-load --only pg-horizon` runs the phases through haltway, its readers counting the
+//! engine's own jobs as a report on a live database would (so their reads grow with the dead
+//! versions they walk). `haltway-peer --horizon` runs them through haltway and a published peer
+//! on the same database in the same run, the readers of both running one query that reads no
+//! table of either (see `NEUTRAL_READ`): the same load on the machine for both, and a snapshot
+//! held just as long. This file has no dependency on either binary beyond `report`, so that
+//! both include it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use haltway_core::{Engine, JobContext, JobError, JobKind, SubmitOptions, TenantId};
+use haltway_postgres::{PgOptions, PgStore};
+use parking_lot::Mutex;
+use tokio_postgres::NoTls;
+
+use crate::report::{self, Row};
+
+/// The readers' query when two queues are compared: it reads no table of either, costs the
+/// same whatever the queues hold (a few milliseconds on this hardware), and in a long
+/// `REPEATABLE READ` transaction pins the horizon as any read would.
+#[allow(
+    dead_code,
+    reason = "read by haltway-peer, which includes this file; haltway-load counts jobs"
+)]
+pub(crate) const NEUTRAL_READ: &str = "SELECT count(*) FROM generate_series(1, 100000)";
+
+/// Jobs submitted per second in every phase.
+pub(crate) const OFFERED: u64 = 1_000;
+
+/// Microseconds since the epoch: what a job carries from just before its submit.
+pub(crate) fn micros_now() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970");
+    u64::try_from(since.as_micros()).expect("micros fit in u64")
+}
+
+/// How long ago `at` (from [`micros_now`]) was.
+pub(crate) fn since(at: u64) -> Duration {
+    Duration::from_micros(micros_now().saturating_sub(at))
+}
+
+/// Records how long after its submit each job started.
+struct Stamped {
+    waits: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl JobKind for Stamped {
+    const NAME: &'static str = "stamped";
+    /// Microseconds since the epoch, just before the submit.
+    type Input = u64;
+    type Item = ();
+
+    async fn run(&self, _ctx: JobContext<Self>, at: u64) -> Result<(), JobError> {
+        self.waits.lock().push(since(at));
+        Ok(())
+    }
+}
+
+/// Runs the phases of `each` through a haltway engine on a fresh schema (dropped after), the
+/// readers running `read` (`None`: counting the engine's own `jobs` table); answers what each
+/// measured.
+pub(crate) async fn haltway_phases(url: &str, each: Duration, read: Option<&str>) -> Vec<Phase> {
+    let sch = format!("bench_{}", uuid::Uuid::now_v7().as_simple());
+    let store = PgStore::connect(url, PgOptions::default().schema(&sch))
+        .await
+        .expect("connect");
+    let waits = Arc::new(Mutex::new(Vec::new()));
+    let engine = Engine::builder(store)
+        .register(Stamped {
+            waits: waits.clone(),
+        })
+        .build();
+    engine.start();
+    let tenant = TenantId::from("bench");
+    let own = format!("SELECT count(*) FROM \"{sch}\".jobs");
+    // Each job of a tick is a `submit` in a task of its own, as callers submit one job at a
+    // time; the engine writes concurrent submits in one transaction.
+    let out = run_phases(url, read.unwrap_or(&own), each, &waits, |n| {
+        let mut submits = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (e, tenant) = (engine.clone(), tenant.clone());
+            submits.spawn(async move {
+                e.submit::<Stamped>(tenant, &micros_now(), SubmitOptions::new())
+                    .await
+                    .expect("submit");
+            });
+        }
+        async move {
+            while let Some(r) = submits.join_next().await {
+                r.expect("a submit's task");
+            }
+        }
+    })
+    .await;
+    engine.shutdown().await;
+    let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let _ = c
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{sch}\" CASCADE"))
+        .await;
+    out
+}
+
+/// The pressure a phase puts on the database.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Pressure {
+    None,
+    HeldTransaction,
+    /// The readers' queries, each in its own transaction: their load, no pinned horizon.
+    ShortReaders,
+    Readers,
+}
+
+impl Pressure {
+    /// Every phase, in the order they run.
+    pub(crate) const ALL: [Pressure; 4] = [
+        Pressure::None,
+        Pressure::HeldTransaction,
+        Pressure::ShortReaders,
+        Pressure::Readers,
+    ];
+
+    /// The phases that press, in the order they run.
+    pub(crate) const PRESSED: [Pressure; 3] = [
+        Pressure::HeldTransaction,
+        Pressure::ShortReaders,
+        Pressure::Readers,
+    ];
+
+    fn describe(self, secs: u64) -> String {
+        match self {
+            Pressure::None => format!("nothing else, {secs} s"),
+            Pressure::HeldTransaction => format!("one transaction held open {secs} s"),
+            Pressure::ShortReaders => {
+                format!("four readers, the same reads in short transactions, {secs} s")
+            }
+            Pressure::Readers => format!("four REPEATABLE READ readers held {secs} s"),
+        }
+    }
+
+    /// A row's title for this phase of `secs` seconds, after `who` (a queue's name, or empty).
+    pub(crate) fn title(self, who: &str, secs: u64) -> String {
+        format!(
+            "{who}submit → handler starts at {OFFERED} jobs/s, {}",
+            self.describe(secs)
+        )
+    }
+}
+
+/// What one phase measured.
+pub(crate) struct Phase {
+    /// How long after its submit each job of the phase started.
+    pub(crate) waits: Vec<Duration>,
+    /// How many of the phase's jobs started within it.
+    pub(crate) started: usize,
+    /// The readers' reads in the phase, and the time they took in all.
+    reads: u64,
+    read_time: Duration,
+}
+
+impl Phase {
+    /// How many jobs started, and the readers' reads if there were any: the mean read and the
+    /// share of the phase the readers spent reading (four readers: up to 400%).
+    fn describe(&self, offered: u64, span: Duration) -> String {
+        let started = format!("{} of {offered} started in the phase", self.started);
+        if self.reads == 0 {
+            return started;
+        }
+        let reads = u32::try_from(self.reads).unwrap_or(u32::MAX);
+        format!(
+            "{started}; {} reads of {} on average, reading {:.0}% of the phase",
+            self.reads,
+            report::dur(self.read_time / reads),
+            100.0 * self.read_time.as_secs_f64() / span.as_secs_f64()
+        )
+    }
+}
+
+/// The reads of a phase's readers, added up as they run.
+#[derive(Default)]
+struct Reading {
+    reads: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Reading {
+    fn add(&self, took: Duration) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+/// Runs the four phases of `each` against a queue that is already running: `submit(n)` queues
+/// `n` jobs each carrying [`micros_now`], and the queue's handler pushes [`since`] of it into
+/// `waits`; the readers run `read`. Answers what each phase measured.
+pub(crate) async fn run_phases<F, Fut>(
+    url: &str,
+    read: &str,
+    each: Duration,
+    waits: &Mutex<Vec<Duration>>,
+    submit: F,
+) -> Vec<Phase>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut out = Vec::new();
+    for pressure in Pressure::ALL {
+        let reading = Arc::new(Reading::default());
+        let holders = hold(url, read, pressure, &reading).await;
+        waits.lock().clear();
+        offer(each, &submit).await;
+        let phase = std::mem::take(&mut *waits.lock());
+        drop(holders);
+        out.push(Phase {
+            started: phase.len(),
+            waits: phase,
+            reads: reading.reads.load(Ordering::Relaxed),
+            read_time: Duration::from_micros(reading.micros.load(Ordering::Relaxed)),
+        });
+        // Let the phase's last jobs finish before the next phase starts.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    out
+}
+
+/// The rows of the four phases (from [`run_phases`]) of `secs` seconds each, titled after
+/// `who`: each pressed phase against the clean one, then the long readers against their own
+/// reads in short transactions (what the horizon adds beyond the readers' load).
+pub(crate) fn rows(who: &str, phases: &[Phase], secs: u64) -> Vec<Row> {
+    let offered = OFFERED * secs;
+    let span = Duration::from_secs(secs);
+    let mut clean = phases[0].waits.clone();
+    let clean_note = format!(" ({} of {offered} started)", phases[0].started);
+    let mut rows: Vec<Row> = Pressure::PRESSED
+        .into_iter()
+        .zip(&phases[1..])
+        .map(|(p, phase)| {
+            report::latency_row(
+                format!("{} ({})", p.title(who, secs), phase.describe(offered, span)),
+                "postgres",
+                &mut phase.waits.clone(),
+                "nothing else, same run",
+                &mut clean,
+                &clean_note,
+            )
+        })
+        .collect();
+    let (short, long) = (&phases[2], &phases[3]);
+    rows.push(report::latency_row(
+        format!(
+            "{} ({})",
+            Pressure::Readers.title(who, secs),
+            long.describe(offered, span)
+        ),
+        "postgres",
+        &mut long.waits.clone(),
+        "the same reads in short transactions, same run",
+        &mut short.waits.clone(),
+        &format!(" ({})", short.describe(offered, span)),
+    ));
+    rows
+}
+
+/// Submits `OFFERED` jobs a second for `span`: every 10 ms, a task running `submit`, which
+/// queues `OFFERED / 100` jobs.
+async fn offer<F, Fut>(span: Duration, submit: &F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let tick = Duration::from_millis(10);
+    let per_tick = usize::try_from(OFFERED / 100).expect("a tick's jobs fit in usize");
+    let start = Instant::now();
+    let mut next = tokio::time::Instant::now();
+    let mut pending = tokio::task::JoinSet::new();
+    while start.elapsed() < span {
+        pending.spawn(submit(per_tick));
+        next += tick;
+        tokio::time::sleep_until(next).await;
+        while pending.try_join_next().is_some() {}
+    }
+    while pending.join_next().await.is_some() {}
+}
+
+/// Opens the connections that pin the horizon for a phase; dropping them ends the pressure.
+/// Readers run `read` and add their reads to `reading`.
+async fn hold(
+    url: &str,
+    read: &str,
+    pressure: Pressure,
+    reading: &Arc<Reading>,
+) -> Vec<AbortOnDrop> {
+    let sessions = match pressure {
+        Pressure::None => 0,
+        Pressure::HeldTransaction => 1,
+        Pressure::ShortReaders | Pressure::Readers => 4,
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..sessions {
+        let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let read = read.to_owned();
+        let reading = reading.clone();
+        tasks.push(AbortOnDrop(tokio::spawn(async move {
+            let _conn = AbortOnDrop(conn);
+            if matches!(pressure, Pressure::ShortReaders | Pressure::Readers) {
+                if pressure == Pressure::Readers {
+                    client
+                        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                        .await
+                        .expect("begin");
+                }
+                // Read the jobs again and again: in the one snapshot, as a long report would,
+                // or each read in its own transaction.
+                loop {
+                    let t = Instant::now();
+                    client.query_one(read.as_str(), &[]).await.expect("read");
+                    reading.add(t.elapsed());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            } else {
+                // A transaction that took an xid and then sits idle.
+                client
+                    .batch_execute("BEGIN; SELECT txid_current();")
+                    .await
+                    .expect("begin");
+                std::future::pending::<()>().await;
+            }
+        })));
+    }
+    // Give the sessions a moment to take their snapshots.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tasks
+}
+
+/// A task aborted when this is dropped (its session closes with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

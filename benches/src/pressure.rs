@@ -72,7 +72,7 @@ impl JobKind for Stamped {
 /// readers running `read` (`None`: counting the engine's own `jobs` table); answers what each
 /// measured.
 pub(crate) async fn haltway_phases(url: &str, each: Duration, read: Option<&str>) -> Vec<Phase> {
-    let sch = format!("bench_{}", uuid::Uuid::now_v7().as_simple());
+    let sch = fresh_schema();
     let store = PgStore::connect(url, PgOptions::default().schema(&sch))
         .await
         .expect("connect");
@@ -105,12 +105,21 @@ pub(crate) async fn haltway_phases(url: &str, each: Duration, read: Option<&str>
     })
     .await;
     engine.shutdown().await;
+    let _ = drop_schema(url, &sch).await;
+    out
+}
+
+/// A new schema name for one run of haltway (created by the store that opens it).
+pub(crate) fn fresh_schema() -> String {
+    format!("bench_{}", uuid::Uuid::now_v7().as_simple())
+}
+
+/// Drops schema `sch` with everything in it.
+pub(crate) async fn drop_schema(url: &str, sch: &str) -> Result<(), tokio_postgres::Error> {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
     tokio::spawn(conn);
-    let _ = c
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{sch}\" CASCADE"))
-        .await;
-    out
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{sch}\" CASCADE"))
+        .await
 }
 
 /// The pressure a phase puts on the database.

@@ -14,9 +14,10 @@
 //! pinned-horizon phases of `pg-horizon` (see `benches/src/pressure.rs`: no pressure, a held
 //! transaction, four readers in short transactions, four long `REPEATABLE READ` readers, `SECS`
 //! seconds each at 1,000 jobs/s) through haltway and then through awa, the readers of both
-//! running the same query, which reads no table of either (`pressure::NEUTRAL_READ`). awa runs with its defaults and a 50 ms
-//! poll; each tick's ten jobs are inserted with one `insert_many` (one `insert_with` per job
-//! took 19 ms on average here, and awa fell behind the offered rate).
+//! running the same query, which reads no table of either (`pressure::NEUTRAL_READ`). awa
+//! runs with its defaults and a 50 ms poll; each tick's ten jobs are inserted with one
+//! `insert_many` (one `insert_with` per job took 19 ms on average here, and awa fell behind
+//! the offered rate).
 //!
 //! Each side gets the same number of no-op jobs queued first (not timed), then its workers
 //! start and the clock runs until the last completion is committed. haltway counts a job when
@@ -161,7 +162,7 @@ fn usage(problem: &str) -> ! {
 
 /// haltway's side: `n` no-op jobs queued in a fresh schema, then `workers` of them at a time.
 async fn haltway_drain(url: &str, n: usize, workers: usize) -> f64 {
-    let sch = format!("bench_{}", uuid::Uuid::now_v7().as_simple());
+    let sch = pressure::fresh_schema();
     let store = PgStore::connect(url, PgOptions::default().schema(&sch))
         .await
         .expect("connect");
@@ -175,13 +176,7 @@ async fn haltway_drain(url: &str, n: usize, workers: usize) -> f64 {
     kinds::completed(&engine, n as u64).await;
     let rate = n as f64 / t.elapsed().as_secs_f64();
     engine.shutdown().await;
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{sch}\" CASCADE"))
-        .await
-        .expect("drop schema");
+    pressure::drop_schema(url, &sch).await.expect("drop schema");
     rate
 }
 

@@ -95,19 +95,22 @@ impl EngineInner {
         let mut started = None;
         let mut pause = Duration::from_millis(20);
         loop {
-            match self.health.observe(what, call().await) {
-                Err(e)
-                    if e.is_transient()
-                        && started
-                            .get_or_insert_with(tokio::time::Instant::now)
-                            .elapsed()
-                            < self.config.store_retry =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+            // The answer is dropped before the pause, and the pause's timer is boxed, so that
+            // neither takes room in this future (nor in the future of every running attempt,
+            // which awaits this one at its end) for the rare retry.
+            {
+                let out = self.health.observe(what, call().await);
+                let retry = matches!(&out, Err(e) if e.is_transient())
+                    && started
+                        .get_or_insert_with(tokio::time::Instant::now)
+                        .elapsed()
+                        < self.config.store_retry;
+                if !retry {
+                    return out;
                 }
-                other => return other,
             }
+            Box::pin(tokio::time::sleep(pause)).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 }

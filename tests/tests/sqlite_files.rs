@@ -167,3 +167,63 @@ async fn a_full_disk_fails_the_write_cleanly_and_keeps_what_was_acknowledged() {
     let store = SqliteStore::open(&path).expect("reopen without the cap");
     assert!(store.submit(new_job("t1", "k"), T0).await.is_ok());
 }
+
+/// The page size a file was made with.
+fn page_size(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .expect("raw connection")
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .expect("page size")
+}
+
+#[test]
+fn a_new_file_takes_the_page_size_asked_and_an_existing_one_keeps_its_own() {
+    let dir = tempfile::tempdir().expect("dir");
+    let default = dir.path().join("default.db");
+    drop(SqliteStore::open(&default).expect("create"));
+    assert_eq!(
+        page_size(&default),
+        i64::from(haltway_sqlite::DEFAULT_PAGE_SIZE)
+    );
+    let small = dir.path().join("small.db");
+    drop(SqliteStore::open_with(&small, SqliteOptions::default().page_size(4096)).expect("create"));
+    assert_eq!(page_size(&small), 4096);
+    // Reopened with another size: the file keeps its pages, and its data.
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let id = rt.block_on(async {
+        let store = SqliteStore::open_with(&small, SqliteOptions::default().page_size(65_536))
+            .expect("reopen");
+        store
+            .submit(new_job("t1", "k"), T0)
+            .await
+            .expect("submit")
+            .job
+            .id
+    });
+    assert_eq!(page_size(&small), 4096);
+    let store = SqliteStore::open(&small).expect("reopen");
+    rt.block_on(store.get(&TenantId::from("t1"), id))
+        .expect("still there");
+}
+
+#[test]
+fn a_page_size_sqlite_cannot_use_is_refused_before_the_file_is_made() {
+    let dir = tempfile::tempdir().expect("dir");
+    for bad in [0, 1000, 256, 131_072] {
+        let path = dir.path().join(format!("bad-{bad}.db"));
+        let e = SqliteStore::open_with(&path, SqliteOptions::default().page_size(bad))
+            .expect_err("refused");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidInput {
+                    field: "page_size",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(&bad.to_string()), "{e}");
+        assert!(!path.exists(), "no file made for {bad}");
+    }
+}

@@ -220,6 +220,13 @@ pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// is a haltway database (or empty), and migrates it.
 pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
     let describe = |e: rusqlite::Error| sql_at(e, &format!("opening {}", path.display()));
+    let page = options.page_size;
+    if !(512..=65_536).contains(&page) || !page.is_power_of_two() {
+        return Err(Error::InvalidInput {
+            field: "page_size",
+            reason: format!("must be a power of two from 512 to 65536 bytes, not {page}"),
+        });
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -228,7 +235,7 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     // Takes effect only on a new file (before its first table), and is ignored otherwise.
     // Likewise: pages freed by retention are given back to the file system in steps
     // (`PRAGMA incremental_vacuum` after each purge) rather than kept on the free list.
-    conn.execute_batch("PRAGMA page_size = 16384")
+    conn.execute_batch(&format!("PRAGMA page_size = {page}"))
         .map_err(describe)?;
     // The first read of the file: a file that is not a database fails here.
     let mode: String = conn

@@ -96,15 +96,7 @@ fn reopening_keeps_data_and_schema() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("haltway.db");
     let rt = tokio::runtime::Runtime::new().expect("rt");
-    let id = rt.block_on(async {
-        let store = SqliteStore::open(&path).expect("create");
-        store
-            .submit(new_job("t1", "k"), T0)
-            .await
-            .expect("submit")
-            .job
-            .id
-    });
+    let id = submit_one(&rt, &SqliteStore::open(&path).expect("create"));
     let store = SqliteStore::open(&path).expect("reopen");
     let job = rt
         .block_on(store.get(&TenantId::from("t1"), id))
@@ -168,6 +160,14 @@ async fn a_full_disk_fails_the_write_cleanly_and_keeps_what_was_acknowledged() {
     assert!(store.submit(new_job("t1", "k"), T0).await.is_ok());
 }
 
+/// Submits one job of tenant `t1` to `store`; answers its id.
+fn submit_one(rt: &tokio::runtime::Runtime, store: &SqliteStore) -> haltway_core::JobId {
+    rt.block_on(store.submit(new_job("t1", "k"), T0))
+        .expect("submit")
+        .job
+        .id
+}
+
 /// The page size a file was made with.
 fn page_size(path: &std::path::Path) -> i64 {
     rusqlite::Connection::open(path)
@@ -190,16 +190,8 @@ fn a_new_file_takes_the_page_size_asked_and_an_existing_one_keeps_its_own() {
     assert_eq!(page_size(&small), 4096);
     // Reopened with another size: the file keeps its pages, and its data.
     let rt = tokio::runtime::Runtime::new().expect("rt");
-    let id = rt.block_on(async {
-        let store = SqliteStore::open_with(&small, SqliteOptions::default().page_size(65_536))
-            .expect("reopen");
-        store
-            .submit(new_job("t1", "k"), T0)
-            .await
-            .expect("submit")
-            .job
-            .id
-    });
+    let reopened = SqliteStore::open_with(&small, SqliteOptions::default().page_size(65_536));
+    let id = submit_one(&rt, &reopened.expect("reopen"));
     assert_eq!(page_size(&small), 4096);
     let store = SqliteStore::open(&small).expect("reopen");
     rt.block_on(store.get(&TenantId::from("t1"), id))

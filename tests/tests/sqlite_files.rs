@@ -1,6 +1,8 @@
 //! Bad files and full disks: clear errors, never a panic, never a half-written job.
 
-use haltway_core::{Error, ListQuery, Store, StoreErrorKind, TenantId};
+use haltway_core::{
+    ClaimRequest, Error, Finish, KindName, ListQuery, PurgeRequest, Store, StoreErrorKind, TenantId,
+};
 use haltway_sqlite::{SqliteOptions, SqliteStore};
 use haltway_testkit::suite::{T0, new_job};
 
@@ -218,4 +220,62 @@ fn a_page_size_sqlite_cannot_use_is_refused_before_the_file_is_made() {
         assert!(e.to_string().contains(&bad.to_string()), "{e}");
         assert!(!path.exists(), "no file made for {bad}");
     }
+}
+
+/// A file's size in pages and the free pages it holds, read as another connection sees them.
+fn pages(path: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(path).expect("raw connection");
+    let read = |pragma: &str| -> i64 {
+        conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+            .expect(pragma)
+    };
+    (read("page_count"), read("freelist_count"))
+}
+
+/// Retention gives the pages of the jobs it deletes back to the file system (a new file uses
+/// incremental auto-vacuum, and each purge vacuums what it freed) rather than leaving them on
+/// the file's free list.
+#[tokio::test]
+async fn a_purge_gives_the_freed_pages_back_to_the_file_system() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("purged.db");
+    let store = SqliteStore::open(&path).expect("create");
+    let mode: i64 = rusqlite::Connection::open(&path)
+        .expect("raw connection")
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .expect("auto_vacuum");
+    assert_eq!(mode, 2, "incremental");
+    let input: std::sync::Arc<str> = format!("\"{}\"", "x".repeat(8 * 1024)).into();
+    for _ in 0..200 {
+        let mut job = new_job("t1", "k");
+        job.input = input.clone();
+        store.submit(job, T0).await.expect("submit");
+    }
+    let req = ClaimRequest {
+        worker: "w1".into(),
+        lease_ms: 30_000,
+        kinds: vec![(KindName::from("k"), 200)],
+        max_running_per_tenant: None,
+    };
+    let claimed = store.claim(&req, T0).await.expect("claim");
+    assert_eq!(claimed.len(), 200);
+    for job in &claimed {
+        let lease = job.lease().expect("a lease");
+        store
+            .finish(lease, &Finish::Done, T0)
+            .await
+            .expect("finish");
+    }
+    let (before, _) = pages(&path);
+    let purge = PurgeRequest {
+        completed_before: Some(T0.plus_ms(1)),
+        failed_before: None,
+        cancelled_before: None,
+        limit: 1_000,
+    };
+    let purged = store.purge(&purge, T0.plus_ms(10)).await.expect("purge");
+    assert_eq!(purged.jobs, 200);
+    let (after, free) = pages(&path);
+    assert_eq!(free, 0, "no page left on the free list");
+    assert!(after * 2 < before, "{before} pages before, {after} after");
 }

@@ -170,12 +170,17 @@ impl SqliteStore {
                     .query_row("PRAGMA freelist_count", [], |r| r.get(0))
                     .map_err(sql)?;
                 if free > 0 {
-                    tx.conn
-                        .execute_batch(&format!(
+                    // The pragma frees one page per step, so it is stepped to its end (run
+                    // as a batch, it is stepped once and frees one page).
+                    let mut vacuum = tx
+                        .conn
+                        .prepare(&format!(
                             "PRAGMA incremental_vacuum({})",
                             free.min(VACUUM_PAGES)
                         ))
                         .map_err(sql)?;
+                    let mut steps = vacuum.query([]).map_err(sql)?;
+                    while steps.next().map_err(sql)?.is_some() {}
                 }
             }
             Ok(Purged {

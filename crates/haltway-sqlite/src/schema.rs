@@ -235,8 +235,10 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     // Takes effect only on a new file (before its first table), and is ignored otherwise.
     // Likewise: pages freed by retention are given back to the file system in steps
     // (`PRAGMA incremental_vacuum` after each purge) rather than kept on the free list.
-    conn.execute_batch(&format!("PRAGMA page_size = {page}"))
-        .map_err(describe)?;
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = {page}; PRAGMA auto_vacuum = INCREMENTAL"
+    ))
+    .map_err(describe)?;
     // The first read of the file: a file that is not a database fails here.
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))

@@ -170,12 +170,12 @@ fn submit_one(rt: &tokio::runtime::Runtime, store: &SqliteStore) -> haltway_core
         .id
 }
 
-/// The page size a file was made with.
-fn page_size(path: &std::path::Path) -> i64 {
+/// A file's `PRAGMA name`, read as another connection sees it.
+fn pragma(path: &std::path::Path, name: &str) -> i64 {
     rusqlite::Connection::open(path)
         .expect("raw connection")
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .expect("page size")
+        .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .expect(name)
 }
 
 #[test]
@@ -184,17 +184,17 @@ fn a_new_file_takes_the_page_size_asked_and_an_existing_one_keeps_its_own() {
     let default = dir.path().join("default.db");
     drop(SqliteStore::open(&default).expect("create"));
     assert_eq!(
-        page_size(&default),
+        pragma(&default, "page_size"),
         i64::from(haltway_sqlite::DEFAULT_PAGE_SIZE)
     );
     let small = dir.path().join("small.db");
     drop(SqliteStore::open_with(&small, SqliteOptions::default().page_size(4096)).expect("create"));
-    assert_eq!(page_size(&small), 4096);
+    assert_eq!(pragma(&small, "page_size"), 4096);
     // Reopened with another size: the file keeps its pages, and its data.
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let reopened = SqliteStore::open_with(&small, SqliteOptions::default().page_size(65_536));
     let id = submit_one(&rt, &reopened.expect("reopen"));
-    assert_eq!(page_size(&small), 4096);
+    assert_eq!(pragma(&small, "page_size"), 4096);
     let store = SqliteStore::open(&small).expect("reopen");
     rt.block_on(store.get(&TenantId::from("t1"), id))
         .expect("still there");
@@ -222,16 +222,6 @@ fn a_page_size_sqlite_cannot_use_is_refused_before_the_file_is_made() {
     }
 }
 
-/// A file's size in pages and the free pages it holds, read as another connection sees them.
-fn pages(path: &std::path::Path) -> (i64, i64) {
-    let conn = rusqlite::Connection::open(path).expect("raw connection");
-    let read = |pragma: &str| -> i64 {
-        conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
-            .expect(pragma)
-    };
-    (read("page_count"), read("freelist_count"))
-}
-
 /// Retention gives the pages of the jobs it deletes back to the file system (a new file uses
 /// incremental auto-vacuum, and each purge vacuums what it freed) rather than leaving them on
 /// the file's free list.
@@ -240,11 +230,7 @@ async fn a_purge_gives_the_freed_pages_back_to_the_file_system() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("purged.db");
     let store = SqliteStore::open(&path).expect("create");
-    let mode: i64 = rusqlite::Connection::open(&path)
-        .expect("raw connection")
-        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
-        .expect("auto_vacuum");
-    assert_eq!(mode, 2, "incremental");
+    assert_eq!(pragma(&path, "auto_vacuum"), 2, "incremental");
     let input: std::sync::Arc<str> = format!("\"{}\"", "x".repeat(8 * 1024)).into();
     for _ in 0..200 {
         let mut job = new_job("t1", "k");
@@ -266,7 +252,7 @@ async fn a_purge_gives_the_freed_pages_back_to_the_file_system() {
             .await
             .expect("finish");
     }
-    let (before, _) = pages(&path);
+    let before = pragma(&path, "page_count");
     let purge = PurgeRequest {
         completed_before: Some(T0.plus_ms(1)),
         failed_before: None,
@@ -275,7 +261,7 @@ async fn a_purge_gives_the_freed_pages_back_to_the_file_system() {
     };
     let purged = store.purge(&purge, T0.plus_ms(10)).await.expect("purge");
     assert_eq!(purged.jobs, 200);
-    let (after, free) = pages(&path);
+    let (after, free) = (pragma(&path, "page_count"), pragma(&path, "freelist_count"));
     assert_eq!(free, 0, "no page left on the free list");
     assert!(after * 2 < before, "{before} pages before, {after} after");
 }

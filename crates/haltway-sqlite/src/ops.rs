@@ -165,23 +165,15 @@ impl SqliteStore {
             }
             add_finished_counts(tx.conn, &mut gone)?;
             if !due.is_empty() {
-                let free: i64 = tx
+                // Frees at most `VACUUM_PAGES` of the free pages (none on a file without
+                // auto-vacuum), one per step, so it is stepped to its end (run as a batch,
+                // it would be stepped once and free one page).
+                let mut vacuum = tx
                     .conn
-                    .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+                    .prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))
                     .map_err(sql)?;
-                if free > 0 {
-                    // The pragma frees one page per step, so it is stepped to its end (run
-                    // as a batch, it is stepped once and frees one page).
-                    let mut vacuum = tx
-                        .conn
-                        .prepare(&format!(
-                            "PRAGMA incremental_vacuum({})",
-                            free.min(VACUUM_PAGES)
-                        ))
-                        .map_err(sql)?;
-                    let mut steps = vacuum.query([]).map_err(sql)?;
-                    while steps.next().map_err(sql)?.is_some() {}
-                }
+                let mut steps = vacuum.query([]).map_err(sql)?;
+                while steps.next().map_err(sql)?.is_some() {}
             }
             Ok(Purged {
                 jobs: due.len() as u64,

@@ -68,7 +68,10 @@ async fn attempt_spans_are_linked_to_the_creating_and_cancelling_requests() {
         .expect("cancel");
     let end = engine.wait(&tenant, job.id).await.expect("wait");
     assert_eq!(end.state, JobState::Cancelled);
-    assert_eq!(end.cancel.and_then(|c| c.trace).as_deref(), Some(CANCELLED));
+    assert_eq!(
+        end.cancel.as_ref().and_then(|c| c.trace.as_deref()),
+        Some(CANCELLED)
+    );
     let got = links.lock().clone();
     assert_eq!(
         got,

@@ -568,7 +568,7 @@ impl From<&Job> for JobView {
             last_event_id: job.last_event_id,
             webhook: job
                 .webhook
-                .as_ref()
+                .as_deref()
                 .map(crate::webhook_views::JobWebhook::of),
         }
     }

@@ -107,12 +107,12 @@ fn conv<T>(i: usize, r: FromSqlResult<T>) -> rusqlite::Result<T> {
 pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     let id: Vec<u8> = row.get(0)?;
     let cancel = match row.get::<_, Option<i64>>(8)? {
-        Some(code) => Some(CancelInfo {
+        Some(code) => Some(std::sync::Arc::new(CancelInfo {
             reason: conv(8, reason_from(code))?,
             requested_by: row.get(9)?,
             requested_at: Timestamp(row.get::<_, Option<i64>>(10)?.unwrap_or(0)),
             trace: row.get(41)?,
-        }),
+        })),
         None => None,
     };
     Ok(Job {

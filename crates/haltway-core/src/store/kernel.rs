@@ -254,7 +254,7 @@ pub fn new_job(new: NewJob, now: Timestamp) -> Job {
         started_at: None,
         finished_at: None,
         last_event_id: 1,
-        webhook: new.webhook,
+        webhook: new.webhook.map(Arc::new),
         priority: new.priority,
         trace: new.trace,
     }
@@ -311,7 +311,7 @@ pub fn outbox(
     subscriptions: &[Subscription],
     now: Timestamp,
 ) -> Vec<Delivery> {
-    let hooks = job.webhook.iter().map(|h| (None, h)).chain(
+    let hooks = job.webhook.iter().map(|h| (None, &**h)).chain(
         subscriptions
             .iter()
             .filter(|s| s.disabled_at.is_none() && s.tenant == job.tenant)
@@ -626,12 +626,12 @@ pub fn cancel(job: &mut Job, request: &CancelRequest, now: Timestamp) -> Result<
     let event = Transition::Cancel(request.reason);
     transition(job.state, job.reason, event)?;
     if job.state != JobState::Cancelling {
-        job.cancel = Some(CancelInfo {
+        job.cancel = Some(Arc::new(CancelInfo {
             reason: request.reason,
             requested_by: request.requested_by.clone(),
             requested_at: now,
             trace: request.trace.clone(),
-        });
+        }));
     }
     apply(job, event, now)
 }

@@ -244,7 +244,10 @@ async fn traceparent_headers_are_kept_with_the_job() {
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
     let job = api.engine.get(&"acme".into(), id).await.expect("get");
     assert_eq!(job.trace.as_deref(), Some(CREATED));
-    assert_eq!(job.cancel.and_then(|c| c.trace).as_deref(), Some(CANCELLED));
+    assert_eq!(
+        job.cancel.as_ref().and_then(|c| c.trace.as_deref()),
+        Some(CANCELLED)
+    );
     let plain = api
         .send(send("POST", "/v1/jobs", "garbage", Some(body)))
         .await;

@@ -134,7 +134,7 @@ struct Fields<'a> {
     metadata: Option<Option<Cow<'a, str>>>,
     state: Option<JobState>,
     reason: Option<Option<Reason>>,
-    cancel: Option<Option<haltway_core::CancelInfo>>,
+    cancel: Option<Option<Arc<haltway_core::CancelInfo>>>,
     cancel_mode: Option<CancelMode>,
     on_cancel: Option<OnCancel>,
     limit: Option<Option<u64>>,
@@ -157,7 +157,7 @@ struct Fields<'a> {
     started_at: Option<Option<i64>>,
     finished_at: Option<Option<i64>>,
     last_event_id: Option<u64>,
-    webhook: Option<Option<haltway_core::Hook>>,
+    webhook: Option<Option<Arc<haltway_core::Hook>>>,
     priority: Option<u8>,
     trace: Option<Option<Cow<'a, str>>>,
 }

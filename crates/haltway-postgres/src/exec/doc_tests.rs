@@ -28,12 +28,12 @@ fn full() -> Job {
         metadata: Some(Arc::from(r#"{"by":"ünïcode ✓","ctl":"\u0001"}"#)),
         state: JobState::Cancelling,
         reason: Some(Reason::UserCancelled),
-        cancel: Some(CancelInfo {
+        cancel: Some(Arc::new(CancelInfo {
             reason: Reason::UserCancelled,
             requested_by: Some("key \"ops\"".into()),
             requested_at: Timestamp(1_796_000_000_500),
             trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
-        }),
+        })),
         cancel_mode: CancelMode::Drain,
         on_cancel: OnCancel::Discard,
         limit: Some(u64::MAX),
@@ -63,10 +63,10 @@ fn full() -> Job {
         started_at: Some(Timestamp(1_796_000_000_100)),
         finished_at: Some(Timestamp(1_796_000_000_900)),
         last_event_id: 9,
-        webhook: Some(Hook {
+        webhook: Some(Arc::new(Hook {
             event_types: vec!["job.completed".into()],
             ..Hook::new("https://example.com/hook?a=1&b=\"2\"")
-        }),
+        })),
         priority: 4,
         trace: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
     }

@@ -35,7 +35,7 @@ pub async fn cancel_queued_is_immediate(store: Arc<dyn Store>) {
         get(&store, &c)
             .await
             .cancel
-            .and_then(|i| i.trace)
+            .and_then(|i| i.trace.clone())
             .as_deref(),
         Some(CANCEL_TRACE),
         "the cancel's trace context is kept"

@@ -202,7 +202,15 @@ impl<K: JobKind> JobContext<K> {
     /// latest kept, and the last one written before the attempt ends. `found` is ignored (the
     /// store keeps it). `time_left_ms`, when not given, is estimated from the completion rate.
     pub async fn progress(&self, progress: Progress) {
-        self.shared.progress.lock().pending = Some(Box::new(progress));
+        {
+            // A report not yet written is replaced in its box: between two writes a handler
+            // may report many times.
+            let mut slot = self.shared.progress.lock();
+            match &mut slot.pending {
+                Some(pending) => **pending = progress,
+                None => slot.pending = Some(Box::new(progress)),
+            }
+        }
         self.shared.flush_progress(false).await;
     }
 

@@ -42,8 +42,9 @@ pub struct CancelInfo {
 
 /// A job as the store holds it.
 ///
-/// Serialized, a field that is `None` is left out (and read back as `None`), which keeps the
-/// stored form of a job short.
+/// Serialized, a field that is `None` or at its default (zero counts, the default cancel mode,
+/// no progress yet, the default priority) is left out and read back as that default, which
+/// keeps the stored form of a job short: every write of a job rewrites it whole.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// The job's id.
@@ -69,19 +70,24 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel: Option<Arc<CancelInfo>>,
     /// Cancel mode of this job.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub cancel_mode: CancelMode,
     /// Keep or discard delivered entries on cancel.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub on_cancel: OnCancel,
     /// Maximum number of ledger entries; `None` for no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
     /// Number of claims so far: the fencing token of the current attempt.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub attempt: u32,
     /// Failed attempts (errors and lost leases) so far; shutdowns do not count.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub failures: u32,
     /// Failed attempts allowed before the job fails.
     pub max_attempts: u32,
     /// Number of extend cycles (0 until the first extend after `limit_met`).
+    #[serde(default, skip_serializing_if = "is_default")]
     pub cycle: u32,
     /// Earliest time the job may be claimed.
     pub run_at: Timestamp,
@@ -95,14 +101,17 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<Arc<str>>,
     /// Fixed cost, billed once per job.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub fixed_cost: u64,
     /// Usage: fixed cost plus the costs of kept entries.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub usage: u64,
     /// The part of `usage` taken from the tenant's budget (all of it when the tenant had a
     /// budget from the job's creation on; 0 when it has none).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub charged: u64,
     /// Latest progress.
+    #[serde(default, skip_serializing_if = "is_default")]
     pub progress: Progress,
     /// The last error message, if any attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,7 +142,10 @@ pub struct Job {
     pub webhook: Option<Arc<super::Hook>>,
     /// Priority, 1 to 4: claims take the lowest number first, then the job due longest ago
     /// (`run_at`), then the oldest id.
-    #[serde(default = "default_priority")]
+    #[serde(
+        default = "default_priority",
+        skip_serializing_if = "is_default_priority"
+    )]
     pub priority: u8,
     /// The W3C `traceparent` of the request that created the job, if it carried one: each
     /// attempt's span is linked to it.
@@ -149,8 +161,12 @@ fn default_priority() -> u8 {
     clippy::trivially_copy_pass_by_ref,
     reason = "serde's skip_serializing_if"
 )]
-fn is_zero(n: &u64) -> bool {
-    *n == 0
+fn is_default_priority(p: &u8) -> bool {
+    *p == DEFAULT_PRIORITY
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Job {

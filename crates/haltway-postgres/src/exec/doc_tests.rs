@@ -104,6 +104,88 @@ fn a_new_job_with_only_what_it_needs_encodes_as_serde_json_does() {
     assert_eq!(ours(&job), theirs(&job));
 }
 
+/// A job as submitted with no options: every field at its default is left out, as
+/// `serde_json` leaves it out, and reads back as that default (also when written out, as
+/// documents stored before were).
+#[test]
+fn a_job_leaves_out_its_defaults_and_reads_them_back() {
+    let full = full();
+    let job = Job {
+        id: full.id,
+        tenant: "bench".into(),
+        kind: "noop".into(),
+        input: Arc::from("null"),
+        state: JobState::Queued,
+        max_attempts: 3,
+        run_at: Timestamp(1_796_000_000_000),
+        created_at: Timestamp(1_796_000_000_000),
+        last_event_id: 1,
+        ..blank(full)
+    };
+    let text = ours(&job);
+    assert_eq!(text, theirs(&job));
+    for key in [
+        "cancel_mode",
+        "on_cancel",
+        "attempt",
+        "failures",
+        "cycle",
+        "fixed_cost",
+        "usage",
+        "charged",
+        "progress",
+        "priority",
+    ] {
+        assert!(!text.contains(&format!("\"{key}\"")), "{key} in {text}");
+    }
+    assert_eq!(fast(&text).as_ref(), Some(&job), "{text}");
+    assert_eq!(decode(&text).expect("decodes"), job);
+    let written_out = text.replacen(
+        ",\"max_attempts\":3",
+        ",\"cancel_mode\":\"checkpoint\",\"on_cancel\":\"keep\",\"attempt\":0,\
+         \"failures\":0,\"max_attempts\":3,\"cycle\":0,\"fixed_cost\":0,\"usage\":0,\
+         \"progress\":{\"found\":0,\"analyzed\":0,\"completion\":null,\
+         \"time_left_ms\":null,\"stage\":null,\"recall\":null},\"priority\":2",
+        1,
+    );
+    assert_ne!(written_out, text);
+    assert_eq!(fast(&written_out).as_ref(), Some(&job), "{written_out}");
+    let slow: Job = serde_json::from_str(&written_out).expect("serde_json reads it");
+    assert_eq!(slow, job);
+}
+
+/// `job` with every field that has a default at it, and every option `None`.
+fn blank(job: Job) -> Job {
+    Job {
+        group: None,
+        metadata: None,
+        reason: None,
+        cancel: None,
+        cancel_mode: CancelMode::default(),
+        on_cancel: OnCancel::default(),
+        limit: None,
+        attempt: 0,
+        failures: 0,
+        cycle: 0,
+        deadline: None,
+        lease_until: None,
+        worker: None,
+        fixed_cost: 0,
+        usage: 0,
+        charged: 0,
+        progress: Progress::default(),
+        last_error: None,
+        idempotency_key: None,
+        request_digest: None,
+        started_at: None,
+        finished_at: None,
+        webhook: None,
+        priority: haltway_core::DEFAULT_PRIORITY,
+        trace: None,
+        ..job
+    }
+}
+
 #[test]
 fn every_state_reason_and_policy_is_written_by_its_wire_name() {
     let mut job = full();
@@ -169,13 +251,13 @@ fn a_document_in_another_order_or_with_nulls_reads_as_serde_json_reads_it() {
 fn what_the_field_reader_does_not_take_goes_to_serde_json() {
     let text = ours(&full());
     // Each of these is left to `serde_json`: white space, an unknown key (which it
-    // ignores), a number in another form, a field twice, a field missing, a control
+    // ignores), a number in another form, a field twice, a required field missing, a control
     // character in a string.
     let spaced = text.replacen(",\"kind\":", ", \"kind\" : ", 1);
     let unknown = text.replacen("{", "{\"extra\":[1,{\"x\":\"}\"}],", 1);
     let float = text.replacen("\"attempt\":3", "\"attempt\":3.0", 1);
     let twice = text.replacen("{", "{\"attempt\":1,", 1);
-    let missing = text.replacen(",\"cycle\":1", "", 1);
+    let missing = text.replacen(",\"last_event_id\":9", "", 1);
     let control = text.replacen("\"idempotency_key\":\"k", "\"idempotency_key\":\"\tk", 1);
     assert_ne!(control, text);
     for t in [&spaced, &unknown, &float, &twice, &missing, &control] {

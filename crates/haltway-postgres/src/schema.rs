@@ -263,12 +263,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER webhook_subs_truncated AFTER TRUNCATE ON {s}.webhook_subscriptions
         FOR EACH STATEMENT EXECUTE FUNCTION {s}.webhook_subs_changed();
     ",
-    // 14: documents leave out the fields at their defaults. Nothing to change in the tables
-    // (documents written before still read), but a node of an earlier version would not read
-    // the new documents, and the version this sets makes one refuse the schema at its start.
+    // 14: documents leave out the fields at their defaults and those the row keeps in columns
+    // (id, tenant, kind, state, run_at, lease_until, worker, priority). Nothing to change in the
+    // tables (documents written before still read), but a node of an earlier version would not
+    // read the new documents, and the version this sets makes one refuse the schema at its
+    // start.
     r"
     COMMENT ON COLUMN {s}.jobs.doc IS
-        'the job as JSON; fields that are null or at their defaults are left out';
+        'the job as JSON, less the fields in columns and those null or at their defaults';
     ",
 ];
 

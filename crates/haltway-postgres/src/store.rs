@@ -308,7 +308,8 @@ impl Store for PgStore {
         let row = c
             .query_opt(
                 &format!(
-                    "SELECT doc FROM {}.jobs WHERE id = $1 AND tenant = $2",
+                    "SELECT {} FROM {}.jobs WHERE id = $1 AND tenant = $2",
+                    exec::JOB,
                     self.shared.q
                 ),
                 &[&id.0, &tenant.as_str()],
@@ -385,10 +386,11 @@ impl Store for PgStore {
         let rows = c
             .query(
                 &format!(
-                    "SELECT doc FROM {}.jobs WHERE tenant = $1 \
+                    "SELECT {} FROM {}.jobs WHERE tenant = $1 \
                      AND ($2::uuid IS NULL OR id < $2) AND ($3::int2 IS NULL OR state = $3) \
                      AND ($4::text IS NULL OR kind = $4) AND ($5::text IS NULL OR grp = $5) \
                      ORDER BY id DESC LIMIT $6",
+                    exec::JOB,
                     self.shared.q
                 ),
                 &[

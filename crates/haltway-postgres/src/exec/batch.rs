@@ -437,10 +437,11 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// The job in a row of `doc, ctid` this transaction locked; remembers where the row is.
+    /// The job in a row of [`JOB`] and `ctid` this transaction locked; remembers where the
+    /// row is.
     pub(crate) fn locked(&mut self, r: &tokio_postgres::Row) -> Result<Job> {
         let job = job_at(r, 0)?;
-        self.tids.insert(job.id, r.try_get(1).map_err(pg)?);
+        self.tids.insert(job.id, r.try_get(AFTER_JOB).map_err(pg)?);
         Ok(job)
     }
 
@@ -610,7 +611,7 @@ impl Batch<'_> {
                 let rows = tx
                     .query(
                         &format!(
-                            "SELECT doc, ctid FROM {}.jobs WHERE tenant = $1 AND grp = $2 \
+                            "SELECT {JOB}, ctid FROM {}.jobs WHERE tenant = $1 AND grp = $2 \
                              AND state IN ({QUEUED}, {RUNNING}) ORDER BY id FOR UPDATE",
                             self.s
                         ),
@@ -657,8 +658,9 @@ impl Batch<'_> {
         let rows = tx
             .query(
                 &format!(
-                    "SELECT doc, ctid FROM {}.jobs \
-                     WHERE state IN ({RUNNING}, {CANCELLING}) AND (doc::jsonb ->> 'worker') = $1 \
+                    "SELECT {JOB}, ctid FROM {}.jobs \
+                     WHERE state IN ({RUNNING}, {CANCELLING}) AND (worker = $1 \
+                     OR (worker IS NULL AND (doc::jsonb ->> 'worker') = $1)) \
                      ORDER BY id FOR UPDATE SKIP LOCKED",
                     self.s
                 ),

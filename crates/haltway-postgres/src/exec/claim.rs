@@ -47,7 +47,7 @@ enum Except {
 /// rows other nodes hold), but for `except`.
 fn ready_sql(s: &str, except: &Except) -> String {
     format!(
-        "SELECT doc, ctid FROM {s}.jobs WHERE state = {QUEUED} AND kind = $1 AND run_at <= $2 \
+        "SELECT {JOB}, ctid FROM {s}.jobs WHERE state = {QUEUED} AND kind = $1 AND run_at <= $2 \
          AND NOT (NOT started AND deadline IS NOT NULL AND deadline <= $2) {} \
          ORDER BY priority, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED",
         match except {
@@ -128,7 +128,8 @@ impl Batch<'_> {
         let (mut job, mark) = match self.take(fresh.id) {
             Some(held) => held,
             None => {
-                self.tids.insert(fresh.id, r.try_get(1).map_err(pg)?);
+                self.tids
+                    .insert(fresh.id, r.try_get(AFTER_JOB).map_err(pg)?);
                 (fresh, Mark::Clean)
             }
         };

@@ -1,55 +1,53 @@
-//! A job's document (`jobs.doc`) written and read field by field: the same text as
-//! `serde_json` makes from the job's `Serialize`, and the same job as its `Deserialize` reads,
-//! with a fraction of the instructions.
+//! A job's document (`jobs.doc`) written and read field by field: the values `serde_json`
+//! writes for the job's `Serialize`, but for the fields its row keeps in columns of their own
+//! ([`Columns`]: id, tenant, kind, state, due time, lease, worker and priority), and the same
+//! job as its `Deserialize` reads from those values and the columns, with a fraction of the
+//! instructions.
 //!
 //! Every write of a job row encodes its document (a new job's `COPY`, a claim, an end), and
 //! through `serde_json` that was a fifth of the engine's instructions in the no-op benchmark:
 //! each key and value goes through the serializer's escaping and its writer. Here the keys are
 //! constants, numbers go through `itoa` (as in `serde_json`), and a string is copied as it is
 //! unless it holds a character JSON escapes. Nested values that are rare or hold floats (a
-//! cancel, a webhook, progress figures) still go through `serde_json`. The tests check that
-//! the text is byte for byte what `serde_json` writes, for a job with every field set.
+//! cancel, a webhook, progress figures) still go through `serde_json`. The tests check the
+//! document's values against `serde_json`'s, for a job with every field set and for random
+//! ones.
 //!
-//! Like `serde_json` with the job's `Serialize`, the encoder leaves out a field that is `None`
-//! or at its default (zero counts, the default cancel mode, no progress, the default
-//! priority), so a new job's document is about half as long as with every field written; each
-//! write of a row (a claim, an end) writes its document whole, so this is that much less for
-//! the database to write and log.
+//! The document is short because every claim and end rewrites it whole, and the database
+//! writes and logs the whole row each time: like the job's `Serialize`, the encoder leaves out
+//! a field that is `None` or at its default (zero counts, the default cancel mode, no
+//! progress, the default priority), and it leaves out the fields in columns, which the row
+//! holds anyway. A no-op job's document is 78 bytes queued instead of 413 with every field
+//! written.
 //!
-//! Reading takes the fields in any order and a field left out as its default. Any text it is
-//! not sure of (white space, a number in another form, a key it does not know, a field twice or
-//! a required one missing) goes to `serde_json` whole, so a document reads as `serde_json`
-//! reads it; strings with escapes and the rare nested values are handed to `serde_json` on
-//! their own. Debug builds (the tests) read every document both ways and compare.
+//! Reading takes the fields in any order and a field left out as its default, and takes the
+//! fields in columns from the columns (documents written before held them too; the columns win,
+//! but for a worker column left empty on rows written before it was). Any text it is not sure
+//! of (white space, a number in another form, a key it does not know, a field twice or a
+//! required one missing) goes to `serde_json` whole, with the columns put in, so a document
+//! reads as `serde_json` reads it; strings with escapes and the rare nested values are handed
+//! to `serde_json` on their own. Debug builds (the tests) read every document both ways and
+//! compare.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use haltway_core::{
-    CancelMode, DEFAULT_PRIORITY, Job, JobId, JobState, OnCancel, Progress, Reason, Timestamp,
-};
+use haltway_core::{CancelMode, Job, JobId, JobState, OnCancel, Progress, Reason, Timestamp};
 
 /// Appends job `j`'s document to `out`.
 ///
 /// # Errors
 /// Only from `serde_json`, for the nested values it writes.
 pub(crate) fn encode(j: &Job, out: &mut BytesMut) -> serde_json::Result<()> {
-    out.reserve(512 + j.input.len() + j.metadata.as_deref().map_or(0, str::len));
-    out.put_slice(b"{\"id\":\"");
-    let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    out.put_slice(j.id.0.hyphenated().encode_lower(&mut id).as_bytes());
-    out.put_u8(b'"');
-    text(out, b",\"tenant\":", j.tenant.as_str());
-    text(out, b",\"kind\":", j.kind.as_str());
+    out.reserve(384 + j.input.len() + j.metadata.as_deref().map_or(0, str::len));
+    text(out, b"{\"input\":", &j.input);
     if let Some(g) = &j.group {
         text(out, b",\"group\":", g.as_str());
     }
-    text(out, b",\"input\":", &j.input);
     if let Some(m) = &j.metadata {
         text(out, b",\"metadata\":", m);
     }
-    text(out, b",\"state\":", j.state.as_str());
     if let Some(r) = j.reason {
         text(out, b",\"reason\":", r.as_str());
     }
@@ -69,15 +67,8 @@ pub(crate) fn encode(j: &Job, out: &mut BytesMut) -> serde_json::Result<()> {
     unless_zero(out, b",\"failures\":", j.failures);
     int(out, b",\"max_attempts\":", j.max_attempts);
     unless_zero(out, b",\"cycle\":", j.cycle);
-    int(out, b",\"run_at\":", j.run_at.0);
     if let Some(t) = j.deadline {
         int(out, b",\"deadline\":", t.0);
-    }
-    if let Some(t) = j.lease_until {
-        int(out, b",\"lease_until\":", t.0);
-    }
-    if let Some(w) = &j.worker {
-        text(out, b",\"worker\":", w);
     }
     unless_zero(out, b",\"fixed_cost\":", j.fixed_cost);
     unless_zero(out, b",\"usage\":", j.usage);
@@ -105,9 +96,6 @@ pub(crate) fn encode(j: &Job, out: &mut BytesMut) -> serde_json::Result<()> {
     if let Some(h) = &j.webhook {
         nested(out, b",\"webhook\":", h)?;
     }
-    if j.priority != DEFAULT_PRIORITY {
-        int(out, b",\"priority\":", j.priority);
-    }
     if let Some(t) = &j.trace {
         text(out, b",\"trace\":", t);
     }
@@ -119,13 +107,13 @@ pub(crate) fn encode(j: &Job, out: &mut BytesMut) -> serde_json::Result<()> {
 ///
 /// # Errors
 /// `serde_json`'s, for a document that does not decode.
-pub(crate) fn decode(text: &str) -> serde_json::Result<Job> {
-    let Some(job) = Reader::new(text).job() else {
-        return serde_json::from_str(text);
+pub(crate) fn decode(text: &str, row: &Columns<'_>) -> serde_json::Result<Job> {
+    let Some(job) = Reader::new(text).job(row) else {
+        return slow(text, row);
     };
     #[cfg(debug_assertions)]
     {
-        let slow: serde_json::Result<Job> = serde_json::from_str(text);
+        let slow = slow(text, row);
         assert!(
             slow.as_ref().is_ok_and(|s| *s == job),
             "a document reads otherwise than serde_json reads it: {text}"
@@ -134,17 +122,70 @@ pub(crate) fn decode(text: &str) -> serde_json::Result<Job> {
     Ok(job)
 }
 
+/// The fields of a job that its row keeps in columns of their own, and that its document
+/// leaves out (documents written before kept them too; the columns win).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Columns<'a> {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) tenant: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) state: i16,
+    pub(crate) run_at: i64,
+    pub(crate) lease_until: Option<i64>,
+    /// `None` also on rows written before the column was (their documents name it).
+    pub(crate) worker: Option<&'a str>,
+    pub(crate) priority: i16,
+}
+
+impl Columns<'_> {
+    fn state(&self) -> Option<JobState> {
+        JobState::from_code(i64::from(self.state))
+    }
+
+    fn priority(&self) -> Option<u8> {
+        u8::try_from(self.priority).ok()
+    }
+}
+
+/// A document read by `serde_json`, with the row's columns put in.
+fn slow(text: &str, row: &Columns<'_>) -> serde_json::Result<Job> {
+    use serde::de::Error as _;
+    use serde_json::Value;
+    let mut doc: serde_json::Map<String, Value> = serde_json::from_str(text)?;
+    let state = row
+        .state()
+        .ok_or_else(|| serde_json::Error::custom(format!("unknown state code {}", row.state)))?;
+    let priority = row.priority().ok_or_else(|| {
+        serde_json::Error::custom(format!("priority {} out of range", row.priority))
+    })?;
+    doc.insert("id".into(), Value::from(row.id.to_string()));
+    doc.insert("tenant".into(), Value::from(row.tenant));
+    doc.insert("kind".into(), Value::from(row.kind));
+    doc.insert("state".into(), Value::from(state.as_str()));
+    doc.insert("run_at".into(), Value::from(row.run_at));
+    doc.insert("priority".into(), Value::from(priority));
+    match row.lease_until {
+        Some(t) => doc.insert("lease_until".into(), Value::from(t)),
+        None => doc.remove("lease_until"),
+    };
+    if let Some(w) = row.worker {
+        doc.insert("worker".into(), Value::from(w));
+    }
+    serde_json::from_value(Value::Object(doc))
+}
+
 /// The fields of a document as read so far: `None` until seen; an optional field seen as
-/// `null` is `Some(None)`.
+/// `null` is `Some(None)`. Those the row keeps in columns, which documents written before
+/// held too, are read over and only noted as seen (the columns win).
 #[derive(Default)]
 struct Fields<'a> {
-    id: Option<JobId>,
-    tenant: Option<Cow<'a, str>>,
-    kind: Option<Cow<'a, str>>,
+    id: Option<()>,
+    tenant: Option<()>,
+    kind: Option<()>,
     group: Option<Option<Cow<'a, str>>>,
     input: Option<Cow<'a, str>>,
     metadata: Option<Option<Cow<'a, str>>>,
-    state: Option<JobState>,
+    state: Option<()>,
     reason: Option<Option<Reason>>,
     cancel: Option<Option<Arc<haltway_core::CancelInfo>>>,
     cancel_mode: Option<CancelMode>,
@@ -154,9 +195,9 @@ struct Fields<'a> {
     failures: Option<u32>,
     max_attempts: Option<u32>,
     cycle: Option<u32>,
-    run_at: Option<i64>,
+    run_at: Option<()>,
     deadline: Option<Option<i64>>,
-    lease_until: Option<Option<i64>>,
+    lease_until: Option<()>,
     worker: Option<Option<Cow<'a, str>>>,
     fixed_cost: Option<u64>,
     usage: Option<u64>,
@@ -170,7 +211,7 @@ struct Fields<'a> {
     finished_at: Option<Option<i64>>,
     last_event_id: Option<u64>,
     webhook: Option<Option<Arc<haltway_core::Hook>>>,
-    priority: Option<u8>,
+    priority: Option<()>,
     trace: Option<Option<Cow<'a, str>>>,
 }
 
@@ -365,7 +406,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn job(mut self) -> Option<Job> {
+    fn job(mut self, row: &Columns<'_>) -> Option<Job> {
         let mut f = Fields::default();
         self.fields(&job_fields(), &mut f)?;
         if self.at != self.text.len() {
@@ -374,13 +415,13 @@ impl<'a> Reader<'a> {
         let owned = |s: Option<Option<Cow<'_, str>>>| s.flatten().map(Cow::into_owned);
         let shared = |s: Cow<'_, str>| -> Arc<str> { Arc::from(&*s) };
         Some(Job {
-            id: f.id?,
-            tenant: shared(f.tenant?).into(),
-            kind: shared(f.kind?).into(),
+            id: JobId(row.id),
+            tenant: row.tenant.into(),
+            kind: row.kind.into(),
             group: f.group.flatten().map(|g| shared(g).into()),
             input: shared(f.input?),
             metadata: f.metadata.flatten().map(shared),
-            state: f.state?,
+            state: row.state()?,
             reason: f.reason.flatten(),
             cancel: f.cancel.flatten(),
             cancel_mode: f.cancel_mode.unwrap_or_default(),
@@ -390,10 +431,13 @@ impl<'a> Reader<'a> {
             failures: f.failures.unwrap_or_default(),
             max_attempts: f.max_attempts?,
             cycle: f.cycle.unwrap_or_default(),
-            run_at: Timestamp(f.run_at?),
+            run_at: Timestamp(row.run_at),
             deadline: f.deadline.flatten().map(Timestamp),
-            lease_until: f.lease_until.flatten().map(Timestamp),
-            worker: f.worker.flatten().map(shared),
+            lease_until: row.lease_until.map(Timestamp),
+            worker: row
+                .worker
+                .map(Arc::from)
+                .or_else(|| f.worker.flatten().map(shared)),
             fixed_cost: f.fixed_cost.unwrap_or_default(),
             usage: f.usage.unwrap_or_default(),
             charged: f.charged.unwrap_or_default(),
@@ -406,7 +450,7 @@ impl<'a> Reader<'a> {
             finished_at: f.finished_at.flatten().map(Timestamp),
             last_event_id: f.last_event_id?,
             webhook: f.webhook.flatten(),
-            priority: f.priority.unwrap_or(DEFAULT_PRIORITY),
+            priority: row.priority()?,
             trace: owned(f.trace),
         })
     }
@@ -446,20 +490,24 @@ fn progress_fields<'a>() -> [(&'static str, Field<'a, ProgressFields>); 6] {
     ]
 }
 
-/// A job's keys in the order `encode` writes them, each with its reader.
+/// A job's keys in the order `encode` writes them (with those that documents written before
+/// held where they held them), each with its reader.
 fn job_fields<'a>() -> [(&'static str, Field<'a, Fields<'a>>); 34] {
     [
         ("id", |r, f| {
-            once(&mut f.id, JobId(uuid::Uuid::parse_str(&r.string()?).ok()?))
+            uuid::Uuid::parse_str(&r.string()?).ok()?;
+            once(&mut f.id, ())
         }),
-        ("tenant", |r, f| once(&mut f.tenant, r.string()?)),
-        ("kind", |r, f| once(&mut f.kind, r.string()?)),
-        ("group", |r, f| once(&mut f.group, r.maybe(Reader::string)?)),
+        ("tenant", |r, f| once(&mut f.tenant, r.string().map(drop)?)),
+        ("kind", |r, f| once(&mut f.kind, r.string().map(drop)?)),
         ("input", |r, f| once(&mut f.input, r.string()?)),
+        ("group", |r, f| once(&mut f.group, r.maybe(Reader::string)?)),
         ("metadata", |r, f| {
             once(&mut f.metadata, r.maybe(Reader::string)?)
         }),
-        ("state", |r, f| once(&mut f.state, r.name(JobState::parse)?)),
+        ("state", |r, f| {
+            once(&mut f.state, r.name(JobState::parse).map(drop)?)
+        }),
         ("reason", |r, f| {
             once(&mut f.reason, r.maybe(|r| r.name(Reason::parse))?)
         }),
@@ -477,12 +525,12 @@ fn job_fields<'a>() -> [(&'static str, Field<'a, Fields<'a>>); 34] {
         ("failures", |r, f| once(&mut f.failures, r.small()?)),
         ("max_attempts", |r, f| once(&mut f.max_attempts, r.small()?)),
         ("cycle", |r, f| once(&mut f.cycle, r.small()?)),
-        ("run_at", |r, f| once(&mut f.run_at, r.int()?)),
+        ("run_at", |r, f| once(&mut f.run_at, r.int().map(drop)?)),
         ("deadline", |r, f| {
             once(&mut f.deadline, r.maybe(Reader::int)?)
         }),
         ("lease_until", |r, f| {
-            once(&mut f.lease_until, r.maybe(Reader::int)?)
+            once(&mut f.lease_until, r.maybe(Reader::int).map(drop)?)
         }),
         ("worker", |r, f| {
             once(&mut f.worker, r.maybe(Reader::string)?)
@@ -513,7 +561,9 @@ fn job_fields<'a>() -> [(&'static str, Field<'a, Fields<'a>>); 34] {
         ("webhook", |r, f| {
             once(&mut f.webhook, r.maybe(Reader::nested)?)
         }),
-        ("priority", |r, f| once(&mut f.priority, r.small()?)),
+        ("priority", |r, f| {
+            once(&mut f.priority, r.small::<u8>().map(drop)?)
+        }),
         ("trace", |r, f| once(&mut f.trace, r.maybe(Reader::string)?)),
     ]
 }

@@ -4,6 +4,7 @@ use super::*;
 use haltway_core::{
     CancelInfo, CancelMode, Hook, JobId, JobState, OnCancel, Progress, Reason, Timestamp,
 };
+use serde_json::Value;
 use std::sync::Arc;
 
 fn ours(job: &Job) -> String {
@@ -12,8 +13,47 @@ fn ours(job: &Job) -> String {
     String::from_utf8(out.to_vec()).expect("utf-8")
 }
 
-fn theirs(job: &Job) -> String {
-    serde_json::to_string(job).expect("serde_json")
+/// The keys of the fields a row keeps in columns, which documents leave out.
+const IN_COLUMNS: [&str; 8] = [
+    "id",
+    "tenant",
+    "kind",
+    "state",
+    "run_at",
+    "lease_until",
+    "worker",
+    "priority",
+];
+
+/// What `serde_json` writes for the job, less the fields in columns: the values the document
+/// must hold (read back from the text, as [`read`] reads the document, so that floats compare
+/// as written).
+fn theirs(job: &Job) -> Value {
+    let mut v = read(&serde_json::to_string(job).expect("serde_json"));
+    let doc = v.as_object_mut().expect("an object");
+    for key in IN_COLUMNS {
+        doc.remove(key);
+    }
+    v
+}
+
+/// The document read by `serde_json` (which also checks that it is JSON).
+fn read(text: &str) -> Value {
+    serde_json::from_str(text).expect("the document is JSON")
+}
+
+/// The row's columns of `job`, as the store writes them.
+fn cols(j: &Job) -> Columns<'_> {
+    Columns {
+        id: j.id.0,
+        tenant: j.tenant.as_str(),
+        kind: j.kind.as_str(),
+        state: j.state.code(),
+        run_at: j.run_at.0,
+        lease_until: j.lease_until.map(|t| t.0),
+        worker: j.worker.as_deref(),
+        priority: i16::from(j.priority),
+    }
 }
 
 /// Every field set, strings that need escaping, floats: a field added to `Job` must be
@@ -75,9 +115,13 @@ fn full() -> Job {
 #[test]
 fn a_job_with_every_field_set_encodes_as_serde_json_does() {
     let job = full();
-    assert_eq!(ours(&job), theirs(&job));
-    let back: Job = serde_json::from_str(&ours(&job)).expect("decodes");
-    assert_eq!(back, job);
+    let text = ours(&job);
+    assert_eq!(read(&text), theirs(&job));
+    for key in IN_COLUMNS {
+        assert!(!text.contains(&format!("\"{key}\":")), "{key} in {text}");
+    }
+    assert_eq!(slow(&text, &cols(&job)).expect("decodes"), job);
+    assert_eq!(decode(&text, &cols(&job)).expect("decodes"), job);
 }
 
 #[test]
@@ -101,7 +145,7 @@ fn a_new_job_with_only_what_it_needs_encodes_as_serde_json_does() {
     job.webhook = None;
     job.trace = None;
     job.input = Arc::from("null");
-    assert_eq!(ours(&job), theirs(&job));
+    assert_eq!(read(&ours(&job)), theirs(&job));
 }
 
 /// A job as submitted with no options: every field at its default is left out, as
@@ -123,7 +167,11 @@ fn a_job_leaves_out_its_defaults_and_reads_them_back() {
         ..blank(full)
     };
     let text = ours(&job);
-    assert_eq!(text, theirs(&job));
+    assert_eq!(read(&text), theirs(&job));
+    assert_eq!(
+        text,
+        r#"{"input":"null","max_attempts":3,"created_at":1796000000000,"last_event_id":1}"#
+    );
     for key in [
         "cancel_mode",
         "on_cancel",
@@ -138,20 +186,66 @@ fn a_job_leaves_out_its_defaults_and_reads_them_back() {
     ] {
         assert!(!text.contains(&format!("\"{key}\"")), "{key} in {text}");
     }
-    assert_eq!(fast(&text).as_ref(), Some(&job), "{text}");
-    assert_eq!(decode(&text).expect("decodes"), job);
-    let written_out = text.replacen(
-        ",\"max_attempts\":3",
-        ",\"cancel_mode\":\"checkpoint\",\"on_cancel\":\"keep\",\"attempt\":0,\
-         \"failures\":0,\"max_attempts\":3,\"cycle\":0,\"fixed_cost\":0,\"usage\":0,\
-         \"progress\":{\"found\":0,\"analyzed\":0,\"completion\":null,\
-         \"time_left_ms\":null,\"stage\":null,\"recall\":null},\"priority\":2",
-        1,
+    assert_eq!(fast(&text, &job).as_ref(), Some(&job), "{text}");
+    assert_eq!(decode(&text, &cols(&job)).expect("decodes"), job);
+    // As documents were written before: every field, those in columns too.
+    let id = job.id.0;
+    let written_out = format!(
+        "{{\"id\":\"{id}\",\"tenant\":\"bench\",\"kind\":\"noop\",\"input\":\"null\",\
+         \"state\":\"queued\",\"cancel_mode\":\"checkpoint\",\"on_cancel\":\"keep\",\
+         \"attempt\":0,\"failures\":0,\"max_attempts\":3,\"cycle\":0,\
+         \"run_at\":1796000000000,\"fixed_cost\":0,\"usage\":0,\
+         \"progress\":{{\"found\":0,\"analyzed\":0,\"completion\":null,\
+         \"time_left_ms\":null,\"stage\":null,\"recall\":null}},\
+         \"created_at\":1796000000000,\"last_event_id\":1,\"priority\":2}}"
     );
-    assert_ne!(written_out, text);
-    assert_eq!(fast(&written_out).as_ref(), Some(&job), "{written_out}");
-    let slow: Job = serde_json::from_str(&written_out).expect("serde_json reads it");
-    assert_eq!(slow, job);
+    let before: Job = serde_json::from_str(&written_out).expect("serde_json reads it");
+    assert_eq!(before, job);
+    assert_eq!(
+        fast(&written_out, &job).as_ref(),
+        Some(&job),
+        "{written_out}"
+    );
+    assert_eq!(slow(&written_out, &cols(&job)).expect("decodes"), job);
+}
+
+/// The columns are the row's truth: a document written before, which held the same fields,
+/// reads as the columns say; a running job whose worker column is empty (written before the
+/// column was) takes its worker from the document.
+#[test]
+fn the_columns_win_over_the_document_and_an_empty_worker_column_falls_back() {
+    let mut job = full();
+    job.state = JobState::Running;
+    job.worker = Some(Arc::from("worker-1"));
+    let stored: Job = serde_json::from_str(
+        &serde_json::to_string(&Job {
+            state: JobState::Queued,
+            run_at: Timestamp(1),
+            lease_until: None,
+            priority: 1,
+            ..job.clone()
+        })
+        .expect("serde_json"),
+    )
+    .expect("serde_json reads it");
+    let text = serde_json::to_string(&stored).expect("serde_json");
+    assert_eq!(fast(&text, &job).as_ref(), Some(&job), "{text}");
+    assert_eq!(slow(&text, &cols(&job)).expect("decodes"), job);
+    let mut row = cols(&job);
+    row.worker = None;
+    assert_eq!(
+        fast(&text, &job).map(|j| j.worker),
+        Some(job.worker.clone())
+    );
+    assert_eq!(
+        decode(&text, &row).expect("decodes").worker,
+        job.worker.clone()
+    );
+    let bare = ours(&job);
+    assert_eq!(decode(&bare, &row).expect("decodes").worker, None);
+    row.state = 99;
+    assert!(decode(&bare, &row).is_err());
+    assert!(slow(&bare, &row).is_err());
 }
 
 /// `job` with every field that has a default at it, and every option `None`.
@@ -207,14 +301,17 @@ fn every_state_reason_and_policy_is_written_by_its_wire_name() {
                 job.reason = Some(reason);
                 job.cancel_mode = mode;
                 job.on_cancel = keep;
-                assert_eq!(ours(&job), theirs(&job), "{state:?} {reason:?} {mode:?}");
+                let text = ours(&job);
+                assert_eq!(read(&text), theirs(&job), "{state:?} {reason:?} {mode:?}");
+                assert_eq!(fast(&text, &job).as_ref(), Some(&job), "{text}");
             }
         }
     }
 }
-/// Reads `text` field by field, without falling back: what the fast path makes of it.
-fn fast(text: &str) -> Option<Job> {
-    Reader::new(text).job()
+/// Reads `text` field by field, with `row`'s columns, without falling back: what the fast
+/// path makes of it.
+fn fast(text: &str, row: &Job) -> Option<Job> {
+    Reader::new(text).job(&cols(row))
 }
 
 #[test]
@@ -229,8 +326,8 @@ fn documents_read_back_field_by_field_as_the_jobs_written() {
     jobs.push(plain);
     for job in jobs {
         let text = ours(&job);
-        assert_eq!(fast(&text).as_ref(), Some(&job), "{text}");
-        assert_eq!(decode(&text).expect("decodes"), job);
+        assert_eq!(fast(&text, &job).as_ref(), Some(&job), "{text}");
+        assert_eq!(decode(&text, &cols(&job)).expect("decodes"), job);
     }
 }
 
@@ -241,32 +338,36 @@ fn a_document_in_another_order_or_with_nulls_reads_as_serde_json_reads_it() {
     let text = format!(
         r#"{{"priority":1,"state":"queued","kind":"k","tenant":"t","id":"{id}","input":"{{\"a\":\"\u00e9\"}}","group":null,"cancel_mode":"abort","on_cancel":"keep","attempt":0,"failures":0,"max_attempts":3,"cycle":0,"run_at":-7,"fixed_cost":0,"usage":0,"progress":{{"analyzed":2,"found":1,"completion":1e2,"recall":null}},"created_at":5,"last_event_id":1,"limit":null}}"#
     );
-    let slow: Job = serde_json::from_str(&text).expect("serde_json reads it");
-    assert_eq!(fast(&text).as_ref(), Some(&slow));
-    assert_eq!(&*slow.input, r#"{"a":"é"}"#);
-    assert_eq!(slow.progress.completion, Some(100.0));
+    let by_serde: Job = serde_json::from_str(&text).expect("serde_json reads it");
+    assert_eq!(fast(&text, &by_serde).as_ref(), Some(&by_serde));
+    assert_eq!(&*by_serde.input, r#"{"a":"é"}"#);
+    assert_eq!(by_serde.progress.completion, Some(100.0));
 }
 
 #[test]
 fn what_the_field_reader_does_not_take_goes_to_serde_json() {
-    let text = ours(&full());
+    let job = full();
+    let text = ours(&job);
+    let row = cols(&job);
     // Each of these is left to `serde_json`: white space, an unknown key (which it
-    // ignores), a number in another form, a field twice, a required field missing, a control
-    // character in a string.
-    let spaced = text.replacen(",\"kind\":", ", \"kind\" : ", 1);
+    // ignores), a number in another form, a field twice (the later one counts, as in
+    // `serde_json`'s maps), a required field missing, a control character in a string.
+    let spaced = text.replacen(",\"max_attempts\":", ", \"max_attempts\" : ", 1);
     let unknown = text.replacen("{", "{\"extra\":[1,{\"x\":\"}\"}],", 1);
     let float = text.replacen("\"attempt\":3", "\"attempt\":3.0", 1);
     let twice = text.replacen("{", "{\"attempt\":1,", 1);
     let missing = text.replacen(",\"last_event_id\":9", "", 1);
     let control = text.replacen("\"idempotency_key\":\"k", "\"idempotency_key\":\"\tk", 1);
     assert_ne!(control, text);
+    assert_ne!(spaced, text);
     for t in [&spaced, &unknown, &float, &twice, &missing, &control] {
-        assert_eq!(fast(t), None, "{t}");
+        assert_eq!(fast(t, &job), None, "{t}");
     }
-    assert_eq!(decode(&spaced).expect("spaced"), full_with_id(&text));
-    assert_eq!(decode(&unknown).expect("unknown"), full_with_id(&text));
-    for t in [&float, &twice, &missing, &control] {
-        assert!(decode(t).is_err(), "{t}");
+    assert_eq!(decode(&spaced, &row).expect("spaced"), job);
+    assert_eq!(decode(&unknown, &row).expect("unknown"), job);
+    assert_eq!(decode(&twice, &row).expect("twice"), job);
+    for t in [&float, &missing, &control] {
+        assert!(decode(t, &row).is_err(), "{t}");
     }
     for bad in [
         "",
@@ -276,13 +377,8 @@ fn what_the_field_reader_does_not_take_goes_to_serde_json() {
         "{\"id\":\"nope\"}",
         &text[..text.len() - 1],
     ] {
-        assert!(decode(bad).is_err(), "{bad}");
+        assert!(decode(bad, &row).is_err(), "{bad}");
     }
-}
-
-/// `full()` as `text` holds it (its id is random).
-fn full_with_id(text: &str) -> Job {
-    serde_json::from_str(text).expect("decodes")
 }
 
 /// Any characters at all, control characters, quotes and backslashes among them.
@@ -297,10 +393,10 @@ proptest::proptest! {
         ..proptest::test_runner::Config::default()
     })]
 
-    /// Random strings, numbers and absent fields: written as `serde_json` writes them, and
-    /// read by the field reader itself (not its fallback) as `serde_json` reads the text. (Not
-    /// always as the job written: `serde_json` may read a float back a unit in the last place
-    /// off, and the reader takes floats from it.)
+    /// Random strings, numbers and absent fields: written as the values `serde_json` writes,
+    /// and read by the field reader itself (not its fallback) as `serde_json` reads the text.
+    /// (Not always as the job written: `serde_json` may read a float back a unit in the last
+    /// place off, and the reader takes floats from it.)
     #[test]
     fn random_jobs_encode_as_serde_json_does_and_read_back(
         tenant in text_of(),
@@ -331,10 +427,10 @@ proptest::proptest! {
             job.webhook = None;
         }
         let text = ours(&job);
-        proptest::prop_assert_eq!(&text, &theirs(&job));
-        let slow: Job = serde_json::from_str(&text).expect("serde_json reads it");
-        proptest::prop_assert_eq!(fast(&text), Some(slow.clone()));
-        job.progress.completion = slow.progress.completion;
-        proptest::prop_assert_eq!(slow, job);
+        proptest::prop_assert_eq!(read(&text), theirs(&job));
+        let by_serde = slow(&text, &cols(&job)).expect("serde_json reads it");
+        proptest::prop_assert_eq!(fast(&text, &job), Some(by_serde.clone()));
+        job.progress.completion = by_serde.progress.completion;
+        proptest::prop_assert_eq!(by_serde, job);
     }
 }

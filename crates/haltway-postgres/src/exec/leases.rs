@@ -67,7 +67,7 @@ impl Batch<'_> {
         let rows = tx
             .query(
                 &format!(
-                    "SELECT doc, ctid FROM {}.jobs \
+                    "SELECT {JOB}, ctid FROM {}.jobs \
                      WHERE (state IN ({RUNNING}, {CANCELLING}) \
                             AND lease_until <= $1 AND lease_until > $2) \
                      OR (state = {QUEUED} AND NOT started AND deadline IS NOT NULL \
@@ -105,7 +105,7 @@ impl Batch<'_> {
         if !unread.is_empty() {
             let rows = tx
                 .query(
-                    &format!("SELECT doc FROM {}.jobs WHERE id = ANY($1)", self.s),
+                    &format!("SELECT {JOB} FROM {}.jobs WHERE id = ANY($1)", self.s),
                     &[&unread],
                 )
                 .await?;
@@ -136,7 +136,8 @@ impl Batch<'_> {
             let rows = tx
                 .query(
                     &format!(
-                        "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                        "SELECT {JOB}, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id \
+                         FOR UPDATE",
                         self.s
                     ),
                     &[&write],
@@ -228,7 +229,7 @@ impl Batch<'_> {
         let rows = tx
             .query(
                 &format!(
-                    "SELECT doc, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id \
+                    "SELECT {JOB}, ctid FROM {}.jobs WHERE id = ANY($1) ORDER BY id \
                      FOR UPDATE SKIP LOCKED",
                     self.s
                 ),
@@ -267,7 +268,7 @@ impl Batch<'_> {
             let worker: String = r.try_get(0).map_err(pg)?;
             let rows = tx
                 .query(
-                    &covered_sql(self.s, "doc, ctid", "FOR UPDATE SKIP LOCKED"),
+                    &covered_sql(self.s, &format!("{JOB}, ctid"), "FOR UPDATE SKIP LOCKED"),
                     &[&worker],
                 )
                 .await?;

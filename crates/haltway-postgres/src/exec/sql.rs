@@ -1,5 +1,7 @@
 //! SQL text the executor builds, and the test that its lookups keep their plans.
 
+use super::JOB;
+
 /// State codes in SQL text (see [`haltway_core::state_sql`]).
 pub(crate) const QUEUED: &str = haltway_core::state_sql!(Queued);
 
@@ -25,7 +27,7 @@ pub(crate) fn mark_commit(s: &str) -> String {
 /// Locks the jobs with ids `$1` in schema `s`, in id order; answers their documents and where
 /// their rows are.
 pub(crate) fn lock_jobs(s: &str) -> String {
-    format!("SELECT doc, ctid FROM {s}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+    format!("SELECT {JOB}, ctid FROM {s}.jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
 }
 
 /// The statements that batches of creates and of claims' preloads start with, and that
@@ -51,8 +53,8 @@ pub(crate) fn opening_statements(s: &str) -> [String; 7] {
 /// every job and item.
 pub(crate) fn idem_lookup(s: &str) -> String {
     format!(
-        "SELECT j.doc FROM unnest($1::text[], $2::text[]) AS u(t, k) \
-         CROSS JOIN LATERAL (SELECT doc FROM {s}.jobs \
+        "SELECT j.* FROM unnest($1::text[], $2::text[]) AS u(t, k) \
+         CROSS JOIN LATERAL (SELECT {JOB} FROM {s}.jobs \
          WHERE tenant = u.t AND idem_key = u.k LIMIT 1) j"
     )
 }

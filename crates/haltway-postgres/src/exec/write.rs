@@ -11,10 +11,27 @@ pub(crate) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// The job in column `i` of a row (its JSON text).
+/// The columns a job is read from, in the order [`job_at`] takes them: its document, then
+/// the fields its row keeps in columns of their own (see [`super::doc::Columns`]).
+pub(crate) const JOB: &str = "doc, id, tenant, kind, state, run_at, lease_until, worker, priority";
+
+/// How many columns [`JOB`] names: a column a query reads after them is at this index.
+pub(crate) const AFTER_JOB: usize = 9;
+
+/// The job in the [`JOB`] columns of a row, from column `i` on.
 pub(crate) fn job_at(r: &tokio_postgres::Row, i: usize) -> Result<Job> {
     let text: &str = r.try_get(i).map_err(pg)?;
-    super::doc::decode(text).map_err(|e| {
+    let row = super::doc::Columns {
+        id: r.try_get(i + 1).map_err(pg)?,
+        tenant: r.try_get(i + 2).map_err(pg)?,
+        kind: r.try_get(i + 3).map_err(pg)?,
+        state: r.try_get(i + 4).map_err(pg)?,
+        run_at: r.try_get(i + 5).map_err(pg)?,
+        lease_until: r.try_get(i + 6).map_err(pg)?,
+        worker: r.try_get(i + 7).map_err(pg)?,
+        priority: r.try_get(i + 8).map_err(pg)?,
+    };
+    super::doc::decode(text, &row).map_err(|e| {
         Error::store(
             StoreErrorKind::Incompatible,
             format!("a stored job does not decode: {e}"),

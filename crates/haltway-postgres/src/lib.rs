@@ -8,6 +8,8 @@
 //!   `unnest` (rows the transaction locked are found again by `ctid`, without an index
 //!   lookup), claims in batches with `FOR UPDATE SKIP LOCKED`. Every write returns only after
 //!   its transaction committed.
+//! - **Short job rows**: every claim and end rewrites a job's row whole, so the job's JSON
+//!   document leaves out what the row's columns hold and the fields at their defaults.
 //! - **Status events in the job's row**: a state change appends a line to the row it writes
 //!   anyway; progress and delivery events are rows of their own. Readers merge the two.
 //! - **Fencing** on every state write and ledger append, by attempt, with the job row locked.

@@ -437,8 +437,7 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// The job in a row of [`JOB`] and `ctid` this transaction locked; remembers where the
-    /// row is.
+    /// The job in a row of [`JOB`] and `ctid` this transaction locked; remembers where it is.
     pub(crate) fn locked(&mut self, r: &tokio_postgres::Row) -> Result<Job> {
         let job = job_at(r, 0)?;
         self.tids.insert(job.id, r.try_get(AFTER_JOB).map_err(pg)?);

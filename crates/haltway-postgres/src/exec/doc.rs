@@ -137,7 +137,21 @@ pub(crate) struct Columns<'a> {
     pub(crate) priority: i16,
 }
 
-impl Columns<'_> {
+impl<'a> Columns<'a> {
+    /// The columns of `j`'s row, as the store writes them.
+    pub(crate) fn of(j: &'a Job) -> Self {
+        Columns {
+            id: j.id.0,
+            tenant: j.tenant.as_str(),
+            kind: j.kind.as_str(),
+            state: j.state.code(),
+            run_at: j.run_at.0,
+            lease_until: j.lease_until.map(|t| t.0),
+            worker: j.worker.as_deref(),
+            priority: i16::from(j.priority),
+        }
+    }
+
     fn state(&self) -> Option<JobState> {
         JobState::from_code(i64::from(self.state))
     }

@@ -44,16 +44,7 @@ fn read(text: &str) -> Value {
 
 /// The row's columns of `job`, as the store writes them.
 fn cols(j: &Job) -> Columns<'_> {
-    Columns {
-        id: j.id.0,
-        tenant: j.tenant.as_str(),
-        kind: j.kind.as_str(),
-        state: j.state.code(),
-        run_at: j.run_at.0,
-        lease_until: j.lease_until.map(|t| t.0),
-        worker: j.worker.as_deref(),
-        priority: i16::from(j.priority),
-    }
+    Columns::of(j)
 }
 
 /// Every field set, strings that need escaping, floats: a field added to `Job` must be

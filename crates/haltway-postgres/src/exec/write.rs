@@ -39,63 +39,51 @@ pub(crate) fn job_at(r: &tokio_postgres::Row, i: usize) -> Result<Job> {
     })
 }
 
-/// The columns of a new job's row.
+/// The columns of a new job's row: those [`job_at`] reads back beside the document, and the
+/// rest.
 pub(crate) struct NewRow<'j> {
-    id: uuid::Uuid,
-    tenant: &'j str,
-    kind: &'j str,
+    cols: super::doc::Columns<'j>,
     group: Option<&'j str>,
-    state: i16,
-    run_at: i64,
-    lease_until: Option<i64>,
     deadline: Option<i64>,
     started: bool,
     idem: Option<&'j str>,
     discard: bool,
     doc: Doc<'j>,
     log: String,
-    priority: i16,
-    worker: Option<&'j str>,
 }
 
 impl<'j> NewRow<'j> {
     pub(crate) fn of(j: &'j Job, log: String) -> Self {
         NewRow {
-            id: j.id.0,
-            tenant: j.tenant.as_str(),
-            kind: j.kind.as_str(),
+            cols: super::doc::Columns::of(j),
             group: j.group.as_ref().map(|g| g.as_str()),
-            state: j.state.code(),
-            run_at: j.run_at.0,
-            lease_until: j.lease_until.map(|t| t.0),
             deadline: j.deadline.map(|t| t.0),
             started: j.started_at.is_some(),
             idem: j.idempotency_key.as_deref(),
             discard: j.on_cancel == haltway_core::OnCancel::Discard,
             doc: Doc(j),
             log,
-            priority: i16::from(j.priority),
-            worker: j.worker.as_deref(),
         }
     }
 
     pub(crate) fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let c = &self.cols;
         vec![
-            &self.id,
-            &self.tenant,
-            &self.kind,
+            &c.id,
+            &c.tenant,
+            &c.kind,
             &self.group,
-            &self.state,
-            &self.run_at,
-            &self.lease_until,
+            &c.state,
+            &c.run_at,
+            &c.lease_until,
             &self.deadline,
             &self.started,
             &self.idem,
             &self.discard,
             &self.doc,
             &self.log,
-            &self.priority,
-            &self.worker,
+            &c.priority,
+            &c.worker,
         ]
     }
 }

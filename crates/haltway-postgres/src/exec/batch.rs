@@ -178,16 +178,14 @@ pub(crate) async fn run_batch(
     // in the same round trip. Should it fail, so do they (a connection that broke; one left in
     // a transaction is rolled back by the executor before it is used again).
     let begin = async { Ok::<(), BatchError>(client.batch_execute("BEGIN").await?) };
-    if creates {
-        tokio::try_join!(biased; begin, b.preload(&tx, cmds, careful), async {
-            tx.execute(&mark_commit_now(&s), &[&token]).await?;
-            Ok(())
-        })?;
+    let early = if creates {
+        b.begin_creates(&tx, cmds, careful, begin, token).await?
     } else {
         tokio::try_join!(biased; begin, b.preload(&tx, cmds, careful))?;
-    }
+        None
+    };
     let (outs, copying) = if streams(cmds) {
-        let (outs, copy) = b.create_streamed(&tx, cmds).await?;
+        let (outs, copy) = b.create_streamed(&tx, cmds, early).await?;
         (outs, Some(copy))
     } else {
         let mut outs = Vec::with_capacity(cmds.len());

@@ -19,7 +19,66 @@ pub(crate) fn streams(cmds: &[Cmd]) -> bool {
         .is_some_and(|jobs| jobs >= STREAMED)
 }
 
+/// Whether a batch of creates that streams starts its `COPY` in the round trip of its preload
+/// (see [`Batch::begin_creates`]): when that preload is a single round trip, which it is
+/// unless the batch runs carefully or a job has an idempotency key or a cap on active jobs
+/// (each of which reads more once the first answers are in).
+pub(crate) fn copies_early(cmds: &[Cmd], careful: bool) -> bool {
+    !careful
+        && streams(cmds)
+        && cmds
+            .iter()
+            .flat_map(|c| c.op.submits().unwrap_or_default())
+            .all(|new| new.idempotency_key.is_none() && new.max_active.is_none())
+}
+
 impl Batch<'_> {
+    /// The first round trip of a batch that creates jobs: `begin` (the `BEGIN`), the preload,
+    /// and the batch's commit marker (`token`). A batch that [copies early](copies_early) also
+    /// starts its `COPY` there, and answers it: the server then waits for the rows as soon as
+    /// the preload's answers are read, where otherwise it would wait one more round trip.
+    ///
+    /// The connection runs its requests in the order they are queued, and a request is queued
+    /// when its future is first polled (`biased`: in the order written), provided its
+    /// statement is prepared. So every statement of the round trip is prepared first (only
+    /// the connection's first such batch waits for that), and the `COPY`, which must come
+    /// after every statement, is polled last.
+    pub(crate) async fn begin_creates(
+        &mut self,
+        tx: &Db<'_>,
+        cmds: &[Cmd],
+        careful: bool,
+        begin: impl std::future::Future<Output = Result<(), BatchError>>,
+        token: uuid::Uuid,
+    ) -> Result<Option<CopyIn<'static>>, BatchError> {
+        let s = self.s;
+        let mark = async {
+            tx.execute(&mark_commit_now(s), &[&token]).await?;
+            Ok(())
+        };
+        if !copies_early(cmds, careful) {
+            tokio::try_join!(biased; begin, self.preload(tx, cmds, careful), mark)?;
+            return Ok(None);
+        }
+        let copy_sql = copy_new_jobs(s);
+        for sql in [
+            crate::webhooks::active_subscriptions(s),
+            crate::budgets::lock_for_batch(s),
+            mark_commit_now(s),
+            copy_sql.clone(),
+        ] {
+            tx.stmt(&sql).await?;
+        }
+        let ((), (), (), copy) = tokio::try_join!(
+            biased;
+            begin,
+            self.preload(tx, cmds, careful),
+            mark,
+            tx.copy_in(&copy_sql, &NEW_JOB_TYPES),
+        )?;
+        Ok(Some(copy))
+    }
+
     /// One submit's answer.
     pub(crate) fn submit_one(&mut self, new: &NewJob, now: Timestamp) -> Result<Submitted> {
         match self.submit(new, now)? {
@@ -32,8 +91,9 @@ impl Batch<'_> {
     }
 
     /// Applies `cmds`, creates only (see [`streams`]), writing each new job as soon as the
-    /// kernel made it: the rows go to one `COPY` while the next jobs are made, where otherwise
-    /// every job is made before the first row is sent. Answers the commands' answers and the
+    /// kernel made it: the rows go to one `COPY` (`early`, when [`Self::begin_creates`]
+    /// started it) while the next jobs are made, where otherwise every job is made before the
+    /// first row is sent. Answers the commands' answers and the
     /// `COPY`, all rows sent, for the caller to finish: what else the creates imply (outbox
     /// rows, charges) is written by the batch's last flush, which the connection sends after
     /// the `COPY`'s end, in the same round trip.
@@ -44,8 +104,12 @@ impl Batch<'_> {
         &mut self,
         tx: &Db<'_>,
         cmds: &[Cmd],
+        early: Option<CopyIn<'static>>,
     ) -> Result<(Vec<Result<Out>>, CopyIn<'static>), BatchError> {
-        let mut copy = tx.copy_in(&copy_new_jobs(self.s), &NEW_JOB_TYPES).await?;
+        let mut copy = match early {
+            Some(copy) => copy,
+            None => tx.copy_in(&copy_new_jobs(self.s), &NEW_JOB_TYPES).await?,
+        };
         let mut outs = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let out = match &cmd.op {

@@ -61,7 +61,12 @@ impl Db<'_> {
         // No flags, no header extension.
         buf.put_i32(0);
         buf.put_i32(0);
-        Ok(CopyIn { sink, types, buf })
+        Ok(CopyIn {
+            sink,
+            types,
+            buf,
+            limit: FIRST_CHUNK,
+        })
     }
 
     pub(crate) async fn execute(
@@ -85,6 +90,8 @@ pub(crate) struct CopyIn<'a> {
     sink: std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>>,
     types: &'a [Type],
     buf: bytes::BytesMut,
+    /// How full `buf` gets before it is sent: [`FIRST_CHUNK`], doubling up to [`COPY_CHUNK`].
+    limit: usize,
 }
 
 impl CopyIn<'_> {
@@ -96,7 +103,8 @@ impl CopyIn<'_> {
                 format!("a row does not encode for COPY: {e}"),
             ))
         })?;
-        if self.buf.len() >= COPY_CHUNK {
+        if self.buf.len() >= self.limit {
+            self.limit = (self.limit * 2).min(COPY_CHUNK);
             let full = self.buf.split().freeze();
             // A whole chunk's room at once: the rest of the old allocation is shared with the
             // chunk being sent, so growing into it piece by piece would copy what was written.
@@ -116,6 +124,10 @@ impl CopyIn<'_> {
 
 /// How many bytes of `COPY` data go to the connection at a time.
 const COPY_CHUNK: usize = 64 * 1024;
+
+/// The size of a `COPY`'s first chunk: the server starts inserting while the next rows are
+/// made, where a whole [`COPY_CHUNK`] first would leave it waiting.
+const FIRST_CHUNK: usize = 8 * 1024;
 
 /// Appends one row of binary `COPY` data: the field count, then each field's length (-1 for
 /// `NULL`) and bytes.

@@ -492,3 +492,86 @@ async fn the_opening_statements_prepare() {
     }
     live.stop().await;
 }
+
+/// A batch of creates that streams starts its `COPY` in the round trip of its preload unless
+/// the preload reads more once its first answers are in (idempotency keys, caps on active
+/// jobs) or the batch runs carefully.
+#[test]
+fn only_a_one_round_trip_preload_starts_the_copy() {
+    let plain = |n: usize| vec![cmd(Op::SubmitMany((0..n).map(|_| new_job()).collect()), 0)];
+    assert!(create::copies_early(&plain(64), false));
+    assert!(!create::copies_early(&plain(64), true), "careful");
+    assert!(
+        !create::copies_early(&plain(63), false),
+        "too few to stream"
+    );
+    let mut keyed = plain(64);
+    if let Op::SubmitMany(jobs) = &mut keyed[0].op {
+        jobs[10].idempotency_key = Some("k".into());
+    }
+    assert!(!create::copies_early(&keyed, false), "an idempotency key");
+    let mut capped = plain(64);
+    if let Op::SubmitMany(jobs) = &mut capped[0].op {
+        jobs[63].max_active = Some(5);
+    }
+    assert!(
+        !create::copies_early(&capped, false),
+        "a cap on active jobs"
+    );
+}
+
+/// Streamed batches of creates against the server: one whose `COPY` starts with its preload
+/// (the connection's first), one whose early `COPY` fails on a reused id (the batch runs again
+/// carefully and answers that create with its error), and one that reads idempotency keys
+/// first. Every create is answered as it should be, and the rows are there.
+#[tokio::test]
+async fn streamed_batches_of_creates_start_their_copy_with_the_preload() {
+    let Some(live) = Live::start().await else {
+        return;
+    };
+    let submit = |jobs: Vec<NewJob>| async {
+        let out = batch_of(&live.queue, vec![Op::SubmitMany(jobs)])
+            .await
+            .pop()
+            .expect("an answer")
+            .expect("the batch ran");
+        Vec::<Result<Submitted>>::take(out).expect("answers")
+    };
+    let first: Vec<NewJob> = (0..100).map(|_| new_job()).collect();
+    let taken = first[40].id;
+    assert!(
+        submit(first)
+            .await
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|s| s.created))
+    );
+    let mut second: Vec<NewJob> = (0..100).map(|_| new_job()).collect();
+    second[70].id = taken;
+    let answers = submit(second).await;
+    for (i, a) in answers.iter().enumerate() {
+        if i == 70 {
+            assert!(
+                matches!(a, Err(Error::InvalidInput { field: "id", .. })),
+                "{a:?}"
+            );
+        } else {
+            assert!(a.as_ref().is_ok_and(|s| s.created), "{i}: {a:?}");
+        }
+    }
+    let mut third: Vec<NewJob> = (0..100).map(|_| new_job()).collect();
+    third[5].idempotency_key = Some("once".into());
+    assert!(
+        submit(third)
+            .await
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|s| s.created))
+    );
+    let rows: i64 = live
+        .admin
+        .query_one(&format!("SELECT count(*) FROM {}.jobs", live.schema), &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rows, 299);
+    live.stop().await;
+}

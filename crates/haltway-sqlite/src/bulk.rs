@@ -34,8 +34,9 @@ pub(crate) fn submit_each(
     jobs: impl ExactSizeIterator<Item = (NewJob, Timestamp)>,
 ) -> Vec<Result<Submitted>> {
     let mut out: Vec<Option<Result<Submitted>>> = Vec::with_capacity(jobs.len());
-    // Plain jobs waiting for their insert, with their places in `out`.
-    let mut run: Vec<Pending> = Vec::new();
+    // Plain jobs waiting for their insert, with their places in `out` (room for all of them
+    // at once: a job is large, and growing the vector would copy those pushed so far).
+    let mut run: Vec<Pending> = Vec::with_capacity(jobs.len());
     for (new, now) in jobs {
         // After a store error the transaction is lost: the rest are not tried.
         if let Some(e) = &tx.poisoned {
@@ -88,7 +89,7 @@ fn insert_run(tx: &mut Tx<'_>, run: &mut Vec<Pending>, out: &mut [Option<Result<
     if run.is_empty() {
         return;
     }
-    let jobs = std::mem::take(run);
+    let jobs = std::mem::replace(run, Vec::with_capacity(run.capacity()));
     let written = insert_new_jobs(tx, &jobs);
     for ((at, job, now), written) in jobs.into_iter().zip(written) {
         let done = match written {
@@ -104,24 +105,71 @@ fn insert_run(tx: &mut Tx<'_>, run: &mut Vec<Pending>, out: &mut [Option<Result<
 /// `Ok(true)` when it was inserted, `Ok(false)` when its id was taken (by a stored job or an
 /// earlier one of `jobs`), its own error when its values cannot be stored, or the statement's
 /// error for all.
+///
+/// The values are bound a window of rows at a time (as many as the largest statement takes):
+/// a row's values are hundreds of bytes, and holding a large batch's all at once would move
+/// them through memory twice.
 fn insert_new_jobs(tx: &Tx<'_>, jobs: &[Pending]) -> Vec<Result<bool>> {
     let mut answers: Vec<Result<bool>> = Vec::with_capacity(jobs.len());
-    // The rows that can be bound, with the index of their job.
-    let mut rows: Vec<(usize, [ToSqlOutput<'_>; NEW_JOB_VALUES])> = Vec::new();
-    for (i, (_, job, _)) in jobs.iter().enumerate() {
-        match codec::new_job_values(job) {
-            Ok(values) => {
-                rows.push((i, values));
-                answers.push(Ok(false));
+    // The window's rows that can be bound, with the index of their job.
+    let mut rows: Vec<(usize, [ToSqlOutput<'_>; NEW_JOB_VALUES])> = Vec::with_capacity(ROWS[0]);
+    // Each size's statement, taken from the connection's cache once for the whole run.
+    let mut stmts: Stmts<'_> = Default::default();
+    let mut next = jobs.iter().enumerate();
+    loop {
+        rows.clear();
+        for (i, (_, job, _)) in next.by_ref() {
+            match codec::new_job_values(job) {
+                Ok(values) => {
+                    rows.push((i, values));
+                    answers.push(Ok(false));
+                }
+                Err(e) => answers.push(Err(e)),
             }
-            Err(e) => answers.push(Err(e)),
+            if rows.len() == ROWS[0] {
+                break;
+            }
+        }
+        if rows.is_empty() {
+            return answers;
+        }
+        if let Err(e) = insert_window(tx, &mut stmts, &rows, &mut answers) {
+            // Every row that can be bound gets the statement's error, those of the windows
+            // before too.
+            for a in answers.iter_mut().filter(|a| a.is_ok()) {
+                *a = Err(e.clone());
+            }
+            for (_, (_, job, _)) in next {
+                answers.push(Err(codec::new_job_values(job)
+                    .err()
+                    .unwrap_or_else(|| e.clone())));
+            }
+            return answers;
         }
     }
-    let mut rest = &rows[..];
+}
+
+/// The statement of each size in [`ROWS`], once taken from the connection's cache.
+type Stmts<'c> = [Option<rusqlite::CachedStatement<'c>>; ROWS.len()];
+
+/// Inserts a window's `rows` and answers each in `answers`, or answers the error of a
+/// statement that failed for another reason than a taken id.
+fn insert_window<'c>(
+    tx: &'c Tx<'_>,
+    stmts: &mut Stmts<'c>,
+    rows: &[(usize, [ToSqlOutput<'_>; NEW_JOB_VALUES])],
+    answers: &mut [Result<bool>],
+) -> Result<()> {
+    let mut rest = rows;
     while !rest.is_empty() {
         let size = codec::statement_size(&ROWS, rest.len());
         let chunk = &rest[..ROWS[size]];
-        let Err(e) = insert_chunk(tx, &SQL[size], chunk.iter().flat_map(|(_, v)| v)) else {
+        let Err(e) = insert_chunk(
+            tx,
+            &mut stmts[size],
+            &SQL[size],
+            chunk.iter().flat_map(|(_, v)| v),
+        ) else {
             chunk.iter().for_each(|(i, _)| answers[*i] = Ok(true));
             rest = &rest[chunk.len()..];
             continue;
@@ -133,9 +181,7 @@ fn insert_new_jobs(tx: &Tx<'_>, jobs: &[Pending]) -> Vec<Result<bool>> {
             .flatten()
             .filter(|kept| *kept < chunk.len());
         let Some(kept) = kept else {
-            let e = sql(e);
-            rows.iter().for_each(|(i, _)| answers[*i] = Err(e.clone()));
-            return answers;
+            return Err(sql(e));
         };
         chunk[..kept]
             .iter()
@@ -143,17 +189,22 @@ fn insert_new_jobs(tx: &Tx<'_>, jobs: &[Pending]) -> Vec<Result<bool>> {
         answers[chunk[kept].0] = Ok(false);
         rest = &rest[kept + 1..];
     }
-    answers
+    Ok(())
 }
 
-/// Inserts rows in one statement (`text`, of their number) from their `values`, all rows'
-/// in order; it stops at a row whose id is taken, keeping the rows before it.
-fn insert_chunk<'v, 'j: 'v>(
-    tx: &Tx<'_>,
+/// Inserts rows in one statement (`text`, of their number, held in `stmt` once prepared)
+/// from their `values`, all rows' in order; it stops at a row whose id is taken, keeping the
+/// rows before it.
+fn insert_chunk<'c, 'v, 'j: 'v>(
+    tx: &'c Tx<'_>,
+    stmt: &mut Option<rusqlite::CachedStatement<'c>>,
     text: &str,
     values: impl IntoIterator<Item = &'v ToSqlOutput<'j>>,
 ) -> rusqlite::Result<()> {
-    let mut stmt = tx.conn.prepare_cached(text)?;
+    let stmt = match stmt {
+        Some(s) => s,
+        None => stmt.insert(tx.conn.prepare_cached(text)?),
+    };
     stmt.execute(rusqlite::params_from_iter(values))?;
     Ok(())
 }

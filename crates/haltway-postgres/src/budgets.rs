@@ -15,10 +15,14 @@ use crate::exec::{Batch, BatchError, Db, int};
 use crate::reader::Reader;
 
 /// The budgets of the tenants in `$1` and of the jobs in `$2`, locked in tenant order.
+///
+/// One array of tenants, so that the primary key finds each budget: written as `tenant =
+/// ANY($1) OR tenant IN (…)`, the `OR` had every batch that creates or appends read every
+/// budget (a millisecond a batch with 10,000 budgeted tenants).
 pub(crate) fn lock_for_batch(s: &str) -> String {
     format!(
-        "SELECT tenant, balance FROM {s}.budgets WHERE tenant = ANY($1::text[]) \
-         OR tenant IN (SELECT tenant FROM {s}.jobs WHERE id = ANY($2::uuid[])) \
+        "SELECT tenant, balance FROM {s}.budgets WHERE tenant = ANY($1::text[] || \
+         ARRAY(SELECT tenant FROM {s}.jobs WHERE id = ANY($2::uuid[]))) \
          ORDER BY tenant FOR UPDATE"
     )
 }

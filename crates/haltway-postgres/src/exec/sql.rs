@@ -146,4 +146,55 @@ mod tests {
             .await
             .expect("drop schema");
     }
+
+    /// With many budgeted tenants, a batch's budget read finds the budgets of its tenants
+    /// (and of its jobs' tenants) through the primary key instead of reading them all.
+    #[tokio::test]
+    async fn the_budget_read_of_a_batch_probes_the_key() {
+        let Some(url) = pg_url() else { return };
+        let mut client = connect(&url.parse().expect("url")).await.expect("connect");
+        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+        crate::schema::migrate(&mut client, &schema)
+            .await
+            .expect("migrate");
+        let s = format!("\"{schema}\"");
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {s}.budgets (tenant, balance) \
+                 SELECT 't' || n, 100 FROM generate_series(1, 5000) n; \
+                 INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+                 VALUES ('01900000-0000-7000-8000-000000000001', 't7', 'k', 1, 1, true, false, \
+                 '{{}}'); ANALYZE {s}.budgets"
+            ))
+            .await
+            .expect("rows");
+        let tenants = vec!["t3".to_owned()];
+        let jobs = vec![uuid::Uuid::parse_str("01900000-0000-7000-8000-000000000001").expect("id")];
+        let sql = crate::budgets::lock_for_batch(&s);
+        let plan = client
+            .query(&format!("EXPLAIN (COSTS OFF) {sql}"), &[&tenants, &jobs])
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(plan.contains("Index Cond: (tenant = ANY"), "{plan}");
+        assert!(!plan.contains("Seq Scan on budgets"), "{plan}");
+        let tx = client.transaction().await.expect("begin");
+        let mut got: Vec<String> = tx
+            .query(&sql, &[&tenants, &jobs])
+            .await
+            .expect("read")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        got.sort();
+        assert_eq!(got, ["t3", "t7"], "the tenant named and the job's");
+        drop(tx);
+        client
+            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+            .await
+            .expect("drop schema");
+    }
 }

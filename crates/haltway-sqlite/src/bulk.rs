@@ -89,7 +89,7 @@ fn insert_run(tx: &mut Tx<'_>, run: &mut Vec<Pending>, out: &mut [Option<Result<
     if run.is_empty() {
         return;
     }
-    let jobs = std::mem::replace(run, Vec::with_capacity(run.capacity()));
+    let jobs = std::mem::take(run);
     let written = insert_new_jobs(tx, &jobs);
     for ((at, job, now), written) in jobs.into_iter().zip(written) {
         let done = match written {

@@ -74,18 +74,26 @@ mod tests {
     use crate::exec::connect;
     use crate::exec::test_support::pg_url;
 
-    /// On a young ledger (bulk-loaded, never analyzed: the state of a new deployment or a
-    /// benchmark), the key lookup must probe the `ledger_key` index per pair and never scan the
-    /// ledger, and the idempotency lookup likewise the `jobs_idem` index.
-    #[tokio::test]
-    pub(crate) async fn key_lookups_probe_indexes_on_young_tables() {
-        let Some(url) = pg_url() else { return };
+    /// A connection to the test server and a freshly migrated schema of its own (its name
+    /// quoted), or `None` without a test server.
+    async fn migrated() -> Option<(tokio_postgres::Client, String)> {
+        let url = pg_url()?;
         let mut client = connect(&url.parse().expect("url")).await.expect("connect");
         let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
         crate::schema::migrate(&mut client, &schema)
             .await
             .expect("migrate");
-        let s = format!("\"{schema}\"");
+        Some((client, format!("\"{schema}\"")))
+    }
+
+    /// On a young ledger (bulk-loaded, never analyzed: the state of a new deployment or a
+    /// benchmark), the key lookup must probe the `ledger_key` index per pair and never scan the
+    /// ledger, and the idempotency lookup likewise the `jobs_idem` index.
+    #[tokio::test]
+    pub(crate) async fn key_lookups_probe_indexes_on_young_tables() {
+        let Some((client, s)) = migrated().await else {
+            return;
+        };
         let jobs: Vec<uuid::Uuid> = (0..50).map(|_| uuid::Uuid::now_v7()).collect();
         client
             .execute(
@@ -151,13 +159,9 @@ mod tests {
     /// (and of its jobs' tenants) through the primary key instead of reading them all.
     #[tokio::test]
     async fn the_budget_read_of_a_batch_probes_the_key() {
-        let Some(url) = pg_url() else { return };
-        let mut client = connect(&url.parse().expect("url")).await.expect("connect");
-        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-        crate::schema::migrate(&mut client, &schema)
-            .await
-            .expect("migrate");
-        let s = format!("\"{schema}\"");
+        let Some((mut client, s)) = migrated().await else {
+            return;
+        };
         client
             .batch_execute(&format!(
                 "INSERT INTO {s}.budgets (tenant, balance) \

@@ -71,8 +71,13 @@ impl Executor {
                 )
                 .await;
                 if let Ok(answers) = prepared {
+                    let mut all = true;
                     for e in answers.into_iter().filter_map(Result::err) {
                         tracing::debug!(error = %e, "a statement did not prepare");
+                        all = false;
+                    }
+                    if all {
+                        stmts.mark_opened();
                     }
                 }
                 Ok(c)

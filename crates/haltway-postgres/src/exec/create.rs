@@ -40,9 +40,9 @@ impl Batch<'_> {
     ///
     /// The connection runs its requests in the order they are queued, and a request is queued
     /// when its future is first polled (`biased`: in the order written), provided its
-    /// statement is prepared. So every statement of the round trip is prepared first (only
-    /// the connection's first such batch waits for that), and the `COPY`, which must come
-    /// after every statement, is polled last.
+    /// statement is prepared. So the `COPY` starts early only on a connection whose opening
+    /// statements, those of this round trip among them, are all prepared (`opened`), and it
+    /// is polled last, as it must come after every statement.
     pub(crate) async fn begin_creates(
         &mut self,
         tx: &Db<'_>,
@@ -56,19 +56,11 @@ impl Batch<'_> {
             tx.execute(&mark_commit_now(s), &[&token]).await?;
             Ok(())
         };
-        if !copies_early(cmds, careful) {
+        if !copies_early(cmds, careful) || !tx.stmts.opened() {
             tokio::try_join!(biased; begin, self.preload(tx, cmds, careful), mark)?;
             return Ok(None);
         }
         let copy_sql = copy_new_jobs(s);
-        for sql in [
-            crate::webhooks::active_subscriptions(s),
-            crate::budgets::lock_for_batch(s),
-            mark_commit_now(s),
-            copy_sql.clone(),
-        ] {
-            tx.stmt(&sql).await?;
-        }
         let ((), (), (), copy) = tokio::try_join!(
             biased;
             begin,

@@ -32,7 +32,9 @@ pub(crate) fn lock_jobs(s: &str) -> String {
 
 /// The statements that batches of creates and of claims' preloads start with, and that
 /// every batch ends with, in schema `s`: prepared when a write connection opens, all in one
-/// round trip, rather than one round trip each in the first batches.
+/// round trip, rather than one round trip each in the first batches. A batch of creates starts
+/// its `COPY` with its preload only on a connection that prepared them all (see
+/// `Batch::begin_creates`).
 pub(crate) fn opening_statements(s: &str) -> [String; 7] {
     [
         crate::webhooks::active_subscriptions(s),

@@ -184,11 +184,12 @@ async fn postgres_tables_stop_growing_under_retention() {
         .expect("connect");
     tokio::spawn(conn);
     let client = Arc::new(client);
+    let (check, s) = (client.clone(), format!("\"{schema}\""));
     soak(Arc::new(store), "PostgreSQL", move || {
         let (client, schema) = (client.clone(), schema.clone());
         async move {
             // Autovacuum's timing is not the test's subject: vacuum now, as it would by then.
-            for t in ["jobs", "ledger", "events", "job_count_deltas"] {
+            for t in ["jobs", "job_tenants", "ledger", "events", "job_count_deltas"] {
                 client
                     .batch_execute(&format!("VACUUM \"{schema}\".{t}"))
                     .await
@@ -197,7 +198,7 @@ async fn postgres_tables_stop_growing_under_retention() {
             let row = client
                 .query_one(
                     "SELECT sum(pg_total_relation_size(format('%I.%I', $1::text, t)::regclass))::int8 \
-                     FROM unnest(ARRAY['jobs', 'ledger', 'events']) t",
+                     FROM unnest(ARRAY['jobs', 'job_tenants', 'ledger', 'events']) t",
                     &[&schema],
                 )
                 .await
@@ -206,4 +207,23 @@ async fn postgres_tables_stop_growing_under_retention() {
         }
     })
     .await;
+    // Every job kept is listed under its tenant, and no job deleted is.
+    let row = check
+        .query_one(
+            &format!(
+                "SELECT (SELECT count(*) FROM {s}.jobs), (SELECT count(*) FROM {s}.job_tenants), \
+                 (SELECT count(*) FROM {s}.jobs j JOIN {s}.job_tenants t \
+                  ON t.tenant = j.tenant AND t.id = j.id)"
+            ),
+            &[],
+        )
+        .await
+        .expect("counts");
+    let (jobs, listed, both): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert!(jobs > 0, "the window keeps jobs");
+    assert_eq!(
+        (listed, both),
+        (jobs, jobs),
+        "jobs {jobs}, listed {listed}, both {both}"
+    );
 }

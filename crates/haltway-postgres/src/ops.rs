@@ -173,6 +173,15 @@ pub(crate) async fn purge(
         )
         .await
         .map_err(pg)?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {s}.job_tenants t USING {s}.jobs j \
+                 WHERE j.id = ANY($1) AND t.tenant = j.tenant AND t.id = j.id"
+            ),
+            &[&ids],
+        )
+        .await
+        .map_err(pg)?;
         for (table, column) in [
             ("ledger", "job"),
             ("events", "job"),

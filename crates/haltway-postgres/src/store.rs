@@ -385,14 +385,7 @@ impl Store for PgStore {
         let mut c = self.reader().await?;
         let rows = c
             .query(
-                &format!(
-                    "SELECT {} FROM {}.jobs WHERE tenant = $1 \
-                     AND ($2::uuid IS NULL OR id < $2) AND ($3::int2 IS NULL OR state = $3) \
-                     AND ($4::text IS NULL OR kind = $4) AND ($5::text IS NULL OR grp = $5) \
-                     ORDER BY id DESC LIMIT $6",
-                    exec::JOB,
-                    self.shared.q
-                ),
+                &exec::list_jobs(&self.shared.q),
                 &[
                     &tenant.as_str(),
                     &q.after.map(|a| a.0),

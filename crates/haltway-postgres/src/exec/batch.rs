@@ -118,6 +118,8 @@ pub(crate) struct Batch<'s> {
     pub(crate) expiring: Option<i64>,
     /// The ready rows the batch's claim read with the preload (see `early_read`).
     pub(crate) claim_read: Option<(floors::Scan, Vec<tokio_postgres::Row>)>,
+    /// The tenant and id of each job created and not yet listed in `job_tenants`.
+    pub(crate) listed: (Vec<String>, Vec<uuid::Uuid>),
 }
 
 /// Runs `cmds` in one transaction on `client`. On an error the transaction may still be open
@@ -166,6 +168,7 @@ pub(crate) async fn run_batch(
         advances: Vec::new(),
         expiring: None,
         claim_read: None,
+        listed: (Vec::new(), Vec::new()),
     };
     // The batch's commit marker (a time-ordered UUID), to look for should the `COMMIT` reply
     // be lost. A batch that creates jobs writes for sure: its marker goes in the round trip of
@@ -403,16 +406,7 @@ impl Batch<'_> {
                 .map(|t| tenant_lock("create", self.s, t))
                 .collect();
             lock_tenants(tx, keys).await?;
-            let rows = tx
-                .query(
-                    &format!(
-                        "SELECT tenant, count(*) FROM {}.jobs WHERE tenant = ANY($1) \
-                         AND state IN ({QUEUED}, {RUNNING}, {CANCELLING}) GROUP BY tenant",
-                        self.s
-                    ),
-                    &[&capped],
-                )
-                .await?;
+            let rows = tx.query(&count_active(self.s), &[&capped]).await?;
             for t in capped {
                 self.active.insert(t.into(), 0);
             }

@@ -35,7 +35,7 @@ pub(crate) fn lock_jobs(s: &str) -> String {
 /// round trip, rather than one round trip each in the first batches. A batch of creates starts
 /// its `COPY` with its preload only on a connection that prepared them all (see
 /// `Batch::begin_creates`).
-pub(crate) fn opening_statements(s: &str) -> [String; 7] {
+pub(crate) fn opening_statements(s: &str) -> [String; 8] {
     [
         crate::webhooks::active_subscriptions(s),
         crate::budgets::lock_for_batch(s),
@@ -43,8 +43,34 @@ pub(crate) fn opening_statements(s: &str) -> [String; 7] {
         mark_commit_now(s),
         mark_commit(s),
         super::copy_new_jobs(s),
+        super::list_new_jobs(s),
         crate::notify::send_sql(s),
     ]
+}
+
+/// A page of a tenant's jobs in schema `s`, newest first: tenant `$1`, ids below `$2`, the
+/// state, kind and group filters `$3`, `$4` and `$5` (each NULL for any), at most `$6` rows.
+/// The jobs are found through `job_tenants`, in its key's order, and each read by its id
+/// (`LIMIT 1` keeps the lateral join a probe per row: without it, the planner may join a scan
+/// of every job).
+pub(crate) fn list_jobs(s: &str) -> String {
+    format!(
+        "SELECT j.* FROM {s}.job_tenants t CROSS JOIN LATERAL (SELECT {JOB} FROM {s}.jobs \
+         WHERE id = t.id AND tenant = t.tenant AND ($3::int2 IS NULL OR state = $3) \
+         AND ($4::text IS NULL OR kind = $4) AND ($5::text IS NULL OR grp = $5) LIMIT 1) j \
+         WHERE t.tenant = $1 AND ($2::uuid IS NULL OR t.id < $2) ORDER BY t.id DESC LIMIT $6"
+    )
+}
+
+/// The active jobs (queued, running or cancelling) of each of the tenants `$1` in schema `s`:
+/// a row per tenant that has any. Each of the tenant's jobs is probed by its id, as in
+/// [`list_jobs`].
+pub(crate) fn count_active(s: &str) -> String {
+    format!(
+        "SELECT t.tenant, count(*) FROM {s}.job_tenants t CROSS JOIN LATERAL (SELECT 1 \
+         FROM {s}.jobs WHERE id = t.id AND state IN ({QUEUED}, {RUNNING}, {CANCELLING}) \
+         LIMIT 1) j WHERE t.tenant = ANY($1) GROUP BY t.tenant"
+    )
 }
 
 /// The jobs with the given (tenant, idempotency key) pairs (`$1`, `$2`), from schema `s`.
@@ -177,14 +203,7 @@ mod tests {
         let tenants = vec!["t3".to_owned()];
         let jobs = vec![uuid::Uuid::parse_str("01900000-0000-7000-8000-000000000001").expect("id")];
         let sql = crate::budgets::lock_for_batch(&s);
-        let plan = client
-            .query(&format!("EXPLAIN (COSTS OFF) {sql}"), &[&tenants, &jobs])
-            .await
-            .expect("explain")
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let plan = explain(&client, &sql, &[&tenants, &jobs]).await;
         assert!(plan.contains("Index Cond: (tenant = ANY"), "{plan}");
         assert!(!plan.contains("Seq Scan on budgets"), "{plan}");
         let tx = client.transaction().await.expect("begin");
@@ -198,6 +217,245 @@ mod tests {
         got.sort();
         assert_eq!(got, ["t3", "t7"], "the tenant named and the job's");
         drop(tx);
+        client
+            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+            .await
+            .expect("drop schema");
+    }
+
+    /// The plan of `sql` with `params`, one line per node.
+    async fn explain(
+        client: &tokio_postgres::Client,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> String {
+        client
+            .query(&format!("EXPLAIN (COSTS OFF) {sql}"), params)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// No state change of a job is a HOT update, so every index of `jobs` that the new version
+    /// of a row meets takes an entry. Only the primary key may hold every version: the other
+    /// indexes are partial, holding the versions their queries look for.
+    #[tokio::test]
+    async fn every_index_of_jobs_but_its_key_is_partial() {
+        let Some((client, s)) = migrated().await else {
+            return;
+        };
+        let indexes = client
+            .query(
+                "SELECT indexname::text, indexdef FROM pg_indexes \
+                 WHERE schemaname = $1 AND tablename = 'jobs'",
+                &[&s.trim_matches('"')],
+            )
+            .await
+            .expect("indexes");
+        let names: Vec<String> = indexes.iter().map(|r| r.get(0)).collect();
+        assert!(names.iter().any(|n| n == "jobs_ready"), "{names:?}");
+        for r in &indexes {
+            let (name, def): (String, String) = (r.get(0), r.get(1));
+            assert!(name == "jobs_pkey" || def.contains(" WHERE "), "{def}");
+        }
+        client
+            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+            .await
+            .expect("drop schema");
+    }
+
+    /// A tenant's page of jobs, and its count of active jobs, are read through
+    /// `job_tenants`' key, on young tables (never analyzed) and analyzed ones; the page is
+    /// newest first, and its filters and cursor hold.
+    #[tokio::test]
+    async fn a_tenants_jobs_are_read_through_job_tenants_by_its_key() {
+        let Some((client, s)) = migrated().await else {
+            return;
+        };
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+                 SELECT gen_random_uuid(), 't' || (n % 10), 'k', n % 4, 1, true, false, '{{}}' \
+                 FROM generate_series(1, 5000) n; \
+                 INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs"
+            ))
+            .await
+            .expect("rows");
+        let sql = list_jobs(&s);
+        let (none_id, none_state, none_text) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
+        let page = |rows: Vec<tokio_postgres::Row>| -> Vec<(uuid::Uuid, String, i16)> {
+            rows.iter()
+                .map(|r| (r.get("id"), r.get("tenant"), r.get("state")))
+                .collect()
+        };
+        let first = page(
+            client
+                .query(
+                    &sql,
+                    &[
+                        &"t3",
+                        &none_id,
+                        &none_state,
+                        &none_text,
+                        &none_text,
+                        &51_i64,
+                    ],
+                )
+                .await
+                .expect("list"),
+        );
+        assert_eq!(first.len(), 51);
+        assert!(first.iter().all(|(_, t, _)| t == "t3"));
+        assert!(first.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
+        let after = Some(first[49].0);
+        let finished = page(
+            client
+                .query(
+                    &sql,
+                    &[
+                        &"t3",
+                        &after,
+                        &Some(3_i16),
+                        &Some("k"),
+                        &none_text,
+                        &1000_i64,
+                    ],
+                )
+                .await
+                .expect("list"),
+        );
+        // Of t3's 500 jobs (n = 3, 13, …), n % 4 == 3 for every other one.
+        let older = first.iter().skip(50).count() + 449;
+        assert!(
+            !finished.is_empty() && finished.len() < older,
+            "{}",
+            finished.len()
+        );
+        assert!(
+            finished
+                .iter()
+                .all(|(id, t, st)| t == "t3" && *st == 3 && *id < first[49].0)
+        );
+        let wanted: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {s}.jobs WHERE tenant = 't3' AND state = 3 AND id < $1"
+                ),
+                &[&first[49].0],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(finished.len() as i64, wanted);
+        let capped = vec!["t3".to_owned(), "t4".to_owned(), "none".to_owned()];
+        let counts = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, i64)> {
+            let mut v: Vec<_> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            v.sort();
+            v
+        };
+        let active = counts(
+            client
+                .query(&count_active(&s), &[&capped])
+                .await
+                .expect("count"),
+        );
+        let wanted = counts(
+            client
+                .query(
+                    &format!(
+                        "SELECT tenant, count(*) FROM {s}.jobs WHERE tenant = ANY($1) \
+                         AND state IN (0, 1, 2) GROUP BY tenant"
+                    ),
+                    &[&capped],
+                )
+                .await
+                .expect("count"),
+        );
+        assert_eq!(active.len(), 2, "{active:?}");
+        assert_eq!(active, wanted);
+        for analyzed in [false, true] {
+            if analyzed {
+                client
+                    .batch_execute(&format!("ANALYZE {s}.jobs; ANALYZE {s}.job_tenants"))
+                    .await
+                    .expect("analyze");
+            }
+            let plans = [
+                explain(
+                    &client,
+                    &sql,
+                    &[
+                        &"t3",
+                        &none_id,
+                        &none_state,
+                        &none_text,
+                        &none_text,
+                        &51_i64,
+                    ],
+                )
+                .await,
+                explain(&client, &count_active(&s), &[&capped]).await,
+            ];
+            for plan in plans {
+                assert!(plan.contains("job_tenants_pkey"), "{plan}");
+                assert!(!plan.contains("Seq Scan"), "analyzed: {analyzed}\n{plan}");
+            }
+        }
+        client
+            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+            .await
+            .expect("drop schema");
+    }
+
+    /// Migration 15 lists the jobs stored before it under their tenants, and drops the index
+    /// it replaces.
+    #[tokio::test]
+    async fn the_tenant_listing_migration_lists_the_jobs_stored_before() {
+        let Some(url) = pg_url() else {
+            return;
+        };
+        let mut client = connect(&url.parse().expect("url")).await.expect("connect");
+        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+        let s = format!("\"{schema}\"");
+        crate::schema::migrate_to(&mut client, &schema, 14)
+            .await
+            .expect("migrate to 14");
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+                 SELECT gen_random_uuid(), 't' || (n % 2), 'k', 0, 1, false, false, '{{}}' \
+                 FROM generate_series(1, 5) n"
+            ))
+            .await
+            .expect("rows");
+        crate::schema::migrate(&mut client, &schema)
+            .await
+            .expect("migrate");
+        let pairs = |table: &str| format!("SELECT tenant, id FROM {s}.{table} ORDER BY tenant, id");
+        let rows = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, uuid::Uuid)> {
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+        };
+        let jobs = rows(client.query(&pairs("jobs"), &[]).await.expect("jobs"));
+        let listed = rows(
+            client
+                .query(&pairs("job_tenants"), &[])
+                .await
+                .expect("listed"),
+        );
+        assert_eq!(jobs.len(), 5);
+        assert_eq!(listed, jobs);
+        let old: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'jobs_tenant'",
+                &[&schema],
+            )
+            .await
+            .expect("indexes")
+            .get(0);
+        assert_eq!(old, 0, "jobs_tenant is dropped");
         client
             .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
             .await

@@ -177,7 +177,11 @@ impl Batch<'_> {
         for (job, mark) in self.cache.values_mut() {
             let log = logs.remove(&job.id).unwrap_or_default();
             match *mark {
-                Mark::New => new.push((&*job, log)),
+                Mark::New => {
+                    self.listed.0.push(job.tenant.as_str().to_owned());
+                    self.listed.1.push(job.id.0);
+                    new.push((&*job, log));
+                }
                 Mark::Dirty => dirty.push((&*job, log)),
                 // A status event always comes with a change; write it all the same.
                 Mark::Clean if !log.is_empty() => dirty.push((&*job, log)),
@@ -216,8 +220,10 @@ impl Batch<'_> {
         }
         let deliveries = std::mem::take(&mut self.deliveries);
         let events = std::mem::take(&mut self.events);
+        let listed = std::mem::take(&mut self.listed);
         let s = self.s;
         let writes = !(new.is_empty()
+            && listed.1.is_empty()
             && by_tid.is_empty()
             && by_id.is_empty()
             && entries.is_empty()
@@ -234,6 +240,7 @@ impl Batch<'_> {
         tokio::try_join!(
             biased;
             write_new(tx, s, &new),
+            write_listed(tx, s, &listed),
             update_jobs(tx, s, "ctid", "tid", &tids, by_tid),
             update_jobs(tx, s, "id", "uuid", &ids, by_id),
             write_ledger(tx, s, &entries),
@@ -313,6 +320,26 @@ async fn write_new(tx: &Db<'_>, s: &str, new: &[NewRow<'_>]) -> Result<(), Batch
     )
     .await?;
     Ok(())
+}
+
+/// Lists a batch's new jobs under their tenants (`job_tenants`, by which a tenant's jobs are
+/// listed): rows written once per job, where an index of `jobs` would take an entry from every
+/// version of its row.
+async fn write_listed(
+    tx: &Db<'_>,
+    s: &str,
+    (tenants, ids): &(Vec<String>, Vec<uuid::Uuid>),
+) -> Result<(), BatchError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    tx.execute(&list_new_jobs(s), &[tenants, ids]).await?;
+    Ok(())
+}
+
+/// Lists new jobs (tenants `$1`, ids `$2`) in schema `s`'s `job_tenants`.
+pub(crate) fn list_new_jobs(s: &str) -> String {
+    format!("INSERT INTO {s}.job_tenants (tenant, id) SELECT * FROM unnest($1::text[], $2::uuid[])")
 }
 
 /// Writes a batch's ledger entries.

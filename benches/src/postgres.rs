@@ -62,15 +62,27 @@ const JOB_COLUMNS: [Type; 9] = [
     Type::TEXT,
 ];
 
-/// The binary `COPY` of new job rows into schema `sch`: id, tenant, kind, state, run_at,
-/// started, discard, doc, log.
-async fn jobs_copy(c: &tokio_postgres::Client, sch: &str) -> tokio_postgres::Statement {
-    c.prepare(&format!(
+/// The statements that write new jobs by hand, as the store writes them.
+struct JobsCopy {
+    /// The binary `COPY` of new job rows: id, tenant, kind, state, run_at, started, discard,
+    /// doc, log.
+    copy: tokio_postgres::Statement,
+    /// Their rows in `job_tenants` (tenants, ids), which the store writes with each `COPY`.
+    list: tokio_postgres::Statement,
+}
+
+/// [`JobsCopy`] for schema `sch`.
+async fn jobs_copy(c: &tokio_postgres::Client, sch: &str) -> JobsCopy {
+    let copy = format!(
         "COPY \"{sch}\".jobs (id, tenant, kind, state, run_at, started, discard, doc, log) \
          FROM STDIN (FORMAT binary)"
-    ))
-    .await
-    .expect("prepare")
+    );
+    let list = format!(
+        "INSERT INTO \"{sch}\".job_tenants (tenant, id) \
+         SELECT * FROM unnest($1::text[], $2::uuid[])"
+    );
+    let (copy, list) = tokio::try_join!(c.prepare(&copy), c.prepare(&list)).expect("prepare");
+    JobsCopy { copy, list }
 }
 
 /// How a baseline hands `COPY` data to the connection.
@@ -132,12 +144,13 @@ async fn copy_rows(
     sink.as_mut().finish().await.expect("copy finish");
 }
 
-/// New job rows by binary `COPY` on `tx` (with [`jobs_copy`]'s statement `copy`): one per
+/// New job rows by binary `COPY` on `tx` (with [`jobs_copy`]'s statements `copy`): one per
 /// `(id, run_at)` of `rows`, of tenant and kind `who`, in `state`, with document `doc` and
-/// status log `log`.
+/// status log `log`; and their rows in `job_tenants`, sent behind the `COPY` in its round
+/// trip, as the store sends them.
 async fn copy_jobs(
     tx: &tokio_postgres::Transaction<'_>,
-    copy: &tokio_postgres::Statement,
+    copy: &JobsCopy,
     who: (&str, &str),
     state: i16,
     rows: &[(uuid::Uuid, i64)],
@@ -145,9 +158,11 @@ async fn copy_jobs(
     how: Messages,
 ) {
     let (tenant, kind, no) = (who.0, who.1, false);
-    copy_rows(
+    let tenants = vec![tenant; rows.len()];
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let rows = copy_rows(
         tx,
-        copy,
+        &copy.copy,
         &JOB_COLUMNS,
         rows.iter().map(|(id, at)| {
             vec![
@@ -163,8 +178,13 @@ async fn copy_jobs(
             ]
         }),
         how,
-    )
-    .await;
+    );
+    let list = async {
+        tx.execute(&copy.list, &[&tenants, &ids])
+            .await
+            .expect("list jobs")
+    };
+    tokio::join!(rows, list);
 }
 
 /// Drops `schema` after a scenario; a failure only leaves it behind.

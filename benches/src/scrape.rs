@@ -227,10 +227,12 @@ fn pg_scrape(rt: &Runtime, s: Sizes) -> Vec<Row> {
             "DELETE FROM \"{sch}\".job_counts; DELETE FROM \"{sch}\".job_count_deltas; \
              INSERT INTO \"{sch}\".job_counts (tenant, kind, state, n) \
              SELECT tenant, kind, state, count(*) FROM \"{sch}\".jobs WHERE state >= 3 \
-             GROUP BY 1, 2, 3"
+             GROUP BY 1, 2, 3; \
+             DELETE FROM \"{sch}\".job_tenants; \
+             INSERT INTO \"{sch}\".job_tenants (tenant, id) SELECT tenant, id FROM \"{sch}\".jobs"
         ))
         .await
-        .expect("counts");
+        .expect("counts and listing");
         c.batch_execute(&format!("VACUUM ANALYZE \"{sch}\".jobs"))
             .await
             .expect("analyze");

@@ -173,15 +173,9 @@ pub(crate) async fn purge(
         )
         .await
         .map_err(pg)?;
-        tx.execute(
-            &format!(
-                "DELETE FROM {s}.job_tenants t USING {s}.jobs j \
-                 WHERE j.id = ANY($1) AND t.tenant = j.tenant AND t.id = j.id"
-            ),
-            &[&ids],
-        )
-        .await
-        .map_err(pg)?;
+        tx.execute(&crate::exec::unlist_jobs(s), &[&ids])
+            .await
+            .map_err(pg)?;
         for (table, column) in [
             ("ledger", "job"),
             ("events", "job"),

@@ -73,6 +73,14 @@ pub(crate) fn count_active(s: &str) -> String {
     )
 }
 
+/// Deletes the `job_tenants` rows of the jobs with ids `$1` in schema `s` (before the jobs).
+pub(crate) fn unlist_jobs(s: &str) -> String {
+    format!(
+        "DELETE FROM {s}.job_tenants t USING {s}.jobs j \
+         WHERE j.id = ANY($1) AND t.tenant = j.tenant AND t.id = j.id"
+    )
+}
+
 /// The jobs with the given (tenant, idempotency key) pairs (`$1`, `$2`), from schema `s`.
 ///
 /// This and [`key_lookup`] are lateral joins with `LIMIT 1`, so each pair is one index probe
@@ -267,9 +275,9 @@ mod tests {
             .expect("drop schema");
     }
 
-    /// A tenant's page of jobs, and its count of active jobs, are read through
-    /// `job_tenants`' key, on young tables (never analyzed) and analyzed ones; the page is
-    /// newest first, and its filters and cursor hold.
+    /// A tenant's page of jobs, its count of active jobs and the purge's deletes find their
+    /// rows through `job_tenants`' key, on young tables (never analyzed) and analyzed ones;
+    /// the page is newest first, and its filters and cursor hold.
     #[tokio::test]
     async fn a_tenants_jobs_are_read_through_job_tenants_by_its_key() {
         let Some((client, s)) = migrated().await else {
@@ -398,12 +406,28 @@ mod tests {
                 )
                 .await,
                 explain(&client, &count_active(&s), &[&capped]).await,
+                explain(&client, &unlist_jobs(&s), &[&vec![first[0].0, first[1].0]]).await,
             ];
             for plan in plans {
                 assert!(plan.contains("job_tenants_pkey"), "{plan}");
                 assert!(!plan.contains("Seq Scan"), "analyzed: {analyzed}\n{plan}");
             }
         }
+        let gone = vec![first[0].0, first[1].0];
+        let deleted = client
+            .execute(&unlist_jobs(&s), &[&gone])
+            .await
+            .expect("unlist");
+        assert_eq!(deleted, 2);
+        let left: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {s}.job_tenants WHERE tenant = 't3'"),
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(left, 498);
         client
             .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
             .await

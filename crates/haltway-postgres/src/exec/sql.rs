@@ -153,42 +153,17 @@ mod tests {
             )
             .await
             .expect("job rows");
-        let plan = |rows: Vec<tokio_postgres::Row>| {
-            rows.iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
         let key_j: Vec<uuid::Uuid> = jobs.iter().cycle().take(200).copied().collect();
         let key_k: Vec<String> = (0..200).map(|i| (i % 150).to_string()).collect();
-        let keys = plan(
-            client
-                .query(
-                    &format!("EXPLAIN (COSTS OFF) {}", key_lookup(&s)),
-                    &[&key_j, &key_k],
-                )
-                .await
-                .expect("explain"),
-        );
+        let keys = explain(&client, &key_lookup(&s), &[&key_j, &key_k]).await;
         assert!(keys.contains("ledger_key"), "{keys}");
         assert!(!keys.contains("Seq Scan"), "{keys}");
         let tenants = vec!["t"; 200];
         let idem_k: Vec<String> = (0..200).map(|i| i.to_string()).collect();
-        let idem = plan(
-            client
-                .query(
-                    &format!("EXPLAIN (COSTS OFF) {}", idem_lookup(&s)),
-                    &[&tenants, &idem_k],
-                )
-                .await
-                .expect("explain"),
-        );
+        let idem = explain(&client, &idem_lookup(&s), &[&tenants, &idem_k]).await;
         assert!(idem.contains("jobs_idem"), "{idem}");
         assert!(!idem.contains("Seq Scan"), "{idem}");
-        client
-            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
-            .await
-            .expect("drop schema");
+        drop_schema(&client, &s).await;
     }
 
     /// With many budgeted tenants, a batch's budget read finds the budgets of its tenants
@@ -225,6 +200,11 @@ mod tests {
         got.sort();
         assert_eq!(got, ["t3", "t7"], "the tenant named and the job's");
         drop(tx);
+        drop_schema(&client, &s).await;
+    }
+
+    /// Drops the scratch schema `s` (quoted) a test made.
+    async fn drop_schema(client: &tokio_postgres::Client, s: &str) {
         client
             .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
             .await
@@ -269,10 +249,7 @@ mod tests {
             let (name, def): (String, String) = (r.get(0), r.get(1));
             assert!(name == "jobs_pkey" || def.contains(" WHERE "), "{def}");
         }
-        client
-            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
-            .await
-            .expect("drop schema");
+        drop_schema(&client, &s).await;
     }
 
     /// A tenant's page of jobs, its count of active jobs and the purge's deletes find their
@@ -294,27 +271,21 @@ mod tests {
             .expect("rows");
         let sql = list_jobs(&s);
         let (none_id, none_state, none_text) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
+        // The newest 51 of tenant t3's jobs, with no filter.
+        let newest: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &"t3",
+            &none_id,
+            &none_state,
+            &none_text,
+            &none_text,
+            &51_i64,
+        ];
         let page = |rows: Vec<tokio_postgres::Row>| -> Vec<(uuid::Uuid, String, i16)> {
             rows.iter()
                 .map(|r| (r.get("id"), r.get("tenant"), r.get("state")))
                 .collect()
         };
-        let first = page(
-            client
-                .query(
-                    &sql,
-                    &[
-                        &"t3",
-                        &none_id,
-                        &none_state,
-                        &none_text,
-                        &none_text,
-                        &51_i64,
-                    ],
-                )
-                .await
-                .expect("list"),
-        );
+        let first = page(client.query(&sql, &newest).await.expect("list"));
         assert_eq!(first.len(), 51);
         assert!(first.iter().all(|(_, t, _)| t == "t3"));
         assert!(first.windows(2).all(|w| w[0].0 > w[1].0), "newest first");
@@ -392,19 +363,7 @@ mod tests {
                     .expect("analyze");
             }
             let plans = [
-                explain(
-                    &client,
-                    &sql,
-                    &[
-                        &"t3",
-                        &none_id,
-                        &none_state,
-                        &none_text,
-                        &none_text,
-                        &51_i64,
-                    ],
-                )
-                .await,
+                explain(&client, &sql, &newest).await,
                 explain(&client, &count_active(&s), &[&capped]).await,
                 explain(&client, &unlist_jobs(&s), &[&vec![first[0].0, first[1].0]]).await,
             ];
@@ -428,10 +387,7 @@ mod tests {
             .expect("count")
             .get(0);
         assert_eq!(left, 498);
-        client
-            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
-            .await
-            .expect("drop schema");
+        drop_schema(&client, &s).await;
     }
 
     /// Migration 15 lists the jobs stored before it under their tenants, and drops the index
@@ -480,9 +436,6 @@ mod tests {
             .expect("indexes")
             .get(0);
         assert_eq!(old, 0, "jobs_tenant is dropped");
-        client
-            .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
-            .await
-            .expect("drop schema");
+        drop_schema(&client, &s).await;
     }
 }

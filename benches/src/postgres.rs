@@ -144,7 +144,7 @@ async fn copy_rows(
     sink.as_mut().finish().await.expect("copy finish");
 }
 
-/// New job rows by binary `COPY` on `tx` (with [`jobs_copy`]'s statements `copy`): one per
+/// New job rows by binary `COPY` on `tx` (with the statements of [`jobs_copy`]): one per
 /// `(id, run_at)` of `rows`, of tenant and kind `who`, in `state`, with document `doc` and
 /// status log `log`; and their rows in `job_tenants`, sent behind the `COPY` in its round
 /// trip, as the store sends them.

@@ -119,7 +119,7 @@ pub(crate) struct Batch<'s> {
     /// The ready rows the batch's claim read with the preload (see `early_read`).
     pub(crate) claim_read: Option<(floors::Scan, Vec<tokio_postgres::Row>)>,
     /// The tenant and id of each job created and not yet listed in `job_tenants`.
-    pub(crate) listed: (Vec<String>, Vec<uuid::Uuid>),
+    pub(crate) listed: Vec<(TenantId, uuid::Uuid)>,
 }
 
 /// Runs `cmds` in one transaction on `client`. On an error the transaction may still be open
@@ -168,7 +168,7 @@ pub(crate) async fn run_batch(
         advances: Vec::new(),
         expiring: None,
         claim_read: None,
-        listed: (Vec::new(), Vec::new()),
+        listed: Vec::new(),
     };
     // The batch's commit marker (a time-ordered UUID), to look for should the `COMMIT` reply
     // be lost. A batch that creates jobs writes for sure: its marker goes in the round trip of

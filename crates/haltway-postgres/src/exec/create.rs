@@ -144,8 +144,7 @@ impl Batch<'_> {
             *mark = Mark::Clean;
         }
         note_written(&mut self.ready, &mut self.expiring, job, self.now);
-        self.listed.0.push(job.tenant.as_str().to_owned());
-        self.listed.1.push(job.id.0);
+        self.listed.push((job.tenant.clone(), job.id.0));
         let log = self.logs.remove(&job.id).unwrap_or_default();
         copy.row(&NewRow::of(job, log).values()).await
     }

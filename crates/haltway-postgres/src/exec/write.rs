@@ -178,8 +178,7 @@ impl Batch<'_> {
             let log = logs.remove(&job.id).unwrap_or_default();
             match *mark {
                 Mark::New => {
-                    self.listed.0.push(job.tenant.as_str().to_owned());
-                    self.listed.1.push(job.id.0);
+                    self.listed.push((job.tenant.clone(), job.id.0));
                     new.push((&*job, log));
                 }
                 Mark::Dirty => dirty.push((&*job, log)),
@@ -223,7 +222,7 @@ impl Batch<'_> {
         let listed = std::mem::take(&mut self.listed);
         let s = self.s;
         let writes = !(new.is_empty()
-            && listed.1.is_empty()
+            && listed.is_empty()
             && by_tid.is_empty()
             && by_id.is_empty()
             && entries.is_empty()
@@ -328,12 +327,14 @@ async fn write_new(tx: &Db<'_>, s: &str, new: &[NewRow<'_>]) -> Result<(), Batch
 async fn write_listed(
     tx: &Db<'_>,
     s: &str,
-    (tenants, ids): &(Vec<String>, Vec<uuid::Uuid>),
+    listed: &[(TenantId, uuid::Uuid)],
 ) -> Result<(), BatchError> {
-    if ids.is_empty() {
+    if listed.is_empty() {
         return Ok(());
     }
-    tx.execute(&list_new_jobs(s), &[tenants, ids]).await?;
+    let tenants: Vec<&str> = listed.iter().map(|(t, _)| t.as_str()).collect();
+    let ids: Vec<uuid::Uuid> = listed.iter().map(|&(_, id)| id).collect();
+    tx.execute(&list_new_jobs(s), &[&tenants, &ids]).await?;
     Ok(())
 }
 

@@ -77,6 +77,17 @@ pub struct PgOptions {
     /// also end on the server when they wait this long for the node
     /// (`idle_in_transaction_session_timeout`), so a frozen node keeps no row locked.
     pub io_timeout: Duration,
+    /// Keep an index of the active (queued, running, cancelling) jobs by tenant, `jobs_active`
+    /// (default off). A create with a cap on the tenant's active jobs
+    /// ([`SubmitOptions::max_active`](haltway_core::SubmitOptions::max_active)) counts them;
+    /// without the index the count reads every stored job of the tenant, finished ones
+    /// included, so its cost grows with the tenant's history. With it, the count reads only the
+    /// active ones, and every create and every claim adds an entry to it (see the README's
+    /// "PostgreSQL" section for what that costs). The store builds the index when it
+    /// connects, if it is missing (holding off writes to `jobs` while it builds), and never
+    /// drops it; every node that connects after it exists counts through it, whatever its own
+    /// setting.
+    pub active_index: bool,
 }
 
 impl Default for PgOptions {
@@ -88,6 +99,7 @@ impl Default for PgOptions {
             max_batch: 4096,
             safety_poll: Duration::from_secs(2),
             io_timeout: Duration::from_secs(30),
+            active_index: false,
         }
     }
 }
@@ -125,6 +137,13 @@ impl PgOptions {
     #[must_use]
     pub fn safety_poll(mut self, every: Duration) -> Self {
         self.safety_poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Keeps an index of each tenant's active jobs (see [`PgOptions::active_index`]).
+    #[must_use]
+    pub fn active_index(mut self, on: bool) -> Self {
+        self.active_index = on;
         self
     }
 }

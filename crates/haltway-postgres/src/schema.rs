@@ -286,6 +286,41 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// The index of active jobs by tenant ([`PgOptions::active_index`](crate::PgOptions)): not a
+/// migration, since only deployments that cap creates want to pay for it.
+pub(crate) const ACTIVE_INDEX: &str = "jobs_active";
+
+/// Builds the index of active jobs by tenant in `schema` if `create` and it is missing
+/// (under the migrations' lock), then answers whether it is there and valid.
+pub(crate) async fn active_index(client: &mut Client, schema: &str, create: bool) -> Result<bool> {
+    let tx = client.transaction().await.map_err(pg)?;
+    if create {
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
+            .await
+            .map_err(pg)?;
+        tx.batch_execute(&format!(
+            "CREATE INDEX IF NOT EXISTS {ACTIVE_INDEX} ON \"{schema}\".jobs (tenant) \
+             WHERE state IN ({}, {}, {})",
+            haltway_core::state_sql!(Queued),
+            haltway_core::state_sql!(Running),
+            haltway_core::state_sql!(Cancelling),
+        ))
+        .await
+        .map_err(pg)?;
+    }
+    let valid = tx
+        .query_opt(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+            &[&schema, &ACTIVE_INDEX],
+        )
+        .await
+        .map_err(pg)?
+        .is_some_and(|r| r.get::<_, bool>(0));
+    tx.commit().await.map_err(pg)?;
+    Ok(valid)
+}
+
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not
 /// starting with a digit, at most 40 bytes (channel names add a prefix to it).
 pub(crate) fn valid_schema(name: &str) -> bool {

@@ -63,9 +63,17 @@ pub(crate) fn list_jobs(s: &str) -> String {
 }
 
 /// The active jobs (queued, running or cancelling) of each of the tenants `$1` in schema `s`:
-/// a row per tenant that has any. Each of the tenant's jobs is probed by its id, as in
-/// [`list_jobs`].
-pub(crate) fn count_active(s: &str) -> String {
+/// a row per tenant that has any. Through the index of active jobs by tenant if `indexed`
+/// ([`ACTIVE_INDEX`](crate::schema::ACTIVE_INDEX), which only the tenants' active jobs take
+/// entries in); otherwise each of the tenants' jobs, finished ones too, is probed by its id,
+/// as in [`list_jobs`].
+pub(crate) fn count_active(s: &str, indexed: bool) -> String {
+    if indexed {
+        return format!(
+            "SELECT tenant, count(*) FROM {s}.jobs WHERE tenant = ANY($1) \
+             AND state IN ({QUEUED}, {RUNNING}, {CANCELLING}) GROUP BY tenant"
+        );
+    }
     format!(
         "SELECT t.tenant, count(*) FROM {s}.job_tenants t CROSS JOIN LATERAL (SELECT 1 \
          FROM {s}.jobs WHERE id = t.id AND state IN ({QUEUED}, {RUNNING}, {CANCELLING}) \
@@ -337,7 +345,7 @@ mod tests {
         };
         let active = counts(
             client
-                .query(&count_active(&s), &[&capped])
+                .query(&count_active(&s, false), &[&capped])
                 .await
                 .expect("count"),
         );
@@ -364,7 +372,7 @@ mod tests {
             }
             let plans = [
                 explain(&client, &sql, &newest).await,
-                explain(&client, &count_active(&s), &[&capped]).await,
+                explain(&client, &count_active(&s, false), &[&capped]).await,
                 explain(&client, &unlist_jobs(&s), &[&vec![first[0].0, first[1].0]]).await,
             ];
             for plan in plans {
@@ -387,6 +395,75 @@ mod tests {
             .expect("count")
             .get(0);
         assert_eq!(left, 498);
+        drop_schema(&client, &s).await;
+    }
+
+    /// The index of active jobs by tenant: absent until asked for, built over the jobs stored
+    /// before, kept as jobs change state; the capped-create count through it reads it (never
+    /// the table) on young and analyzed tables, and answers what the count through
+    /// `job_tenants` answers.
+    #[tokio::test]
+    async fn capped_counts_read_the_index_of_active_jobs_once_it_is_built() {
+        let Some((mut client, s)) = migrated().await else {
+            return;
+        };
+        let name = s.trim_matches('"').to_owned();
+        let built = crate::schema::active_index(&mut client, &name, false).await;
+        assert!(!built.expect("look"), "not built unless asked for");
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+                 SELECT gen_random_uuid(), 't' || (n % 10), 'k', n % 4, 1, true, false, '{{}}' \
+                 FROM generate_series(1, 5000) n; \
+                 INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs"
+            ))
+            .await
+            .expect("rows");
+        for _ in 0..2 {
+            let built = crate::schema::active_index(&mut client, &name, true).await;
+            assert!(built.expect("build"), "built, and found again");
+        }
+        let capped = vec!["t3".to_owned(), "t4".to_owned(), "none".to_owned()];
+        let counts = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, i64)> {
+            let mut v: Vec<_> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            v.sort();
+            v
+        };
+        // t3's 500 jobs are running or completed (n odd), half each; t4's queued or
+        // cancelling (n even).
+        let mut wanted = vec![("t3".to_owned(), 250), ("t4".to_owned(), 500)];
+        for round in 0..2 {
+            for indexed in [true, false] {
+                let got = client
+                    .query(&count_active(&s, indexed), &[&capped])
+                    .await
+                    .expect("count");
+                assert_eq!(counts(got), wanted, "round {round}, indexed: {indexed}");
+            }
+            if round == 1 {
+                break;
+            }
+            // t3's completed jobs are queued again, t4's queued ones end: the index follows.
+            client
+                .batch_execute(&format!(
+                    "UPDATE {s}.jobs SET state = 0 WHERE tenant = 't3' AND state = 3; \
+                     UPDATE {s}.jobs SET state = 5 WHERE tenant = 't4' AND state = 0"
+                ))
+                .await
+                .expect("changes");
+            wanted = vec![("t3".to_owned(), 500), ("t4".to_owned(), 250)];
+        }
+        for analyzed in [false, true] {
+            if analyzed {
+                client
+                    .batch_execute(&format!("ANALYZE {s}.jobs"))
+                    .await
+                    .expect("analyze");
+            }
+            let plan = explain(&client, &count_active(&s, true), &[&capped]).await;
+            assert!(plan.contains(crate::schema::ACTIVE_INDEX), "{plan}");
+            assert!(!plan.contains("Seq Scan"), "analyzed: {analyzed}\n{plan}");
+        }
         drop_schema(&client, &s).await;
     }
 

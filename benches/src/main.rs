@@ -6,6 +6,7 @@
 //! ```
 
 mod budgets;
+mod capped;
 mod horizon;
 mod http;
 mod kinds;
@@ -48,6 +49,8 @@ pub(crate) struct Sizes {
     pub(crate) sse_items: u64,
     pub(crate) scrape_jobs: usize,
     pub(crate) deep_queue: usize,
+    /// Finished jobs a tenant has stored in the capped-create scenario.
+    pub(crate) capped_history: usize,
     pub(crate) horizon_secs: u64,
     pub(crate) long_runs: usize,
     pub(crate) quiet_secs: u64,
@@ -77,6 +80,7 @@ impl Sizes {
             sse_items: 50,
             scrape_jobs: 1_000_000,
             deep_queue: 1_000_000,
+            capped_history: 100_000,
             horizon_secs: 60,
             long_runs: 100_000,
             quiet_secs: 30,
@@ -104,6 +108,7 @@ impl Sizes {
             sse_items: 3,
             scrape_jobs: 3_000,
             deep_queue: 2_000,
+            capped_history: 1_000,
             horizon_secs: 1,
             long_runs: 300,
             quiet_secs: 1,
@@ -170,6 +175,7 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .chain(budgets::SCENARIOS)
         .chain(scrape::SCENARIOS)
         .chain(scale::SCENARIOS)
+        .chain(capped::SCENARIOS)
         .chain(horizon::SCENARIOS)
         .chain(long_runs::SCENARIOS)
         .chain(trickle::SCENARIOS)

@@ -43,7 +43,7 @@ pub(crate) fn skipped(name: &str) -> Vec<Row> {
 
 pub(crate) use crate::pressure::fresh_schema as schema;
 
-async fn client(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn client(url: &str) -> tokio_postgres::Client {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
     tokio::spawn(conn);
     c

@@ -42,6 +42,7 @@ fn smoke_run_prints_every_scenario() {
         "SSE fan-out",
         "GET /metrics scrape",
         "claim of one job",
+        "capped submit",
         "submit → handler starts",
         "memory per running job, durable",
         "rows written per second",

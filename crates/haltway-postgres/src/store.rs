@@ -139,6 +139,14 @@ impl PgStore {
         schema::migrate(&mut client, &options.schema).await?;
         let active_index =
             schema::active_index(&mut client, &options.schema, options.active_index).await?;
+        if options.active_index && !active_index {
+            tracing::warn!(
+                schema = %options.schema,
+                "the index of active jobs (`jobs_active`) exists but is not valid (a failed \
+                 concurrent build?); capped creates count without it until it is dropped and \
+                 a node builds it again"
+            );
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let notices = broadcast::channel(4096).0;
         let events = broadcast::channel(8192).0;

@@ -219,6 +219,27 @@ mod tests {
             .expect("drop schema");
     }
 
+    /// 5,000 jobs of tenants `t0` to `t9` (`n % 10` of `n` in 1..=5000) in states `n % 4`,
+    /// listed in `job_tenants`.
+    async fn seed_jobs(client: &tokio_postgres::Client, s: &str) {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+                 SELECT gen_random_uuid(), 't' || (n % 10), 'k', n % 4, 1, true, false, '{{}}' \
+                 FROM generate_series(1, 5000) n; \
+                 INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs"
+            ))
+            .await
+            .expect("rows");
+    }
+
+    /// The (tenant, count) rows of a count by tenant, sorted.
+    fn tenant_counts(rows: Vec<tokio_postgres::Row>) -> Vec<(String, i64)> {
+        let mut v: Vec<_> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        v.sort();
+        v
+    }
+
     /// The plan of `sql` with `params`, one line per node.
     async fn explain(
         client: &tokio_postgres::Client,
@@ -268,15 +289,7 @@ mod tests {
         let Some((client, s)) = migrated().await else {
             return;
         };
-        client
-            .batch_execute(&format!(
-                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
-                 SELECT gen_random_uuid(), 't' || (n % 10), 'k', n % 4, 1, true, false, '{{}}' \
-                 FROM generate_series(1, 5000) n; \
-                 INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs"
-            ))
-            .await
-            .expect("rows");
+        seed_jobs(&client, &s).await;
         let sql = list_jobs(&s);
         let (none_id, none_state, none_text) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
         // The newest 51 of tenant t3's jobs, with no filter.
@@ -338,18 +351,13 @@ mod tests {
             .get(0);
         assert_eq!(finished.len() as i64, wanted);
         let capped = vec!["t3".to_owned(), "t4".to_owned(), "none".to_owned()];
-        let counts = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, i64)> {
-            let mut v: Vec<_> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-            v.sort();
-            v
-        };
-        let active = counts(
+        let active = tenant_counts(
             client
                 .query(&count_active(&s, false), &[&capped])
                 .await
                 .expect("count"),
         );
-        let wanted = counts(
+        let wanted = tenant_counts(
             client
                 .query(
                     &format!(
@@ -399,9 +407,9 @@ mod tests {
     }
 
     /// The index of active jobs by tenant: absent until asked for, built over the jobs stored
-    /// before, kept as jobs change state; the capped-create count through it reads it (never
-    /// the table) on young and analyzed tables, and answers what the count through
-    /// `job_tenants` answers.
+    /// before, kept as jobs change state, not used once invalid; the capped-create count
+    /// through it reads it (never the table) on young and analyzed tables, and answers what
+    /// the count through `job_tenants` answers.
     #[tokio::test]
     async fn capped_counts_read_the_index_of_active_jobs_once_it_is_built() {
         let Some((mut client, s)) = migrated().await else {
@@ -410,25 +418,12 @@ mod tests {
         let name = s.trim_matches('"').to_owned();
         let built = crate::schema::active_index(&mut client, &name, false).await;
         assert!(!built.expect("look"), "not built unless asked for");
-        client
-            .batch_execute(&format!(
-                "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
-                 SELECT gen_random_uuid(), 't' || (n % 10), 'k', n % 4, 1, true, false, '{{}}' \
-                 FROM generate_series(1, 5000) n; \
-                 INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs"
-            ))
-            .await
-            .expect("rows");
+        seed_jobs(&client, &s).await;
         for _ in 0..2 {
             let built = crate::schema::active_index(&mut client, &name, true).await;
             assert!(built.expect("build"), "built, and found again");
         }
         let capped = vec!["t3".to_owned(), "t4".to_owned(), "none".to_owned()];
-        let counts = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, i64)> {
-            let mut v: Vec<_> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-            v.sort();
-            v
-        };
         // t3's 500 jobs are running or completed (n odd), half each; t4's queued or
         // cancelling (n even).
         let mut wanted = vec![("t3".to_owned(), 250), ("t4".to_owned(), 500)];
@@ -438,7 +433,11 @@ mod tests {
                     .query(&count_active(&s, indexed), &[&capped])
                     .await
                     .expect("count");
-                assert_eq!(counts(got), wanted, "round {round}, indexed: {indexed}");
+                assert_eq!(
+                    tenant_counts(got),
+                    wanted,
+                    "round {round}, indexed: {indexed}"
+                );
             }
             if round == 1 {
                 break;
@@ -464,6 +463,17 @@ mod tests {
             assert!(plan.contains(crate::schema::ACTIVE_INDEX), "{plan}");
             assert!(!plan.contains("Seq Scan"), "analyzed: {analyzed}\n{plan}");
         }
+        // An index left invalid (as a failed concurrent build leaves it) is not counted through.
+        client
+            .batch_execute(&format!(
+                "UPDATE pg_index SET indisvalid = false \
+                 WHERE indexrelid = '{s}.{}'::regclass",
+                crate::schema::ACTIVE_INDEX
+            ))
+            .await
+            .expect("invalidate");
+        let built = crate::schema::active_index(&mut client, &name, true).await;
+        assert!(!built.expect("look"), "an invalid index is not used");
         drop_schema(&client, &s).await;
     }
 

@@ -291,24 +291,17 @@ const MIGRATIONS: &[&str] = &[
 pub(crate) const ACTIVE_INDEX: &str = "jobs_active";
 
 /// Builds the index of active jobs by tenant in `schema` if `create` and it is missing
-/// (under the migrations' lock), then answers whether it is there and valid.
+/// (under the migrations' lock), then answers whether it is there and valid. An index already
+/// there is only looked up: `CREATE INDEX` would lock `jobs` against writes, if briefly, at
+/// every start of a node.
 pub(crate) async fn active_index(client: &mut Client, schema: &str, create: bool) -> Result<bool> {
     let tx = client.transaction().await.map_err(pg)?;
     if create {
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
             .await
             .map_err(pg)?;
-        tx.batch_execute(&format!(
-            "CREATE INDEX IF NOT EXISTS {ACTIVE_INDEX} ON \"{schema}\".jobs (tenant) \
-             WHERE state IN ({}, {}, {})",
-            haltway_core::state_sql!(Queued),
-            haltway_core::state_sql!(Running),
-            haltway_core::state_sql!(Cancelling),
-        ))
-        .await
-        .map_err(pg)?;
     }
-    let valid = tx
+    let mut valid = tx
         .query_opt(
             "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
@@ -316,9 +309,20 @@ pub(crate) async fn active_index(client: &mut Client, schema: &str, create: bool
         )
         .await
         .map_err(pg)?
-        .is_some_and(|r| r.get::<_, bool>(0));
+        .map(|r| r.get::<_, bool>(0));
+    if create && valid.is_none() {
+        tx.batch_execute(&format!(
+            "CREATE INDEX {ACTIVE_INDEX} ON \"{schema}\".jobs (tenant) WHERE state IN ({}, {}, {})",
+            haltway_core::state_sql!(Queued),
+            haltway_core::state_sql!(Running),
+            haltway_core::state_sql!(Cancelling),
+        ))
+        .await
+        .map_err(pg)?;
+        valid = Some(true);
+    }
     tx.commit().await.map_err(pg)?;
-    Ok(valid)
+    Ok(valid == Some(true))
 }
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not

@@ -423,6 +423,24 @@ mod tests {
             let built = crate::schema::active_index(&mut client, &name, true).await;
             assert!(built.expect("build"), "built, and found again");
         }
+        // Once built, a node's start only looks it up: a writer's open transaction on `jobs`
+        // does not hold the start up (`CREATE INDEX` would wait for it).
+        let url = pg_url().expect("url");
+        let writer = connect(&url.parse().expect("url")).await.expect("connect");
+        writer
+            .batch_execute(&format!(
+                "BEGIN; UPDATE {s}.jobs SET run_at = run_at WHERE false"
+            ))
+            .await
+            .expect("open writer");
+        let found = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            crate::schema::active_index(&mut client, &name, true),
+        )
+        .await
+        .expect("not held up by the writer");
+        assert!(found.expect("look"));
+        writer.batch_execute("ROLLBACK").await.expect("rollback");
         let capped = vec!["t3".to_owned(), "t4".to_owned(), "none".to_owned()];
         // t3's 500 jobs are running or completed (n odd), half each; t4's queued or
         // cancelling (n even).

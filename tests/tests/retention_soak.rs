@@ -138,11 +138,14 @@ where
     // size seen once the window first filled.
     let settled = usize::try_from(2 * KEEP_S / 5).expect("index");
     if sizes.len() > settled + 2 {
-        let reference = sizes[settled];
+        // The largest by then, not the size at that round: a single sample can dip below the
+        // level the tables settle at (one run read 9.3 MiB there, between 11.0 and 10.8),
+        // which says nothing about growth after it.
+        let reference = *sizes[..=settled].iter().max().expect("a size");
         let last = *sizes.last().expect("a size");
         assert!(
             last as f64 <= reference as f64 * 1.15,
-            "{name} kept growing: {reference} bytes at round {}, {last} at the end",
+            "{name} kept growing: {reference} bytes at most by round {}, {last} at the end",
             (settled + 1) * 5
         );
     }

@@ -297,9 +297,7 @@ pub(crate) const ACTIVE_INDEX: &str = "jobs_active";
 pub(crate) async fn active_index(client: &mut Client, schema: &str, create: bool) -> Result<bool> {
     let tx = client.transaction().await.map_err(pg)?;
     if create {
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
-            .await
-            .map_err(pg)?;
+        lock_migrations(&tx, schema).await?;
     }
     let mut valid = tx
         .query_opt(
@@ -325,6 +323,14 @@ pub(crate) async fn active_index(client: &mut Client, schema: &str, create: bool
     Ok(valid == Some(true))
 }
 
+/// Takes the lock that nodes starting together on `schema` change it under, until `tx` ends.
+async fn lock_migrations(tx: &tokio_postgres::Transaction<'_>, schema: &str) -> Result<()> {
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
+        .await
+        .map_err(pg)?;
+    Ok(())
+}
+
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not
 /// starting with a digit, at most 40 bytes (channel names add a prefix to it).
 pub(crate) fn valid_schema(name: &str) -> bool {
@@ -346,9 +352,7 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
 pub(crate) async fn migrate_to(client: &mut Client, schema: &str, upto: usize) -> Result<()> {
     let q = format!("\"{schema}\"");
     let tx = client.transaction().await.map_err(pg)?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
-        .await
-        .map_err(pg)?;
+    lock_migrations(&tx, schema).await?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {q};
          CREATE TABLE IF NOT EXISTS {q}.haltway_meta (key text PRIMARY KEY, value bigint NOT NULL);"

@@ -84,9 +84,11 @@ pub struct PgOptions {
     /// included, so its cost grows with the tenant's history. With it, the count reads only the
     /// active ones, and every create and every claim adds an entry to it (see the README's
     /// "PostgreSQL" section for what that costs). The store builds the index when it
-    /// connects, if it is missing (holding off writes to `jobs` while it builds), and never
-    /// drops it; every node that connects after it exists counts through it, whatever its own
-    /// setting.
+    /// connects, if it is missing, with `CREATE INDEX CONCURRENTLY`: writes to `jobs` go on
+    /// while it builds, and the node's start waits for the transactions open on the database
+    /// when the build began. An index that a failed build left invalid is dropped and built
+    /// again by the next node that asks for it. The store never drops a valid one; every node
+    /// that connects after it exists counts through it, whatever its own setting.
     pub active_index: bool,
 }
 

@@ -138,13 +138,12 @@ impl PgStore {
         let mut client = exec::connect(&config).await?;
         schema::migrate(&mut client, &options.schema).await?;
         let active_index =
-            schema::active_index(&mut client, &options.schema, options.active_index).await?;
+            schema::active_index(&client, &options.schema, options.active_index).await?;
         if options.active_index && !active_index {
             tracing::warn!(
                 schema = %options.schema,
-                "the index of active jobs (`jobs_active`) exists but is not valid (a failed \
-                 concurrent build?); capped creates count without it until it is dropped and \
-                 a node builds it again"
+                "the index of active jobs (`jobs_active`) was built but is not valid; capped \
+                 creates count without it until a node that asks for it builds it again"
             );
         }
         let (tx, rx) = mpsc::unbounded_channel();

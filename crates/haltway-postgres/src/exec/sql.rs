@@ -412,15 +412,15 @@ mod tests {
     /// the count through `job_tenants` answers.
     #[tokio::test]
     async fn capped_counts_read_the_index_of_active_jobs_once_it_is_built() {
-        let Some((mut client, s)) = migrated().await else {
+        let Some((client, s)) = migrated().await else {
             return;
         };
         let name = s.trim_matches('"').to_owned();
-        let built = crate::schema::active_index(&mut client, &name, false).await;
+        let built = crate::schema::active_index(&client, &name, false).await;
         assert!(!built.expect("look"), "not built unless asked for");
         seed_jobs(&client, &s).await;
         for _ in 0..2 {
-            let built = crate::schema::active_index(&mut client, &name, true).await;
+            let built = crate::schema::active_index(&client, &name, true).await;
             assert!(built.expect("build"), "built, and found again");
         }
         // Once built, a node's start only looks it up: a writer's open transaction on `jobs`
@@ -435,7 +435,7 @@ mod tests {
             .expect("open writer");
         let found = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            crate::schema::active_index(&mut client, &name, true),
+            crate::schema::active_index(&client, &name, true),
         )
         .await
         .expect("not held up by the writer");
@@ -481,7 +481,8 @@ mod tests {
             assert!(plan.contains(crate::schema::ACTIVE_INDEX), "{plan}");
             assert!(!plan.contains("Seq Scan"), "analyzed: {analyzed}\n{plan}");
         }
-        // An index left invalid (as a failed concurrent build leaves it) is not counted through.
+        // An index left invalid (as a failed concurrent build leaves it) is not counted through,
+        // and a node that asks for the index drops it and builds it again.
         client
             .batch_execute(&format!(
                 "UPDATE pg_index SET indisvalid = false \
@@ -490,8 +491,96 @@ mod tests {
             ))
             .await
             .expect("invalidate");
-        let built = crate::schema::active_index(&mut client, &name, true).await;
+        let built = crate::schema::active_index(&client, &name, false).await;
         assert!(!built.expect("look"), "an invalid index is not used");
+        let built = crate::schema::active_index(&client, &name, true).await;
+        assert!(built.expect("rebuild"), "an invalid index is built again");
+        let counted = client
+            .query(&count_active(&s, true), &[&capped])
+            .await
+            .expect("count");
+        assert_eq!(tenant_counts(counted), wanted, "through the rebuilt index");
+        drop_schema(&client, &s).await;
+    }
+
+    /// The index of active jobs is built without holding off writes to `jobs`: while the build
+    /// waits for a transaction that was writing when it began, other writers go on, and what
+    /// they wrote is in the index. A plain `CREATE INDEX` would queue them behind it.
+    #[tokio::test]
+    async fn the_index_of_active_jobs_is_built_while_jobs_are_written() {
+        let Some((client, s)) = migrated().await else {
+            return;
+        };
+        let name = s.trim_matches('"').to_owned();
+        seed_jobs(&client, &s).await;
+        let config: tokio_postgres::Config = pg_url().expect("url").parse().expect("url");
+        let (open, builder, other) = (
+            connect(&config).await.expect("connect"),
+            connect(&config).await.expect("connect"),
+            connect(&config).await.expect("connect"),
+        );
+        open.batch_execute(&format!(
+            "BEGIN; UPDATE {s}.jobs SET run_at = run_at WHERE tenant = 't1'"
+        ))
+        .await
+        .expect("open writer");
+        let build = tokio::spawn({
+            let name = name.clone();
+            async move { crate::schema::active_index(&builder, &name, true).await }
+        });
+        // Until the build waits for the open writer.
+        let waiting = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX%{name}%' \
+             AND wait_event_type = 'Lock'"
+        );
+        let mut tries = 0;
+        while client
+            .query_one(&waiting, &[])
+            .await
+            .expect("activity")
+            .get::<_, i64>(0)
+            == 0
+        {
+            tries += 1;
+            assert!(tries < 500, "the build never waited for the open writer");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let write = format!(
+            "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+             SELECT gen_random_uuid(), 't2', 'k', 0, 1, true, false, '{{}}'; \
+             INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs \
+             WHERE tenant = 't2' AND id NOT IN (SELECT id FROM {s}.job_tenants); \
+             UPDATE {s}.jobs SET run_at = run_at WHERE tenant = 't3'"
+        );
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            other.batch_execute(&write),
+        )
+        .await
+        .expect("writes go on while the index is built")
+        .expect("write");
+        assert!(
+            !build.is_finished(),
+            "the build still waits for the open writer"
+        );
+        open.batch_execute("COMMIT").await.expect("commit");
+        let built = tokio::time::timeout(std::time::Duration::from_secs(30), build)
+            .await
+            .expect("the build ends once the writer has")
+            .expect("task");
+        assert!(built.expect("build"));
+        let capped = vec!["t2".to_owned()];
+        let through_index = client
+            .query(&count_active(&s, true), &[&capped])
+            .await
+            .expect("count");
+        let through_listing = client
+            .query(&count_active(&s, false), &[&capped])
+            .await
+            .expect("count");
+        // t2's 500 seeded jobs are queued or cancelling (n even), and one more is queued.
+        assert_eq!(tenant_counts(through_index), vec![("t2".to_owned(), 501)]);
+        assert_eq!(tenant_counts(through_listing), vec![("t2".to_owned(), 501)]);
         drop_schema(&client, &s).await;
     }
 

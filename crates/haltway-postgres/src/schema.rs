@@ -305,7 +305,8 @@ pub(crate) async fn active_index(client: &Client, schema: &str, create: bool) ->
     }
     lock_migrations(client, schema, "pg_advisory_lock").await?;
     let built = build_active_index(client, schema).await;
-    // On an error the caller drops the connection, which releases the lock as well.
+    // Unlocked whether the build succeeded or not; if the unlock itself fails, the caller
+    // drops the connection, which releases the lock as well.
     lock_migrations(client, schema, "pg_advisory_unlock").await?;
     built
 }
@@ -342,6 +343,11 @@ async fn build_active_index(client: &Client, schema: &str) -> Result<bool> {
         }
         None => {}
     }
+    tracing::info!(
+        schema,
+        "building the index of active jobs (`{ACTIVE_INDEX}`) concurrently: writes go on, and \
+         this node starts when it is built, which waits for the transactions open now"
+    );
     client
         .batch_execute(&format!(
             "CREATE INDEX CONCURRENTLY {ACTIVE_INDEX} ON \"{schema}\".jobs (tenant) \

@@ -407,9 +407,9 @@ mod tests {
     }
 
     /// The index of active jobs by tenant: absent until asked for, built over the jobs stored
-    /// before, kept as jobs change state, not used once invalid; the capped-create count
-    /// through it reads it (never the table) on young and analyzed tables, and answers what
-    /// the count through `job_tenants` answers.
+    /// before, kept as jobs change state; once invalid, not used, and built again by a node
+    /// that asks for it. The capped-create count through it reads it (never the table) on
+    /// young and analyzed tables, and answers what the count through `job_tenants` answers.
     #[tokio::test]
     async fn capped_counts_read_the_index_of_active_jobs_once_it_is_built() {
         let Some((client, s)) = migrated().await else {

@@ -139,13 +139,6 @@ impl PgStore {
         schema::migrate(&mut client, &options.schema).await?;
         let active_index =
             schema::active_index(&client, &options.schema, options.active_index).await?;
-        if options.active_index && !active_index {
-            tracing::warn!(
-                schema = %options.schema,
-                "the index of active jobs (`jobs_active`) was built but is not valid; capped \
-                 creates count without it until a node that asks for it builds it again"
-            );
-        }
         let (tx, rx) = mpsc::unbounded_channel();
         let notices = broadcast::channel(4096).0;
         let events = broadcast::channel(8192).0;

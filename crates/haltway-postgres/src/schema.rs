@@ -284,6 +284,19 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs;
     DROP INDEX {s}.jobs_tenant;
     ",
+    // 16: a job's attempt and limit in columns of their own as well as in its document, so that
+    // a registered worker's renewal reads a few narrow columns of each job it holds rather than
+    // the document. Every update of a row writes them; a row only ever inserted (a queued job)
+    // leaves them NULL, and a renewal that finds `attempt` NULL reads the document instead. The
+    // running and cancelling jobs, the ones renewals read, are filled here (and their worker,
+    // on rows written before migration 11).
+    r"
+    ALTER TABLE {s}.jobs ADD COLUMN attempt integer, ADD COLUMN lim bigint;
+    UPDATE {s}.jobs SET attempt = coalesce((doc::jsonb ->> 'attempt')::integer, 0),
+                        lim = (doc::jsonb ->> 'limit')::bigint,
+                        worker = coalesce(worker, doc::jsonb ->> 'worker')
+        WHERE state IN (1, 2);
+    ",
 ];
 
 /// The index of active jobs by tenant ([`PgOptions::active_index`](crate::PgOptions)): not a

@@ -401,8 +401,7 @@ pub fn check_hook(hook: &Hook) -> Result<()> {
 /// # Errors
 /// [`Error::LeaseLost`] otherwise.
 pub fn check_lease(job: &Job, lease: Lease) -> Result<()> {
-    if job.attempt == lease.attempt && matches!(job.state, JobState::Running | JobState::Cancelling)
-    {
+    if leases::holds(job.state, job.attempt, lease) {
         Ok(())
     } else {
         Err(Error::LeaseLost {

@@ -19,6 +19,95 @@ fn covered_sql(s: &str, what: &str, lock: &str) -> String {
     )
 }
 
+/// What a renewal needs of each of jobs `ids` that exists ([`kernel::LeaseView`]), read without
+/// locks: from the row's columns, or from its document where the row has no `attempt` yet (a
+/// row not updated since migration 16 that the migration did not fill).
+async fn lease_views(
+    tx: &Db<'_>,
+    s: &str,
+    ids: &[uuid::Uuid],
+) -> Result<FxHashMap<JobId, kernel::LeaseView>, BatchError> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT id, state, lease_until, worker, attempt, lim FROM {s}.jobs \
+                 WHERE id = ANY($1)"
+            ),
+            &[&ids],
+        )
+        .await?;
+    let mut views = FxHashMap::default();
+    views.reserve(rows.len());
+    let mut unfilled = Vec::new();
+    // A worker's jobs name it alike: one shared name for a run of rows.
+    let mut last: Option<Arc<str>> = None;
+    for r in &rows {
+        let id: uuid::Uuid = r.try_get(0).map_err(pg)?;
+        let Some(attempt) = r.try_get::<_, Option<i32>>(4).map_err(pg)? else {
+            unfilled.push(id);
+            continue;
+        };
+        let code: i16 = r.try_get(1).map_err(pg)?;
+        let worker = r
+            .try_get::<_, Option<&str>>(3)
+            .map_err(pg)?
+            .map(|w| match &last {
+                Some(a) if &**a == w => Arc::clone(a),
+                _ => {
+                    let a: Arc<str> = Arc::from(w);
+                    last = Some(Arc::clone(&a));
+                    a
+                }
+            });
+        let lim: Option<i64> = r.try_get(5).map_err(pg)?;
+        let (Some(state), Ok(attempt), Ok(limit)) = (
+            JobState::from_code(i64::from(code)),
+            u32::try_from(attempt),
+            lim.map(u64::try_from).transpose(),
+        ) else {
+            return Err(BatchError::Fail(Error::store(
+                StoreErrorKind::Incompatible,
+                format!("job {id} has state {code}, attempt {attempt} and limit {lim:?}"),
+            )));
+        };
+        let lease_until: Option<i64> = r.try_get(2).map_err(pg)?;
+        let view = kernel::LeaseView {
+            state,
+            attempt,
+            lease_until: lease_until.map(Timestamp),
+            worker,
+            limit,
+        };
+        views.insert(JobId(id), view);
+    }
+    if !unfilled.is_empty() {
+        let rows = tx
+            .query(
+                &format!("SELECT {JOB} FROM {s}.jobs WHERE id = ANY($1)"),
+                &[&unfilled],
+            )
+            .await?;
+        for r in &rows {
+            let job = job_at(r, 0)?;
+            views.insert(job.id, kernel::LeaseView::of(&job));
+        }
+    }
+    Ok(views)
+}
+
+/// Notes that worker `w`'s renewal names job `id` (its name copied once per renewal, not once
+/// per job).
+fn name(named: &mut FxHashMap<String, FxHashSet<JobId>>, w: &str, id: JobId) {
+    match named.get_mut(w) {
+        Some(ids) => {
+            ids.insert(id);
+        }
+        None => {
+            named.insert(w.to_owned(), std::iter::once(id).collect());
+        }
+    }
+}
+
 impl Batch<'_> {
     /// Recovery: old commit markers, gone workers' jobs, lapsed worker leases, then ended
     /// leases and passed deadlines ([`kernel::expire`]); answers the jobs it changed.
@@ -94,38 +183,26 @@ impl Batch<'_> {
         part: &kernel::RenewalPart,
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>, BatchError> {
-        // Read, without locks, the jobs the batch does not hold yet.
+        // Read, without locks, what the renewal needs of the jobs the batch does not hold yet.
         let unread: Vec<uuid::Uuid> = leases
             .iter()
             .map(|l| l.job)
             .filter(|id| !self.cache.contains_key(id))
             .map(|id| id.0)
             .collect();
-        let mut seen: FxHashMap<JobId, Job> = FxHashMap::default();
-        if !unread.is_empty() {
-            let rows = tx
-                .query(
-                    &format!("SELECT {JOB} FROM {}.jobs WHERE id = ANY($1)", self.s),
-                    &[&unread],
-                )
-                .await?;
-            for r in &rows {
-                let job = job_at(r, 0)?;
-                seen.insert(job.id, job);
-            }
-        }
-        let is_covering = |job: &Job| {
-            job.worker
-                .as_deref()
-                .is_some_and(|w| covers.iter().any(|c| c == w))
+        let seen = if unread.is_empty() {
+            FxHashMap::default()
+        } else {
+            lease_views(tx, self.s, &unread).await?
         };
+        let is_covering =
+            |worker: Option<&str>| worker.is_some_and(|w| covers.iter().any(|c| c == w));
         // The jobs to lock and write: those whose lease changes.
         let mut write: Vec<uuid::Uuid> = Vec::new();
         for l in leases {
-            let job = self.cache.get(&l.job).map(|(j, _)| j).or(seen.get(&l.job));
-            if let Some(job) = job
-                && kernel::check_lease(job, *l).is_ok()
-                && !(is_covering(job) && kernel::covered(job))
+            if let Some(view) = seen.get(&l.job)
+                && view.holds(*l)
+                && !(is_covering(view.worker.as_deref()) && view.covered())
                 && !self.cache.contains_key(&l.job)
             {
                 write.push(l.job.0);
@@ -145,7 +222,6 @@ impl Batch<'_> {
                 .await?;
             for r in &rows {
                 let job = self.locked(r)?;
-                seen.remove(&job.id);
                 self.cache.insert(job.id, (job, Mark::Clean));
             }
         }
@@ -153,27 +229,26 @@ impl Batch<'_> {
         let mut out = Vec::with_capacity(leases.len());
         for l in leases {
             let status = if let Some((mut job, mark)) = self.take(l.job) {
-                let (status, changed) = if is_covering(&job) {
+                let (status, changed) = if is_covering(job.worker.as_deref()) {
                     kernel::cover(&mut job, *l)
                 } else {
                     let st = kernel::renew(&mut job, *l, lease_ms, now);
                     (st, matches!(st, LeaseStatus::Held { .. }))
                 };
                 if matches!(status, LeaseStatus::Held { .. })
-                    && let Some(w) = job.worker.as_deref().filter(|_| is_covering(&job))
+                    && let Some(w) = job.worker.as_deref().filter(|w| is_covering(Some(w)))
                 {
-                    named.entry(w.to_owned()).or_default().insert(job.id);
+                    name(&mut named, w, job.id);
                 }
                 self.put(job, mark, changed);
                 status
-            } else if let Some(job) = seen.get(&l.job) {
+            } else if let Some(view) = seen.get(&l.job) {
                 // Read, not locked: already covered (or lost), nothing to write.
-                let mut job = job.clone();
-                let (status, _) = kernel::cover(&mut job, *l);
+                let status = view.cover_status(*l);
                 if matches!(status, LeaseStatus::Held { .. })
-                    && let Some(w) = job.worker.as_deref()
+                    && let Some(w) = view.worker.as_deref()
                 {
-                    named.entry(w.to_owned()).or_default().insert(job.id);
+                    name(&mut named, w, l.job);
                 }
                 status
             } else {
@@ -286,3 +361,7 @@ impl Batch<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "lease_tests.rs"]
+mod tests;

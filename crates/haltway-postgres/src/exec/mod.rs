@@ -687,6 +687,8 @@ impl Executor {
 
 #[cfg(test)]
 pub(crate) mod test_support {
+    use super::{JobId, NewJob, Timestamp};
+
     /// The test server's URL; `None` (with a `SKIPPED` line) without one, a failure in CI.
     pub(crate) fn pg_url() -> Option<String> {
         match std::env::var("HALTWAY_TEST_PG_URL") {
@@ -699,6 +701,30 @@ pub(crate) mod test_support {
                 println!("SKIPPED: no PostgreSQL (set HALTWAY_TEST_PG_URL=postgres://… to run)");
                 None
             }
+        }
+    }
+
+    /// A queued job of tenant `t`, kind `k`, with a limit of 10 items.
+    pub(crate) fn new_job() -> NewJob {
+        NewJob {
+            id: JobId::new(),
+            tenant: "t".into(),
+            kind: "k".into(),
+            input: "{}".into(),
+            group: None,
+            metadata: None,
+            limit: Some(10),
+            cancel_mode: haltway_core::CancelMode::Checkpoint,
+            on_cancel: haltway_core::OnCancel::Keep,
+            max_attempts: 3,
+            fixed_cost: 0,
+            run_at: Timestamp(0),
+            deadline: None,
+            idempotency_key: None,
+            webhook: None,
+            priority: haltway_core::DEFAULT_PRIORITY,
+            trace: None,
+            max_active: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The executor's batching, and batches against a live server.
 
 use super::*;
+use test_support::new_job;
 
 /// An executor (never connected) reading commands from the returned sender.
 fn executor(max_batch: usize) -> (mpsc::UnboundedSender<Cmd>, Executor) {
@@ -250,30 +251,6 @@ impl Live {
         drop(self.queue);
         self.run.await.expect("executor");
         drop_schema(&self.admin, &self.schema).await;
-    }
-}
-
-/// A queued job of tenant `t`, kind `k`, with a limit of 10 items.
-fn new_job() -> NewJob {
-    NewJob {
-        id: JobId::new(),
-        tenant: "t".into(),
-        kind: "k".into(),
-        input: "{}".into(),
-        group: None,
-        metadata: None,
-        limit: Some(10),
-        cancel_mode: haltway_core::CancelMode::Checkpoint,
-        on_cancel: haltway_core::OnCancel::Keep,
-        max_attempts: 3,
-        fixed_cost: 0,
-        run_at: Timestamp(0),
-        deadline: None,
-        idempotency_key: None,
-        webhook: None,
-        priority: haltway_core::DEFAULT_PRIORITY,
-        trace: None,
-        max_active: None,
     }
 }
 

@@ -49,13 +49,82 @@ pub fn release(job: &mut Job, now: Timestamp) -> bool {
 /// `true` when the job is running or cancelling under its worker's lease.
 #[must_use]
 pub fn covered(job: &Job) -> bool {
-    matches!(job.state, JobState::Running | JobState::Cancelling) && job.lease_until.is_none()
+    is_covered(job.state, job.lease_until)
 }
 
 fn held(job: &Job) -> LeaseStatus {
+    held_as(job.state, job.limit)
+}
+
+/// Whether `lease` is the current attempt of a job in `state` at `attempt`: the one fencing
+/// rule, for a whole job ([`check_lease`](super::check_lease)) and a [`LeaseView`].
+pub(super) fn holds(state: JobState, attempt: u32, lease: Lease) -> bool {
+    attempt == lease.attempt && matches!(state, JobState::Running | JobState::Cancelling)
+}
+
+fn is_covered(state: JobState, lease_until: Option<Timestamp>) -> bool {
+    matches!(state, JobState::Running | JobState::Cancelling) && lease_until.is_none()
+}
+
+fn held_as(state: JobState, limit: Option<u64>) -> LeaseStatus {
     LeaseStatus::Held {
-        cancel_requested: job.state == JobState::Cancelling,
-        limit: job.limit,
+        cancel_requested: state == JobState::Cancelling,
+        limit,
+    }
+}
+
+/// What a renewal reads of a job it does not change: enough to answer its lease's status and
+/// to tell whether the renewal must write it. A store that keeps these fields apart from the
+/// rest of the job renews a quiet covered job without reading it whole; every answer is the
+/// one the same rules give on the whole job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    /// The job's state.
+    pub state: JobState,
+    /// Its current attempt.
+    pub attempt: u32,
+    /// Its own lease's end (`None` while covered, or when not running).
+    pub lease_until: Option<Timestamp>,
+    /// The worker that holds it.
+    pub worker: Option<std::sync::Arc<str>>,
+    /// Its limit.
+    pub limit: Option<u64>,
+}
+
+impl LeaseView {
+    /// The view of `job`.
+    #[must_use]
+    pub fn of(job: &Job) -> Self {
+        LeaseView {
+            state: job.state,
+            attempt: job.attempt,
+            lease_until: job.lease_until,
+            worker: job.worker.clone(),
+            limit: job.limit,
+        }
+    }
+
+    /// [`check_lease`](super::check_lease) on the view: whether `lease` still holds.
+    #[must_use]
+    pub fn holds(&self, lease: Lease) -> bool {
+        holds(self.state, self.attempt, lease)
+    }
+
+    /// [`covered`] on the view.
+    #[must_use]
+    pub fn covered(&self) -> bool {
+        is_covered(self.state, self.lease_until)
+    }
+
+    /// The status [`cover`] answers for the job, without its change: a renewal that does not
+    /// write the job (already covered, or lost) answers this.
+    #[must_use]
+    pub fn cover_status(&self, lease: Lease) -> LeaseStatus {
+        if self.holds(lease) {
+            held_as(self.state, self.limit)
+        } else {
+            LeaseStatus::Lost
+        }
     }
 }
 
@@ -220,6 +289,41 @@ mod tests {
         assert!(expire(&mut job, Timestamp(3)).changed());
         let (status, changed) = cover(&mut job, lease);
         assert_eq!((status, changed), (LeaseStatus::Lost, false));
+    }
+
+    /// A renewal that reads only a job's [`LeaseView`] answers as one that reads the job:
+    /// every state, with its own lease and covered, for the current attempt and a stale one,
+    /// with and without a limit.
+    #[test]
+    fn a_lease_view_answers_as_the_whole_job() {
+        for state in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Cancelling,
+            JobState::Completed,
+            JobState::Cancelled,
+            JobState::Failed,
+        ] {
+            for own_lease in [Some(Timestamp(1_000)), None] {
+                for limit in [None, Some(7)] {
+                    let (mut job, lease) = running();
+                    job.state = state;
+                    job.lease_until = own_lease;
+                    job.limit = limit;
+                    let stale = Lease {
+                        attempt: lease.attempt + 1,
+                        ..lease
+                    };
+                    let view = LeaseView::of(&job);
+                    assert_eq!(view.covered(), covered(&job), "{state:?} {own_lease:?}");
+                    for l in [lease, stale] {
+                        assert_eq!(view.holds(l), check_lease(&job, l).is_ok());
+                        let (status, _) = cover(&mut job.clone(), l);
+                        assert_eq!(view.cover_status(l), status, "{state:?} {own_lease:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

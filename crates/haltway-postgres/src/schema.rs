@@ -291,8 +291,8 @@ const MIGRATIONS: &[&str] = &[
     // running and cancelling jobs, the ones renewals read, are filled here (and their worker,
     // on rows written before migration 11).
     r"
-    ALTER TABLE {s}.jobs ADD COLUMN attempt integer, ADD COLUMN lim bigint;
-    UPDATE {s}.jobs SET attempt = coalesce((doc::jsonb ->> 'attempt')::integer, 0),
+    ALTER TABLE {s}.jobs ADD COLUMN attempt bigint, ADD COLUMN lim bigint;
+    UPDATE {s}.jobs SET attempt = coalesce((doc::jsonb ->> 'attempt')::bigint, 0),
                         lim = (doc::jsonb ->> 'limit')::bigint,
                         worker = coalesce(worker, doc::jsonb ->> 'worker')
         WHERE state IN (1, 2);

@@ -16,7 +16,7 @@ async fn admin(url: &str) -> Client {
 }
 
 /// The `attempt`, `lim` and `worker` columns of job `id`.
-async fn columns(admin: &Client, s: &str, id: JobId) -> (Option<i32>, Option<i64>, Option<String>) {
+async fn columns(admin: &Client, s: &str, id: JobId) -> (Option<i64>, Option<i64>, Option<String>) {
     let row = admin
         .query_one(
             &format!("SELECT attempt, lim, worker FROM {s}.jobs WHERE id = $1"),
@@ -116,7 +116,7 @@ async fn the_lease_columns_migration_fills_the_active_jobs() {
     crate::schema::migrate_to(&mut admin, &schema, 15)
         .await
         .expect("migrate to 15");
-    let (running, covered, queued) = (JobId::new(), JobId::new(), JobId::new());
+    let (running, cancelling, queued) = (JobId::new(), JobId::new(), JobId::new());
     let insert = |id: JobId, state: i16, worker: Option<&str>, doc: &str| {
         format!(
             "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc, \
@@ -129,7 +129,7 @@ async fn the_lease_columns_migration_fills_the_active_jobs() {
         .batch_execute(&format!(
             "{}; {}; {}",
             insert(running, 1, None, r#"{"attempt":3,"limit":5,"worker":"w0"}"#),
-            insert(covered, 2, Some("w1"), r#"{"attempt":1}"#),
+            insert(cancelling, 2, Some("w1"), r#"{"attempt":1}"#),
             insert(queued, 0, None, r#"{"attempt":2,"limit":9}"#),
         ))
         .await
@@ -142,7 +142,7 @@ async fn the_lease_columns_migration_fills_the_active_jobs() {
         (Some(3), Some(5), Some("w0".into()))
     );
     assert_eq!(
-        columns(&admin, &s, covered).await,
+        columns(&admin, &s, cancelling).await,
         (Some(1), None, Some("w1".into()))
     );
     assert_eq!(

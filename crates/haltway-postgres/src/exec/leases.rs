@@ -43,7 +43,7 @@ async fn lease_views(
     let mut last: Option<Arc<str>> = None;
     for r in &rows {
         let id: uuid::Uuid = r.try_get(0).map_err(pg)?;
-        let Some(attempt) = r.try_get::<_, Option<i32>>(4).map_err(pg)? else {
+        let Some(attempt) = r.try_get::<_, Option<i64>>(4).map_err(pg)? else {
             unfilled.push(id);
             continue;
         };

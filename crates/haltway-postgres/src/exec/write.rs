@@ -432,10 +432,7 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
         .map(|(j, _)| j.finished_at.map(|t| t.0))
         .collect();
     let workers: Vec<Option<&str>> = rows.iter().map(|(j, _)| j.worker.as_deref()).collect();
-    let attempts: Vec<i32> = rows
-        .iter()
-        .map(|(j, _)| i32::try_from(j.attempt).unwrap_or(i32::MAX))
-        .collect();
+    let attempts: Vec<i64> = rows.iter().map(|(j, _)| i64::from(j.attempt)).collect();
     let limits: Vec<Option<i64>> = rows.iter().map(|(j, _)| j.limit.map(int)).collect();
     let docs: Vec<Doc<'_>> = rows.iter().map(|(j, _)| Doc(j)).collect();
     let logs: Vec<String> = rows.into_iter().map(|(_, log)| log).collect();
@@ -447,7 +444,7 @@ pub(crate) async fn update_jobs<K: ToSql + Sync>(
                  log = j.log || u.log, finished_at = u.finished_at, worker = u.worker, \
                  attempt = u.attempt, lim = u.lim \
                  FROM unnest($1::{ty}[], $2::int2[], $3::int8[], $4::int8[], $5::bool[], \
-                 $6::text[], $7::text[], $8::int8[], $9::text[], $10::int4[], $11::int8[]) \
+                 $6::text[], $7::text[], $8::int8[], $9::text[], $10::int8[], $11::int8[]) \
                  AS u(k, state, run_at, lease_until, started, doc, log, finished_at, worker, \
                  attempt, lim) \
                  WHERE j.{column} = u.k"

@@ -197,13 +197,13 @@ impl Batch<'_> {
         };
         let is_covering =
             |worker: Option<&str>| worker.is_some_and(|w| covers.iter().any(|c| c == w));
-        // The jobs to lock and write: those whose lease changes.
+        // The jobs to lock and write: those whose lease changes (`seen` holds only jobs the
+        // batch did not hold).
         let mut write: Vec<uuid::Uuid> = Vec::new();
         for l in leases {
             if let Some(view) = seen.get(&l.job)
                 && view.holds(*l)
                 && !(is_covering(view.worker.as_deref()) && view.covered())
-                && !self.cache.contains_key(&l.job)
             {
                 write.push(l.job.0);
             }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::Sizes;
 use crate::kinds::{Waiter, queue};
 use crate::postgres;
+use crate::pressure::{postgres_ticks, stat_ticks};
 use crate::report::{self, Row};
 
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] =
@@ -330,39 +331,10 @@ struct Quiet {
     cpu_postgres: Option<f64>,
 }
 
-/// CPU time (user and system, every thread) of process `pid` so far, in the 1/100 s ticks that
-/// `/proc` counts in (`USER_HZ`, 100 on Linux); `None` if it cannot be read.
+/// CPU time (user and system, every thread) of process `pid` so far, in 1/100 s ticks (see
+/// [`stat_ticks`]).
 fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name (in parentheses, which may hold spaces): `utime` and
-    // `stime` are the 14th and 15th of the line, the 12th and 13th after the name.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
-}
-
-/// CPU ticks of every process of this host named `postgres` (the server and its backends), if
-/// any runs here.
-fn postgres_ticks() -> Option<u64> {
-    let mut total = None;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let pid = entry.file_name();
-        let Some(pid) = pid
-            .to_str()
-            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "postgres"
-            && let Some(t) = cpu_ticks(pid)
-        {
-            *total.get_or_insert(0) += t;
-        }
-    }
-    total
+    stat_ticks(pid, false)
 }
 
 /// Rows written, leases renewed and CPU spent per second while `engine`'s jobs only wait.

@@ -8,11 +8,15 @@
 //!
 //! `haltway-load --only pg-horizon` runs the phases through haltway, its readers counting the
 //! engine's own jobs as a report on a live database would (so their reads grow with the dead
-//! versions they walk). `haltway-peer --horizon` runs them through haltway and a published peer
-//! on the same database in the same run, the readers of both running one query that reads no
-//! table of either (see `NEUTRAL_READ`): the same load on the machine for both, and a snapshot
-//! held just as long. This file has no dependency on either binary beyond `report`, so that
-//! both include it.
+//! versions they walk), then the readers' two phases again with each reader's reads in one
+//! process: with PostgreSQL's defaults a count of a large table is a parallel scan that starts
+//! two more processes, and on a small server those processes, more than the snapshot the
+//! readers hold, decide the pickup latency. Each phase also gives the CPU that the `postgres`
+//! processes of the host spent in it. `haltway-peer --horizon` runs the first four phases
+//! through haltway and a published peer on the same database in the same run, the readers of
+//! both running one query that reads no table of either (see `NEUTRAL_READ`): the same load on
+//! the machine for both, and a snapshot held just as long. This file has no dependency on
+//! either binary beyond `report`, so that both include it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,10 +72,14 @@ impl JobKind for Stamped {
     }
 }
 
-/// Runs the phases of `each` through a haltway engine on a fresh schema (dropped after), the
-/// readers running `read` (`None`: counting the engine's own `jobs` table); answers what each
-/// measured.
-pub(crate) async fn haltway_phases(url: &str, each: Duration, read: Option<&str>) -> Vec<Phase> {
+/// Runs `phases` of `each` (see [`run_phases`]) through a haltway engine on a fresh schema
+/// (dropped after), the readers running `read` (`None`: counting the engine's own `jobs`
+/// table); answers what each measured.
+pub(crate) async fn haltway_phases(
+    url: &str,
+    phases: (&[Pressure], Duration),
+    read: Option<&str>,
+) -> Vec<Phase> {
     let sch = fresh_schema();
     let store = PgStore::connect(url, PgOptions::default().schema(&sch))
         .await
@@ -87,7 +95,7 @@ pub(crate) async fn haltway_phases(url: &str, each: Duration, read: Option<&str>
     let own = format!("SELECT count(*) FROM \"{sch}\".jobs");
     // Each job of a tick is a `submit` in a task of its own, as callers submit one job at a
     // time; the engine writes concurrent submits in one transaction.
-    let out = run_phases(url, read.unwrap_or(&own), each, &waits, |n| {
+    let out = run_phases(url, read.unwrap_or(&own), phases, &waits, |n| {
         let mut submits = tokio::task::JoinSet::new();
         for _ in 0..n {
             let (e, tenant) = (engine.clone(), tenant.clone());
@@ -130,10 +138,20 @@ pub(crate) enum Pressure {
     /// The readers' queries, each in its own transaction: their load, no pinned horizon.
     ShortReaders,
     Readers,
+    /// As `ShortReaders`, each reader's session reading in one process: no parallel workers
+    /// (`max_parallel_workers_per_gather = 0` in its session), where PostgreSQL's default lets
+    /// a count of a large table take two more processes.
+    SerialShortReaders,
+    /// As `Readers`, each read in one process.
+    SerialReaders,
 }
 
 impl Pressure {
-    /// Every phase, in the order they run.
+    /// The four phases that both queues run (`haltway-peer --horizon`), in order.
+    #[allow(
+        dead_code,
+        reason = "read by haltway-peer; haltway-load runs the six phases of `WITH_SERIAL`"
+    )]
     pub(crate) const ALL: [Pressure; 4] = [
         Pressure::None,
         Pressure::HeldTransaction,
@@ -141,12 +159,47 @@ impl Pressure {
         Pressure::Readers,
     ];
 
-    /// The phases that press, in the order they run.
-    pub(crate) const PRESSED: [Pressure; 3] = [
+    /// The four phases, then the readers' two again with each read in one process
+    /// (`haltway-load --only pg-horizon`), in order.
+    #[allow(
+        dead_code,
+        reason = "read by haltway-load; haltway-peer runs the four phases of `ALL`"
+    )]
+    pub(crate) const WITH_SERIAL: [Pressure; 6] = [
+        Pressure::None,
         Pressure::HeldTransaction,
         Pressure::ShortReaders,
         Pressure::Readers,
+        Pressure::SerialShortReaders,
+        Pressure::SerialReaders,
     ];
+
+    /// Whether four readers press, and whether each reads in one process.
+    fn readers(self) -> (bool, bool) {
+        match self {
+            Pressure::None | Pressure::HeldTransaction => (false, false),
+            Pressure::ShortReaders | Pressure::Readers => (true, false),
+            Pressure::SerialShortReaders | Pressure::SerialReaders => (true, true),
+        }
+    }
+
+    /// The sessions that press: none, one held transaction, or four readers.
+    fn sessions(self) -> usize {
+        match self {
+            Pressure::None => 0,
+            Pressure::HeldTransaction => 1,
+            _ => 4,
+        }
+    }
+
+    /// The phase of the same reads in short transactions, for the long readers' phases.
+    fn short_of(self) -> Option<Pressure> {
+        match self {
+            Pressure::Readers => Some(Pressure::ShortReaders),
+            Pressure::SerialReaders => Some(Pressure::SerialShortReaders),
+            _ => None,
+        }
+    }
 
     fn describe(self, secs: u64) -> String {
         match self {
@@ -156,6 +209,14 @@ impl Pressure {
                 format!("four readers, the same reads in short transactions, {secs} s")
             }
             Pressure::Readers => format!("four REPEATABLE READ readers held {secs} s"),
+            Pressure::SerialShortReaders => format!(
+                "four readers, the same reads in short transactions, each in one process with \
+                 no parallel workers, {secs} s"
+            ),
+            Pressure::SerialReaders => format!(
+                "four REPEATABLE READ readers, each read in one process with no parallel \
+                 workers, held {secs} s"
+            ),
         }
     }
 
@@ -170,6 +231,8 @@ impl Pressure {
 
 /// What one phase measured.
 pub(crate) struct Phase {
+    /// The phase's pressure.
+    pressure: Pressure,
     /// How long after its submit each job of the phase started.
     pub(crate) waits: Vec<Duration>,
     /// How many of the phase's jobs started within it.
@@ -177,23 +240,30 @@ pub(crate) struct Phase {
     /// The readers' reads in the phase, and the time they took in all.
     reads: u64,
     read_time: Duration,
+    /// CPU the `postgres` processes of this host spent in the phase, in percent of one core
+    /// (`None` when none runs here).
+    server_cpu: Option<f64>,
 }
 
 impl Phase {
-    /// How many jobs started, and the readers' reads if there were any: the mean read and the
-    /// share of the phase the readers spent reading (four readers: up to 400%).
+    /// How many jobs started, the readers' reads if there were any (the mean read and the
+    /// share of the phase the readers spent reading; four readers: up to 400%), and the CPU
+    /// of the database's processes on this host.
     fn describe(&self, offered: u64, span: Duration) -> String {
-        let started = format!("{} of {offered} started in the phase", self.started);
-        if self.reads == 0 {
-            return started;
+        let mut out = format!("{} of {offered} started in the phase", self.started);
+        if self.reads > 0 {
+            let reads = u32::try_from(self.reads).unwrap_or(u32::MAX);
+            out.push_str(&format!(
+                "; {} reads of {} on average, reading {:.0}% of the phase",
+                self.reads,
+                report::dur(self.read_time / reads),
+                100.0 * self.read_time.as_secs_f64() / span.as_secs_f64()
+            ));
         }
-        let reads = u32::try_from(self.reads).unwrap_or(u32::MAX);
-        format!(
-            "{started}; {} reads of {} on average, reading {:.0}% of the phase",
-            self.reads,
-            report::dur(self.read_time / reads),
-            100.0 * self.read_time.as_secs_f64() / span.as_secs_f64()
-        )
+        if let Some(cpu) = self.server_cpu {
+            out.push_str(&format!("; PostgreSQL used {cpu:.0}% of a core"));
+        }
+        out
     }
 }
 
@@ -212,13 +282,14 @@ impl Reading {
     }
 }
 
-/// Runs the four phases of `each` against a queue that is already running: `submit(n)` queues
-/// `n` jobs each carrying [`micros_now`], and the queue's handler pushes [`since`] of it into
-/// `waits`; the readers run `read`. Answers what each phase measured.
+/// Runs `phases` (the first with no pressure), each for `each`, against a queue that is
+/// already running: `submit(n)` queues `n` jobs each carrying [`micros_now`], and the queue's
+/// handler pushes [`since`] of it into `waits`; the readers run `read`. Answers what each phase
+/// measured.
 pub(crate) async fn run_phases<F, Fut>(
     url: &str,
     read: &str,
-    each: Duration,
+    (phases, each): (&[Pressure], Duration),
     waits: &Mutex<Vec<Duration>>,
     submit: F,
 ) -> Vec<Phase>
@@ -227,18 +298,25 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut out = Vec::new();
-    for pressure in Pressure::ALL {
+    for &pressure in phases {
         let reading = Arc::new(Reading::default());
         let holders = hold(url, read, pressure, &reading).await;
         waits.lock().clear();
+        let (ticks, started) = (postgres_ticks(), Instant::now());
         offer(each, &submit).await;
+        // Ticks of 1/100 s over the phase, as a percentage of one core.
+        let server_cpu = ticks.zip(postgres_ticks()).map(|(before, after)| {
+            after.saturating_sub(before) as f64 / started.elapsed().as_secs_f64()
+        });
         let phase = std::mem::take(&mut *waits.lock());
         drop(holders);
         out.push(Phase {
+            pressure,
             started: phase.len(),
             waits: phase,
             reads: reading.reads.load(Ordering::Relaxed),
             read_time: Duration::from_micros(reading.micros.load(Ordering::Relaxed)),
+            server_cpu,
         });
         // Let the phase's last jobs finish before the next phase starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -246,20 +324,26 @@ where
     out
 }
 
-/// The rows of the four phases (from [`run_phases`]) of `secs` seconds each, titled after
-/// `who`: each pressed phase against the clean one, then the long readers against their own
+/// The rows of `phases` (from [`run_phases`]) of `secs` seconds each, titled after `who`: each
+/// pressed phase against the first, clean one, then each long readers' phase against its own
 /// reads in short transactions (what the horizon adds beyond the readers' load).
 pub(crate) fn rows(who: &str, phases: &[Phase], secs: u64) -> Vec<Row> {
     let offered = OFFERED * secs;
     let span = Duration::from_secs(secs);
     let mut clean = phases[0].waits.clone();
-    let clean_note = format!(" ({} of {offered} started)", phases[0].started);
-    let mut rows: Vec<Row> = Pressure::PRESSED
-        .into_iter()
-        .zip(&phases[1..])
-        .map(|(p, phase)| {
+    let clean_note = format!(" ({})", phases[0].describe(offered, span));
+    let title = |phase: &Phase| {
+        format!(
+            "{} ({})",
+            phase.pressure.title(who, secs),
+            phase.describe(offered, span)
+        )
+    };
+    let mut rows: Vec<Row> = phases[1..]
+        .iter()
+        .map(|phase| {
             report::latency_row(
-                format!("{} ({})", p.title(who, secs), phase.describe(offered, span)),
+                title(phase),
                 "postgres",
                 &mut phase.waits.clone(),
                 "nothing else, same run",
@@ -268,19 +352,23 @@ pub(crate) fn rows(who: &str, phases: &[Phase], secs: u64) -> Vec<Row> {
             )
         })
         .collect();
-    let (short, long) = (&phases[2], &phases[3]);
-    rows.push(report::latency_row(
-        format!(
-            "{} ({})",
-            Pressure::Readers.title(who, secs),
-            long.describe(offered, span)
-        ),
-        "postgres",
-        &mut long.waits.clone(),
-        "the same reads in short transactions, same run",
-        &mut short.waits.clone(),
-        &format!(" ({})", short.describe(offered, span)),
-    ));
+    for long in phases {
+        let Some(short) = long
+            .pressure
+            .short_of()
+            .and_then(|s| phases.iter().find(|p| p.pressure == s))
+        else {
+            continue;
+        };
+        rows.push(report::latency_row(
+            title(long),
+            "postgres",
+            &mut long.waits.clone(),
+            "the same reads in short transactions, same run",
+            &mut short.waits.clone(),
+            &format!(" ({})", short.describe(offered, span)),
+        ));
+    }
     rows
 }
 
@@ -313,13 +401,8 @@ async fn hold(
     pressure: Pressure,
     reading: &Arc<Reading>,
 ) -> Vec<AbortOnDrop> {
-    let sessions = match pressure {
-        Pressure::None => 0,
-        Pressure::HeldTransaction => 1,
-        Pressure::ShortReaders | Pressure::Readers => 4,
-    };
     let mut tasks = Vec::new();
-    for _ in 0..sessions {
+    for _ in 0..pressure.sessions() {
         let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
         let conn = tokio::spawn(async move {
             let _ = conn.await;
@@ -328,8 +411,14 @@ async fn hold(
         let reading = reading.clone();
         tasks.push(AbortOnDrop(tokio::spawn(async move {
             let _conn = AbortOnDrop(conn);
-            if matches!(pressure, Pressure::ShortReaders | Pressure::Readers) {
-                if pressure == Pressure::Readers {
+            if let (true, serial) = pressure.readers() {
+                if serial {
+                    client
+                        .batch_execute("SET max_parallel_workers_per_gather = 0")
+                        .await
+                        .expect("set");
+                }
+                if pressure.short_of().is_some() {
                     client
                         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
                         .await
@@ -364,5 +453,118 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// CPU time (user and system, every thread) of process `pid` so far, in the 1/100 s ticks that
+/// `/proc` counts in (`USER_HZ`, 100 on Linux), and with `children` the time of the children
+/// that `pid` has waited for once they ended (`cutime` and `cstime`); `None` if it cannot be
+/// read.
+pub(crate) fn stat_ticks(pid: &str, children: bool) -> Option<u64> {
+    ticks_in(
+        &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?,
+        children,
+    )
+}
+
+/// The CPU ticks in `stat`, a `/proc/PID/stat` line (see [`stat_ticks`]).
+fn ticks_in(stat: &str, children: bool) -> Option<u64> {
+    // The fields after the command name (in parentheses, which may hold spaces): `utime` and
+    // `stime` are the 14th and 15th of the line, the 12th and 13th after the name.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let wanted = if children { 4 } else { 2 };
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(wanted)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (fields.len() == wanted).then(|| fields.iter().sum())
+}
+
+/// CPU ticks of the `postgres` processes of this host (the server and its backends), if any
+/// runs here: those running, and those that ended, which their parent (the server's first
+/// process) has waited for. A process that ends moves its time from the one count to the
+/// other, so that a parallel query's workers, which live only as long as their query, are
+/// counted too.
+pub(crate) fn postgres_ticks() -> Option<u64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "postgres"
+            && let Some(t) = stat_ticks(pid, true)
+        {
+            *total.get_or_insert(0) += t;
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_read_after_the_command_name_with_or_without_children() {
+        // pid (comm) state, then 10 fields, then utime stime cutime cstime.
+        let stat = "4242 (postgres: a (b) c) S 1 2 3 4 5 6 7 8 9 10 300 40 1000 200 20 0";
+        assert_eq!(ticks_in(stat, false), Some(340));
+        assert_eq!(ticks_in(stat, true), Some(1540));
+        assert_eq!(ticks_in("4242 (postgres) S 1 2 3", false), None);
+        assert_eq!(ticks_in("no parenthesis", true), None);
+    }
+
+    fn phase(pressure: Pressure, ms: u64) -> Phase {
+        Phase {
+            pressure,
+            waits: vec![Duration::from_millis(ms); 10],
+            started: 10,
+            reads: u64::from(pressure.readers().0),
+            read_time: Duration::from_millis(5),
+            server_cpu: Some(50.0),
+        }
+    }
+
+    #[test]
+    fn each_long_readers_phase_is_set_beside_its_own_short_reads() {
+        let phases: Vec<Phase> = Pressure::WITH_SERIAL
+            .iter()
+            .zip([1, 2, 3, 4, 5, 6])
+            .map(|(&p, ms)| phase(p, ms))
+            .collect();
+        let rows = rows("", &phases, 1);
+        // Five phases against the clean one, then the two long readers' phases against
+        // their short reads.
+        assert_eq!(rows.len(), 7);
+        assert!(rows[0].scenario.contains("one transaction held open"));
+        assert!(
+            rows[3]
+                .scenario
+                .contains("in short transactions, each in one process")
+        );
+        assert!(rows[5].scenario.contains("REPEATABLE READ readers held"));
+        assert!(
+            rows[5].baseline.contains("p50 3.00 ms"),
+            "{}",
+            rows[5].baseline
+        );
+        assert!(rows[6].scenario.contains("each read in one process"));
+        assert!(
+            rows[6].baseline.contains("p50 5.00 ms"),
+            "{}",
+            rows[6].baseline
+        );
+        assert!(rows[6].scenario.contains("PostgreSQL used 50% of a core"));
+        // The four phases of the peer comparison: one pair.
+        let four: Vec<Phase> = Pressure::ALL.iter().map(|&p| phase(p, 1)).collect();
+        assert_eq!(super::rows("", &four, 1).len(), 4);
     }
 }

@@ -44,6 +44,8 @@ fn smoke_run_prints_every_scenario() {
         "claim of one job",
         "capped submit",
         "submit → handler starts",
+        "submit → handler starts at 1000 jobs/s, four REPEATABLE READ readers, each read in one \
+         process",
         "memory per running job, durable",
         "rows written per second",
         "kill -9 → all",

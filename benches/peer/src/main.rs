@@ -10,8 +10,8 @@
 //!
 //! `--haltway-only` skips the peer, to compare two builds of haltway.
 //!
-//! `--horizon SECS` runs, instead of the drains and once (`--runs` does not apply), the
-//! pinned-horizon phases of `pg-horizon` (see `benches/src/pressure.rs`: no pressure, a held
+//! `--horizon SECS` runs, instead of the drains and once (`--runs` does not apply), the first
+//! four pinned-horizon phases of `pg-horizon` (see `benches/src/pressure.rs`: no pressure, a held
 //! transaction, four readers in short transactions, four long `REPEATABLE READ` readers, `SECS`
 //! seconds each at 1,000 jobs/s) through haltway and then through awa, the readers of both
 //! running the same query, which reads no table of either (`pressure::NEUTRAL_READ`). awa
@@ -126,7 +126,11 @@ fn horizon_rows(url: &str, secs: u64, peer: bool) {
     let each = std::time::Duration::from_secs(secs);
     eprintln!("running the horizon phases through haltway …");
     let read = Some(pressure::NEUTRAL_READ);
-    let ours = alone(pressure::haltway_phases(url, each, read));
+    let ours = alone(pressure::haltway_phases(
+        url,
+        (&pressure::Pressure::ALL, each),
+        read,
+    ));
     let mut rows = pressure::rows("haltway: ", &ours, secs);
     if peer {
         eprintln!("running the horizon phases through awa …");
@@ -278,8 +282,12 @@ mod awa_side {
             .build()
             .expect("client");
         client.start().await.expect("start");
-        let phases =
-            crate::pressure::run_phases(url, crate::pressure::NEUTRAL_READ, each, &waits, |n| {
+        let phases = crate::pressure::run_phases(
+            url,
+            crate::pressure::NEUTRAL_READ,
+            (&crate::pressure::Pressure::ALL, each),
+            &waits,
+            |n| {
                 let (pool, queue) = (pool.clone(), queue.clone());
                 async move {
                     let params: Vec<_> = (0..n)
@@ -296,8 +304,9 @@ mod awa_side {
                         .collect();
                     awa::insert_many(&pool, &params).await.expect("insert");
                 }
-            })
-            .await;
+            },
+        )
+        .await;
         client.shutdown(Duration::from_secs(5)).await;
         close(pool).await;
         phases

@@ -174,13 +174,9 @@ impl Pressure {
         Pressure::SerialReaders,
     ];
 
-    /// Whether four readers press, and whether each reads in one process.
-    fn readers(self) -> (bool, bool) {
-        match self {
-            Pressure::None | Pressure::HeldTransaction => (false, false),
-            Pressure::ShortReaders | Pressure::Readers => (true, false),
-            Pressure::SerialShortReaders | Pressure::SerialReaders => (true, true),
-        }
+    /// Whether each reader's reads run in one process (no parallel workers).
+    fn serial(self) -> bool {
+        matches!(self, Pressure::SerialShortReaders | Pressure::SerialReaders)
     }
 
     /// The sessions that press: none, one held transaction, or four readers.
@@ -411,8 +407,8 @@ async fn hold(
         let reading = reading.clone();
         tasks.push(AbortOnDrop(tokio::spawn(async move {
             let _conn = AbortOnDrop(conn);
-            if let (true, serial) = pressure.readers() {
-                if serial {
+            if pressure.sessions() == 4 {
+                if pressure.serial() {
                     client
                         .batch_execute("SET max_parallel_workers_per_gather = 0")
                         .await
@@ -527,7 +523,7 @@ mod tests {
             pressure,
             waits: vec![Duration::from_millis(ms); 10],
             started: 10,
-            reads: u64::from(pressure.readers().0),
+            reads: u64::from(pressure.sessions() == 4),
             read_time: Duration::from_millis(5),
             server_cpu: Some(50.0),
         }

@@ -179,7 +179,8 @@ pub(crate) async fn listen(
     let mut dropped: Option<exec::Backend> = None;
     loop {
         let Some(s) = shared.upgrade() else { return };
-        let (config, schema, q) = (s.config.clone(), s.schema.clone(), s.q.clone());
+        let config = crate::store::named(&s.config, "listener", &s.schema);
+        let (schema, q) = (s.schema.clone(), s.q.clone());
         let (notices, events) = (s.notices.clone(), s.events.clone());
         let (node, wanted, io) = (s.node, s.wanted.clone(), s.io_timeout);
         let floors = s.floors.clone();

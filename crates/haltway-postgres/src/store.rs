@@ -109,6 +109,17 @@ fn parse_url(url: &str) -> Result<Config> {
     Ok(config)
 }
 
+/// `config` for the store's connections of `role` on schema `schema`: named `haltway <role>
+/// <schema>` (their `application_name`, seen in `pg_stat_activity` and the server's log)
+/// unless the URL names its connections itself.
+pub(crate) fn named(config: &Config, role: &str, schema: &str) -> Config {
+    let mut config = config.clone();
+    if config.get_application_name().is_none() {
+        config.application_name(format!("haltway {role} {schema}"));
+    }
+    config
+}
+
 fn invalid_url(e: tokio_postgres::Error) -> Error {
     Error::InvalidInput {
         field: "database_url",
@@ -135,7 +146,7 @@ impl PgStore {
                 ),
             });
         }
-        let mut client = exec::connect(&config).await?;
+        let mut client = exec::connect(&named(&config, "reader", &options.schema)).await?;
         schema::migrate(&mut client, &options.schema).await?;
         let active_index =
             schema::active_index(&client, &options.schema, options.active_index).await?;
@@ -155,7 +166,7 @@ impl PgStore {
             opened.push(open);
             tokio::spawn(
                 Executor {
-                    config: config.clone(),
+                    config: named(&config, "writer", &options.schema),
                     schema: options.schema.clone(),
                     rx: rx.clone(),
                     turns: turns.clone(),
@@ -185,7 +196,7 @@ impl PgStore {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let q = format!("\"{}\"", options.schema);
         let liveness = crate::workers::Liveness::start(
-            config.clone(),
+            named(&config, "liveness", &options.schema),
             options.schema.clone(),
             options.io_timeout,
             stop_rx.clone(),
@@ -274,8 +285,9 @@ impl PgStore {
         let i = self.shared.next.fetch_add(1, Ordering::Relaxed) % self.shared.readers.len();
         let mut slot = self.shared.readers[i].lock().await;
         if slot.as_ref().is_none_or(|r| r.dead || r.client.is_closed()) {
+            let config = named(&self.shared.config, "reader", &self.shared.schema);
             *slot = Some(Reader::new(
-                exec::connect(&self.shared.config).await?,
+                exec::connect(&config).await?,
                 self.shared.io_timeout,
             ));
         }
@@ -711,6 +723,22 @@ fn entry(r: &tokio_postgres::Row, o: usize) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_are_named_after_their_role_unless_the_url_names_them() {
+        let plain = parse_url("postgres://u@db.example/haltway").expect("url");
+        let writer = named(&plain, "writer", "jobs_a");
+        assert_eq!(writer.get_application_name(), Some("haltway writer jobs_a"));
+        // The settings the store was given are left as they were.
+        assert_eq!(plain.get_application_name(), None);
+        assert_eq!(writer.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        let own =
+            parse_url("postgres://u@db.example/haltway?application_name=billing").expect("url");
+        assert_eq!(
+            named(&own, "writer", "jobs_a").get_application_name(),
+            Some("billing")
+        );
+    }
 
     #[test]
     fn connection_attempts_time_out_unless_the_url_says_otherwise() {

@@ -12,7 +12,8 @@
 //! process: with PostgreSQL's defaults a count of a large table is a parallel scan that starts
 //! two more processes, and on a small server those processes, more than the snapshot the
 //! readers hold, decide the pickup latency. Each phase also gives the CPU that the `postgres`
-//! processes of the host spent in it. `haltway-peer --horizon` runs the first four phases
+//! processes of the host spent in it, and how long the queue's own backends waited for a core
+//! each time they ran (the kernel's run-queue delay). `haltway-peer --horizon` runs the first four phases
 //! through haltway and a published peer on the same database in the same run, the readers of
 //! both running one query that reads no table of either (see `NEUTRAL_READ`): the same load on
 //! the machine for both, and a snapshot held just as long. This file has no dependency on
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use haltway_core::{Engine, JobContext, JobError, JobKind, SubmitOptions, TenantId};
 use haltway_postgres::{PgOptions, PgStore};
 use parking_lot::Mutex;
-use tokio_postgres::NoTls;
+use tokio_postgres::{Client, Config, NoTls};
 
 use crate::report::{self, Row};
 
@@ -38,6 +39,10 @@ use crate::report::{self, Row};
     reason = "read by haltway-peer, which includes this file; haltway-load counts jobs"
 )]
 pub(crate) const NEUTRAL_READ: &str = "SELECT count(*) FROM generate_series(1, 100000)";
+
+/// The `application_name` of the harness's own sessions (readers, held transactions, the look
+/// at `pg_stat_activity`): every other client backend of the database is the queue's.
+const PRESSING: &str = "haltway-bench pressure";
 
 /// Jobs submitted per second in every phase.
 pub(crate) const OFFERED: u64 = 1_000;
@@ -239,6 +244,9 @@ pub(crate) struct Phase {
     /// CPU the `postgres` processes of this host spent in the phase, in percent of one core
     /// (`None` when none runs here).
     server_cpu: Option<f64>,
+    /// How long the queue's backends waited for a core, on average, each time they ran in the
+    /// phase (`None` when they do not run on this host).
+    queue_wait: Option<Duration>,
 }
 
 impl Phase {
@@ -258,6 +266,12 @@ impl Phase {
         }
         if let Some(cpu) = self.server_cpu {
             out.push_str(&format!("; PostgreSQL used {cpu:.0}% of a core"));
+        }
+        if let Some(wait) = self.queue_wait {
+            out.push_str(&format!(
+                "; the queue's backends waited {} for a core each time they ran",
+                report::dur(wait)
+            ));
         }
         out
     }
@@ -294,16 +308,20 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut out = Vec::new();
+    let (monitor, _driven) = pressing(url).await;
     for &pressure in phases {
         let reading = Arc::new(Reading::default());
         let holders = hold(url, read, pressure, &reading).await;
         waits.lock().clear();
+        let backends = queue_backends(&monitor).await;
+        let before = sched_of(&backends);
         let (ticks, started) = (postgres_ticks(), Instant::now());
         offer(each, &submit).await;
         // Ticks of 1/100 s over the phase, as a percentage of one core.
         let server_cpu = ticks.zip(postgres_ticks()).map(|(before, after)| {
             after.saturating_sub(before) as f64 / started.elapsed().as_secs_f64()
         });
+        let queue_wait = run_queue_wait(&before, &sched_of(&backends));
         let phase = std::mem::take(&mut *waits.lock());
         drop(holders);
         out.push(Phase {
@@ -313,6 +331,7 @@ where
             reads: reading.reads.load(Ordering::Relaxed),
             read_time: Duration::from_micros(reading.micros.load(Ordering::Relaxed)),
             server_cpu,
+            queue_wait,
         });
         // Let the phase's last jobs finish before the next phase starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -399,10 +418,7 @@ async fn hold(
 ) -> Vec<AbortOnDrop> {
     let mut tasks = Vec::new();
     for _ in 0..pressure.sessions() {
-        let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-        let conn = tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let (client, conn) = pressing(url).await;
         let read = read.to_owned();
         let reading = reading.clone();
         tasks.push(AbortOnDrop(tokio::spawn(async move {
@@ -441,6 +457,73 @@ async fn hold(
     // Give the sessions a moment to take their snapshots.
     tokio::time::sleep(Duration::from_millis(100)).await;
     tasks
+}
+
+/// A session of the harness's own (see [`PRESSING`]), and the task that drives its
+/// connection (until the client is dropped, or the task aborted).
+async fn pressing(url: &str) -> (Client, tokio::task::JoinHandle<()>) {
+    let mut config: Config = url.parse().expect("url");
+    let (client, conn) = config
+        .application_name(PRESSING)
+        .connect(NoTls)
+        .await
+        .expect("connect");
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (client, conn)
+}
+
+/// The queue's backends: the client backends of the database that are not the harness's own.
+async fn queue_backends(monitor: &Client) -> Vec<i32> {
+    monitor
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' \
+             AND datname = current_database() AND application_name <> $1 \
+             AND pid <> pg_backend_pid()",
+            &[&PRESSING],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Each of `pids` that is a `postgres` process of this host, with its time spent waiting for a
+/// core (nanoseconds) and the times it ran, from `/proc/PID/schedstat`.
+fn sched_of(pids: &[i32]) -> Vec<(i32, u64, u64)> {
+    pids.iter()
+        .filter_map(|&pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            if comm.trim() != "postgres" {
+                return None;
+            }
+            let (wait, runs) =
+                sched_in(&std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?)?;
+            Some((pid, wait, runs))
+        })
+        .collect()
+}
+
+/// The run-queue wait (nanoseconds) and the number of runs in `schedstat`, a
+/// `/proc/PID/schedstat` line: time on a core, time waiting for one, times run.
+fn sched_in(schedstat: &str) -> Option<(u64, u64)> {
+    let mut fields = schedstat.split_whitespace().skip(1).map(str::parse::<u64>);
+    Some((fields.next()?.ok()?, fields.next()?.ok()?))
+}
+
+/// The mean wait for a core per run between two readings of the same backends (see
+/// [`sched_of`]), over the backends read both times; `None` when none ran.
+fn run_queue_wait(before: &[(i32, u64, u64)], after: &[(i32, u64, u64)]) -> Option<Duration> {
+    let (mut wait, mut runs) = (0u64, 0u64);
+    for &(pid, w, r) in after {
+        if let Some(&(_, w0, r0)) = before.iter().find(|b| b.0 == pid) {
+            wait += w.saturating_sub(w0);
+            runs += r.saturating_sub(r0);
+        }
+    }
+    (runs > 0).then(|| Duration::from_nanos(wait / runs))
 }
 
 /// A task aborted when this is dropped (its session closes with it).
@@ -526,7 +609,24 @@ mod tests {
             reads: u64::from(pressure.sessions() == 4),
             read_time: Duration::from_millis(5),
             server_cpu: Some(50.0),
+            queue_wait: Some(Duration::from_micros(25)),
         }
+    }
+
+    #[test]
+    fn the_run_queue_wait_is_a_mean_per_run_over_backends_read_twice() {
+        assert_eq!(sched_in("123456 7890 12\n"), Some((7890, 12)));
+        assert_eq!(sched_in("123456 7890"), None);
+        assert_eq!(sched_in("a b c"), None);
+        let before = [(1, 1_000, 10), (2, 5_000, 100), (3, 0, 0)];
+        // Backend 1 waited 9 µs over 30 runs, backend 2 21 µs over 40; backend 3 is gone and
+        // backend 4 was not there before: neither counts.
+        let after = [(1, 10_000, 40), (2, 26_000, 140), (4, 1_000_000, 1)];
+        assert_eq!(
+            run_queue_wait(&before, &after),
+            Some(Duration::from_nanos(30_000 / 70))
+        );
+        assert_eq!(run_queue_wait(&before, &before), None);
     }
 
     #[test]
@@ -559,6 +659,13 @@ mod tests {
             rows[6].baseline
         );
         assert!(rows[6].scenario.contains("PostgreSQL used 50% of a core"));
+        assert!(
+            rows[6]
+                .scenario
+                .contains("the queue's backends waited 25.0 µs for a core each time they ran"),
+            "{}",
+            rows[6].scenario
+        );
         // The four phases of the peer comparison: one pair.
         let four: Vec<Phase> = Pressure::ALL.iter().map(|&p| phase(p, 1)).collect();
         assert_eq!(super::rows("", &four, 1).len(), 4);

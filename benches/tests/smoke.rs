@@ -60,4 +60,18 @@ fn smoke_run_prints_every_scenario() {
         rows.iter().all(|r| r[2] != "–" && !r[2].is_empty()),
         "every row has a figure: {stdout}"
     );
+    // Where the server runs on this host (its CPU is counted), each horizon phase also gives
+    // how long the queue's backends waited for a core.
+    for r in rows
+        .iter()
+        .filter(|r| r[0].starts_with("submit → handler starts"))
+    {
+        if r[0].contains("PostgreSQL used") {
+            assert!(
+                r[0].contains("the queue's backends waited"),
+                "no run-queue wait: {}",
+                r[0]
+            );
+        }
+    }
 }

@@ -83,8 +83,19 @@ async fn connections_are_named_after_their_role_unless_the_url_names_them() {
         .await
         .expect("connect with a named URL");
     own.register_worker("w2", T0).await.expect("register");
-    until_named(&client, &own_schema, &[own_name.clone()].into()).await;
-    // Writers, a reader, the listener and the liveness connection: all named by the URL.
-    let all = names(&client, &own_name).await;
-    assert!(all.len() >= 6, "{all:?}");
+    // Three writers, a reader, the listener (which connects on its own time) and the liveness
+    // connection, all named by the URL.
+    let six = async {
+        while names(&client, &own_name).await.len() < 6 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), six)
+            .await
+            .is_ok(),
+        "backends named {:?}",
+        names(&client, &own_schema).await
+    );
+    until_named(&client, &own_schema, &[own_name].into()).await;
 }

@@ -110,8 +110,8 @@ fn parse_url(url: &str) -> Result<Config> {
 }
 
 /// `config` for the store's connections of `role` on schema `schema`: named `haltway <role>
-/// <schema>` (their `application_name`, seen in `pg_stat_activity` and the server's log)
-/// unless the URL names its connections itself.
+/// <schema>` (their `application_name`, seen in `pg_stat_activity`, and in the server's log
+/// where `log_line_prefix` has `%a`) unless the URL names its connections itself.
 pub(crate) fn named(config: &Config, role: &str, schema: &str) -> Config {
     let mut config = config.clone();
     if config.get_application_name().is_none() {

@@ -13,10 +13,10 @@
 //! two more processes, and on a small server those processes, more than the snapshot the
 //! readers hold, decide the pickup latency. Each phase also gives the CPU that the `postgres`
 //! processes of the host spent in it, and how long the queue's own backends waited for a core
-//! each time they ran (the kernel's run-queue delay). `haltway-peer --horizon` runs the first four phases
-//! through haltway and a published peer on the same database in the same run, the readers of
-//! both running one query that reads no table of either (see `NEUTRAL_READ`): the same load on
-//! the machine for both, and a snapshot held just as long. This file has no dependency on
+//! each time they ran (the kernel's run-queue delay). `haltway-peer --horizon` runs the first
+//! four phases through haltway and a published peer on the same database in the same run, the
+//! readers of both running one query that reads no table of either (see `NEUTRAL_READ`): the
+//! same load on the machine for both, and a snapshot held just as long. This file has no dependency on
 //! either binary beyond `report`, so that both include it.
 
 use std::future::Future;

@@ -331,12 +331,6 @@ struct Quiet {
     cpu_postgres: Option<f64>,
 }
 
-/// CPU time (user and system, every thread) of process `pid` so far, in 1/100 s ticks (see
-/// [`stat_ticks`]).
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    stat_ticks(pid, false)
-}
-
 /// Rows written, leases renewed and CPU spent per second while `engine`'s jobs only wait.
 async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> Quiet {
     // The first renewal of each attempt writes its job once (its lease becomes its worker's):
@@ -359,7 +353,7 @@ async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> Quiet {
     }
     let rows_before = writes.count().await;
     let before = engine.metrics().renewed;
-    let cpu_before = (cpu_ticks("self"), writes.server_ticks());
+    let cpu_before = (stat_ticks("self", false), writes.server_ticks());
     let started = Instant::now();
     let window = Duration::from_secs(s.quiet_secs);
     tokio::time::sleep(window).await;
@@ -368,7 +362,7 @@ async fn quiet(engine: &Engine, s: Sizes, writes: &Writes) -> Quiet {
     let share = |before: Option<u64>, after: Option<u64>| {
         Some(after?.saturating_sub(before?) as f64 / took)
     };
-    let cpu_here = share(cpu_before.0, cpu_ticks("self")).unwrap_or(f64::NAN);
+    let cpu_here = share(cpu_before.0, stat_ticks("self", false)).unwrap_or(f64::NAN);
     let cpu_postgres = share(cpu_before.1, writes.server_ticks());
     let renewed = (engine.metrics().renewed - before) as f64 / window.as_secs_f64();
     tokio::time::sleep(lag).await;

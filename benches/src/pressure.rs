@@ -494,11 +494,8 @@ async fn queue_backends(monitor: &Client) -> Vec<i32> {
 /// core (nanoseconds) and the times it ran, from `/proc/PID/schedstat`.
 fn sched_of(pids: &[i32]) -> Vec<(i32, u64, u64)> {
     pids.iter()
+        .filter(|&&pid| is_postgres(pid))
         .filter_map(|&pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            if comm.trim() != "postgres" {
-                return None;
-            }
             let (wait, runs) =
                 sched_in(&std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?)?;
             Some((pid, wait, runs))
@@ -562,6 +559,12 @@ fn ticks_in(stat: &str, children: bool) -> Option<u64> {
     (fields.len() == wanted).then(|| fields.iter().sum())
 }
 
+/// Whether process `pid` of this host is a `postgres` process (the server or one of its
+/// backends).
+fn is_postgres(pid: impl std::fmt::Display) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
+}
+
 /// CPU ticks of the `postgres` processes of this host (the server and its backends), if any
 /// runs here: those running, and those that ended, which their parent (the server's first
 /// process) has waited for. A process that ends moves its time from the one count to the
@@ -577,8 +580,7 @@ pub(crate) fn postgres_ticks() -> Option<u64> {
         else {
             continue;
         };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "postgres"
+        if is_postgres(pid)
             && let Some(t) = stat_ticks(pid, true)
         {
             *total.get_or_insert(0) += t;

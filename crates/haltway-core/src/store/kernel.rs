@@ -269,7 +269,15 @@ pub fn new_job(new: NewJob, now: Timestamp) -> Job {
 /// # Errors
 /// [`Error::QuotaExceeded`] at or over the cap.
 pub fn admit_active(new: &NewJob, active: u64) -> Result<()> {
-    match new.max_active {
+    admit_under_cap(new.max_active, active)
+}
+
+/// [`admit_active`] for a job whose cap ([`NewJob::max_active`]) is `cap`.
+///
+/// # Errors
+/// [`Error::QuotaExceeded`] at or over the cap.
+pub fn admit_under_cap(cap: Option<u64>, active: u64) -> Result<()> {
+    match cap {
         Some(limit) if active >= limit => Err(Error::QuotaExceeded {
             what: "active jobs",
             limit,

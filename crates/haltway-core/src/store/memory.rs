@@ -324,38 +324,55 @@ impl Inner {
 #[async_trait]
 impl Store for MemoryStore {
     async fn submit(&self, new: NewJob, now: Timestamp) -> Result<Submitted> {
+        // What needs no shared state is made before the lock is taken, which every submit,
+        // claim and end of the process waits for: the job, its record and the copy that
+        // answers. Under the lock only the charge changes the job (`kernel::admit`), and the
+        // answer takes it from there.
+        let cap = new.max_active;
+        let job = kernel::new_job(new, now);
+        let effects = kernel::created(&job);
+        let mut answer = job.clone();
+        let mut rec = Box::new(Record {
+            job,
+            ledger: Vec::new(),
+            keys: HashMap::default(),
+            events: Vec::with_capacity(4),
+        });
         self.write(|inner, outbox| {
-            if let Some(key) = &new.idempotency_key
-                && let Some(id) = inner.idempotency.get(&(new.tenant.clone(), key.clone()))
+            let job = &mut rec.job;
+            if let Some(key) = &job.idempotency_key
+                && let Some(id) = inner.idempotency.get(&(job.tenant.clone(), key.clone()))
             {
                 return Ok(Submitted {
                     job: inner.jobs[id].job.clone(),
                     created: false,
                 });
             }
-            if inner.jobs.contains_key(&new.id) {
+            if inner.jobs.contains_key(&job.id) {
                 return Err(Error::InvalidInput {
                     field: "id",
                     reason: "a job with this id exists".into(),
                 });
             }
-            kernel::admit_active(&new, inner.active_of.get(&new.tenant).copied().unwrap_or(0))?;
-            let mut job = kernel::new_job(new, now);
-            let tenant = job.tenant.clone();
-            kernel::admit(&mut job, inner.budgets.purse(&tenant), now)?;
-            bump(&mut inner.active_of, &tenant, true);
-            inner.budgets.book(&tenant);
+            kernel::admit_under_cap(cap, inner.active_of.get(&job.tenant).copied().unwrap_or(0))?;
+            kernel::admit(job, inner.budgets.purse(&job.tenant), now)?;
+            answer.charged = job.charged;
+            bump(&mut inner.active_of, &job.tenant, true);
+            inner.budgets.book(&job.tenant);
             let id = job.id;
             if let Some(key) = &job.idempotency_key {
                 inner
                     .idempotency
                     .insert((job.tenant.clone(), key.clone()), id);
             }
-            inner
-                .by_tenant
-                .entry(job.tenant.clone())
-                .or_default()
-                .insert(id);
+            match inner.by_tenant.get_mut(&job.tenant) {
+                Some(ids) => ids.insert(id),
+                None => inner
+                    .by_tenant
+                    .entry(job.tenant.clone())
+                    .or_default()
+                    .insert(id),
+            }
             if let Some(g) = &job.group {
                 inner
                     .groups
@@ -363,13 +380,6 @@ impl Store for MemoryStore {
                     .or_default()
                     .insert(id);
             }
-            let mut rec = Record {
-                job,
-                ledger: Vec::new(),
-                keys: HashMap::default(),
-                events: Vec::with_capacity(4),
-            };
-            let effects = kernel::created(&rec.job);
             if effects.status_event {
                 rec.event(now, Stored::Status(rec.job.state, rec.job.reason), outbox);
                 let owed = kernel::outbox(
@@ -380,14 +390,17 @@ impl Store for MemoryStore {
                 );
                 inner.webhooks.owe(owed);
             }
-            let job = rec.job.clone();
             inner
                 .ops
-                .count(&job.tenant, &job.kind, None, Some(job.state));
-            inner.jobs.insert(id, Box::new(rec));
+                .count(&rec.job.tenant, &rec.job.kind, None, Some(rec.job.state));
+            debug_assert_eq!(answer, rec.job, "the answer is the job as stored");
+            inner.jobs.insert(id, rec);
             inner.enqueue(id);
             inner.notify(effects.notice, outbox);
-            Ok(Submitted { job, created: true })
+            Ok(Submitted {
+                job: answer,
+                created: true,
+            })
         })
     }
 

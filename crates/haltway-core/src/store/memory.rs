@@ -325,23 +325,26 @@ impl Inner {
 impl Store for MemoryStore {
     async fn submit(&self, new: NewJob, now: Timestamp) -> Result<Submitted> {
         // What needs no shared state is made before the lock is taken, which every submit,
-        // claim and end of the process waits for: the job, its record and the copy that
-        // answers. Under the lock only the charge changes the job (`kernel::admit`), and the
-        // answer takes it from there.
+        // claim and end of the process waits for: the job, its record, the copy that answers
+        // and the idempotency key's entry. Under the lock only the charge changes the job
+        // (`kernel::admit`), and the answer takes it from there. A record that is not stored
+        // (a repeated key, a refusal) is dropped after the lock is released.
         let cap = new.max_active;
         let job = kernel::new_job(new, now);
         let effects = kernel::created(&job);
         let mut answer = job.clone();
-        let mut rec = Box::new(Record {
+        let idempotency = (job.idempotency_key.clone()).map(|key| (job.tenant.clone(), key));
+        let mut prepared = Some(Box::new(Record {
             job,
             ledger: Vec::new(),
             keys: HashMap::default(),
             events: Vec::with_capacity(4),
-        });
+        }));
         self.write(|inner, outbox| {
+            let rec = prepared.as_mut().expect("made above");
             let job = &mut rec.job;
-            if let Some(key) = &job.idempotency_key
-                && let Some(id) = inner.idempotency.get(&(job.tenant.clone(), key.clone()))
+            if let Some(key) = &idempotency
+                && let Some(id) = inner.idempotency.get(key)
             {
                 return Ok(Submitted {
                     job: inner.jobs[id].job.clone(),
@@ -360,10 +363,8 @@ impl Store for MemoryStore {
             bump(&mut inner.active_of, &job.tenant, true);
             inner.budgets.book(&job.tenant);
             let id = job.id;
-            if let Some(key) = &job.idempotency_key {
-                inner
-                    .idempotency
-                    .insert((job.tenant.clone(), key.clone()), id);
+            if let Some(key) = idempotency {
+                inner.idempotency.insert(key, id);
             }
             match inner.by_tenant.get_mut(&job.tenant) {
                 Some(ids) => ids.insert(id),
@@ -394,6 +395,7 @@ impl Store for MemoryStore {
                 .ops
                 .count(&rec.job.tenant, &rec.job.kind, None, Some(rec.job.state));
             debug_assert_eq!(answer, rec.job, "the answer is the job as stored");
+            let rec = prepared.take().expect("made above");
             inner.jobs.insert(id, rec);
             inner.enqueue(id);
             inner.notify(effects.notice, outbox);

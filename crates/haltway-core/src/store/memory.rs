@@ -333,7 +333,10 @@ impl Store for MemoryStore {
         let job = kernel::new_job(new, now);
         let effects = kernel::created(&job);
         let mut answer = job.clone();
-        let idempotency = (job.idempotency_key.clone()).map(|key| (job.tenant.clone(), key));
+        let idempotency = job
+            .idempotency_key
+            .clone()
+            .map(|key| (job.tenant.clone(), key));
         let mut prepared = Some(Box::new(Record {
             job,
             ledger: Vec::new(),

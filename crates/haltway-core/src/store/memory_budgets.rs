@@ -6,12 +6,15 @@ use super::kernel;
 use crate::error::Result;
 use crate::types::{Budget, BudgetChange, Charge, ChargeQuery, Purse, TenantId, Timestamp};
 
-/// The budgets of the tenants that have one, and the history, oldest first (ids count up
-/// from 1; retention removes the charges of deleted jobs).
+/// The budgets of the tenants that have one, and the history by tenant, each oldest first
+/// (ids count up from 1 across tenants; retention removes the charges of deleted jobs).
+///
+/// The history is kept per tenant so that a page of one tenant's costs what that tenant's
+/// lines do, not what every tenant's do.
 #[derive(Debug, Default)]
 pub(super) struct MemoryBudgets {
     purses: HashMap<TenantId, Purse>,
-    charges: Vec<Charge>,
+    charges: HashMap<TenantId, Vec<Charge>>,
     last_id: u64,
 }
 
@@ -30,10 +33,17 @@ impl MemoryBudgets {
         let Some(p) = self.purses.get_mut(tenant) else {
             return;
         };
+        if p.charges.is_empty() {
+            return;
+        }
+        let lines = match self.charges.get_mut(tenant) {
+            Some(lines) => lines,
+            None => self.charges.entry(tenant.clone()).or_default(),
+        };
         for mut c in p.charges.drain(..) {
             self.last_id += 1;
             c.id = self.last_id;
-            self.charges.push(c);
+            lines.push(c);
         }
     }
 
@@ -69,13 +79,16 @@ impl MemoryBudgets {
     /// A page of a tenant's history, newest first.
     pub(super) fn history(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
         kernel::check_page_size(query.limit, 1000)?;
-        let end = query.before.map_or(self.charges.len(), |b| {
-            self.charges.partition_point(|c| c.id < b)
-        });
-        Ok(self.charges[..end]
+        let Some(lines) = self.charges.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let end = query
+            .before
+            .map_or(lines.len(), |b| lines.partition_point(|c| c.id < b));
+        Ok(lines[..end]
             .iter()
             .rev()
-            .filter(|c| &c.tenant == tenant && query.job.is_none_or(|j| c.job == Some(j)))
+            .filter(|c| query.job.is_none_or(|j| c.job == Some(j)))
             .take(query.limit)
             .cloned()
             .collect())
@@ -83,7 +96,9 @@ impl MemoryBudgets {
 
     /// Forgets the charges of deleted jobs.
     pub(super) fn forget_jobs(&mut self, jobs: &std::collections::HashSet<crate::types::JobId>) {
-        self.charges
-            .retain(|c| c.job.is_none_or(|j| !jobs.contains(&j)));
+        self.charges.retain(|_, lines| {
+            lines.retain(|c| c.job.is_none_or(|j| !jobs.contains(&j)));
+            !lines.is_empty()
+        });
     }
 }

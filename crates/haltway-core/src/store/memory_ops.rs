@@ -50,11 +50,12 @@ impl MemoryOps {
     }
 
     pub(super) fn by_kind(&self, tenant: Option<&TenantId>) -> KindCounts {
+        // One tenant's counts are looked up, not found by walking every tenant's.
+        if let Some(t) = tenant {
+            return self.counts.get(t).cloned().unwrap_or_default();
+        }
         let mut out = KindCounts::new();
-        for (t, kinds) in &self.counts {
-            if tenant.is_some_and(|x| x != t) {
-                continue;
-            }
+        for kinds in self.counts.values() {
             for (kind, c) in kinds {
                 *out.entry(kind.clone()).or_default() += c;
             }

@@ -274,7 +274,7 @@ pub async fn budget_refunds_discarded_entries(store: Arc<dyn Store>) {
 
 /// An operator sets and tops up a budget (a top-up creates it from zero); each change is a
 /// line of the history; a top-up past the largest balance is refused and changes nothing; the
-/// history pages newest first and is per tenant.
+/// history pages newest first and is per tenant, its ids counting up across tenants.
 pub async fn budget_set_top_up_and_history_pages(store: Arc<dyn Store>) {
     let t = tenant("t1");
     let b = store
@@ -282,6 +282,11 @@ pub async fn budget_set_top_up_and_history_pages(store: Arc<dyn Store>) {
         .await
         .expect("top-up creates");
     assert_eq!(b.balance, 7);
+    // Another tenant's line between two of t1's: neither history shows the other's.
+    store
+        .change_budget(&tenant("t2"), BudgetChange::TopUp(5), T0)
+        .await
+        .expect("another tenant's top-up");
     store
         .change_budget(&t, BudgetChange::TopUp(3), T0)
         .await
@@ -342,7 +347,33 @@ pub async fn budget_set_top_up_and_history_pages(store: Arc<dyn Store>) {
         .await
         .expect("page");
     assert_eq!(page, vec![lines[1].clone()], "the page after a cursor");
-    assert!(history(&store, "t2", None).await.is_empty());
+    let page = store
+        .charges(
+            &t,
+            &ChargeQuery {
+                job: None,
+                before: Some(lines[1].id),
+                limit: 5,
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(
+        page,
+        vec![lines[2].clone()],
+        "a cursor past another tenant's line"
+    );
+    let other = history(&store, "t2", None).await;
+    assert_eq!(
+        other
+            .iter()
+            .map(|c| (c.kind, c.amount, c.balance))
+            .collect::<Vec<_>>(),
+        vec![(ChargeKind::TopUp, -5, 5)],
+        "each tenant's history is its own"
+    );
+    assert!(lines[2].id < other[0].id && other[0].id < lines[1].id);
+    assert!(history(&store, "t3", None).await.is_empty());
     assert!(matches!(
         store
             .charges(

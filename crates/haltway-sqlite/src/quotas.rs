@@ -1,9 +1,9 @@
-//! Tenant quotas on SQLite: each tenant's active and running job counts, kept by the writer
-//! (the only one to change a job's state) once a capped create or a claim under a running
-//! quota first needs them, and dropped with its other caches when a transaction fails or
-//! another process commits.
+//! Tenant quotas on SQLite: each tenant's active and running job counts, read from
+//! `job_counts` once a capped create or a claim under a running quota first needs them, kept
+//! by the writer (the only one to change a job's state) from then on, and dropped with its
+//! other caches when a transaction fails or another process commits.
 
-use haltway_core::{JobState, Result, TenantId};
+use haltway_core::{Job, JobState, Result, TenantId};
 use rusqlite::Connection;
 use rustc_hash::FxHashMap;
 
@@ -22,39 +22,37 @@ pub(crate) type Counts = FxHashMap<TenantId, Count>;
 
 fn load(conn: &Connection) -> Result<Counts> {
     let mut counts = Counts::default();
-    for (sql_text, running) in [
-        (
-            concat!(
-                "SELECT tenant, count(*) FROM jobs WHERE state = ",
-                haltway_core::state_sql!(Queued),
-                " GROUP BY tenant"
-            ),
-            false,
-        ),
-        (
-            concat!(
-                "SELECT tenant, count(*) FROM jobs WHERE state IN (",
-                haltway_core::state_sql!(Running),
-                ", ",
-                haltway_core::state_sql!(Cancelling),
-                ") GROUP BY tenant"
-            ),
-            true,
-        ),
-    ] {
-        let mut stmt = conn.prepare_cached(sql_text).map_err(sql)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(sql)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(sql)?;
-        for (tenant, n) in rows {
-            let n = u64::try_from(n).unwrap_or(0);
-            let c = counts.entry(tenant.into()).or_default();
-            c.active += n;
-            if running {
-                c.running += n;
-            }
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT tenant, state, sum(n) FROM job_counts WHERE state IN (",
+            haltway_core::state_sql!(Queued),
+            ", ",
+            haltway_core::state_sql!(Running),
+            ", ",
+            haltway_core::state_sql!(Cancelling),
+            ") GROUP BY tenant, state"
+        ))
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql)?;
+    for (tenant, state, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        if n == 0 {
+            continue;
+        }
+        let c = counts.entry(tenant.into()).or_default();
+        c.active += n;
+        if state != i64::from(haltway_core::JobState::Queued.code()) {
+            c.running += n;
         }
     }
     Ok(counts)
@@ -65,17 +63,29 @@ fn running(s: JobState) -> bool {
 }
 
 impl Tx<'_> {
-    /// Every tenant's counts, loaded on first need.
+    /// Every tenant's counts, loaded on first need (after writing this transaction's changes
+    /// so far to `job_counts`, which the load reads).
     pub(crate) fn counts(&mut self) -> Result<&mut Counts> {
         if self.counts.is_none() {
+            crate::ops::add_counts(self.conn, &mut self.state_counts)?;
             *self.counts = Some(load(self.conn)?);
         }
         Ok(self.counts.as_mut().expect("loaded above"))
     }
 
-    /// Keeps the counts (if loaded) in step with a job of `tenant` moving from `from` (`None`:
-    /// a new job) to `to`.
-    pub(crate) fn count_move(&mut self, tenant: &TenantId, from: Option<JobState>, to: JobState) {
+    /// Counts `job`, now in its state, as moved there from `from` (`None`: a new job): in the
+    /// changes to add to `job_counts` at the next flush ([`kernel::state_moves`]), and in the
+    /// tenants' counts if they are loaded.
+    ///
+    /// [`kernel::state_moves`]: haltway_core::kernel::state_moves
+    pub(crate) fn count_move(&mut self, job: &Job, from: Option<JobState>) {
+        let (tenant, to) = (&job.tenant, job.state);
+        for (state, step) in haltway_core::kernel::state_moves(from, to) {
+            *self
+                .state_counts
+                .entry((tenant.clone(), job.kind.clone(), state.code()))
+                .or_default() += step;
+        }
         let Some(counts) = self.counts.as_mut() else {
             return;
         };

@@ -211,6 +211,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r"
     CREATE INDEX jobs_cancelling ON jobs (id) WHERE state = 2;
     ",
+    // 9: `job_counts` counts the active jobs as well (until now counted from their partial
+    // indexes, which made one tenant's count read every tenant's active jobs).
+    r"
+    INSERT INTO job_counts (tenant, kind, state, n)
+        SELECT tenant, kind, state, count(*) FROM jobs WHERE state IN (0, 1, 2) GROUP BY 1, 2, 3;
+    ",
 ];
 
 /// How long a connection waits for another's lock before it answers "busy".
@@ -433,6 +439,58 @@ mod tests {
         let (cancelling, steps) = run::<Vec<u8>>(&conn, CANCELLING);
         assert_eq!(cancelling, [7u32.to_be_bytes().to_vec()]);
         assert!(steps < 200, "{steps} steps for the cancelling jobs");
+    }
+
+    /// Migration 9 counts the active jobs a file already holds into `job_counts` (which
+    /// counted finished jobs alone before it), by tenant, kind and state.
+    #[test]
+    fn migration_9_counts_the_active_jobs_already_stored() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("counts.db");
+        let conn = super::open_writer(&path, &Default::default()).expect("open");
+        // Rows written as a file at version 8 would hold them: `job_counts` knows none.
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO jobs (id, tenant, kind, input, state, cancel_mode, on_cancel, \
+                 attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
+                 analyzed, created_at, last_event_id) \
+                 VALUES (?1, ?2, ?3, 'null', ?4, 0, 0, 0, 0, 3, 0, 1, 0, 0, 0, 0, 1, 1)",
+            )
+            .expect("prepare");
+        let rows = [
+            ("t1", "a", 0),
+            ("t1", "a", 0),
+            ("t1", "a", 1),
+            ("t2", "b", 2),
+        ];
+        for (i, (tenant, kind, state)) in rows.iter().chain(&[("t1", "a", 3)]).enumerate() {
+            insert
+                .execute(rusqlite::params![
+                    u32::try_from(i).expect("small").to_be_bytes(),
+                    tenant,
+                    kind,
+                    state
+                ])
+                .expect("insert");
+        }
+        drop(insert);
+        conn.execute(
+            "UPDATE haltway_meta SET value = 8 WHERE key = 'schema_version'",
+            [],
+        )
+        .expect("back to version 8");
+        super::migrate(&conn, &path).expect("migrate");
+        let mut stmt = conn
+            .prepare("SELECT tenant, kind, state, n FROM job_counts ORDER BY 1, 2, 3")
+            .expect("prepare");
+        let counts: Vec<(String, String, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect();
+        let want = [("t1", "a", 0, 2), ("t1", "a", 1, 1), ("t2", "b", 2, 1)]
+            .map(|(t, k, s, n)| (t.to_owned(), k.to_owned(), s, n));
+        assert_eq!(counts, want, "the finished job is not counted here");
     }
 
     /// Why the writer truncates the WAL itself (`Writer::truncate_wal`): its cache is kept

@@ -750,7 +750,7 @@ pub(crate) fn id_taken() -> Error {
 /// Records what the creation of `job`, just inserted, implies.
 pub(crate) fn inserted(tx: &mut Tx<'_>, job: Job, now: Timestamp) -> Result<Submitted> {
     tx.effects(&job, &kernel::created(&job), now)?;
-    tx.count_move(&job.tenant, None, job.state);
+    tx.count_move(&job, None);
     // Not cached: the row is written, and only running jobs stay in the cache.
     Ok(Submitted { job, created: true })
 }

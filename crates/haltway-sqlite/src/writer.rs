@@ -123,9 +123,9 @@ pub(crate) struct Tx<'c> {
     /// Charges to insert, and tenants whose balance to write, at the next flush.
     pub(crate) charges_out: Vec<haltway_core::Charge>,
     pub(crate) purses_dirty: FxHashSet<TenantId>,
-    /// Changes to the counts of finished jobs, by tenant, kind and state, to add to
-    /// `job_counts` at the next flush (one row per key per transaction).
-    pub(crate) finished_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
+    /// Changes to the counts of jobs, by tenant, kind and state, to add to `job_counts` at the
+    /// next flush (one row per key per transaction).
+    pub(crate) state_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
     dirty: FxHashSet<JobId>,
     /// Jobs put in the cache in this transaction: after the commit, only they may have left
     /// the states the cache keeps (a job changes only between `take` and `put`).
@@ -261,7 +261,7 @@ impl Tx<'_> {
             }
         }
         self.flush_budgets()?;
-        crate::ops::add_finished_counts(self.conn, &mut self.finished_counts)?;
+        crate::ops::add_counts(self.conn, &mut self.state_counts)?;
         codec::insert_events(self.conn, &std::mem::take(&mut self.events_out))
     }
 
@@ -310,13 +310,7 @@ impl Tx<'_> {
             self.owe(job, haltway_core::kernel::Owed::Status, at)?;
         }
         if let Some(from) = effects.left {
-            self.count_move(&job.tenant, Some(from), job.state);
-            for (state, step) in haltway_core::kernel::finished_moves(from, job.state) {
-                *self
-                    .finished_counts
-                    .entry((job.tenant.clone(), job.kind.clone(), state.code()))
-                    .or_default() += step;
-            }
+            self.count_move(job, Some(from));
         }
         if effects.refund > 0 {
             haltway_core::kernel::refund(job.id, effects.refund, self.purse(&job.tenant)?, at);
@@ -565,7 +559,7 @@ impl Writer {
             counts,
             charges_out: Vec::new(),
             purses_dirty: FxHashSet::default(),
-            finished_counts: FxHashMap::default(),
+            state_counts: FxHashMap::default(),
             dirty: FxHashSet::default(),
             touched: Vec::new(),
             events_out: Vec::new(),

@@ -40,15 +40,48 @@ pub fn purgeable(job: &Job, request: &PurgeRequest) -> bool {
         }
 }
 
+/// What a job's arrival in `to`, from `from` (`None` for a new job), does to counts of jobs
+/// by state: one less in `from` and one more in `to`, nothing when they are the same. A store
+/// that counts every state applies it at each create and at every change with
+/// [`Effects::left`](super::Effects::left), in the change's transaction.
+pub fn state_moves(
+    from: Option<crate::types::JobState>,
+    to: crate::types::JobState,
+) -> impl Iterator<Item = (crate::types::JobState, i64)> {
+    let moved = from != Some(to);
+    from.map(|f| (f, -1))
+        .into_iter()
+        .chain(std::iter::once((to, 1)))
+        .filter(move |_| moved)
+}
+
 /// What a change of a job from `from` to `to` does to the counts of finished jobs a store
-/// keeps: one less in `from` and one more in `to`, for whichever of them is terminal. A store
-/// applies it for every change with [`Effects::left`](super::Effects::left), in the change's
-/// transaction.
+/// keeps: the [`state_moves`] of the terminal states among them. A store applies it for every
+/// change with [`Effects::left`](super::Effects::left), in the change's transaction.
 pub fn finished_moves(
     from: crate::types::JobState,
     to: crate::types::JobState,
 ) -> impl Iterator<Item = (crate::types::JobState, i64)> {
-    [(from, -1), (to, 1)]
-        .into_iter()
-        .filter(|(s, _)| s.is_terminal())
+    state_moves(Some(from), to).filter(|(s, _)| s.is_terminal())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::JobState::{Completed, Failed, Queued, Running};
+
+    #[test]
+    fn state_moves_take_one_from_the_old_state_and_give_it_to_the_new() {
+        let moves = |from, to| state_moves(from, to).collect::<Vec<_>>();
+        assert_eq!(moves(None, Queued), vec![(Queued, 1)]);
+        assert_eq!(
+            moves(Some(Queued), Running),
+            vec![(Queued, -1), (Running, 1)]
+        );
+        assert_eq!(moves(Some(Running), Running), vec![]);
+        let finished = |from, to| finished_moves(from, to).collect::<Vec<_>>();
+        assert_eq!(finished(Running, Completed), vec![(Completed, 1)]);
+        assert_eq!(finished(Failed, Queued), vec![(Failed, -1)]);
+        assert_eq!(finished(Queued, Running), vec![]);
+    }
 }

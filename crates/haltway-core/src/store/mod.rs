@@ -104,6 +104,8 @@ use crate::types::{
 /// - A method returns only once its write is durable (for stores that persist).
 /// - Stores never read a clock: `now` comes from the caller.
 /// - Tenancy: every call that names a tenant treats another tenant's job as not found.
+/// - A [`NewJob`]'s priority is one of [`PRIORITIES`](crate::PRIORITIES) (the engine refuses
+///   any other before it reaches a store), and claims may look for those alone.
 ///
 /// [`Error::LeaseLost`]: crate::Error::LeaseLost
 #[async_trait]

@@ -335,31 +335,24 @@ pub async fn budget_set_top_up_and_history_pages(store: Arc<dyn Store>) {
     );
     assert!(lines.iter().all(|c| c.job.is_none() && c.tenant == t));
     assert!(lines[0].id > lines[1].id && lines[1].id > lines[2].id);
-    let page = store
-        .charges(
-            &t,
-            &ChargeQuery {
+    let page = |before: u64, limit: usize| {
+        let (store, t) = (store.clone(), t.clone());
+        async move {
+            let query = ChargeQuery {
                 job: None,
-                before: Some(lines[0].id),
-                limit: 1,
-            },
-        )
-        .await
-        .expect("page");
-    assert_eq!(page, vec![lines[1].clone()], "the page after a cursor");
-    let page = store
-        .charges(
-            &t,
-            &ChargeQuery {
-                job: None,
-                before: Some(lines[1].id),
-                limit: 5,
-            },
-        )
-        .await
-        .expect("page");
+                before: Some(before),
+                limit,
+            };
+            store.charges(&t, &query).await.expect("page")
+        }
+    };
     assert_eq!(
-        page,
+        page(lines[0].id, 1).await,
+        vec![lines[1].clone()],
+        "the page after a cursor"
+    );
+    assert_eq!(
+        page(lines[1].id, 5).await,
         vec![lines[2].clone()],
         "a cursor past another tenant's line"
     );

@@ -111,7 +111,7 @@ fn ready_sql(quota: bool) -> String {
 }
 
 /// The priorities, as a list for SQL's `IN`: `1, 2, 3, 4`.
-pub(crate) fn priorities() -> String {
+fn priorities() -> String {
     haltway_core::PRIORITIES
         .map(|p| p.to_string())
         .collect::<Vec<_>>()

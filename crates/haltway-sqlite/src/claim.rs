@@ -50,7 +50,7 @@ pub(crate) fn claim_kind(
         let ready = {
             let mut stmt = tx
                 .conn
-                .prepare_cached(&ready_sql(quota.is_some()))
+                .prepare_cached(ready_sql(quota.is_some()))
                 .map_err(sql)?;
             let rows = if quota.is_some() {
                 let full = serde_json::to_string(&full)?;
@@ -94,28 +94,29 @@ pub(crate) fn claim_kind(
 }
 
 /// The ready jobs of kind `?1` due at `?2`, in claim order, at most `?3`; with `quota`, none
-/// of the tenants in the JSON array `?4`.
-fn ready_sql(quota: bool) -> String {
-    format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE state = {QUEUED} AND kind = ?1 \
-         AND priority IN ({}) AND run_at <= ?2 \
-         AND NOT (started_at IS NULL AND deadline IS NOT NULL AND deadline <= ?2) {} \
-         ORDER BY priority, run_at, id LIMIT ?3",
-        priorities(),
-        if quota {
-            "AND tenant NOT IN (SELECT value FROM json_each(?4))"
-        } else {
-            ""
-        }
-    )
-}
-
-/// The priorities, as a list for SQL's `IN`: `1, 2, 3, 4`.
-fn priorities() -> String {
-    haltway_core::PRIORITIES
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+/// of the tenants in the JSON array `?4`. Made once (the priorities' list is built from
+/// `PRIORITIES`), not at every claim.
+fn ready_sql(quota: bool) -> &'static str {
+    static TEXTS: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+        let priorities = haltway_core::PRIORITIES
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        [false, true].map(|quota| {
+            format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = {QUEUED} AND kind = ?1 \
+                 AND priority IN ({priorities}) AND run_at <= ?2 \
+                 AND NOT (started_at IS NULL AND deadline IS NOT NULL AND deadline <= ?2) {} \
+                 ORDER BY priority, run_at, id LIMIT ?3",
+                if quota {
+                    "AND tenant NOT IN (SELECT value FROM json_each(?4))"
+                } else {
+                    ""
+                }
+            )
+        })
+    });
+    &TEXTS[usize::from(quota)]
 }
 
 #[cfg(test)]
@@ -162,7 +163,7 @@ mod tests {
         let plan = plan.join("\n");
         assert!(plan.contains("priority=? AND run_at<?"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
-        let mut stmt = conn.prepare(&text).expect("prepare");
+        let mut stmt = conn.prepare(text).expect("prepare");
         let ids: Vec<Vec<u8>> = stmt
             .query_map(params!["k", 100, 10], |r| r.get(0))
             .expect("rows")

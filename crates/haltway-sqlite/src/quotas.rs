@@ -51,7 +51,7 @@ fn load(conn: &Connection) -> Result<Counts> {
         }
         let c = counts.entry(tenant.into()).or_default();
         c.active += n;
-        if state != i64::from(haltway_core::JobState::Queued.code()) {
+        if state != crate::codec::state_code(JobState::Queued) {
             c.running += n;
         }
     }

@@ -31,6 +31,8 @@
 //! ```
 
 mod budgets;
+#[cfg(test)]
+mod count_tests;
 mod error;
 mod exec;
 mod notify;

@@ -1,10 +1,10 @@
 //! Operations on PostgreSQL: job counts without a scan of history, retention, schedules.
 //!
-//! Counts: active jobs are counted from the partial indexes that hold only them
-//! (`jobs_ready`, `jobs_leased`); finished jobs from `job_counts` plus the delta rows that each
-//! batch appends for its changes into or out of a terminal state (the kernel's
-//! `Effects::left`), and each purge for what it deleted. [`compact`] folds the deltas in, one
-//! node at a time. Every count is one statement, so it reads one snapshot.
+//! Counts: jobs of every state are counted in `job_counts` plus the delta rows that each
+//! batch appends for its creates and changes of state (the kernel's `state_moves`), and each
+//! purge for what it deleted; [`compact`] folds the deltas in, one node at a time. A count
+//! reads those two small tables, never `jobs`, and a tenant's reads its own rows of
+//! `job_counts` by their key. Every count is one statement, so it reads one snapshot.
 
 use haltway_core::{
     Error, KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts, StoreErrorKind,
@@ -14,22 +14,14 @@ use haltway_core::{
 use crate::error::pg;
 use crate::reader::Reader;
 
-fn counts_sql(s: &str) -> String {
-    let (queued, running, cancelling) = (
-        haltway_core::state_sql!(Queued),
-        haltway_core::state_sql!(Running),
-        haltway_core::state_sql!(Cancelling),
-    );
+/// The count of jobs by kind and state: of every tenant, or with `one` of the tenant `$1`.
+pub(crate) fn counts_sql(s: &str, one: bool) -> String {
+    let only = if one { "WHERE tenant = $1" } else { "" };
     format!(
-        "SELECT kind, state::int8, count(*)::int8 FROM {s}.jobs WHERE state = {queued} \
-         AND ($1::text IS NULL OR tenant = $1) GROUP BY 1, 2 \
-         UNION ALL SELECT kind, state::int8, count(*)::int8 FROM {s}.jobs \
-         WHERE state IN ({running}, {cancelling}) AND ($1::text IS NULL OR tenant = $1) \
-         GROUP BY 1, 2 \
-         UNION ALL SELECT kind, state::int8, sum(n)::int8 FROM ( \
-             SELECT tenant, kind, state, n FROM {s}.job_counts \
-             UNION ALL SELECT tenant, kind, state, d FROM {s}.job_count_deltas) c \
-         WHERE $1::text IS NULL OR tenant = $1 GROUP BY 1, 2"
+        "SELECT kind, state::int8, sum(n)::int8 FROM ( \
+             SELECT kind, state, n FROM {s}.job_counts {only} \
+             UNION ALL SELECT kind, state, d FROM {s}.job_count_deltas {only}) c \
+         GROUP BY 1, 2"
     )
 }
 
@@ -43,9 +35,10 @@ pub(crate) async fn count_by_kind(
     s: &str,
     tenant: Option<&TenantId>,
 ) -> Result<KindCounts> {
-    let rows = c
-        .query(&counts_sql(s), &[&tenant.map(TenantId::as_str)])
-        .await?;
+    let rows = match tenant {
+        Some(t) => c.query(&counts_sql(s, true), &[&t.as_str()]).await?,
+        None => c.query(&counts_sql(s, false), &[]).await?,
+    };
     let mut out = KindCounts::new();
     for row in rows {
         let (kind, state, n): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));

@@ -297,6 +297,18 @@ const MIGRATIONS: &[&str] = &[
                         worker = coalesce(worker, doc::jsonb ->> 'worker')
         WHERE state IN (1, 2);
     ",
+    // 17: jobs of every state are counted in `job_counts` and its delta rows (each batch now
+    // appends its creates and every change of state, not only those into or out of a terminal
+    // state), so that a count reads those small tables rather than the active jobs of every
+    // tenant. The active jobs already stored are counted here, with writes to `jobs` held
+    // until the migration commits so that none is missed or counted twice.
+    r"
+    LOCK TABLE {s}.jobs IN SHARE MODE;
+    INSERT INTO {s}.job_counts (tenant, kind, state, n)
+        SELECT tenant, kind, state, count(*) FROM {s}.jobs WHERE state IN (0, 1, 2)
+        GROUP BY 1, 2, 3
+        ON CONFLICT (tenant, kind, state) DO UPDATE SET n = {s}.job_counts.n + excluded.n;
+    ",
 ];
 
 /// The index of active jobs by tenant ([`PgOptions::active_index`](crate::PgOptions)): not a

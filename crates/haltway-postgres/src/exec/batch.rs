@@ -106,9 +106,10 @@ pub(crate) struct Batch<'s> {
     pub(crate) active: FxHashMap<TenantId, u64>,
     /// Whether [`count_active`] reads the index of active jobs by tenant (it existed at start).
     pub(crate) active_index: bool,
-    /// Changes to the counts of finished jobs, by tenant, kind and state: one delta row per
-    /// key at the next flush.
-    pub(crate) finished_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
+    /// Changes to the counts of jobs, by tenant, kind and state (every state: creates and
+    /// every change of state, [`kernel::state_moves`]): one delta row per key at the next
+    /// flush.
+    pub(crate) state_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
     /// The batch's clock (its latest command's).
     pub(crate) now: Timestamp,
     pub(crate) floors: &'s floors::Floors,
@@ -162,7 +163,7 @@ pub(crate) async fn run_batch(
         refunds: Vec::new(),
         active: FxHashMap::default(),
         active_index: exec.active_index,
-        finished_counts: FxHashMap::default(),
+        state_counts: FxHashMap::default(),
         now: cmds.iter().map(|c| c.now).max().unwrap_or(Timestamp(0)),
         floors: &exec.floors,
         subs_cache: &exec.subs,
@@ -501,6 +502,16 @@ impl Batch<'_> {
         self.deliveries.extend(kernel::outbox(job, owed, subs, now));
     }
 
+    /// Counts `job`'s arrival in its state from `from` (`None` for a new job).
+    fn count_move(&mut self, job: &Job, from: Option<haltway_core::JobState>) {
+        for (state, step) in kernel::state_moves(from, job.state) {
+            *self
+                .state_counts
+                .entry((job.tenant.clone(), job.kind.clone(), state.code()))
+                .or_default() += step;
+        }
+    }
+
     pub(crate) fn announce(&mut self, kind: &str) {
         if self.announced.insert(kind.to_owned()) {
             self.notices.push(Notice::Available(kind.into()));
@@ -510,12 +521,7 @@ impl Batch<'_> {
     /// After a kernel change: the effects the kernel decided (the status event, the notice).
     pub(crate) fn effects(&mut self, job: &Job, effects: &Effects, now: Timestamp) {
         if let Some(from) = effects.left {
-            for (state, step) in kernel::finished_moves(from, job.state) {
-                *self
-                    .finished_counts
-                    .entry((job.tenant.clone(), job.kind.clone(), state.code()))
-                    .or_default() += step;
-            }
+            self.count_move(job, Some(from));
         }
         if effects.status_event {
             self.status(job, now);
@@ -751,6 +757,7 @@ impl Batch<'_> {
         if let Some(k) = &job.idempotency_key {
             self.idem.insert((job.tenant.clone(), k.clone()), job.id);
         }
+        self.count_move(&job, None);
         self.effects(&job, &kernel::created(&job), now);
         self.cache.insert(job.id, (job.clone(), Mark::New));
         Ok(Out::Submitted(Submitted { job, created: true }))

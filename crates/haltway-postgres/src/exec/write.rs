@@ -209,7 +209,7 @@ impl Batch<'_> {
         let entries = std::mem::take(&mut self.entries);
         let (mut tenants, mut kinds, mut states, mut ds) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((tenant, kind, state), d) in self.finished_counts.drain() {
+        for ((tenant, kind, state), d) in self.state_counts.drain() {
             if d != 0 {
                 tenants.push(tenant.as_str().to_owned());
                 kinds.push(kind.as_str().to_owned());

@@ -1,0 +1,141 @@
+//! Counts of jobs by state read `job_counts` and its delta rows, never `jobs`; migration 17
+//! counts the active jobs a schema already holds.
+
+use haltway_core::JobState::{Cancelling, Completed, Queued, Running};
+use haltway_core::{ClaimRequest, JobId, Store, TenantId, Timestamp};
+use tokio_postgres::Client;
+
+use crate::exec::connect;
+use crate::exec::test_support::{new_job, pg_url};
+use crate::{PgOptions, PgStore};
+
+async fn admin(url: &str) -> Client {
+    connect(&url.parse().expect("url")).await.expect("connect")
+}
+
+async fn drop_schema(admin: &Client, s: &str) {
+    admin
+        .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+        .await
+        .expect("drop schema");
+}
+
+/// `(queued, running, cancelling, completed)` of tenant `t` (all tenants with `None`).
+async fn counts(store: &PgStore, t: Option<&str>) -> (u64, u64, u64, u64) {
+    let t = t.map(TenantId::from);
+    let c = store.count_by_state(t.as_ref()).await.expect("count");
+    (c[Queued], c[Running], c[Cancelling], c[Completed])
+}
+
+/// Neither count (of one tenant, of all) reads `jobs`: a tenant's count costs the same
+/// whatever other tenants have queued, and counts follow creates and claims through the
+/// delta rows alone.
+#[tokio::test]
+async fn counts_read_the_count_tables_not_the_jobs() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+    let s = format!("\"{schema}\"");
+    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
+        .await
+        .expect("connect");
+    let admin = admin(&url).await;
+    let ids: Vec<JobId> = (0..5).map(|_| JobId::new()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let tenant = if i < 3 { "t" } else { "u" };
+        let new = haltway_core::NewJob {
+            id: *id,
+            tenant: tenant.into(),
+            ..new_job()
+        };
+        store.submit(new, Timestamp(1)).await.expect("submit");
+    }
+    let request = ClaimRequest {
+        worker: "w".into(),
+        lease_ms: 30_000,
+        kinds: vec![("k".into(), 2)],
+        max_running_per_tenant: None,
+    };
+    let claimed = store.claim(&request, Timestamp(2)).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(counts(&store, Some("t")).await, (1, 2, 0, 0));
+    assert_eq!(counts(&store, Some("u")).await, (2, 0, 0, 0));
+    assert_eq!(counts(&store, None).await, (3, 2, 0, 0));
+    for one in [true, false] {
+        let sql = format!("EXPLAIN (COSTS OFF) {}", crate::ops::counts_sql(&s, one));
+        let tenant: &(dyn tokio_postgres::types::ToSql + Sync) = &"t";
+        let params = if one { vec![tenant] } else { vec![] };
+        let plan: Vec<String> = admin
+            .query(&sql, &params)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("job_counts"), "{plan}");
+        assert!(!plan.contains(" on jobs"), "one tenant: {one}\n{plan}");
+    }
+    drop(store);
+    drop_schema(&admin, &s).await;
+}
+
+/// Migration 17 counts the queued, running and cancelling jobs already stored (before it,
+/// `job_counts` held the finished ones only), so that counts go on from there.
+#[tokio::test]
+async fn migration_17_counts_the_active_jobs_already_stored() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let mut admin = admin(&url).await;
+    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+    let s = format!("\"{schema}\"");
+    crate::schema::migrate_to(&mut admin, &schema, 16)
+        .await
+        .expect("migrate to 16");
+    let mut rows = Vec::new();
+    for (tenant, state, n) in [
+        ("t", 0, 3),
+        ("t", 1, 2),
+        ("t", 2, 1),
+        ("u", 0, 4),
+        ("t", 3, 5),
+    ] {
+        for _ in 0..n {
+            rows.push(format!(
+                "('{}', '{tenant}', 'k', {state}, 1, true, false, '{{}}')",
+                uuid::Uuid::now_v7()
+            ));
+        }
+    }
+    // The finished jobs as migration 10 and the batches since counted them.
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
+             VALUES {}; \
+             INSERT INTO {s}.job_counts (tenant, kind, state, n) VALUES ('t', 'k', 3, 5)",
+            rows.join(", ")
+        ))
+        .await
+        .expect("rows");
+    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
+        .await
+        .expect("connect (migrates)");
+    assert_eq!(counts(&store, Some("t")).await, (3, 2, 1, 5));
+    assert_eq!(counts(&store, Some("u")).await, (4, 0, 0, 0));
+    // A create after the migration adds to what it counted.
+    store
+        .submit(
+            haltway_core::NewJob {
+                tenant: "u".into(),
+                ..new_job()
+            },
+            Timestamp(1),
+        )
+        .await
+        .expect("submit");
+    assert_eq!(counts(&store, None).await, (8, 2, 1, 5));
+    drop(store);
+    drop_schema(&admin, &s).await;
+}

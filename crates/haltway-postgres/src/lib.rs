@@ -81,11 +81,12 @@ pub struct PgOptions {
     pub io_timeout: Duration,
     /// Keep an index of the active (queued, running, cancelling) jobs by tenant, `jobs_active`
     /// (default off). A create with a cap on the tenant's active jobs
-    /// ([`SubmitOptions::max_active`](haltway_core::SubmitOptions::max_active)) counts them;
-    /// without the index the count reads every stored job of the tenant, finished ones
-    /// included, so its cost grows with the tenant's history. With it, the count reads only the
-    /// active ones, and every create and every claim adds an entry to it (see the README's
-    /// "PostgreSQL" section for what that costs). The store builds the index when it
+    /// ([`SubmitOptions::max_active`](haltway_core::SubmitOptions::max_active)) counts them:
+    /// without the index, from `job_counts` and its delta rows (a few rows, whatever the
+    /// tenant's history); with it, through the index, which reads each of the tenant's active
+    /// jobs and takes an entry at every create and every claim (see the README's
+    /// "PostgreSQL" section for what that costs). The counts made the index unnecessary; the
+    /// option stays for the schemas that have it. The store builds the index when it
     /// connects, if it is missing, with `CREATE INDEX CONCURRENTLY`: writes to `jobs` go on
     /// while it builds, and the node's start waits for the transactions open on the database
     /// when the build began. An index that a failed build left invalid is dropped and built

@@ -18,9 +18,8 @@ use haltway_profiles::Profiles;
 use crate::demo::DemoFindAll;
 use crate::settings::{ServeArgs, StartError, StoreSettings};
 
-/// Opens the store. With a cap on active jobs (`capped`), a PostgreSQL store keeps its index of
-/// active jobs by tenant, so that the cap's count does not read a tenant's whole history.
-async fn open_store(settings: &StoreSettings, capped: bool) -> Result<Arc<dyn Store>, StartError> {
+/// Opens the store.
+async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartError> {
     match settings {
         StoreSettings::Sqlite { path, synchronous } => {
             let options = SqliteOptions::default().synchronous(*synchronous);
@@ -34,9 +33,7 @@ async fn open_store(settings: &StoreSettings, capped: bool) -> Result<Arc<dyn St
             Ok(Arc::new(store))
         }
         StoreSettings::Postgres { url, schema } => {
-            let options = PgOptions::default()
-                .schema(schema.clone())
-                .active_index(capped);
+            let options = PgOptions::default().schema(schema.clone());
             let store = PgStore::connect(url, options).await.map_err(|e| {
                 StartError(format!(
                     "cannot use the PostgreSQL database: {}",
@@ -81,7 +78,7 @@ fn open_keys(path: &Path, now_ms: i64) -> Result<Arc<Keys>, StartError> {
 /// bound.
 pub async fn serve(args: &ServeArgs) -> Result<(), StartError> {
     let settings = args.settings()?;
-    let store = open_store(&settings.store, settings.max_active_jobs.is_some()).await?;
+    let store = open_store(&settings.store).await?;
     let mut builder = Engine::builder_shared(store)
         .concurrency(settings.concurrency)
         .max_running_per_tenant(settings.max_running_per_tenant)

@@ -46,8 +46,7 @@ pub struct ServeArgs {
     /// Burst of the rate limit [default: twice the rate].
     #[arg(long, env = "HALTWAY_RATE_BURST")]
     pub rate_burst: Option<f64>,
-    /// Active jobs per tenant (429 above); on PostgreSQL the store then keeps an index of
-    /// active jobs by tenant, which the cap's count reads [default: no limit].
+    /// Active jobs per tenant (429 above) [default: no limit].
     #[arg(long, env = "HALTWAY_MAX_ACTIVE_JOBS")]
     pub max_active_jobs: Option<u64>,
     /// Running jobs per tenant, across every node (give each node the same value): a

@@ -73,7 +73,8 @@ fn capped(rt: &Runtime, s: Sizes) -> Vec<Row> {
 
 /// On a fresh schema: `SUBMITS` capped creates of tenant `bench` with none of its jobs stored,
 /// then `history` finished jobs of it stored by hand (listed and counted, as the store's
-/// batches would have, and the tables analyzed, as autovacuum would), then `SUBMITS` more. Answers each phase's latencies.
+/// batches would have, and the tables analyzed, as autovacuum would), then `SUBMITS` more.
+/// Answers each phase's latencies.
 async fn phases(url: &str, indexed: bool, history: usize) -> (Vec<Duration>, Vec<Duration>) {
     let sch = postgres::schema();
     let store = PgStore::connect(url, PgOptions::default().schema(&sch).active_index(indexed))

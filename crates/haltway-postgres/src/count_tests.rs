@@ -3,22 +3,9 @@
 
 use haltway_core::JobState::{Cancelling, Completed, Queued, Running};
 use haltway_core::{ClaimRequest, JobId, Store, TenantId, Timestamp};
-use tokio_postgres::Client;
 
-use crate::exec::connect;
-use crate::exec::test_support::{new_job, pg_url};
+use crate::exec::test_support::{admin, drop_schema, fresh_schema, fresh_store, new_job, pg_url};
 use crate::{PgOptions, PgStore};
-
-async fn admin(url: &str) -> Client {
-    connect(&url.parse().expect("url")).await.expect("connect")
-}
-
-async fn drop_schema(admin: &Client, s: &str) {
-    admin
-        .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
-        .await
-        .expect("drop schema");
-}
 
 /// `(queued, running, cancelling, completed)` of tenant `t` (all tenants with `None`).
 async fn counts(store: &PgStore, t: Option<&str>) -> (u64, u64, u64, u64) {
@@ -32,15 +19,9 @@ async fn counts(store: &PgStore, t: Option<&str>) -> (u64, u64, u64, u64) {
 /// delta rows alone.
 #[tokio::test]
 async fn counts_read_the_count_tables_not_the_jobs() {
-    let Some(url) = pg_url() else {
+    let Some((store, admin, s)) = fresh_store().await else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-    let s = format!("\"{schema}\"");
-    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
-        .await
-        .expect("connect");
-    let admin = admin(&url).await;
     let ids: Vec<JobId> = (0..5).map(|_| JobId::new()).collect();
     for (i, id) in ids.iter().enumerate() {
         let tenant = if i < 3 { "t" } else { "u" };
@@ -89,8 +70,7 @@ async fn migration_17_counts_the_active_jobs_already_stored() {
         return;
     };
     let mut admin = admin(&url).await;
-    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-    let s = format!("\"{schema}\"");
+    let (schema, s) = fresh_schema();
     crate::schema::migrate_to(&mut admin, &schema, 16)
         .await
         .expect("migrate to 16");

@@ -7,13 +7,7 @@ use std::sync::Arc;
 use haltway_core::{ClaimRequest, JobId, LeaseStatus, Store, Timestamp};
 use tokio_postgres::Client;
 
-use crate::exec::connect;
-use crate::exec::test_support::{new_job, pg_url};
-use crate::{PgOptions, PgStore};
-
-async fn admin(url: &str) -> Client {
-    connect(&url.parse().expect("url")).await.expect("connect")
-}
+use crate::exec::test_support::{admin, drop_schema, fresh_schema, fresh_store, new_job, pg_url};
 
 /// The `attempt`, `lim` and `worker` columns of job `id`.
 async fn columns(admin: &Client, s: &str, id: JobId) -> (Option<i64>, Option<i64>, Option<String>) {
@@ -29,15 +23,9 @@ async fn columns(admin: &Client, s: &str, id: JobId) -> (Option<i64>, Option<i64
 
 #[tokio::test]
 async fn a_covered_jobs_renewal_reads_its_lease_columns_not_its_document() {
-    let Some(url) = pg_url() else {
+    let Some((store, admin, s)) = fresh_store().await else {
         return;
     };
-    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-    let s = format!("\"{schema}\"");
-    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
-        .await
-        .expect("connect");
-    let admin = admin(&url).await;
     let now = Timestamp(1_000);
     store.register_worker("w", now).await.expect("register");
     let new = new_job();
@@ -97,10 +85,7 @@ async fn a_covered_jobs_renewal_reads_its_lease_columns_not_its_document() {
     let spoiled = renew().await.expect_err("the document is read");
     assert!(spoiled.to_string().contains("does not decode"), "{spoiled}");
     drop(store);
-    admin
-        .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
-        .await
-        .expect("drop schema");
+    drop_schema(&admin, &s).await;
 }
 
 /// Migration 16 fills `attempt`, `lim` (and a `worker` left empty by rows from before migration
@@ -111,8 +96,7 @@ async fn the_lease_columns_migration_fills_the_active_jobs() {
         return;
     };
     let mut admin = admin(&url).await;
-    let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-    let s = format!("\"{schema}\"");
+    let (schema, s) = fresh_schema();
     crate::schema::migrate_to(&mut admin, &schema, 15)
         .await
         .expect("migrate to 15");
@@ -150,8 +134,5 @@ async fn the_lease_columns_migration_fills_the_active_jobs() {
         (None, None, None),
         "a queued job is left"
     );
-    admin
-        .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
-        .await
-        .expect("drop schema");
+    drop_schema(&admin, &s).await;
 }

@@ -704,6 +704,39 @@ pub(crate) mod test_support {
         }
     }
 
+    /// A connection to the test server at `url`, for what a test reads or writes by hand.
+    pub(crate) async fn admin(url: &str) -> tokio_postgres::Client {
+        super::connect(&url.parse().expect("url"))
+            .await
+            .expect("connect")
+    }
+
+    /// A fresh schema's name (unquoted) and its quoted form.
+    pub(crate) fn fresh_schema() -> (String, String) {
+        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
+        let quoted = format!("\"{schema}\"");
+        (schema, quoted)
+    }
+
+    /// A store on a fresh schema of the test server, an admin connection to it and the
+    /// schema's quoted name; `None` without a server (see [`pg_url`]).
+    pub(crate) async fn fresh_store() -> Option<(crate::PgStore, tokio_postgres::Client, String)> {
+        let url = pg_url()?;
+        let (schema, quoted) = fresh_schema();
+        let store = crate::PgStore::connect(&url, crate::PgOptions::default().schema(&schema))
+            .await
+            .expect("connect");
+        Some((store, admin(&url).await, quoted))
+    }
+
+    /// Drops the schema `quoted` (its quoted name) and everything in it.
+    pub(crate) async fn drop_schema(admin: &tokio_postgres::Client, quoted: &str) {
+        admin
+            .batch_execute(&format!("DROP SCHEMA {quoted} CASCADE"))
+            .await
+            .expect("drop schema");
+    }
+
     /// A queued job of tenant `t`, kind `k`, with a limit of 10 items.
     pub(crate) fn new_job() -> NewJob {
         NewJob {

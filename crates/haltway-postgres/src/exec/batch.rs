@@ -502,16 +502,6 @@ impl Batch<'_> {
         self.deliveries.extend(kernel::outbox(job, owed, subs, now));
     }
 
-    /// Counts `job`'s arrival in its state from `from` (`None` for a new job).
-    fn count_move(&mut self, job: &Job, from: Option<haltway_core::JobState>) {
-        for (state, step) in kernel::state_moves(from, job.state) {
-            *self
-                .state_counts
-                .entry((job.tenant.clone(), job.kind.clone(), state.code()))
-                .or_default() += step;
-        }
-    }
-
     pub(crate) fn announce(&mut self, kind: &str) {
         if self.announced.insert(kind.to_owned()) {
             self.notices.push(Notice::Available(kind.into()));

@@ -154,6 +154,17 @@ pub(crate) struct Tail<'a> {
 }
 
 impl Batch<'_> {
+    /// Counts `job`'s arrival in its state from `from` (`None` for a new job), for the delta
+    /// rows of the next [`flush`](Self::flush).
+    pub(crate) fn count_move(&mut self, job: &Job, from: Option<haltway_core::JobState>) {
+        for (state, step) in kernel::state_moves(from, job.state) {
+            *self
+                .state_counts
+                .entry((job.tenant.clone(), job.kind.clone(), state.code()))
+                .or_default() += step;
+        }
+    }
+
     /// Writes new and changed jobs, events and ledger entries (see [`Batch::write_back`]).
     pub(crate) async fn flush(&mut self, tx: &Db<'_>) -> Result<(), BatchError> {
         self.write_back(tx, None).await.map(|_| ())

@@ -4,7 +4,7 @@
 use haltway_core::JobState::{Cancelling, Completed, Queued, Running};
 use haltway_core::{ClaimRequest, JobId, Store, TenantId, Timestamp};
 
-use crate::exec::test_support::{admin, drop_schema, fresh_schema, fresh_store, new_job, pg_url};
+use crate::exec::test_support::{drop_schema, explain, fresh_store, migrated_to, new_job, pg_url};
 use crate::{PgOptions, PgStore};
 
 /// `(queued, running, cancelling, completed)` of tenant `t` (all tenants with `None`).
@@ -44,17 +44,9 @@ async fn counts_read_the_count_tables_not_the_jobs() {
     assert_eq!(counts(&store, Some("u")).await, (2, 0, 0, 0));
     assert_eq!(counts(&store, None).await, (3, 2, 0, 0));
     for one in [true, false] {
-        let sql = format!("EXPLAIN (COSTS OFF) {}", crate::ops::counts_sql(&s, one));
         let tenant: &(dyn tokio_postgres::types::ToSql + Sync) = &"t";
         let params = if one { vec![tenant] } else { vec![] };
-        let plan: Vec<String> = admin
-            .query(&sql, &params)
-            .await
-            .expect("explain")
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect();
-        let plan = plan.join("\n");
+        let plan = explain(&admin, &crate::ops::counts_sql(&s, one), &params).await;
         assert!(plan.contains("job_counts"), "{plan}");
         assert!(!plan.contains(" on jobs"), "one tenant: {one}\n{plan}");
     }
@@ -66,14 +58,9 @@ async fn counts_read_the_count_tables_not_the_jobs() {
 /// `job_counts` held the finished ones only), so that counts go on from there.
 #[tokio::test]
 async fn migration_17_counts_the_active_jobs_already_stored() {
-    let Some(url) = pg_url() else {
+    let Some((admin, schema, s)) = migrated_to(16).await else {
         return;
     };
-    let mut admin = admin(&url).await;
-    let (schema, s) = fresh_schema();
-    crate::schema::migrate_to(&mut admin, &schema, 16)
-        .await
-        .expect("migrate to 16");
     let mut rows = Vec::new();
     for (tenant, state, n) in [
         ("t", 0, 3),
@@ -99,6 +86,7 @@ async fn migration_17_counts_the_active_jobs_already_stored() {
         ))
         .await
         .expect("rows");
+    let url = pg_url().expect("a server, as migrated_to found");
     let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
         .await
         .expect("connect (migrates)");

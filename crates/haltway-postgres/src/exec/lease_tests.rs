@@ -7,7 +7,7 @@ use std::sync::Arc;
 use haltway_core::{ClaimRequest, JobId, LeaseStatus, Store, Timestamp};
 use tokio_postgres::Client;
 
-use crate::exec::test_support::{admin, drop_schema, fresh_schema, fresh_store, new_job, pg_url};
+use crate::exec::test_support::{drop_schema, fresh_store, migrated_to, new_job};
 
 /// The `attempt`, `lim` and `worker` columns of job `id`.
 async fn columns(admin: &Client, s: &str, id: JobId) -> (Option<i64>, Option<i64>, Option<String>) {
@@ -92,14 +92,9 @@ async fn a_covered_jobs_renewal_reads_its_lease_columns_not_its_document() {
 /// 11) of the running and cancelling jobs from their documents, and leaves other rows alone.
 #[tokio::test]
 async fn the_lease_columns_migration_fills_the_active_jobs() {
-    let Some(url) = pg_url() else {
+    let Some((mut admin, schema, s)) = migrated_to(15).await else {
         return;
     };
-    let mut admin = admin(&url).await;
-    let (schema, s) = fresh_schema();
-    crate::schema::migrate_to(&mut admin, &schema, 15)
-        .await
-        .expect("migrate to 15");
     let (running, cancelling, queued) = (JobId::new(), JobId::new(), JobId::new());
     let insert = |id: JobId, state: i16, worker: Option<&str>, doc: &str| {
         format!(

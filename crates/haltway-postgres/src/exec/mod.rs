@@ -718,6 +718,37 @@ pub(crate) mod test_support {
         (schema, quoted)
     }
 
+    /// A connection to the test server and a fresh schema that has only the first `upto`
+    /// migrations (for a test of the next one on the tables as they were): the connection, the
+    /// schema's name and its quoted form; `None` without a server (see [`pg_url`]).
+    pub(crate) async fn migrated_to(
+        upto: usize,
+    ) -> Option<(tokio_postgres::Client, String, String)> {
+        let url = pg_url()?;
+        let mut client = admin(&url).await;
+        let (schema, quoted) = fresh_schema();
+        crate::schema::migrate_to(&mut client, &schema, upto)
+            .await
+            .expect("migrate");
+        Some((client, schema, quoted))
+    }
+
+    /// The plan of `sql` with `params`, one line per node.
+    pub(crate) async fn explain(
+        client: &tokio_postgres::Client,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> String {
+        client
+            .query(&format!("EXPLAIN (COSTS OFF) {sql}"), params)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// A store on a fresh schema of the test server, an admin connection to it and the
     /// schema's quoted name; `None` without a server (see [`pg_url`]).
     pub(crate) async fn fresh_store() -> Option<(crate::PgStore, tokio_postgres::Client, String)> {

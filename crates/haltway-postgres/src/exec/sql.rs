@@ -120,18 +120,13 @@ pub(crate) fn key_lookup(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::exec::connect;
-    use crate::exec::test_support::pg_url;
+    use crate::exec::test_support::{explain, migrated_to, pg_url};
 
     /// A connection to the test server and a freshly migrated schema of its own (its name
     /// quoted), or `None` without a test server.
     async fn migrated() -> Option<(tokio_postgres::Client, String)> {
-        let url = pg_url()?;
-        let mut client = connect(&url.parse().expect("url")).await.expect("connect");
-        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-        crate::schema::migrate(&mut client, &schema)
-            .await
-            .expect("migrate");
-        Some((client, format!("\"{schema}\"")))
+        let (client, _, quoted) = migrated_to(usize::MAX).await?;
+        Some((client, quoted))
     }
 
     /// On a young ledger (bulk-loaded, never analyzed: the state of a new deployment or a
@@ -256,22 +251,6 @@ mod tests {
         let mut v: Vec<_> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         v.sort();
         v
-    }
-
-    /// The plan of `sql` with `params`, one line per node.
-    async fn explain(
-        client: &tokio_postgres::Client,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> String {
-        client
-            .query(&format!("EXPLAIN (COSTS OFF) {sql}"), params)
-            .await
-            .expect("explain")
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n")
     }
 
     /// No state change of a job is a HOT update, so every index of `jobs` that the new version
@@ -614,15 +593,9 @@ mod tests {
     /// it replaces.
     #[tokio::test]
     async fn the_tenant_listing_migration_lists_the_jobs_stored_before() {
-        let Some(url) = pg_url() else {
+        let Some((mut client, schema, s)) = migrated_to(14).await else {
             return;
         };
-        let mut client = connect(&url.parse().expect("url")).await.expect("connect");
-        let schema = format!("t_{}", uuid::Uuid::now_v7().as_simple());
-        let s = format!("\"{schema}\"");
-        crate::schema::migrate_to(&mut client, &schema, 14)
-            .await
-            .expect("migrate to 14");
         client
             .batch_execute(&format!(
                 "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \

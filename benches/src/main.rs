@@ -10,6 +10,7 @@ mod capped;
 mod horizon;
 mod http;
 mod kinds;
+mod lists;
 mod long_runs;
 mod memory;
 mod postgres;
@@ -51,6 +52,8 @@ pub(crate) struct Sizes {
     pub(crate) deep_queue: usize,
     /// Finished jobs a tenant has stored in the capped-create scenario.
     pub(crate) capped_history: usize,
+    /// Jobs a tenant has stored outside the group listed in the group-list scenarios.
+    pub(crate) list_history: usize,
     pub(crate) horizon_secs: u64,
     pub(crate) long_runs: usize,
     pub(crate) quiet_secs: u64,
@@ -81,6 +84,7 @@ impl Sizes {
             scrape_jobs: 1_000_000,
             deep_queue: 1_000_000,
             capped_history: 100_000,
+            list_history: 100_000,
             horizon_secs: 60,
             long_runs: 100_000,
             quiet_secs: 30,
@@ -109,6 +113,7 @@ impl Sizes {
             scrape_jobs: 3_000,
             deep_queue: 2_000,
             capped_history: 1_000,
+            list_history: 1_000,
             horizon_secs: 1,
             long_runs: 300,
             quiet_secs: 1,
@@ -176,6 +181,7 @@ pub(crate) fn run(sizes: Sizes, only: Option<&str>) -> Vec<report::Row> {
         .chain(scrape::SCENARIOS)
         .chain(scale::SCENARIOS)
         .chain(capped::SCENARIOS)
+        .chain(lists::SCENARIOS)
         .chain(horizon::SCENARIOS)
         .chain(long_runs::SCENARIOS)
         .chain(trickle::SCENARIOS)

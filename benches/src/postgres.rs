@@ -67,7 +67,8 @@ struct JobsCopy {
     /// The binary `COPY` of new job rows: id, tenant, kind, state, run_at, started, discard,
     /// doc, log.
     copy: tokio_postgres::Statement,
-    /// Their rows in `job_tenants` (tenants, ids), which the store writes with each `COPY`.
+    /// Their rows in `job_tenants` (tenants, ids, groups), which the store writes with each
+    /// `COPY`.
     list: tokio_postgres::Statement,
 }
 
@@ -78,8 +79,8 @@ async fn jobs_copy(c: &tokio_postgres::Client, sch: &str) -> JobsCopy {
          FROM STDIN (FORMAT binary)"
     );
     let list = format!(
-        "INSERT INTO \"{sch}\".job_tenants (tenant, id) \
-         SELECT * FROM unnest($1::text[], $2::uuid[])"
+        "INSERT INTO \"{sch}\".job_tenants (tenant, id, grp) \
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[])"
     );
     let (copy, list) = tokio::try_join!(c.prepare(&copy), c.prepare(&list)).expect("prepare");
     JobsCopy { copy, list }
@@ -160,6 +161,7 @@ async fn copy_jobs(
     let (tenant, kind, no) = (who.0, who.1, false);
     let tenants = vec![tenant; rows.len()];
     let ids: Vec<uuid::Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    let groups: Vec<Option<&str>> = vec![None; rows.len()];
     let rows = copy_rows(
         tx,
         &copy.copy,
@@ -180,7 +182,7 @@ async fn copy_jobs(
         how,
     );
     let list = async {
-        tx.execute(&copy.list, &[&tenants, &ids])
+        tx.execute(&copy.list, &[&tenants, &ids, &groups])
             .await
             .expect("list jobs")
     };

@@ -35,6 +35,8 @@ mod budgets;
 mod count_tests;
 mod error;
 mod exec;
+#[cfg(test)]
+mod list_tests;
 mod notify;
 mod ops;
 mod reader;

@@ -309,6 +309,18 @@ const MIGRATIONS: &[&str] = &[
         GROUP BY 1, 2, 3
         ON CONFLICT (tenant, kind, state) DO UPDATE SET n = {s}.job_counts.n + excluded.n;
     ",
+    // 18: a job's group in its `job_tenants` row as well, and an index of those rows by tenant,
+    // group and id, so that a page of one group (what a profile reads to show a run and its
+    // parts) reads the group's rows rather than every newer job of its tenant. The rows are
+    // written once and never updated, so the index takes one entry per job in a group. The
+    // `ALTER TABLE` holds writes to `job_tenants` until the migration commits, so no job is
+    // listed without its group.
+    r"
+    ALTER TABLE {s}.job_tenants ADD COLUMN grp text;
+    UPDATE {s}.job_tenants t SET grp = j.grp FROM {s}.jobs j
+        WHERE j.id = t.id AND j.grp IS NOT NULL;
+    CREATE INDEX job_tenants_group ON {s}.job_tenants (tenant, grp, id) WHERE grp IS NOT NULL;
+    ",
 ];
 
 /// The index of active jobs by tenant ([`PgOptions::active_index`](crate::PgOptions)): not a

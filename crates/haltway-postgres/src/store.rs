@@ -17,7 +17,7 @@ use haltway_core::{
 };
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio_postgres::Config;
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql};
 
 use crate::PgOptions;
 use crate::exec::{self, Answer, Cmd, Executor, Faults, Request};
@@ -409,19 +409,18 @@ impl Store for PgStore {
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
         kernel::check_page_size(q.limit, 1000)?;
         let mut c = self.reader().await?;
-        let rows = c
-            .query(
-                &exec::list_jobs(&self.shared.q),
-                &[
-                    &tenant.as_str(),
-                    &q.after.map(|a| a.0),
-                    &q.state.map(JobState::code),
-                    &q.kind.as_ref().map(|k| k.as_str()),
-                    &q.group.as_ref().map(|g| g.as_str()),
-                    &(q.limit as i64 + 1),
-                ],
-            )
-            .await?;
+        let (tenant, after) = (tenant.as_str(), q.after.map(|a| a.0));
+        let (state, kind) = (
+            q.state.map(JobState::code),
+            q.kind.as_ref().map(|k| k.as_str()),
+        );
+        let (limit, group) = (q.limit as i64 + 1, q.group.as_ref().map(|g| g.as_str()));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant, &after, &state, &kind, &limit];
+        if let Some(g) = &group {
+            params.push(g);
+        }
+        let text = exec::list_jobs(&self.shared.q, group.is_some());
+        let rows = c.query(&text, &params).await?;
         let data = rows
             .iter()
             .map(|r| exec::job_at(r, 0))

@@ -1,4 +1,5 @@
-//! Operations on SQLite: job counts without a scan of history, retention, schedules.
+//! Operations on SQLite: job counts without a scan of history, retention, schedules, the
+//! text of a page of jobs.
 //!
 //! Counts: jobs are counted by tenant, kind and state in `job_counts`, which the writer keeps:
 //! every create, every change of state (the kernel's `Effects::left`) and every purge adds to
@@ -7,10 +8,12 @@
 //! finished, as with ten, and a tenant's the same whatever other tenants hold.
 
 use haltway_core::{
-    KindCounts, PurgeRequest, Purged, Result, Schedule, StateCounts, TenantId, Timestamp,
+    KindCounts, ListQuery, PurgeRequest, Purged, Result, Schedule, StateCounts, TenantId, Timestamp,
 };
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 
+use crate::codec::{JOB_COLUMNS, id_blob, state_code};
 use crate::error::sql;
 use crate::handle::SqliteStore;
 
@@ -296,6 +299,34 @@ impl SqliteStore {
     }
 }
 
+/// The text and arguments of a page of `tenant`'s jobs, newest first, filtered by `q`. The
+/// jobs are read in the order of `jobs_tenant` (tenant, id), or for one group of
+/// `jobs_group_list` (tenant, group, id), so that a group's page reads the group's jobs
+/// rather than every newer job of the tenant.
+pub(crate) fn list_sql(tenant: &TenantId, q: &ListQuery) -> (String, Vec<Value>) {
+    let mut text = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?");
+    let mut args: Vec<Value> = vec![Value::Text(tenant.as_str().to_owned())];
+    if let Some(after) = q.after {
+        text.push_str(" AND id < ?");
+        args.push(Value::Blob(id_blob(after).to_vec()));
+    }
+    if let Some(state) = q.state {
+        text.push_str(" AND state = ?");
+        args.push(Value::Integer(state_code(state)));
+    }
+    if let Some(kind) = &q.kind {
+        text.push_str(" AND kind = ?");
+        args.push(Value::Text(kind.as_str().to_owned()));
+    }
+    if let Some(group) = &q.group {
+        text.push_str(" AND grp = ?");
+        args.push(Value::Text(group.as_str().to_owned()));
+    }
+    text.push_str(" ORDER BY id DESC LIMIT ?");
+    args.push(Value::Integer(q.limit as i64 + 1));
+    (text, args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +370,86 @@ mod tests {
                 .replace("?3", "10"),
         );
         assert!(purge.contains("jobs_finished"), "{purge}");
+        drop(store);
+    }
+
+    /// A page of one group reads the group's entries of `jobs_group_list`, however many newer
+    /// jobs its tenant has outside it (whatever the other filters); other pages keep to
+    /// `jobs_tenant`.
+    #[test]
+    fn a_group_is_listed_through_its_own_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lists.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let conn = rusqlite::Connection::open(&path).expect("raw connection");
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO jobs (id, tenant, kind, grp, input, state, cancel_mode, on_cancel, \
+                 attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
+                 analyzed, created_at, last_event_id, priority) \
+                 VALUES (?1, 't', 'k', ?2, 'null', 3, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1, 1, 2)",
+            )
+            .expect("prepare");
+        // The group's three jobs first (the oldest), then 3,000 newer ones outside it.
+        for i in 0..3003u32 {
+            let group = (i < 3).then_some("g");
+            insert
+                .execute(params![i.to_be_bytes(), group])
+                .expect("insert");
+        }
+        drop(insert);
+        let t = TenantId::from("t");
+        let group = ListQuery {
+            group: Some("g".into()),
+            limit: 100,
+            ..ListQuery::default()
+        };
+        let filtered = ListQuery {
+            state: Some(haltway_core::JobState::Completed),
+            kind: Some("k".into()),
+            after: Some(haltway_core::JobId(uuid::Uuid::max())),
+            ..group.clone()
+        };
+        for q in [&group, &filtered] {
+            let (text, args) = list_sql(&t, q);
+            let explain = format!("EXPLAIN QUERY PLAN {text}");
+            let mut stmt = conn.prepare(&explain).expect("explain");
+            let plan = stmt
+                .query_map(rusqlite::params_from_iter(args.clone()), |r| {
+                    r.get::<_, String>(3)
+                })
+                .expect("plan rows")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("plan")
+                .join("\n");
+            assert!(plan.contains("jobs_group_list"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+            let mut stmt = conn.prepare(&text).expect("prepare");
+            let ids: Vec<Vec<u8>> = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
+                .expect("rows")
+                .collect::<rusqlite::Result<_>>()
+                .expect("ids");
+            let want: Vec<Vec<u8>> = [2u32, 1, 0]
+                .iter()
+                .map(|i| i.to_be_bytes().to_vec())
+                .collect();
+            assert_eq!(ids, want, "the group's jobs, newest first");
+            let steps = stmt.get_status(rusqlite::StatementStatus::VmStep);
+            assert!(
+                steps < 500,
+                "{steps} steps for a group of three among 3,003 jobs"
+            );
+        }
+        let (text, _) = list_sql(
+            &t,
+            &ListQuery {
+                limit: 100,
+                ..ListQuery::default()
+            },
+        );
+        let all = plan(&conn, &text.replacen('?', "'t'", 1).replacen('?', "100", 1));
+        assert!(all.contains("jobs_tenant"), "{all}");
         drop(store);
     }
 }

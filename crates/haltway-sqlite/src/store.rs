@@ -11,7 +11,6 @@ use haltway_core::{
     Notice, Page, Progress, PurgeRequest, Purged, Reason, Result, ResultsQuery, Schedule,
     StateCounts, Store, StoreErrorKind, Submitted, Subscription, TenantId, Timestamp, Updated,
 };
-use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use tokio::sync::broadcast;
 
@@ -292,26 +291,7 @@ impl Store for SqliteStore {
         let tenant = tenant.clone();
         let q = q.clone();
         self.read(move |conn| {
-            let mut text = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?");
-            let mut args: Vec<Value> = vec![Value::Text(tenant.as_str().to_owned())];
-            if let Some(after) = q.after {
-                text.push_str(" AND id < ?");
-                args.push(Value::Blob(id_blob(after).to_vec()));
-            }
-            if let Some(state) = q.state {
-                text.push_str(" AND state = ?");
-                args.push(Value::Integer(state_code(state)));
-            }
-            if let Some(kind) = &q.kind {
-                text.push_str(" AND kind = ?");
-                args.push(Value::Text(kind.as_str().to_owned()));
-            }
-            if let Some(group) = &q.group {
-                text.push_str(" AND grp = ?");
-                args.push(Value::Text(group.as_str().to_owned()));
-            }
-            text.push_str(" ORDER BY id DESC LIMIT ?");
-            args.push(Value::Integer(q.limit as i64 + 1));
+            let (text, args) = crate::ops::list_sql(&tenant, &q);
             let data = conn
                 .prepare_cached(&text)
                 .map_err(sql)?

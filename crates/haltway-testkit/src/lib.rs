@@ -109,7 +109,8 @@ macro_rules! store_conformance {
             claims_take_priority_then_due_time, running_quota_passes_over_a_tenant_at_it,
             active_cap_is_checked_at_create, counts_by_kind_follow_every_change,
             retention_deletes_old_finished_jobs_with_everything,
-            schedules_are_kept_versioned_and_due, schedule_ticks_enqueue_one_job_each
+            schedules_are_kept_versioned_and_due, schedule_ticks_enqueue_one_job_each,
+            a_groups_list_holds_its_jobs_until_purged
         );
 
         #[test]

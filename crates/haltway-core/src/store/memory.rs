@@ -6,7 +6,8 @@
 //! - `active_of[tenant]` counts the tenant's queued, running and cancelling jobs, and
 //!   `running_of[tenant]` its running and cancelling ones (entries at 0 are removed).
 //! - `active` holds exactly the running and cancelling jobs.
-//! - `groups[(tenant, group)]` holds exactly the non-terminal jobs of that group.
+//! - `groups[(tenant, group)]` holds exactly the non-terminal jobs of that group, and
+//!   `by_group[(tenant, group)]` every stored job of it (as `by_tenant` every job of a tenant).
 //! - `ops` counts jobs by tenant, kind and state (see `memory_ops`).
 //! - A record's `keys` maps every keyed ledger entry's key to its sequence number.
 //! - `Job::usage` is the fixed cost plus the costs of the ledger, except for a job cancelled
@@ -26,7 +27,7 @@ use super::kernel::{self, Effects};
 use super::memory_budgets::MemoryBudgets;
 use super::memory_ops::MemoryOps;
 use super::memory_outbox::MemoryOutbox;
-use super::memory_record::{Outbox, Record, Stored, TenantIds, bump, lane};
+use super::memory_record::{JobIds, Outbox, Record, Stored, bump, lane};
 use super::{
     Append, Appended, CancelRequest, ClaimRequest, EventNotice, Finish, LeaseStatus, ListQuery,
     Notice, ResultsQuery, Store, Submitted, Updated,
@@ -108,7 +109,8 @@ pub(super) struct Inner {
     pub(super) fault: Fault,
     pub(super) appends: u64,
     pub(super) jobs: HashMap<JobId, Box<Record>>,
-    pub(super) by_tenant: HashMap<TenantId, TenantIds>,
+    pub(super) by_tenant: HashMap<TenantId, JobIds>,
+    pub(super) by_group: HashMap<(TenantId, GroupId), JobIds>,
     /// Kinds announced as available since their last claim (notices are coalesced).
     announced: HashSet<KindName>,
     ready: HashMap<KindName, [BTreeSet<(Timestamp, JobId)>; 4]>,
@@ -378,11 +380,9 @@ impl Store for MemoryStore {
                     .insert(id),
             }
             if let Some(g) = &job.group {
-                inner
-                    .groups
-                    .entry((job.tenant.clone(), g.clone()))
-                    .or_default()
-                    .insert(id);
+                let key = (job.tenant.clone(), g.clone());
+                inner.by_group.entry(key.clone()).or_default().insert(id);
+                inner.groups.entry(key).or_default().insert(id);
             }
             if effects.status_event {
                 rec.event(now, Stored::Status(rec.job.state, rec.job.reason), outbox);
@@ -421,21 +421,7 @@ impl Store for MemoryStore {
 
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
         kernel::check_page_size(q.limit, 1000)?;
-        let inner = self.shared.inner.lock();
-        let Some(ids) = inner.by_tenant.get(tenant) else {
-            return Ok(kernel::page(Vec::new(), q.limit, |_: &Job| String::new()));
-        };
-        let hi = q.after.unwrap_or(JobId(uuid::Uuid::max()));
-        let data: Vec<Job> = ids
-            .below(hi)
-            .map(|id| &inner.jobs[id].job)
-            .filter(|j| q.state.is_none_or(|s| j.state == s))
-            .filter(|j| q.kind.as_ref().is_none_or(|k| &j.kind == k))
-            .filter(|j| q.group.as_ref().is_none_or(|g| j.group.as_ref() == Some(g)))
-            .take(q.limit + 1)
-            .cloned()
-            .collect();
-        Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
+        Ok(self.shared.inner.lock().list(tenant, q))
     }
 
     async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {

@@ -1,4 +1,5 @@
-//! `MemoryStore`'s operations side: job counts kept as jobs change, retention, schedules.
+//! `MemoryStore`'s operations side: job counts kept as jobs change, retention, schedules,
+//! pages of jobs.
 //!
 //! # Invariants
 //! - `counts[tenant][kind][state]` is the number of the tenant's jobs of that kind in that
@@ -8,11 +9,12 @@ use std::collections::{BTreeMap, HashSet};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::ListQuery;
 use super::kernel;
 use super::memory::Inner;
 use crate::types::{
-    JobId, JobState, KindCounts, KindName, PurgeRequest, Purged, Schedule, StateCounts, TenantId,
-    Timestamp,
+    Job, JobId, JobState, KindCounts, KindName, Page, PurgeRequest, Purged, Schedule, StateCounts,
+    TenantId, Timestamp,
 };
 
 /// Counts by tenant, kind and state, and the schedules by id.
@@ -116,6 +118,26 @@ impl MemoryOps {
 }
 
 impl Inner {
+    /// A page of the tenant's jobs, newest first, from its ids (or, for one group, the group's).
+    pub(super) fn list(&self, tenant: &TenantId, q: &ListQuery) -> Page<Job> {
+        let ids = match &q.group {
+            Some(g) => self.by_group.get(&(tenant.clone(), g.clone())),
+            None => self.by_tenant.get(tenant),
+        };
+        let hi = q.after.unwrap_or(JobId(uuid::Uuid::max()));
+        let data: Vec<Job> = ids
+            .into_iter()
+            .flat_map(|ids| ids.below(hi))
+            .map(|id| &self.jobs[id].job)
+            .filter(|j| q.state.is_none_or(|s| j.state == s))
+            .filter(|j| q.kind.as_ref().is_none_or(|k| &j.kind == k))
+            .filter(|j| q.group.as_ref().is_none_or(|g| j.group.as_ref() == Some(g)))
+            .take(q.limit + 1)
+            .cloned()
+            .collect();
+        kernel::page(data, q.limit, |j| j.id.to_string())
+    }
+
     /// Deletes a batch of the jobs `request` allows (oldest finished first), with everything of
     /// theirs, keeping the jobs a pending delivery still references.
     pub(super) fn purge(&mut self, request: &PurgeRequest) -> Purged {
@@ -130,13 +152,16 @@ impl Inner {
         let more = due.len() > request.limit;
         due.truncate(request.limit);
         let gone: HashSet<JobId> = due.iter().map(|(_, id)| *id).collect();
-        let mut tenants = HashSet::new();
+        let (mut tenants, mut groups) = (HashSet::new(), HashSet::new());
         for id in &gone {
             let Some(rec) = self.jobs.remove(id) else {
                 continue;
             };
             let job = rec.job;
             tenants.insert(job.tenant.clone());
+            if let Some(g) = job.group {
+                groups.insert((job.tenant.clone(), g));
+            }
             self.ops
                 .count(&job.tenant, &job.kind, Some(job.state), None);
             if let Some(key) = job.idempotency_key {
@@ -146,6 +171,14 @@ impl Inner {
         for tenant in &tenants {
             if let Some(ids) = self.by_tenant.get_mut(tenant) {
                 ids.remove_all(|id| gone.contains(id));
+            }
+        }
+        for key in &groups {
+            if let Some(ids) = self.by_group.get_mut(key) {
+                ids.remove_all(|id| gone.contains(id));
+                if ids.is_empty() {
+                    self.by_group.remove(key);
+                }
             }
         }
         self.webhooks.forget_jobs(&gone);

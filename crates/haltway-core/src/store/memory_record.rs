@@ -78,14 +78,14 @@ impl Record {
     }
 }
 
-/// A tenant's job ids in ascending order, for listing newest first.
+/// Job ids in ascending order (a tenant's, or a group's), for listing newest first.
 ///
 /// A sorted vector rather than a tree: ids are UUIDv7, so a new job's id nearly always sorts
 /// last and is pushed; one that does not is put in its place by a binary search.
 #[derive(Debug, Default)]
-pub(super) struct TenantIds(Vec<JobId>);
+pub(super) struct JobIds(Vec<JobId>);
 
-impl TenantIds {
+impl JobIds {
     pub(super) fn insert(&mut self, id: JobId) {
         match self.0.last() {
             Some(last) if *last >= id => {
@@ -100,6 +100,10 @@ impl TenantIds {
     /// The ids below `hi`, highest first.
     pub(super) fn below(&self, hi: JobId) -> impl Iterator<Item = &JobId> {
         self.0[..self.0.partition_point(|id| *id < hi)].iter().rev()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Removes every id that is `gone`, in one pass.
@@ -134,7 +138,7 @@ pub(super) fn bump(counts: &mut HashMap<TenantId, u64>, tenant: &TenantId, up: b
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::TenantIds;
+    use super::JobIds;
     use crate::types::JobId;
 
     fn id(n: u8) -> JobId {
@@ -147,7 +151,7 @@ mod tests {
         fn tenant_ids_keep_the_order_of_a_sorted_set(
             steps in proptest::collection::vec((0u8..3, 0u8..40), 0..200),
         ) {
-            let (mut ids, mut model) = (TenantIds::default(), BTreeSet::new());
+            let (mut ids, mut model) = (JobIds::default(), BTreeSet::new());
             for (op, n) in steps {
                 match op {
                     0 => {

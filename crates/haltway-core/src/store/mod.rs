@@ -140,7 +140,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// read stays scoped to one tenant.
     async fn owner(&self, id: JobId) -> Result<Option<TenantId>>;
 
-    /// Lists a tenant's jobs, newest first, after the cursor of a previous page.
+    /// Lists a tenant's jobs, newest first, after the cursor of a previous page. A page of one
+    /// group should read that group's jobs, not every job of the tenant (the stores here keep
+    /// an index of each group's jobs for it).
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>>;
 
     /// Claims up to the requested number of ready jobs of each kind for `worker`, in one batch:

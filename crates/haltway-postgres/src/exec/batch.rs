@@ -121,8 +121,8 @@ pub(crate) struct Batch<'s> {
     pub(crate) expiring: Option<i64>,
     /// The ready rows the batch's claim read with the preload (see `early_read`).
     pub(crate) claim_read: Option<(floors::Scan, Vec<tokio_postgres::Row>)>,
-    /// The tenant and id of each job created and not yet listed in `job_tenants`.
-    pub(crate) listed: Vec<(TenantId, uuid::Uuid)>,
+    /// The tenant, group and id of each job created and not yet listed in `job_tenants`.
+    pub(crate) listed: Vec<(TenantId, Option<GroupId>, uuid::Uuid)>,
 }
 
 /// Runs `cmds` in one transaction on `client`. On an error the transaction may still be open

@@ -144,7 +144,8 @@ impl Batch<'_> {
             *mark = Mark::Clean;
         }
         note_written(&mut self.ready, &mut self.expiring, job, self.now);
-        self.listed.push((job.tenant.clone(), job.id.0));
+        self.listed
+            .push((job.tenant.clone(), job.group.clone(), job.id.0));
         let log = self.logs.remove(&job.id).unwrap_or_default();
         copy.row(&NewRow::of(job, log).values()).await
     }

@@ -49,16 +49,20 @@ pub(crate) fn opening_statements(s: &str) -> [String; 8] {
 }
 
 /// A page of a tenant's jobs in schema `s`, newest first: tenant `$1`, ids below `$2`, the
-/// state, kind and group filters `$3`, `$4` and `$5` (each NULL for any), at most `$6` rows.
-/// The jobs are found through `job_tenants`, in its key's order, and each read by its id
-/// (`LIMIT 1` keeps the lateral join a probe per row: without it, the planner may join a scan
-/// of every job).
-pub(crate) fn list_jobs(s: &str) -> String {
+/// state and kind filters `$3` and `$4` (each NULL for any), at most `$5` rows; with `group`,
+/// only the jobs of group `$6`. The jobs are found through `job_tenants`, in the order of its
+/// key (tenant, id) or, for a group, of `job_tenants_group` (tenant, group, id), so that a
+/// group's page reads the group's rows rather than every newer job of the tenant; each is
+/// read by its id (`LIMIT 1` keeps the lateral join a probe per row: without it, the planner
+/// may join a scan of every job).
+pub(crate) fn list_jobs(s: &str, group: bool) -> String {
+    let of_group = if group { " AND t.grp = $6" } else { "" };
     format!(
         "SELECT j.* FROM {s}.job_tenants t CROSS JOIN LATERAL (SELECT {JOB} FROM {s}.jobs \
          WHERE id = t.id AND tenant = t.tenant AND ($3::int2 IS NULL OR state = $3) \
-         AND ($4::text IS NULL OR kind = $4) AND ($5::text IS NULL OR grp = $5) LIMIT 1) j \
-         WHERE t.tenant = $1 AND ($2::uuid IS NULL OR t.id < $2) ORDER BY t.id DESC LIMIT $6"
+         AND ($4::text IS NULL OR kind = $4) LIMIT 1) j \
+         WHERE t.tenant = $1 AND ($2::uuid IS NULL OR t.id < $2){of_group} \
+         ORDER BY t.id DESC LIMIT $5"
     )
 }
 
@@ -287,17 +291,11 @@ mod tests {
             return;
         };
         seed_jobs(&client, &s).await;
-        let sql = list_jobs(&s);
+        let sql = list_jobs(&s, false);
         let (none_id, none_state, none_text) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
         // The newest 51 of tenant t3's jobs, with no filter.
-        let newest: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-            &"t3",
-            &none_id,
-            &none_state,
-            &none_text,
-            &none_text,
-            &51_i64,
-        ];
+        let newest: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&"t3", &none_id, &none_state, &none_text, &51_i64];
         let page = |rows: Vec<tokio_postgres::Row>| -> Vec<(uuid::Uuid, String, i16)> {
             rows.iter()
                 .map(|r| (r.get("id"), r.get("tenant"), r.get("state")))
@@ -310,17 +308,7 @@ mod tests {
         let after = Some(first[49].0);
         let finished = page(
             client
-                .query(
-                    &sql,
-                    &[
-                        &"t3",
-                        &after,
-                        &Some(3_i16),
-                        &Some("k"),
-                        &none_text,
-                        &1000_i64,
-                    ],
-                )
+                .query(&sql, &[&"t3", &after, &Some(3_i16), &Some("k"), &1000_i64])
                 .await
                 .expect("list"),
         );

@@ -189,7 +189,8 @@ impl Batch<'_> {
             let log = logs.remove(&job.id).unwrap_or_default();
             match *mark {
                 Mark::New => {
-                    self.listed.push((job.tenant.clone(), job.id.0));
+                    self.listed
+                        .push((job.tenant.clone(), job.group.clone(), job.id.0));
                     new.push((&*job, log));
                 }
                 Mark::Dirty => dirty.push((&*job, log)),
@@ -332,26 +333,34 @@ async fn write_new(tx: &Db<'_>, s: &str, new: &[NewRow<'_>]) -> Result<(), Batch
     Ok(())
 }
 
-/// Lists a batch's new jobs under their tenants (`job_tenants`, by which a tenant's jobs are
-/// listed): rows written once per job, where an index of `jobs` would take an entry from every
-/// version of its row.
+/// Lists a batch's new jobs under their tenants and groups (`job_tenants`, by which a tenant's
+/// jobs, and a group's, are listed): rows written once per job, where an index of `jobs` would
+/// take an entry from every version of its row.
 async fn write_listed(
     tx: &Db<'_>,
     s: &str,
-    listed: &[(TenantId, uuid::Uuid)],
+    listed: &[(TenantId, Option<GroupId>, uuid::Uuid)],
 ) -> Result<(), BatchError> {
     if listed.is_empty() {
         return Ok(());
     }
-    let tenants: Vec<&str> = listed.iter().map(|(t, _)| t.as_str()).collect();
-    let ids: Vec<uuid::Uuid> = listed.iter().map(|&(_, id)| id).collect();
-    tx.execute(&list_new_jobs(s), &[&tenants, &ids]).await?;
+    let tenants: Vec<&str> = listed.iter().map(|(t, _, _)| t.as_str()).collect();
+    let ids: Vec<uuid::Uuid> = listed.iter().map(|&(_, _, id)| id).collect();
+    let groups: Vec<Option<&str>> = listed
+        .iter()
+        .map(|(_, g, _)| g.as_ref().map(GroupId::as_str))
+        .collect();
+    tx.execute(&list_new_jobs(s), &[&tenants, &ids, &groups])
+        .await?;
     Ok(())
 }
 
-/// Lists new jobs (tenants `$1`, ids `$2`) in schema `s`'s `job_tenants`.
+/// Lists new jobs (tenants `$1`, ids `$2`, groups `$3`) in schema `s`'s `job_tenants`.
 pub(crate) fn list_new_jobs(s: &str) -> String {
-    format!("INSERT INTO {s}.job_tenants (tenant, id) SELECT * FROM unnest($1::text[], $2::uuid[])")
+    format!(
+        "INSERT INTO {s}.job_tenants (tenant, id, grp) \
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[])"
+    )
 }
 
 /// Writes a batch's ledger entries.

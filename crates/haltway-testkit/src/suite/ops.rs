@@ -562,3 +562,78 @@ pub async fn schedule_ticks_enqueue_one_job_each(store: Arc<dyn Store>) {
         "no job for the paused ticks"
     );
 }
+
+/// A group's list holds its jobs of every state, newest first, of its tenant only (another
+/// tenant's group of the same name is its own), with the other filters and the cursor
+/// holding over it; jobs created one at a time and in bulk are both in it; a purged job
+/// leaves it.
+pub async fn a_groups_list_holds_its_jobs_until_purged(store: Arc<dyn Store>) {
+    let grouped = |t: &str, kind: &str, g: &str| NewJob {
+        group: Some(GroupId::from(g)),
+        ..new_job(t, kind)
+    };
+    let done = submit(&store, grouped("t1", "done", "g")).await;
+    submit(&store, new_job("t1", "idle")).await;
+    let h = submit(&store, grouped("t1", "idle", "h")).await;
+    let running = submit(&store, grouped("t1", "run", "g")).await;
+    let other = submit(&store, grouped("t2", "idle", "g")).await;
+    let bulk = vec![grouped("t1", "idle", "g"), new_job("t1", "idle")];
+    let made = store.submit_many(bulk, T0).await.expect("submit many");
+    let queued = made[0].as_ref().expect("created").job.clone();
+    let finished = claim_one(&*store, "done").await;
+    finish_at(&store, &finished, &Finish::Done, T0.plus_ms(1_000)).await;
+    claim_one(&*store, "run").await;
+    let list = |t: &str, g: &str, q: ListQuery| {
+        let (store, t, g) = (store.clone(), tenant(t), GroupId::from(g));
+        async move {
+            let q = ListQuery {
+                group: Some(g),
+                ..q
+            };
+            let page = store.list(&t, &q).await.expect("list");
+            let ids: Vec<JobId> = page.data.iter().map(|j| j.id).collect();
+            (ids, page.has_more)
+        }
+    };
+    let all = ListQuery {
+        limit: 100,
+        ..ListQuery::default()
+    };
+    let g = vec![queued.id, running.id, done.id];
+    assert_eq!(list("t1", "g", all.clone()).await, (g.clone(), false));
+    let two = ListQuery {
+        limit: 2,
+        ..ListQuery::default()
+    };
+    assert_eq!(list("t1", "g", two.clone()).await, (g[..2].to_vec(), true));
+    let rest = ListQuery {
+        after: Some(g[1]),
+        ..two
+    };
+    assert_eq!(list("t1", "g", rest).await, (g[2..].to_vec(), false));
+    for (state, want) in [
+        (JobState::Running, running.id),
+        (JobState::Completed, done.id),
+        (JobState::Queued, queued.id),
+    ] {
+        let q = ListQuery {
+            state: Some(state),
+            ..all.clone()
+        };
+        assert_eq!(list("t1", "g", q).await, (vec![want], false), "{state:?}");
+    }
+    let idle = ListQuery {
+        kind: Some("idle".into()),
+        ..all.clone()
+    };
+    assert_eq!(list("t1", "g", idle).await, (vec![queued.id], false));
+    assert_eq!(list("t1", "h", all.clone()).await, (vec![h.id], false));
+    assert_eq!(list("t2", "g", all.clone()).await, (vec![other.id], false));
+    assert_eq!(list("t2", "h", all.clone()).await, (vec![], false));
+    let purged = store
+        .purge(&purge_before(T0.0 + 5_000, 0, 0, 10), T0.plus_ms(10_000))
+        .await
+        .expect("purge");
+    assert_eq!(purged.jobs, 1);
+    assert_eq!(list("t1", "g", all).await, (g[..2].to_vec(), false));
+}

@@ -1,0 +1,210 @@
+//! A page of one group's jobs reads the group's rows of `job_tenants` (through
+//! `job_tenants_group`), not every newer job of its tenant; migration 18 gives the rows already
+//! stored their groups.
+
+use haltway_core::Timestamp;
+use haltway_core::{ClaimRequest, GroupId, JobId, JobState, ListQuery, NewJob, Store, TenantId};
+
+use crate::exec::test_support::{drop_schema, explain, fresh_store, migrated_to, new_job, pg_url};
+use crate::{PgOptions, PgStore};
+
+/// A new job of tenant `t` in group `g`.
+fn in_group(t: &str, g: &str) -> NewJob {
+    NewJob {
+        tenant: t.into(),
+        group: Some(g.into()),
+        ..new_job()
+    }
+}
+
+/// Tenant `t`'s page of group `g`: its ids, whether there is more.
+async fn page(store: &PgStore, t: &str, g: &str, q: ListQuery) -> (Vec<JobId>, bool) {
+    let q = ListQuery {
+        group: Some(GroupId::from(g)),
+        ..q
+    };
+    let page = store.list(&TenantId::from(t), &q).await.expect("list");
+    assert!(
+        page.data
+            .iter()
+            .all(|j| j.group.as_ref().map(GroupId::as_str) == Some(g))
+    );
+    (page.data.iter().map(|j| j.id).collect(), page.has_more)
+}
+
+fn first(limit: usize) -> ListQuery {
+    ListQuery {
+        limit,
+        ..ListQuery::default()
+    }
+}
+
+/// `n` finished jobs of tenant `t` without a group, newer than every job before, written by
+/// hand as the store's batches write them (a row of `jobs` and one of `job_tenants`).
+async fn history(admin: &tokio_postgres::Client, s: &str, t: &str, n: usize) {
+    let ids: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::now_v7()).collect();
+    admin
+        .execute(
+            &format!(
+                "WITH n AS (INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, \
+                 discard, doc) SELECT id, $2, 'k', 3, 1, true, false, '{{}}' \
+                 FROM unnest($1::uuid[]) id RETURNING tenant, id) \
+                 INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM n"
+            ),
+            &[&ids, &t],
+        )
+        .await
+        .expect("history");
+}
+
+/// A group's page holds its jobs of every state, newest first, only the tenant's, with the
+/// state filter and cursor holding; jobs created one at a time and by bulk `COPY` are both
+/// listed. Its plan reads `job_tenants_group` and never the key of `job_tenants` (by which
+/// it would walk the tenant's newer jobs), on young tables and analyzed ones.
+#[tokio::test]
+async fn a_groups_page_reads_the_groups_rows() {
+    let Some((store, admin, s)) = fresh_store().await else {
+        return;
+    };
+    let mut g = Vec::new();
+    for _ in 0..2 {
+        g.push(
+            store
+                .submit(in_group("t", "g"), Timestamp(1))
+                .await
+                .expect("submit")
+                .job
+                .id,
+        );
+    }
+    let bulk = vec![in_group("t", "g"), in_group("t", "h"), in_group("u", "g")];
+    let made = store.submit_many(bulk, Timestamp(1)).await.expect("bulk");
+    let made: Vec<JobId> = made
+        .into_iter()
+        .map(|r| r.expect("created").job.id)
+        .collect();
+    g.push(made[0]);
+    history(&admin, &s, "t", 2_000).await;
+    let claim = ClaimRequest {
+        worker: "w".into(),
+        lease_ms: 30_000,
+        kinds: vec![("k".into(), 1)],
+        max_running_per_tenant: None,
+    };
+    let claimed = store.claim(&claim, Timestamp(2)).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let newest_first: Vec<JobId> = g.iter().rev().copied().collect();
+    assert_eq!(
+        page(&store, "t", "g", first(100)).await,
+        (newest_first.clone(), false)
+    );
+    assert_eq!(
+        page(&store, "t", "g", first(2)).await,
+        (newest_first[..2].to_vec(), true)
+    );
+    let rest = ListQuery {
+        after: Some(newest_first[1]),
+        ..first(2)
+    };
+    assert_eq!(
+        page(&store, "t", "g", rest).await,
+        (newest_first[2..].to_vec(), false)
+    );
+    let running = ListQuery {
+        state: Some(JobState::Running),
+        ..first(100)
+    };
+    assert_eq!(
+        page(&store, "t", "g", running).await,
+        (vec![claimed[0].id], false)
+    );
+    assert_eq!(
+        page(&store, "t", "h", first(100)).await,
+        (vec![made[1]], false)
+    );
+    assert_eq!(
+        page(&store, "u", "g", first(100)).await,
+        (vec![made[2]], false)
+    );
+    assert_eq!(page(&store, "u", "h", first(100)).await, (vec![], false));
+    let sql = crate::exec::list_jobs(&s, true);
+    let (none_id, none_state, none_kind) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
+    for analyzed in [false, true] {
+        if analyzed {
+            admin
+                .batch_execute(&format!("ANALYZE {s}.jobs; ANALYZE {s}.job_tenants"))
+                .await
+                .expect("analyze");
+        }
+        let plan = explain(
+            &admin,
+            &sql,
+            &[&"t", &none_id, &none_state, &none_kind, &101_i64, &"g"],
+        )
+        .await;
+        assert!(
+            plan.contains("job_tenants_group"),
+            "analyzed: {analyzed}\n{plan}"
+        );
+        assert!(
+            !plan.contains("job_tenants_pkey"),
+            "analyzed: {analyzed}\n{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "analyzed: {analyzed}\n{plan}");
+    }
+    drop(store);
+    drop_schema(&admin, &s).await;
+}
+
+/// Migration 18 copies each stored job's group into its `job_tenants` row, so that the groups
+/// of jobs created before it are listed.
+#[tokio::test]
+async fn migration_18_lists_the_groups_of_jobs_already_stored() {
+    let Some((admin, schema, s)) = migrated_to(17).await else {
+        return;
+    };
+    let (a, b, c) = (
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    );
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO {s}.jobs (id, tenant, kind, grp, state, run_at, started, discard, doc) \
+             VALUES ('{a}', 't', 'k', 'g', 3, 1, true, false, '{{}}'), \
+                    ('{b}', 't', 'k', NULL, 3, 1, true, false, '{{}}'), \
+                    ('{c}', 't', 'k', 'g', 0, 1, false, false, '{{}}'); \
+             INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs"
+        ))
+        .await
+        .expect("rows");
+    let url = pg_url().expect("a server, as migrated_to found");
+    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
+        .await
+        .expect("connect (migrates)");
+    let rows = admin
+        .query(
+            &format!("SELECT id, grp FROM {s}.job_tenants WHERE tenant = 't' ORDER BY id"),
+            &[],
+        )
+        .await
+        .expect("rows");
+    let listed: Vec<(uuid::Uuid, Option<String>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let g = Some("g".to_owned());
+    assert_eq!(listed, vec![(a, g.clone()), (b, None), (c, g)]);
+    let sql = crate::exec::list_jobs(&s, true);
+    let (none_id, none_state, none_kind) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&"t", &none_id, &none_state, &none_kind, &101_i64, &"g"];
+    let ids: Vec<uuid::Uuid> = admin
+        .query(&sql, &params)
+        .await
+        .expect("list")
+        .iter()
+        .map(|r| r.get("id"))
+        .collect();
+    assert_eq!(ids, vec![c, a], "the group's jobs, newest first");
+    drop(store);
+    drop_schema(&admin, &s).await;
+}

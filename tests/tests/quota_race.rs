@@ -13,7 +13,6 @@ use haltway_core::{
     ClaimRequest, Engine, Error, JobContext, JobError, JobKind, JobState, KindOptions, NewJob,
     Store, SubmitOptions, TenantId, Timestamp,
 };
-use haltway_postgres::{PgOptions, PgStore};
 use haltway_sqlite::SqliteStore;
 use parking_lot::Mutex;
 
@@ -208,39 +207,4 @@ async fn two_postgres_nodes_hold_quotas_under_concurrency() {
     creates_race(&stores).await;
     claims_race(&stores).await;
     running_race(&stores).await;
-}
-
-/// The cap holds as well when the nodes count a tenant's active jobs through the index of
-/// active jobs by tenant: node A builds it as it connects, node B finds it. With the suite's
-/// cap test on a store of its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_active_cap_holds_when_counted_through_the_index_of_active_jobs() {
-    let Some(url) = pg_support::pg_url() else {
-        return;
-    };
-    let (schema, _guard) = pg_support::guarded_schema(&url);
-    let b = PgStore::connect(&url, PgOptions::default().schema(&schema))
-        .await
-        .expect("node b, before the index");
-    assert!(!b.counts_active_by_index());
-    drop(b);
-    let a = PgStore::connect(
-        &url,
-        PgOptions::default().schema(&schema).active_index(true),
-    )
-    .await
-    .expect("node a");
-    let b = PgStore::connect(&url, PgOptions::default().schema(&schema))
-        .await
-        .expect("node b");
-    assert!(a.counts_active_by_index() && b.counts_active_by_index());
-    creates_race(&[Arc::new(a), Arc::new(b)]).await;
-    let (schema, _guard) = pg_support::guarded_schema(&url);
-    let store = PgStore::connect(
-        &url,
-        PgOptions::default().schema(&schema).active_index(true),
-    )
-    .await
-    .expect("connect");
-    haltway_testkit::suite::active_cap_is_checked_at_create(Arc::new(store)).await;
 }

@@ -107,3 +107,42 @@ async fn migration_17_counts_the_active_jobs_already_stored() {
     drop(store);
     drop_schema(&admin, &s).await;
 }
+
+/// Migration 19 drops the index of active jobs by tenant that an option of earlier builds
+/// kept (`jobs_active`), which every create and claim paid for; a schema without it migrates
+/// as well.
+#[tokio::test]
+async fn migration_19_drops_the_index_of_active_jobs() {
+    for had_it in [true, false] {
+        let Some((admin, schema, s)) = migrated_to(18).await else {
+            return;
+        };
+        if had_it {
+            admin
+                .batch_execute(&format!(
+                    "CREATE INDEX jobs_active ON {s}.jobs (tenant) WHERE state IN (0, 1, 2)"
+                ))
+                .await
+                .expect("the index as the option built it");
+        }
+        let indexes = || async {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 \
+                     AND indexname = 'jobs_active'",
+                    &[&schema],
+                )
+                .await
+                .expect("indexes")
+                .get::<_, i64>(0)
+        };
+        assert_eq!(indexes().await, i64::from(had_it));
+        let url = pg_url().expect("a server, as migrated_to found");
+        let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
+            .await
+            .expect("connect (migrates)");
+        assert_eq!(indexes().await, 0, "had it: {had_it}");
+        drop(store);
+        drop_schema(&admin, &s).await;
+    }
+}

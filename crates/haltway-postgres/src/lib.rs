@@ -81,20 +81,6 @@ pub struct PgOptions {
     /// also end on the server when they wait this long for the node
     /// (`idle_in_transaction_session_timeout`), so a frozen node keeps no row locked.
     pub io_timeout: Duration,
-    /// Keep an index of the active (queued, running, cancelling) jobs by tenant, `jobs_active`
-    /// (default off). A create with a cap on the tenant's active jobs
-    /// ([`SubmitOptions::max_active`](haltway_core::SubmitOptions::max_active)) counts them:
-    /// without the index, from `job_counts` and its delta rows (a few rows, whatever the
-    /// tenant's history); with it, through the index, which reads each of the tenant's active
-    /// jobs and takes an entry at every create and every claim (see the README's
-    /// "PostgreSQL" section for what that costs). The counts made the index unnecessary; the
-    /// option stays for the schemas that have it. The store builds the index when it
-    /// connects, if it is missing, with `CREATE INDEX CONCURRENTLY`: writes to `jobs` go on
-    /// while it builds, and the node's start waits for the transactions open on the database
-    /// when the build began. An index that a failed build left invalid is dropped and built
-    /// again by the next node that asks for it. The store never drops a valid one; every node
-    /// that connects after it exists counts through it, whatever its own setting.
-    pub active_index: bool,
 }
 
 impl Default for PgOptions {
@@ -106,7 +92,6 @@ impl Default for PgOptions {
             max_batch: 4096,
             safety_poll: Duration::from_secs(2),
             io_timeout: Duration::from_secs(30),
-            active_index: false,
         }
     }
 }
@@ -144,13 +129,6 @@ impl PgOptions {
     #[must_use]
     pub fn safety_poll(mut self, every: Duration) -> Self {
         self.safety_poll = every.max(Duration::from_millis(10));
-        self
-    }
-
-    /// Keeps an index of each tenant's active jobs (see [`PgOptions::active_index`]).
-    #[must_use]
-    pub fn active_index(mut self, on: bool) -> Self {
-        self.active_index = on;
         self
     }
 }

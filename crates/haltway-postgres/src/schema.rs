@@ -7,7 +7,7 @@
 //! - A database migrated by a newer haltway is refused, never downgraded.
 
 use haltway_core::{Error, Result, StoreErrorKind};
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::Client;
 
 use crate::error::pg;
 
@@ -321,92 +321,13 @@ const MIGRATIONS: &[&str] = &[
         WHERE j.id = t.id AND j.grp IS NOT NULL;
     CREATE INDEX job_tenants_group ON {s}.job_tenants (tenant, grp, id) WHERE grp IS NOT NULL;
     ",
+    // 19: the index of active jobs by tenant that an option of earlier builds kept for capped
+    // creates (`jobs_active`) goes: those count from `job_counts` now, and the index took an
+    // entry at every create and claim of every tenant.
+    r"
+    DROP INDEX IF EXISTS {s}.jobs_active;
+    ",
 ];
-
-/// The index of active jobs by tenant ([`PgOptions::active_index`](crate::PgOptions)): not a
-/// migration, since only deployments that cap creates want to pay for it.
-pub(crate) const ACTIVE_INDEX: &str = "jobs_active";
-
-/// Builds the index of active jobs by tenant in `schema` if `create` and it is missing or left
-/// invalid, then answers whether it is there and valid. An index already valid is only looked
-/// up. The build is `CREATE INDEX CONCURRENTLY`, so writes to `jobs` go on while it runs (a
-/// plain build would hold them off, and queue every writer behind any transaction already
-/// writing); it waits instead for the transactions open on the database when it starts. It
-/// runs under the migrations' lock, taken for the session since a concurrent build cannot run
-/// in a transaction, so no other node migrates or builds meanwhile and an invalid index seen
-/// under the lock is one a failed build left: it is dropped and built again.
-pub(crate) async fn active_index(client: &Client, schema: &str, create: bool) -> Result<bool> {
-    let valid = index_valid(client, schema).await?;
-    if !create || valid == Some(true) {
-        return Ok(valid == Some(true));
-    }
-    lock_migrations(client, schema, "pg_advisory_lock").await?;
-    let built = build_active_index(client, schema).await;
-    // Unlocked whether the build succeeded or not; if the unlock itself fails, the caller
-    // drops the connection, which releases the lock as well.
-    lock_migrations(client, schema, "pg_advisory_unlock").await?;
-    built
-}
-
-/// Whether the index of active jobs exists in `schema` (`None` if not) and is valid.
-async fn index_valid(client: &Client, schema: &str) -> Result<Option<bool>> {
-    let row = client
-        .query_opt(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-            &[&schema, &ACTIVE_INDEX],
-        )
-        .await
-        .map_err(pg)?;
-    Ok(row.map(|r| r.get::<_, bool>(0)))
-}
-
-/// The build of [`active_index`], under the migrations' lock.
-async fn build_active_index(client: &Client, schema: &str) -> Result<bool> {
-    match index_valid(client, schema).await? {
-        Some(true) => return Ok(true),
-        Some(false) => {
-            tracing::warn!(
-                schema,
-                "dropping the index of active jobs (`{ACTIVE_INDEX}`) that an earlier build \
-                 left invalid, to build it again"
-            );
-            client
-                .batch_execute(&format!(
-                    "DROP INDEX CONCURRENTLY IF EXISTS \"{schema}\".{ACTIVE_INDEX}"
-                ))
-                .await
-                .map_err(pg)?;
-        }
-        None => {}
-    }
-    tracing::info!(
-        schema,
-        "building the index of active jobs (`{ACTIVE_INDEX}`) concurrently: writes go on, and \
-         this node starts when it is built, which waits for the transactions open now"
-    );
-    client
-        .batch_execute(&format!(
-            "CREATE INDEX CONCURRENTLY {ACTIVE_INDEX} ON \"{schema}\".jobs (tenant) \
-             WHERE state IN ({}, {}, {})",
-            haltway_core::state_sql!(Queued),
-            haltway_core::state_sql!(Running),
-            haltway_core::state_sql!(Cancelling),
-        ))
-        .await
-        .map_err(pg)?;
-    // A concurrent build that returns without an error has marked the index valid.
-    Ok(true)
-}
-
-/// Calls `f`, one of `pg_advisory_xact_lock`, `pg_advisory_lock` and `pg_advisory_unlock`, on
-/// the lock that nodes starting together on `schema` change it under.
-async fn lock_migrations(c: &impl GenericClient, schema: &str, f: &str) -> Result<()> {
-    c.execute(&format!("SELECT {f}(hashtext($1))"), &[&schema])
-        .await
-        .map_err(pg)?;
-    Ok(())
-}
 
 /// `true` for a schema name this store accepts: lowercase letters, digits and `_`, not
 /// starting with a digit, at most 40 bytes (channel names add a prefix to it).
@@ -429,7 +350,10 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
 pub(crate) async fn migrate_to(client: &mut Client, schema: &str, upto: usize) -> Result<()> {
     let q = format!("\"{schema}\"");
     let tx = client.transaction().await.map_err(pg)?;
-    lock_migrations(&tx, schema, "pg_advisory_xact_lock").await?;
+    // The lock that nodes starting together on `schema` change it under, held to the commit.
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
+        .await
+        .map_err(pg)?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {q};
          CREATE TABLE IF NOT EXISTS {q}.haltway_meta (key text PRIMARY KEY, value bigint NOT NULL);"

@@ -68,8 +68,6 @@ pub(crate) struct Shared {
     registered: parking_lot::Mutex<Vec<String>>,
     /// Where this node's claims read the ready index from (see `exec::floors`).
     pub(crate) floors: Arc<exec::floors::Floors>,
-    /// Whether capped creates count through the index of active jobs (see `PgOptions`).
-    active_index: bool,
     /// Stops the listener when the last clone is dropped.
     _stop: tokio_util_like::Stop,
 }
@@ -148,8 +146,6 @@ impl PgStore {
         }
         let mut client = exec::connect(&named(&config, "reader", &options.schema)).await?;
         schema::migrate(&mut client, &options.schema).await?;
-        let active_index =
-            schema::active_index(&client, &options.schema, options.active_index).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let notices = broadcast::channel(4096).0;
         let events = broadcast::channel(8192).0;
@@ -181,7 +177,6 @@ impl PgStore {
                     floors: floors.clone(),
                     expiry: expiry.clone(),
                     subs: subs.clone(),
-                    active_index,
                 }
                 .run(ready),
             );
@@ -219,7 +214,6 @@ impl PgStore {
                 liveness,
                 registered: parking_lot::Mutex::new(Vec::new()),
                 floors,
-                active_index,
                 _stop: tokio_util_like::Stop(stop_tx),
             }),
         };
@@ -243,14 +237,6 @@ impl PgStore {
     #[must_use]
     pub fn schema(&self) -> &str {
         &self.shared.schema
-    }
-
-    /// Whether this store's capped creates count the tenant's active jobs through the index
-    /// of active jobs by tenant: it existed when the store connected (see
-    /// [`PgOptions::active_index`]).
-    #[must_use]
-    pub fn counts_active_by_index(&self) -> bool {
-        self.shared.active_index
     }
 
     /// The first key of the session advisory locks that tell a live worker (`pg_locks.classid`;

@@ -104,8 +104,6 @@ pub(crate) struct Batch<'s> {
     /// The active jobs of each tenant whose capped submits the batch holds, counted under
     /// the tenant's create lock when the batch began, plus the jobs the batch created since.
     pub(crate) active: FxHashMap<TenantId, u64>,
-    /// Whether [`count_active`] reads the index of active jobs by tenant (it existed at start).
-    pub(crate) active_index: bool,
     /// Changes to the counts of jobs, by tenant, kind and state (every state: creates and
     /// every change of state, [`kernel::state_moves`]): one delta row per key at the next
     /// flush.
@@ -162,7 +160,6 @@ pub(crate) async fn run_batch(
         budget_known: FxHashSet::default(),
         refunds: Vec::new(),
         active: FxHashMap::default(),
-        active_index: exec.active_index,
         state_counts: FxHashMap::default(),
         now: cmds.iter().map(|c| c.now).max().unwrap_or(Timestamp(0)),
         floors: &exec.floors,
@@ -410,9 +407,7 @@ impl Batch<'_> {
                 .map(|t| tenant_lock("create", self.s, t))
                 .collect();
             lock_tenants(tx, keys).await?;
-            let rows = tx
-                .query(&count_active(self.s, self.active_index), &[&capped])
-                .await?;
+            let rows = tx.query(&count_active(self.s), &[&capped]).await?;
             for t in capped {
                 self.active.insert(t.into(), 0);
             }

@@ -303,9 +303,6 @@ pub(crate) struct Executor {
     pub(crate) expiry: Arc<floors::Expiry>,
     /// The webhook subscriptions this node's batches last read (see `webhooks::SubsCache`).
     pub(crate) subs: Arc<crate::webhooks::SubsCache>,
-    /// Whether the index of active jobs by tenant existed when the store connected (see
-    /// `PgOptions::active_index`).
-    pub(crate) active_index: bool,
 }
 
 /// The store's write queue, shared by its executors.

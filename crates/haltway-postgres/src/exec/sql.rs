@@ -67,19 +67,11 @@ pub(crate) fn list_jobs(s: &str, group: bool) -> String {
 }
 
 /// The active jobs (queued, running or cancelling) of each of the tenants `$1` in schema `s`:
-/// a row per tenant that has any. Through the index of active jobs by tenant if `indexed`
-/// ([`ACTIVE_INDEX`](crate::schema::ACTIVE_INDEX), which only the tenants' active jobs take
-/// entries in); otherwise from `job_counts` (the tenants' rows, by its key) and the delta rows
-/// not yet folded into it, which every batch writes in the transaction of its changes: in one
-/// statement, so one snapshot, they add up to the tenants' active jobs as committed, whatever
-/// their history.
-pub(crate) fn count_active(s: &str, indexed: bool) -> String {
-    if indexed {
-        return format!(
-            "SELECT tenant, count(*) FROM {s}.jobs WHERE tenant = ANY($1) \
-             AND state IN ({QUEUED}, {RUNNING}, {CANCELLING}) GROUP BY tenant"
-        );
-    }
+/// a row per tenant that has any, from `job_counts` (the tenants' rows, by its key) and the
+/// delta rows not yet folded into it, which every batch writes in the transaction of its
+/// changes: in one statement, so one snapshot, they add up to the tenants' active jobs as
+/// committed, whatever their history.
+pub(crate) fn count_active(s: &str) -> String {
     let active = format!("tenant = ANY($1) AND state IN ({QUEUED}, {RUNNING}, {CANCELLING})");
     format!(
         "SELECT tenant, sum(n)::int8 FROM ( \
@@ -123,8 +115,7 @@ pub(crate) fn key_lookup(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::connect;
-    use crate::exec::test_support::{explain, migrated_to, pg_url};
+    use crate::exec::test_support::{explain, migrated_to};
 
     /// A connection to the test server and a freshly migrated schema of its own (its name
     /// quoted), or `None` without a test server.
@@ -338,7 +329,7 @@ mod tests {
         let capped = vec!["t3".to_owned(), "t4".to_owned(), "none".to_owned()];
         let active = tenant_counts(
             client
-                .query(&count_active(&s, false), &[&capped])
+                .query(&count_active(&s), &[&capped])
                 .await
                 .expect("count"),
         );
@@ -372,7 +363,7 @@ mod tests {
                 assert!(!plan.contains("Seq Scan"), "analyzed: {analyzed}\n{plan}");
             }
             // The capped creates' count reads the counts, neither `jobs` nor the listing.
-            let plan = explain(&client, &count_active(&s, false), &[&capped]).await;
+            let plan = explain(&client, &count_active(&s), &[&capped]).await;
             assert!(plan.contains("job_counts"), "{plan}");
             assert!(
                 !plan.contains(" on jobs") && !plan.contains("job_tenants"),
@@ -394,186 +385,6 @@ mod tests {
             .expect("count")
             .get(0);
         assert_eq!(left, 498);
-        drop_schema(&client, &s).await;
-    }
-
-    /// The index of active jobs by tenant: absent until asked for, built over the jobs stored
-    /// before, kept as jobs change state; once invalid, not used, and built again by a node
-    /// that asks for it. The capped-create count through it reads it (never the table) on
-    /// young and analyzed tables, and answers what the count through `job_tenants` answers.
-    #[tokio::test]
-    async fn capped_counts_read_the_index_of_active_jobs_once_it_is_built() {
-        let Some((client, s)) = migrated().await else {
-            return;
-        };
-        let name = s.trim_matches('"').to_owned();
-        let built = crate::schema::active_index(&client, &name, false).await;
-        assert!(!built.expect("look"), "not built unless asked for");
-        seed_jobs(&client, &s).await;
-        for _ in 0..2 {
-            let built = crate::schema::active_index(&client, &name, true).await;
-            assert!(built.expect("build"), "built, and found again");
-        }
-        // Once built, a node's start only looks it up: a writer's open transaction on `jobs`
-        // does not hold the start up (`CREATE INDEX` would wait for it).
-        let url = pg_url().expect("url");
-        let writer = connect(&url.parse().expect("url")).await.expect("connect");
-        writer
-            .batch_execute(&format!(
-                "BEGIN; UPDATE {s}.jobs SET run_at = run_at WHERE false"
-            ))
-            .await
-            .expect("open writer");
-        let found = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            crate::schema::active_index(&client, &name, true),
-        )
-        .await
-        .expect("not held up by the writer");
-        assert!(found.expect("look"));
-        writer.batch_execute("ROLLBACK").await.expect("rollback");
-        let capped = vec!["t3".to_owned(), "t4".to_owned(), "none".to_owned()];
-        // t3's 500 jobs are running or completed (n odd), half each; t4's queued or
-        // cancelling (n even).
-        let mut wanted = vec![("t3".to_owned(), 250), ("t4".to_owned(), 500)];
-        for round in 0..2 {
-            for indexed in [true, false] {
-                let got = client
-                    .query(&count_active(&s, indexed), &[&capped])
-                    .await
-                    .expect("count");
-                assert_eq!(
-                    tenant_counts(got),
-                    wanted,
-                    "round {round}, indexed: {indexed}"
-                );
-            }
-            if round == 1 {
-                break;
-            }
-            // t3's completed jobs are queued again, t4's queued ones end: the index follows.
-            client
-                .batch_execute(&format!(
-                    "UPDATE {s}.jobs SET state = 0 WHERE tenant = 't3' AND state = 3; \
-                     UPDATE {s}.jobs SET state = 5 WHERE tenant = 't4' AND state = 0"
-                ))
-                .await
-                .expect("changes");
-            recount(&client, &s).await;
-            wanted = vec![("t3".to_owned(), 500), ("t4".to_owned(), 250)];
-        }
-        for analyzed in [false, true] {
-            if analyzed {
-                client
-                    .batch_execute(&format!("ANALYZE {s}.jobs"))
-                    .await
-                    .expect("analyze");
-            }
-            let plan = explain(&client, &count_active(&s, true), &[&capped]).await;
-            assert!(plan.contains(crate::schema::ACTIVE_INDEX), "{plan}");
-            assert!(!plan.contains("Seq Scan"), "analyzed: {analyzed}\n{plan}");
-        }
-        // An index left invalid (as a failed concurrent build leaves it) is not counted through,
-        // and a node that asks for the index drops it and builds it again.
-        client
-            .batch_execute(&format!(
-                "UPDATE pg_index SET indisvalid = false \
-                 WHERE indexrelid = '{s}.{}'::regclass",
-                crate::schema::ACTIVE_INDEX
-            ))
-            .await
-            .expect("invalidate");
-        let built = crate::schema::active_index(&client, &name, false).await;
-        assert!(!built.expect("look"), "an invalid index is not used");
-        let built = crate::schema::active_index(&client, &name, true).await;
-        assert!(built.expect("rebuild"), "an invalid index is built again");
-        let counted = client
-            .query(&count_active(&s, true), &[&capped])
-            .await
-            .expect("count");
-        assert_eq!(tenant_counts(counted), wanted, "through the rebuilt index");
-        drop_schema(&client, &s).await;
-    }
-
-    /// The index of active jobs is built without holding off writes to `jobs`: while the build
-    /// waits for a transaction that was writing when it began, other writers go on, and what
-    /// they wrote is in the index. A plain `CREATE INDEX` would queue them behind it.
-    #[tokio::test]
-    async fn the_index_of_active_jobs_is_built_while_jobs_are_written() {
-        let Some((client, s)) = migrated().await else {
-            return;
-        };
-        let name = s.trim_matches('"').to_owned();
-        seed_jobs(&client, &s).await;
-        let config: tokio_postgres::Config = pg_url().expect("url").parse().expect("url");
-        let (open, builder, other) = (
-            connect(&config).await.expect("connect"),
-            connect(&config).await.expect("connect"),
-            connect(&config).await.expect("connect"),
-        );
-        open.batch_execute(&format!(
-            "BEGIN; UPDATE {s}.jobs SET run_at = run_at WHERE tenant = 't1'"
-        ))
-        .await
-        .expect("open writer");
-        let build = tokio::spawn({
-            let name = name.clone();
-            async move { crate::schema::active_index(&builder, &name, true).await }
-        });
-        // Until the build waits for the open writer.
-        let waiting = format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX%{name}%' \
-             AND wait_event_type = 'Lock'"
-        );
-        let mut tries = 0;
-        while client
-            .query_one(&waiting, &[])
-            .await
-            .expect("activity")
-            .get::<_, i64>(0)
-            == 0
-        {
-            tries += 1;
-            assert!(tries < 500, "the build never waited for the open writer");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let write = format!(
-            "INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, discard, doc) \
-             SELECT gen_random_uuid(), 't2', 'k', 0, 1, true, false, '{{}}'; \
-             INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM {s}.jobs \
-             WHERE tenant = 't2' AND id NOT IN (SELECT id FROM {s}.job_tenants); \
-             INSERT INTO {s}.job_count_deltas (tenant, kind, state, d) VALUES ('t2', 'k', 0, 1); \
-             UPDATE {s}.jobs SET run_at = run_at WHERE tenant = 't3'"
-        );
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            other.batch_execute(&write),
-        )
-        .await
-        .expect("writes go on while the index is built")
-        .expect("write");
-        assert!(
-            !build.is_finished(),
-            "the build still waits for the open writer"
-        );
-        open.batch_execute("COMMIT").await.expect("commit");
-        let built = tokio::time::timeout(std::time::Duration::from_secs(30), build)
-            .await
-            .expect("the build ends once the writer has")
-            .expect("task");
-        assert!(built.expect("build"));
-        let capped = vec!["t2".to_owned()];
-        let through_index = client
-            .query(&count_active(&s, true), &[&capped])
-            .await
-            .expect("count");
-        let through_listing = client
-            .query(&count_active(&s, false), &[&capped])
-            .await
-            .expect("count");
-        // t2's 500 seeded jobs are queued or cancelling (n even), and one more is queued.
-        assert_eq!(tenant_counts(through_index), vec![("t2".to_owned(), 501)]);
-        assert_eq!(tenant_counts(through_listing), vec![("t2".to_owned(), 501)]);
         drop_schema(&client, &s).await;
     }
 

@@ -31,7 +31,6 @@ fn executors(n: usize, max_batch: usize) -> (mpsc::UnboundedSender<Cmd>, Vec<Exe
             floors: Arc::default(),
             subs: Arc::default(),
             expiry: Arc::default(),
-            active_index: false,
         })
         .collect();
     (tx, executors)

@@ -1,12 +1,13 @@
-//! A page of one group's jobs (`ListQuery::group`, what a profile reads to show a run and its
-//! parts) once the tenant has a long history of other jobs: it should cost what the group holds,
-//! not what the tenant ever ran.
+//! Pages of a tenant's jobs once it has a long history of other jobs: one group's jobs
+//! (`ListQuery::group`, what a profile reads to show a run and its parts), and its running jobs
+//! (`ListQuery::state`, a dashboard's view of the work under way). Each should cost what it
+//! holds, not what the tenant ever ran.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use haltway_core::{Engine, GroupId, JobKind, ListQuery, MemoryStore, Store, SubmitOptions};
-use haltway_core::{JobState, TenantId};
+use haltway_core::{CancelRequest, Engine, GroupId, JobKind, ListQuery, MemoryStore, Store};
+use haltway_core::{JobContext, JobError, JobId, JobState, SubmitOptions, TenantId};
 use haltway_postgres::{PgOptions, PgStore};
 use haltway_sqlite::SqliteStore;
 use tokio::runtime::Runtime;
@@ -22,42 +23,68 @@ pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
     ("pg-group-list", pg),
 ];
 
-/// Jobs in the group listed.
+/// Jobs in the group listed, and jobs running when the running ones are listed.
 const IN_GROUP: usize = 3;
 
 /// Lists timed per phase, one after the other.
 const LISTS: usize = 200;
 
-fn title(history: usize) -> String {
-    format!(
+/// Waits until it is cancelled.
+struct Hold;
+
+impl JobKind for Hold {
+    const NAME: &'static str = "hold";
+    type Input = ();
+    type Item = ();
+
+    async fn run(&self, ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
+        ctx.cancelled().await;
+        Ok(())
+    }
+}
+
+fn rows(history: usize, store: &'static str, p: Phases) -> Vec<Row> {
+    let what = "the same page with nothing else stored, same run";
+    let (mut group, mut group_clean, mut running, mut running_clean) = p;
+    let group_title = format!(
         "list of a group's {IN_GROUP} jobs, the tenant has {history} newer jobs stored \
          ({LISTS} lists)"
-    )
+    );
+    let running_title = format!(
+        "list of a tenant's {IN_GROUP} running jobs, {history} older jobs stored ({LISTS} lists)"
+    );
+    vec![
+        report::latency_row(group_title, store, &mut group, what, &mut group_clean, ""),
+        report::latency_row(
+            running_title,
+            store,
+            &mut running,
+            what,
+            &mut running_clean,
+            "",
+        ),
+    ]
 }
 
-fn row(history: usize, store: &'static str, (mut deep, mut clean): Phases) -> Row {
-    let what = "the same group with nothing else stored, same run";
-    report::latency_row(title(history), store, &mut deep, what, &mut clean, "")
-}
-
-/// The latencies with the history stored, then without it.
-type Phases = (Vec<Duration>, Vec<Duration>);
+/// The group's page with the history stored and without it, then the running jobs' page with
+/// and without.
+type Phases = (Vec<Duration>, Vec<Duration>, Vec<Duration>, Vec<Duration>);
 
 fn memory(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let phases = rt.block_on(phases(Arc::new(MemoryStore::new()), s.list_history));
-    vec![row(s.list_history, "memory", phases)]
+    rows(s.list_history, "memory", phases)
 }
 
 fn sqlite(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let dir = tempfile::tempdir().expect("dir");
     let store = SqliteStore::open(dir.path().join("lists.db")).expect("open");
     let phases = rt.block_on(phases(Arc::new(store), s.list_history));
-    vec![row(s.list_history, "sqlite", phases)]
+    rows(s.list_history, "sqlite", phases)
 }
 
 fn pg(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let Some(url) = postgres::url() else {
-        return postgres::skipped(&title(s.list_history));
+        return postgres::skipped("lists of a group and of the running jobs");
     };
     let phases = rt.block_on(async {
         let sch = postgres::schema();
@@ -68,15 +95,20 @@ fn pg(rt: &Runtime, s: Sizes) -> Vec<Row> {
         postgres::drop_schema(&url, &sch).await;
         out
     });
-    vec![row(s.list_history, "postgres", phases)]
+    rows(s.list_history, "postgres", phases)
 }
 
-/// On an empty store: runs the group's jobs to completion and times `LISTS` lists of the group
-/// (a page of 100); then runs `history` jobs of the same tenant outside the group (newer than
-/// the group's, as a tenant's later work is) and times as many lists again. Answers the
-/// second phase's latencies, then the first's.
+/// On an empty store: runs the group's jobs to completion and times `LISTS` pages of the group
+/// (a page of 100), then starts `IN_GROUP` jobs that wait and times as many pages of the
+/// running jobs, and cancels them; then runs `history` jobs of the same tenant outside the
+/// group (newer than the group's, as a tenant's later work is) and times the group's pages
+/// again, and the running jobs' pages with as many new jobs waiting (newer than the history,
+/// as the work under way is).
 async fn phases(store: Arc<dyn Store>, history: usize) -> Phases {
-    let engine = Engine::builder_shared(store).register(Noop).build();
+    let engine = Engine::builder_shared(store)
+        .register(Noop)
+        .register(Hold)
+        .build();
     engine.start();
     let tenant = TenantId::from("bench");
     let group = GroupId::from("run-1");
@@ -88,27 +120,70 @@ async fn phases(store: Arc<dyn Store>, history: usize) -> Phases {
             .expect("submit");
     }
     completed(&engine, IN_GROUP as u64).await;
-    let clean = lists(&engine, &tenant, &group).await;
-    crate::kinds::queue(&engine, Noop::NAME, history).await;
-    completed(&engine, (IN_GROUP + history) as u64).await;
-    let deep = lists(&engine, &tenant, &group).await;
-    engine.shutdown().await;
-    (deep, clean)
-}
-
-async fn lists(engine: &Engine, tenant: &TenantId, group: &GroupId) -> Vec<Duration> {
-    let query = ListQuery {
-        group: Some(group.clone()),
+    let of_group = ListQuery {
+        group: Some(group),
         limit: 100,
         ..ListQuery::default()
     };
+    let running = ListQuery {
+        state: Some(JobState::Running),
+        limit: 100,
+        ..ListQuery::default()
+    };
+    let group_clean = lists(&engine, &tenant, &of_group, JobState::Completed).await;
+    let running_clean = while_held(&engine, &tenant, &running).await;
+    crate::kinds::queue(&engine, Noop::NAME, history).await;
+    completed(&engine, (IN_GROUP + history) as u64).await;
+    let group_deep = lists(&engine, &tenant, &of_group, JobState::Completed).await;
+    let running_deep = while_held(&engine, &tenant, &running).await;
+    engine.shutdown().await;
+    (group_deep, group_clean, running_deep, running_clean)
+}
+
+/// Starts `IN_GROUP` jobs that wait, times the pages of `query` (the running jobs) once all
+/// run, then cancels them.
+async fn while_held(engine: &Engine, tenant: &TenantId, query: &ListQuery) -> Vec<Duration> {
+    let mut held: Vec<JobId> = Vec::new();
+    for _ in 0..IN_GROUP {
+        let s = engine
+            .submit::<Hold>(tenant.clone(), &(), SubmitOptions::new())
+            .await
+            .expect("submit");
+        held.push(s.job.id);
+    }
+    for id in &held {
+        while engine.get(tenant, *id).await.expect("get").state != JobState::Running {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let samples = lists(engine, tenant, query, JobState::Running).await;
+    for id in held {
+        engine
+            .cancel(tenant, id, &CancelRequest::default())
+            .await
+            .expect("cancel");
+    }
+    samples
+}
+
+/// Times `LISTS` pages of `query`, each holding `IN_GROUP` jobs, all in state `state`.
+async fn lists(
+    engine: &Engine,
+    tenant: &TenantId,
+    query: &ListQuery,
+    state: JobState,
+) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(LISTS);
     for _ in 0..LISTS {
         let t = Instant::now();
-        let page = engine.list(tenant, &query).await.expect("list");
+        let page = engine.list(tenant, query).await.expect("list");
         samples.push(t.elapsed());
-        assert_eq!(page.data.len(), IN_GROUP, "the group's jobs, and only them");
-        assert!(page.data.iter().all(|j| j.state == JobState::Completed));
+        assert_eq!(
+            page.data.len(),
+            IN_GROUP,
+            "the jobs asked for, and only them"
+        );
+        assert!(page.data.iter().all(|j| j.state == state));
     }
     samples
 }

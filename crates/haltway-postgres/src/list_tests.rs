@@ -40,7 +40,8 @@ fn first(limit: usize) -> ListQuery {
 }
 
 /// `n` finished jobs of tenant `t` without a group, newer than every job before, written by
-/// hand as the store's batches write them (a row of `jobs` and one of `job_tenants`).
+/// hand as the store's batches write them (a row of `jobs` and one of `job_tenants`, and their
+/// count).
 async fn history(admin: &tokio_postgres::Client, s: &str, t: &str, n: usize) {
     let ids: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::now_v7()).collect();
     admin
@@ -49,7 +50,9 @@ async fn history(admin: &tokio_postgres::Client, s: &str, t: &str, n: usize) {
                 "WITH n AS (INSERT INTO {s}.jobs (id, tenant, kind, state, run_at, started, \
                  discard, doc) SELECT id, $2, 'k', 3, 1, true, false, '{{}}' \
                  FROM unnest($1::uuid[]) id RETURNING tenant, id) \
-                 INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM n"
+                 , l AS (INSERT INTO {s}.job_tenants (tenant, id) SELECT tenant, id FROM n) \
+                 INSERT INTO {s}.job_count_deltas (tenant, kind, state, d) \
+                 SELECT $2, 'k', 3, count(*) FROM n"
             ),
             &[&ids, &t],
         )
@@ -127,7 +130,7 @@ async fn a_groups_page_reads_the_groups_rows() {
         (vec![made[2]], false)
     );
     assert_eq!(page(&store, "u", "h", first(100)).await, (vec![], false));
-    let sql = crate::exec::list_jobs(&s, true);
+    let sql = crate::exec::list_jobs(&s, true, false);
     let (none_id, none_state, none_kind) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
     for analyzed in [false, true] {
         if analyzed {
@@ -193,7 +196,7 @@ async fn migration_18_lists_the_groups_of_jobs_already_stored() {
         rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let g = Some("g".to_owned());
     assert_eq!(listed, vec![(a, g.clone()), (b, None), (c, g)]);
-    let sql = crate::exec::list_jobs(&s, true);
+    let sql = crate::exec::list_jobs(&s, true, false);
     let (none_id, none_state, none_kind) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
         [&"t", &none_id, &none_state, &none_kind, &101_i64, &"g"];
@@ -205,6 +208,136 @@ async fn migration_18_lists_the_groups_of_jobs_already_stored() {
         .map(|r| r.get("id"))
         .collect();
     assert_eq!(ids, vec![c, a], "the group's jobs, newest first");
+    drop(store);
+    drop_schema(&admin, &s).await;
+}
+
+/// The rows of `job_tenants` that the page `sql` with `params` reads, from its plan's actual
+/// row counts.
+async fn listing_rows_read(
+    admin: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> u64 {
+    let plan = explain_analyze(admin, sql, params).await;
+    let line = plan
+        .lines()
+        .find(|l| l.contains("job_tenants_pkey"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    let rows = line
+        .split("rows=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{line}"));
+    rows.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("rows")
+}
+
+/// The plan of `sql` with `params` as run, with the rows each node produced.
+async fn explain_analyze(
+    admin: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> String {
+    let rows = admin
+        .query(
+            &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}"),
+            params,
+        )
+        .await
+        .expect("explain");
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A page filtered by state or kind ends at the last job of the tenant in that state or of that
+/// kind (as `job_counts` and its delta rows count them): the tenant's three running jobs,
+/// newer than its 2,000 finished ones, are found by reading three rows of `job_tenants`, not
+/// every row of the tenant; a kind the tenant has none of reads none. A page with more to come
+/// is full, with one more row to say so.
+#[tokio::test]
+async fn a_page_filtered_by_state_ends_at_its_last_job() {
+    let Some((store, admin, s)) = fresh_store().await else {
+        return;
+    };
+    history(&admin, &s, "t", 2_000).await;
+    let mut running = Vec::new();
+    for _ in 0..3 {
+        running.push(
+            store
+                .submit(new_job(), Timestamp(1))
+                .await
+                .expect("submit")
+                .job
+                .id,
+        );
+    }
+    let claim = ClaimRequest {
+        worker: "w".into(),
+        lease_ms: 30_000,
+        kinds: vec![("k".into(), 3)],
+        max_running_per_tenant: None,
+    };
+    assert_eq!(
+        store
+            .claim(&claim, Timestamp(2))
+            .await
+            .expect("claim")
+            .len(),
+        3
+    );
+    running.reverse();
+    let t = TenantId::from("t");
+    let of_state = ListQuery {
+        state: Some(JobState::Running),
+        ..first(100)
+    };
+    let page = store.list(&t, &of_state).await.expect("list");
+    let ids: Vec<JobId> = page.data.iter().map(|j| j.id).collect();
+    assert_eq!((ids, page.has_more), (running, false));
+    let none = ListQuery {
+        kind: Some("other".into()),
+        ..first(100)
+    };
+    let page = store.list(&t, &none).await.expect("list");
+    assert!(page.data.is_empty() && !page.has_more);
+    let (no_id, no_kind) = (None::<uuid::Uuid>, None::<&str>);
+    let running_code = Some(JobState::Running.code());
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&"t", &no_id, &running_code, &no_kind, &101_i64];
+    let bounded = crate::exec::list_jobs(&s, false, true);
+    assert_eq!(listing_rows_read(&admin, &bounded, &params).await, 3);
+    admin
+        .batch_execute(&format!(
+            "ANALYZE {s}.jobs; ANALYZE {s}.job_tenants; ANALYZE {s}.job_count_deltas"
+        ))
+        .await
+        .expect("analyze");
+    assert_eq!(
+        listing_rows_read(&admin, &bounded, &params).await,
+        3,
+        "analyzed"
+    );
+    // The finished jobs (written by hand, so read here by SQL): a full page and one more.
+    let finished = Some(JobState::Completed.code());
+    let params_done: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&"t", &no_id, &finished, &no_kind, &101_i64];
+    let rows = admin.query(&bounded, &params_done).await.expect("page");
+    assert_eq!(rows.len(), 101);
+    let unbounded = crate::exec::list_jobs(&s, false, false);
+    assert_eq!(listing_rows_read(&admin, &unbounded, &params).await, 2_003);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&"t", &no_id, &None::<i16>, &Some("other"), &101_i64];
+    let plan = explain_analyze(&admin, &bounded, &params).await;
+    assert!(
+        plan.lines()
+            .filter(|l| l.contains("job_tenants_pkey"))
+            .all(|l| l.contains("never executed") || l.contains("rows=0")),
+        "{plan}"
+    );
     drop(store);
     drop_schema(&admin, &s).await;
 }

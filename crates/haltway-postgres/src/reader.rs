@@ -42,14 +42,35 @@ impl Reader {
         };
         match tokio::time::timeout(limit, read).await {
             Ok(rows) => rows.map_err(pg),
-            Err(_) => {
-                self.dead = true;
-                Err(Error::store(
-                    StoreErrorKind::Unavailable,
-                    format!("postgres did not answer within {limit:?}"),
-                ))
-            }
+            Err(_) => Err(self.unanswered()),
         }
+    }
+
+    /// Runs a query planned for its values, within the I/O timeout: not prepared, one round
+    /// trip (the parameters' types are given), planned afresh each time.
+    pub(crate) async fn query_typed(
+        &mut self,
+        sql: &str,
+        params: &[(
+            &(dyn tokio_postgres::types::ToSql + Sync),
+            tokio_postgres::types::Type,
+        )],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let limit = self.io_timeout;
+        match tokio::time::timeout(limit, self.client.query_typed(sql, params)).await {
+            Ok(rows) => rows.map_err(pg),
+            Err(_) => Err(self.unanswered()),
+        }
+    }
+
+    /// Marks the connection dead after a read it did not answer within the I/O timeout; the
+    /// read's error.
+    fn unanswered(&mut self) -> Error {
+        self.dead = true;
+        Error::store(
+            StoreErrorKind::Unavailable,
+            format!("postgres did not answer within {:?}", self.io_timeout),
+        )
     }
 
     pub(crate) async fn query_opt(

@@ -302,28 +302,44 @@ impl SqliteStore {
 /// The text and arguments of a page of `tenant`'s jobs, newest first, filtered by `q`. The
 /// jobs are read in the order of `jobs_tenant` (tenant, id), or for one group of
 /// `jobs_group_list` (tenant, group, id), so that a group's page reads the group's jobs
-/// rather than every newer job of the tenant.
+/// rather than every newer job of the tenant. A page filtered by state or kind reads no more
+/// jobs than the tenant has of them (its rows of `job_counts`, in the statement's snapshot):
+/// the walk ends at the last one rather than at the tenant's oldest job.
 pub(crate) fn list_sql(tenant: &TenantId, q: &ListQuery) -> (String, Vec<Value>) {
+    let tenant = Value::Text(tenant.as_str().to_owned());
+    // The state and kind filters, which both the page and its bound apply.
+    let (mut filters, mut filter_args) = (String::new(), Vec::new());
+    if let Some(state) = q.state {
+        filters.push_str(" AND state = ?");
+        filter_args.push(Value::Integer(state_code(state)));
+    }
+    if let Some(kind) = &q.kind {
+        filters.push_str(" AND kind = ?");
+        filter_args.push(Value::Text(kind.as_str().to_owned()));
+    }
     let mut text = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?");
-    let mut args: Vec<Value> = vec![Value::Text(tenant.as_str().to_owned())];
+    let mut args = vec![tenant.clone()];
     if let Some(after) = q.after {
         text.push_str(" AND id < ?");
         args.push(Value::Blob(id_blob(after).to_vec()));
     }
-    if let Some(state) = q.state {
-        text.push_str(" AND state = ?");
-        args.push(Value::Integer(state_code(state)));
-    }
-    if let Some(kind) = &q.kind {
-        text.push_str(" AND kind = ?");
-        args.push(Value::Text(kind.as_str().to_owned()));
-    }
+    text.push_str(&filters);
+    args.extend(filter_args.iter().cloned());
     if let Some(group) = &q.group {
         text.push_str(" AND grp = ?");
         args.push(Value::Text(group.as_str().to_owned()));
     }
-    text.push_str(" ORDER BY id DESC LIMIT ?");
     args.push(Value::Integer(q.limit as i64 + 1));
+    if filters.is_empty() {
+        text.push_str(" ORDER BY id DESC LIMIT ?");
+    } else {
+        text.push_str(&format!(
+            " ORDER BY id DESC LIMIT min(?, (SELECT coalesce(sum(n), 0) FROM job_counts \
+             WHERE tenant = ?{filters}))"
+        ));
+        args.push(tenant);
+        args.extend(filter_args);
+    }
     (text, args)
 }
 
@@ -382,22 +398,11 @@ mod tests {
         let path = dir.path().join("lists.db");
         let store = SqliteStore::open(&path).expect("open");
         let conn = rusqlite::Connection::open(&path).expect("raw connection");
-        let mut insert = conn
-            .prepare(
-                "INSERT INTO jobs (id, tenant, kind, grp, input, state, cancel_mode, on_cancel, \
-                 attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
-                 analyzed, created_at, last_event_id, priority) \
-                 VALUES (?1, 't', 'k', ?2, 'null', 3, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1, 1, 2)",
-            )
-            .expect("prepare");
         // The group's three jobs first (the oldest), then 3,000 newer ones outside it.
-        for i in 0..3003u32 {
-            let group = (i < 3).then_some("g");
-            insert
-                .execute(params![i.to_be_bytes(), group])
-                .expect("insert");
-        }
-        drop(insert);
+        let rows: Vec<(u32, Option<&str>, i64)> = (0..3003u32)
+            .map(|i| (i, (i < 3).then_some("g"), 3))
+            .collect();
+        write_jobs(&conn, &rows);
         let t = TenantId::from("t");
         let group = ListQuery {
             group: Some("g".into()),
@@ -450,6 +455,87 @@ mod tests {
         );
         let all = plan(&conn, &text.replacen('?', "'t'", 1).replacen('?', "100", 1));
         assert!(all.contains("jobs_tenant"), "{all}");
+        drop(store);
+    }
+
+    /// Jobs of tenant `t` and kind `k`, one per `(id, group, state)`, written by hand and
+    /// counted in `job_counts` as the writer would count them.
+    fn write_jobs(conn: &rusqlite::Connection, rows: &[(u32, Option<&str>, i64)]) {
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO jobs (id, tenant, kind, grp, input, state, cancel_mode, on_cancel, \
+                 attempt, failures, max_attempts, cycle, run_at, fixed_cost, usage, found, \
+                 analyzed, created_at, last_event_id, priority) \
+                 VALUES (?1, 't', 'k', ?2, 'null', ?3, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1, 1, 2)",
+            )
+            .expect("prepare");
+        let mut count = conn
+            .prepare(
+                "INSERT INTO job_counts (tenant, kind, state, n) VALUES ('t', 'k', ?1, 1) \
+                 ON CONFLICT (tenant, kind, state) DO UPDATE SET n = n + 1",
+            )
+            .expect("prepare");
+        for (id, group, state) in rows {
+            insert
+                .execute(params![id.to_be_bytes(), group, state])
+                .expect("insert");
+            count.execute(params![state]).expect("count");
+        }
+    }
+
+    /// Runs page `q` of tenant `t` on `conn`: the ids read, and the statement's VM steps.
+    fn run_page(conn: &rusqlite::Connection, q: &ListQuery) -> (Vec<Vec<u8>>, i32) {
+        let (text, args) = list_sql(&TenantId::from("t"), q);
+        let mut stmt = conn.prepare(&text).expect("prepare");
+        let ids = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("ids");
+        (ids, stmt.get_status(rusqlite::StatementStatus::VmStep))
+    }
+
+    /// A page filtered by state or kind ends at the tenant's last job in that state or of that
+    /// kind (as `job_counts` counts them): three running jobs newer than 3,000 finished ones
+    /// take a few steps, not a walk of all 3,003; a kind the tenant has none of reads nothing;
+    /// a page with more to come is full, with one more row to say so.
+    #[test]
+    fn a_page_filtered_by_state_ends_at_its_last_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("states.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let conn = rusqlite::Connection::open(&path).expect("raw connection");
+        let rows: Vec<(u32, Option<&str>, i64)> = (0..3003u32)
+            .map(|i| (i, None, if i < 3000 { 3 } else { 1 }))
+            .collect();
+        write_jobs(&conn, &rows);
+        let running = ListQuery {
+            state: Some(haltway_core::JobState::Running),
+            limit: 100,
+            ..ListQuery::default()
+        };
+        let (ids, steps) = run_page(&conn, &running);
+        let want: Vec<Vec<u8>> = [3002u32, 3001, 3000]
+            .iter()
+            .map(|i| i.to_be_bytes().to_vec())
+            .collect();
+        assert_eq!(ids, want, "the running jobs, newest first");
+        assert!(
+            steps < 500,
+            "{steps} steps for three running jobs among 3,003"
+        );
+        let other = ListQuery {
+            kind: Some("other".into()),
+            ..running.clone()
+        };
+        let (ids, steps) = run_page(&conn, &other);
+        assert!(ids.is_empty());
+        assert!(steps < 100, "{steps} steps for a kind with no jobs");
+        let done = ListQuery {
+            state: Some(haltway_core::JobState::Completed),
+            ..running
+        };
+        assert_eq!(run_page(&conn, &done).0.len(), 101);
         drop(store);
     }
 }

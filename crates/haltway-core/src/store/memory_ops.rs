@@ -69,6 +69,19 @@ impl MemoryOps {
         self.by_kind(tenant).values().sum()
     }
 
+    /// How many of `tenant`'s jobs a list filtered by `state` and `kind` can find: what stops
+    /// its walk once every one is found.
+    fn matching(&self, tenant: &TenantId, state: Option<JobState>, kind: Option<&KindName>) -> u64 {
+        let Some(kinds) = self.counts.get(tenant) else {
+            return 0;
+        };
+        let of = |c: &StateCounts| state.map_or_else(|| c.total(), |s| c[s]);
+        match kind {
+            Some(k) => kinds.get(k).map_or(0, of),
+            None => kinds.values().map(of).sum(),
+        }
+    }
+
     pub(super) fn put_schedule(&mut self, s: &Schedule, expected: Option<u64>) -> bool {
         match (self.schedules.get(&s.id), expected) {
             (None, None) => {}
@@ -119,11 +132,18 @@ impl MemoryOps {
 
 impl Inner {
     /// A page of the tenant's jobs, newest first, from its ids (or, for one group, the group's).
+    /// A walk filtered by state or kind ends once it has found as many jobs as the tenant has
+    /// of them, rather than at the tenant's oldest job.
     pub(super) fn list(&self, tenant: &TenantId, q: &ListQuery) -> Page<Job> {
         let ids = match &q.group {
             Some(g) => self.by_group.get(&(tenant.clone(), g.clone())),
             None => self.by_tenant.get(tenant),
         };
+        let mut wanted = q.limit + 1;
+        if q.state.is_some() || q.kind.is_some() {
+            let there = self.ops.matching(tenant, q.state, q.kind.as_ref());
+            wanted = wanted.min(usize::try_from(there).unwrap_or(usize::MAX));
+        }
         let hi = q.after.unwrap_or(JobId(uuid::Uuid::max()));
         let data: Vec<Job> = ids
             .into_iter()
@@ -132,7 +152,7 @@ impl Inner {
             .filter(|j| q.state.is_none_or(|s| j.state == s))
             .filter(|j| q.kind.as_ref().is_none_or(|k| &j.kind == k))
             .filter(|j| q.group.as_ref().is_none_or(|g| j.group.as_ref() == Some(g)))
-            .take(q.limit + 1)
+            .take(wanted)
             .cloned()
             .collect();
         kernel::page(data, q.limit, |j| j.id.to_string())

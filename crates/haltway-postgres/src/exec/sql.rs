@@ -54,15 +54,29 @@ pub(crate) fn opening_statements(s: &str) -> [String; 8] {
 /// key (tenant, id) or, for a group, of `job_tenants_group` (tenant, group, id), so that a
 /// group's page reads the group's rows rather than every newer job of the tenant; each is
 /// read by its id (`LIMIT 1` keeps the lateral join a probe per row: without it, the planner
-/// may join a scan of every job).
-pub(crate) fn list_jobs(s: &str, group: bool) -> String {
+/// may join a scan of every job). With `bounded` (for a state or kind filter), the page reads
+/// no more jobs than the tenant has of them, counted from `job_counts` and its delta rows in
+/// the statement's snapshot: the walk ends at the last one rather than at the tenant's oldest
+/// job.
+pub(crate) fn list_jobs(s: &str, group: bool, bounded: bool) -> String {
     let of_group = if group { " AND t.grp = $6" } else { "" };
+    let limit = if bounded {
+        let of =
+            "tenant = $1 AND ($3::int2 IS NULL OR state = $3) AND ($4::text IS NULL OR kind = $4)";
+        format!(
+            "least($5::int8, (SELECT coalesce(sum(n), 0)::int8 FROM ( \
+                 SELECT n FROM {s}.job_counts WHERE {of} \
+                 UNION ALL SELECT d FROM {s}.job_count_deltas WHERE {of}) c))"
+        )
+    } else {
+        "$5".to_owned()
+    };
     format!(
         "SELECT j.* FROM {s}.job_tenants t CROSS JOIN LATERAL (SELECT {JOB} FROM {s}.jobs \
          WHERE id = t.id AND tenant = t.tenant AND ($3::int2 IS NULL OR state = $3) \
          AND ($4::text IS NULL OR kind = $4) LIMIT 1) j \
          WHERE t.tenant = $1 AND ($2::uuid IS NULL OR t.id < $2){of_group} \
-         ORDER BY t.id DESC LIMIT $5"
+         ORDER BY t.id DESC LIMIT {limit}"
     )
 }
 
@@ -282,7 +296,7 @@ mod tests {
             return;
         };
         seed_jobs(&client, &s).await;
-        let sql = list_jobs(&s, false);
+        let sql = list_jobs(&s, false, false);
         let (none_id, none_state, none_text) = (None::<uuid::Uuid>, None::<i16>, None::<&str>);
         // The newest 51 of tenant t3's jobs, with no filter.
         let newest: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =

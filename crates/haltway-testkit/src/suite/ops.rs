@@ -11,18 +11,13 @@ use haltway_core::{
     PurgeRequest, Schedule, ScheduledJob, fire_due, kernel,
 };
 
-/// Counts by kind and state read from `list` (every job, one tenant).
-async fn listed(store: &Arc<dyn Store>, t: &str) -> KindCounts {
-    let mut out = KindCounts::new();
-    let mut q = ListQuery {
-        limit: 1000,
-        ..ListQuery::default()
-    };
+/// Every job of tenant `t` that `q`'s filters let through, paged from `list` with `q`'s page
+/// size.
+async fn list_all(store: &Arc<dyn Store>, t: &str, mut q: ListQuery) -> Vec<Job> {
+    let mut out = Vec::new();
     loop {
         let page = store.list(&tenant(t), &q).await.expect("list");
-        for j in &page.data {
-            out.entry(j.kind.clone()).or_default()[j.state] += 1;
-        }
+        out.extend(page.data);
         if !page.has_more {
             return out;
         }
@@ -30,6 +25,49 @@ async fn listed(store: &Arc<dyn Store>, t: &str) -> KindCounts {
             .next_cursor
             .as_deref()
             .map(|c| c.parse().expect("cursor"));
+    }
+}
+
+/// Counts by kind and state read from `list` (every job, one tenant).
+async fn listed(store: &Arc<dyn Store>, t: &str) -> KindCounts {
+    let mut out = KindCounts::new();
+    let q = ListQuery {
+        limit: 1000,
+        ..ListQuery::default()
+    };
+    for j in list_all(store, t, q).await {
+        out.entry(j.kind.clone()).or_default()[j.state] += 1;
+    }
+    out
+}
+
+/// Each list of tenant `t` filtered by a state, a kind or both (paged two at a time) holds
+/// exactly the jobs of the whole list that the filter lets through, newest first.
+async fn check_filtered_lists(store: &Arc<dyn Store>, t: &str, when: &str) {
+    let every = ListQuery {
+        limit: 1000,
+        ..ListQuery::default()
+    };
+    let all = list_all(store, t, every).await;
+    let kinds = [None, Some(KindName::from("a")), Some(KindName::from("b"))];
+    let states = std::iter::once(None).chain(JobState::ALL.into_iter().map(Some));
+    for state in states {
+        for kind in &kinds {
+            let q = ListQuery {
+                state,
+                kind: kind.clone(),
+                limit: 2,
+                ..ListQuery::default()
+            };
+            let got: Vec<JobId> = list_all(store, t, q).await.iter().map(|j| j.id).collect();
+            let want: Vec<JobId> = all
+                .iter()
+                .filter(|j| state.is_none_or(|s| j.state == s))
+                .filter(|j| kind.as_ref().is_none_or(|k| &j.kind == k))
+                .map(|j| j.id)
+                .collect();
+            assert_eq!(got, want, "{t}'s jobs of {state:?} and {kind:?} {when}");
+        }
     }
 }
 
@@ -48,6 +86,7 @@ async fn check_counts_once(store: &Arc<dyn Store>, when: &str) {
             .expect("count by kind");
         let kept: KindCounts = kept.into_iter().filter(|(_, c)| c.total() > 0).collect();
         assert_eq!(kept, listed(store, t).await, "{t}'s counts {when}");
+        check_filtered_lists(store, t, when).await;
     }
     let all = store.count_by_kind(None).await.expect("count all");
     let by_state = store.count_by_state(None).await.expect("count by state");
@@ -61,7 +100,9 @@ async fn check_counts_once(store: &Arc<dyn Store>, when: &str) {
 }
 
 /// Counts by kind and state follow every change: create, claim, finish, fail, cancel (queued
-/// and running), retry, extend, recovery; per tenant and over all.
+/// and running), retry, extend, recovery; per tenant and over all. After each, a list filtered
+/// by state or kind (which may stop at the last job the counts give it) finds exactly the jobs
+/// the whole list holds in that state or of that kind.
 pub async fn counts_by_kind_follow_every_change(store: Arc<dyn Store>) {
     for (t, k) in [
         ("t1", "a"),

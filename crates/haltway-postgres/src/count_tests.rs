@@ -4,8 +4,10 @@
 use haltway_core::JobState::{Cancelling, Completed, Queued, Running};
 use haltway_core::{ClaimRequest, JobId, Store, TenantId, Timestamp};
 
-use crate::exec::test_support::{drop_schema, explain, fresh_store, migrated_to, new_job, pg_url};
-use crate::{PgOptions, PgStore};
+use crate::PgStore;
+use crate::exec::test_support::{
+    drop_schema, explain, fresh_store, migrated_store, migrated_to, new_job,
+};
 
 /// `(queued, running, cancelling, completed)` of tenant `t` (all tenants with `None`).
 async fn counts(store: &PgStore, t: Option<&str>) -> (u64, u64, u64, u64) {
@@ -86,10 +88,7 @@ async fn migration_17_counts_the_active_jobs_already_stored() {
         ))
         .await
         .expect("rows");
-    let url = pg_url().expect("a server, as migrated_to found");
-    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
-        .await
-        .expect("connect (migrates)");
+    let store = migrated_store(&schema).await;
     assert_eq!(counts(&store, Some("t")).await, (3, 2, 1, 5));
     assert_eq!(counts(&store, Some("u")).await, (4, 0, 0, 0));
     // A create after the migration adds to what it counted.
@@ -137,10 +136,7 @@ async fn migration_19_drops_the_index_of_active_jobs() {
                 .get::<_, i64>(0)
         };
         assert_eq!(indexes().await, i64::from(had_it));
-        let url = pg_url().expect("a server, as migrated_to found");
-        let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
-            .await
-            .expect("connect (migrates)");
+        let store = migrated_store(&schema).await;
         assert_eq!(indexes().await, 0, "had it: {had_it}");
         drop(store);
         drop_schema(&admin, &s).await;

@@ -5,8 +5,10 @@
 use haltway_core::Timestamp;
 use haltway_core::{ClaimRequest, GroupId, JobId, JobState, ListQuery, NewJob, Store, TenantId};
 
-use crate::exec::test_support::{drop_schema, explain, fresh_store, migrated_to, new_job, pg_url};
-use crate::{PgOptions, PgStore};
+use crate::PgStore;
+use crate::exec::test_support::{
+    drop_schema, explain, fresh_store, migrated_store, migrated_to, new_job,
+};
 
 /// A new job of tenant `t` in group `g`.
 fn in_group(t: &str, g: &str) -> NewJob {
@@ -181,10 +183,7 @@ async fn migration_18_lists_the_groups_of_jobs_already_stored() {
         ))
         .await
         .expect("rows");
-    let url = pg_url().expect("a server, as migrated_to found");
-    let store = PgStore::connect(&url, PgOptions::default().schema(&schema))
-        .await
-        .expect("connect (migrates)");
+    let store = migrated_store(&schema).await;
     let rows = admin
         .query(
             &format!("SELECT id, grp FROM {s}.job_tenants WHERE tenant = 't' ORDER BY id"),

@@ -746,6 +746,15 @@ pub(crate) mod test_support {
             .join("\n")
     }
 
+    /// A store on `schema` of the test server, which it migrates the rest of the way (after
+    /// [`migrated_to`]).
+    pub(crate) async fn migrated_store(schema: &str) -> crate::PgStore {
+        let url = pg_url().expect("a server, as migrated_to found");
+        crate::PgStore::connect(&url, crate::PgOptions::default().schema(schema))
+            .await
+            .expect("connect (migrates)")
+    }
+
     /// A store on a fresh schema of the test server, an admin connection to it and the
     /// schema's quoted name; `None` without a server (see [`pg_url`]).
     pub(crate) async fn fresh_store() -> Option<(crate::PgStore, tokio_postgres::Client, String)> {

@@ -313,8 +313,9 @@ const MIGRATIONS: &[&str] = &[
     // group and id, so that a page of one group (what a profile reads to show a run and its
     // parts) reads the group's rows rather than every newer job of its tenant. The rows are
     // written once and never updated, so the index takes one entry per job in a group. The
-    // `ALTER TABLE` holds writes to `job_tenants` until the migration commits, so no job is
-    // listed without its group.
+    // `ALTER TABLE` holds writes to `job_tenants` until the migration commits, so no row
+    // written meanwhile misses its copy; a node of an earlier version still running after it
+    // lists its new jobs without their groups (upgrade every node together).
     r"
     ALTER TABLE {s}.job_tenants ADD COLUMN grp text;
     UPDATE {s}.job_tenants t SET grp = j.grp FROM {s}.jobs j

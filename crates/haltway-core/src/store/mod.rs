@@ -142,7 +142,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Lists a tenant's jobs, newest first, after the cursor of a previous page. A page of one
     /// group should read that group's jobs, not every job of the tenant (the stores here keep
-    /// an index of each group's jobs for it).
+    /// an index of each group's jobs for it), and a page filtered by state or kind should stop
+    /// once it holds as many jobs as the tenant has there (the stores here bound it by their
+    /// counts).
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>>;
 
     /// Claims up to the requested number of ready jobs of each kind for `worker`, in one batch:

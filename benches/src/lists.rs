@@ -18,9 +18,9 @@ use crate::postgres;
 use crate::report::{self, Row};
 
 pub(crate) const SCENARIOS: &[(&str, crate::memory::Scenario)] = &[
-    ("group-list", memory),
-    ("sqlite-group-list", sqlite),
-    ("pg-group-list", pg),
+    ("lists", memory),
+    ("sqlite-lists", sqlite),
+    ("pg-lists", pg),
 ];
 
 /// Jobs in the group listed, and jobs running when the running ones are listed.

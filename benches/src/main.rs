@@ -52,7 +52,7 @@ pub(crate) struct Sizes {
     pub(crate) deep_queue: usize,
     /// Finished jobs a tenant has stored in the capped-create scenario.
     pub(crate) capped_history: usize,
-    /// Jobs a tenant has stored outside the group listed in the group-list scenarios.
+    /// Jobs a tenant has stored beside the pages timed in the list scenarios.
     pub(crate) list_history: usize,
     pub(crate) horizon_secs: u64,
     pub(crate) long_runs: usize,

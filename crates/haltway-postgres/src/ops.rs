@@ -14,15 +14,22 @@ use haltway_core::{
 use crate::error::pg;
 use crate::reader::Reader;
 
+/// The rows that add up to the counts of jobs in schema `s`: those of `job_counts` and the
+/// delta rows not yet folded into it that `filter` (a `WHERE` clause, or nothing) lets
+/// through, each as the columns `cols` (each followed by a comma, or nothing) and its count
+/// `n`. Summed in one statement, so one snapshot, they give the jobs as committed.
+pub(crate) fn counted_rows(s: &str, cols: &str, filter: &str) -> String {
+    format!(
+        "SELECT {cols} n FROM {s}.job_counts {filter} \
+         UNION ALL SELECT {cols} d FROM {s}.job_count_deltas {filter}"
+    )
+}
+
 /// The count of jobs by kind and state: of every tenant, or with `one` of the tenant `$1`.
 pub(crate) fn counts_sql(s: &str, one: bool) -> String {
     let only = if one { "WHERE tenant = $1" } else { "" };
-    format!(
-        "SELECT kind, state::int8, sum(n)::int8 FROM ( \
-             SELECT kind, state, n FROM {s}.job_counts {only} \
-             UNION ALL SELECT kind, state, d FROM {s}.job_count_deltas {only}) c \
-         GROUP BY 1, 2"
-    )
+    let rows = counted_rows(s, "kind, state,", only);
+    format!("SELECT kind, state::int8, sum(n)::int8 FROM ({rows}) c GROUP BY 1, 2")
 }
 
 /// The advisory lock key of one of this schema's singletons (`what`: `purge`, `compact`).

@@ -61,13 +61,10 @@ pub(crate) fn opening_statements(s: &str) -> [String; 8] {
 pub(crate) fn list_jobs(s: &str, group: bool, bounded: bool) -> String {
     let of_group = if group { " AND t.grp = $6" } else { "" };
     let limit = if bounded {
-        let of =
-            "tenant = $1 AND ($3::int2 IS NULL OR state = $3) AND ($4::text IS NULL OR kind = $4)";
-        format!(
-            "least($5::int8, (SELECT coalesce(sum(n), 0)::int8 FROM ( \
-                 SELECT n FROM {s}.job_counts WHERE {of} \
-                 UNION ALL SELECT d FROM {s}.job_count_deltas WHERE {of}) c))"
-        )
+        let of = "WHERE tenant = $1 AND ($3::int2 IS NULL OR state = $3) \
+                  AND ($4::text IS NULL OR kind = $4)";
+        let rows = crate::ops::counted_rows(s, "", of);
+        format!("least($5::int8, (SELECT coalesce(sum(n), 0)::int8 FROM ({rows}) c))")
     } else {
         "$5".to_owned()
     };
@@ -86,13 +83,9 @@ pub(crate) fn list_jobs(s: &str, group: bool, bounded: bool) -> String {
 /// changes: in one statement, so one snapshot, they add up to the tenants' active jobs as
 /// committed, whatever their history.
 pub(crate) fn count_active(s: &str) -> String {
-    let active = format!("tenant = ANY($1) AND state IN ({QUEUED}, {RUNNING}, {CANCELLING})");
-    format!(
-        "SELECT tenant, sum(n)::int8 FROM ( \
-             SELECT tenant, n FROM {s}.job_counts WHERE {active} \
-             UNION ALL SELECT tenant, d FROM {s}.job_count_deltas WHERE {active}) c \
-         GROUP BY tenant"
-    )
+    let active = format!("WHERE tenant = ANY($1) AND state IN ({QUEUED}, {RUNNING}, {CANCELLING})");
+    let rows = crate::ops::counted_rows(s, "tenant,", &active);
+    format!("SELECT tenant, sum(n)::int8 FROM ({rows}) c GROUP BY tenant")
 }
 
 /// Deletes the `job_tenants` rows of the jobs with ids `$1` in schema `s` (before the jobs).

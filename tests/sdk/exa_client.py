@@ -121,6 +121,17 @@ def main():
     empty = exa.websets.create(params={"title": "later"})
     assert empty.status == "idle" and empty.searches == []
 
+    # Every webset, newest first, through the SDK's own cursor pages of two.
+    listed = list(exa.websets.list_all(limit=2))
+    assert [w.id for w in listed] == [empty.id, ws2.id, ws.id], [w.id for w in listed]
+    assert [len(w.searches) for w in listed] == [0, 1, 2], [len(w.searches) for w in listed]
+    assert listed[2].searches[1].id == second.id and listed[2].title == "Fintech"
+    first_page = exa.websets.list(limit=2)
+    assert first_page.has_more and first_page.next_cursor == ws2.id, first_page
+    expect_status(422, lambda: exa.websets.list(cursor=first.id))
+    assert other.websets.list().data == []
+    expect_status(422, lambda: other.websets.list(cursor=ws.id))
+
     # The tenant's event log: filtered by type, paged by cursor, one by id.
     events, cursor = [], None
     while True:

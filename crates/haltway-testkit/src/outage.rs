@@ -1,8 +1,8 @@
-//! A store wrapper for outage tests: while it is down, every call fails as an unreachable
-//! store's would.
+//! A store wrapper for tests: while it is down, every call fails as an unreachable store's
+//! would; and it counts the jobs its pages returned, for tests of what a caller reads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use haltway_core::{
@@ -15,10 +15,12 @@ use tokio::sync::broadcast;
 
 /// Wraps a store; [`set_down`](Self::set_down) makes every call fail with a
 /// [`StoreErrorKind::Unavailable`] error until it is set up again. Notices pass through.
+/// [`listed`](Self::listed) counts the jobs that [`Store::list`] returned through it.
 #[derive(Debug, Clone)]
 pub struct Outage {
     inner: Arc<dyn Store>,
     down: Arc<AtomicBool>,
+    listed: Arc<AtomicU64>,
 }
 
 impl Outage {
@@ -27,7 +29,14 @@ impl Outage {
         Outage {
             inner,
             down: Arc::new(AtomicBool::new(false)),
+            listed: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// How many jobs the pages of [`Store::list`] have returned through this wrapper (and its
+    /// clones) so far.
+    pub fn listed(&self) -> u64 {
+        self.listed.load(Ordering::SeqCst)
     }
 
     /// Takes the store down (`true`) or brings it back.
@@ -63,7 +72,10 @@ impl Store for Outage {
     }
     async fn list(&self, tenant: &TenantId, query: &ListQuery) -> Result<Page<Job>> {
         self.check()?;
-        self.inner.list(tenant, query).await
+        let page = self.inner.list(tenant, query).await?;
+        self.listed
+            .fetch_add(page.data.len() as u64, Ordering::SeqCst);
+        Ok(page)
     }
     async fn claim(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {
         self.check()?;

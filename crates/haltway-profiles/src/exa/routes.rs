@@ -1,5 +1,6 @@
 //! Exa's handlers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -7,7 +8,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use haltway_core::{CancelMode, CancelRequest, Job, JobKind, JobState, Reason, SubmitOptions};
+use haltway_core::{
+    CancelMode, CancelRequest, Job, JobId, JobKind, JobState, ListQuery, Reason, SubmitOptions,
+};
 use serde_json::{Value, json};
 
 use super::mapping::{
@@ -107,11 +110,27 @@ async fn load_webset(s: &Shared, caller: &Caller, id: &str) -> Result<Webset, Fa
     if !matches!(stored, Stored::Webset { .. }) {
         return Err(Fail::NotFound(not_found));
     }
+    with_searches(s, caller, record, stored).await
+}
+
+/// A webset's record with its searches, oldest first, read through the webset's group.
+async fn with_searches(
+    s: &Shared,
+    caller: &Caller,
+    record: Job,
+    stored: Stored,
+) -> Result<Webset, Fail> {
+    let id = record.id.to_string();
     let mut searches = Vec::new();
-    for (job, wire) in s.own_jobs(caller, Some(group(id))).await?.into_iter().rev() {
+    for (job, wire) in s
+        .own_jobs(caller, Some(group(&id)))
+        .await?
+        .into_iter()
+        .rev()
+    {
         let stored = decode(wire)?;
         if let Stored::Search { webset, .. } = &stored
-            && webset == id
+            && *webset == id
         {
             searches.push(SearchJob {
                 webset: webset.clone(),
@@ -127,7 +146,55 @@ async fn load_webset(s: &Shared, caller: &Caller, id: &str) -> Result<Webset, Fa
     })
 }
 
-/// Every webset of the caller, oldest first.
+/// A page of the caller's websets, newest first, after webset `after`, and whether more
+/// follow. Reads the webset records a store page at a time through their kind (up to one
+/// more than the page, to know whether more follow), then each webset's searches through its
+/// group: what the page shows, not every job of the tenant.
+async fn webset_page(
+    s: &Shared,
+    caller: &Caller,
+    mut after: Option<JobId>,
+    limit: usize,
+) -> Result<(Vec<Webset>, bool), Fail> {
+    let mut records = Vec::new();
+    let more = loop {
+        let page = s
+            .engine
+            .list(
+                &caller.tenant,
+                &ListQuery {
+                    kind: Some(<RecordKind as JobKind>::NAME.into()),
+                    after,
+                    limit: limit + 1 - records.len(),
+                    ..ListQuery::default()
+                },
+            )
+            .await?;
+        for job in page.data {
+            if let Some(wire) = s.wire(&job) {
+                let stored = decode(wire)?;
+                if matches!(stored, Stored::Webset { .. }) {
+                    records.push((job, stored));
+                }
+            }
+        }
+        if records.len() > limit {
+            break true;
+        }
+        match page.next_cursor.and_then(|c| c.parse().ok()) {
+            Some(next) if page.has_more => after = Some(next),
+            _ => break false,
+        }
+    };
+    records.truncate(limit);
+    let mut websets = Vec::with_capacity(records.len());
+    for (record, stored) in records {
+        websets.push(with_searches(s, caller, record, stored).await?);
+    }
+    Ok((websets, more))
+}
+
+/// Every webset of the caller, oldest first (for the event log, which reads them all).
 async fn all_websets(s: &Shared, caller: &Caller) -> Result<Vec<Webset>, Fail> {
     let jobs = s.own_jobs(caller, None).await?;
     let mut websets: Vec<Webset> = Vec::new();
@@ -151,9 +218,14 @@ async fn all_websets(s: &Shared, caller: &Caller) -> Result<Vec<Webset>, Fail> {
             }
         }
     }
+    let at: HashMap<String, usize> = websets
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.id(), i))
+        .collect();
     for s in searches {
-        if let Some(w) = websets.iter_mut().find(|w| w.id() == s.webset) {
-            w.searches.push(s);
+        if let Some(&i) = at.get(&s.webset) {
+            websets[i].searches.push(s);
         }
     }
     Ok(websets)
@@ -256,18 +328,28 @@ async fn list_websets(State(s): St, headers: HeaderMap, RawQuery(raw): RawQuery)
         let caller = s.caller(&headers)?;
         let pairs = query_pairs(raw.as_deref());
         let limit = page_size(&pairs)?;
-        let mut all = all_websets(&s, &caller).await?;
-        all.reverse();
-        let start = after_cursor(&pairs, &all, |w| w.id())?;
-        let page: Vec<&Webset> = all.iter().skip(start).take(limit).collect();
-        let more = start + page.len() < all.len();
+        let after = match query_value(&pairs, "cursor").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(cursor) => Some(webset_cursor(&s, &caller, cursor).await?),
+        };
+        let (page, more) = webset_page(&s, &caller, after, limit).await?;
         Ok(json!({
             "data": page.iter().map(|w| webset(w, None)).collect::<Vec<_>>(),
             "hasMore": more,
-            "nextCursor": if more { page.last().map(|w| w.id()) } else { None },
+            "nextCursor": if more { page.last().map(Webset::id) } else { None },
         }))
     };
     answer(read.await)
+}
+
+/// The webset a list `cursor` names (the last of the page before): one of the caller's.
+async fn webset_cursor(s: &Shared, caller: &Caller, cursor: &str) -> Result<JobId, Fail> {
+    let not_a_cursor = || Fail::query("cursor", "not a cursor of this list");
+    match s.load_as::<Stored>(caller, cursor, "").await {
+        Ok((record, Stored::Webset { .. })) => Ok(record.id),
+        Ok(_) | Err(Fail::NotFound(_)) => Err(not_a_cursor()),
+        Err(other) => Err(other),
+    }
 }
 
 async fn get_webset(

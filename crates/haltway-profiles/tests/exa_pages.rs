@@ -1,0 +1,205 @@
+//! The Exa profile's list of websets (`GET /websets/v0/websets`): cursor pages, newest first,
+//! each webset with its searches; and a page reads what it shows, not every job of the tenant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use haltway_core::{Engine, JobContext, JobError, JobKind, MemoryStore};
+use haltway_http::{ApiConfig, Keys};
+use haltway_profiles::{Backing, Found, Product, Profiles};
+use haltway_testkit::Outage;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Delivers two items and completes.
+struct Two;
+
+impl JobKind for Two {
+    const NAME: &'static str = "test.two";
+    type Input = Value;
+    type Item = u64;
+
+    async fn run(&self, ctx: JobContext<Self>, _: Value) -> Result<(), JobError> {
+        for n in 0..2 {
+            ctx.deliver(n).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn send(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .body(if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        })
+        .expect("request");
+    let resp = router.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|w| w["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webset_pages_read_the_websets_they_show() {
+    let store = Outage::new(Arc::new(MemoryStore::new()));
+    let engine = haltway_profiles::register_kinds(Engine::builder(store.clone()))
+        .register(Two)
+        .poll_interval(Duration::from_millis(10))
+        .build();
+    engine.start();
+    let keys = Arc::new(Keys::in_memory());
+    let (_, key) = keys.create(&"acme".into(), "k", false, 0).expect("key");
+    let (_, other) = keys.create(&"other".into(), "k", false, 0).expect("key");
+    let backing = Backing::new(
+        Two::NAME,
+        |_| json!({}),
+        |e| Found::new(&e.seq.to_string(), "x", "x.example"),
+    );
+    let profiles = Profiles::new(engine.clone(), keys.clone()).mount(Product::Exa, backing);
+    let router = haltway_http::router_with(
+        engine.clone(),
+        keys,
+        ApiConfig::default(),
+        profiles.router(),
+    );
+
+    // 300 jobs of the tenant made through the native API, then 12 websets with a search each
+    // and one without, oldest first.
+    for _ in 0..300 {
+        let (status, body) = send(
+            &router,
+            "POST",
+            "/v1/jobs",
+            &key,
+            json!({"kind": Two::NAME, "input": {}}),
+        )
+        .await;
+        assert!(status.is_success(), "{body}");
+    }
+    let mut made = Vec::new();
+    for n in 0..13 {
+        let body = if n < 12 {
+            json!({"title": format!("w{n}"), "search": {"query": "q", "count": 2}})
+        } else {
+            json!({"title": "empty"})
+        };
+        let (status, ws) = send(&router, "POST", "/websets/v0/websets", &key, body).await;
+        assert!(status.is_success(), "{ws}");
+        made.push(ws["id"].as_str().expect("id").to_owned());
+    }
+    made.reverse();
+
+    // The first page: the five newest, each with its searches, and a cursor to the rest.
+    let before = store.listed();
+    let (status, first) = send(
+        &router,
+        "GET",
+        "/websets/v0/websets?limit=5",
+        &key,
+        Value::Null,
+    )
+    .await;
+    let read = store.listed() - before;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(ids(&first), made[..5], "{first}");
+    assert_eq!(first["hasMore"], true, "{first}");
+    assert_eq!(first["nextCursor"], made[4].as_str(), "{first}");
+    assert_eq!(first["data"][0]["title"], "empty", "{first}");
+    assert_eq!(first["data"][0]["searches"], json!([]), "{first}");
+    for w in &first["data"].as_array().expect("data")[1..] {
+        let searches = w["searches"].as_array().expect("searches");
+        assert_eq!(searches.len(), 1, "{w}");
+        assert_eq!(searches[0]["websetId"], w["id"], "{w}");
+    }
+    // Six webset records (the page and one more, to know that more follow) and the four
+    // searches shown; the tenant holds 325 jobs.
+    assert_eq!(
+        read,
+        6 + 4,
+        "jobs the store returned for one page of five websets"
+    );
+
+    // The cursor pages give every webset once, newest first, and the last says no more.
+    let mut all = ids(&first);
+    let mut cursor = first["nextCursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let (status, page) = send(
+            &router,
+            "GET",
+            &format!("/websets/v0/websets?limit=5&cursor={c}"),
+            &key,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        all.extend(ids(&page));
+        cursor = page["nextCursor"].as_str().map(str::to_owned);
+        assert_eq!(page["hasMore"], cursor.is_some(), "{page}");
+    }
+    assert_eq!(all, made);
+    let (_, whole) = send(
+        &router,
+        "GET",
+        "/websets/v0/websets?limit=13",
+        &key,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(ids(&whole), made, "{whole}");
+    assert_eq!(whole["hasMore"], false, "{whole}");
+    assert_eq!(whole["nextCursor"], Value::Null, "{whole}");
+
+    // A cursor is one of the caller's websets: not a search, not another tenant's, not junk.
+    let search = first["data"][1]["searches"][0]["id"]
+        .as_str()
+        .expect("search id")
+        .to_owned();
+    for (caller, cursor) in [
+        (&key, search.as_str()),
+        (&other, made[0].as_str()),
+        (&key, "nope"),
+    ] {
+        let (status, body) = send(
+            &router,
+            "GET",
+            &format!("/websets/v0/websets?cursor={cursor}"),
+            caller,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{cursor}: {body}");
+    }
+    let (status, none) = send(&router, "GET", "/websets/v0/websets", &other, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{none}");
+    assert_eq!(
+        none,
+        json!({"data": [], "hasMore": false, "nextCursor": null})
+    );
+}

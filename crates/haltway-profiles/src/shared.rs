@@ -213,11 +213,12 @@ impl Shared {
         found
     }
 
-    /// Every job of the caller that this profile made (newest first), optionally of one group.
+    /// Every job of the caller that this profile made (newest first) among those `filter`
+    /// selects (its group, kind or state; its cursor and size are set here, page by page).
     pub(crate) async fn own_jobs(
         &self,
         caller: &Caller,
-        group: Option<haltway_core::GroupId>,
+        filter: &ListQuery,
     ) -> Result<Vec<(Job, Value)>, Fail> {
         let mut out = Vec::new();
         let mut after = None;
@@ -227,10 +228,9 @@ impl Shared {
                 .list(
                     &caller.tenant,
                     &ListQuery {
-                        group: group.clone(),
                         after,
                         limit: 1000,
-                        ..ListQuery::default()
+                        ..filter.clone()
                     },
                 )
                 .await?;

@@ -1,5 +1,6 @@
 //! The Exa profile's list of websets (`GET /websets/v0/websets`): cursor pages, newest first,
-//! each webset with its searches; and a page reads what it shows, not every job of the tenant.
+//! each webset with its searches; and a page reads what it shows, not every job of the tenant,
+//! as the event log reads the profile's jobs only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,6 +197,65 @@ async fn webset_pages_read_the_websets_they_show() {
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{cursor}: {body}");
     }
+
+    // The event log reads the profile's jobs (webset records and searches), not the tenant's
+    // 300 native ones: 13 + 12 jobs, once every search has completed.
+    for _ in 0..500 {
+        let (_, page) = send(
+            &router,
+            "GET",
+            "/websets/v0/websets?limit=13",
+            &key,
+            Value::Null,
+        )
+        .await;
+        if page["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|w| w["status"] == "idle")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = store.listed();
+    let (status, log) = send(
+        &router,
+        "GET",
+        "/websets/v0/events?limit=200",
+        &key,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_eq!(
+        store.listed() - before,
+        13 + 12,
+        "jobs the store returned for the event log"
+    );
+    let count = |kind: &str| {
+        log["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .count()
+    };
+    // Every webset's creation, each search's creation, end and two items, and the idle event
+    // of each webset whose search ended (the empty one has none).
+    let counts: Vec<usize> = [
+        "webset.created",
+        "webset.search.created",
+        "webset.search.completed",
+        "webset.item.created",
+        "webset.idle",
+    ]
+    .map(count)
+    .to_vec();
+    assert_eq!(counts, [13, 12, 12, 24, 12]);
+    assert_eq!(log["hasMore"], false);
+
     let (status, none) = send(&router, "GET", "/websets/v0/websets", &other, Value::Null).await;
     assert_eq!(status, StatusCode::OK, "{none}");
     assert_eq!(

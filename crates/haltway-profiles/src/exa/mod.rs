@@ -14,11 +14,13 @@
 //!
 //! `behavior: "override"` is accepted and behaves as `append` (earlier items are kept): the
 //! engine does not re-evaluate earlier items against new criteria. Criteria and entity types
-//! are echoed, not evaluated. A page of the webset list reads the page's webset records (one
-//! more, to know whether more follow) through their kind, and each one's searches through its
-//! group, whatever else the tenant has run. The event log is derived from the jobs, ledgers and
-//! cancel records on each call (it reads every webset job of the tenant), so it is meant for
-//! following recent activity rather than for tenants with very many websets.
+//! are echoed, not evaluated. A page of the webset list asks the store for the page's webset
+//! records (and one more, to know whether more follow) through their kind, and for each one's
+//! searches through its group; the store passes over the tenant's other jobs newer than those
+//! records, as any page filtered by kind does. The event log is derived from the jobs, ledgers
+//! and cancel records on each call (it reads every webset of the tenant the same way, with its
+//! searches and their items), so it is meant for following recent activity rather than for
+//! tenants with very many websets.
 //!
 //! Webhooks (`/websets/v0/webhooks`: create, list, get, update, delete, and `…/attempts`) are
 //! the tenant's webhook subscriptions, signed Exa's way (`Exa-Signature: t=<unix>,v1=<hex>`);

@@ -1,6 +1,5 @@
 //! Exa's handlers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -122,12 +121,11 @@ async fn with_searches(
 ) -> Result<Webset, Fail> {
     let id = record.id.to_string();
     let mut searches = Vec::new();
-    for (job, wire) in s
-        .own_jobs(caller, Some(group(&id)))
-        .await?
-        .into_iter()
-        .rev()
-    {
+    let of_group = ListQuery {
+        group: Some(group(&id)),
+        ..ListQuery::default()
+    };
+    for (job, wire) in s.own_jobs(caller, &of_group).await?.into_iter().rev() {
         let stored = decode(wire)?;
         if let Stored::Search { webset, .. } = &stored
             && *webset == id
@@ -194,38 +192,19 @@ async fn webset_page(
     Ok((websets, more))
 }
 
-/// Every webset of the caller, oldest first (for the event log, which reads them all).
+/// Every webset of the caller, oldest first, with its searches (for the event log, which
+/// reads them all): the records through their kind, each one's searches through its group,
+/// and none of the tenant's other jobs.
 async fn all_websets(s: &Shared, caller: &Caller) -> Result<Vec<Webset>, Fail> {
-    let jobs = s.own_jobs(caller, None).await?;
-    let mut websets: Vec<Webset> = Vec::new();
-    let mut searches = Vec::new();
-    for (job, wire) in jobs.into_iter().rev() {
-        match decode(wire)? {
-            stored @ Stored::Webset { .. } => websets.push(Webset {
-                record: job,
-                stored,
-                searches: Vec::new(),
-            }),
-            stored @ Stored::Search { .. } => {
-                let Stored::Search { webset, .. } = &stored else {
-                    continue;
-                };
-                searches.push(SearchJob {
-                    webset: webset.clone(),
-                    job,
-                    stored,
-                });
-            }
-        }
-    }
-    let at: HashMap<String, usize> = websets
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (w.id(), i))
-        .collect();
-    for s in searches {
-        if let Some(&i) = at.get(&s.webset) {
-            websets[i].searches.push(s);
+    let records = ListQuery {
+        kind: Some(<RecordKind as JobKind>::NAME.into()),
+        ..ListQuery::default()
+    };
+    let mut websets = Vec::new();
+    for (record, wire) in s.own_jobs(caller, &records).await?.into_iter().rev() {
+        let stored = decode(wire)?;
+        if matches!(stored, Stored::Webset { .. }) {
+            websets.push(with_searches(s, caller, record, stored).await?);
         }
     }
     Ok(websets)

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use haltway_core::{BudgetChange, Engine, JobContext, JobError, JobKind, KindOptions, MemoryStore};
 use haltway_http::{ApiConfig, Keys};
 use haltway_profiles::{Backing, Found, Product, Profiles};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+
+mod support;
+use support::{get, send};
 
 /// Fixed cost 5; delivers keyed items of cost 2, one every few milliseconds, until stopped.
 struct Paid;
@@ -43,34 +43,6 @@ impl JobKind for Paid {
     }
 }
 
-async fn send(
-    router: &axum::Router,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {key}"))
-        .header("x-api-key", key)
-        .header("content-type", "application/json")
-        .body(if body.is_null() {
-            Body::empty()
-        } else {
-            Body::from(body.to_string())
-        })
-        .expect("request");
-    let resp = router.clone().oneshot(req).await.expect("infallible");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 async fn until(
     router: &axum::Router,
     path: &str,
@@ -78,7 +50,7 @@ async fn until(
     done: impl Fn(&Value) -> bool,
 ) -> Value {
     for _ in 0..500 {
-        let (_, v) = send(router, "GET", path, key, Value::Null).await;
+        let (_, v) = get(router, path, key).await;
         if done(&v) {
             return v;
         }

@@ -5,15 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use haltway_core::{Engine, JobContext, JobError, JobKind, MemoryStore};
 use haltway_http::{ApiConfig, Keys};
 use haltway_profiles::{Backing, Found, Product, Profiles};
 use haltway_testkit::Outage;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+
+mod support;
+use support::{get, send};
 
 /// Delivers two items and completes.
 struct Two;
@@ -29,33 +29,6 @@ impl JobKind for Two {
         }
         Ok(())
     }
-}
-
-async fn send(
-    router: &axum::Router,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-api-key", key)
-        .header("content-type", "application/json")
-        .body(if body.is_null() {
-            Body::empty()
-        } else {
-            Body::from(body.to_string())
-        })
-        .expect("request");
-    let resp = router.clone().oneshot(req).await.expect("infallible");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -119,14 +92,7 @@ async fn webset_pages_read_the_websets_they_show() {
 
     // The first page: the five newest, each with its searches, and a cursor to the rest.
     let before = store.listed();
-    let (status, first) = send(
-        &router,
-        "GET",
-        "/websets/v0/websets?limit=5",
-        &key,
-        Value::Null,
-    )
-    .await;
+    let (status, first) = get(&router, "/websets/v0/websets?limit=5", &key).await;
     let read = store.listed() - before;
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(ids(&first), made[..5], "{first}");
@@ -151,12 +117,10 @@ async fn webset_pages_read_the_websets_they_show() {
     let mut all = ids(&first);
     let mut cursor = first["nextCursor"].as_str().map(str::to_owned);
     while let Some(c) = cursor {
-        let (status, page) = send(
+        let (status, page) = get(
             &router,
-            "GET",
             &format!("/websets/v0/websets?limit=5&cursor={c}"),
             &key,
-            Value::Null,
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{page}");
@@ -165,14 +129,7 @@ async fn webset_pages_read_the_websets_they_show() {
         assert_eq!(page["hasMore"], cursor.is_some(), "{page}");
     }
     assert_eq!(all, made);
-    let (_, whole) = send(
-        &router,
-        "GET",
-        "/websets/v0/websets?limit=13",
-        &key,
-        Value::Null,
-    )
-    .await;
+    let (_, whole) = get(&router, "/websets/v0/websets?limit=13", &key).await;
     assert_eq!(ids(&whole), made, "{whole}");
     assert_eq!(whole["hasMore"], false, "{whole}");
     assert_eq!(whole["nextCursor"], Value::Null, "{whole}");
@@ -187,12 +144,10 @@ async fn webset_pages_read_the_websets_they_show() {
         (&other, made[0].as_str()),
         (&key, "nope"),
     ] {
-        let (status, body) = send(
+        let (status, body) = get(
             &router,
-            "GET",
             &format!("/websets/v0/websets?cursor={cursor}"),
             caller,
-            Value::Null,
         )
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{cursor}: {body}");
@@ -201,14 +156,7 @@ async fn webset_pages_read_the_websets_they_show() {
     // The event log reads the profile's jobs (webset records and searches), not the tenant's
     // 300 native ones: 13 + 12 jobs, once every search has completed.
     for _ in 0..500 {
-        let (_, page) = send(
-            &router,
-            "GET",
-            "/websets/v0/websets?limit=13",
-            &key,
-            Value::Null,
-        )
-        .await;
+        let (_, page) = get(&router, "/websets/v0/websets?limit=13", &key).await;
         if page["data"]
             .as_array()
             .expect("data")
@@ -220,14 +168,7 @@ async fn webset_pages_read_the_websets_they_show() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let before = store.listed();
-    let (status, log) = send(
-        &router,
-        "GET",
-        "/websets/v0/events?limit=200",
-        &key,
-        Value::Null,
-    )
-    .await;
+    let (status, log) = get(&router, "/websets/v0/events?limit=200", &key).await;
     assert_eq!(status, StatusCode::OK, "{log}");
     assert_eq!(
         store.listed() - before,
@@ -256,7 +197,7 @@ async fn webset_pages_read_the_websets_they_show() {
     assert_eq!(counts, [13, 12, 12, 24, 12]);
     assert_eq!(log["hasMore"], false);
 
-    let (status, none) = send(&router, "GET", "/websets/v0/websets", &other, Value::Null).await;
+    let (status, none) = get(&router, "/websets/v0/websets", &other).await;
     assert_eq!(status, StatusCode::OK, "{none}");
     assert_eq!(
         none,

@@ -144,6 +144,14 @@ async fn with_searches(
     })
 }
 
+/// The jobs of the kind that keeps webset records (and nothing else in this profile).
+fn records_query() -> ListQuery {
+    ListQuery {
+        kind: Some(<RecordKind as JobKind>::NAME.into()),
+        ..ListQuery::default()
+    }
+}
+
 /// A page of the caller's websets, newest first, after webset `after`, and whether more
 /// follow. Reads the webset records a store page at a time through their kind (up to one
 /// more than the page, to know whether more follow), then each webset's searches through its
@@ -161,10 +169,9 @@ async fn webset_page(
             .list(
                 &caller.tenant,
                 &ListQuery {
-                    kind: Some(<RecordKind as JobKind>::NAME.into()),
                     after,
                     limit: limit + 1 - records.len(),
-                    ..ListQuery::default()
+                    ..records_query()
                 },
             )
             .await?;
@@ -196,12 +203,13 @@ async fn webset_page(
 /// reads them all): the records through their kind, each one's searches through its group,
 /// and none of the tenant's other jobs.
 async fn all_websets(s: &Shared, caller: &Caller) -> Result<Vec<Webset>, Fail> {
-    let records = ListQuery {
-        kind: Some(<RecordKind as JobKind>::NAME.into()),
-        ..ListQuery::default()
-    };
     let mut websets = Vec::new();
-    for (record, wire) in s.own_jobs(caller, &records).await?.into_iter().rev() {
+    for (record, wire) in s
+        .own_jobs(caller, &records_query())
+        .await?
+        .into_iter()
+        .rev()
+    {
         let stored = decode(wire)?;
         if matches!(stored, Stored::Webset { .. }) {
             websets.push(with_searches(s, caller, record, stored).await?);

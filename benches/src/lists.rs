@@ -1,7 +1,9 @@
 //! Pages of a tenant's jobs once it has a long history of other jobs: one group's jobs
 //! (`ListQuery::group`, what a profile reads to show a run and its parts), and its running jobs
 //! (`ListQuery::state`, a dashboard's view of the work under way). Each should cost what it
-//! holds, not what the tenant ever ran.
+//! holds, not what the tenant ever ran. The running jobs' page is timed twice: jobs started
+//! after the history, and jobs started before it and running all through it, whose page walks
+//! past the newer jobs in other states (no store keeps a tenant's jobs by state).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +31,9 @@ const IN_GROUP: usize = 3;
 /// Lists timed per phase, one after the other.
 const LISTS: usize = 200;
 
+/// Lists timed in the phase whose pages walk the whole history.
+const WALKS: usize = 20;
+
 /// Waits until it is cancelled.
 struct Hold;
 
@@ -45,13 +50,23 @@ impl JobKind for Hold {
 
 fn rows(history: usize, store: &'static str, p: Phases) -> Vec<Row> {
     let what = "the same page with nothing else stored, same run";
-    let (mut group, mut group_clean, mut running, mut running_clean) = p;
+    let Phases {
+        mut group,
+        mut group_clean,
+        mut running,
+        mut running_clean,
+        mut running_old,
+    } = p;
     let group_title = format!(
         "list of a group's {IN_GROUP} jobs, the tenant has {history} newer jobs stored \
          ({LISTS} lists)"
     );
     let running_title = format!(
         "list of a tenant's {IN_GROUP} running jobs, {history} older jobs stored ({LISTS} lists)"
+    );
+    let old_title = format!(
+        "list of a tenant's {IN_GROUP} running jobs, started before {history} newer jobs \
+         stored ({WALKS} lists)"
     );
     vec![
         report::latency_row(group_title, store, &mut group, what, &mut group_clean, ""),
@@ -63,12 +78,26 @@ fn rows(history: usize, store: &'static str, p: Phases) -> Vec<Row> {
             &mut running_clean,
             "",
         ),
+        report::latency_row(
+            old_title,
+            store,
+            &mut running_old,
+            what,
+            &mut running_clean,
+            "",
+        ),
     ]
 }
 
-/// The group's page with the history stored and without it, then the running jobs' page with
-/// and without.
-type Phases = (Vec<Duration>, Vec<Duration>, Vec<Duration>, Vec<Duration>);
+/// The pages timed: the group's with the history stored and without it, the running jobs'
+/// with and without (started after the history), and the running jobs' started before it.
+struct Phases {
+    group: Vec<Duration>,
+    group_clean: Vec<Duration>,
+    running: Vec<Duration>,
+    running_clean: Vec<Duration>,
+    running_old: Vec<Duration>,
+}
 
 fn memory(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let phases = rt.block_on(phases(Arc::new(MemoryStore::new()), s.list_history));
@@ -100,10 +129,11 @@ fn pg(rt: &Runtime, s: Sizes) -> Vec<Row> {
 
 /// On an empty store: runs the group's jobs to completion and times `LISTS` pages of the group
 /// (a page of 100), then starts `IN_GROUP` jobs that wait and times as many pages of the
-/// running jobs, and cancels them; then runs `history` jobs of the same tenant outside the
-/// group (newer than the group's, as a tenant's later work is) and times the group's pages
-/// again, and the running jobs' pages with as many new jobs waiting (newer than the history,
-/// as the work under way is).
+/// running jobs, and cancels them; then starts `IN_GROUP` jobs that wait through what follows,
+/// runs `history` jobs of the same tenant outside the group (newer than the group's, as a
+/// tenant's later work is), times `WALKS` pages of the running jobs (those started before the
+/// history) and cancels them, then times the group's pages again, and the running jobs' pages
+/// with as many new jobs waiting (newer than the history, as the work under way is).
 async fn phases(store: Arc<dyn Store>, history: usize) -> Phases {
     let engine = Engine::builder_shared(store)
         .register(Noop)
@@ -130,19 +160,31 @@ async fn phases(store: Arc<dyn Store>, history: usize) -> Phases {
         limit: 100,
         ..ListQuery::default()
     };
-    let group_clean = lists(&engine, &tenant, &of_group, JobState::Completed).await;
-    let running_clean = while_held(&engine, &tenant, &running).await;
+    let group_clean = lists(&engine, &tenant, &of_group, JobState::Completed, LISTS).await;
+    let held = hold(&engine, &tenant).await;
+    let running_clean = lists(&engine, &tenant, &running, JobState::Running, LISTS).await;
+    release(&engine, &tenant, held).await;
+    let held = hold(&engine, &tenant).await;
     crate::kinds::queue(&engine, Noop::NAME, history).await;
     completed(&engine, (IN_GROUP + history) as u64).await;
-    let group_deep = lists(&engine, &tenant, &of_group, JobState::Completed).await;
-    let running_deep = while_held(&engine, &tenant, &running).await;
+    let running_old = lists(&engine, &tenant, &running, JobState::Running, WALKS).await;
+    release(&engine, &tenant, held).await;
+    let group = lists(&engine, &tenant, &of_group, JobState::Completed, LISTS).await;
+    let held = hold(&engine, &tenant).await;
+    let running_deep = lists(&engine, &tenant, &running, JobState::Running, LISTS).await;
+    release(&engine, &tenant, held).await;
     engine.shutdown().await;
-    (group_deep, group_clean, running_deep, running_clean)
+    Phases {
+        group,
+        group_clean,
+        running: running_deep,
+        running_clean,
+        running_old,
+    }
 }
 
-/// Starts `IN_GROUP` jobs that wait, times the pages of `query` (the running jobs) once all
-/// run, then cancels them.
-async fn while_held(engine: &Engine, tenant: &TenantId, query: &ListQuery) -> Vec<Duration> {
+/// Starts `IN_GROUP` jobs that wait until cancelled; answers their ids once all run.
+async fn hold(engine: &Engine, tenant: &TenantId) -> Vec<JobId> {
     let mut held: Vec<JobId> = Vec::new();
     for _ in 0..IN_GROUP {
         let s = engine
@@ -156,25 +198,29 @@ async fn while_held(engine: &Engine, tenant: &TenantId, query: &ListQuery) -> Ve
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
-    let samples = lists(engine, tenant, query, JobState::Running).await;
+    held
+}
+
+/// Cancels the jobs that [`hold`] started.
+async fn release(engine: &Engine, tenant: &TenantId, held: Vec<JobId>) {
     for id in held {
         engine
             .cancel(tenant, id, &CancelRequest::default())
             .await
             .expect("cancel");
     }
-    samples
 }
 
-/// Times `LISTS` pages of `query`, each holding `IN_GROUP` jobs, all in state `state`.
+/// Times `n` pages of `query`, each holding `IN_GROUP` jobs, all in state `state`.
 async fn lists(
     engine: &Engine,
     tenant: &TenantId,
     query: &ListQuery,
     state: JobState,
+    n: usize,
 ) -> Vec<Duration> {
-    let mut samples = Vec::with_capacity(LISTS);
-    for _ in 0..LISTS {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
         let t = Instant::now();
         let page = engine.list(tenant, query).await.expect("list");
         samples.push(t.elapsed());

@@ -105,12 +105,9 @@ async fn a_commit_cut_off_by_a_server_crash_is_neither_lost_nor_invented() {
     let Some(url) = pg_support::pg_url() else {
         return;
     };
-    let Ok(restart) = std::env::var("HALTWAY_TEST_PG_RESTART") else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but HALTWAY_TEST_PG_RESTART is not set"
-        );
-        println!("SKIPPED: no HALTWAY_TEST_PG_RESTART (a script that restarts the server)");
+    let Some(restart) =
+        haltway_testkit::external("HALTWAY_TEST_PG_RESTART", "PostgreSQL restart command")
+    else {
         return;
     };
     let (store, _guard) = pg_support::store(&url).await;

@@ -15,17 +15,7 @@ use tokio::sync::mpsc;
 /// The command that restarts the test server, from `HALTWAY_TEST_PG_RESTART`. Like the URL, a
 /// missing one skips the test on a laptop and fails it in CI.
 fn restart_command() -> Option<String> {
-    match std::env::var("HALTWAY_TEST_PG_RESTART") {
-        Ok(c) if !c.is_empty() => Some(c),
-        _ => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true but HALTWAY_TEST_PG_RESTART is not set"
-            );
-            println!("SKIPPED: no PostgreSQL restart command (set HALTWAY_TEST_PG_RESTART)");
-            None
-        }
-    }
+    haltway_testkit::external("HALTWAY_TEST_PG_RESTART", "PostgreSQL restart command")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,17 +16,7 @@ use std::process::Command;
 mod server_support;
 
 fn python() -> Option<String> {
-    match std::env::var("HALTWAY_TEST_PYTHON") {
-        Ok(path) if !path.is_empty() => Some(path),
-        _ => {
-            println!("SKIPPED: no python3 (HALTWAY_TEST_PYTHON is not set)");
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true: the official clients must run (HALTWAY_TEST_PYTHON)"
-            );
-            None
-        }
-    }
+    haltway_testkit::external("HALTWAY_TEST_PYTHON", "python3")
 }
 
 /// Runs one client scenario against a fresh server and fails with its output if it fails.

@@ -15,17 +15,7 @@ mod server_support;
 use serde_json::{Value, json};
 
 fn schemathesis() -> Option<String> {
-    match std::env::var("HALTWAY_TEST_SCHEMATHESIS") {
-        Ok(path) if !path.is_empty() => Some(path),
-        _ => {
-            println!("SKIPPED: no Python (HALTWAY_TEST_SCHEMATHESIS is not set)");
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true: the schema fuzzer must run (HALTWAY_TEST_SCHEMATHESIS)"
-            );
-            None
-        }
-    }
+    haltway_testkit::external("HALTWAY_TEST_SCHEMATHESIS", "Python")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,34 @@ pub mod suite;
 
 pub use outage::Outage;
 
+/// A setting that a test of an external part (PostgreSQL, Python, a restart script) needs,
+/// from environment variable `var`. Without it, prints `SKIPPED: no {what} ({var} is not set)`
+/// and returns `None`, so the test passes on a machine without that part; in CI (`CI=true`),
+/// where `.ci/run` provides every part, a missing one fails the test instead.
+///
+/// # Panics
+/// When `CI=true` and `var` is not set (or empty).
+#[must_use]
+pub fn external(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true but {var} is not set: {what} must be there in CI"
+            );
+            println!("SKIPPED: no {what} ({var} is not set)");
+            None
+        }
+    }
+}
+
+/// The PostgreSQL test server's URL ([`external`] `HALTWAY_TEST_PG_URL`).
+#[must_use]
+pub fn pg_url() -> Option<String> {
+    external("HALTWAY_TEST_PG_URL", "PostgreSQL")
+}
+
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;

@@ -8,23 +8,7 @@ use haltway_postgres::{PgOptions, PgStore};
 
 pub(crate) mod two_nodes;
 
-/// The test server's URL from `HALTWAY_TEST_PG_URL`. Without one, prints why the test is
-/// skipped and returns `None`; in CI (`CI=true`) a missing URL fails the test instead.
-pub(crate) fn pg_url() -> Option<String> {
-    match std::env::var("HALTWAY_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true but HALTWAY_TEST_PG_URL is not set: the PostgreSQL tests must run in CI"
-            );
-            println!(
-                "SKIPPED: no PostgreSQL (set HALTWAY_TEST_PG_URL=postgres://… to run this test)"
-            );
-            None
-        }
-    }
-}
+pub(crate) use haltway_testkit::pg_url;
 
 /// A schema name no other test uses.
 pub(crate) fn fresh_schema() -> String {

@@ -2,20 +2,7 @@
 
 use super::{JobId, NewJob, Timestamp};
 
-/// The test server's URL; `None` (with a `SKIPPED` line) without one, a failure in CI.
-pub(crate) fn pg_url() -> Option<String> {
-    match std::env::var("HALTWAY_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true but HALTWAY_TEST_PG_URL is not set"
-            );
-            println!("SKIPPED: no PostgreSQL (set HALTWAY_TEST_PG_URL=postgres://… to run)");
-            None
-        }
-    }
-}
+pub(crate) use haltway_testkit::pg_url;
 
 /// A connection to the test server at `url`, for what a test reads or writes by hand.
 pub(crate) async fn admin(url: &str) -> tokio_postgres::Client {

@@ -76,7 +76,7 @@ async fn claim_latencies(store: Arc<dyn Store>, n: usize) -> Vec<Duration> {
     let engine = Engine::builder_shared(store.clone()).register(Noop).build();
     crate::kinds::queue(&engine, Noop::NAME, n).await;
     let request = ClaimRequest {
-        worker: Arc::from("bench"),
+        worker: "bench".into(),
         lease_ms: 30_000,
         kinds: vec![(KindName::from(Noop::NAME), 1)],
         max_running_per_tenant: None,

@@ -52,8 +52,8 @@ fn noop_end_to_end(rt: &Runtime, s: Sizes) -> Vec<Row> {
     vec![row]
 }
 
-/// A worker name shaped as the engine's (`worker-` and 32 hex digits).
-const WORKER: &str = "worker-0190f2a8c4d77b3e9a1c5d2e8f4b6a7c";
+/// A worker name shaped as the engine's default (`worker-` and 16 hex digits).
+const WORKER: &str = "worker-9a1c5d2e8f4b6a7c";
 
 /// The rows a job writes (insert + queued event, claim + running event, complete + completed
 /// event) by hand, in transactions of 512 jobs per step, with the values the store writes

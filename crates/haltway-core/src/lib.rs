@@ -40,5 +40,5 @@ pub use types::{
     EventData, Fired, GroupId, Hook, Job, JobEvent, JobId, JobState, KindCounts, KindName, Lease,
     NewJob, NewSchedule, OnCancel, Overlap, PRIORITIES, Page, Progress, PurgeRequest, Purged,
     Purse, Reason, Retention, Schedule, ScheduledJob, SealedSecret, StateCounts, Subscription,
-    TenantId, Timestamp, event_type,
+    TenantId, Timestamp, WorkerId, event_type,
 };

@@ -1,7 +1,5 @@
 //! Rows to values and back.
 
-use std::sync::Arc;
-
 use haltway_core::{
     CancelInfo, CancelMode, Entry, Error, EventData, Job, JobEvent, JobId, JobState, OnCancel,
     Progress, Reason, Result, Timestamp,
@@ -77,20 +75,21 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant, kind, grp, input, metadata, st
     started_at, finished_at, last_event_id, request_digest, webhook, charged, priority, trace, \
     cancel_trace";
 
-struct Arcstr(Arc<str>);
+/// A text column made into `T` straight from SQLite's copy of it.
+struct Text<T>(T);
 
-impl FromSql for Arcstr {
+impl<T: for<'s> From<&'s str>> FromSql for Text<T> {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        v.as_str().map(|s| Arcstr(Arc::from(s)))
+        v.as_str().map(|s| Text(T::from(s)))
     }
 }
 
-fn arc(row: &Row<'_>, i: usize) -> rusqlite::Result<Arc<str>> {
-    Ok(row.get::<_, Arcstr>(i)?.0)
+fn text<T: for<'s> From<&'s str>>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    Ok(row.get::<_, Text<T>>(i)?.0)
 }
 
-fn opt_arc(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Arc<str>>> {
-    Ok(row.get::<_, Option<Arcstr>>(i)?.map(|a| a.0))
+fn opt_text<T: for<'s> From<&'s str>>(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<T>> {
+    Ok(row.get::<_, Option<Text<T>>>(i)?.map(|t| t.0))
 }
 
 fn ts(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
@@ -117,11 +116,11 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     };
     Ok(Job {
         id: conv(0, id_from(&id))?,
-        tenant: arc(row, 1)?.into(),
-        kind: arc(row, 2)?.into(),
-        group: opt_arc(row, 3)?.map(Into::into),
-        input: arc(row, 4)?,
-        metadata: opt_arc(row, 5)?,
+        tenant: text(row, 1)?,
+        kind: text(row, 2)?,
+        group: opt_text(row, 3)?,
+        input: text(row, 4)?,
+        metadata: opt_text(row, 5)?,
         state: conv(6, state_from(row.get(6)?))?,
         reason: match row.get::<_, Option<i64>>(7)? {
             Some(c) => Some(conv(7, reason_from(c))?),
@@ -146,7 +145,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         run_at: Timestamp(row.get(18)?),
         deadline: ts(row, 19)?,
         lease_until: ts(row, 20)?,
-        worker: opt_arc(row, 21)?,
+        worker: opt_text(row, 21)?,
         fixed_cost: uint(row.get(22)?),
         usage: uint(row.get(23)?),
         progress: Progress {
@@ -190,7 +189,7 @@ impl ToSql for Str<'_> {
     }
 }
 
-fn s(v: &Option<Arc<str>>) -> Str<'_> {
+fn s<T: std::ops::Deref<Target = str>>(v: &Option<T>) -> Str<'_> {
     Str(v.as_deref())
 }
 
@@ -248,7 +247,7 @@ pub(crate) fn new_job_values(job: &Job) -> Result<[ToSqlOutput<'_>; NEW_JOB_VALU
         ToSqlOutput::Borrowed(ValueRef::Blob(job.id.0.as_bytes())),
         text(job.tenant.as_str()),
         text(job.kind.as_str()),
-        some_text(job.group.as_ref().map(|g| &*g.0)),
+        some_text(job.group.as_ref().map(haltway_core::GroupId::as_str)),
         text(&job.input),
         some_text(job.metadata.as_deref()),
         i(cancel_mode_code(job.cancel_mode)),
@@ -502,7 +501,7 @@ pub(crate) fn entry_from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<E
     Ok(Entry {
         seq: uint(row.get(offset)?),
         key: row.get(offset + 1)?,
-        payload: arc(row, offset + 2)?,
+        payload: text(row, offset + 2)?,
         cost: uint(row.get(offset + 3)?),
         attempt: row.get(offset + 4)?,
         at: Timestamp(row.get(offset + 5)?),

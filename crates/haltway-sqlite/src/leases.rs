@@ -2,8 +2,6 @@
 //! renews one row of `worker_leases` in place of a row per running job, and its jobs, once
 //! covered, are not written again until they change.
 
-use std::sync::Arc;
-
 use haltway_core::kernel::{self};
 use haltway_core::{Job, JobId, Lease, LeaseStatus, Result, Timestamp, state_sql};
 use rusqlite::params;
@@ -35,8 +33,8 @@ pub(crate) fn renew(
     part: &kernel::RenewalPart,
     now: Timestamp,
 ) -> Result<Vec<LeaseStatus>> {
-    let mut registered: FxHashMap<Arc<str>, bool> = FxHashMap::default();
-    let mut named: FxHashMap<Arc<str>, FxHashSet<JobId>> = FxHashMap::default();
+    let mut registered: FxHashMap<haltway_core::WorkerId, bool> = FxHashMap::default();
+    let mut named: FxHashMap<haltway_core::WorkerId, FxHashSet<JobId>> = FxHashMap::default();
     let mut out = Vec::with_capacity(leases.len());
     for lease in leases {
         let Some(mut job) = tx.take(lease.job)? else {

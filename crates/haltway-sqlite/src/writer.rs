@@ -133,7 +133,7 @@ pub(crate) struct Tx<'c> {
     /// Events to insert at the next flush, many rows per statement.
     events_out: Vec<codec::EventRow>,
     pub(crate) notices: Vec<Notice>,
-    announced: FxHashSet<Arc<str>>,
+    announced: FxHashSet<haltway_core::KindName>,
     pub(crate) events: Vec<EventNotice>,
     pub(crate) want_events: bool,
     /// A SQL error inside a command: the transaction is rolled back whole.
@@ -317,7 +317,7 @@ impl Tx<'_> {
             self.book(&job.tenant)?;
         }
         match &effects.notice {
-            Some(Notice::Available(kind)) => self.announce(&kind.0),
+            Some(Notice::Available(kind)) => self.announce(kind),
             Some(n) => self.notices.push(n.clone()),
             None => {}
         }
@@ -325,9 +325,9 @@ impl Tx<'_> {
     }
 
     /// Announces that `kind` may have ready jobs (once per transaction).
-    pub(crate) fn announce(&mut self, kind: &Arc<str>) {
+    pub(crate) fn announce(&mut self, kind: &haltway_core::KindName) {
         if self.announced.insert(kind.clone()) {
-            self.notices.push(Notice::Available(kind.clone().into()));
+            self.notices.push(Notice::Available(kind.clone()));
         }
     }
 
@@ -350,7 +350,7 @@ impl Tx<'_> {
             .collect::<rusqlite::Result<_>>()
             .map_err(sql)?;
         for k in kinds {
-            self.announce(&Arc::from(k));
+            self.announce(&k.into());
         }
         let mut stmt = self.conn.prepare_cached(CANCELLING).map_err(sql)?;
         let ids: Vec<Vec<u8>> = stmt

@@ -200,11 +200,11 @@ mod tests {
 
     /// Every running job holds its attempt's shared part for its whole life. Progress waiting
     /// to be written is boxed, as most attempts never report any: inline, it made the part 712
-    /// bytes, against 632 since.
+    /// bytes, against 632 since (664 with the job's names held inline: see `Job`'s size).
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn a_running_attempt_keeps_no_room_for_progress_it_was_not_sent() {
         let size = std::mem::size_of::<RunShared>();
-        assert!(size <= 632, "an attempt's shared part takes {size} bytes");
+        assert!(size <= 664, "an attempt's shared part takes {size} bytes");
     }
 }

@@ -16,7 +16,7 @@ pub(super) struct EngineConfig {
     pub(super) backoff_max: Duration,
     pub(super) progress_interval: Duration,
     pub(super) store_retry: Duration,
-    pub(super) worker_id: Arc<str>,
+    pub(super) worker_id: crate::WorkerId,
     pub(super) max_running_per_tenant: Option<u32>,
     pub(super) retention: crate::types::Retention,
     pub(super) sweep_interval: Duration,

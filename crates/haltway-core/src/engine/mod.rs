@@ -198,7 +198,8 @@ impl Engine {
                 backoff_max: Duration::from_secs(600),
                 progress_interval: Duration::from_millis(250),
                 store_retry: Duration::from_secs(30),
-                worker_id: format!("worker-{}", uuid::Uuid::now_v7().as_simple()).into(),
+                // 23 bytes: short enough to be held inline (see `WorkerId`).
+                worker_id: format!("worker-{:016x}", rand::random::<u64>()).into(),
                 max_running_per_tenant: None,
                 retention: crate::types::Retention::default(),
                 sweep_interval: Duration::from_secs(60),

@@ -460,7 +460,12 @@ pub fn claimable(job: &Job, now: Timestamp) -> bool {
 ///
 /// # Errors
 /// [`Error::Conflict`] if the job is not queued.
-pub fn claim(job: &mut Job, worker: &Arc<str>, lease_ms: u64, now: Timestamp) -> Result<Effects> {
+pub fn claim(
+    job: &mut Job,
+    worker: &crate::WorkerId,
+    lease_ms: u64,
+    now: Timestamp,
+) -> Result<Effects> {
     transition(job.state, job.reason, Transition::Claim)?;
     job.attempt += 1;
     job.lease_until = Some(now.plus_ms(lease_ms));

@@ -513,7 +513,7 @@ pub struct ResultsQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimRequest {
     /// The claiming worker's id.
-    pub worker: Arc<str>,
+    pub worker: crate::WorkerId,
     /// Lease length in milliseconds.
     pub lease_ms: u64,
     /// For each kind, how many jobs at most.

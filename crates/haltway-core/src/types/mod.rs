@@ -100,14 +100,26 @@ impl std::str::FromStr for JobId {
 macro_rules! shared_name {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// A name of up to 23 bytes is held inline, so a copy of it touches no shared counter
+        /// (every job carries its tenant and kind, and each is copied several times a job
+        /// across threads); a longer one is shared behind a reference count.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub Arc<str>);
+        pub struct $name(smol_str::SmolStr);
 
         impl $name {
             /// The name as a string slice.
             #[must_use]
             pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
                 &self.0
             }
         }
@@ -120,19 +132,19 @@ macro_rules! shared_name {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                $name(Arc::from(s))
+                $name(smol_str::SmolStr::new(s))
             }
         }
 
         impl From<Arc<str>> for $name {
             fn from(s: Arc<str>) -> Self {
-                $name(s)
+                $name(smol_str::SmolStr::from(s))
             }
         }
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                $name(Arc::from(s))
+                $name(smol_str::SmolStr::from(s))
             }
         }
 
@@ -155,6 +167,10 @@ shared_name!(
 shared_name!(
     /// The name of a registered job kind.
     KindName
+);
+shared_name!(
+    /// The id an engine claims jobs under, recorded on each job it runs.
+    WorkerId
 );
 
 /// A page of results with a cursor to the next one.

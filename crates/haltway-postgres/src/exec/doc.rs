@@ -432,7 +432,7 @@ impl<'a> Reader<'a> {
             id: JobId(row.id),
             tenant: row.tenant.into(),
             kind: row.kind.into(),
-            group: f.group.flatten().map(|g| shared(g).into()),
+            group: f.group.flatten().map(|g| haltway_core::GroupId::from(&*g)),
             input: shared(f.input?),
             metadata: f.metadata.flatten().map(shared),
             state: row.state()?,
@@ -448,10 +448,11 @@ impl<'a> Reader<'a> {
             run_at: Timestamp(row.run_at),
             deadline: f.deadline.flatten().map(Timestamp),
             lease_until: row.lease_until.map(Timestamp),
-            worker: row
-                .worker
-                .map(Arc::from)
-                .or_else(|| f.worker.flatten().map(shared)),
+            worker: row.worker.map(haltway_core::WorkerId::from).or_else(|| {
+                f.worker
+                    .flatten()
+                    .map(|w| haltway_core::WorkerId::from(&*w))
+            }),
             fixed_cost: f.fixed_cost.unwrap_or_default(),
             usage: f.usage.unwrap_or_default(),
             charged: f.charged.unwrap_or_default(),

@@ -75,7 +75,7 @@ fn full() -> Job {
         run_at: Timestamp(-5),
         deadline: Some(Timestamp(i64::MAX)),
         lease_until: Some(Timestamp(i64::MIN)),
-        worker: Some(Arc::from("node-1/worker\t2")),
+        worker: Some("node-1/worker\t2".into()),
         fixed_cost: 10,
         usage: 1234,
         charged: 1200,
@@ -207,7 +207,7 @@ fn a_job_leaves_out_its_defaults_and_reads_them_back() {
 fn the_columns_win_over_the_document_and_an_empty_worker_column_falls_back() {
     let mut job = full();
     job.state = JobState::Running;
-    job.worker = Some(Arc::from("worker-1"));
+    job.worker = Some("worker-1".into());
     let stored: Job = serde_json::from_str(
         &serde_json::to_string(&Job {
             state: JobState::Queued,
@@ -406,7 +406,7 @@ proptest::proptest! {
         job.tenant = tenant.as_str().into();
         job.kind = kind.as_str().into();
         job.input = Arc::from(input.as_str());
-        job.worker = worker.map(|w| Arc::from(w.as_str()));
+        job.worker = worker.map(|w| w.as_str().into());
         job.progress.stage = stage;
         job.progress.completion = completion;
         job.attempt = attempt;

@@ -2,8 +2,6 @@
 //! (`state`, `lease_until`, `worker`, `attempt`, `lim`), not their documents; and migration 16
 //! fills those columns for the jobs running when it runs.
 
-use std::sync::Arc;
-
 use haltway_core::{ClaimRequest, JobId, LeaseStatus, Store, Timestamp};
 use tokio_postgres::Client;
 
@@ -37,7 +35,7 @@ async fn a_covered_jobs_renewal_reads_its_lease_columns_not_its_document() {
         "a new row"
     );
     let request = ClaimRequest {
-        worker: Arc::from("w"),
+        worker: "w".into(),
         lease_ms: 30_000,
         kinds: vec![("k".into(), 1)],
         max_running_per_tenant: None,

@@ -39,8 +39,6 @@ async fn lease_views(
     let mut views = FxHashMap::default();
     views.reserve(rows.len());
     let mut unfilled = Vec::new();
-    // A worker's jobs name it alike: one shared name for a run of rows.
-    let mut last: Option<Arc<str>> = None;
     for r in &rows {
         let id: uuid::Uuid = r.try_get(0).map_err(pg)?;
         let Some(attempt) = r.try_get::<_, Option<i64>>(4).map_err(pg)? else {
@@ -51,14 +49,7 @@ async fn lease_views(
         let worker = r
             .try_get::<_, Option<&str>>(3)
             .map_err(pg)?
-            .map(|w| match &last {
-                Some(a) if &**a == w => Arc::clone(a),
-                _ => {
-                    let a: Arc<str> = Arc::from(w);
-                    last = Some(Arc::clone(&a));
-                    a
-                }
-            });
+            .map(haltway_core::WorkerId::from);
         let lim: Option<i64> = r.try_get(5).map_err(pg)?;
         let (Some(state), Ok(attempt), Ok(limit)) = (
             JobState::from_code(i64::from(code)),

@@ -86,7 +86,7 @@ pub struct LeaseView {
     /// Its own lease's end (`None` while covered, or when not running).
     pub lease_until: Option<Timestamp>,
     /// The worker that holds it.
-    pub worker: Option<std::sync::Arc<str>>,
+    pub worker: Option<crate::WorkerId>,
     /// Its limit.
     pub limit: Option<u64>,
 }
@@ -243,7 +243,6 @@ pub fn orphan(job: &mut Job, now: Timestamp) -> super::Effects {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::store::kernel::{claim, new_job};
@@ -251,7 +250,7 @@ mod tests {
 
     fn running() -> (Job, Lease) {
         let mut job = new_job(test_request(Timestamp(0)), Timestamp(0));
-        claim(&mut job, &Arc::from("w"), 1_000, Timestamp(0)).expect("claim");
+        claim(&mut job, &"w".into(), 1_000, Timestamp(0)).expect("claim");
         let lease = Lease {
             job: job.id,
             attempt: job.attempt,

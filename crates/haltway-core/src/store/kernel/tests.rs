@@ -17,7 +17,7 @@ fn queued(limit: Option<u64>) -> Job {
 
 fn running(limit: Option<u64>) -> Job {
     let mut job = queued(limit);
-    claim(&mut job, &Arc::from("w"), 1_000, T).expect("claim");
+    claim(&mut job, &"w".into(), 1_000, T).expect("claim");
     job
 }
 
@@ -48,7 +48,7 @@ fn each_change_decides_its_status_event_and_notice() {
     );
 
     let mut job = queued(Some(1));
-    let e = claim(&mut job, &Arc::from("w"), 1_000, T).expect("claim");
+    let e = claim(&mut job, &"w".into(), 1_000, T).expect("claim");
     assert_eq!(
         (e.left, e.status_event, e.notice),
         (Some(JobState::Queued), true, None)

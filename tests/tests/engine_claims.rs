@@ -17,8 +17,8 @@ use tokio::sync::broadcast;
 
 /// A memory store that says it can commit `parallel` claims at once, holds each claim a
 /// moment so that claims overlap, and records how many were ever in flight together (and how
-/// many jobs each claim that started beside another asked for); it holds each finish for
-/// `finish_delay` and records the most finishes in flight together.
+/// many jobs each claim that started beside another asked for), `claim_hold` more if set; it
+/// holds each finish for `finish_delay` and records the most finishes in flight together.
 #[derive(Debug, Default)]
 struct Overlapping {
     inner: MemoryStore,
@@ -26,6 +26,7 @@ struct Overlapping {
     now: AtomicUsize,
     most: AtomicUsize,
     beside: std::sync::Mutex<Vec<usize>>,
+    claim_hold: Duration,
     finish_delay: Duration,
     finishing: AtomicUsize,
     most_finishing: AtomicUsize,
@@ -52,7 +53,7 @@ impl Store for Overlapping {
             let asked = request.kinds.iter().map(|(_, k)| k).sum();
             self.beside.lock().expect("not poisoned").push(asked);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20) + self.claim_hold).await;
         let out = self.inner.claim(request, now).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         out
@@ -142,6 +143,20 @@ impl JobKind for Quick {
 
     async fn run(&self, _ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
         Ok(())
+    }
+}
+
+/// Waits until it is told to stop, then stops as told.
+struct UntilStopped;
+
+impl JobKind for UntilStopped {
+    const NAME: &'static str = "until-stopped";
+    type Input = ();
+    type Item = ();
+
+    async fn run(&self, ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
+        ctx.cancelled().await;
+        Err(JobError::stopped(ctx.stop_cause().expect("told why")))
     }
 }
 
@@ -253,5 +268,41 @@ async fn slots_given_back_during_a_claim_start_another_beside_it() {
     assert!(
         beside.iter().all(|asked| *asked >= 2),
         "a claim beside another asked for fewer than a quarter of the slots: {beside:?}"
+    );
+}
+
+/// A claim still in flight when the engine starts to shut down commits, and its jobs start
+/// already told to stop (their attempt hangs from no token the shutdown tripped before they
+/// existed): the handler returns at once and the job goes back to the queue, where a handler
+/// left running would hold the shutdown for ever.
+#[tokio::test]
+async fn a_job_claimed_while_the_engine_shuts_down_starts_stopped() {
+    let store = Arc::new(Overlapping {
+        parallel: 1,
+        claim_hold: Duration::from_millis(300),
+        ..Overlapping::default()
+    });
+    let tenant = TenantId::from("t");
+    let engine = Engine::builder_shared(store.clone())
+        .register(UntilStopped)
+        .build();
+    let id = engine
+        .submit::<UntilStopped>(tenant.clone(), &(), SubmitOptions::new())
+        .await
+        .expect("submit")
+        .job
+        .id;
+    engine.start();
+    while store.most.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), engine.shutdown())
+        .await
+        .expect("the shutdown waited for a handler nobody stopped");
+    let job = store.inner.get(&tenant, id).await.expect("get");
+    assert_eq!(
+        (job.state, job.attempt, job.failures),
+        (haltway_core::JobState::Queued, 1, 0),
+        "claimed once, then requeued by the shutdown: {job:?}"
     );
 }

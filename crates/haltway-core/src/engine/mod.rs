@@ -83,6 +83,14 @@ impl EngineInner {
         self.shutting_down.load(Ordering::Acquire)
     }
 
+    /// Stops the engine's tasks and running attempts: marks it shutting down (what a tripped
+    /// attempt reads as its cause), trips the root token, then every attempt's.
+    fn stop(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.root.cancel();
+        self.runs.stop_all();
+    }
+
     /// Runs a store call, retrying transient errors with backoff for the `store_retry` window
     /// (counted from the first failure).
     async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
@@ -160,8 +168,7 @@ struct Handle(Arc<EngineInner>);
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.0.shutting_down.store(true, Ordering::Release);
-        self.0.root.cancel();
+        self.0.stop();
     }
 }
 
@@ -250,8 +257,7 @@ impl Engine {
     /// before it is stopped is recorded as it returned. Returns when every job task has ended.
     pub async fn shutdown(&self) {
         let inner = &self.inner;
-        inner.shutting_down.store(true, Ordering::Release);
-        inner.root.cancel();
+        inner.stop();
         inner.background.close();
         // The dispatcher first: it spawns the jobs of claims still in flight, which must be
         // among the jobs waited for.

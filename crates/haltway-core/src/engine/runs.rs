@@ -10,10 +10,15 @@
 //!   returns, before its end is recorded, so the next claim does not wait for that commit
 //!   (kept as atomics so the dispatcher reads them without a lock). An attempt whose end is
 //!   being recorded stays in the map: renewals keep its lease, cancels still find it.
-//! - Token tree: the engine's root token → one token per (tenant, group) with jobs running
-//!   here → one token per attempt. A group's slot lives while one of its attempts runs here;
-//!   [`Runs::take_group`] removes it before the group is cancelled, so an attempt admitted
-//!   later hangs from a fresh token and never inherits a tripped one.
+//! - Tokens: an attempt of a job in a group hangs from its group's token, one per (tenant,
+//!   group) with jobs running here, itself under the engine's root token. A group's slot lives
+//!   while one of its attempts runs here; [`Runs::take_group`] removes it before the group is
+//!   cancelled, so an attempt admitted later hangs from a fresh token and never inherits a
+//!   tripped one. An attempt of a job in no group has a token of its own, not a child of the
+//!   root (a child would take the root's lock at every admit and end, on every thread): the
+//!   engine stopping trips the root and then [`Runs::stop_all`], and an attempt admitted
+//!   after the root tripped is tripped by [`Runs::admit`] itself. The map's lock orders the
+//!   two, so no attempt misses the stop.
 //!
 //! # How a cancel reaches a running attempt
 //! Four ways, whichever comes first; each ends in [`RunShared::stop`] on the attempt found
@@ -56,8 +61,9 @@ pub(crate) struct Released {
 }
 
 impl Runs {
-    /// Admits a claimed job: its token (under its group's, or under `root`), the attempt made
-    /// by `make` with that token, and the counts.
+    /// Admits a claimed job: its token (under its group's, or its own), the attempt made by
+    /// `make` with that token, and the counts. An attempt admitted once `root` has tripped
+    /// starts tripped.
     pub(crate) fn admit(
         &self,
         root: &CancellationToken,
@@ -65,23 +71,34 @@ impl Runs {
         job: Job,
         make: impl FnOnce(Job, CancellationToken) -> Arc<RunShared>,
     ) -> Arc<RunShared> {
-        let parent = match &job.group {
+        let token = match &job.group {
             Some(g) => {
                 let mut groups = self.groups.lock();
                 let slot = groups
                     .entry((job.tenant.clone(), g.clone()))
                     .or_insert_with(|| (root.child_token(), 0));
                 slot.1 += 1;
-                slot.0.clone()
+                slot.0.child_token()
             }
-            None => root.clone(),
+            None => CancellationToken::new(),
         };
         self.total.fetch_add(1, Ordering::AcqRel);
         self.admitted.fetch_add(1, Ordering::AcqRel);
         kind.running().fetch_add(1, Ordering::AcqRel);
-        let run = make(job, parent.child_token());
+        let run = make(job, token);
         self.running.lock().insert(run.lease.job, run.clone());
+        // After the insert: a stop that read the map before it tripped the root first.
+        if root.is_cancelled() {
+            run.token.cancel();
+        }
         run
+    }
+
+    /// Trips the token of every attempt here (the engine is stopping; its root has tripped).
+    pub(crate) fn stop_all(&self) {
+        for run in self.running.lock().values() {
+            run.token.cancel();
+        }
     }
 
     /// Gives back the slot of an attempt whose handler ended (called once per attempt).

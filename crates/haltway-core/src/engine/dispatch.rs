@@ -257,7 +257,7 @@ fn overlap_floor(inner: &EngineInner) -> usize {
 }
 
 pub(super) fn spawn_job(inner: &Arc<EngineInner>, job: Job) {
-    let Some(kind) = inner.kinds.get(&job.kind).cloned() else {
+    let Some(kind) = inner.kinds.get(&job.kind) else {
         tracing::error!(job = %job.id, kind = %job.kind, "claimed a job of an unregistered kind");
         return;
     };
@@ -289,7 +289,7 @@ pub(super) fn spawn_job(inner: &Arc<EngineInner>, job: Job) {
         .metrics
         .claim_latency
         .record(u64::try_from(waited).unwrap_or(0));
-    let run = inner.runs.admit(&inner.root, &kind, job, |job, token| {
+    let run = inner.runs.admit(&inner.root, kind, job, |job, token| {
         Arc::new(RunShared::new(inner.clone(), kind.clone(), job, token))
     });
     if run.job.state == JobState::Cancelling {

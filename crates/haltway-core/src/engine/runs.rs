@@ -87,7 +87,8 @@ impl Runs {
         kind.running().fetch_add(1, Ordering::AcqRel);
         let run = make(job, token);
         self.running.lock().insert(run.lease.job, run.clone());
-        // After the insert: a stop that read the map before it tripped the root first.
+        // Checked after the insert: a stop either finds this attempt in the map or tripped
+        // the root before this check.
         if root.is_cancelled() {
             run.token.cancel();
         }

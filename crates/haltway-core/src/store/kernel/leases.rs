@@ -243,7 +243,6 @@ pub fn orphan(job: &mut Job, now: Timestamp) -> super::Effects {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::store::kernel::{claim, new_job};
     use crate::types::test_request;

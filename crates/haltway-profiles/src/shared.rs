@@ -214,22 +214,33 @@ impl Shared {
     }
 
     /// Every job of the caller that this profile made (newest first) among those `filter`
-    /// selects (its group, kind or state; its cursor and size are set here, page by page).
+    /// selects (its group, kind or state; its size is set here, page by page).
     pub(crate) async fn own_jobs(
         &self,
         caller: &Caller,
         filter: &ListQuery,
     ) -> Result<Vec<(Job, Value)>, Fail> {
+        self.own_jobs_up_to(caller, filter, usize::MAX).await
+    }
+
+    /// The first `at_most` of [`own_jobs`](Self::own_jobs), from `filter`'s cursor on: the
+    /// store is asked for no more than are still wanted.
+    pub(crate) async fn own_jobs_up_to(
+        &self,
+        caller: &Caller,
+        filter: &ListQuery,
+        at_most: usize,
+    ) -> Result<Vec<(Job, Value)>, Fail> {
         let mut out = Vec::new();
-        let mut after = None;
-        loop {
+        let mut after = filter.after;
+        while out.len() < at_most {
             let page = self
                 .engine
                 .list(
                     &caller.tenant,
                     &ListQuery {
                         after,
-                        limit: 1000,
+                        limit: (at_most - out.len()).min(1000),
                         ..filter.clone()
                     },
                 )
@@ -241,9 +252,10 @@ impl Shared {
             }
             match page.next_cursor.and_then(|c| c.parse().ok()) {
                 Some(next) if page.has_more => after = Some(next),
-                _ => return Ok(out),
+                _ => break,
             }
         }
+        Ok(out)
     }
 }
 

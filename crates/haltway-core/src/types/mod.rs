@@ -97,7 +97,7 @@ impl std::str::FromStr for JobId {
     }
 }
 
-macro_rules! shared_name {
+macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         ///
@@ -156,19 +156,19 @@ macro_rules! shared_name {
     };
 }
 
-shared_name!(
+name_type!(
     /// The tenant a job belongs to. Every read and write is scoped to one tenant.
     TenantId
 );
-shared_name!(
+name_type!(
     /// A group of jobs that can be cancelled together.
     GroupId
 );
-shared_name!(
+name_type!(
     /// The name of a registered job kind.
     KindName
 );
-shared_name!(
+name_type!(
     /// The id an engine claims jobs under, recorded on each job it runs.
     WorkerId
 );

@@ -153,44 +153,27 @@ fn records_query() -> ListQuery {
 }
 
 /// A page of the caller's websets, newest first, after webset `after`, and whether more
-/// follow. Reads the webset records a store page at a time through their kind (up to one
-/// more than the page, to know whether more follow), then each webset's searches through its
-/// group: what the page shows, not every job of the tenant.
+/// follow. Reads the webset records through their kind (up to one more than the page, to know
+/// whether more follow), then each webset's searches through its group: what the page shows,
+/// not every job of the tenant.
 async fn webset_page(
     s: &Shared,
     caller: &Caller,
-    mut after: Option<JobId>,
+    after: Option<JobId>,
     limit: usize,
 ) -> Result<(Vec<Webset>, bool), Fail> {
-    let mut records = Vec::new();
-    let more = loop {
-        let page = s
-            .engine
-            .list(
-                &caller.tenant,
-                &ListQuery {
-                    after,
-                    limit: limit + 1 - records.len(),
-                    ..records_query()
-                },
-            )
-            .await?;
-        for job in page.data {
-            if let Some(wire) = s.wire(&job) {
-                let stored = decode(wire)?;
-                if matches!(stored, Stored::Webset { .. }) {
-                    records.push((job, stored));
-                }
-            }
-        }
-        if records.len() > limit {
-            break true;
-        }
-        match page.next_cursor.and_then(|c| c.parse().ok()) {
-            Some(next) if page.has_more => after = Some(next),
-            _ => break false,
-        }
+    let filter = ListQuery {
+        after,
+        ..records_query()
     };
+    let mut records = Vec::new();
+    for (job, wire) in s.own_jobs_up_to(caller, &filter, limit + 1).await? {
+        let stored = decode(wire)?;
+        if matches!(stored, Stored::Webset { .. }) {
+            records.push((job, stored));
+        }
+    }
+    let more = records.len() > limit;
     records.truncate(limit);
     let mut websets = Vec::with_capacity(records.len());
     for (record, stored) in records {

@@ -194,4 +194,7 @@ impl Store for Outage {
     fn parallel_claims(&self) -> usize {
         self.inner.parallel_claims()
     }
+    fn claim_batch(&self) -> usize {
+        self.inner.claim_batch()
+    }
 }

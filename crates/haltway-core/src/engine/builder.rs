@@ -100,7 +100,8 @@ impl EngineBuilder {
         self
     }
 
-    /// Most jobs claimed in one store call (default 512).
+    /// Most jobs claimed in one store call (default: the store's [`Store::claim_batch`], 512
+    /// unless the store says otherwise; 64 in memory).
     pub fn claim_batch(mut self, n: usize) -> Self {
         self.config.claim_batch = n.max(1);
         self
@@ -220,5 +221,23 @@ impl EngineBuilder {
             _handle: Arc::new(Handle(inner.clone())),
             inner,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    /// The claim batch comes from the store (64 in memory, where a claim costs a lock rather
+    /// than a round trip) unless the builder sets one.
+    #[test]
+    fn the_claim_batch_is_the_stores_unless_set() {
+        let memory = Engine::builder(MemoryStore::new()).build();
+        assert_eq!(memory.inner.config.claim_batch, 64);
+        let set = Engine::builder(MemoryStore::new()).claim_batch(7).build();
+        assert_eq!(set.inner.config.claim_batch, 7);
+        let floor = Engine::builder(MemoryStore::new()).claim_batch(0).build();
+        assert_eq!(floor.inner.config.claim_batch, 1);
     }
 }

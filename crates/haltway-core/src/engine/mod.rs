@@ -191,6 +191,7 @@ impl Engine {
     /// Starts building an engine on a store shared with other engines.
     pub fn builder_shared(store: Arc<dyn Store>) -> EngineBuilder {
         let claims_in_flight = store.parallel_claims().max(1);
+        let claim_batch = store.claim_batch().max(1);
         EngineBuilder {
             store,
             kinds: HashMap::default(),
@@ -199,7 +200,7 @@ impl Engine {
                 lease: Duration::from_secs(30),
                 poll_interval: Duration::from_millis(100),
                 reap_interval: Duration::from_secs(1),
-                claim_batch: 512,
+                claim_batch,
                 claims_in_flight,
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(600),

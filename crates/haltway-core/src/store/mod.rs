@@ -277,6 +277,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         2
     }
 
+    /// The most jobs an engine claims in one call unless
+    /// [`EngineBuilder::claim_batch`](crate::EngineBuilder::claim_batch) says otherwise
+    /// (default 512: a claim of a durable store costs a round trip or a transaction, which a
+    /// large batch spreads over many jobs).
+    fn claim_batch(&self) -> usize {
+        512
+    }
+
     /// Creates subscription `sub`, or replaces the one with its id (a rotation, a change of
     /// its endpoint's health). The stores of this workspace keep webhooks; the default keeps
     /// none and refuses.

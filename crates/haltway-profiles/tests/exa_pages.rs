@@ -1,6 +1,7 @@
 //! The Exa profile's list of websets (`GET /websets/v0/websets`): cursor pages, newest first,
 //! each webset with its searches; and a page reads what it shows, not every job of the tenant,
-//! as the event log reads the profile's jobs only.
+//! as the event log reads the profile's jobs only, and one event (`GET
+//! /websets/v0/events/{id}`) the one webset it belongs to.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -196,6 +197,42 @@ async fn webset_pages_read_the_websets_they_show() {
     .to_vec();
     assert_eq!(counts, [13, 12, 12, 24, 12]);
     assert_eq!(log["hasMore"], false);
+
+    // One event by its id is the event as the log gives it, read from the one webset it
+    // belongs to: no more than that webset's search listed, where the whole log lists 25 jobs.
+    for event in log["data"].as_array().expect("data") {
+        let id = event["id"].as_str().expect("event id");
+        let before = store.listed();
+        let (status, one) = get(&router, &format!("/websets/v0/events/{id}"), &key).await;
+        assert_eq!(status, StatusCode::OK, "{id}: {one}");
+        assert_eq!(&one, event, "{id}");
+        assert!(
+            store.listed() - before <= 1,
+            "{id}: jobs listed for one event"
+        );
+    }
+    // An id that names nothing of the caller's log is not found: another tenant's event, junk,
+    // a webset's id with an event it does not have, an item past a search's ledger, a webset
+    // named as an item's search. The caller's own two events are found.
+    let webset_created = format!("wevent_{}_created", made[1]);
+    let item = format!("wevent_witem_{search}_1");
+    for (caller, id) in [
+        (&other, webset_created.clone()),
+        (&other, item.clone()),
+        (&key, "nope".to_owned()),
+        (&key, "wevent_nope".to_owned()),
+        (&key, "wevent_witem_nope_1".to_owned()),
+        (&key, format!("wevent_{}_deleted", made[1])),
+        (&key, format!("wevent_witem_{search}_3")),
+        (&key, format!("wevent_witem_{}_1", made[1])),
+    ] {
+        let (status, body) = get(&router, &format!("/websets/v0/events/{id}"), caller).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{id}: {body}");
+    }
+    for id in [webset_created, item] {
+        let (status, body) = get(&router, &format!("/websets/v0/events/{id}"), &key).await;
+        assert_eq!(status, StatusCode::OK, "{id}: {body}");
+    }
 
     let (status, none) = get(&router, "/websets/v0/websets", &other).await;
     assert_eq!(status, StatusCode::OK, "{none}");

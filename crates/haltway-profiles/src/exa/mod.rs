@@ -20,7 +20,9 @@
 //! records, as any page filtered by kind does. The event log is derived from the jobs, ledgers
 //! and cancel records on each call (it reads every webset of the tenant the same way, with its
 //! searches and their items), so it is meant for following recent activity rather than for
-//! tenants with very many websets.
+//! tenants with very many websets. One event by id reads only what its id names: an item's
+//! event its search, that search's webset record and the one entry; a webset's or a search's
+//! event that webset with its searches.
 //!
 //! Webhooks (`/websets/v0/webhooks`: create, list, get, update, delete, and `…/attempts`) are
 //! the tenant's webhook subscriptions, signed Exa's way (`Exa-Signature: t=<unix>,v1=<hex>`);

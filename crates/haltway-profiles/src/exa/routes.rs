@@ -8,7 +8,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use haltway_core::{
-    CancelMode, CancelRequest, Job, JobId, JobKind, JobState, ListQuery, Reason, SubmitOptions,
+    CancelMode, CancelRequest, Entry, Job, JobId, JobKind, JobState, ListQuery, Reason,
+    SubmitOptions,
 };
 use serde_json::{Value, json};
 
@@ -556,17 +557,77 @@ async fn log(s: &Shared, caller: &Caller) -> Result<Vec<LogEvent>, Fail> {
         out.extend(lifecycle_events(&w));
         for sj in &w.searches {
             for entry in s.all_entries(caller, &sj.job).await? {
-                out.push(LogEvent {
-                    id: format!("wevent_{}", item_id(&sj.job, entry.seq)),
-                    kind: "webset.item.created",
-                    at: entry.at,
-                    data: item(sj, &entry, s.found(&entry)),
-                });
+                out.push(item_event(s, sj, &entry));
             }
         }
     }
     out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
+}
+
+/// The `webset.item.created` event of one entry of a search.
+fn item_event(s: &Shared, sj: &SearchJob, entry: &Entry) -> LogEvent {
+    LogEvent {
+        id: format!("wevent_{}", item_id(&sj.job, entry.seq)),
+        kind: "webset.item.created",
+        at: entry.at,
+        data: item(sj, entry, s.found(entry)),
+    }
+}
+
+/// Event `id` of the caller's log, read from what it names rather than from the whole log:
+/// an item's event from its search's ledger, a webset's or a search's from that webset (its
+/// record and searches). `None` for an id that names nothing of the caller's log.
+async fn find_event(s: &Shared, caller: &Caller, id: &str) -> Result<Option<LogEvent>, Fail> {
+    let Some(rest) = id.strip_prefix("wevent_") else {
+        return Ok(None);
+    };
+    if let Some((search_id, seq)) = parse_item_id(rest) {
+        let Some((job, stored)) = found(s.load_as::<Stored>(caller, &search_id, "").await)? else {
+            return Ok(None);
+        };
+        let Stored::Search { webset, .. } = &stored else {
+            return Ok(None);
+        };
+        // The log holds the items of the searches of the caller's websets only.
+        if found(load_webset(s, caller, webset).await)?.is_none() {
+            return Ok(None);
+        }
+        let sj = SearchJob {
+            webset: webset.clone(),
+            job,
+            stored,
+        };
+        let (entries, _) = s.entries(caller, &sj.job, seq.saturating_sub(1), 1).await?;
+        return Ok(entries
+            .iter()
+            .find(|e| e.seq == seq)
+            .map(|e| item_event(s, &sj, e)));
+    }
+    // A webset's or a search's event: `wevent_<job id>_<what>`.
+    let Some((owner, _)) = rest.split_once('_') else {
+        return Ok(None);
+    };
+    let Some((record, stored)) = found(s.load_as::<Stored>(caller, owner, "").await)? else {
+        return Ok(None);
+    };
+    let webset = match stored {
+        Stored::Webset { .. } => with_searches(s, caller, record, stored).await?,
+        Stored::Search { webset, .. } => match found(load_webset(s, caller, &webset).await)? {
+            Some(w) => w,
+            None => return Ok(None),
+        },
+    };
+    Ok(lifecycle_events(&webset).into_iter().find(|e| e.id == id))
+}
+
+/// `None` for a read that found nothing, the error for any other failure.
+fn found<T>(read: Result<T, Fail>) -> Result<Option<T>, Fail> {
+    match read {
+        Ok(t) => Ok(Some(t)),
+        Err(Fail::NotFound(_)) => Ok(None),
+        Err(other) => Err(other),
+    }
 }
 
 async fn list_events(State(s): St, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
@@ -600,10 +661,8 @@ async fn get_event(State(s): St, headers: HeaderMap, path: Params<String>) -> Re
     let read = async {
         let id = params(path)?;
         let caller = s.caller(&headers)?;
-        log(&s, &caller)
+        find_event(&s, &caller, &id)
             .await?
-            .into_iter()
-            .find(|e| e.id == id)
             .map(|e| e.render())
             .ok_or_else(|| Fail::NotFound(format!("Event {id} not found")))
     };

@@ -6,11 +6,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tracing::Instrument;
 
 use super::attempt::RunShared;
 use super::stop::StopCause;
-use super::supervise::supervise;
 use super::upkeep::{keep_leases, listen, reap};
 use super::{EngineInner, duration_ms};
 use crate::error::Result;
@@ -295,8 +293,5 @@ pub(super) fn spawn_job(inner: &Arc<EngineInner>, job: Job) {
     if run.job.state == JobState::Cancelling {
         run.stop(StopCause::Cancelled);
     }
-    let fut = kind.start(run.clone());
-    inner
-        .jobs
-        .spawn(supervise(run, fut, grace).instrument(span));
+    kind.spawn(run, grace, span, &inner.jobs);
 }

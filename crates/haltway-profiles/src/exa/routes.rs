@@ -590,7 +590,8 @@ async fn find_event(s: &Shared, caller: &Caller, id: &str) -> Result<Option<LogE
             return Ok(None);
         };
         // The log holds the items of the searches of the caller's websets only.
-        if found(load_webset(s, caller, webset).await)?.is_none() {
+        let record = found(s.load_as::<Stored>(caller, webset, "").await)?;
+        if !matches!(record, Some((_, Stored::Webset { .. }))) {
             return Ok(None);
         }
         let sj = SearchJob {

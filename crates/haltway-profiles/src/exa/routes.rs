@@ -105,12 +105,18 @@ fn decode(wire: Value) -> Result<Stored, Fail> {
 
 /// Webset `id` of the caller, with its searches.
 async fn load_webset(s: &Shared, caller: &Caller, id: &str) -> Result<Webset, Fail> {
+    let (record, stored) = webset_record(s, caller, id).await?;
+    with_searches(s, caller, record, stored).await
+}
+
+/// The record of the caller's webset `id`, without its searches.
+async fn webset_record(s: &Shared, caller: &Caller, id: &str) -> Result<(Job, Stored), Fail> {
     let not_found = format!("Webset {id} not found");
     let (record, stored) = s.load_as::<Stored>(caller, id, &not_found).await?;
     if !matches!(stored, Stored::Webset { .. }) {
         return Err(Fail::NotFound(not_found));
     }
-    with_searches(s, caller, record, stored).await
+    Ok((record, stored))
 }
 
 /// A webset's record with its searches, oldest first, read through the webset's group.
@@ -590,8 +596,7 @@ async fn find_event(s: &Shared, caller: &Caller, id: &str) -> Result<Option<LogE
             return Ok(None);
         };
         // The log holds the items of the searches of the caller's websets only.
-        let record = found(s.load_as::<Stored>(caller, webset, "").await)?;
-        if !matches!(record, Some((_, Stored::Webset { .. }))) {
+        if found(webset_record(s, caller, webset).await)?.is_none() {
             return Ok(None);
         }
         let sj = SearchJob {

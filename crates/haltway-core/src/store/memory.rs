@@ -472,7 +472,8 @@ impl Store for MemoryStore {
                 // Priority order, then due time and id; a tenant at its running quota is
                 // passed over (counting the jobs this claim takes).
                 let mut taking: HashMap<TenantId, u64> = HashMap::default();
-                let mut ids = Vec::new();
+                let ready = lanes.iter().map(BTreeSet::len).sum::<usize>();
+                let mut ids = Vec::with_capacity(ready.min(*want));
                 'lanes: for lane in lanes {
                     for (_, id) in lane.iter().take_while(|(run_at, _)| *run_at <= now) {
                         if ids.len() >= *want {
@@ -493,6 +494,9 @@ impl Store for MemoryStore {
                         ids.push(*id);
                     }
                 }
+                // Made once at its size: grown by doubling, a batch of jobs was copied
+                // (and allocated) several times over.
+                claimed.reserve(ids.len());
                 for id in ids {
                     claimed.push(inner.change(id, now, outbox, |job| {
                         let effects = kernel::claim(job, &req.worker, req.lease_ms, now)?;

@@ -8,12 +8,13 @@
 //! finished, as with ten, and a tenant's the same whatever other tenants hold.
 
 use haltway_core::{
-    KindCounts, ListQuery, PurgeRequest, Purged, Result, Schedule, StateCounts, TenantId, Timestamp,
+    Job, JobState, KindCounts, ListQuery, PurgeRequest, Purged, Result, Schedule, StateCounts,
+    TenantId, Timestamp,
 };
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use crate::codec::{JOB_COLUMNS, id_blob, state_code};
+use crate::codec::{JOB_COLUMNS, id_blob, job_from_row, state_code};
 use crate::error::sql;
 use crate::handle::SqliteStore;
 
@@ -299,6 +300,116 @@ impl SqliteStore {
     }
 }
 
+/// The running and cancelling jobs of every tenant; the jobs of tenant `?1`; and of those, the
+/// ones in state `?2` (and of kind `?3` when it is not null): as counted in `job_counts`.
+const PAGE_COUNTS: &str = concat!(
+    "SELECT (SELECT coalesce(sum(n), 0) FROM job_counts WHERE state IN (",
+    haltway_core::state_sql!(Running),
+    ", ",
+    haltway_core::state_sql!(Cancelling),
+    ")), (SELECT coalesce(sum(n), 0) FROM job_counts WHERE tenant = ?1), \
+     (SELECT coalesce(sum(n), 0) FROM job_counts WHERE tenant = ?1 AND state = ?2 \
+     AND (?3 IS NULL OR kind = ?3))"
+);
+
+/// A page of `tenant`'s jobs, newest first, filtered by `q` (one more than the page, to know
+/// whether more follow). A page of running or cancelling jobs (of no group) in a store that runs
+/// fewer jobs than the tenant has walks the tenant's jobs no further than there are running
+/// and cancelling jobs, then, if it has not found the page, reads those through `jobs_leased`
+/// (the partial index of every tenant's running and cancelling jobs). The plain walk may read
+/// every job of the tenant (its runs that started before much newer work); this reads at most
+/// twice as many rows as the store runs.
+pub(crate) fn list_page(conn: &Connection, tenant: &TenantId, q: &ListQuery) -> Result<Vec<Job>> {
+    if q.group.is_none()
+        && let Some(state @ (JobState::Running | JobState::Cancelling)) = q.state
+    {
+        let kind = q.kind.as_ref().map(|k| k.as_str());
+        let (running, of_tenant, matching): (i64, i64, i64) = conn
+            .prepare_cached(PAGE_COUNTS)
+            .map_err(sql)?
+            .query_row(params![tenant.as_str(), state_code(state), kind], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(sql)?;
+        if running < of_tenant {
+            let wanted = (q.limit + 1).min(usize::try_from(matching).unwrap_or(0));
+            let (text, args) = walk_sql(tenant, state, q, running, wanted);
+            let found = jobs(conn, &text, args)?;
+            if found.len() >= wanted {
+                return Ok(found);
+            }
+            let (text, args) = running_sql(tenant, state, q);
+            return jobs(conn, &text, args);
+        }
+    }
+    let (text, args) = list_sql(tenant, q);
+    jobs(conn, &text, args)
+}
+
+fn jobs(conn: &Connection, text: &str, args: Vec<Value>) -> Result<Vec<Job>> {
+    conn.prepare_cached(text)
+        .map_err(sql)?
+        .query_map(params_from_iter(args), job_from_row)
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql)
+}
+
+/// The first `wanted` of tenant `tenant`'s jobs in `state` (of `q.kind`, below `q.after`) among
+/// its newest `most` jobs below `q.after`, newest first.
+fn walk_sql(
+    tenant: &TenantId,
+    state: JobState,
+    q: &ListQuery,
+    most: i64,
+    wanted: usize,
+) -> (String, Vec<Value>) {
+    let mut text =
+        format!("SELECT {JOB_COLUMNS} FROM (SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?");
+    let mut args = vec![Value::Text(tenant.as_str().to_owned())];
+    if let Some(after) = q.after {
+        text.push_str(" AND id < ?");
+        args.push(Value::Blob(id_blob(after).to_vec()));
+    }
+    text.push_str(" ORDER BY id DESC LIMIT ?) WHERE state = ?");
+    args.push(Value::Integer(most));
+    args.push(Value::Integer(state_code(state)));
+    if let Some(kind) = &q.kind {
+        text.push_str(" AND kind = ?");
+        args.push(Value::Text(kind.as_str().to_owned()));
+    }
+    text.push_str(" ORDER BY id DESC LIMIT ?");
+    args.push(Value::Integer(i64::try_from(wanted).unwrap_or(i64::MAX)));
+    (text, args)
+}
+
+/// A page of tenant `tenant`'s jobs in `state` (running or cancelling) read through
+/// `jobs_leased`, the partial index of every tenant's running and cancelling jobs, and sorted:
+/// it reads as many rows as there are such jobs, however many jobs the tenant has.
+fn running_sql(tenant: &TenantId, state: JobState, q: &ListQuery) -> (String, Vec<Value>) {
+    let mut text = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_leased WHERE state IN ({}, {}) \
+         AND tenant = ? AND state = ?",
+        haltway_core::state_sql!(Running),
+        haltway_core::state_sql!(Cancelling),
+    );
+    let mut args = vec![
+        Value::Text(tenant.as_str().to_owned()),
+        Value::Integer(state_code(state)),
+    ];
+    if let Some(after) = q.after {
+        text.push_str(" AND id < ?");
+        args.push(Value::Blob(id_blob(after).to_vec()));
+    }
+    if let Some(kind) = &q.kind {
+        text.push_str(" AND kind = ?");
+        args.push(Value::Text(kind.as_str().to_owned()));
+    }
+    text.push_str(" ORDER BY id DESC LIMIT ?");
+    args.push(Value::Integer(q.limit as i64 + 1));
+    (text, args)
+}
+
 /// The text and arguments of a page of `tenant`'s jobs, newest first, filtered by `q`. The
 /// jobs are read in the order of `jobs_tenant` (tenant, id), or for one group of
 /// `jobs_group_list` (tenant, group, id), so that a group's page reads the group's jobs
@@ -536,6 +647,85 @@ mod tests {
             ..running
         };
         assert_eq!(run_page(&conn, &done).0.len(), 101);
+        drop(store);
+    }
+
+    /// Runs statement `text` with `args` on `conn`: the ids read, and the statement's VM steps.
+    fn run_ids(conn: &rusqlite::Connection, text: &str, args: Vec<Value>) -> (Vec<Vec<u8>>, i32) {
+        let mut stmt = conn.prepare(text).expect("prepare");
+        let ids = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("ids");
+        (ids, stmt.get_status(rusqlite::StatementStatus::VmStep))
+    }
+
+    /// A page of running jobs in a store that runs fewer jobs than the tenant has walks no
+    /// further than there are running jobs, then reads them through `jobs_leased`: three runs
+    /// older than 3,000 finished jobs take a few steps each way, not a walk of all 3,000, and
+    /// runs newer than the finished jobs are found by the walk in a few steps.
+    #[test]
+    fn a_running_page_reads_no_more_than_the_running_jobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("running.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let conn = rusqlite::Connection::open(&path).expect("raw connection");
+        let rows: Vec<(u32, Option<&str>, i64)> = (0..3003u32)
+            .map(|i| (i, None, if i < 3 { 1 } else { 3 }))
+            .collect();
+        write_jobs(&conn, &rows);
+        let t = TenantId::from("t");
+        let running = ListQuery {
+            state: Some(JobState::Running),
+            limit: 100,
+            ..ListQuery::default()
+        };
+        let ids = |from: std::ops::Range<u32>| -> Vec<Vec<u8>> {
+            from.rev().map(|i| i.to_be_bytes().to_vec()).collect()
+        };
+        let (text, args) = walk_sql(&t, JobState::Running, &running, 3, 3);
+        let (found, steps) = run_ids(&conn, &text, args);
+        assert!(found.is_empty(), "the three newest jobs are finished");
+        assert!(steps < 500, "{steps} steps to walk three jobs among 3,003");
+        let (text, args) = running_sql(&t, JobState::Running, &running);
+        let leased = plan(
+            &conn,
+            &text
+                .replacen('?', "'t'", 1)
+                .replacen('?', "1", 1)
+                .replacen('?', "101", 1),
+        );
+        assert!(leased.contains("jobs_leased"), "{leased}");
+        let (found, steps) = run_ids(&conn, &text, args);
+        assert_eq!(found, ids(0..3), "the running jobs, newest first");
+        assert!(
+            steps < 500,
+            "{steps} steps to read three running jobs among 3,003"
+        );
+        // Three runs newer than the finished jobs: the walk finds them among the newest.
+        write_jobs(&conn, &[(5000, None, 1), (5001, None, 1), (5002, None, 1)]);
+        let (text, args) = walk_sql(&t, JobState::Running, &running, 6, 3);
+        let walk = plan(
+            &conn,
+            &text
+                .replacen('?', "'t'", 1)
+                .replacen('?', "6", 1)
+                .replacen('?', "1", 1)
+                .replacen('?', "3", 1),
+        );
+        assert!(walk.contains("jobs_tenant"), "{walk}");
+        assert!(
+            !walk.contains("TEMP B-TREE"),
+            "in the walk's order, no sort: {walk}"
+        );
+        let (found, steps) = run_ids(&conn, &text, args);
+        assert_eq!(
+            found,
+            ids(5000..5003),
+            "the newest running jobs, newest first"
+        );
+        assert!(steps < 500, "{steps} steps to walk three jobs among 3,006");
         drop(store);
     }
 }

@@ -11,7 +11,7 @@ use haltway_core::{
     Notice, Page, Progress, PurgeRequest, Purged, Reason, Result, ResultsQuery, Schedule,
     StateCounts, Store, StoreErrorKind, Submitted, Subscription, TenantId, Timestamp, Updated,
 };
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::broadcast;
 
 use crate::budgets::ledger_seq;
@@ -291,14 +291,7 @@ impl Store for SqliteStore {
         let tenant = tenant.clone();
         let q = q.clone();
         self.read(move |conn| {
-            let (text, args) = crate::ops::list_sql(&tenant, &q);
-            let data = conn
-                .prepare_cached(&text)
-                .map_err(sql)?
-                .query_map(params_from_iter(args), codec::job_from_row)
-                .map_err(sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql)?;
+            let data = crate::ops::list_page(conn, &tenant, &q)?;
             Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
         })
         .await

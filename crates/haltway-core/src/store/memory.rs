@@ -116,7 +116,7 @@ pub(super) struct Inner {
     ready: HashMap<KindName, [BTreeSet<(Timestamp, JobId)>; 4]>,
     active_of: HashMap<TenantId, u64>,
     running_of: HashMap<TenantId, u64>,
-    active: HashSet<JobId>,
+    pub(super) active: HashSet<JobId>,
     deadlines: BTreeSet<(Timestamp, JobId)>,
     groups: HashMap<(TenantId, GroupId), HashSet<JobId>>,
     pub(super) idempotency: HashMap<(TenantId, String), JobId>,

@@ -144,17 +144,50 @@ impl Inner {
             let there = self.ops.matching(tenant, q.state, q.kind.as_ref());
             wanted = wanted.min(usize::try_from(there).unwrap_or(usize::MAX));
         }
+        // A page of running or cancelling jobs walks no further than there are such jobs in
+        // the store, then reads those instead: a tenant's runs that started before much newer
+        // work are found without walking past all of it.
+        let active =
+            q.group.is_none() && matches!(q.state, Some(JobState::Running | JobState::Cancelling));
+        let most = if active {
+            self.active.len()
+        } else {
+            usize::MAX
+        };
         let hi = q.after.unwrap_or(JobId(uuid::Uuid::max()));
-        let data: Vec<Job> = ids
-            .into_iter()
-            .flat_map(|ids| ids.below(hi))
+        let mut data = Vec::new();
+        for (read, id) in ids.into_iter().flat_map(|ids| ids.below(hi)).enumerate() {
+            if data.len() >= wanted {
+                break;
+            }
+            if read == most {
+                return self.list_active(tenant, q, hi);
+            }
+            let j = &self.jobs[id].job;
+            if q.state.is_none_or(|s| j.state == s)
+                && q.kind.as_ref().is_none_or(|k| &j.kind == k)
+                && q.group.as_ref().is_none_or(|g| j.group.as_ref() == Some(g))
+            {
+                data.push(j.clone());
+            }
+        }
+        kernel::page(data, q.limit, |j| j.id.to_string())
+    }
+
+    /// A page of the tenant's running or cancelling jobs (`q.state`) below `hi`, read from
+    /// every tenant's (`active`) rather than from the tenant's ids.
+    fn list_active(&self, tenant: &TenantId, q: &ListQuery, hi: JobId) -> Page<Job> {
+        let mut found: Vec<&Job> = self
+            .active
+            .iter()
+            .filter(|id| **id < hi)
             .map(|id| &self.jobs[id].job)
-            .filter(|j| q.state.is_none_or(|s| j.state == s))
+            .filter(|j| &j.tenant == tenant && Some(j.state) == q.state)
             .filter(|j| q.kind.as_ref().is_none_or(|k| &j.kind == k))
-            .filter(|j| q.group.as_ref().is_none_or(|g| j.group.as_ref() == Some(g)))
-            .take(wanted)
-            .cloned()
             .collect();
+        found.sort_unstable_by_key(|j| std::cmp::Reverse(j.id));
+        found.truncate(q.limit + 1);
+        let data = found.into_iter().cloned().collect();
         kernel::page(data, q.limit, |j| j.id.to_string())
     }
 

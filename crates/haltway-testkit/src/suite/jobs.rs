@@ -415,6 +415,102 @@ pub async fn list_pages_newest_first_with_filters(store: Arc<dyn Store>) {
     }
 }
 
+/// A page of running or cancelling jobs holds exactly the tenant's jobs in that state, newest
+/// first and paged by cursor, when they started before many newer jobs of the tenant (which a
+/// store may pass over by reading its running jobs instead), when they are its newest, and when
+/// the tenant has fewer jobs than the store runs.
+pub async fn running_pages_find_runs_older_than_newer_work(store: Arc<dyn Store>) {
+    let t1 = tenant("t1");
+    let long: Vec<Job> = claim_new(&store, "t1", "long", 2).await;
+    let other = claim_new(&store, "t2", "long", 1).await;
+    let mut shorts = Vec::new();
+    for _ in 0..12 {
+        shorts.push(submit(&store, new_job("t1", "short")).await);
+    }
+    let started = claim(&*store, "short", 3, T0).await;
+    assert_eq!(
+        started.iter().map(|j| j.id).collect::<Vec<_>>(),
+        shorts[..3].iter().map(|j| j.id).collect::<Vec<_>>()
+    );
+    let req = CancelRequest::default();
+    let cancelling = store
+        .cancel(&t1, long[1].id, &req, T0)
+        .await
+        .expect("cancel")
+        .job;
+    assert_eq!(cancelling.state, JobState::Cancelling);
+    let page = |t: TenantId, state, kind: Option<&str>, limit, after| {
+        let store = store.clone();
+        let q = ListQuery {
+            limit,
+            after,
+            state: Some(state),
+            kind: kind.map(Into::into),
+            ..ListQuery::default()
+        };
+        async move { store.list(&t, &q).await.expect("list") }
+    };
+    // Newest first: the three short jobs started last, then the long run started first.
+    let want = [shorts[2].id, shorts[1].id, shorts[0].id, long[0].id];
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let p = page(t1.clone(), JobState::Running, None, 2, after).await;
+        assert!(
+            p.data
+                .iter()
+                .all(|j| j.state == JobState::Running && j.tenant == t1)
+        );
+        seen.extend(p.data.iter().map(|j| j.id));
+        if !p.has_more {
+            assert!(p.next_cursor.is_none());
+            break;
+        }
+        after = Some(p.next_cursor.expect("cursor").parse().expect("a job id"));
+    }
+    assert_eq!(seen, want, "every running job of t1 once, newest first");
+    let p = page(t1.clone(), JobState::Running, Some("long"), 100, None).await;
+    assert_eq!(
+        p.data.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [long[0].id]
+    );
+    assert!(!p.has_more);
+    let p = page(t1.clone(), JobState::Cancelling, None, 100, None).await;
+    assert_eq!(p.data, vec![get(&store, &cancelling).await]);
+    let p = page(t1.clone(), JobState::Running, None, 100, Some(long[0].id)).await;
+    assert!(p.data.is_empty(), "nothing older than the oldest run");
+    // A tenant with fewer jobs than the store runs.
+    let p = page(tenant("t2"), JobState::Running, None, 100, None).await;
+    assert_eq!(
+        p.data.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [other[0].id]
+    );
+    let p = page(tenant("t3"), JobState::Running, None, 100, None).await;
+    assert!(p.data.is_empty() && !p.has_more);
+    // Two more runs, newer than every other job: found among the tenant's newest jobs.
+    let late = claim_new(&store, "t1", "late", 2).await;
+    let p = page(t1.clone(), JobState::Running, None, 1, None).await;
+    assert_eq!(
+        p.data.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [late[1].id]
+    );
+    assert!(p.has_more);
+    let p = page(t1.clone(), JobState::Running, None, 100, None).await;
+    let all = [late[1].id, late[0].id, want[0], want[1], want[2], want[3]];
+    assert_eq!(p.data.iter().map(|j| j.id).collect::<Vec<_>>(), all);
+}
+
+/// Submits `n` jobs of `kind` for `tenant` and claims them; the claimed jobs, oldest first.
+async fn claim_new(store: &Arc<dyn Store>, tenant: &str, kind: &str, n: usize) -> Vec<Job> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(submit(store, new_job(tenant, kind)).await.id);
+    }
+    let got = claim(&**store, kind, n, T0).await;
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), ids);
+    got
+}
+
 /// Claims take ready jobs of the asked kinds, oldest first, at most the count asked.
 pub async fn claim_respects_kind_count_and_run_at(store: Arc<dyn Store>) {
     let a1 = submit(&store, new_job("t1", "a")).await;

@@ -323,6 +323,10 @@ pub(crate) fn list_page(conn: &Connection, tenant: &TenantId, q: &ListQuery) -> 
     if q.group.is_none()
         && let Some(state @ (JobState::Running | JobState::Cancelling)) = q.state
     {
+        // One read transaction, so that the counts and the rows are of one snapshot (as a
+        // page of one statement is); it is rolled back when dropped, having written nothing.
+        let tx = conn.unchecked_transaction().map_err(sql)?;
+        let conn: &Connection = &tx;
         let kind = q.kind.as_ref().map(|k| k.as_str());
         let (running, of_tenant, matching): (i64, i64, i64) = conn
             .prepare_cached(PAGE_COUNTS)

@@ -509,15 +509,11 @@ mod tests {
     /// `jobs_tenant`.
     #[test]
     fn a_group_is_listed_through_its_own_entries() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("lists.db");
-        let store = SqliteStore::open(&path).expect("open");
-        let conn = rusqlite::Connection::open(&path).expect("raw connection");
         // The group's three jobs first (the oldest), then 3,000 newer ones outside it.
         let rows: Vec<(u32, Option<&str>, i64)> = (0..3003u32)
             .map(|i| (i, (i < 3).then_some("g"), 3))
             .collect();
-        write_jobs(&conn, &rows);
+        let (_dir, store, conn) = jobs_file("lists.db", &rows);
         let t = TenantId::from("t");
         let group = ListQuery {
             group: Some("g".into()),
@@ -601,7 +597,12 @@ mod tests {
     /// Runs page `q` of tenant `t` on `conn`: the ids read, and the statement's VM steps.
     fn run_page(conn: &rusqlite::Connection, q: &ListQuery) -> (Vec<Vec<u8>>, i32) {
         let (text, args) = list_sql(&TenantId::from("t"), q);
-        let mut stmt = conn.prepare(&text).expect("prepare");
+        run_ids(conn, &text, args)
+    }
+
+    /// Runs statement `text` with `args` on `conn`: the ids read, and the statement's VM steps.
+    fn run_ids(conn: &rusqlite::Connection, text: &str, args: Vec<Value>) -> (Vec<Vec<u8>>, i32) {
+        let mut stmt = conn.prepare(text).expect("prepare");
         let ids = stmt
             .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
             .expect("rows")
@@ -610,20 +611,30 @@ mod tests {
         (ids, stmt.get_status(rusqlite::StatementStatus::VmStep))
     }
 
+    /// A store in a new file `name` holding `rows` (see [`write_jobs`]), with a connection of
+    /// its own to the file, and the directory that holds it.
+    fn jobs_file(
+        name: &str,
+        rows: &[(u32, Option<&str>, i64)],
+    ) -> (tempfile::TempDir, SqliteStore, rusqlite::Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(name);
+        let store = SqliteStore::open(&path).expect("open");
+        let conn = rusqlite::Connection::open(&path).expect("raw connection");
+        write_jobs(&conn, rows);
+        (dir, store, conn)
+    }
+
     /// A page filtered by state or kind ends at the tenant's last job in that state or of that
     /// kind (as `job_counts` counts them): three running jobs newer than 3,000 finished ones
     /// take a few steps, not a walk of all 3,003; a kind the tenant has none of reads nothing;
     /// a page with more to come is full, with one more row to say so.
     #[test]
     fn a_page_filtered_by_state_ends_at_its_last_job() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("states.db");
-        let store = SqliteStore::open(&path).expect("open");
-        let conn = rusqlite::Connection::open(&path).expect("raw connection");
         let rows: Vec<(u32, Option<&str>, i64)> = (0..3003u32)
             .map(|i| (i, None, if i < 3000 { 3 } else { 1 }))
             .collect();
-        write_jobs(&conn, &rows);
+        let (_dir, store, conn) = jobs_file("states.db", &rows);
         let running = ListQuery {
             state: Some(haltway_core::JobState::Running),
             limit: 100,
@@ -654,31 +665,16 @@ mod tests {
         drop(store);
     }
 
-    /// Runs statement `text` with `args` on `conn`: the ids read, and the statement's VM steps.
-    fn run_ids(conn: &rusqlite::Connection, text: &str, args: Vec<Value>) -> (Vec<Vec<u8>>, i32) {
-        let mut stmt = conn.prepare(text).expect("prepare");
-        let ids = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
-            .expect("rows")
-            .collect::<rusqlite::Result<_>>()
-            .expect("ids");
-        (ids, stmt.get_status(rusqlite::StatementStatus::VmStep))
-    }
-
     /// A page of running jobs in a store that runs fewer jobs than the tenant has walks no
     /// further than there are running jobs, then reads them through `jobs_leased`: three runs
     /// older than 3,000 finished jobs take a few steps each way, not a walk of all 3,000, and
     /// runs newer than the finished jobs are found by the walk in a few steps.
     #[test]
     fn a_running_page_reads_no_more_than_the_running_jobs() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("running.db");
-        let store = SqliteStore::open(&path).expect("open");
-        let conn = rusqlite::Connection::open(&path).expect("raw connection");
         let rows: Vec<(u32, Option<&str>, i64)> = (0..3003u32)
             .map(|i| (i, None, if i < 3 { 1 } else { 3 }))
             .collect();
-        write_jobs(&conn, &rows);
+        let (_dir, store, conn) = jobs_file("running.db", &rows);
         let t = TenantId::from("t");
         let running = ListQuery {
             state: Some(JobState::Running),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 use haltway_core::{Error, EventNotice, Notice, Result, StoreErrorKind};
@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) workers: Arc<Workers>,
     /// Rows inserted, updated or deleted by the writer's committed transactions.
     pub(crate) rows_written: Arc<AtomicU64>,
+    /// The running and cancelling jobs, as the writer counts them (see `Writer::running_jobs`).
+    pub(crate) running_jobs: Arc<AtomicI64>,
 }
 
 impl Drop for Shared {
@@ -76,8 +78,13 @@ impl SqliteStore {
         let notices = broadcast::channel(1024).0;
         let events = broadcast::channel(4096).0;
         let rows_written = Arc::new(AtomicU64::new(0));
+        let running = conn
+            .query_row(crate::ops::RUNNING_JOBS, [], |r| r.get(0))
+            .map_err(crate::error::sql)?;
+        let running_jobs = Arc::new(AtomicI64::new(running));
         let writer = Writer {
             rows_written: rows_written.clone(),
+            running_jobs: running_jobs.clone(),
             conn,
             rx,
             notices: notices.clone(),
@@ -135,6 +142,7 @@ impl SqliteStore {
                 stop,
                 workers: Arc::new(Workers::new(&path)),
                 rows_written,
+                running_jobs,
                 path,
             }),
         })
@@ -229,4 +237,52 @@ fn checkpoint(conn: &Connection, writer: &mpsc::Sender<Msg>, stop: &AtomicBool) 
         }
     }
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use haltway_core::{CancelRequest, Finish, Lease, Store};
+    use haltway_testkit::suite::{T0, claim_one, new_job};
+
+    use super::SqliteStore;
+
+    /// The writer's count of running and cancelling jobs follows claims, cancels and ends, and a
+    /// store opened on the file starts from the file's count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_counts_the_running_jobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("running.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let running = |s: &SqliteStore| s.shared.running_jobs.load(Ordering::Relaxed);
+        for _ in 0..5 {
+            store.submit(new_job("t", "k"), T0).await.expect("submit");
+        }
+        assert_eq!(running(&store), 0);
+        let mut claimed = Vec::new();
+        for _ in 0..3 {
+            claimed.push(claim_one(&store, "k").await);
+        }
+        assert_eq!(running(&store), 3);
+        let cancel = CancelRequest::default();
+        let c = store
+            .cancel(&claimed[0].tenant, claimed[0].id, &cancel, T0)
+            .await
+            .expect("cancel");
+        assert!(c.changed);
+        assert_eq!(running(&store), 3, "a cancelling job is still running");
+        let lease = Lease {
+            job: claimed[1].id,
+            attempt: claimed[1].attempt,
+        };
+        store
+            .finish(lease, &Finish::Done, T0)
+            .await
+            .expect("finish");
+        assert_eq!(running(&store), 2);
+        drop(store);
+        let again = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(running(&again), 2, "counted from the file");
+    }
 }

@@ -55,14 +55,16 @@ fn decode(doc: &str) -> Result<Schedule> {
     serde_json::from_str(doc).map_err(json_err)
 }
 
-/// Adds `changes` (tenant, kind, state → change) to `job_counts`, and empties it.
+/// Adds `changes` (tenant, kind, state → change) to `job_counts`, and empties it; answers the
+/// change in running and cancelling jobs it added.
 pub(crate) fn add_counts(
     conn: &rusqlite::Connection,
     changes: &mut rustc_hash::FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
-) -> Result<()> {
+) -> Result<i64> {
     if changes.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let mut running = 0;
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO job_counts (tenant, kind, state, n) VALUES (?1, ?2, ?3, ?4) \
@@ -74,9 +76,22 @@ pub(crate) fn add_counts(
             stmt.execute(params![tenant.as_str(), kind.as_str(), state, n])
                 .map_err(sql)?;
         }
+        if state == JobState::Running.code() || state == JobState::Cancelling.code() {
+            running += n;
+        }
     }
-    Ok(())
+    Ok(running)
 }
+
+/// The running and cancelling jobs of every tenant, as `job_counts` counts them (a scan of the
+/// table: read when the store opens and after other processes' commits, not per page).
+pub(crate) const RUNNING_JOBS: &str = concat!(
+    "SELECT coalesce(sum(n), 0) FROM job_counts WHERE state IN (",
+    haltway_core::state_sql!(Running),
+    ", ",
+    haltway_core::state_sql!(Cancelling),
+    ")"
+);
 
 impl SqliteStore {
     pub(crate) async fn count_by_kind_(&self, tenant: Option<&TenantId>) -> Result<KindCounts> {
@@ -300,26 +315,26 @@ impl SqliteStore {
     }
 }
 
-/// The running and cancelling jobs of every tenant; the jobs of tenant `?1`; and of those, the
-/// ones in state `?2` (and of kind `?3` when it is not null): as counted in `job_counts`.
-const PAGE_COUNTS: &str = concat!(
-    "SELECT (SELECT coalesce(sum(n), 0) FROM job_counts WHERE state IN (",
-    haltway_core::state_sql!(Running),
-    ", ",
-    haltway_core::state_sql!(Cancelling),
-    ")), (SELECT coalesce(sum(n), 0) FROM job_counts WHERE tenant = ?1), \
+/// The jobs of tenant `?1`, and of those the ones in state `?2` (and of kind `?3` when it is not
+/// null), as counted in `job_counts` (the tenant's rows, by their key).
+const PAGE_COUNTS: &str = "SELECT (SELECT coalesce(sum(n), 0) FROM job_counts WHERE tenant = ?1), \
      (SELECT coalesce(sum(n), 0) FROM job_counts WHERE tenant = ?1 AND state = ?2 \
-     AND (?3 IS NULL OR kind = ?3))"
-);
+     AND (?3 IS NULL OR kind = ?3))";
 
 /// A page of `tenant`'s jobs, newest first, filtered by `q` (one more than the page, to know
 /// whether more follow). A page of running or cancelling jobs (of no group) in a store that runs
-/// fewer jobs than the tenant has walks the tenant's jobs no further than there are running
-/// and cancelling jobs, then, if it has not found the page, reads those through `jobs_leased`
-/// (the partial index of every tenant's running and cancelling jobs). The plain walk may read
-/// every job of the tenant (its runs that started before much newer work); this reads at most
-/// twice as many rows as the store runs.
-pub(crate) fn list_page(conn: &Connection, tenant: &TenantId, q: &ListQuery) -> Result<Vec<Job>> {
+/// fewer jobs (`running`, the writer's count, see [`RUNNING_JOBS`]) than the tenant has walks
+/// the tenant's jobs no further than that, then, if it has not found the page, reads the
+/// running and cancelling jobs through `jobs_leased` (the partial index of every tenant's). The
+/// plain walk may read every job of the tenant (its runs that started before much newer work);
+/// this reads at most about twice as many rows as the store runs. `running` only chooses the
+/// way: a count that is out of date (other processes' jobs) changes the cost, not the page.
+pub(crate) fn list_page(
+    conn: &Connection,
+    tenant: &TenantId,
+    q: &ListQuery,
+    running: i64,
+) -> Result<Vec<Job>> {
     if q.group.is_none()
         && let Some(state @ (JobState::Running | JobState::Cancelling)) = q.state
     {
@@ -328,13 +343,14 @@ pub(crate) fn list_page(conn: &Connection, tenant: &TenantId, q: &ListQuery) -> 
         let tx = conn.unchecked_transaction().map_err(sql)?;
         let conn: &Connection = &tx;
         let kind = q.kind.as_ref().map(|k| k.as_str());
-        let (running, of_tenant, matching): (i64, i64, i64) = conn
+        let (of_tenant, matching): (i64, i64) = conn
             .prepare_cached(PAGE_COUNTS)
             .map_err(sql)?
             .query_row(params![tenant.as_str(), state_code(state), kind], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?))
             })
             .map_err(sql)?;
+        let running = running.max(0);
         if running < of_tenant {
             let wanted = (q.limit + 1).min(usize::try_from(matching).unwrap_or(0));
             let (text, args) = walk_sql(tenant, state, q, running, wanted);

@@ -67,7 +67,7 @@ impl Tx<'_> {
     /// so far to `job_counts`, which the load reads).
     pub(crate) fn counts(&mut self) -> Result<&mut Counts> {
         if self.counts.is_none() {
-            crate::ops::add_counts(self.conn, &mut self.state_counts)?;
+            self.running_moved += crate::ops::add_counts(self.conn, &mut self.state_counts)?;
             *self.counts = Some(load(self.conn)?);
         }
         Ok(self.counts.as_mut().expect("loaded above"))

@@ -290,8 +290,12 @@ impl Store for SqliteStore {
         kernel::check_page_size(q.limit, 1000)?;
         let tenant = tenant.clone();
         let q = q.clone();
+        let running = self
+            .shared
+            .running_jobs
+            .load(std::sync::atomic::Ordering::Relaxed);
         self.read(move |conn| {
-            let data = crate::ops::list_page(conn, &tenant, &q)?;
+            let data = crate::ops::list_page(conn, &tenant, &q, running)?;
             Ok(kernel::page(data, q.limit, |j| j.id.to_string()))
         })
         .await

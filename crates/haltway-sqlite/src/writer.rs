@@ -126,6 +126,8 @@ pub(crate) struct Tx<'c> {
     /// Changes to the counts of jobs, by tenant, kind and state, to add to `job_counts` at the
     /// next flush (one row per key per transaction).
     pub(crate) state_counts: FxHashMap<(TenantId, haltway_core::KindName, i16), i64>,
+    /// The change in running and cancelling jobs written to `job_counts` so far.
+    pub(crate) running_moved: i64,
     dirty: FxHashSet<JobId>,
     /// Jobs put in the cache in this transaction: after the commit, only they may have left
     /// the states the cache keeps (a job changes only between `take` and `put`).
@@ -261,7 +263,7 @@ impl Tx<'_> {
             }
         }
         self.flush_budgets()?;
-        crate::ops::add_counts(self.conn, &mut self.state_counts)?;
+        self.running_moved += crate::ops::add_counts(self.conn, &mut self.state_counts)?;
         codec::insert_events(self.conn, &std::mem::take(&mut self.events_out))
     }
 
@@ -453,6 +455,9 @@ pub(crate) struct Writer {
     pub(crate) runtime: Option<tokio::runtime::Handle>,
     /// Set to the connection's count of changed rows after each commit.
     pub(crate) rows_written: Arc<std::sync::atomic::AtomicU64>,
+    /// The running and cancelling jobs as this store's commits left them (read again after
+    /// other processes' commits): what a page of running jobs goes by to choose its way.
+    pub(crate) running_jobs: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Most jobs the writer keeps cached between transactions.
@@ -550,6 +555,13 @@ impl Writer {
             *subs = None;
             *purses = None;
             *counts = None;
+            if let Ok(n) = self
+                .conn
+                .query_row(crate::ops::RUNNING_JOBS, [], |r| r.get(0))
+            {
+                self.running_jobs
+                    .store(n, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let mut tx = Tx {
             conn: &self.conn,
@@ -560,6 +572,7 @@ impl Writer {
             charges_out: Vec::new(),
             purses_dirty: FxHashSet::default(),
             state_counts: FxHashMap::default(),
+            running_moved: 0,
             dirty: FxHashSet::default(),
             touched: Vec::new(),
             events_out: Vec::new(),
@@ -606,6 +619,8 @@ impl Writer {
                     self.conn.total_changes(),
                     std::sync::atomic::Ordering::Relaxed,
                 );
+                self.running_jobs
+                    .fetch_add(tx.running_moved, std::sync::atomic::Ordering::Relaxed);
             }
         } else {
             // Nothing ran: every command is answered with the error.

@@ -387,17 +387,11 @@ fn walk_sql(
     let mut text =
         format!("SELECT {JOB_COLUMNS} FROM (SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?");
     let mut args = vec![Value::Text(tenant.as_str().to_owned())];
-    if let Some(after) = q.after {
-        text.push_str(" AND id < ?");
-        args.push(Value::Blob(id_blob(after).to_vec()));
-    }
+    below(&mut text, &mut args, q);
     text.push_str(" ORDER BY id DESC LIMIT ?) WHERE state = ?");
     args.push(Value::Integer(most));
     args.push(Value::Integer(state_code(state)));
-    if let Some(kind) = &q.kind {
-        text.push_str(" AND kind = ?");
-        args.push(Value::Text(kind.as_str().to_owned()));
-    }
+    of_kind(&mut text, &mut args, q);
     text.push_str(" ORDER BY id DESC LIMIT ?");
     args.push(Value::Integer(i64::try_from(wanted).unwrap_or(i64::MAX)));
     (text, args)
@@ -417,17 +411,27 @@ fn running_sql(tenant: &TenantId, state: JobState, q: &ListQuery) -> (String, Ve
         Value::Text(tenant.as_str().to_owned()),
         Value::Integer(state_code(state)),
     ];
+    below(&mut text, &mut args, q);
+    of_kind(&mut text, &mut args, q);
+    text.push_str(" ORDER BY id DESC LIMIT ?");
+    args.push(Value::Integer(q.limit as i64 + 1));
+    (text, args)
+}
+
+/// Adds a page's cursor to a statement: the jobs below `q.after`, if it is given.
+fn below(text: &mut String, args: &mut Vec<Value>, q: &ListQuery) {
     if let Some(after) = q.after {
         text.push_str(" AND id < ?");
         args.push(Value::Blob(id_blob(after).to_vec()));
     }
+}
+
+/// Adds a page's kind to a statement: the jobs of `q.kind`, if it is given.
+fn of_kind(text: &mut String, args: &mut Vec<Value>, q: &ListQuery) {
     if let Some(kind) = &q.kind {
         text.push_str(" AND kind = ?");
         args.push(Value::Text(kind.as_str().to_owned()));
     }
-    text.push_str(" ORDER BY id DESC LIMIT ?");
-    args.push(Value::Integer(q.limit as i64 + 1));
-    (text, args)
 }
 
 /// The text and arguments of a page of `tenant`'s jobs, newest first, filtered by `q`. The
@@ -444,16 +448,10 @@ pub(crate) fn list_sql(tenant: &TenantId, q: &ListQuery) -> (String, Vec<Value>)
         filters.push_str(" AND state = ?");
         filter_args.push(Value::Integer(state_code(state)));
     }
-    if let Some(kind) = &q.kind {
-        filters.push_str(" AND kind = ?");
-        filter_args.push(Value::Text(kind.as_str().to_owned()));
-    }
+    of_kind(&mut filters, &mut filter_args, q);
     let mut text = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ?");
     let mut args = vec![tenant.clone()];
-    if let Some(after) = q.after {
-        text.push_str(" AND id < ?");
-        args.push(Value::Blob(id_blob(after).to_vec()));
-    }
+    below(&mut text, &mut args, q);
     text.push_str(&filters);
     args.extend(filter_args.iter().cloned());
     if let Some(group) = &q.group {

@@ -25,6 +25,7 @@ use tokio::sync::broadcast;
 
 use super::kernel::{self, Effects};
 use super::memory_budgets::MemoryBudgets;
+use super::memory_lock::lock;
 use super::memory_ops::MemoryOps;
 use super::memory_outbox::MemoryOutbox;
 use super::memory_record::{JobIds, Outbox, Record, Stored, bump, lane};
@@ -149,7 +150,7 @@ impl MemoryStore {
             want_events: self.shared.events_wanted.load(Ordering::Acquire),
             ..Outbox::default()
         };
-        let mut inner = self.shared.inner.lock();
+        let mut inner = lock(&self.shared.inner);
         inner.fault = self.shared.fault;
         let out = f(&mut inner, &mut outbox);
         drop(inner);
@@ -410,30 +411,30 @@ impl Store for MemoryStore {
     }
 
     async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Job> {
-        let mut inner = self.shared.inner.lock();
+        let mut inner = lock(&self.shared.inner);
         Ok(inner.record(tenant, id)?.job.clone())
     }
 
     async fn owner(&self, id: JobId) -> Result<Option<TenantId>> {
-        let inner = self.shared.inner.lock();
+        let inner = lock(&self.shared.inner);
         Ok(inner.jobs.get(&id).map(|r| r.job.tenant.clone()))
     }
 
     async fn list(&self, tenant: &TenantId, q: &ListQuery) -> Result<Page<Job>> {
         kernel::check_page_size(q.limit, 1000)?;
-        Ok(self.shared.inner.lock().list(tenant, q))
+        Ok(lock(&self.shared.inner).list(tenant, q))
     }
 
     async fn count_by_state(&self, tenant: Option<&TenantId>) -> Result<StateCounts> {
-        Ok(self.shared.inner.lock().ops.by_state(tenant))
+        Ok(lock(&self.shared.inner).ops.by_state(tenant))
     }
 
     async fn count_by_kind(&self, tenant: Option<&TenantId>) -> Result<KindCounts> {
-        Ok(self.shared.inner.lock().ops.by_kind(tenant))
+        Ok(lock(&self.shared.inner).ops.by_kind(tenant))
     }
 
     async fn purge(&self, request: &PurgeRequest, _now: Timestamp) -> Result<Purged> {
-        Ok(self.shared.inner.lock().purge(request))
+        Ok(lock(&self.shared.inner).purge(request))
     }
 
     async fn put_schedule(&self, schedule: &Schedule, expected: Option<u64>) -> Result<bool> {
@@ -446,19 +447,19 @@ impl Store for MemoryStore {
     }
 
     async fn schedule(&self, tenant: &TenantId, id: &str) -> Result<Option<Schedule>> {
-        Ok(self.shared.inner.lock().ops.schedule(tenant, id))
+        Ok(lock(&self.shared.inner).ops.schedule(tenant, id))
     }
 
     async fn schedules(&self, tenant: &TenantId) -> Result<Vec<Schedule>> {
-        Ok(self.shared.inner.lock().ops.schedules(tenant))
+        Ok(lock(&self.shared.inner).ops.schedules(tenant))
     }
 
     async fn delete_schedule(&self, tenant: &TenantId, id: &str) -> Result<bool> {
-        Ok(self.shared.inner.lock().ops.delete_schedule(tenant, id))
+        Ok(lock(&self.shared.inner).ops.delete_schedule(tenant, id))
     }
 
     async fn due_schedules(&self, now: Timestamp, limit: usize) -> Result<Vec<Schedule>> {
-        Ok(self.shared.inner.lock().ops.due(now, limit))
+        Ok(lock(&self.shared.inner).ops.due(now, limit))
     }
 
     async fn claim(&self, req: &ClaimRequest, now: Timestamp) -> Result<Vec<Job>> {
@@ -514,7 +515,7 @@ impl Store for MemoryStore {
         lease_ms: u64,
         now: Timestamp,
     ) -> Result<Vec<LeaseStatus>> {
-        let mut inner = self.shared.inner.lock();
+        let mut inner = lock(&self.shared.inner);
         Ok(leases
             .iter()
             .map(|l| match inner.jobs.get_mut(&l.job) {
@@ -666,7 +667,7 @@ impl Store for MemoryStore {
 
     async fn results(&self, tenant: &TenantId, id: JobId, q: &ResultsQuery) -> Result<Page<Entry>> {
         kernel::check_page_size(q.limit, 10_000)?;
-        let mut inner = self.shared.inner.lock();
+        let mut inner = lock(&self.shared.inner);
         let rec = inner.record(tenant, id)?;
         if kernel::discarded(&rec.job) {
             return Ok(kernel::page(Vec::new(), q.limit, |_: &Entry| String::new()));
@@ -686,7 +687,7 @@ impl Store for MemoryStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<JobEvent>> {
-        let mut inner = self.shared.inner.lock();
+        let mut inner = lock(&self.shared.inner);
         let rec = inner.record(tenant, id)?;
         let start = usize::try_from(after)
             .unwrap_or(usize::MAX)
@@ -713,7 +714,7 @@ impl Store for MemoryStore {
     }
 
     async fn put_subscription(&self, sub: &Subscription) -> Result<()> {
-        self.shared.inner.lock().webhooks.put_subscription(sub);
+        lock(&self.shared.inner).webhooks.put_subscription(sub);
         Ok(())
     }
 
@@ -727,7 +728,7 @@ impl Store for MemoryStore {
     }
 
     async fn subscriptions(&self, tenant: Option<&TenantId>) -> Result<Vec<Subscription>> {
-        Ok(self.shared.inner.lock().webhooks.subscriptions(tenant))
+        Ok(lock(&self.shared.inner).webhooks.subscriptions(tenant))
     }
 
     async fn claim_deliveries(
@@ -760,7 +761,7 @@ impl Store for MemoryStore {
     }
 
     async fn deliveries(&self, tenant: &TenantId, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
-        Ok(self.shared.inner.lock().webhooks.deliveries(tenant, query))
+        Ok(lock(&self.shared.inner).webhooks.deliveries(tenant, query))
     }
 
     async fn delivery_attempts(
@@ -768,11 +769,11 @@ impl Store for MemoryStore {
         tenant: &TenantId,
         query: &DeliveryQuery,
     ) -> Result<Vec<DeliveryAttempt>> {
-        Ok(self.shared.inner.lock().webhooks.attempts(tenant, query))
+        Ok(lock(&self.shared.inner).webhooks.attempts(tenant, query))
     }
 
     async fn redeliver(&self, tenant: &TenantId, id: &str, now: Timestamp) -> Result<Delivery> {
-        self.shared.inner.lock().webhooks.redeliver(tenant, id, now)
+        lock(&self.shared.inner).webhooks.redeliver(tenant, id, now)
     }
 
     async fn change_budget(
@@ -781,14 +782,14 @@ impl Store for MemoryStore {
         change: BudgetChange,
         now: Timestamp,
     ) -> Result<Budget> {
-        self.shared.inner.lock().budgets.change(tenant, change, now)
+        lock(&self.shared.inner).budgets.change(tenant, change, now)
     }
 
     async fn budget(&self, tenant: &TenantId) -> Result<Option<Budget>> {
-        Ok(self.shared.inner.lock().budgets.budget(tenant))
+        Ok(lock(&self.shared.inner).budgets.budget(tenant))
     }
 
     async fn charges(&self, tenant: &TenantId, query: &ChargeQuery) -> Result<Vec<Charge>> {
-        self.shared.inner.lock().budgets.history(tenant, query)
+        lock(&self.shared.inner).budgets.history(tenant, query)
     }
 }

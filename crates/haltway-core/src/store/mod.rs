@@ -64,6 +64,7 @@ pub mod kernel;
 mod memory;
 mod memory_append;
 mod memory_budgets;
+mod memory_lock;
 mod memory_ops;
 mod memory_outbox;
 mod memory_record;

@@ -4,11 +4,11 @@
 //! holds it for about a microsecond. When `parking_lot`'s mutex finds its lock taken, it tries
 //! again a few times, giving up the core between tries (`sched_yield`), and then parks the
 //! thread. With a runtime's workers and a thread that submits sharing two cores, each of those
-//! yields is a switch to another thread: under the no-op load, half of the workers' switches
-//! were yields of a thread waiting for this lock, most of them for a hold that ended within a
-//! microsecond on the other core. [`lock`] first watches the lock for up to [`SPIN`] (reading it,
-//! not writing it, so that the holder's core keeps the line) and takes it as soon as it is free;
-//! a longer hold (a claim of many jobs) is then waited for as before.
+//! yields is a switch to another thread: under the no-op load, more than half of the workers'
+//! switches were yields of a thread waiting for this lock, most of them for a hold that ended
+//! within a microsecond on the other core. [`lock`] first watches the lock for up to [`SPIN`]
+//! (reading it, not writing it, so that the holder's core keeps the line) and takes it as soon
+//! as it is free; a longer hold (a claim of many jobs) is then waited for as before.
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,9 @@
 //! (`ListQuery::state`, a dashboard's view of the work under way). Each should cost what it
 //! holds, not what the tenant ever ran. The running jobs' page is timed twice: jobs started
 //! after the history, and jobs started before it and running all through it, whose page walks
-//! past the newer jobs in other states (no store keeps a tenant's jobs by state).
+//! past the newer jobs in other states (no store keeps a tenant's jobs by state); those are timed
+//! again while jobs of many other tenants run, which a store that reads its running jobs instead
+//! of walking reads as well.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +36,9 @@ const LISTS: usize = 200;
 /// Lists timed in the phase whose pages walk the whole history.
 const WALKS: usize = 20;
 
+/// The other tenants whose jobs run in the crowded phase.
+const OTHER_TENANTS: usize = 100;
+
 /// Waits until it is cancelled.
 struct Hold;
 
@@ -48,7 +53,7 @@ impl JobKind for Hold {
     }
 }
 
-fn rows(history: usize, store: &'static str, p: Phases) -> Vec<Row> {
+fn rows(history: usize, others: usize, store: &'static str, p: Phases) -> Vec<Row> {
     let what = "the same page with nothing else stored, same run";
     let Phases {
         mut group,
@@ -56,6 +61,7 @@ fn rows(history: usize, store: &'static str, p: Phases) -> Vec<Row> {
         mut running,
         mut running_clean,
         mut running_old,
+        mut running_crowded,
     } = p;
     let group_title = format!(
         "list of a group's {IN_GROUP} jobs, the tenant has {history} newer jobs stored \
@@ -67,6 +73,11 @@ fn rows(history: usize, store: &'static str, p: Phases) -> Vec<Row> {
     let old_title = format!(
         "list of a tenant's {IN_GROUP} running jobs, started before {history} newer jobs \
          stored ({WALKS} lists)"
+    );
+    let crowded_title = format!(
+        "list of a tenant's {IN_GROUP} running jobs, started before {history} newer jobs \
+         stored, {others} jobs of {} other tenants running ({WALKS} lists)",
+        others.min(OTHER_TENANTS)
     );
     vec![
         report::latency_row(group_title, store, &mut group, what, &mut group_clean, ""),
@@ -86,29 +97,39 @@ fn rows(history: usize, store: &'static str, p: Phases) -> Vec<Row> {
             &mut running_clean,
             "",
         ),
+        report::latency_row(
+            crowded_title,
+            store,
+            &mut running_crowded,
+            what,
+            &mut running_clean,
+            "",
+        ),
     ]
 }
 
 /// The pages timed: the group's with the history stored and without it, the running jobs'
-/// with and without (started after the history), and the running jobs' started before it.
+/// with and without (started after the history), and the running jobs' started before it,
+/// alone and among other tenants' running jobs.
 struct Phases {
     group: Vec<Duration>,
     group_clean: Vec<Duration>,
     running: Vec<Duration>,
     running_clean: Vec<Duration>,
     running_old: Vec<Duration>,
+    running_crowded: Vec<Duration>,
 }
 
 fn memory(rt: &Runtime, s: Sizes) -> Vec<Row> {
-    let phases = rt.block_on(phases(Arc::new(MemoryStore::new()), s.list_history));
-    rows(s.list_history, "memory", phases)
+    let phases = rt.block_on(phases(Arc::new(MemoryStore::new()), s));
+    rows(s.list_history, s.list_others, "memory", phases)
 }
 
 fn sqlite(rt: &Runtime, s: Sizes) -> Vec<Row> {
     let dir = tempfile::tempdir().expect("dir");
     let store = SqliteStore::open(dir.path().join("lists.db")).expect("open");
-    let phases = rt.block_on(phases(Arc::new(store), s.list_history));
-    rows(s.list_history, "sqlite", phases)
+    let phases = rt.block_on(phases(Arc::new(store), s));
+    rows(s.list_history, s.list_others, "sqlite", phases)
 }
 
 fn pg(rt: &Runtime, s: Sizes) -> Vec<Row> {
@@ -120,11 +141,11 @@ fn pg(rt: &Runtime, s: Sizes) -> Vec<Row> {
         let store = PgStore::connect(&url, PgOptions::default().schema(&sch))
             .await
             .expect("connect");
-        let out = phases(Arc::new(store), s.list_history).await;
+        let out = phases(Arc::new(store), s).await;
         postgres::drop_schema(&url, &sch).await;
         out
     });
-    rows(s.list_history, "postgres", phases)
+    rows(s.list_history, s.list_others, "postgres", phases)
 }
 
 /// On an empty store: runs the group's jobs to completion and times `LISTS` pages of the group
@@ -132,9 +153,11 @@ fn pg(rt: &Runtime, s: Sizes) -> Vec<Row> {
 /// running jobs, and cancels them; then starts `IN_GROUP` jobs that wait through what follows,
 /// runs `history` jobs of the same tenant outside the group (newer than the group's, as a
 /// tenant's later work is), times `WALKS` pages of the running jobs (those started before the
-/// history) and cancels them, then times the group's pages again, and the running jobs' pages
-/// with as many new jobs waiting (newer than the history, as the work under way is).
-async fn phases(store: Arc<dyn Store>, history: usize) -> Phases {
+/// history), starts `others` jobs of other tenants that wait and times as many again, ends
+/// both, then times the group's pages again, and the running jobs' pages with as many new jobs
+/// waiting (newer than the history, as the work under way is).
+async fn phases(store: Arc<dyn Store>, s: Sizes) -> Phases {
+    let (history, others) = (s.list_history, s.list_others);
     let engine = Engine::builder_shared(store)
         .register(Noop)
         .register(Hold)
@@ -168,6 +191,9 @@ async fn phases(store: Arc<dyn Store>, history: usize) -> Phases {
     crate::kinds::queue(&engine, Noop::NAME, history).await;
     completed(&engine, (IN_GROUP + history) as u64).await;
     let running_old = lists(&engine, &tenant, &running, JobState::Running, WALKS).await;
+    let crowd = crowd(&engine, others).await;
+    let running_crowded = lists(&engine, &tenant, &running, JobState::Running, WALKS).await;
+    disperse(&engine, crowd).await;
     release(&engine, &tenant, held).await;
     let group = lists(&engine, &tenant, &of_group, JobState::Completed, LISTS).await;
     let held = hold(&engine, &tenant).await;
@@ -180,6 +206,39 @@ async fn phases(store: Arc<dyn Store>, history: usize) -> Phases {
         running: running_deep,
         running_clean,
         running_old,
+        running_crowded,
+    }
+}
+
+/// Starts `n` jobs that wait until cancelled, spread over [`OTHER_TENANTS`] tenants other than
+/// the one listed; answers them once all run (beside the listed tenant's [`IN_GROUP`]).
+async fn crowd(engine: &Engine, n: usize) -> Vec<(TenantId, JobId)> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let tenant = TenantId::from(format!("other-{}", i % OTHER_TENANTS));
+        let s = engine
+            .submit::<Hold>(tenant.clone(), &(), SubmitOptions::new())
+            .await
+            .expect("submit");
+        out.push((tenant, s.job.id));
+    }
+    while engine.running() < IN_GROUP + n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    out
+}
+
+/// Cancels the jobs that [`crowd`] started; answers once they have ended.
+async fn disperse(engine: &Engine, crowd: Vec<(TenantId, JobId)>) {
+    for (tenant, id) in &crowd {
+        engine
+            .cancel(tenant, *id, &CancelRequest::default())
+            .await
+            .expect("cancel");
+    }
+    for (tenant, id) in &crowd {
+        let job = engine.wait(tenant, *id).await.expect("wait");
+        assert_eq!(job.state, JobState::Cancelled);
     }
 }
 

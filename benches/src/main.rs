@@ -54,6 +54,8 @@ pub(crate) struct Sizes {
     pub(crate) capped_history: usize,
     /// Jobs a tenant has stored beside the pages timed in the list scenarios.
     pub(crate) list_history: usize,
+    /// Jobs of other tenants running while a tenant's runs older than its history are listed.
+    pub(crate) list_others: usize,
     pub(crate) horizon_secs: u64,
     pub(crate) long_runs: usize,
     pub(crate) quiet_secs: u64,
@@ -85,6 +87,7 @@ impl Sizes {
             deep_queue: 1_000_000,
             capped_history: 100_000,
             list_history: 100_000,
+            list_others: 1_000,
             horizon_secs: 60,
             long_runs: 100_000,
             quiet_secs: 30,
@@ -114,6 +117,7 @@ impl Sizes {
             deep_queue: 2_000,
             capped_history: 1_000,
             list_history: 1_000,
+            list_others: 20,
             horizon_secs: 1,
             long_runs: 300,
             quiet_secs: 1,

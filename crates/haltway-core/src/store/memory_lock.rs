@@ -1,7 +1,7 @@
 //! How `MemoryStore` takes its one lock: watched for a moment before the thread waits.
 //!
 //! Every submit, claim and end of the process takes the store's lock, and a submit or an end
-//! holds it for about a microsecond. When `parking_lot`'s mutex finds its lock taken, it tries
+//! holds it for under a microsecond. When `parking_lot`'s mutex finds its lock taken, it tries
 //! again a few times, giving up the core between tries (`sched_yield`), and then parks the
 //! thread. With a runtime's workers and a thread that submits sharing two cores, each of those
 //! yields is a switch to another thread: under the no-op load, more than half of the workers'

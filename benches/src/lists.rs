@@ -186,7 +186,7 @@ async fn phases(store: Arc<dyn Store>, s: Sizes) -> Phases {
     let group_clean = lists(&engine, &tenant, &of_group, JobState::Completed, LISTS).await;
     let held = hold(&engine, &tenant).await;
     let running_clean = lists(&engine, &tenant, &running, JobState::Running, LISTS).await;
-    release(&engine, &tenant, held).await;
+    release(&engine, &held).await;
     let held = hold(&engine, &tenant).await;
     crate::kinds::queue(&engine, Noop::NAME, history).await;
     completed(&engine, (IN_GROUP + history) as u64).await;
@@ -194,11 +194,11 @@ async fn phases(store: Arc<dyn Store>, s: Sizes) -> Phases {
     let crowd = crowd(&engine, others).await;
     let running_crowded = lists(&engine, &tenant, &running, JobState::Running, WALKS).await;
     disperse(&engine, crowd).await;
-    release(&engine, &tenant, held).await;
+    release(&engine, &held).await;
     let group = lists(&engine, &tenant, &of_group, JobState::Completed, LISTS).await;
     let held = hold(&engine, &tenant).await;
     let running_deep = lists(&engine, &tenant, &running, JobState::Running, LISTS).await;
-    release(&engine, &tenant, held).await;
+    release(&engine, &held).await;
     engine.shutdown().await;
     Phases {
         group,
@@ -230,29 +230,24 @@ async fn crowd(engine: &Engine, n: usize) -> Vec<(TenantId, JobId)> {
 
 /// Cancels the jobs that [`crowd`] started; answers once they have ended.
 async fn disperse(engine: &Engine, crowd: Vec<(TenantId, JobId)>) {
-    for (tenant, id) in &crowd {
-        engine
-            .cancel(tenant, *id, &CancelRequest::default())
-            .await
-            .expect("cancel");
-    }
+    release(engine, &crowd).await;
     for (tenant, id) in &crowd {
         let job = engine.wait(tenant, *id).await.expect("wait");
         assert_eq!(job.state, JobState::Cancelled);
     }
 }
 
-/// Starts `IN_GROUP` jobs that wait until cancelled; answers their ids once all run.
-async fn hold(engine: &Engine, tenant: &TenantId) -> Vec<JobId> {
-    let mut held: Vec<JobId> = Vec::new();
+/// Starts `IN_GROUP` jobs of `tenant` that wait until cancelled; answers them once all run.
+async fn hold(engine: &Engine, tenant: &TenantId) -> Vec<(TenantId, JobId)> {
+    let mut held = Vec::new();
     for _ in 0..IN_GROUP {
         let s = engine
             .submit::<Hold>(tenant.clone(), &(), SubmitOptions::new())
             .await
             .expect("submit");
-        held.push(s.job.id);
+        held.push((tenant.clone(), s.job.id));
     }
-    for id in &held {
+    for (tenant, id) in &held {
         while engine.get(tenant, *id).await.expect("get").state != JobState::Running {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -260,11 +255,11 @@ async fn hold(engine: &Engine, tenant: &TenantId) -> Vec<JobId> {
     held
 }
 
-/// Cancels the jobs that [`hold`] started.
-async fn release(engine: &Engine, tenant: &TenantId, held: Vec<JobId>) {
-    for id in held {
+/// Cancels the jobs that [`hold`] (or [`crowd`]) started.
+async fn release(engine: &Engine, held: &[(TenantId, JobId)]) {
+    for (tenant, id) in held {
         engine
-            .cancel(tenant, id, &CancelRequest::default())
+            .cancel(tenant, *id, &CancelRequest::default())
             .await
             .expect("cancel");
     }

@@ -218,10 +218,17 @@ async fn listing_rows_read(
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> u64 {
-    let plan = explain_analyze(admin, sql, params).await;
+    rows_from(
+        &explain_analyze(admin, sql, params).await,
+        "job_tenants_pkey",
+    )
+}
+
+/// The rows that the first node of `plan` reading `index` produced.
+fn rows_from(plan: &str, index: &str) -> u64 {
     let line = plan
         .lines()
-        .find(|l| l.contains("job_tenants_pkey"))
+        .find(|l| l.contains(index))
         .unwrap_or_else(|| panic!("{plan}"));
     let rows = line
         .split("rows=")
@@ -339,4 +346,118 @@ async fn a_page_filtered_by_state_ends_at_its_last_job() {
     );
     drop(store);
     drop_schema(&admin, &s).await;
+}
+
+/// A page of running jobs of a tenant that has more jobs than the store runs reads the jobs
+/// the store runs (through `jobs_leased`), and never walks the tenant's newer jobs: its three
+/// runs, older than its 2,000 newer finished jobs, are found among the store's five. A tenant
+/// with fewer jobs than the store runs is walked, and the store's runs are read no further
+/// than one more than its jobs. Both with the plan for the values and with the generic plan
+/// (the statement is prepared), on young tables and analyzed ones.
+#[tokio::test]
+async fn a_running_page_reads_the_runs_not_the_newer_jobs() {
+    let Some((store, admin, s)) = fresh_store().await else {
+        return;
+    };
+    let mut runs = Vec::new();
+    for t in ["t", "t", "t", "u", "u"] {
+        let new = NewJob {
+            tenant: t.into(),
+            ..new_job()
+        };
+        let job = store.submit(new, Timestamp(1)).await.expect("submit").job;
+        runs.push(job.id);
+    }
+    let claim = ClaimRequest {
+        worker: "w".into(),
+        lease_ms: 30_000,
+        kinds: vec![("k".into(), 5)],
+        max_running_per_tenant: None,
+    };
+    let claimed = store.claim(&claim, Timestamp(2)).await.expect("claim");
+    assert_eq!(claimed.len(), 5);
+    history(&admin, &s, "t", 2_000).await;
+    let running = ListQuery {
+        state: Some(JobState::Running),
+        ..first(100)
+    };
+    // More than five times, so that the prepared statement may settle on its generic plan.
+    for _ in 0..7 {
+        for (t, want) in [("t", &runs[..3]), ("u", &runs[3..])] {
+            let page = store
+                .list(&TenantId::from(t), &running)
+                .await
+                .expect("list");
+            let ids: Vec<JobId> = page.data.iter().map(|j| j.id).collect();
+            let newest_first: Vec<JobId> = want.iter().rev().copied().collect();
+            assert_eq!((ids, page.has_more), (newest_first, false), "tenant {t}");
+        }
+    }
+    let sql = crate::exec::list_running(&s);
+    for analyzed in [false, true] {
+        if analyzed {
+            admin
+                .batch_execute(&format!(
+                    "ANALYZE {s}.jobs; ANALYZE {s}.job_tenants; ANALYZE {s}.job_count_deltas"
+                ))
+                .await
+                .expect("analyze");
+        }
+        for generic in [false, true] {
+            let how = format!("analyzed {analyzed}, generic {generic}");
+            let plan = running_plan(&admin, &sql, "t", generic).await;
+            assert!(plan.contains("jobs_leased"), "{how}: {plan}");
+            assert!(
+                plan.lines()
+                    .filter(|l| l.contains("job_tenants_pkey"))
+                    .all(|l| l.contains("never executed")),
+                "{how}: {plan}"
+            );
+            let plan = running_plan(&admin, &sql, "u", generic).await;
+            assert_eq!(rows_from(&plan, "job_tenants_pkey"), 2, "{how}: {plan}");
+            assert_eq!(
+                rows_from(&plan, "jobs_leased"),
+                3,
+                "{how}: u's 2 jobs and one more: {plan}"
+            );
+        }
+    }
+    drop(store);
+    drop_schema(&admin, &s).await;
+}
+
+/// The plan of tenant `t`'s first page of running jobs (`sql`, from `list_running`) as run,
+/// prepared: planned for its values, or with `generic` the plan without them.
+async fn running_plan(admin: &tokio_postgres::Client, sql: &str, t: &str, generic: bool) -> String {
+    let mode = if generic {
+        "force_generic_plan"
+    } else {
+        "force_custom_plan"
+    };
+    admin
+        .batch_execute(&format!(
+            "SET plan_cache_mode = {mode}; \
+             PREPARE running_page (text, uuid, int2, text, int8) AS {sql}"
+        ))
+        .await
+        .expect("prepare");
+    let state = JobState::Running.code();
+    let rows = admin
+        .query(
+            &format!(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) \
+                 EXECUTE running_page('{t}', NULL, {state}, NULL, 101)"
+            ),
+            &[],
+        )
+        .await
+        .expect("explain");
+    admin
+        .batch_execute("DEALLOCATE running_page; RESET plan_cache_mode")
+        .await
+        .expect("reset");
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

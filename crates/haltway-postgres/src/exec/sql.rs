@@ -59,7 +59,6 @@ pub(crate) fn opening_statements(s: &str) -> [String; 8] {
 /// the statement's snapshot: the walk ends at the last one rather than at the tenant's oldest
 /// job.
 pub(crate) fn list_jobs(s: &str, group: bool, bounded: bool) -> String {
-    let of_group = if group { " AND t.grp = $6" } else { "" };
     let limit = if bounded {
         let of = "WHERE tenant = $1 AND ($3::int2 IS NULL OR state = $3) \
                   AND ($4::text IS NULL OR kind = $4)";
@@ -68,12 +67,57 @@ pub(crate) fn list_jobs(s: &str, group: bool, bounded: bool) -> String {
     } else {
         "$5".to_owned()
     };
+    list_walk(s, group, &limit, "")
+}
+
+/// [`list_jobs`]' walk, at most `limit` rows (SQL text), with `guard` (SQL text starting with
+/// `AND`) added to its condition.
+fn list_walk(s: &str, group: bool, limit: &str, guard: &str) -> String {
+    let of_group = if group { " AND t.grp = $6" } else { "" };
     format!(
         "SELECT j.* FROM {s}.job_tenants t CROSS JOIN LATERAL (SELECT {JOB} FROM {s}.jobs \
          WHERE id = t.id AND tenant = t.tenant AND ($3::int2 IS NULL OR state = $3) \
          AND ($4::text IS NULL OR kind = $4) LIMIT 1) j \
-         WHERE t.tenant = $1 AND ($2::uuid IS NULL OR t.id < $2){of_group} \
+         WHERE t.tenant = $1 AND ($2::uuid IS NULL OR t.id < $2){of_group}{guard} \
          ORDER BY t.id DESC LIMIT {limit}"
+    )
+}
+
+/// A page of a tenant's running or cancelling jobs of no group (`$3` is one of those states;
+/// the other parameters as in [`list_jobs`]; a group's page walks the group's rows alone). The walk of [`list_jobs`] reads the tenant's newer jobs
+/// until it has found all it needs, so its cost is the tenant's jobs newer than its oldest
+/// run; this statement reads the jobs the store runs instead, through `jobs_leased` (every
+/// running and cancelling job), when there are no more of them than the tenant has jobs (of
+/// any state), and walks otherwise, as far as [`list_jobs`]' bound. Both counts come from one
+/// read of the tenant's rows of `job_counts` and its delta rows. The store's runs are read
+/// with a bound of one more than the tenant's jobs, so a page reads at most about twice as
+/// many rows as the lesser of the two. They are read in the index's order with a limit (an
+/// index scan, not a bitmap scan), so that the entries of row versions no longer visible to
+/// anyone, which every claim and non-HOT update of a running job leaves in `jobs_leased` until
+/// a vacuum, are marked dead by the first scan that passes them and skipped by the next. One
+/// statement, so the counts, the store's runs and the page are of one snapshot; the way not
+/// taken is gated by a one-time filter and never runs.
+pub(crate) fn list_running(s: &str) -> String {
+    let tenant_jobs = crate::ops::counted_rows(s, "kind, state,", "WHERE tenant = $1");
+    let walk = list_walk(
+        s,
+        false,
+        "least($5::int8, (SELECT of_filter FROM n))",
+        " AND NOT (SELECT fits FROM w)",
+    );
+    format!(
+        "WITH n AS (SELECT coalesce(sum(n), 0)::int8 AS n, coalesce(sum(n) FILTER \
+         (WHERE ($3::int2 IS NULL OR state = $3) AND ($4::text IS NULL OR kind = $4)), 0)::int8 \
+         AS of_filter FROM ({tenant_jobs}) c), \
+         r AS MATERIALIZED (SELECT id, tenant FROM {s}.jobs \
+         WHERE state IN ({RUNNING}, {CANCELLING}) ORDER BY lease_until \
+         LIMIT (SELECT n FROM n) + 1), \
+         w AS (SELECT (SELECT count(*) FROM r) <= (SELECT n FROM n) AS fits) \
+         (SELECT j.* FROM r CROSS JOIN LATERAL (SELECT {JOB} FROM {s}.jobs \
+         WHERE id = r.id AND state = $3 AND ($4::text IS NULL OR kind = $4) LIMIT 1) j \
+         WHERE (SELECT fits FROM w) AND r.tenant = $1 AND ($2::uuid IS NULL OR r.id < $2) \
+         ORDER BY r.id DESC LIMIT $5) \
+         UNION ALL ({walk})"
     )
 }
 

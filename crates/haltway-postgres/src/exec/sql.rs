@@ -84,19 +84,21 @@ fn list_walk(s: &str, group: bool, limit: &str, guard: &str) -> String {
 }
 
 /// A page of a tenant's running or cancelling jobs of no group (`$3` is one of those states;
-/// the other parameters as in [`list_jobs`]; a group's page walks the group's rows alone). The walk of [`list_jobs`] reads the tenant's newer jobs
-/// until it has found all it needs, so its cost is the tenant's jobs newer than its oldest
-/// run; this statement reads the jobs the store runs instead, through `jobs_leased` (every
-/// running and cancelling job), when there are no more of them than the tenant has jobs (of
-/// any state), and walks otherwise, as far as [`list_jobs`]' bound. Both counts come from one
-/// read of the tenant's rows of `job_counts` and its delta rows. The store's runs are read
-/// with a bound of one more than the tenant's jobs, so a page reads at most about twice as
-/// many rows as the lesser of the two. They are read in the index's order with a limit (an
-/// index scan, not a bitmap scan), so that the entries of row versions no longer visible to
-/// anyone, which every claim and non-HOT update of a running job leaves in `jobs_leased` until
-/// a vacuum, are marked dead by the first scan that passes them and skipped by the next. One
-/// statement, so the counts, the store's runs and the page are of one snapshot; the way not
-/// taken is gated by a one-time filter and never runs.
+/// the other parameters as in [`list_jobs`]; a group's page walks the group's rows alone).
+///
+/// The walk of [`list_jobs`] reads the tenant's newer jobs until it has found all it needs,
+/// so its cost is the tenant's jobs newer than its oldest run. This statement reads the jobs
+/// the store runs instead, through `jobs_leased` (every running and cancelling job), when
+/// there are no more of them than the tenant has jobs (of any state), and walks otherwise, as
+/// far as [`list_jobs`]' bound. Both counts come from one read of the tenant's rows of
+/// `job_counts` and its delta rows. The store's runs are read with a bound of one more than
+/// the tenant's jobs, so a page reads at most about twice as many rows as the lesser of the
+/// two. They are read in the index's order with a limit (an index scan, not a bitmap scan), so
+/// that the entries of row versions no longer visible to anyone, which every claim and non-HOT
+/// update of a running job leaves in `jobs_leased` until a vacuum, are marked dead by the
+/// first scan that passes them and skipped by the next. One statement, so the counts, the
+/// store's runs and the page are of one snapshot; the way not taken is gated by a one-time
+/// filter and never runs.
 pub(crate) fn list_running(s: &str) -> String {
     let tenant_jobs = crate::ops::counted_rows(s, "kind, state,", "WHERE tenant = $1");
     let walk = list_walk(

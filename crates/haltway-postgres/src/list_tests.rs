@@ -348,50 +348,64 @@ async fn a_page_filtered_by_state_ends_at_its_last_job() {
     drop_schema(&admin, &s).await;
 }
 
-/// A page of running jobs of a tenant that has more jobs than the store runs reads the jobs
-/// the store runs (through `jobs_leased`), and never walks the tenant's newer jobs: its three
-/// runs, older than its 2,000 newer finished jobs, are found among the store's five. A tenant
-/// with fewer jobs than the store runs is walked, and the store's runs are read no further
-/// than one more than its jobs. Both with the plan for the values and with the generic plan
-/// (the statement is prepared), on young tables and analyzed ones.
+/// A page of running jobs takes the way its tenant's jobs call for, on young tables and
+/// analyzed ones: tenant `t`, whose three runs are older than its 2,000 newer finished jobs,
+/// finds them among the store's 305 runs (through `jobs_leased`) without walking its jobs;
+/// tenant `w`, whose 300 jobs all run, is walked for its page of 101 and the store's runs are
+/// read no further than that walk would go, plus one; tenant `u`, with two jobs, is walked the
+/// same way. Each page is the tenant's runs, newest first.
 #[tokio::test]
 async fn a_running_page_reads_the_runs_not_the_newer_jobs() {
     let Some((store, admin, s)) = fresh_store().await else {
         return;
     };
+    let of = |t: &str| NewJob {
+        tenant: t.into(),
+        ..new_job()
+    };
     let mut runs = Vec::new();
     for t in ["t", "t", "t", "u", "u"] {
-        let new = NewJob {
-            tenant: t.into(),
-            ..new_job()
-        };
-        let job = store.submit(new, Timestamp(1)).await.expect("submit").job;
-        runs.push(job.id);
+        runs.push(
+            store
+                .submit(of(t), Timestamp(1))
+                .await
+                .expect("submit")
+                .job
+                .id,
+        );
     }
+    let many = store
+        .submit_many((0..300).map(|_| of("w")).collect(), Timestamp(1))
+        .await
+        .expect("submit_many");
+    for r in many {
+        runs.push(r.expect("submit").job.id);
+    }
+    history(&admin, &s, "t", 2_000).await;
     let claim = ClaimRequest {
         worker: "w".into(),
         lease_ms: 30_000,
-        kinds: vec![("k".into(), 5)],
+        kinds: vec![("k".into(), 305)],
         max_running_per_tenant: None,
     };
     let claimed = store.claim(&claim, Timestamp(2)).await.expect("claim");
-    assert_eq!(claimed.len(), 5);
-    history(&admin, &s, "t", 2_000).await;
+    assert_eq!(claimed.len(), 305);
     let running = ListQuery {
         state: Some(JobState::Running),
         ..first(100)
     };
-    // More than five times, so that the prepared statement may settle on its generic plan.
-    for _ in 0..7 {
-        for (t, want) in [("t", &runs[..3]), ("u", &runs[3..])] {
-            let page = store
-                .list(&TenantId::from(t), &running)
-                .await
-                .expect("list");
-            let ids: Vec<JobId> = page.data.iter().map(|j| j.id).collect();
-            let newest_first: Vec<JobId> = want.iter().rev().copied().collect();
-            assert_eq!((ids, page.has_more), (newest_first, false), "tenant {t}");
-        }
+    for (t, want, more) in [
+        ("t", &runs[..3], false),
+        ("u", &runs[3..5], false),
+        ("w", &runs[205..], true),
+    ] {
+        let page = store
+            .list(&TenantId::from(t), &running)
+            .await
+            .expect("list");
+        let ids: Vec<JobId> = page.data.iter().map(|j| j.id).collect();
+        let newest_first: Vec<JobId> = want.iter().rev().copied().collect();
+        assert_eq!((ids, page.has_more), (newest_first, more), "tenant {t}");
     }
     let sql = crate::exec::list_running(&s);
     for analyzed in [false, true] {
@@ -403,61 +417,39 @@ async fn a_running_page_reads_the_runs_not_the_newer_jobs() {
                 .await
                 .expect("analyze");
         }
-        for generic in [false, true] {
-            let how = format!("analyzed {analyzed}, generic {generic}");
-            let plan = running_plan(&admin, &sql, "t", generic).await;
-            assert!(plan.contains("jobs_leased"), "{how}: {plan}");
-            assert!(
-                plan.lines()
-                    .filter(|l| l.contains("job_tenants_pkey"))
-                    .all(|l| l.contains("never executed")),
-                "{how}: {plan}"
-            );
-            let plan = running_plan(&admin, &sql, "u", generic).await;
-            assert_eq!(rows_from(&plan, "job_tenants_pkey"), 2, "{how}: {plan}");
-            assert_eq!(
-                rows_from(&plan, "jobs_leased"),
-                3,
-                "{how}: u's 2 jobs and one more: {plan}"
-            );
-        }
+        let plan = running_plan(&admin, &sql, "t").await;
+        assert!(
+            plan.lines()
+                .filter(|l| l.contains("job_tenants_pkey"))
+                .all(|l| l.contains("never executed")),
+            "analyzed {analyzed}: {plan}"
+        );
+        assert_eq!(rows_from(&plan, "jobs_leased"), 305, "{analyzed}: {plan}");
+        let plan = running_plan(&admin, &sql, "w").await;
+        assert_eq!(
+            rows_from(&plan, "job_tenants_pkey"),
+            101,
+            "{analyzed}: {plan}"
+        );
+        assert_eq!(rows_from(&plan, "jobs_leased"), 102, "{analyzed}: {plan}");
+        let plan = running_plan(&admin, &sql, "u").await;
+        assert_eq!(
+            rows_from(&plan, "job_tenants_pkey"),
+            2,
+            "{analyzed}: {plan}"
+        );
+        assert_eq!(rows_from(&plan, "jobs_leased"), 3, "{analyzed}: {plan}");
     }
     drop(store);
     drop_schema(&admin, &s).await;
 }
 
-/// The plan of tenant `t`'s first page of running jobs (`sql`, from `list_running`) as run,
-/// prepared: planned for its values, or with `generic` the plan without them.
-async fn running_plan(admin: &tokio_postgres::Client, sql: &str, t: &str, generic: bool) -> String {
-    let mode = if generic {
-        "force_generic_plan"
-    } else {
-        "force_custom_plan"
-    };
-    admin
-        .batch_execute(&format!(
-            "SET plan_cache_mode = {mode}; \
-             PREPARE running_page (text, uuid, int2, text, int8) AS {sql}"
-        ))
-        .await
-        .expect("prepare");
-    let state = JobState::Running.code();
-    let rows = admin
-        .query(
-            &format!(
-                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) \
-                 EXECUTE running_page('{t}', NULL, {state}, NULL, 101)"
-            ),
-            &[],
-        )
-        .await
-        .expect("explain");
-    admin
-        .batch_execute("DEALLOCATE running_page; RESET plan_cache_mode")
-        .await
-        .expect("reset");
-    rows.iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// The plan of tenant `t`'s first page of 100 running jobs (`sql`, from `list_running`) as
+/// the store runs it, planned for its values.
+async fn running_plan(admin: &tokio_postgres::Client, sql: &str, t: &str) -> String {
+    let state = Some(JobState::Running.code());
+    let (no_id, no_kind) = (None::<uuid::Uuid>, None::<&str>);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&t, &no_id, &state, &no_kind, &101_i64];
+    explain_analyze(admin, sql, &params).await
 }

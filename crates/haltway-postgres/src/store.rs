@@ -419,17 +419,13 @@ impl Store for PgStore {
         } else {
             exec::list_jobs(&self.shared.q, group.is_some(), bounded)
         };
-        let rows = if bounded && !running {
+        let rows = if bounded {
             // Planned for its values each time, not prepared: a statement prepared once runs
             // with a generic plan from its sixth run, and on tables not yet analyzed the generic
             // plan of a bounded page sorted every job of the tenant (0.1 s with 100,000 of
             // them), where the plan for the values walks to the last one it needs.
             c.query_typed(&text, &params).await?
         } else {
-            // A page of runs is prepared: planning it took longer than running it, and its
-            // generic plan keeps both ways (checked in `list_tests`). It walks only a tenant
-            // with fewer jobs than the store runs, so even a walk that sorted every job of the
-            // tenant would cost no more than reading the runs.
             let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(p, _)| *p).collect();
             c.query(&text, &params).await?
         };

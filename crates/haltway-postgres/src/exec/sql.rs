@@ -86,38 +86,47 @@ fn list_walk(s: &str, group: bool, limit: &str, guard: &str) -> String {
 /// A page of a tenant's running or cancelling jobs of no group (`$3` is one of those states;
 /// the other parameters as in [`list_jobs`]; a group's page walks the group's rows alone).
 ///
-/// The walk of [`list_jobs`] reads the tenant's newer jobs until it has found all it needs,
-/// so its cost is the tenant's jobs newer than its oldest run. This statement reads the jobs
-/// the store runs instead, through `jobs_leased` (every running and cancelling job), when
-/// there are no more of them than the tenant has jobs (of any state), and walks otherwise, as
-/// far as [`list_jobs`]' bound. Both counts come from one read of the tenant's rows of
-/// `job_counts` and its delta rows. The store's runs are read with a bound of one more than
-/// the tenant's jobs, so a page reads at most about twice as many rows as the lesser of the
-/// two. They are read in the index's order with a limit (an index scan, not a bitmap scan), so
-/// that the entries of row versions no longer visible to anyone, which every claim and non-HOT
-/// update of a running job leaves in `jobs_leased` until a vacuum, are marked dead by the
-/// first scan that passes them and skipped by the next. One statement, so the counts, the
-/// store's runs and the page are of one snapshot; the way not taken is gated by a one-time
-/// filter and never runs.
+/// The walk of [`list_jobs`] reads the tenant's jobs newest first until it has found the page,
+/// about `limit × jobs ÷ runs` of them when its runs are spread among its jobs, but every job
+/// newer than its oldest run when they are not (long runs started before much short work).
+/// This statement reads the jobs the store runs instead, through `jobs_leased` (every running
+/// and cancelling job), when there are no more of them than that expected walk: it reads them
+/// up to one more than it, and walks if there are more. A page read from the runs costs at
+/// most about twice the expected walk, however old the runs. A page that walks costs what it
+/// did, plus that many runs read; it is slow only when the store runs more jobs than the
+/// expected walk and the tenant's runs are older than most of its jobs. A tenant whose jobs
+/// are mostly running (one tenant running most of the store's jobs) is walked, a few rows.
+/// The tenant's jobs of every state and of the filter come from one read of its rows of
+/// `job_counts` and its delta rows.
+///
+/// The runs are read in the index's order with a limit (an index scan, not a bitmap scan), so
+/// that the entries of row versions no longer visible to anyone, which every claim and
+/// non-HOT update of a running job leaves in `jobs_leased` until a vacuum, are marked dead by
+/// the first scan that passes them and skipped by the next. One statement, so the counts, the
+/// store's runs and the page are of one snapshot; each way is gated by a one-time filter, so
+/// the other never runs, and the runs are not read at all when the tenant has none.
 pub(crate) fn list_running(s: &str) -> String {
     let tenant_jobs = crate::ops::counted_rows(s, "kind, state,", "WHERE tenant = $1");
+    let of_state = "state = $3 AND ($4::text IS NULL OR kind = $4)";
     let walk = list_walk(
         s,
         false,
-        "least($5::int8, (SELECT of_filter FROM n))",
-        " AND NOT (SELECT fits FROM w)",
+        "least($5::int8, (SELECT m FROM n))",
+        " AND NOT (SELECT runs FROM way)",
     );
     format!(
-        "WITH n AS (SELECT coalesce(sum(n), 0)::int8 AS n, coalesce(sum(n) FILTER \
-         (WHERE ($3::int2 IS NULL OR state = $3) AND ($4::text IS NULL OR kind = $4)), 0)::int8 \
-         AS of_filter FROM ({tenant_jobs}) c), \
+        "WITH n AS (SELECT coalesce(sum(n), 0)::int8 AS n, \
+         coalesce(sum(n) FILTER (WHERE {of_state}), 0)::int8 AS m FROM ({tenant_jobs}) c), \
+         e AS (SELECT CASE WHEN m <= 0 THEN 0 \
+         ELSE least(n, (least($5::int8, m) * n + m - 1) / m) END AS e FROM n), \
          r AS MATERIALIZED (SELECT id, tenant FROM {s}.jobs \
          WHERE state IN ({RUNNING}, {CANCELLING}) ORDER BY lease_until \
-         LIMIT (SELECT n FROM n) + 1), \
-         w AS (SELECT (SELECT count(*) FROM r) <= (SELECT n FROM n) AS fits) \
+         LIMIT (SELECT e FROM e) + 1), \
+         way AS (SELECT CASE WHEN (SELECT e FROM e) <= 0 THEN false \
+         ELSE (SELECT count(*) FROM r) <= (SELECT e FROM e) END AS runs) \
          (SELECT j.* FROM r CROSS JOIN LATERAL (SELECT {JOB} FROM {s}.jobs \
-         WHERE id = r.id AND state = $3 AND ($4::text IS NULL OR kind = $4) LIMIT 1) j \
-         WHERE (SELECT fits FROM w) AND r.tenant = $1 AND ($2::uuid IS NULL OR r.id < $2) \
+         WHERE id = r.id AND {of_state} LIMIT 1) j \
+         WHERE (SELECT runs FROM way) AND r.tenant = $1 AND ($2::uuid IS NULL OR r.id < $2) \
          ORDER BY r.id DESC LIMIT $5) \
          UNION ALL ({walk})"
     )

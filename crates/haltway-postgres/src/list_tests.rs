@@ -34,6 +34,20 @@ async fn page(store: &PgStore, t: &str, g: &str, q: ListQuery) -> (Vec<JobId>, b
     (page.data.iter().map(|j| j.id).collect(), page.has_more)
 }
 
+/// Claims `n` jobs of kind `k` (as worker `w`, at time 2), checks that all `n` were, and
+/// answers them.
+async fn claim_all(store: &PgStore, n: usize) -> Vec<haltway_core::Job> {
+    let claim = ClaimRequest {
+        worker: "w".into(),
+        lease_ms: 30_000,
+        kinds: vec![("k".into(), n)],
+        max_running_per_tenant: None,
+    };
+    let claimed = store.claim(&claim, Timestamp(2)).await.expect("claim");
+    assert_eq!(claimed.len(), n);
+    claimed
+}
+
 fn first(limit: usize) -> ListQuery {
     ListQuery {
         limit,
@@ -90,14 +104,7 @@ async fn a_groups_page_reads_the_groups_rows() {
         .collect();
     g.push(made[0]);
     history(&admin, &s, "t", 2_000).await;
-    let claim = ClaimRequest {
-        worker: "w".into(),
-        lease_ms: 30_000,
-        kinds: vec![("k".into(), 1)],
-        max_running_per_tenant: None,
-    };
-    let claimed = store.claim(&claim, Timestamp(2)).await.expect("claim");
-    assert_eq!(claimed.len(), 1);
+    let claimed = claim_all(&store, 1).await;
     let newest_first: Vec<JobId> = g.iter().rev().copied().collect();
     assert_eq!(
         page(&store, "t", "g", first(100)).await,
@@ -281,20 +288,7 @@ async fn a_page_filtered_by_state_ends_at_its_last_job() {
                 .id,
         );
     }
-    let claim = ClaimRequest {
-        worker: "w".into(),
-        lease_ms: 30_000,
-        kinds: vec![("k".into(), 3)],
-        max_running_per_tenant: None,
-    };
-    assert_eq!(
-        store
-            .claim(&claim, Timestamp(2))
-            .await
-            .expect("claim")
-            .len(),
-        3
-    );
+    claim_all(&store, 3).await;
     running.reverse();
     let t = TenantId::from("t");
     let of_state = ListQuery {
@@ -382,14 +376,7 @@ async fn a_running_page_reads_the_runs_not_the_newer_jobs() {
         runs.push(r.expect("submit").job.id);
     }
     history(&admin, &s, "t", 2_000).await;
-    let claim = ClaimRequest {
-        worker: "w".into(),
-        lease_ms: 30_000,
-        kinds: vec![("k".into(), 305)],
-        max_running_per_tenant: None,
-    };
-    let claimed = store.claim(&claim, Timestamp(2)).await.expect("claim");
-    assert_eq!(claimed.len(), 305);
+    claim_all(&store, 305).await;
     let running = ListQuery {
         state: Some(JobState::Running),
         ..first(100)

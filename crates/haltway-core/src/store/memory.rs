@@ -251,7 +251,7 @@ impl Inner {
         self.ops
             .count(&rec.job.tenant, &rec.job.kind, Some(from), Some(to));
         if self.fault == Fault::BillDiscarded && kernel::discarded(&rec.job) {
-            rec.job.usage = rec.job.fixed_cost + rec.ledger.iter().map(|e| e.cost).sum::<u64>();
+            rec.job.usage = rec.job.fixed_cost + rec.entries().iter().map(|e| e.cost).sum::<u64>();
         }
         let group = rec.job.group.clone().map(|g| (rec.job.tenant.clone(), g));
         if from == JobState::Queued
@@ -340,12 +340,7 @@ impl Store for MemoryStore {
             .idempotency_key
             .clone()
             .map(|key| (job.tenant.clone(), key));
-        let mut prepared = Some(Box::new(Record {
-            job,
-            ledger: Vec::new(),
-            keys: HashMap::default(),
-            events: Vec::with_capacity(4),
-        }));
+        let mut prepared = Some(Box::new(Record::new(job)));
         self.write(|inner, outbox| {
             let rec = prepared.as_mut().expect("made above");
             let job = &mut rec.job;
@@ -672,11 +667,12 @@ impl Store for MemoryStore {
         if kernel::discarded(&rec.job) {
             return Ok(kernel::page(Vec::new(), q.limit, |_: &Entry| String::new()));
         }
+        let entries = rec.entries();
         let start = usize::try_from(q.after)
             .unwrap_or(usize::MAX)
-            .min(rec.ledger.len());
-        let end = start.saturating_add(q.limit + 1).min(rec.ledger.len());
-        let data = rec.ledger[start..end].to_vec();
+            .min(entries.len());
+        let end = start.saturating_add(q.limit + 1).min(entries.len());
+        let data = entries[start..end].to_vec();
         Ok(kernel::page(data, q.limit, |e| e.seq.to_string()))
     }
 

@@ -20,7 +20,7 @@ impl Inner {
         if self.fault == Fault::SkipFence && rec.job.state.is_active() {
             a.lease.attempt = rec.job.attempt;
         }
-        let existing = a.key.as_ref().and_then(|k| rec.keys.get(k)).copied();
+        let existing = a.key.as_ref().and_then(|k| rec.seq_of(k));
         if self.fault == Fault::LoseAppend && self.appends.is_multiple_of(3) && existing.is_none() {
             kernel::check_lease(&rec.job, a.lease)?;
             let seq = rec.job.progress.found + 1;
@@ -48,9 +48,6 @@ impl Inner {
                 Err(error.unwrap_or(Error::LimitReached))
             }
             AppendOutcome::New(entry, ack) => {
-                if let Some(k) = &entry.key {
-                    rec.keys.insert(k.clone(), entry.seq);
-                }
                 let owed = kernel::outbox(
                     &rec.job,
                     kernel::Owed::Entry(&entry),
@@ -58,7 +55,11 @@ impl Inner {
                     now,
                 );
                 self.webhooks.owe(owed);
-                rec.ledger.push(entry);
+                let ledger = rec.ledger_mut();
+                if let Some(k) = &entry.key {
+                    ledger.keys.insert(k.clone(), entry.seq);
+                }
+                ledger.entries.push(entry);
                 rec.event(now, Stored::Item(ack.seq), outbox);
                 Ok(ack)
             }

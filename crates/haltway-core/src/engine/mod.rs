@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_core::Stream;
+use futures_util::future::Either;
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -277,33 +278,41 @@ impl Engine {
     /// Not cancel-safe: a dropped call may have created the job. Submit with an idempotency
     /// key ([`SubmitOptions::idempotency_key`]) and repeat the call to learn its job; the
     /// repeat returns the same job (`created: false`).
-    pub async fn submit<K: JobKind>(
+    ///
+    /// The job is made when this is called (its id, its times, the checks of its options); it
+    /// is stored when the future is awaited. The future holds only the job: a caller that
+    /// keeps many submits in flight (each in a task of its own, say) keeps that much per
+    /// submit, not the call's arguments beside it.
+    pub fn submit<K: JobKind>(
         &self,
         tenant: impl Into<TenantId>,
         input: &K::Input,
         options: SubmitOptions,
-    ) -> Result<Submitted>
+    ) -> impl Future<Output = Result<Submitted>> + '_
     where
         K::Input: Serialize,
     {
-        let input = serde_json::to_string(input)?;
-        self.submit_checked(&tenant.into(), K::NAME, &input, options, false)
-            .await
+        let made = serde_json::to_string(input)
+            .map_err(Error::from)
+            .and_then(|input| self.made(&tenant.into(), K::NAME, &input, options, false));
+        self.store_made(made)
     }
 
     /// Submits a job by kind name with its input as JSON text (the path transports take).
     ///
     /// # Errors
     /// As [`submit`](Self::submit); the input must decode into the kind's input type.
-    pub async fn submit_json(
+    ///
+    /// As with [`submit`](Self::submit), the job is made when this is called and stored when
+    /// the future is awaited.
+    pub fn submit_json(
         &self,
         tenant: &TenantId,
         kind: &str,
         input: &str,
         options: SubmitOptions,
-    ) -> Result<Submitted> {
-        self.submit_checked(tenant, kind, input, options, true)
-            .await
+    ) -> impl Future<Output = Result<Submitted>> + '_ {
+        self.store_made(self.made(tenant, kind, input, options, true))
     }
 
     /// Submits several jobs of a tenant at once, each by kind name with its input as JSON text
@@ -369,25 +378,43 @@ impl Engine {
             .collect()
     }
 
-    /// Submits; `check` decodes the input first (typed submits encoded it from the right type).
-    async fn submit_checked(
+    /// The job a submit makes, and the time it was made; `check` decodes the input first
+    /// (typed submits encoded it from the right type).
+    fn made(
         &self,
         tenant: &TenantId,
         kind: &str,
         input: &str,
         options: SubmitOptions,
         check: bool,
-    ) -> Result<Submitted> {
+    ) -> Result<(NewJob, Timestamp)> {
         let inner = &self.inner;
         if inner.is_shutting_down() {
             return Err(Error::ShuttingDown);
         }
         let now = inner.clock.now();
         let new = inner.prepare(tenant, kind, input, options, check, now)?;
-        let answer = inner
-            .retrying("submit", || inner.store.submit(new.clone(), now))
-            .await;
-        inner.submitted(&new, answer)
+        Ok((new, now))
+    }
+
+    /// Stores a job that [`made`](Self::made) made, or answers its error. Not an `async fn`:
+    /// one would keep its argument beside the job it takes from it, and every caller's
+    /// future would keep its own arguments too (the options, the input); this future holds
+    /// the job, its time and the store call.
+    fn store_made(
+        &self,
+        made: Result<(NewJob, Timestamp)>,
+    ) -> impl Future<Output = Result<Submitted>> + use<'_> {
+        let inner = &self.inner;
+        match made {
+            Err(e) => Either::Left(std::future::ready(Err(e))),
+            Ok((new, now)) => Either::Right(async move {
+                let answer = inner
+                    .retrying("submit", || inner.store.submit(new.clone(), now))
+                    .await;
+                inner.submitted(&new, answer)
+            }),
+        }
     }
 
     /// Reads a job.

@@ -97,16 +97,22 @@ fn works(batch: Vec<Msg>) -> (Vec<Work>, bool) {
     (out, truncate)
 }
 
-/// Sends a submit and waits for its committed answer.
-pub(crate) async fn submit(
+/// Sends a submit to the writer at once, and answers a future of its committed answer that
+/// holds only the answer's receiver (an `async fn` would keep the job until the answer came,
+/// beside the copy the writer was sent).
+pub(crate) fn submit(
     tx: &mpsc::Sender<Msg>,
     new: haltway_core::NewJob,
     now: haltway_core::Timestamp,
-) -> Result<haltway_core::Submitted> {
+) -> impl Future<Output = Result<haltway_core::Submitted>> + use<> {
     let (answer, wait) = oneshot::channel();
-    tx.send(Msg::Submit(Box::new(Submit { new, now, answer })))
-        .map_err(|_| closed())?;
-    wait.await.map_err(|_| closed())?
+    let sent = tx
+        .send(Msg::Submit(Box::new(Submit { new, now, answer })))
+        .map_err(|_| closed());
+    async move {
+        sent?;
+        wait.await.map_err(|_| closed())?
+    }
 }
 
 /// The state of one transaction.

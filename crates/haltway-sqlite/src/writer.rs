@@ -154,7 +154,6 @@ pub(crate) struct Tx<'c> {
 #[derive(Default)]
 struct Held<'c> {
     insert_new_job: Option<CachedStatement<'c>>,
-    claim_job: Option<CachedStatement<'c>>,
     insert_entry: Option<CachedStatement<'c>>,
     finish_job: Option<CachedStatement<'c>>,
     update_job: Option<CachedStatement<'c>>,
@@ -227,14 +226,6 @@ impl Tx<'_> {
             held(self.conn, &mut self.held.insert_entry, codec::INSERT_ENTRY)?,
             job,
             entry,
-        )
-    }
-
-    /// Writes the fields a claim changed.
-    pub(crate) fn claim_job(&mut self, job: &Job) -> Result<()> {
-        codec::claim_job(
-            held(self.conn, &mut self.held.claim_job, codec::CLAIM_JOB)?,
-            job,
         )
     }
 

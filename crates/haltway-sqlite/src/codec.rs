@@ -320,18 +320,78 @@ fn cancel_mode_code(m: CancelMode) -> i64 {
     }
 }
 
-/// Ids per statement of [`claim_jobs`].
-pub(crate) const CLAIM_IDS: usize = 64;
+/// Ids per statement of [`claim_jobs`] and [`finish_jobs`].
+pub(crate) const RUN_IDS: usize = 64;
 
-/// The statement of [`claim_jobs`]: the values a claim writes, then [`CLAIM_IDS`] ids.
+/// Writes `jobs` with `text`, a statement of `values` values (bound by `bind` from a job) and
+/// then [`RUN_IDS`] ids: each run of jobs that `same` finds writing the same values (their ids
+/// aside) in statements of up to [`RUN_IDS`] ids, the last id filling the unused places. A
+/// row's update costs mostly its indexes' upkeep, which is the same either way; a statement
+/// per job also opened the table's and its indexes' cursors, bound and reset for each.
+fn write_runs(
+    conn: &Connection,
+    text: &str,
+    values: usize,
+    jobs: &[&Job],
+    same: fn(&Job, &Job) -> bool,
+    bind: fn(&mut Statement<'_>, &Job) -> Result<()>,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(text).map_err(sql)?;
+    let mut rest = jobs;
+    while let Some(first) = rest.first() {
+        let n = rest
+            .iter()
+            .take(RUN_IDS)
+            .take_while(|j| same(first, j))
+            .count();
+        bind(&mut stmt, first)?;
+        for i in 0..RUN_IDS {
+            let id = rest[i.min(n - 1)].id;
+            stmt.raw_bind_parameter(values + 1 + i, id_blob(id))
+                .map_err(sql)?;
+        }
+        stmt.raw_execute().map_err(sql)?;
+        rest = &rest[n..];
+    }
+    Ok(())
+}
+
+/// The `?n` placeholders of [`RUN_IDS`] ids after `values` values.
+fn run_ids(values: usize) -> String {
+    (values + 1..=values + RUN_IDS)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The statement of [`claim_jobs`]: the values a claim writes, then [`RUN_IDS`] ids.
 pub(crate) static CLAIM_JOBS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let ids: Vec<String> = (8..8 + CLAIM_IDS).map(|i| format!("?{i}")).collect();
     format!(
         "UPDATE jobs SET state = ?1, reason = ?2, attempt = ?3, lease_until = ?4, worker = ?5, \
          started_at = ?6, last_event_id = ?7 WHERE id IN ({})",
-        ids.join(", ")
+        run_ids(7)
     )
 });
+
+/// Writes the fields claims changed in `jobs`, with [`CLAIM_JOBS`] (see [`write_runs`]): the
+/// jobs of one claim usually write the same values (first attempts, one worker, one lease).
+/// Callgrind over the no-op scenario: the claims' writes 23% fewer instructions than with a
+/// statement per job, the writer 6% fewer.
+pub(crate) fn claim_jobs(conn: &Connection, jobs: &[&Job]) -> Result<()> {
+    write_runs(conn, &CLAIM_JOBS, 7, jobs, same_claim, |stmt, j| {
+        stmt.raw_bind_parameter(1, state_code(j.state))
+            .map_err(sql)?;
+        stmt.raw_bind_parameter(2, j.reason.map(reason_code))
+            .map_err(sql)?;
+        stmt.raw_bind_parameter(3, j.attempt).map_err(sql)?;
+        stmt.raw_bind_parameter(4, t(j.lease_until)).map_err(sql)?;
+        stmt.raw_bind_parameter(5, s(&j.worker)).map_err(sql)?;
+        stmt.raw_bind_parameter(6, t(j.started_at)).map_err(sql)?;
+        stmt.raw_bind_parameter(7, int(j.last_event_id, "event id")?)
+            .map_err(sql)?;
+        Ok(())
+    })
+}
 
 /// Whether two claimed jobs write the same values (their ids aside) with [`CLAIM_JOBS`].
 fn same_claim(a: &Job, b: &Job) -> bool {
@@ -344,50 +404,14 @@ fn same_claim(a: &Job, b: &Job) -> bool {
         && a.last_event_id == b.last_event_id
 }
 
-/// Writes the fields claims changed in `jobs`: each run of jobs that write the same values
-/// (their ids aside; the jobs of one claim usually all do: first attempts, one worker, one
-/// lease) in statements of up to [`CLAIM_IDS`] ids, the last id filling the unused places.
-/// A row's update costs mostly its indexes' upkeep, which is the same either way; one
-/// statement a job also opened the table's and its indexes' cursors, bound and reset for each
-/// (callgrind: the claims' writes 23% fewer instructions, the writer 6% fewer per no-op job).
-pub(crate) fn claim_jobs(conn: &Connection, jobs: &[Job]) -> Result<()> {
-    let mut stmt = conn.prepare_cached(&CLAIM_JOBS).map_err(sql)?;
-    let mut rest = jobs;
-    while let Some(first) = rest.first() {
-        let n = rest
-            .iter()
-            .take(CLAIM_IDS)
-            .take_while(|j| same_claim(first, j))
-            .count();
-        stmt.raw_bind_parameter(1, state_code(first.state))
-            .map_err(sql)?;
-        stmt.raw_bind_parameter(2, first.reason.map(reason_code))
-            .map_err(sql)?;
-        stmt.raw_bind_parameter(3, first.attempt).map_err(sql)?;
-        stmt.raw_bind_parameter(4, t(first.lease_until))
-            .map_err(sql)?;
-        stmt.raw_bind_parameter(5, s(&first.worker)).map_err(sql)?;
-        stmt.raw_bind_parameter(6, t(first.started_at))
-            .map_err(sql)?;
-        stmt.raw_bind_parameter(7, int(first.last_event_id, "event id")?)
-            .map_err(sql)?;
-        for i in 0..CLAIM_IDS {
-            let id = rest[i.min(n - 1)].id;
-            stmt.raw_bind_parameter(8 + i, id_blob(id)).map_err(sql)?;
-        }
-        stmt.raw_execute().map_err(sql)?;
-        rest = &rest[n..];
-    }
-    Ok(())
-}
-
 /// The statement of [`finish_job`].
 pub(crate) const FINISH_JOB: &str = "UPDATE jobs SET state = ?2, reason = ?3, failures = ?4, \
     run_at = ?5, lease_until = ?6, worker = ?7, usage = ?8, last_error = ?9, finished_at = ?10, \
     last_event_id = ?11, charged = ?12 WHERE id = ?1";
 
-/// Writes the fields that ending an attempt changes (`kernel::finish`), with [`FINISH_JOB`].
-/// Only for a job whose row held every other field before the finish.
+/// Writes the fields that ending an attempt changes (`kernel::finish`), with [`FINISH_JOB`]:
+/// for an end that moved the job's due time (a retry). Only for a job whose row held every
+/// other field before the end.
 pub(crate) fn finish_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
     stmt.execute(params![
         id_blob(job.id),
@@ -405,6 +429,57 @@ pub(crate) fn finish_job(stmt: &mut Statement<'_>, job: &Job) -> Result<()> {
     ])
     .map_err(sql)?;
     Ok(())
+}
+
+/// The statement of [`finish_jobs`]: the values an end writes, its due time aside, then
+/// [`RUN_IDS`] ids.
+pub(crate) static FINISH_JOBS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET state = ?1, reason = ?2, failures = ?3, lease_until = ?4, worker = ?5, \
+         usage = ?6, last_error = ?7, finished_at = ?8, last_event_id = ?9, charged = ?10 \
+         WHERE id IN ({})",
+        run_ids(10)
+    )
+});
+
+/// Writes the fields that ending an attempt changes (`kernel::finish`) in `jobs`, whose due
+/// time it did not move, with [`FINISH_JOBS`] (see [`write_runs`]): the ends of one
+/// transaction that came in the same millisecond mostly write the same values. Only for jobs
+/// whose rows held every other field before the end.
+pub(crate) fn finish_jobs(conn: &Connection, jobs: &[&Job]) -> Result<()> {
+    write_runs(conn, &FINISH_JOBS, 10, jobs, same_finish, |stmt, j| {
+        stmt.raw_bind_parameter(1, state_code(j.state))
+            .map_err(sql)?;
+        stmt.raw_bind_parameter(2, j.reason.map(reason_code))
+            .map_err(sql)?;
+        stmt.raw_bind_parameter(3, j.failures).map_err(sql)?;
+        stmt.raw_bind_parameter(4, t(j.lease_until)).map_err(sql)?;
+        stmt.raw_bind_parameter(5, s(&j.worker)).map_err(sql)?;
+        stmt.raw_bind_parameter(6, int(j.usage, "usage")?)
+            .map_err(sql)?;
+        stmt.raw_bind_parameter(7, j.last_error.as_deref())
+            .map_err(sql)?;
+        stmt.raw_bind_parameter(8, t(j.finished_at)).map_err(sql)?;
+        stmt.raw_bind_parameter(9, int(j.last_event_id, "last_event_id")?)
+            .map_err(sql)?;
+        stmt.raw_bind_parameter(10, int(j.charged, "charged")?)
+            .map_err(sql)?;
+        Ok(())
+    })
+}
+
+/// Whether two ended jobs write the same values (their ids aside) with [`FINISH_JOBS`].
+fn same_finish(a: &Job, b: &Job) -> bool {
+    a.state == b.state
+        && a.reason == b.reason
+        && a.failures == b.failures
+        && a.lease_until == b.lease_until
+        && a.worker == b.worker
+        && a.usage == b.usage
+        && a.last_error == b.last_error
+        && a.finished_at == b.finished_at
+        && a.last_event_id == b.last_event_id
+        && a.charged == b.charged
 }
 
 /// The statement of [`update_job`].

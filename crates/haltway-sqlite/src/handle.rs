@@ -243,10 +243,11 @@ fn checkpoint(conn: &Connection, writer: &mpsc::Sender<Msg>, stop: &AtomicBool) 
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use haltway_core::{CancelRequest, Finish, Lease, Store};
+    use haltway_core::{CancelRequest, Finish, JobState, Lease, Store};
     use haltway_testkit::suite::{T0, claim_one, new_job};
 
     use super::SqliteStore;
+    use crate::writer;
 
     /// A submit in flight holds the store's boxed future until its transaction commits: the
     /// job once (the argument the trait's boxing keeps) and the answer's receiver, 432 bytes;
@@ -261,6 +262,70 @@ mod tests {
         let size = std::mem::size_of_val(&*submit);
         assert!(size <= 448, "a submit's future takes {size} bytes");
         assert!(submit.await.expect("submit").created);
+    }
+
+    /// Ends that leave the job's due time alone wait for their write until the transaction
+    /// reads jobs or commits, then go many per statement: a read of job ids in the same
+    /// transaction sees them ended, and so does every reader after the commit. A retry, which
+    /// moves the due time, is written at once by a statement of its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ends_are_written_together_before_any_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("ends.db")).expect("open");
+        for _ in 0..3 {
+            store.submit(new_job("t", "k"), T0).await.expect("submit");
+        }
+        let mut claimed = Vec::new();
+        for _ in 0..3 {
+            claimed.push(claim_one(&store, "k").await);
+        }
+        let [a, b, c] = [0, 1, 2].map(|i| Lease {
+            job: claimed[i].id,
+            attempt: claimed[i].attempt,
+        });
+        let (running, runs) = writer::run(&store.shared.writer, move |tx| {
+            for (lease, finish) in [
+                (a, Finish::Done),
+                (b, Finish::Done),
+                (
+                    c,
+                    Finish::Failed {
+                        error: "again".into(),
+                        retry_at: Some(haltway_core::Timestamp(T0.0 + 1_000)),
+                    },
+                ),
+            ] {
+                let mut job = tx.take(lease.job)?.expect("cached");
+                let due = job.run_at;
+                let effects = haltway_core::kernel::finish(&mut job, lease, &finish, T0)?;
+                tx.effects(&job, &effects, T0)?;
+                tx.put_finished(&job, job.run_at != due)?;
+            }
+            let running = crate::store::ids(
+                tx,
+                "SELECT id FROM jobs WHERE state IN (1, 2) ORDER BY id",
+                &[],
+            )?;
+            let runs = tx
+                .conn
+                .prepare_cached(&crate::codec::FINISH_JOBS)
+                .map_err(crate::error::sql)?
+                .get_status(rusqlite::StatementStatus::Run);
+            Ok((running, runs))
+        })
+        .await
+        .expect("ends");
+        assert!(running.is_empty(), "the read saw every end: {running:?}");
+        assert_eq!(runs, 1, "the two completions in one statement");
+        for (lease, state) in [
+            (a, JobState::Completed),
+            (b, JobState::Completed),
+            (c, JobState::Queued),
+        ] {
+            let job = store.get(&"t".into(), lease.job).await.expect("get");
+            assert_eq!(job.state, state);
+            assert!(job.worker.is_none() && job.lease_until.is_none());
+        }
     }
 
     /// The writer's count of running and cancelling jobs follows claims, cancels and ends, and a

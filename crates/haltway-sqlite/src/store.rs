@@ -75,11 +75,14 @@ pub(crate) fn settle(
     Ok(out)
 }
 
+/// The job ids a query finds in the writer's transaction, once the ended jobs waiting for
+/// their write are written (see `Tx::put_finished`).
 pub(crate) fn ids(
-    tx: &Tx<'_>,
+    tx: &mut Tx<'_>,
     sql_text: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<JobId>> {
+    tx.write_ended()?;
     let mut stmt = tx.conn.prepare_cached(sql_text).map_err(sql)?;
     let rows = stmt
         .query_map(args, |r| r.get::<_, Vec<u8>>(0))
@@ -376,11 +379,12 @@ impl Store for SqliteStore {
         let finish = finish.clone();
         self.write(move |tx| {
             let mut job = tx.take(lease.job)?.ok_or(Error::NotFound)?;
+            let due = job.run_at;
             match kernel::finish(&mut job, lease, &finish, now) {
                 Ok(effects) if effects.changed() => {
                     tx.effects(&job, &effects, now)?;
                     debug_assert!(job.state != JobState::Cancelling);
-                    tx.put_finished(&job)?;
+                    tx.put_finished(&job, job.run_at != due)?;
                     Ok(job)
                 }
                 Ok(effects) => changed(tx, job, &effects, now),

@@ -135,6 +135,8 @@ pub(crate) struct Tx<'c> {
     /// The change in running and cancelling jobs written to `job_counts` so far.
     pub(crate) running_moved: i64,
     dirty: FxHashSet<JobId>,
+    /// Ended jobs waiting for their narrow write, in the order they ended.
+    ended: Vec<JobId>,
     /// Jobs put in the cache in this transaction: after the commit, only they may have left
     /// the states the cache keeps (a job changes only between `take` and `put`).
     touched: Vec<JobId>,
@@ -229,18 +231,42 @@ impl Tx<'_> {
         )
     }
 
-    /// Writes a job that an attempt's end just changed. A job with no earlier pending change
-    /// is written at once with the narrow statement, and not kept: ended attempts leave the
-    /// cache anyway. Otherwise it is marked for the full write at the next flush.
-    pub(crate) fn put_finished(&mut self, job: &Job) -> Result<()> {
+    /// Writes a job that an attempt's end just changed (`due_moved`: the end moved its due
+    /// time, as a retry does). A job with an earlier pending change is marked for the full
+    /// write at the next flush. Otherwise the narrow statement writes it: at once when its due
+    /// time moved, else with the other ends of the transaction before the next statement that
+    /// reads jobs (see [`write_ended`](Self::write_ended)), kept in the cache until then.
+    pub(crate) fn put_finished(&mut self, job: &Job, due_moved: bool) -> Result<()> {
         if self.dirty.contains(&job.id) {
             self.put(job.clone(), true);
             return Ok(());
         }
-        codec::finish_job(
-            held(self.conn, &mut self.held.finish_job, codec::FINISH_JOB)?,
-            job,
-        )
+        if due_moved {
+            return codec::finish_job(
+                held(self.conn, &mut self.held.finish_job, codec::FINISH_JOB)?,
+                job,
+            );
+        }
+        self.ended.push(job.id);
+        self.put(job.clone(), false);
+        Ok(())
+    }
+
+    /// Writes the ended jobs that wait for their narrow write (see
+    /// [`put_finished`](Self::put_finished)), many per statement. Run by every flush and
+    /// before every read of job ids (`store::ids`); a job changed again since is left to the
+    /// flush's full write.
+    pub(crate) fn write_ended(&mut self) -> Result<()> {
+        if self.ended.is_empty() {
+            return Ok(());
+        }
+        let ended = std::mem::take(&mut self.ended);
+        let jobs: Vec<&Job> = ended
+            .iter()
+            .filter(|id| !self.dirty.contains(id))
+            .filter_map(|id| self.cache.get(id))
+            .collect();
+        codec::finish_jobs(self.conn, &jobs)
     }
 
     /// Drops a deleted job from the cache (after [`flush`](Self::flush)).
@@ -251,6 +277,7 @@ impl Tx<'_> {
 
     /// Writes every changed job back, and the pending events.
     pub(crate) fn flush(&mut self) -> Result<()> {
+        self.write_ended()?;
         for id in self.dirty.drain() {
             if let Some(job) = self.cache.get(&id) {
                 codec::update_job(
@@ -571,6 +598,7 @@ impl Writer {
             state_counts: FxHashMap::default(),
             running_moved: 0,
             dirty: FxHashSet::default(),
+            ended: Vec::new(),
             touched: Vec::new(),
             events_out: Vec::new(),
             notices: Vec::new(),

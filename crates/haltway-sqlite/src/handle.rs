@@ -266,8 +266,9 @@ mod tests {
 
     /// Ends that leave the job's due time alone wait for their write until the transaction
     /// reads jobs or commits, then go many per statement: a read of job ids in the same
-    /// transaction sees them ended, and so does every reader after the commit. A retry, which
-    /// moves the due time, is written at once by a statement of its own.
+    /// transaction sees them ended, and so does every reader after the commit. One taken out
+    /// of the cache by a command waits until it is put back. A retry, which moves the due
+    /// time, is written at once by a statement of its own.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ends_are_written_together_before_any_read() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -283,7 +284,7 @@ mod tests {
             job: claimed[i].id,
             attempt: claimed[i].attempt,
         });
-        let (running, runs) = writer::run(&store.shared.writer, move |tx| {
+        let running = writer::run(&store.shared.writer, move |tx| {
             for (lease, finish) in [
                 (a, Finish::Done),
                 (b, Finish::Done),
@@ -301,22 +302,36 @@ mod tests {
                 tx.effects(&job, &effects, T0)?;
                 tx.put_finished(&job, job.run_at != due)?;
             }
-            let running = crate::store::ids(
-                tx,
-                "SELECT id FROM jobs WHERE state IN (1, 2) ORDER BY id",
-                &[],
-            )?;
-            let runs = tx
-                .conn
-                .prepare_cached(&crate::codec::FINISH_JOBS)
-                .map_err(crate::error::sql)?
-                .get_status(rusqlite::StatementStatus::Run);
-            Ok((running, runs))
+            let running = |tx: &mut crate::writer::Tx<'_>| {
+                crate::store::ids(
+                    tx,
+                    "SELECT id FROM jobs WHERE state IN (1, 2) ORDER BY id",
+                    &[],
+                )
+            };
+            let runs = |tx: &crate::writer::Tx<'_>| -> haltway_core::Result<i32> {
+                Ok(tx
+                    .conn
+                    .prepare_cached(&crate::codec::FINISH_JOBS)
+                    .map_err(crate::error::sql)?
+                    .get_status(rusqlite::StatementStatus::Run))
+            };
+            // A command holding `a` out of the cache: its end waits until it is put back.
+            let held = tx.take(a.job)?.expect("cached");
+            let first = (running(tx)?, runs(tx)?);
+            tx.put(held, false);
+            let second = (running(tx)?, runs(tx)?);
+            Ok((first, second))
         })
         .await
         .expect("ends");
-        assert!(running.is_empty(), "the read saw every end: {running:?}");
-        assert_eq!(runs, 1, "the two completions in one statement");
+        assert_eq!(running.0, (vec![a.job], 1), "b written, a still held");
+        assert!(
+            running.1.0.is_empty(),
+            "the read saw every end: {:?}",
+            running.1
+        );
+        assert_eq!(running.1.1, 2, "a written once put back");
         for (lease, state) in [
             (a, JobState::Completed),
             (b, JobState::Completed),

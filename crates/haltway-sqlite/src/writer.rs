@@ -254,19 +254,27 @@ impl Tx<'_> {
 
     /// Writes the ended jobs that wait for their narrow write (see
     /// [`put_finished`](Self::put_finished)), many per statement. Run by every flush and
-    /// before every read of job ids (`store::ids`); a job changed again since is left to the
-    /// flush's full write.
+    /// before every read of job ids (`store::ids`). A job changed again since is left to the
+    /// flush's full write; one taken out of the cache by a command that has not put it back
+    /// yet keeps waiting (as does a deleted one, which no write then finds).
     pub(crate) fn write_ended(&mut self) -> Result<()> {
         if self.ended.is_empty() {
             return Ok(());
         }
-        let ended = std::mem::take(&mut self.ended);
-        let jobs: Vec<&Job> = ended
-            .iter()
-            .filter(|id| !self.dirty.contains(id))
-            .filter_map(|id| self.cache.get(id))
-            .collect();
-        codec::finish_jobs(self.conn, &jobs)
+        let mut jobs: Vec<&Job> = Vec::with_capacity(self.ended.len());
+        let mut out = Vec::new();
+        for id in &self.ended {
+            if self.dirty.contains(id) {
+                continue;
+            }
+            match self.cache.get(id) {
+                Some(job) => jobs.push(job),
+                None => out.push(*id),
+            }
+        }
+        let written = codec::finish_jobs(self.conn, &jobs);
+        self.ended = out;
+        written
     }
 
     /// Drops a deleted job from the cache (after [`flush`](Self::flush)).

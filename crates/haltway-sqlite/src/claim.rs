@@ -90,7 +90,7 @@ pub(crate) fn claim_kind(
             out.push(job);
         }
         // Written before the next round reads the ready jobs again.
-        codec::claim_jobs(tx.conn, &out[written..].iter().collect::<Vec<_>>())?;
+        codec::claim_jobs(tx.conn, &out[written..])?;
         if !passed_over || read < left || out.len() >= want {
             break;
         }
@@ -163,7 +163,7 @@ mod tests {
             let worker = WorkerId::from(if i == 70 { "b" } else { "a" });
             kernel::claim(job, &worker, 30_000, now).expect("claim");
         }
-        codec::claim_jobs(&conn, &jobs.iter().collect::<Vec<_>>()).expect("write");
+        codec::claim_jobs(&conn, &jobs).expect("write");
         // [0, 64), [64, 70), [70], [71, 135), [135, 150)
         let runs = conn
             .prepare_cached(&codec::CLAIM_JOBS)

@@ -328,25 +328,25 @@ pub(crate) const RUN_IDS: usize = 64;
 /// aside) in statements of up to [`RUN_IDS`] ids, the last id filling the unused places. A
 /// row's update costs mostly its indexes' upkeep, which is the same either way; a statement
 /// per job also opened the table's and its indexes' cursors, bound and reset for each.
-fn write_runs(
+fn write_runs<J: std::borrow::Borrow<Job>>(
     conn: &Connection,
     text: &str,
     values: usize,
-    jobs: &[&Job],
+    jobs: &[J],
     same: fn(&Job, &Job) -> bool,
     bind: fn(&mut Statement<'_>, &Job) -> Result<()>,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(text).map_err(sql)?;
     let mut rest = jobs;
-    while let Some(first) = rest.first() {
+    while let Some(first) = rest.first().map(J::borrow) {
         let n = rest
             .iter()
             .take(RUN_IDS)
-            .take_while(|j| same(first, j))
+            .take_while(|j| same(first, (*j).borrow()))
             .count();
         bind(&mut stmt, first)?;
         for i in 0..RUN_IDS {
-            let id = rest[i.min(n - 1)].id;
+            let id = rest[i.min(n - 1)].borrow().id;
             stmt.raw_bind_parameter(values + 1 + i, id_blob(id))
                 .map_err(sql)?;
         }
@@ -377,7 +377,7 @@ pub(crate) static CLAIM_JOBS: std::sync::LazyLock<String> = std::sync::LazyLock:
 /// jobs of one claim usually write the same values (first attempts, one worker, one lease).
 /// Callgrind over the no-op scenario: the claims' writes 23% fewer instructions than with a
 /// statement per job, the writer 6% fewer.
-pub(crate) fn claim_jobs(conn: &Connection, jobs: &[&Job]) -> Result<()> {
+pub(crate) fn claim_jobs(conn: &Connection, jobs: &[Job]) -> Result<()> {
     write_runs(conn, &CLAIM_JOBS, 7, jobs, same_claim, |stmt, j| {
         stmt.raw_bind_parameter(1, state_code(j.state))
             .map_err(sql)?;

@@ -222,19 +222,8 @@ impl EngineInner {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Engine, JobContext, JobError, JobKind, MemoryStore, SubmitOptions, TenantId};
-
-    struct Noop;
-
-    impl JobKind for Noop {
-        const NAME: &'static str = "noop";
-        type Input = ();
-        type Item = ();
-
-        async fn run(&self, _ctx: JobContext<Self>, _input: ()) -> Result<(), JobError> {
-            Ok(())
-        }
-    }
+    use crate::engine::supervise::tests::Quick;
+    use crate::{Engine, JobKind, MemoryStore, SubmitOptions, TenantId};
 
     /// A caller that keeps many submits in flight (a task each, say) keeps a submit's future
     /// per job until the store answers. It holds the job made at the call and the store call,
@@ -244,10 +233,10 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     #[tokio::test]
     async fn a_submit_in_flight_holds_its_job_once() {
-        let engine = Engine::builder(MemoryStore::new()).register(Noop).build();
+        let engine = Engine::builder(MemoryStore::new()).register(Quick).build();
         let tenant = TenantId::from("t");
-        let typed = engine.submit::<Noop>(tenant.clone(), &(), SubmitOptions::new());
-        let json = engine.submit_json(&tenant, "noop", "null", SubmitOptions::new());
+        let typed = engine.submit::<Quick>(tenant.clone(), &(), SubmitOptions::new());
+        let json = engine.submit_json(&tenant, Quick::NAME, "null", SubmitOptions::new());
         for size in [std::mem::size_of_val(&typed), std::mem::size_of_val(&json)] {
             assert!(size <= 560, "a submit's future takes {size} bytes");
         }

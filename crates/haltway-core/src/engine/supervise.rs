@@ -197,11 +197,12 @@ fn vacate(inner: &EngineInner, run: &RunShared) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::{Engine, JobContext, JobKind, MemoryStore, SubmitOptions};
 
-    struct Quick;
+    /// A kind whose handler returns at once (the engine's unit tests share it).
+    pub(in crate::engine) struct Quick;
     impl JobKind for Quick {
         const NAME: &'static str = "quick";
         type Input = ();

@@ -20,6 +20,20 @@ fn id_from(bytes: &[u8]) -> FromSqlResult<JobId> {
         .map_err(|e| FromSqlError::Other(Box::new(e)))
 }
 
+/// A job id read straight from SQLite's copy of its blob.
+struct Id(JobId);
+
+impl FromSql for Id {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        id_from(v.as_blob()?).map(Id)
+    }
+}
+
+/// The id of a `jobs` row selected with [`JOB_COLUMNS`] (its first column).
+fn row_id(row: &Row<'_>) -> rusqlite::Result<JobId> {
+    Ok(row.get::<_, Id>(0)?.0)
+}
+
 pub(crate) fn state_code(s: JobState) -> i64 {
     i64::from(s.code())
 }
@@ -104,7 +118,6 @@ fn conv<T>(i: usize, r: FromSqlResult<T>) -> rusqlite::Result<T> {
 
 /// A `jobs` row (selected with [`JOB_COLUMNS`]) as a job.
 pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
-    let id: Vec<u8> = row.get(0)?;
     let cancel = match row.get::<_, Option<i64>>(8)? {
         Some(code) => Some(std::sync::Arc::new(CancelInfo {
             reason: conv(8, reason_from(code))?,
@@ -115,7 +128,7 @@ pub(crate) fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         None => None,
     };
     Ok(Job {
-        id: conv(0, id_from(&id))?,
+        id: row_id(row)?,
         tenant: text(row, 1)?,
         kind: text(row, 2)?,
         group: opt_text(row, 3)?,

@@ -380,4 +380,56 @@ mod tests {
         let again = SqliteStore::open(&path).expect("reopen");
         assert_eq!(running(&again), 2, "counted from the file");
     }
+
+    /// A transaction's events go many rows per statement (chunks of 256, 64, 16, 4 and 1), each
+    /// row bound at its own place: 343 rows come back as they were given, nulls and all.
+    #[test]
+    fn events_are_inserted_many_per_statement_as_given() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::schema::open_writer(&dir.path().join("events.db"), &Default::default())
+            .expect("open");
+        let rows: Vec<crate::codec::EventRow> = (0..343i64)
+            .map(|i| crate::codec::EventRow {
+                job: [u8::try_from(i % 7).expect("small"); 16],
+                id: i,
+                at: 1_000 + i,
+                kind: i % 5,
+                a: (i % 2 == 0).then_some(i * 3),
+                b: (i % 3 == 0).then_some(-i),
+                data: (i % 4 == 0).then(|| format!("d{i}")),
+            })
+            .collect();
+        crate::codec::insert_events(&conn, &rows).expect("insert");
+        type Stored = (
+            Vec<u8>,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+        );
+        let stored: Vec<Stored> = conn
+            .prepare("SELECT job, id, at, type, a, b, data FROM events ORDER BY id")
+            .expect("select")
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect();
+        let want: Vec<Stored> = rows
+            .into_iter()
+            .map(|r| (r.job.to_vec(), r.id, r.at, r.kind, r.a, r.b, r.data))
+            .collect();
+        assert_eq!(stored, want);
+    }
 }

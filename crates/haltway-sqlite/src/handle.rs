@@ -400,35 +400,33 @@ mod tests {
             })
             .collect();
         crate::codec::insert_events(&conn, &rows).expect("insert");
-        type Stored = (
-            Vec<u8>,
-            i64,
-            i64,
-            i64,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-        );
-        let stored: Vec<Stored> = conn
-            .prepare("SELECT job, id, at, type, a, b, data FROM events ORDER BY id")
+        let stored: Vec<String> = conn
+            .prepare(
+                "SELECT hex(job) || ' ' || id || ' ' || at || ' ' || type || ' ' \
+                 || ifnull(a, '-') || ' ' || ifnull(b, '-') || ' ' || ifnull(data, '-') \
+                 FROM events ORDER BY id",
+            )
             .expect("select")
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
+            .query_map([], |r| r.get(0))
             .expect("rows")
             .map(|r| r.expect("row"))
             .collect();
-        let want: Vec<Stored> = rows
-            .into_iter()
-            .map(|r| (r.job.to_vec(), r.id, r.at, r.kind, r.a, r.b, r.data))
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let want: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let job: String = r.job.iter().map(|b| format!("{b:02X}")).collect();
+                let (a, b) = (r.a.map(|v| v.to_string()), r.b.map(|v| v.to_string()));
+                format!(
+                    "{job} {} {} {} {} {} {}",
+                    r.id,
+                    r.at,
+                    r.kind,
+                    or_dash(a),
+                    or_dash(b),
+                    or_dash(r.data.clone())
+                )
+            })
             .collect();
         assert_eq!(stored, want);
     }

@@ -437,3 +437,81 @@ async fn another_tenants_job_is_not_found() {
     b.release(1);
     b.engine.shutdown().await;
 }
+
+/// A handler that waits to be stopped, saying which attempt started and which stopped.
+struct Held {
+    said: tokio::sync::mpsc::UnboundedSender<(&'static str, u32)>,
+}
+
+impl haltway_core::JobKind for Held {
+    const NAME: &'static str = "held";
+    type Input = ();
+    type Item = u64;
+
+    fn item_cost(&self, _: &u64) -> u64 {
+        1
+    }
+
+    async fn run(
+        &self,
+        ctx: haltway_core::JobContext<Self>,
+        (): (),
+    ) -> Result<(), haltway_core::JobError> {
+        let _ = self.said.send(("started", ctx.attempt()));
+        ctx.cancelled().await;
+        let _ = self.said.send(("stopped", ctx.attempt()));
+        Ok(())
+    }
+}
+
+/// A job whose lease ran out while its handler was still alive here (a process that fell
+/// behind its renewals) is queued again by recovery and claimed again by the same engine. The
+/// earlier attempt is told at once that its lease is lost, and the later one, not the earlier,
+/// is the one a cancel and a shutdown reach (once the earlier had ended, its release took the
+/// later one's place: a cancel never reached it and a shutdown waited for it for ever).
+#[tokio::test]
+async fn a_job_claimed_again_by_the_same_engine_is_stopped_in_its_latest_attempt() {
+    use std::sync::Arc;
+    use tokio::time::timeout;
+
+    let clock = haltway_core::ManualClock::new(haltway_core::Timestamp(1_000_000));
+    let (said, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    // A lease of a minute: the engine renews every 20 s of real time, so not in this test.
+    let engine = haltway_core::Engine::builder(haltway_core::MemoryStore::new())
+        .register(Held { said })
+        .clock(Arc::new(clock.clone()))
+        .lease(Duration::from_secs(60))
+        .concurrency(4)
+        .build();
+    engine.start();
+    let mut next = async || {
+        timeout(Duration::from_secs(10), heard.recv())
+            .await
+            .expect("a handler speaks within 10 s")
+            .expect("open")
+    };
+    let tenant = haltway_core::TenantId::from("t");
+    let job = engine
+        .submit::<Held>(tenant.clone(), &(), SubmitOptions::new().max_attempts(3))
+        .await
+        .expect("submit")
+        .job;
+    assert_eq!(next().await, ("started", 1));
+    clock.advance(61_000);
+    engine.recover_now().await.expect("recover");
+    let mut said = vec![next().await, next().await];
+    said.sort_unstable();
+    assert_eq!(said, [("started", 2), ("stopped", 1)]);
+    // Time for the earlier attempt's end to be recorded and its task to end.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    engine
+        .cancel(&tenant, job.id, &req())
+        .await
+        .expect("cancel");
+    assert_eq!(next().await, ("stopped", 2));
+    let done = engine.wait(&tenant, job.id).await.expect("wait");
+    assert_eq!((done.state, done.attempt), (JobState::Cancelled, 2));
+    timeout(Duration::from_secs(10), engine.shutdown())
+        .await
+        .expect("the engine stops");
+}

@@ -3,8 +3,12 @@
 //! by each caller.
 //!
 //! # Invariants
-//! - The map holds exactly the attempts whose task is alive: from [`Runs::admit`] to
-//!   [`Runs::release`], and `admitted` is its size.
+//! - The map holds, for each job, its latest attempt whose task is alive: from
+//!   [`Runs::admit`] to [`Runs::release`]. An earlier attempt of the same job can still be
+//!   alive here when the job is admitted again (its lease ended, recovery queued the job, and
+//!   this engine claimed it anew before the old handler heard): the new attempt takes its
+//!   place, the old one is stopped (its lease is lost) and its release leaves the new entry
+//!   alone. `admitted` counts every attempt whose task is alive, the stopped ones included.
 //! - The engine's count and each kind's count (the slots in use) equal the attempts admitted
 //!   whose handler has not ended: [`Runs::vacate`] gives a slot back as soon as the handler
 //!   returns, before its end is recorded, so the next claim does not wait for that commit
@@ -41,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempt::ErasedKind;
 use super::attempt::RunShared;
+use super::stop::StopCause;
 use crate::types::{GroupId, Job, JobId, TenantId};
 
 /// See the module's documentation.
@@ -86,11 +91,17 @@ impl Runs {
         self.admitted.fetch_add(1, Ordering::AcqRel);
         kind.running().fetch_add(1, Ordering::AcqRel);
         let run = make(job, token);
-        self.running.lock().insert(run.lease.job, run.clone());
+        let earlier = self.running.lock().insert(run.lease.job, run.clone());
         // Checked after the insert: a stop either finds this attempt in the map or tripped
         // the root before this check.
         if root.is_cancelled() {
             run.token.cancel();
+        }
+        // An earlier attempt of this job that is still alive here lost its lease when the store
+        // gave the job to this one; out of the map, nothing else would tell it (no renewal
+        // names it, no cancel or stop finds it).
+        if let Some(earlier) = earlier.filter(|e| e.lease != run.lease) {
+            earlier.stop(StopCause::LeaseLost);
         }
         run
     }
@@ -115,7 +126,16 @@ impl Runs {
     /// Releases an attempt whose task ended: out of the map and its group's slot. Answers how
     /// many attempts were admitted before.
     pub(crate) fn release(&self, run: &RunShared) -> usize {
-        self.running.lock().remove(&run.lease.job);
+        {
+            // Its own entry only: a later attempt of the job admitted here since holds the place.
+            let mut running = self.running.lock();
+            if running
+                .get(&run.lease.job)
+                .is_some_and(|r| r.lease == run.lease)
+            {
+                running.remove(&run.lease.job);
+            }
+        }
         if let Some(g) = &run.job.group {
             let mut groups = self.groups.lock();
             let key = (run.job.tenant.clone(), g.clone());

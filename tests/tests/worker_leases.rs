@@ -73,6 +73,70 @@ async fn sqlite_renewals_write_one_row_each_not_one_per_job() {
     );
 }
 
+/// More jobs than a part of a renewal holds: a renewal of them is written in three parts.
+const MANY: usize = 2 * haltway_core::kernel::RENEWAL_PART + 1;
+
+/// Registers `w1` and has it claim [`MANY`] jobs, then renews them at `T0 + 1` (the renewal
+/// that covers them, written in parts). Every part renews the worker's lease as it is written,
+/// so at the end of a lease renewed at `T0 + 1` (which recovery treats as ended) the worker's
+/// still holds, and the jobs are recovered only once that lease has ended. A worker's lease
+/// renewed only by the first part and the last, each from the renewal's start, lapsed while a
+/// renewal that waited behind a busy store was still going, and recovery took every job the
+/// worker held.
+async fn a_renewal_in_parts_renews_the_worker_as_it_is_written(store: &Arc<dyn Store>) {
+    store.register_worker("w1", T0).await.expect("register");
+    let submitted = store
+        .submit_many((0..MANY).map(|_| new_job("t", "k")).collect(), T0)
+        .await
+        .expect("submit");
+    assert!(submitted.iter().all(Result::is_ok));
+    let mut leases = Vec::new();
+    while leases.len() < MANY {
+        let req = ClaimRequest {
+            worker: "w1".into(),
+            lease_ms: LEASE_MS,
+            kinds: vec![(KindName::from("k"), MANY - leases.len())],
+            max_running_per_tenant: None,
+        };
+        let jobs = store.claim(&req, T0).await.expect("claim");
+        assert!(!jobs.is_empty(), "{} of {MANY} claimed", leases.len());
+        leases.extend(jobs.iter().map(|j| Lease {
+            job: j.id,
+            attempt: j.attempt,
+        }));
+    }
+    let at = T0.plus_ms(1);
+    renew(store, &leases, at).await;
+    let early = store.recover(at.plus_ms(LEASE_MS)).await.expect("recover");
+    assert!(
+        early.is_empty(),
+        "{} jobs recovered while their worker's lease holds",
+        early.len()
+    );
+    let late = store
+        .recover(at.plus_ms(LEASE_MS + 60_000))
+        .await
+        .expect("recover");
+    assert_eq!(late.len(), MANY, "recovered once the worker's lease ended");
+}
+
+#[tokio::test]
+async fn sqlite_a_renewal_in_parts_renews_the_worker_as_it_is_written() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("h.db")).expect("open"));
+    a_renewal_in_parts_renews_the_worker_as_it_is_written(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_renewal_in_parts_renews_the_worker_as_it_is_written() {
+    let Some(url) = pg_support::pg_url() else {
+        return;
+    };
+    let (pg, _guard) = pg_support::store(&url).await;
+    let store: Arc<dyn Store> = Arc::new(pg);
+    a_renewal_in_parts_renews_the_worker_as_it_is_written(&store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_renewals_leave_covered_job_rows_untouched() {
     let Some(url) = pg_support::pg_url() else {

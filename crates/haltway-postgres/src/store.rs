@@ -450,10 +450,12 @@ impl Store for PgStore {
         // In parts, one after another: each is a transaction of its own, so the rows a part
         // locks to write (every job at the first renewal of its attempt) are held for one
         // part's time, not for the whole renewal's, and deliveries to them go on.
+        let began = std::time::Instant::now();
         let mut out = Vec::with_capacity(leases.len());
         for (leases, part) in kernel::renewal_parts(leases, kernel::RENEWAL_PART) {
+            let at = part.written_at(now, began);
             let req = Request::renew(leases.to_vec(), lease_ms, covers.clone(), part);
-            out.extend(self.write(req, now).await?);
+            out.extend(self.write(req, at).await?);
         }
         Ok(out)
     }

@@ -62,7 +62,7 @@ pub(crate) fn renew(
         tx.put(job, write);
         out.push(status);
     }
-    if named.is_empty() || !part.renews_worker() {
+    if named.is_empty() {
         return Ok(out);
     }
     tx.flush()?;

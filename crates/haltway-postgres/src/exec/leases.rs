@@ -247,13 +247,11 @@ impl Batch<'_> {
             };
             out.push(status);
         }
-        // A worker named only by earlier parts of a renewal has its strays released at its
-        // next renewal.
-        if part.renews_worker() {
-            for (worker, held) in named {
-                let held = part.still_named(&held);
-                self.cover_worker(tx, &worker, held, lease_ms, now).await?;
-            }
+        // Every part renews the lease of each worker it names; a worker named only by earlier
+        // parts of a renewal has its strays released at its next renewal.
+        for (worker, held) in named {
+            let held = part.still_named(&held);
+            self.cover_worker(tx, &worker, held, lease_ms, now).await?;
         }
         Ok(out)
     }

@@ -131,10 +131,13 @@ impl LeaseView {
 /// Which part of a registered worker's renewal a store's write is. A store may renew many
 /// leases in parts, each its own transaction, one after another ([`renewal_parts`]), so that
 /// the first renewal of many new attempts (which writes every job, see [`cover`]) does not lock
-/// or stall the store for its whole length. The worker's own lease is renewed by the first part,
-/// before any later part covers a job by it, and by the last; the covered jobs the worker no
-/// longer names are released ([`release`]) once, by the last part, against every job the whole
-/// renewal named.
+/// or stall the store for its whole length. Every part renews the worker's own lease, from the
+/// time it is written ([`RenewalPart::written_at`]): the parts wait for the store one after
+/// another, and a store that has fallen behind (a writer with a long queue of deliveries) can
+/// make a renewal of many parts outlast the lease it renews, so a worker's lease renewed only
+/// by the first part and the last lapsed in between and recovery took every job the worker
+/// held. The covered jobs the worker no longer names are released ([`release`]) once, by the
+/// last part, against every job the whole renewal named.
 #[derive(Debug, Clone)]
 pub enum RenewalPart {
     /// The whole renewal in one write.
@@ -148,10 +151,16 @@ pub enum RenewalPart {
 }
 
 impl RenewalPart {
-    /// Whether this part renews the lease of each worker it names a job of.
+    /// The time this part is written at, for a renewal the engine began at `now` (its clock)
+    /// and this process began at `began`: `now` for a renewal in one write, and `now` plus the
+    /// time since `began` for a part of several, whose leases (and the worker's) then run from
+    /// when the part is written rather than from when the renewal began.
     #[must_use]
-    pub fn renews_worker(&self) -> bool {
-        !matches!(self, RenewalPart::Middle)
+    pub fn written_at(&self, now: Timestamp, began: std::time::Instant) -> Timestamp {
+        match self {
+            RenewalPart::Whole => now,
+            _ => now.plus_ms(u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX)),
+        }
     }
 
     /// The jobs still named, against which a worker's other covered jobs are released: `named`
@@ -343,8 +352,20 @@ mod tests {
         assert_eq!(sizes, [2, 2, 1]);
         assert!(matches!(parts[0].1, RenewalPart::First));
         assert!(matches!(parts[1].1, RenewalPart::Middle));
-        let renews: Vec<bool> = parts.iter().map(|(_, w)| w.renews_worker()).collect();
-        assert_eq!(renews, [true, false, true]);
+        // A part of several is written at the time it is written; one renewal in one write,
+        // at the engine's time.
+        let began = std::time::Instant::now() - std::time::Duration::from_millis(1_500);
+        assert_eq!(
+            whole[0].1.written_at(Timestamp(10_000), began),
+            Timestamp(10_000)
+        );
+        for (_, part) in &parts {
+            let at = part.written_at(Timestamp(10_000), began);
+            assert!(
+                (11_500..20_000).contains(&at.0),
+                "{part:?} written at {at:?}"
+            );
+        }
         assert_eq!(parts[0].1.still_named(&named), None);
         assert_eq!(parts[1].1.still_named(&named), None);
         let all = parts[2]

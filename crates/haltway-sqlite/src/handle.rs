@@ -27,6 +27,8 @@ pub struct SqliteStore {
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) writer: mpsc::Sender<Msg>,
+    /// Commands the writer runs ahead of those queued on `writer` (see [`Writer::urgent`]).
+    pub(crate) urgent: mpsc::Sender<Msg>,
     pub(crate) readers: Mutex<Vec<Connection>>,
     pub(crate) max_readers: usize,
     /// One permit per read connection: reads beyond the pool wait for a connection instead of
@@ -75,6 +77,7 @@ impl SqliteStore {
         let conn = schema::open_writer(&path, &options)?;
         let first_reader = schema::open_reader(&path)?;
         let (tx, rx) = mpsc::channel();
+        let (urgent, urgent_rx) = mpsc::channel();
         let notices = broadcast::channel(1024).0;
         let events = broadcast::channel(4096).0;
         let rows_written = Arc::new(AtomicU64::new(0));
@@ -87,6 +90,7 @@ impl SqliteStore {
             running_jobs: running_jobs.clone(),
             conn,
             rx,
+            urgent: urgent_rx,
             notices: notices.clone(),
             events: events.clone(),
             max_batch: options.max_batch.max(1),
@@ -134,6 +138,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             shared: Arc::new(Shared {
                 writer: tx,
+                urgent,
                 readers: Mutex::new(vec![first_reader]),
                 max_readers: options.readers.max(1),
                 read_permits: tokio::sync::Semaphore::new(options.readers.max(1)),
@@ -166,6 +171,16 @@ impl SqliteStore {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         writer::run(&self.shared.writer, f).await
+    }
+
+    /// As [`write`](Self::write), run by the writer ahead of the commands already queued for it
+    /// (in its next transaction): for what keeps leases alive, which must not wait behind a
+    /// queue of deliveries that has grown longer than a lease.
+    pub(crate) async fn write_urgent<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        writer::run_urgent(&self.shared.writer, &self.shared.urgent, f).await
     }
 
     /// Submits one job through the writer, beside whatever other submits it is given at the
@@ -429,5 +444,59 @@ mod tests {
             })
             .collect();
         assert_eq!(stored, want);
+    }
+
+    /// A command sent with `write_urgent` runs ahead of those already queued: with the writer
+    /// busy, three commands queued and then an urgent one run in the order urgent first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn urgent_commands_run_ahead_of_the_queue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("urgent.db")).expect("open");
+        let order = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let (began, busy) = std::sync::mpsc::channel();
+        let first = {
+            let (store, order) = (store.clone(), order.clone());
+            tokio::spawn(async move {
+                store
+                    .write(move |_| {
+                        let _ = began.send(());
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        order.lock().push("busy");
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        busy.recv().expect("the writer began");
+        let mut queued = Vec::new();
+        for name in ["queued 1", "queued 2", "queued 3"] {
+            let (store, order) = (store.clone(), order.clone());
+            queued.push(tokio::spawn(async move {
+                store
+                    .write(move |_| {
+                        order.lock().push(name);
+                        Ok(())
+                    })
+                    .await
+            }));
+        }
+        // The three are on the writer's channel before the urgent one is sent.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let o = order.clone();
+        store
+            .write_urgent(move |_| {
+                o.lock().push("urgent");
+                Ok(())
+            })
+            .await
+            .expect("urgent");
+        first.await.expect("task").expect("busy");
+        for q in queued {
+            q.await.expect("task").expect("queued");
+        }
+        assert_eq!(
+            *order.lock(),
+            ["busy", "urgent", "queued 1", "queued 2", "queued 3"]
+        );
     }
 }

@@ -425,6 +425,28 @@ pub(crate) async fn run<T: Send + 'static>(
     tx: &mpsc::Sender<Msg>,
     f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
 ) -> Result<T> {
+    let (cmd, wait) = command(f);
+    tx.send(Msg::Run(cmd)).map_err(|_| closed())?;
+    wait.await.map_err(|_| closed())?
+}
+
+/// As [`run`], on the urgent channel (see [`Writer::urgent`]), with a poll on `tx` to wake the
+/// writer.
+pub(crate) async fn run_urgent<T: Send + 'static>(
+    tx: &mpsc::Sender<Msg>,
+    urgent: &mpsc::Sender<Msg>,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (cmd, wait) = command(f);
+    urgent.send(Msg::Run(cmd)).map_err(|_| closed())?;
+    tx.send(Msg::Poll).map_err(|_| closed())?;
+    wait.await.map_err(|_| closed())?
+}
+
+/// The command that runs `f` in the writer's transaction, and where its answer comes.
+fn command<T: Send + 'static>(
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+) -> (Command, oneshot::Receiver<Result<T>>) {
     let (answer, wait) = oneshot::channel();
     let cmd: Command = Box::new(move |tx: Option<&mut Tx<'_>>| {
         let out = match tx {
@@ -439,8 +461,7 @@ pub(crate) async fn run<T: Send + 'static>(
         };
         reply(answer, out)
     });
-    tx.send(Msg::Run(cmd)).map_err(|_| closed())?;
-    wait.await.map_err(|_| closed())?
+    (cmd, wait)
 }
 
 /// The reply that sends `out` to `answer` once the transaction is over, or the transaction's
@@ -480,6 +501,10 @@ impl Drop for Answers {
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) rx: mpsc::Receiver<Msg>,
+    /// Commands to run ahead of those waiting on `rx`: each transaction begins with every one
+    /// sent so far. Their sender also sends a [`Msg::Poll`] on `rx`, which wakes the writer
+    /// when it waits for work.
+    pub(crate) urgent: mpsc::Receiver<Msg>,
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) events: broadcast::Sender<EventNotice>,
     pub(crate) max_batch: usize,
@@ -504,7 +529,8 @@ impl Writer {
         let mut counts = None;
         let mut version = self.data_version().unwrap_or(0);
         while let Ok(first) = self.rx.recv() {
-            let mut batch = vec![first];
+            let mut batch: Vec<Msg> = self.urgent.try_iter().collect();
+            batch.push(first);
             while batch.len() < self.max_batch {
                 match self.rx.try_recv() {
                     Ok(m) => batch.push(m),

@@ -529,13 +529,20 @@ impl Writer {
         let mut counts = None;
         let mut version = self.data_version().unwrap_or(0);
         while let Ok(first) = self.rx.recv() {
-            let mut batch: Vec<Msg> = self.urgent.try_iter().collect();
-            batch.push(first);
+            let mut batch = vec![first];
             while batch.len() < self.max_batch {
                 match self.rx.try_recv() {
                     Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
+            }
+            // Urgent commands first, taken after the queue: an urgent command is sent before
+            // the poll that wakes the writer for it, so every one whose poll was just taken is
+            // here (taken before, one sent while the queue was read would wait for the next
+            // message, up to the foreign poll's interval on a quiet store).
+            let urgent: Vec<Msg> = self.urgent.try_iter().collect();
+            if !urgent.is_empty() {
+                batch.splice(0..0, urgent);
             }
             let (commands, truncate) = works(batch);
             if commands.is_empty() {

@@ -446,23 +446,34 @@ mod tests {
         assert_eq!(stored, want);
     }
 
+    /// A store whose writer polls for other processes' commits only once an hour: nothing but
+    /// the store's own messages wakes it.
+    fn quiet_store(dir: &tempfile::TempDir) -> SqliteStore {
+        let options =
+            crate::SqliteOptions::default().foreign_poll(std::time::Duration::from_secs(3600));
+        SqliteStore::open_with(dir.path().join("quiet.db"), options).expect("open")
+    }
+
+    /// Sends an urgent command that does nothing and waits for its answer, 5 s at most.
+    async fn urgent_answers(store: &SqliteStore) {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.write_urgent(|_| Ok(())),
+        )
+        .await
+        .expect("the urgent command ran")
+        .expect("urgent");
+    }
+
     /// An urgent command wakes a writer that waits for work: with the foreign poll an hour
     /// apart, nothing else would.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_urgent_command_wakes_an_idle_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options =
-            crate::SqliteOptions::default().foreign_poll(std::time::Duration::from_secs(3600));
-        let store = SqliteStore::open_with(dir.path().join("idle.db"), options).expect("open");
+        let store = quiet_store(&dir);
         store.write(|_| Ok(())).await.expect("a first write");
         for _ in 0..100 {
-            tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                store.write_urgent(|_| Ok(())),
-            )
-            .await
-            .expect("the urgent command ran")
-            .expect("urgent");
+            urgent_answers(&store).await;
         }
     }
 
@@ -472,9 +483,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_urgent_command_sent_beside_others_is_not_left_behind() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options =
-            crate::SqliteOptions::default().foreign_poll(std::time::Duration::from_secs(3600));
-        let store = SqliteStore::open_with(dir.path().join("beside.db"), options).expect("open");
+        let store = quiet_store(&dir);
         for _ in 0..300 {
             let mut flood = tokio::task::JoinSet::new();
             for _ in 0..4000 {
@@ -482,13 +491,7 @@ mod tests {
                 flood.spawn(async move { store.write(|_| Ok(())).await });
             }
             tokio::task::yield_now().await;
-            tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                store.write_urgent(|_| Ok(())),
-            )
-            .await
-            .expect("the urgent command ran")
-            .expect("urgent");
+            urgent_answers(&store).await;
             while let Some(w) = flood.join_next().await {
                 w.expect("task").expect("write");
             }
